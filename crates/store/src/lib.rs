@@ -1,0 +1,43 @@
+//! GuardMDM's storage seam: narrow role traits, composed into [`Store`].
+//!
+//! Backends (`guardmdm-store-sqlite`, `guardmdm-store-postgres`) implement every trait and run
+//! the one conformance suite in [`testsuite`] (feature `testsuite`). This crate knows no
+//! database driver: backends map their errors into [`StoreError`].
+//!
+//! Every method that changes what an admin controls takes the [`NewAuditEvent`] describing
+//! the change and writes it in the same transaction, so the audit log never misses a change
+//! and never records one that did not happen.
+
+pub mod abm;
+pub mod api_keys;
+pub mod audit;
+pub mod error;
+pub mod meta;
+#[cfg(feature = "testsuite")]
+pub mod testsuite;
+
+pub use abm::{AbmEntry, AbmEntryStore, NewAbmEntry, ServerTokenRecord, TokenProblem};
+pub use api_keys::{ApiKey, ApiKeyStore, NewApiKey};
+pub use audit::{AuditEvent, AuditStore, NewAuditEvent};
+pub use error::StoreError;
+pub use meta::{Backend, MetaStore};
+
+use time::OffsetDateTime;
+
+/// Everything GuardMDM stores. Services hold an `Arc<dyn Store>`; small components take the
+/// narrowest trait they need.
+pub trait Store: Backend + MetaStore + AbmEntryStore + ApiKeyStore + AuditStore {}
+
+impl<T> Store for T where T: Backend + MetaStore + AbmEntryStore + ApiKeyStore + AuditStore {}
+
+/// `t` cut to whole microseconds: the precision every backend keeps, so a value read back
+/// equals the value written.
+pub fn truncate_to_micros(t: OffsetDateTime) -> OffsetDateTime {
+    let micros = t.microsecond();
+    t.replace_microsecond(micros).unwrap_or(t)
+}
+
+/// The current UTC time at storage precision (see [`truncate_to_micros`]).
+pub fn now() -> OffsetDateTime {
+    truncate_to_micros(OffsetDateTime::now_utc())
+}
