@@ -1,0 +1,206 @@
+use async_trait::async_trait;
+use guardmdm_store::{
+    AbmEntry, AbmEntryStore, NewAbmEntry, NewAuditEvent, ServerTokenRecord, StoreError,
+    TokenProblem,
+};
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+use time::OffsetDateTime;
+
+use crate::{PostgresStore, backend, insert_audit};
+
+const COLUMNS: &str = "SELECT id, name, certificate_pem, sealed_private_key, batch_size, abm_url, \
+     sealed_server_token, token_expires_at, token_uploaded_at, problem_kind, problem_message, \
+     problem_since, created_at, updated_at FROM abm_entries";
+
+#[async_trait]
+impl AbmEntryStore for PostgresStore {
+    async fn create_abm_entry(
+        &self,
+        entry: &NewAbmEntry,
+        audit: &NewAuditEvent,
+    ) -> Result<AbmEntry, StoreError> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO abm_entries (id, name, certificate_pem, sealed_private_key, batch_size, \
+             abm_url, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(entry.id)
+        .bind(&entry.name)
+        .bind(&entry.certificate_pem)
+        .bind(&entry.sealed_private_key)
+        .bind(i32::try_from(entry.batch_size).unwrap_or(i32::MAX))
+        .bind(&entry.abm_url)
+        .bind(entry.created_at)
+        .bind(entry.created_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        insert_audit(&mut tx, audit).await?;
+        let row = fetch(&mut tx, &entry.name).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(row)
+    }
+
+    async fn list_abm_entries(&self) -> Result<Vec<AbmEntry>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{COLUMNS} ORDER BY name")))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+        rows.iter().map(entry_from_row).collect()
+    }
+
+    async fn get_abm_entry(&self, name: &str) -> Result<AbmEntry, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("{COLUMNS} WHERE name = $1")))
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)?;
+        entry_from_row(&row)
+    }
+
+    async fn update_abm_settings(
+        &self,
+        name: &str,
+        batch_size: u32,
+        abm_url: Option<&str>,
+        at: OffsetDateTime,
+        audit: &NewAuditEvent,
+    ) -> Result<AbmEntry, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query(
+            "UPDATE abm_entries SET batch_size = $1, abm_url = $2, updated_at = $3 WHERE name = $4",
+        )
+        .bind(i32::try_from(batch_size).unwrap_or(i32::MAX))
+        .bind(abm_url)
+        .bind(at)
+        .bind(name)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        insert_audit(&mut tx, audit).await?;
+        let row = fetch(&mut tx, name).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(row)
+    }
+
+    async fn store_server_token(
+        &self,
+        name: &str,
+        token: &ServerTokenRecord,
+        audit: &NewAuditEvent,
+    ) -> Result<AbmEntry, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query(
+            "UPDATE abm_entries SET sealed_server_token = $1, token_expires_at = $2, \
+             token_uploaded_at = $3, problem_kind = NULL, problem_message = NULL, \
+             problem_since = NULL, updated_at = $4 WHERE name = $5",
+        )
+        .bind(&token.sealed_token)
+        .bind(token.expires_at)
+        .bind(token.uploaded_at)
+        .bind(token.uploaded_at)
+        .bind(name)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        insert_audit(&mut tx, audit).await?;
+        let row = fetch(&mut tx, name).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(row)
+    }
+
+    async fn set_abm_problem(
+        &self,
+        name: &str,
+        problem: Option<&TokenProblem>,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE abm_entries SET problem_kind = $1, problem_message = $2, problem_since = $3, \
+             updated_at = $4 WHERE name = $5",
+        )
+        .bind(problem.map(|p| p.kind.as_str()))
+        .bind(problem.map(|p| p.message.as_str()))
+        .bind(problem.map(|p| p.since))
+        .bind(at)
+        .bind(name)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn delete_abm_entry(&self, name: &str, audit: &NewAuditEvent) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query("DELETE FROM abm_entries WHERE name = $1")
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::NotFound);
+        }
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(backend)
+    }
+}
+
+async fn fetch(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    name: &str,
+) -> Result<AbmEntry, StoreError> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!("{COLUMNS} WHERE name = $1")))
+        .bind(name)
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(backend)?;
+    entry_from_row(&row)
+}
+
+fn entry_from_row(row: &PgRow) -> Result<AbmEntry, StoreError> {
+    let sealed: Option<Vec<u8>> = row.try_get("sealed_server_token").map_err(backend)?;
+    let server_token = match sealed {
+        None => None,
+        Some(sealed_token) => Some(ServerTokenRecord {
+            sealed_token,
+            expires_at: row.try_get("token_expires_at").map_err(backend)?,
+            uploaded_at: row.try_get("token_uploaded_at").map_err(backend)?,
+        }),
+    };
+    let kind: Option<String> = row.try_get("problem_kind").map_err(backend)?;
+    let problem = match kind {
+        None => None,
+        Some(kind) => Some(TokenProblem {
+            kind,
+            message: row.try_get("problem_message").map_err(backend)?,
+            since: row
+                .try_get::<Option<OffsetDateTime>, _>("problem_since")
+                .map_err(backend)?
+                .ok_or_else(|| StoreError::Corrupt("problem without a time".to_string()))?,
+        }),
+    };
+    let batch_size: i32 = row.try_get("batch_size").map_err(backend)?;
+    Ok(AbmEntry {
+        id: row.try_get("id").map_err(backend)?,
+        name: row.try_get("name").map_err(backend)?,
+        certificate_pem: row.try_get("certificate_pem").map_err(backend)?,
+        sealed_private_key: row.try_get("sealed_private_key").map_err(backend)?,
+        batch_size: u32::try_from(batch_size)
+            .map_err(|_| StoreError::Corrupt(format!("batch size {batch_size}")))?,
+        abm_url: row.try_get("abm_url").map_err(backend)?,
+        server_token,
+        problem,
+        created_at: row.try_get("created_at").map_err(backend)?,
+        updated_at: row.try_get("updated_at").map_err(backend)?,
+    })
+}
