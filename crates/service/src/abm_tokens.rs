@@ -1,0 +1,388 @@
+//! ABM entries and their server tokens: the seed's "MDM Server Assignment in ABM" steps.
+//!
+//! 1. [`AbmTokenService::create`] makes an entry with an RSA key pair; its certificate
+//!    ([`AbmTokenService::public_key`]) is what the admin uploads to ABM.
+//! 2. ABM returns a `*_smime.p7m` server token encrypted to that certificate;
+//!    [`AbmTokenService::upload_server_token`] decrypts, validates and stores it, and later
+//!    replaces it on renewal while keeping everything else about the entry.
+
+use std::sync::Arc;
+
+use guardmdm_crypto::{DepTokens, SecretKey, decrypt_server_token, generate_token_key_pair};
+use guardmdm_store::{AbmEntry, NewAbmEntry, NewAuditEvent, ServerTokenRecord, Store, StoreError};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
+
+use crate::health::{TokenHealth, token_health};
+use crate::names::validate_name;
+use crate::{Actor, ServiceError};
+
+/// Devices per fetch/sync page unless an entry says otherwise (Apple's default).
+pub const DEFAULT_BATCH_SIZE: u32 = 100;
+/// Apple's maximum page size.
+pub const MAX_BATCH_SIZE: u32 = 1000;
+/// Largest server token file accepted. Real ones are about 3 KiB.
+pub const MAX_TOKEN_FILE_BYTES: usize = 64 * 1024;
+
+/// What an admin supplies to create an entry.
+#[derive(Debug, Clone, Default)]
+pub struct NewEntry {
+    /// Unique name.
+    pub name: String,
+    /// Devices per page; default [`DEFAULT_BATCH_SIZE`].
+    pub batch_size: Option<u32>,
+    /// A DEP API base URL for this entry only.
+    pub abm_url: Option<String>,
+}
+
+/// A change to an entry's settings; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct EntrySettings {
+    /// Devices per page.
+    pub batch_size: Option<u32>,
+    /// `Some(None)` clears the per-entry URL; `Some(Some(url))` sets it.
+    pub abm_url: Option<Option<String>>,
+}
+
+/// An entry as the API and CLI show it. Carries no secret.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AbmEntryView {
+    /// Identifier.
+    pub id: Uuid,
+    /// Unique name.
+    pub name: String,
+    /// Token health, expiry and days left.
+    pub health: TokenHealth,
+    /// When the current server token was uploaded; `None` while pending.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub token_uploaded_at: Option<OffsetDateTime>,
+    /// Devices per fetch/sync page.
+    pub batch_size: u32,
+    /// The per-entry DEP API base URL; `None` means the server's `--abm-url`.
+    pub abm_url: Option<String>,
+    /// When the last sync finished; `None` until the first one.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_sync_at: Option<OffsetDateTime>,
+    /// When the entry was created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When anything about it last changed.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl AbmEntryView {
+    /// The view of a stored entry at `now`.
+    pub fn from_entry(entry: &AbmEntry, now: OffsetDateTime) -> Self {
+        let token = entry.server_token.as_ref();
+        Self {
+            id: entry.id,
+            name: entry.name.clone(),
+            health: token_health(token.map(|t| t.expires_at), entry.problem.as_ref(), now),
+            token_uploaded_at: token.map(|t| t.uploaded_at),
+            batch_size: entry.batch_size,
+            abm_url: entry.abm_url.clone(),
+            last_sync_at: None,
+            created_at: entry.created_at,
+            updated_at: entry.updated_at,
+        }
+    }
+}
+
+/// Checks a page size: 1 to [`MAX_BATCH_SIZE`].
+///
+/// # Errors
+/// [`ServiceError::Invalid`] naming the allowed range.
+pub fn validate_batch_size(size: u32) -> Result<u32, ServiceError> {
+    if (1..=MAX_BATCH_SIZE).contains(&size) {
+        Ok(size)
+    } else {
+        Err(ServiceError::Invalid(format!(
+            "batch size {size} is out of range: Apple pages hold 1 to {MAX_BATCH_SIZE} devices (default {DEFAULT_BATCH_SIZE})"
+        )))
+    }
+}
+
+/// Checks a DEP API base URL: absolute `http` or `https`, no query or fragment.
+///
+/// # Errors
+/// [`ServiceError::Invalid`] saying what is wrong.
+pub fn validate_abm_url(text: &str) -> Result<String, ServiceError> {
+    let url = url::Url::parse(text)
+        .map_err(|e| ServiceError::Invalid(format!("ABM URL {text:?} is not a valid URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(ServiceError::Invalid(format!(
+            "ABM URL {text:?} must be an http:// or https:// URL with a host"
+        )));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(ServiceError::Invalid(format!(
+            "ABM URL {text:?} must not have a query or fragment"
+        )));
+    }
+    Ok(url.to_string())
+}
+
+fn private_key_context(id: Uuid) -> String {
+    format!("abm/{id}/private_key")
+}
+
+fn server_token_context(id: Uuid) -> String {
+    format!("abm/{id}/server_token")
+}
+
+/// ABM entries and server tokens.
+#[derive(Clone)]
+pub struct AbmTokenService {
+    store: Arc<dyn Store>,
+    secrets: Arc<SecretKey>,
+}
+
+impl AbmTokenService {
+    /// A service over `store`, sealing secrets with `secrets`.
+    pub fn new(store: Arc<dyn Store>, secrets: Arc<SecretKey>) -> Self {
+        Self { store, secrets }
+    }
+
+    /// Creates an entry with a new RSA-2048 key pair and self-signed certificate.
+    ///
+    /// # Errors
+    /// [`ServiceError::Invalid`] for a bad name or setting, [`ServiceError::Conflict`] when the
+    /// name is taken.
+    #[tracing::instrument(skip_all, fields(abm_entry = %new.name))]
+    pub async fn create(&self, actor: &Actor, new: NewEntry) -> Result<AbmEntryView, ServiceError> {
+        validate_name(&new.name, "ABM entry name")?;
+        let batch_size = validate_batch_size(new.batch_size.unwrap_or(DEFAULT_BATCH_SIZE))?;
+        let abm_url = new.abm_url.as_deref().map(validate_abm_url).transpose()?;
+        let common_name = format!("GuardMDM {}", new.name);
+        let pair = tokio::task::spawn_blocking(move || generate_token_key_pair(&common_name))
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))?
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let id = Uuid::new_v4();
+        let sealed_private_key =
+            self.secrets.seal_str(&pair.private_key_pem, &private_key_context(id))?;
+        let now = guardmdm_store::now();
+        let entry = NewAbmEntry {
+            id,
+            name: new.name.clone(),
+            certificate_pem: pair.certificate_pem,
+            sealed_private_key,
+            batch_size,
+            abm_url: abm_url.clone(),
+            created_at: now,
+        };
+        let audit = audit(actor, "abm_token.create", &new.name, now, serde_json::json!({
+            "batch_size": batch_size, "abm_url": abm_url,
+        }));
+        let stored = self.store.create_abm_entry(&entry, &audit).await.map_err(|e| match e {
+            StoreError::Conflict(_) => {
+                ServiceError::Conflict(format!("an ABM entry named {:?} already exists", new.name))
+            }
+            other => other.into(),
+        })?;
+        tracing::info!(abm_entry = %stored.name, "ABM entry created");
+        Ok(AbmEntryView::from_entry(&stored, now))
+    }
+
+    /// Every entry with its health, by name.
+    ///
+    /// # Errors
+    /// Only storage failures.
+    pub async fn list(&self) -> Result<Vec<AbmEntryView>, ServiceError> {
+        let now = OffsetDateTime::now_utc();
+        let entries = self.store.list_abm_entries().await?;
+        Ok(entries.iter().map(|e| AbmEntryView::from_entry(e, now)).collect())
+    }
+
+    /// One entry.
+    ///
+    /// # Errors
+    /// [`ServiceError::NotFound`] when there is no such entry.
+    pub async fn get(&self, name: &str) -> Result<AbmEntryView, ServiceError> {
+        let entry = self.load(name).await?;
+        Ok(AbmEntryView::from_entry(&entry, OffsetDateTime::now_utc()))
+    }
+
+    /// The entry's certificate as PEM: the file to upload to ABM.
+    ///
+    /// # Errors
+    /// [`ServiceError::NotFound`] when there is no such entry.
+    pub async fn public_key(&self, name: &str) -> Result<String, ServiceError> {
+        Ok(self.load(name).await?.certificate_pem)
+    }
+
+    /// Changes an entry's settings.
+    ///
+    /// # Errors
+    /// [`ServiceError::Invalid`] for a bad value, [`ServiceError::NotFound`] for no entry.
+    pub async fn update_settings(
+        &self,
+        actor: &Actor,
+        name: &str,
+        settings: EntrySettings,
+    ) -> Result<AbmEntryView, ServiceError> {
+        let current = self.load(name).await?;
+        let batch_size = match settings.batch_size {
+            Some(size) => validate_batch_size(size)?,
+            None => current.batch_size,
+        };
+        let abm_url = match settings.abm_url {
+            Some(Some(url)) => Some(validate_abm_url(&url)?),
+            Some(None) => None,
+            None => current.abm_url.clone(),
+        };
+        let now = guardmdm_store::now();
+        let audit = audit(actor, "abm_token.set", name, now, serde_json::json!({
+            "batch_size": batch_size, "abm_url": abm_url,
+        }));
+        let stored = self
+            .store
+            .update_abm_settings(name, batch_size, abm_url.as_deref(), now, &audit)
+            .await
+            .map_err(|e| not_found(e, name))?;
+        Ok(AbmEntryView::from_entry(&stored, now))
+    }
+
+    /// Installs or renews the entry's server token from the `*_smime.p7m` file ABM returned.
+    ///
+    /// Nothing is stored unless the file decrypts with this entry's key, holds all four OAuth
+    /// values and an expiry in the future, and — when a token is already installed — has the
+    /// same `consumer_key` (the same ABM MDM server), unless `force` is set.
+    ///
+    /// # Errors
+    /// [`ServiceError::BadToken`] naming what is wrong with the file,
+    /// [`ServiceError::TokenExpired`], [`ServiceError::Conflict`] for another server's token,
+    /// [`ServiceError::Invalid`] for an oversized file, [`ServiceError::NotFound`].
+    #[tracing::instrument(skip_all, fields(abm_entry = %name, force))]
+    pub async fn upload_server_token(
+        &self,
+        actor: &Actor,
+        name: &str,
+        file: &[u8],
+        force: bool,
+    ) -> Result<AbmEntryView, ServiceError> {
+        if file.len() > MAX_TOKEN_FILE_BYTES {
+            return Err(ServiceError::Invalid(format!(
+                "the server token file is {} bytes; a real one is about 3 KiB (limit {} KiB)",
+                file.len(),
+                MAX_TOKEN_FILE_BYTES / 1024
+            )));
+        }
+        let entry = self.load(name).await?;
+        let private_key = self
+            .secrets
+            .open_str(&entry.sealed_private_key, &private_key_context(entry.id))?;
+        let tokens = decrypt_server_token(file, &entry.certificate_pem, &private_key)?;
+        let now = guardmdm_store::now();
+        if tokens.access_token_expiry <= now {
+            return Err(ServiceError::TokenExpired {
+                expired_at: rfc3339(tokens.access_token_expiry),
+            });
+        }
+        let renewal = entry.server_token.is_some();
+        if let (Some(existing), false) = (&entry.server_token, force) {
+            let installed = self.open_tokens(entry.id, &existing.sealed_token)?;
+            if installed.consumer_key.expose_secret() != tokens.consumer_key.expose_secret() {
+                return Err(ServiceError::Conflict(format!(
+                    "this server token belongs to a different MDM server in Apple Business Manager \
+                     (its consumer_key differs from the token installed in {name:?}); upload it \
+                     to the entry of that server, or pass --force to replace the token anyway"
+                )));
+            }
+        }
+        let sealed_token = self
+            .secrets
+            .seal_str(&tokens.to_json()?, &server_token_context(entry.id))?;
+        let record = ServerTokenRecord {
+            sealed_token,
+            expires_at: tokens.access_token_expiry,
+            uploaded_at: now,
+        };
+        let action = if renewal { "abm_token.renew" } else { "abm_token.upload" };
+        let audit = audit(actor, action, name, now, serde_json::json!({
+            "expires_at": rfc3339(tokens.access_token_expiry), "forced": force,
+        }));
+        let stored = self
+            .store
+            .store_server_token(name, &record, &audit)
+            .await
+            .map_err(|e| not_found(e, name))?;
+        tracing::info!(
+            abm_entry = %name,
+            renewal,
+            expires_at = %rfc3339(tokens.access_token_expiry),
+            "ABM server token installed"
+        );
+        Ok(AbmEntryView::from_entry(&stored, now))
+    }
+
+    /// The decrypted OAuth credentials of an entry, for the ABM client. `None` while pending.
+    ///
+    /// # Errors
+    /// [`ServiceError::NotFound`], or [`ServiceError::Internal`] when the sealed token cannot
+    /// be opened (wrong secret key).
+    pub async fn credentials(&self, name: &str) -> Result<Option<DepTokens>, ServiceError> {
+        let entry = self.load(name).await?;
+        entry
+            .server_token
+            .map(|t| self.open_tokens(entry.id, &t.sealed_token))
+            .transpose()
+    }
+
+    /// Deletes an entry, its key pair and token.
+    ///
+    /// # Errors
+    /// [`ServiceError::NotFound`] when there is no such entry.
+    pub async fn delete(&self, actor: &Actor, name: &str) -> Result<(), ServiceError> {
+        let now = guardmdm_store::now();
+        let audit = audit(actor, "abm_token.delete", name, now, serde_json::json!({}));
+        self.store
+            .delete_abm_entry(name, &audit)
+            .await
+            .map_err(|e| not_found(e, name))
+    }
+
+    fn open_tokens(&self, id: Uuid, sealed: &[u8]) -> Result<DepTokens, ServiceError> {
+        let json: SecretString = self.secrets.open_str(sealed, &server_token_context(id))?;
+        DepTokens::from_json(json.expose_secret())
+            .map_err(|e| ServiceError::Internal(format!("stored server token: {e}")))
+    }
+
+    async fn load(&self, name: &str) -> Result<AbmEntry, ServiceError> {
+        self.store.get_abm_entry(name).await.map_err(|e| not_found(e, name))
+    }
+}
+
+fn not_found(err: StoreError, name: &str) -> ServiceError {
+    match err {
+        StoreError::NotFound => ServiceError::NotFound(format!("no ABM entry named {name:?}")),
+        other => other.into(),
+    }
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&Rfc3339).unwrap_or_else(|_| t.to_string())
+}
+
+pub(crate) fn audit(
+    actor: &Actor,
+    action: &str,
+    target: &str,
+    at: OffsetDateTime,
+    details: serde_json::Value,
+) -> NewAuditEvent {
+    NewAuditEvent {
+        at,
+        actor: actor.audit_name(),
+        action: action.to_string(),
+        target: target.to_string(),
+        details,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,106 @@
+//! Background jobs. Each runs until its `CancellationToken` is cancelled (graceful shutdown).
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::health::TokenState;
+use crate::{AbmEntryView, AbmTokenService};
+
+/// How often token health is checked and warned about after the check at start-up.
+pub const TOKEN_CHECK_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The entries whose token needs an admin: expiring, expired, terms not signed, rejected.
+pub fn entries_needing_attention(entries: &[AbmEntryView]) -> Vec<&AbmEntryView> {
+    entries.iter().filter(|e| e.health.state.needs_attention()).collect()
+}
+
+/// Logs a warning for every entry whose token needs an admin, and returns those entries.
+///
+/// # Errors
+/// Storage failures.
+pub async fn check_token_health(
+    abm: &AbmTokenService,
+) -> Result<Vec<AbmEntryView>, crate::ServiceError> {
+    let entries = abm.list().await?;
+    let flagged: Vec<AbmEntryView> =
+        entries_needing_attention(&entries).into_iter().cloned().collect();
+    for entry in &flagged {
+        let expires_at = entry
+            .health
+            .expires_at
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        tracing::warn!(
+            abm_entry = %entry.name,
+            state = entry.health.state.as_str(),
+            days_left = entry.health.days_left,
+            expires_at = %expires_at,
+            "ABM token needs attention: {}",
+            entry.health.message
+        );
+    }
+    if flagged.is_empty() {
+        let pending = entries.iter().filter(|e| e.health.state == TokenState::Pending).count();
+        tracing::info!(entries = entries.len(), pending, "ABM tokens checked: none expiring");
+    }
+    Ok(flagged)
+}
+
+/// Runs `tick` at once and then every `period` until `cancel`. A tick that overruns delays
+/// the next one instead of causing a burst.
+pub async fn run_every<F, Fut>(period: Duration, cancel: CancellationToken, mut tick: F)
+where
+    F: FnMut() -> Fut + Send,
+    Fut: Future<Output = ()> + Send,
+{
+    let mut interval = tokio::time::interval(period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            _ = interval.tick() => tick().await,
+        }
+    }
+}
+
+/// Checks token health at once and then every [`TOKEN_CHECK_INTERVAL`] until `cancel`.
+/// A failed check is logged and retried at the next tick.
+pub async fn run_token_health_monitor(abm: AbmTokenService, cancel: CancellationToken) {
+    run_every(TOKEN_CHECK_INTERVAL, cancel, || async {
+        if let Err(e) = check_token_health(&abm).await {
+            tracing::error!(error = %e, "ABM token health check failed");
+        }
+    })
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test(start_paused = true)]
+    async fn run_every_ticks_at_once_then_each_period_until_cancelled() {
+        let count = Arc::new(AtomicUsize::new(0));
+        let cancel = CancellationToken::new();
+        let job = tokio::spawn(run_every(TOKEN_CHECK_INTERVAL, cancel.clone(), {
+            let count = count.clone();
+            move || {
+                count.fetch_add(1, Ordering::SeqCst);
+                async {}
+            }
+        }));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(count.load(Ordering::SeqCst), 1, "at start-up");
+        tokio::time::sleep(TOKEN_CHECK_INTERVAL - Duration::from_secs(2)).await;
+        assert_eq!(count.load(Ordering::SeqCst), 1, "not again within the period");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(count.load(Ordering::SeqCst), 2, "again after the period");
+        cancel.cancel();
+        job.await.unwrap();
+        tokio::time::sleep(TOKEN_CHECK_INTERVAL * 3).await;
+        assert_eq!(count.load(Ordering::SeqCst), 2, "nothing after cancel");
+    }
+}
