@@ -1,1 +1,22 @@
-fn main() {}
+//! `guardmdm`: Apple device management with zero-touch enrollment through Apple Business
+//! Manager. See `guardmdm --help`.
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = guardmdm::cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(guardmdm::cli::run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,1 +1,72 @@
-//! placeholder
+//! GuardMDM's HTTP adapters (axum). Handlers extract and validate, call one service method,
+//! and serialize; no SQL, no crypto, no Apple calls live here.
+//!
+//! - `/healthz`, `/metrics` (Prometheus/OpenMetrics text): unauthenticated.
+//! - `/api/v1/openapi.json`: the API description, unauthenticated.
+//! - `/api/v1/…`: the admin REST API, `Authorization: Bearer <token>` on every route
+//!   (401 with a JSON error otherwise, unknown routes included).
+
+mod auth;
+mod error;
+mod extract;
+mod metrics;
+mod routes;
+mod trace;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use guardmdm_service::Services;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+
+pub use error::ApiError;
+pub use metrics::HttpMetrics;
+
+/// Largest JSON request body accepted by the admin API.
+pub const MAX_JSON_BODY_BYTES: usize = 1024 * 1024;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The services.
+    pub services: Services,
+    /// Request counters and latency histograms.
+    pub metrics: Arc<HttpMetrics>,
+}
+
+impl AppState {
+    /// State over `services`, with fresh metrics.
+    pub fn new(services: Services) -> Self {
+        Self {
+            services,
+            metrics: Arc::new(HttpMetrics::default()),
+        }
+    }
+}
+
+/// The whole HTTP surface of `guardmdm serve`.
+pub fn router(state: AppState) -> Router {
+    let api = routes::api_router()
+        .fallback(error::api_not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_admin))
+        .route("/openapi.json", get(routes::openapi::document))
+        .layer(DefaultBodyLimit::max(MAX_JSON_BODY_BYTES));
+    let request_id = axum::http::HeaderName::from_static("x-request-id");
+    Router::new()
+        .route("/healthz", get(routes::health::healthz))
+        .route("/metrics", get(routes::health::metrics))
+        .nest("/api/v1", api)
+        .fallback(error::not_found)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::record))
+        .layer(trace::layer())
+        .layer(PropagateRequestIdLayer::new(request_id.clone()))
+        .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
+        .layer(SetSensitiveRequestHeadersLayer::new([axum::http::header::AUTHORIZATION]))
+        .layer(CatchPanicLayer::custom(error::panic_response))
+        .with_state(state)
+}

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use guardmdm_crypto::{DepTokens, SecretKey, decrypt_server_token, generate_token_key_pair};
 use guardmdm_store::{AbmEntry, NewAbmEntry, NewAuditEvent, ServerTokenRecord, Store, StoreError};
 use secrecy::{ExposeSecret, SecretString};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
@@ -48,7 +48,7 @@ pub struct EntrySettings {
 }
 
 /// An entry as the API and CLI show it. Carries no secret.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AbmEntryView {
     /// Identifier.
     pub id: Uuid,

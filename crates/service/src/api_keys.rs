@@ -8,7 +8,7 @@ use std::sync::Arc;
 use guardmdm_crypto::api_token;
 use guardmdm_store::{ApiKey, NewApiKey, Store, StoreError};
 use secrecy::SecretString;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -20,7 +20,7 @@ use crate::{Actor, ServiceError};
 const TOUCH_INTERVAL_SECS: i64 = 60;
 
 /// An API key as the API shows it: never the token, never its hash.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApiKeyView {
     /// Identifier.
     pub id: Uuid,

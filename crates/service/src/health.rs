@@ -5,7 +5,7 @@
 //! otherwise `active`. The messages follow the product page's troubleshooting table.
 
 use guardmdm_store::TokenProblem;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
 /// Days before expiry from which a token counts as expiring (the product page recommends
@@ -18,7 +18,7 @@ pub const PROBLEM_TERMS_NOT_SIGNED: &str = "terms_not_signed";
 pub const PROBLEM_REJECTED: &str = "rejected";
 
 /// The state of a token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenState {
     /// No server token uploaded yet.
@@ -59,7 +59,7 @@ impl TokenState {
 }
 
 /// A token's state, expiry, and what to do about it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenHealth {
     /// The state.
     pub state: TokenState,

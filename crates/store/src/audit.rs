@@ -1,7 +1,7 @@
 //! The audit log: who changed what, when.
 
 use async_trait::async_trait;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::StoreError;
@@ -22,7 +22,7 @@ pub struct NewAuditEvent {
 }
 
 /// A recorded change.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEvent {
     /// Increasing identifier: later events have larger ids.
     pub id: i64,

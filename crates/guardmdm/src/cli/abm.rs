@@ -1,0 +1,208 @@
+//! `guardmdm abm …`: ABM entries and their server tokens.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use guardmdm_service::{AbmEntryView, TokenState};
+use reqwest::Method;
+use serde_json::json;
+use time::format_description::well_known::Rfc3339;
+
+use super::{ApiClient, table};
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum AbmCommand {
+    /// ABM entries ("MDM servers") and their server tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum TokenCommand {
+    /// Create an entry and write its public key (PEM) to upload to Apple Business Manager.
+    Create {
+        /// Entry name (letters, digits, '.', '_', '-').
+        name: String,
+        /// Where to write the PEM. Default: `GuardMDM_<NAME>.pem` in the current directory.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Devices per sync page (1–1000, default 100).
+        #[arg(long)]
+        batch_size: Option<u32>,
+        /// DEP API base URL for this entry only (e.g. an ABM simulator).
+        #[arg(long)]
+        abm_url: Option<String>,
+    },
+    /// Change an entry's settings.
+    Set {
+        /// Entry name.
+        name: String,
+        /// Devices per sync page (1–1000).
+        #[arg(long)]
+        batch_size: Option<u32>,
+        /// DEP API base URL for this entry only.
+        #[arg(long, conflicts_with = "default_abm_url")]
+        abm_url: Option<String>,
+        /// Use the server's --abm-url again.
+        #[arg(long)]
+        default_abm_url: bool,
+    },
+    /// Print (or write) an entry's public key PEM again.
+    PublicKey {
+        /// Entry name.
+        name: String,
+        /// Write to this file instead of standard output.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
+    /// Install or renew an entry's server token (the *_smime.p7m file from ABM).
+    Upload {
+        /// Entry name.
+        name: String,
+        /// The token file downloaded from Apple Business Manager.
+        file: PathBuf,
+        /// Replace the token even if it belongs to another MDM server.
+        #[arg(long)]
+        force: bool,
+    },
+    /// List entries with token health, expiry and days left.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one entry.
+    Show {
+        /// Entry name.
+        name: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete an entry with its key pair and token (ABM keeps the MDM server).
+    Delete {
+        /// Entry name.
+        name: String,
+        /// Confirm: the key pair cannot be recovered.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+pub(crate) async fn run(client: &ApiClient, command: AbmCommand) -> anyhow::Result<()> {
+    let AbmCommand::Token(command) = command;
+    match command {
+        TokenCommand::Create { name, output, batch_size, abm_url } => {
+            let body = json!({ "name": name, "batch_size": batch_size, "abm_url": abm_url });
+            let entry: AbmEntryView =
+                client.send_json(Method::POST, &["abm", "tokens"], &body).await?;
+            let pem = client.get_text(&["abm", "tokens", &entry.name, "public-key"]).await?;
+            let path = output.unwrap_or_else(|| PathBuf::from(format!("GuardMDM_{}.pem", entry.name)));
+            write_file(&path, &pem)?;
+            eprintln!("Created ABM entry {:?}; its public key is in {}.", entry.name, path.display());
+            eprintln!("Next: in Apple Business Manager, Settings > MDM Server (add or edit the server), upload {},", path.display());
+            eprintln!("      download the server token, then: guardmdm abm token upload {} <file>_smime.p7m", entry.name);
+            Ok(())
+        }
+        TokenCommand::Set { name, batch_size, abm_url, default_abm_url } => {
+            let mut body = serde_json::Map::new();
+            if let Some(size) = batch_size {
+                body.insert("batch_size".into(), json!(size));
+            }
+            if let Some(url) = abm_url {
+                body.insert("abm_url".into(), json!(url));
+            } else if default_abm_url {
+                body.insert("abm_url".into(), serde_json::Value::Null);
+            }
+            if body.is_empty() {
+                bail!("nothing to change: give --batch-size, --abm-url or --default-abm-url");
+            }
+            let entry: AbmEntryView =
+                client.send_json(Method::PATCH, &["abm", "tokens", &name], &body).await?;
+            print!("{}", entries_table(&[entry]));
+            Ok(())
+        }
+        TokenCommand::PublicKey { name, output } => {
+            let pem = client.get_text(&["abm", "tokens", &name, "public-key"]).await?;
+            match output {
+                Some(path) => {
+                    write_file(&path, &pem)?;
+                    eprintln!("Wrote {}", path.display());
+                }
+                None => print!("{pem}"),
+            }
+            Ok(())
+        }
+        TokenCommand::Upload { name, file, force } => {
+            let bytes = std::fs::read(&file)
+                .with_context(|| format!("cannot read the token file {}", file.display()))?;
+            let entry: AbmEntryView = client
+                .put_bytes(
+                    &["abm", "tokens", &name, "server-token"],
+                    &[("force", force)],
+                    "application/pkcs7-mime",
+                    bytes,
+                )
+                .await?;
+            println!("Server token installed for {:?}: {}", entry.name, entry.health.message);
+            Ok(())
+        }
+        TokenCommand::List { json } => {
+            let entries: Vec<AbmEntryView> = client.get(&["abm", "tokens"]).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&entries)?);
+            } else if entries.is_empty() {
+                println!("No ABM entries yet: guardmdm abm token create NAME");
+            } else {
+                print!("{}", entries_table(&entries));
+                for e in entries.iter().filter(|e| e.health.state != TokenState::Active) {
+                    println!("\n{}: {}", e.name, e.health.message);
+                }
+            }
+            Ok(())
+        }
+        TokenCommand::Show { name, json } => {
+            let entry: AbmEntryView = client.get(&["abm", "tokens", &name]).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&entry)?);
+            } else {
+                print!("{}", entries_table(std::slice::from_ref(&entry)));
+                println!("\n{}", entry.health.message);
+            }
+            Ok(())
+        }
+        TokenCommand::Delete { name, yes } => {
+            if !yes {
+                bail!("deleting {name:?} destroys its key pair and token; add --yes to confirm");
+            }
+            client.delete(&["abm", "tokens", &name]).await?;
+            eprintln!("Deleted ABM entry {name:?}.");
+            Ok(())
+        }
+    }
+}
+
+fn entries_table(entries: &[AbmEntryView]) -> String {
+    let rows: Vec<Vec<String>> = entries
+        .iter()
+        .map(|e| {
+            vec![
+                e.name.clone(),
+                e.health.state.as_str().to_string(),
+                e.health.expires_at.map_or("-".into(), |t| t.format(&Rfc3339).unwrap_or_default()),
+                e.health.days_left.map_or("-".into(), |d| d.to_string()),
+                e.last_sync_at.map_or("never".into(), |t| t.format(&Rfc3339).unwrap_or_default()),
+                e.batch_size.to_string(),
+                e.abm_url.clone().unwrap_or_else(|| "(server default)".into()),
+            ]
+        })
+        .collect();
+    table::render(
+        &["NAME", "HEALTH", "EXPIRES", "DAYS LEFT", "LAST SYNC", "BATCH", "ABM URL"],
+        &rows,
+    )
+}
+
+fn write_file(path: &std::path::Path, contents: &str) -> anyhow::Result<()> {
+    std::fs::write(path, contents).with_context(|| format!("cannot write {}", path.display()))
+}

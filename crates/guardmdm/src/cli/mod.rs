@@ -1,0 +1,66 @@
+//! The command line. `serve` runs the server; the admin commands (`abm`, `api-tokens`,
+//! `audit`) call a running server's REST API at `GUARDMDM_URL` with `GUARDMDM_API_TOKEN`,
+//! like `fleetctl`. Every list takes `--json`; errors go to stderr with a non-zero exit.
+
+// The CLI's job is printing to stdout.
+#![allow(clippy::print_stdout)]
+
+mod abm;
+mod api_tokens;
+mod audit;
+mod client;
+mod table;
+
+use clap::{Parser, Subcommand};
+
+pub use client::{ApiClient, ClientArgs};
+
+/// GuardMDM: Apple device management with zero-touch enrollment through Apple Business Manager.
+#[derive(Debug, Parser)]
+#[command(name = "guardmdm", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(crate::config::ServeArgs),
+    /// Apple Business Manager: entries, server tokens.
+    Abm {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        command: abm::AbmCommand,
+    },
+    /// API tokens for scripts and the CLI.
+    ApiTokens {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        command: api_tokens::ApiTokenCommand,
+    },
+    /// The audit log, newest first.
+    Audit {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(flatten)]
+        args: audit::AuditArgs,
+    },
+}
+
+/// Runs a parsed command line.
+///
+/// # Errors
+/// Whatever went wrong, worded for the person at the terminal.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => crate::server::serve(args).await,
+        Command::Abm { client, command } => abm::run(&ApiClient::new(&client)?, command).await,
+        Command::ApiTokens { client, command } => {
+            api_tokens::run(&ApiClient::new(&client)?, command).await
+        }
+        Command::Audit { client, args } => audit::run(&ApiClient::new(&client)?, args).await,
+    }
+}

@@ -1,0 +1,343 @@
+//! `guardmdm serve` configuration: flags with `GUARDMDM_*` environment twins (the flag wins),
+//! parsed once into a validated [`Settings`]. Nothing reads the environment after start-up.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use guardmdm_crypto::SecretKey;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::telemetry::LogFormat;
+
+/// Apple's device assignment (DEP) API.
+pub const DEFAULT_ABM_URL: &str = "https://mdmenrollment.apple.com";
+/// Shortest accepted `--admin-token`.
+pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
+
+/// Flags of `guardmdm serve`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on.
+    #[arg(long, env = "GUARDMDM_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Database: `postgres://…` for PostgreSQL, `sqlite://PATH` for SQLite. Default: the
+    /// SQLite file `guardmdm.db` in the data dir.
+    #[arg(long, env = "GUARDMDM_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Directory for the SQLite database, the secret key and the generated admin token.
+    /// Default: `$XDG_DATA_HOME/guardmdm` (usually `~/.local/share/guardmdm`).
+    #[arg(long, env = "GUARDMDM_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// The base URL devices and admins reach this server at (the ADE enrollment URL is built
+    /// from it). Default: `http://` + the listen address.
+    #[arg(long, env = "GUARDMDM_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Apple's DEP API base URL; an ABM entry may override it (e.g. for the simulator).
+    #[arg(long, env = "GUARDMDM_ABM_URL", default_value = DEFAULT_ABM_URL)]
+    pub abm_url: String,
+    /// Bootstrap API token with full access (at least 16 characters). Default: one is
+    /// generated on first start and kept in `admin-token` in the data dir.
+    #[arg(long, env = "GUARDMDM_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// The key that encrypts secrets at rest: 32 bytes in base64 (`openssl rand -base64 32`).
+    /// Prefer the environment variable. Default: `secret.key` in the data dir, created on
+    /// first start.
+    #[arg(long, env = "GUARDMDM_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+    /// Log format.
+    #[arg(long, env = "GUARDMDM_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// Where the data lives.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Database {
+    /// A SQLite file.
+    Sqlite(PathBuf),
+    /// A `sqlite:` URL as given.
+    SqliteUrl(String),
+    /// A `postgres://` URL.
+    Postgres(String),
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite(p) => write!(f, "sqlite file {}", p.display()),
+            Self::SqliteUrl(u) => write!(f, "{u}"),
+            Self::Postgres(u) => write!(f, "{}", redact_url_password(u)),
+        }
+    }
+}
+
+/// Validated server settings.
+#[derive(Debug)]
+pub struct Settings {
+    /// Listen address.
+    pub listen: SocketAddr,
+    /// The database.
+    pub database: Database,
+    /// The data dir (exists after [`Settings::from_args`]).
+    pub data_dir: PathBuf,
+    /// Public base URL, without a trailing slash.
+    pub public_url: String,
+    /// Default DEP API base URL.
+    pub abm_url: String,
+    /// The bootstrap admin token.
+    pub admin_token: SecretString,
+    /// The secret key.
+    pub secret_key: SecretKey,
+    /// Log format.
+    pub log_format: LogFormat,
+}
+
+impl Settings {
+    /// Validates the flags, creates the data dir, and loads (or creates) the secret key and
+    /// the admin token.
+    ///
+    /// # Errors
+    /// Names the flag or file that is wrong.
+    pub fn from_args(args: ServeArgs) -> anyhow::Result<Self> {
+        let data_dir = match args.data_dir {
+            Some(dir) => dir,
+            None => default_data_dir(),
+        };
+        create_private_dir(&data_dir)?;
+        let database = parse_database(args.database_url.as_deref(), &data_dir)?;
+        let public_url = match args.public_url {
+            Some(url) => validate_url(&url, "--public-url")?,
+            None => format!("http://{}", args.listen),
+        };
+        let abm_url = validate_url(&args.abm_url, "--abm-url")?;
+        let secret_key = match args.secret_key {
+            Some(text) => SecretKey::from_base64(&text).context("GUARDMDM_SECRET_KEY")?,
+            None => load_or_create_secret_key(&data_dir.join("secret.key"))?,
+        };
+        let admin_token = match args.admin_token {
+            Some(token) if token.trim().len() < MIN_ADMIN_TOKEN_LEN => bail!(
+                "--admin-token must be at least {MIN_ADMIN_TOKEN_LEN} characters (e.g. `openssl rand -hex 24`)"
+            ),
+            Some(token) => SecretString::from(token.trim().to_string()),
+            None => load_or_create_admin_token(&data_dir.join("admin-token"))?,
+        };
+        Ok(Self {
+            listen: args.listen,
+            database,
+            data_dir,
+            public_url,
+            abm_url,
+            admin_token,
+            secret_key,
+            log_format: args.log_format,
+        })
+    }
+}
+
+fn default_data_dir() -> PathBuf {
+    #[allow(clippy::disallowed_methods)] // the one place that reads the environment
+    let xdg = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty());
+    #[allow(clippy::disallowed_methods)]
+    let home = std::env::var_os("HOME").filter(|v| !v.is_empty());
+    match (xdg, home) {
+        (Some(xdg), _) => PathBuf::from(xdg).join("guardmdm"),
+        (None, Some(home)) => PathBuf::from(home).join(".local/share/guardmdm"),
+        (None, None) => PathBuf::from("guardmdm-data"),
+    }
+}
+
+fn parse_database(url: Option<&str>, data_dir: &Path) -> anyhow::Result<Database> {
+    match url {
+        None => Ok(Database::Sqlite(data_dir.join("guardmdm.db"))),
+        Some(u) if u.starts_with("postgres://") || u.starts_with("postgresql://") => {
+            Ok(Database::Postgres(u.to_string()))
+        }
+        Some(u) if u.starts_with("sqlite:") => Ok(Database::SqliteUrl(u.to_string())),
+        Some(u) => bail!(
+            "--database-url {:?} is not supported: use postgres://… or sqlite://PATH",
+            redact_url_password(u)
+        ),
+    }
+}
+
+fn validate_url(text: &str, flag: &str) -> anyhow::Result<String> {
+    let url = reqwest::Url::parse(text).with_context(|| format!("{flag} {text:?} is not a URL"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        bail!("{flag} {text:?} must be an http:// or https:// URL with a host");
+    }
+    Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
+/// `scheme://user:****@host/…`: a URL safe to log.
+pub fn redact_url_password(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("****"));
+            parsed.to_string()
+        }
+        Ok(parsed) => parsed.to_string(),
+        Err(_) => "<unparsable URL>".to_string(),
+    }
+}
+
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create the data dir {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir)?.permissions().mode();
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).with_context(
+                || format!("cannot restrict the data dir {} to its owner", dir.display()),
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Reads a secret file, or creates it with `make()` (mode 0600) when it does not exist.
+fn load_or_create_secret_file(
+    path: &Path,
+    make: impl FnOnce() -> anyhow::Result<SecretString>,
+) -> anyhow::Result<(SecretString, bool)> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            warn_if_readable_by_others(path);
+            Ok((SecretString::from(text.trim().to_string()), false))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let value = make()?;
+            write_private_file(path, value.expose_secret())?;
+            Ok((value, true))
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+fn load_or_create_secret_key(path: &Path) -> anyhow::Result<SecretKey> {
+    let (text, created) = load_or_create_secret_file(path, || {
+        Ok(SecretKey::generate().context("generating the secret key")?.to_base64())
+    })?;
+    if created {
+        tracing::info!(path = %path.display(), "created the secret key that encrypts secrets at rest: back it up with the database");
+    }
+    SecretKey::from_base64(text.expose_secret())
+        .with_context(|| format!("the secret key file {} is corrupt", path.display()))
+}
+
+fn load_or_create_admin_token(path: &Path) -> anyhow::Result<SecretString> {
+    let (token, created) = load_or_create_secret_file(path, || {
+        guardmdm_crypto::api_token::generate().context("generating the admin token")
+    })?;
+    if created {
+        tracing::info!(path = %path.display(), "generated the bootstrap admin token (no --admin-token given)");
+    }
+    if token.expose_secret().len() < MIN_ADMIN_TOKEN_LEN {
+        bail!("the admin token file {} is too short or empty", path.display());
+    }
+    Ok(token)
+}
+
+fn write_private_file(path: &Path, contents: &str) -> anyhow::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    std::io::Write::write_all(&mut file, format!("{contents}\n").as_bytes())
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn warn_if_readable_by_others(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path)
+            && meta.permissions().mode() & 0o077 != 0
+        {
+            tracing::warn!(path = %path.display(), "secret file is readable by other users: chmod 600 it");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+
+    fn args(extra: &[&str]) -> ServeArgs {
+        let mut argv = vec!["x"];
+        argv.extend_from_slice(extra);
+        Wrapper::parse_from(argv).args
+    }
+
+    #[test]
+    fn first_start_creates_private_key_and_token_files_and_reuses_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let data_arg = data.to_str().unwrap();
+        let s = Settings::from_args(args(&["--data-dir", data_arg])).unwrap();
+        assert_eq!(s.database, Database::Sqlite(data.join("guardmdm.db")));
+        assert_eq!(s.public_url, "http://127.0.0.1:8080");
+        assert_eq!(s.abm_url, DEFAULT_ABM_URL);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            for f in ["secret.key", "admin-token"] {
+                let mode = std::fs::metadata(data.join(f)).unwrap().permissions().mode();
+                assert_eq!(mode & 0o777, 0o600, "{f}");
+            }
+            let mode = std::fs::metadata(&data).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700);
+        }
+        let again = Settings::from_args(args(&["--data-dir", data_arg])).unwrap();
+        assert_eq!(again.admin_token.expose_secret(), s.admin_token.expose_secret());
+        assert_eq!(again.secret_key.to_base64().expose_secret(), s.secret_key.to_base64().expose_secret());
+        assert!(!format!("{again:?}").contains(s.admin_token.expose_secret()));
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        let cases: [(&[&str], &str); 6] = [
+            (&["--admin-token", "short"], "--admin-token"),
+            (&["--database-url", "mysql://u:pw@h/db"], "not supported"),
+            (&["--public-url", "ftp://x"], "--public-url"),
+            (&["--abm-url", "not a url"], "--abm-url"),
+            (&["--secret-key", "abc"], "GUARDMDM_SECRET_KEY"),
+            (&["--secret-key", "AAAA"], "32 bytes"),
+        ];
+        for (extra, expected) in cases {
+            let mut a = vec!["--data-dir", d];
+            a.extend_from_slice(extra);
+            let err = format!("{:#}", Settings::from_args(args(&a)).unwrap_err());
+            assert!(err.contains(expected), "{extra:?}: {err}");
+            assert!(!err.contains("pw@"), "password leaked: {err}");
+        }
+        std::fs::write(dir.path().join("secret.key"), "garbage\n").unwrap();
+        let err = format!("{:#}", Settings::from_args(args(&["--data-dir", d])).unwrap_err());
+        assert!(err.contains("secret key file") && err.contains("corrupt"), "{err}");
+    }
+
+    #[test]
+    fn postgres_urls_are_redacted_in_debug() {
+        let db = parse_database(Some("postgres://guard:hunter2@db:5432/guardmdm"), Path::new("."))
+            .unwrap();
+        let shown = format!("{db:?}");
+        assert!(shown.contains("****") && !shown.contains("hunter2"), "{shown}");
+    }
+}

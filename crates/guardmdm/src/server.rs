@@ -1,0 +1,165 @@
+//! Wiring of `guardmdm serve`: open the store, check the secret key, build the services and
+//! the router, start background jobs, serve until shutdown, then stop the jobs.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use guardmdm_service::Services;
+use guardmdm_store::Store;
+use guardmdm_store_postgres::PostgresStore;
+use guardmdm_store_sqlite::SqliteStore;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Database, ServeArgs, Settings};
+
+/// How long background jobs get to finish after shutdown starts.
+const JOB_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Opens the configured database and applies its migrations.
+///
+/// # Errors
+/// When the database cannot be opened or migrated.
+pub async fn open_store(database: &Database) -> anyhow::Result<Arc<dyn Store>> {
+    let store: Arc<dyn Store> = match database {
+        Database::Sqlite(path) => Arc::new(
+            SqliteStore::open(path)
+                .await
+                .with_context(|| format!("opening the SQLite database {}", path.display()))?,
+        ),
+        Database::SqliteUrl(url) => Arc::new(
+            SqliteStore::open_url(url)
+                .await
+                .with_context(|| format!("opening the SQLite database {url}"))?,
+        ),
+        Database::Postgres(url) => Arc::new(PostgresStore::connect(url).await.with_context(|| {
+            format!(
+                "connecting to PostgreSQL at {}",
+                crate::config::redact_url_password(url)
+            )
+        })?),
+    };
+    Ok(store)
+}
+
+/// A server started by [`start`].
+pub struct RunningServer {
+    /// The address it listens on (useful with port 0).
+    pub addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningServer {
+    /// Begins a graceful shutdown.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Waits until the server and its jobs have stopped.
+    ///
+    /// # Errors
+    /// The server's own error, if it failed.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("the server task panicked")?
+    }
+}
+
+/// Starts the server on `listener` and returns at once; it runs until
+/// [`RunningServer::shutdown`]. Tests use this with a `127.0.0.1:0` listener.
+///
+/// # Errors
+/// When the store cannot be opened or the secret key does not match the database.
+pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<RunningServer> {
+    let addr = listener.local_addr().context("reading the listen address")?;
+    let store = open_store(&settings.database).await?;
+    guardmdm_service::secrets::verify_secret_key(store.as_ref(), &settings.secret_key).await?;
+    let services = Services::new(
+        store,
+        Arc::new(settings.secret_key),
+        Some(settings.admin_token),
+    );
+    let shutdown = CancellationToken::new();
+    let jobs = TaskTracker::new();
+    jobs.spawn(guardmdm_service::jobs::run_token_health_monitor(
+        services.abm.clone(),
+        shutdown.child_token(),
+    ));
+    let app = guardmdm_http::router(guardmdm_http::AppState::new(services));
+    let stop = shutdown.clone();
+    let task = tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(stop.clone().cancelled_owned())
+            .await
+            .context("serving HTTP");
+        stop.cancel();
+        jobs.close();
+        if tokio::time::timeout(JOB_SHUTDOWN_GRACE, jobs.wait()).await.is_err() {
+            tracing::warn!("background jobs did not stop within {JOB_SHUTDOWN_GRACE:?}");
+        }
+        served
+    });
+    tracing::info!(
+        listen = %addr,
+        database = ?settings.database,
+        data_dir = %settings.data_dir.display(),
+        public_url = %settings.public_url,
+        abm_url = %settings.abm_url,
+        "GuardMDM {} is serving",
+        env!("CARGO_PKG_VERSION")
+    );
+    Ok(RunningServer {
+        addr,
+        shutdown,
+        task,
+    })
+}
+
+/// `guardmdm serve`: runs until SIGTERM or SIGINT, then shuts down gracefully.
+///
+/// # Errors
+/// Bad settings, an unusable database, or a port that cannot be bound.
+pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    crate::telemetry::init(args.log_format, "info,tower_http=warn,sqlx=warn");
+    let settings = Settings::from_args(args)?;
+    let listener = TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let server = start(settings, listener).await?;
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    server.shutdown();
+    server.wait().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let interrupt = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {},
+        () = terminate => {},
+    }
+}

@@ -1,0 +1,119 @@
+//! Prometheus metrics: HTTP request counts and latencies, recorded by middleware, and the ABM
+//! token gauges, computed at scrape time from the store.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use guardmdm_service::{AbmEntryView, TokenState};
+use prometheus_client::encoding::text::{encode_eof, encode_registry};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::AppState;
+
+type Labels = Vec<(String, String)>;
+
+fn new_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.5, 12))
+}
+
+/// Metrics kept across requests.
+pub struct HttpMetrics {
+    requests: Family<Labels, Counter>,
+    durations: Family<Labels, Histogram, fn() -> Histogram>,
+}
+
+impl Default for HttpMetrics {
+    fn default() -> Self {
+        Self {
+            requests: Family::default(),
+            durations: Family::new_with_constructor(new_histogram),
+        }
+    }
+}
+
+/// Counts and times every request by method, matched route and status.
+pub(crate) async fn record(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let method = req.method().to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let started = Instant::now();
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    let labels: Labels = vec![
+        ("method".to_string(), method.clone()),
+        ("route".to_string(), route.clone()),
+        ("status".to_string(), status),
+    ];
+    state.metrics.requests.get_or_create(&labels).inc();
+    state
+        .metrics
+        .durations
+        .get_or_create(&vec![("method".to_string(), method), ("route".to_string(), route)])
+        .observe(started.elapsed().as_secs_f64());
+    response
+}
+
+const ALL_STATES: [TokenState; 6] = [
+    TokenState::Pending,
+    TokenState::Active,
+    TokenState::Expiring,
+    TokenState::Expired,
+    TokenState::TermsNotSigned,
+    TokenState::Rejected,
+];
+
+/// The exposition text: ABM token gauges for `entries`, then the HTTP metrics.
+pub(crate) fn render(metrics: &HttpMetrics, entries: &[AbmEntryView]) -> Result<String, std::fmt::Error> {
+    let mut registry = Registry::default();
+    let build: Family<Labels, Gauge> = Family::default();
+    build
+        .get_or_create(&vec![("version".to_string(), env!("CARGO_PKG_VERSION").to_string())])
+        .set(1);
+    registry.register("guardmdm_build_info", "GuardMDM version (always 1)", build);
+
+    let expiry: Family<Labels, Gauge> = Family::default();
+    let state: Family<Labels, Gauge> = Family::default();
+    for entry in entries {
+        let token = vec![("token".to_string(), entry.name.clone())];
+        if let Some(at) = entry.health.expires_at {
+            expiry.get_or_create(&token).set(at.unix_timestamp());
+        }
+        for s in ALL_STATES {
+            let mut labels = token.clone();
+            labels.push(("state".to_string(), s.as_str().to_string()));
+            state.get_or_create(&labels).set(i64::from(entry.health.state == s));
+        }
+    }
+    registry.register(
+        "guardmdm_abm_token_expiry_timestamp_seconds",
+        "When each ABM server token expires (access_token_expiry), Unix seconds",
+        expiry,
+    );
+    registry.register(
+        "guardmdm_abm_token_state",
+        "ABM token health: 1 for the entry's current state, 0 for the others",
+        state,
+    );
+    registry.register(
+        "guardmdm_http_requests",
+        "HTTP requests by method, matched route and status",
+        metrics.requests.clone(),
+    );
+    registry.register(
+        "guardmdm_http_request_duration_seconds",
+        "HTTP request latency by method and matched route",
+        metrics.durations.clone(),
+    );
+    let mut out = String::new();
+    encode_registry(&mut out, &registry)?;
+    encode_eof(&mut out)?;
+    Ok(out)
+}
