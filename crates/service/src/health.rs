@@ -66,7 +66,8 @@ pub struct TokenHealth {
     /// `access_token_expiry`; `None` while pending.
     #[serde(with = "time::serde::rfc3339::option")]
     pub expires_at: Option<OffsetDateTime>,
-    /// Whole days until expiry, 0 on the last day, negative once expired; `None` while pending.
+    /// Whole days until expiry (0 on the last day), or since expiry as a negative number
+    /// (-2: expired two days ago); `None` while pending.
     pub days_left: Option<i64>,
     /// One sentence for the admin: the state and what to do.
     pub message: String,
@@ -90,11 +91,7 @@ pub fn token_health(
         };
     };
     let left = expires_at - now;
-    let days_left = if left.is_negative() {
-        -((-left).whole_days()) - 1
-    } else {
-        left.whole_days()
-    };
+    let days_left = left.whole_days();
     let date = expires_at.date();
     let (state, message) = if left <= Duration::ZERO {
         (
@@ -168,8 +165,8 @@ mod tests {
         assert_eq!(state_at(Duration::hours(5)), (TokenState::Expiring, Some(0)));
         assert_eq!(state_at(Duration::seconds(1)), (TokenState::Expiring, Some(0)));
         assert_eq!(state_at(Duration::ZERO), (TokenState::Expired, Some(0)));
-        assert_eq!(state_at(Duration::hours(-5)), (TokenState::Expired, Some(-1)));
-        assert_eq!(state_at(Duration::days(-3)), (TokenState::Expired, Some(-4)));
+        assert_eq!(state_at(Duration::hours(-5)), (TokenState::Expired, Some(0)));
+        assert_eq!(state_at(-Duration::days(3) - Duration::hours(1)), (TokenState::Expired, Some(-3)));
     }
 
     #[test]

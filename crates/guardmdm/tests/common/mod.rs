@@ -1,0 +1,177 @@
+//! Test harness: a real `guardmdm` server on `127.0.0.1:0` over SQLite (always) and
+//! PostgreSQL (when `GUARDMDM_TEST_DATABASE_URL` is set, as `.ci/run` does), and helpers that
+//! build server-token files the way Apple Business Manager does.
+#![allow(dead_code, unreachable_pub, clippy::disallowed_methods)] // shared by several test binaries; each uses part
+
+use std::sync::Arc;
+
+use clap::Parser;
+use guardmdm::config::{ServeArgs, Settings};
+use guardmdm::server::{RunningServer, open_store};
+use guardmdm_store::Store;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use tokio::net::TcpListener;
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The backends to run against: SQLite always; PostgreSQL when configured, else a loud skip.
+pub fn backends() -> Vec<Backend> {
+    if pg_admin_url().is_some() {
+        vec![Backend::Sqlite, Backend::Postgres]
+    } else {
+        eprintln!("SKIPPED (PostgreSQL half): set GUARDMDM_TEST_DATABASE_URL to also run on PostgreSQL");
+        vec![Backend::Sqlite]
+    }
+}
+
+pub fn pg_admin_url() -> Option<String> {
+    std::env::var("GUARDMDM_TEST_DATABASE_URL").ok().filter(|u| !u.is_empty())
+}
+
+#[derive(Parser)]
+struct Wrapper {
+    #[command(flatten)]
+    args: ServeArgs,
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub http: reqwest::Client,
+    pub backend: Backend,
+    pub database_url: Option<String>,
+    pub dir: tempfile::TempDir,
+    server: Option<RunningServer>,
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => Some(
+                guardmdm_store_postgres::testing::fresh_database(&pg_admin_url().unwrap())
+                    .await
+                    .unwrap(),
+            ),
+        };
+        let data_dir = dir.path().join("data");
+        let mut argv = vec![
+            "serve".to_string(),
+            "--data-dir".into(),
+            data_dir.to_str().unwrap().into(),
+            "--admin-token".into(),
+            ADMIN_TOKEN.into(),
+        ];
+        if let Some(url) = &database_url {
+            argv.extend(["--database-url".into(), url.clone()]);
+        }
+        let settings = Settings::from_args(Wrapper::parse_from(argv).args).unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let server = guardmdm::server::start(settings, listener).await.unwrap();
+        Self {
+            base: format!("http://{}", server.addr),
+            http: reqwest::Client::builder().build().unwrap(),
+            backend,
+            database_url,
+            dir,
+            server: Some(server),
+        }
+    }
+
+    /// A second handle on the server's database, for arranging states the API cannot make.
+    pub async fn store(&self) -> Arc<dyn Store> {
+        let database = match &self.database_url {
+            Some(url) => guardmdm::config::Database::Postgres(url.clone()),
+            None => guardmdm::config::Database::Sqlite(self.dir.path().join("data/guardmdm.db")),
+        };
+        open_store(&database).await.unwrap()
+    }
+
+    /// Stops the server gracefully; returns its directory, which lives until dropped.
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        if let Some(server) = self.server.take() {
+            server.shutdown();
+            server.wait().await.unwrap();
+        }
+        self.dir
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A request with the admin token.
+    pub fn admin(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, self.url(path)).bearer_auth(ADMIN_TOKEN)
+    }
+
+    pub async fn json(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = self.admin(method, path);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    pub async fn create_entry(&self, name: &str) -> Value {
+        let (status, body) = self
+            .json(Method::POST, "/api/v1/abm/tokens", Some(serde_json::json!({ "name": name })))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body
+    }
+
+    pub async fn public_key(&self, name: &str) -> String {
+        let resp = self
+            .admin(Method::GET, &format!("/api/v1/abm/tokens/{name}/public-key"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        resp.text().await.unwrap()
+    }
+
+    pub async fn upload(&self, name: &str, file: Vec<u8>, force: bool) -> (StatusCode, Value) {
+        let resp = self
+            .admin(Method::PUT, &format!("/api/v1/abm/tokens/{name}/server-token?force={force}"))
+            .header("content-type", "application/pkcs7-mime")
+            .body(file)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        (status, resp.json().await.unwrap())
+    }
+}
+
+/// The decrypted token JSON as Apple writes it.
+pub fn token_json(consumer_key: &str, expiry: &str) -> String {
+    format!(
+        r#"{{"consumer_key":"{consumer_key}","consumer_secret":"CS_3f1d0c9e","access_token":"AT_9a8b7c6d","access_secret":"AS_5e4f3a2b","access_token_expiry":"{expiry}"}}"#
+    )
+}
+
+/// An RFC 3339 time `days` from now, whole seconds.
+pub fn days_from_now(days: i64) -> String {
+    let t = time::OffsetDateTime::now_utc() + time::Duration::days(days);
+    t.replace_nanosecond(0)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+/// A `*_smime.p7m` file as ABM makes it: the JSON in Apple's MIME + MESSAGE wrapping,
+/// CMS-encrypted (AES-256-CBC, RSA key transport) to `cert_pem`, with S/MIME headers.
+pub fn abm_token_file(cert_pem: &str, json: &str) -> Vec<u8> {
+    guardmdm_crypto::encrypt_server_token(json, cert_pem).unwrap()
+}
