@@ -170,15 +170,17 @@ pub fn decrypt_server_token(
     private_key_pem: &SecretString,
 ) -> Result<DepTokens, DepTokenError> {
     let der = unwrap_smime(file)?;
-    let cert = X509::from_pem(certificate_pem.as_bytes())
-        .map_err(|e| DepTokenError::Key(describe(&e)))?;
+    let cert =
+        X509::from_pem(certificate_pem.as_bytes()).map_err(|e| DepTokenError::Key(describe(&e)))?;
     let key = PKey::private_key_from_pem(private_key_pem.expose_secret().as_bytes())
         .map_err(|e| DepTokenError::Key(describe(&e)))?;
     let cms = CmsContentInfo::from_der(&der).map_err(|e| DepTokenError::NotCms(describe(&e)))?;
     if !has_recipient(&der, &cert) {
         return Err(DepTokenError::WrongRecipient);
     }
-    let plain = cms.decrypt(&key, &cert).map_err(|e| classify_decrypt_error(&e))?;
+    let plain = cms
+        .decrypt(&key, &cert)
+        .map_err(|e| classify_decrypt_error(&e))?;
     let json = unwrap_message(&plain)?;
     DepTokens::from_json(&json)
 }
@@ -189,7 +191,8 @@ pub fn decrypt_server_token(
 /// OpenSSL reports a missing recipient with an empty error stack, so GuardMDM looks for the
 /// recipient itself to tell "encrypted to another key" from other failures.
 fn has_recipient(der: &[u8], cert: &X509) -> bool {
-    let contains = |needle: &[u8]| !needle.is_empty() && der.windows(needle.len()).any(|w| w == needle);
+    let contains =
+        |needle: &[u8]| !needle.is_empty() && der.windows(needle.len()).any(|w| w == needle);
     let by_issuer_serial = match (cert.issuer_name().to_der(), cert.serial_number().to_bn()) {
         (Ok(issuer), Ok(serial)) => {
             let mut needle = issuer;
@@ -198,7 +201,10 @@ fn has_recipient(der: &[u8], cert: &X509) -> bool {
         }
         _ => false,
     };
-    by_issuer_serial || cert.subject_key_id().is_some_and(|ski| contains(ski.as_slice()))
+    by_issuer_serial
+        || cert
+            .subject_key_id()
+            .is_some_and(|ski| contains(ski.as_slice()))
 }
 
 /// DER encoding of a non-negative INTEGER from its big-endian magnitude.
@@ -212,7 +218,11 @@ fn der_integer(magnitude: &[u8]) -> Vec<u8> {
     if len < 0x80 {
         out.push(u8::try_from(len).unwrap_or(0));
     } else {
-        let len_bytes: Vec<u8> = len.to_be_bytes().into_iter().skip_while(|b| *b == 0).collect();
+        let len_bytes: Vec<u8> = len
+            .to_be_bytes()
+            .into_iter()
+            .skip_while(|b| *b == 0)
+            .collect();
         out.push(0x80 | u8::try_from(len_bytes.len()).unwrap_or(0));
         out.extend(len_bytes);
     }
@@ -348,8 +358,8 @@ fn unwrap_message(plain: &[u8]) -> Result<String, DepTokenError> {
 /// [`DepTokenError::Key`] for an unreadable certificate, [`DepTokenError::Decrypt`] when
 /// OpenSSL fails to encrypt.
 pub fn encrypt_server_token(json: &str, certificate_pem: &str) -> Result<Vec<u8>, DepTokenError> {
-    let cert = X509::from_pem(certificate_pem.as_bytes())
-        .map_err(|e| DepTokenError::Key(describe(&e)))?;
+    let cert =
+        X509::from_pem(certificate_pem.as_bytes()).map_err(|e| DepTokenError::Key(describe(&e)))?;
     let mut certs = Stack::new().map_err(|e| DepTokenError::Key(describe(&e)))?;
     certs
         .push(cert)

@@ -119,24 +119,37 @@ mod tests {
     #[test]
     fn generates_a_self_signed_rsa_2048_certificate() {
         let pair = generate_token_key_pair("GuardMDM Test").unwrap();
-        assert!(pair.certificate_pem.starts_with("-----BEGIN CERTIFICATE-----"));
+        assert!(
+            pair.certificate_pem
+                .starts_with("-----BEGIN CERTIFICATE-----")
+        );
         let cert = X509::from_pem(pair.certificate_pem.as_bytes()).unwrap();
-        let key = PKey::private_key_from_pem(pair.private_key_pem.expose_secret().as_bytes())
-            .unwrap();
+        let key =
+            PKey::private_key_from_pem(pair.private_key_pem.expose_secret().as_bytes()).unwrap();
         assert_eq!(key.bits(), RSA_BITS);
         assert!(cert.public_key().unwrap().public_eq(&key));
         assert!(cert.verify(&key).unwrap(), "self-signed");
         let cn = cert.subject_name().entries().next().unwrap();
-        assert_eq!(cn.data().to_string(), "GuardMDM Test");
+        assert_eq!(cn.data().to_string().unwrap(), "GuardMDM Test");
         assert!(!format!("{pair:?}").contains("PRIVATE KEY"));
     }
 
     #[test]
     fn serials_differ_between_entries() {
-        let a = X509::from_pem(generate_token_key_pair("a").unwrap().certificate_pem.as_bytes())
-            .unwrap();
-        let b = X509::from_pem(generate_token_key_pair("a").unwrap().certificate_pem.as_bytes())
-            .unwrap();
+        let a = X509::from_pem(
+            generate_token_key_pair("a")
+                .unwrap()
+                .certificate_pem
+                .as_bytes(),
+        )
+        .unwrap();
+        let b = X509::from_pem(
+            generate_token_key_pair("a")
+                .unwrap()
+                .certificate_pem
+                .as_bytes(),
+        )
+        .unwrap();
         assert_ne!(
             a.serial_number().to_bn().unwrap(),
             b.serial_number().to_bn().unwrap()

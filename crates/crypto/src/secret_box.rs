@@ -31,10 +31,14 @@ impl std::fmt::Debug for SecretKey {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SecretKeyError {
     /// The key text is not base64 of exactly 32 bytes.
-    #[error("the secret key must be 32 bytes in base64 (44 characters, e.g. from `openssl rand -base64 32`): {0}")]
+    #[error(
+        "the secret key must be 32 bytes in base64 (44 characters, e.g. from `openssl rand -base64 32`): {0}"
+    )]
     BadKey(String),
     /// The sealed value is malformed, was sealed with another key, or belongs elsewhere.
-    #[error("a stored secret could not be decrypted: it was encrypted with a different secret key, or it is corrupt")]
+    #[error(
+        "a stored secret could not be decrypted: it was encrypted with a different secret key, or it is corrupt"
+    )]
     Open,
     /// OpenSSL failed.
     #[error("encryption failed: {0}")]
@@ -66,9 +70,10 @@ impl SecretKey {
         let bytes = STANDARD
             .decode(text.trim())
             .map_err(|e| SecretKeyError::BadKey(e.to_string()))?;
-        let key: [u8; KEY_LEN] = bytes.as_slice().try_into().map_err(|_| {
-            SecretKeyError::BadKey(format!("it decodes to {} bytes", bytes.len()))
-        })?;
+        let key: [u8; KEY_LEN] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| SecretKeyError::BadKey(format!("it decodes to {} bytes", bytes.len())))?;
         Ok(Self(SecretBox::new(Box::new(key))))
     }
 
@@ -128,7 +133,11 @@ impl SecretKey {
     ///
     /// # Errors
     /// As [`SecretKey::seal`].
-    pub fn seal_str(&self, secret: &SecretString, context: &str) -> Result<Vec<u8>, SecretKeyError> {
+    pub fn seal_str(
+        &self,
+        secret: &SecretString,
+        context: &str,
+    ) -> Result<Vec<u8>, SecretKeyError> {
         self.seal(secret.expose_secret().as_bytes(), context)
     }
 
@@ -157,7 +166,10 @@ mod tests {
         let opened = key.open(&sealed, "abm/1/private_key").unwrap();
         assert_eq!(opened.expose_secret(), b"private key");
         // Same plaintext, fresh nonce.
-        assert_ne!(sealed, key.seal(b"private key", "abm/1/private_key").unwrap());
+        assert_ne!(
+            sealed,
+            key.seal(b"private key", "abm/1/private_key").unwrap()
+        );
     }
 
     #[test]
@@ -171,7 +183,10 @@ mod tests {
         let last = tampered.len() - 1;
         tampered[last] ^= 1;
         assert_eq!(key.open(&tampered, "a").unwrap_err(), SecretKeyError::Open);
-        assert_eq!(key.open(&sealed[..10], "a").unwrap_err(), SecretKeyError::Open);
+        assert_eq!(
+            key.open(&sealed[..10], "a").unwrap_err(),
+            SecretKeyError::Open
+        );
         assert_eq!(key.open(&[], "a").unwrap_err(), SecretKeyError::Open);
     }
 
@@ -182,7 +197,10 @@ mod tests {
         let again = SecretKey::from_base64(&format!("{}\n", text.expose_secret())).unwrap();
         let sealed = key.seal_str(&SecretString::from("x"), "c").unwrap();
         assert_eq!(again.open_str(&sealed, "c").unwrap().expose_secret(), "x");
-        assert!(matches!(SecretKey::from_base64("not base64!"), Err(SecretKeyError::BadKey(_))));
+        assert!(matches!(
+            SecretKey::from_base64("not base64!"),
+            Err(SecretKeyError::BadKey(_))
+        ));
         let short = SecretKey::from_base64(&STANDARD.encode([0u8; 16])).unwrap_err();
         assert!(short.to_string().contains("16 bytes"), "{short}");
         assert_eq!(format!("{key:?}"), "SecretKey([REDACTED])");

@@ -189,7 +189,12 @@ fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
         let mode = std::fs::metadata(dir)?.permissions().mode();
         if mode & 0o077 != 0 {
             std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).with_context(
-                || format!("cannot restrict the data dir {} to its owner", dir.display()),
+                || {
+                    format!(
+                        "cannot restrict the data dir {} to its owner",
+                        dir.display()
+                    )
+                },
             )?;
         }
     }
@@ -217,7 +222,9 @@ fn load_or_create_secret_file(
 
 fn load_or_create_secret_key(path: &Path) -> anyhow::Result<SecretKey> {
     let (text, created) = load_or_create_secret_file(path, || {
-        Ok(SecretKey::generate().context("generating the secret key")?.to_base64())
+        Ok(SecretKey::generate()
+            .context("generating the secret key")?
+            .to_base64())
     })?;
     if created {
         tracing::info!(path = %path.display(), "created the secret key that encrypts secrets at rest: back it up with the database");
@@ -234,7 +241,10 @@ fn load_or_create_admin_token(path: &Path) -> anyhow::Result<SecretString> {
         tracing::info!(path = %path.display(), "generated the bootstrap admin token (no --admin-token given)");
     }
     if token.expose_secret().len() < MIN_ADMIN_TOKEN_LEN {
-        bail!("the admin token file {} is too short or empty", path.display());
+        bail!(
+            "the admin token file {} is too short or empty",
+            path.display()
+        );
     }
     Ok(token)
 }
@@ -297,15 +307,24 @@ mod tests {
         {
             use std::os::unix::fs::PermissionsExt;
             for f in ["secret.key", "admin-token"] {
-                let mode = std::fs::metadata(data.join(f)).unwrap().permissions().mode();
+                let mode = std::fs::metadata(data.join(f))
+                    .unwrap()
+                    .permissions()
+                    .mode();
                 assert_eq!(mode & 0o777, 0o600, "{f}");
             }
             let mode = std::fs::metadata(&data).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o700);
         }
         let again = Settings::from_args(args(&["--data-dir", data_arg])).unwrap();
-        assert_eq!(again.admin_token.expose_secret(), s.admin_token.expose_secret());
-        assert_eq!(again.secret_key.to_base64().expose_secret(), s.secret_key.to_base64().expose_secret());
+        assert_eq!(
+            again.admin_token.expose_secret(),
+            s.admin_token.expose_secret()
+        );
+        assert_eq!(
+            again.secret_key.to_base64().expose_secret(),
+            s.secret_key.to_base64().expose_secret()
+        );
         assert!(!format!("{again:?}").contains(s.admin_token.expose_secret()));
     }
 
@@ -329,15 +348,27 @@ mod tests {
             assert!(!err.contains("pw@"), "password leaked: {err}");
         }
         std::fs::write(dir.path().join("secret.key"), "garbage\n").unwrap();
-        let err = format!("{:#}", Settings::from_args(args(&["--data-dir", d])).unwrap_err());
-        assert!(err.contains("secret key file") && err.contains("corrupt"), "{err}");
+        let err = format!(
+            "{:#}",
+            Settings::from_args(args(&["--data-dir", d])).unwrap_err()
+        );
+        assert!(
+            err.contains("secret key file") && err.contains("corrupt"),
+            "{err}"
+        );
     }
 
     #[test]
     fn postgres_urls_are_redacted_in_debug() {
-        let db = parse_database(Some("postgres://guard:hunter2@db:5432/guardmdm"), Path::new("."))
-            .unwrap();
+        let db = parse_database(
+            Some("postgres://guard:hunter2@db:5432/guardmdm"),
+            Path::new("."),
+        )
+        .unwrap();
         let shown = format!("{db:?}");
-        assert!(shown.contains("****") && !shown.contains("hunter2"), "{shown}");
+        assert!(
+            shown.contains("****") && !shown.contains("hunter2"),
+            "{shown}"
+        );
     }
 }

@@ -35,12 +35,14 @@ pub async fn open_store(database: &Database) -> anyhow::Result<Arc<dyn Store>> {
                 .await
                 .with_context(|| format!("opening the SQLite database {url}"))?,
         ),
-        Database::Postgres(url) => Arc::new(PostgresStore::connect(url).await.with_context(|| {
-            format!(
-                "connecting to PostgreSQL at {}",
-                crate::config::redact_url_password(url)
-            )
-        })?),
+        Database::Postgres(url) => {
+            Arc::new(PostgresStore::connect(url).await.with_context(|| {
+                format!(
+                    "connecting to PostgreSQL at {}",
+                    crate::config::redact_url_password(url)
+                )
+            })?)
+        }
     };
     Ok(store)
 }
@@ -74,7 +76,9 @@ impl RunningServer {
 /// # Errors
 /// When the store cannot be opened or the secret key does not match the database.
 pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<RunningServer> {
-    let addr = listener.local_addr().context("reading the listen address")?;
+    let addr = listener
+        .local_addr()
+        .context("reading the listen address")?;
     let store = open_store(&settings.database).await?;
     guardmdm_service::secrets::verify_secret_key(store.as_ref(), &settings.secret_key).await?;
     let services = Services::new(
@@ -97,7 +101,10 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
             .context("serving HTTP");
         stop.cancel();
         jobs.close();
-        if tokio::time::timeout(JOB_SHUTDOWN_GRACE, jobs.wait()).await.is_err() {
+        if tokio::time::timeout(JOB_SHUTDOWN_GRACE, jobs.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("background jobs did not stop within {JOB_SHUTDOWN_GRACE:?}");
         }
         served

@@ -1,6 +1,9 @@
 //! The ABM token exchange over a real socket, on every backend: create an entry, download its
 //! public key, upload the server token ABM encrypted to it, renew, and refuse bad files.
 
+// Helpers outside #[test] functions fail by panicking too.
+#![allow(clippy::unwrap_used, clippy::panic, clippy::disallowed_methods)]
+
 mod common;
 
 use common::{TestApp, abm_token_file, days_from_now, token_json};
@@ -16,23 +19,45 @@ async fn token_lifecycle_create_upload_renew_list() {
         assert_eq!(created["health"]["state"], "pending", "{backend:?}");
         assert_eq!(created["batch_size"], 100);
 
-        let resp = app.admin(Method::GET, "/api/v1/abm/tokens/main/public-key").send().await.unwrap();
+        let resp = app
+            .admin(Method::GET, "/api/v1/abm/tokens/main/public-key")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.headers()["content-type"], "application/x-pem-file");
-        assert!(resp.headers()["content-disposition"].to_str().unwrap().contains("GuardMDM_main.pem"));
+        assert!(
+            resp.headers()["content-disposition"]
+                .to_str()
+                .unwrap()
+                .contains("GuardMDM_main.pem")
+        );
         let pem = resp.text().await.unwrap();
         assert!(pem.starts_with("-----BEGIN CERTIFICATE-----\n"), "{pem}");
 
         let (status, body) = app
-            .upload("main", abm_token_file(&pem, &token_json("CK_main", &days_from_now(20))), false)
+            .upload(
+                "main",
+                abm_token_file(&pem, &token_json("CK_main", &days_from_now(20))),
+                false,
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["health"]["state"], "expiring");
         assert_eq!(body["health"]["days_left"], 19);
-        assert!(body["health"]["message"].as_str().unwrap().contains("in 19 days"));
+        assert!(
+            body["health"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("in 19 days")
+        );
 
         // Renew: a newer token for the same MDM server.
         let (status, body) = app
-            .upload("main", abm_token_file(&pem, &token_json("CK_main", &days_from_now(365))), false)
+            .upload(
+                "main",
+                abm_token_file(&pem, &token_json("CK_main", &days_from_now(365))),
+                false,
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["health"]["state"], "active");
@@ -46,9 +71,20 @@ async fn token_lifecycle_create_upload_renew_list() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|e| (e["name"].as_str().unwrap().into(), e["health"]["state"].as_str().unwrap().into()))
+            .map(|e| {
+                (
+                    e["name"].as_str().unwrap().into(),
+                    e["health"]["state"].as_str().unwrap().into(),
+                )
+            })
             .collect();
-        assert_eq!(summary, [("europe".into(), "pending".into()), ("main".into(), "active".into())]);
+        assert_eq!(
+            summary,
+            [
+                ("europe".into(), "pending".into()),
+                ("main".into(), "active".into())
+            ]
+        );
         assert_eq!(list[1]["health"]["days_left"], 364);
 
         // Nothing secret in any answer.
@@ -59,8 +95,21 @@ async fn token_lifecycle_create_upload_renew_list() {
 
         // The audit log has every change, attributed.
         let (_, audit) = app.json(Method::GET, "/api/v1/audit", None).await;
-        let actions: Vec<&str> = audit.as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
-        assert_eq!(actions, ["abm_token.create", "abm_token.renew", "abm_token.upload", "abm_token.create"]);
+        let actions: Vec<&str> = audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            actions,
+            [
+                "abm_token.create",
+                "abm_token.renew",
+                "abm_token.upload",
+                "abm_token.create"
+            ]
+        );
         assert_eq!(audit[0]["actor"], "admin-token");
         app.stop().await;
     }
@@ -72,24 +121,69 @@ async fn settings_change_and_delete() {
         let app = TestApp::spawn(backend).await;
         app.create_entry("main").await;
         let (status, body) = app
-            .json(Method::PATCH, "/api/v1/abm/tokens/main", Some(json!({"batch_size": 1000, "abm_url": "http://127.0.0.1:9001"})))
+            .json(
+                Method::PATCH,
+                "/api/v1/abm/tokens/main",
+                Some(json!({"batch_size": 1000, "abm_url": "http://127.0.0.1:9001"})),
+            )
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        assert_eq!((body["batch_size"].as_u64(), body["abm_url"].as_str()), (Some(1000), Some("http://127.0.0.1:9001/")));
-        let (status, body) = app.json(Method::PATCH, "/api/v1/abm/tokens/main", Some(json!({"abm_url": null}))).await;
-        assert_eq!((status, &body["abm_url"], body["batch_size"].as_u64()), (StatusCode::OK, &Value::Null, Some(1000)));
-        let (status, body) = app.json(Method::PATCH, "/api/v1/abm/tokens/main", Some(json!({"batch_size": 1001}))).await;
-        assert_eq!(status, StatusCode::BAD_REQUEST);
-        assert!(body["message"].as_str().unwrap().contains("1 to 1000"), "{body}");
+        assert_eq!(
+            (body["batch_size"].as_u64(), body["abm_url"].as_str()),
+            (Some(1000), Some("http://127.0.0.1:9001/"))
+        );
         let (status, body) = app
-            .json(Method::POST, "/api/v1/abm/tokens", Some(json!({"name": "big", "batch_size": 5000})))
+            .json(
+                Method::PATCH,
+                "/api/v1/abm/tokens/main",
+                Some(json!({"abm_url": null})),
+            )
+            .await;
+        assert_eq!(
+            (status, &body["abm_url"], body["batch_size"].as_u64()),
+            (StatusCode::OK, &Value::Null, Some(1000))
+        );
+        let (status, body) = app
+            .json(
+                Method::PATCH,
+                "/api/v1/abm/tokens/main",
+                Some(json!({"batch_size": 1001})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            body["message"].as_str().unwrap().contains("1 to 1000"),
+            "{body}"
+        );
+        let (status, body) = app
+            .json(
+                Method::POST,
+                "/api/v1/abm/tokens",
+                Some(json!({"name": "big", "batch_size": 5000})),
+            )
             .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-        let (status, body) = app.json(Method::POST, "/api/v1/abm/tokens", Some(json!({"name": "main"}))).await;
+        let (status, body) = app
+            .json(
+                Method::POST,
+                "/api/v1/abm/tokens",
+                Some(json!({"name": "main"})),
+            )
+            .await;
         assert_eq!(status, StatusCode::CONFLICT, "{body}");
-        let (status, body) = app.json(Method::POST, "/api/v1/abm/tokens", Some(json!({"name": "bad name"}))).await;
+        let (status, body) = app
+            .json(
+                Method::POST,
+                "/api/v1/abm/tokens",
+                Some(json!({"name": "bad name"})),
+            )
+            .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-        let resp = app.admin(Method::DELETE, "/api/v1/abm/tokens/main").send().await.unwrap();
+        let resp = app
+            .admin(Method::DELETE, "/api/v1/abm/tokens/main")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), StatusCode::NO_CONTENT);
         let (status, body) = app.json(Method::GET, "/api/v1/abm/tokens/main", None).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
@@ -106,7 +200,12 @@ async fn expired_and_problem_states_show_in_list_and_metrics() {
             app.create_entry(name).await;
         }
         let pem = app.public_key("fine").await;
-        app.upload("fine", abm_token_file(&pem, &token_json("CK_f", &days_from_now(300))), false).await;
+        app.upload(
+            "fine",
+            abm_token_file(&pem, &token_json("CK_f", &days_from_now(300))),
+            false,
+        )
+        .await;
         // Arrange what only time or Apple can cause: an expired token, a T&C problem.
         let store = app.store().await;
         let now = guardmdm_store::now();
@@ -115,30 +214,65 @@ async fn expired_and_problem_states_show_in_list_and_metrics() {
             expires_at: now - time::Duration::days(2),
             uploaded_at: now - time::Duration::days(400),
         };
-        store.store_server_token("old", &expired, &system_audit("old")).await.unwrap();
-        let later = ServerTokenRecord { expires_at: now + time::Duration::days(100), ..expired };
-        store.store_server_token("terms", &later, &system_audit("terms")).await.unwrap();
+        store
+            .store_server_token("old", &expired, &system_audit("old"))
+            .await
+            .unwrap();
+        let later = ServerTokenRecord {
+            expires_at: now + time::Duration::days(100),
+            ..expired
+        };
+        store
+            .store_server_token("terms", &later, &system_audit("terms"))
+            .await
+            .unwrap();
         let problem = TokenProblem {
             kind: "terms_not_signed".into(),
             message: "Accept the new terms in Apple Business Manager".into(),
             since: now,
         };
-        store.set_abm_problem("terms", Some(&problem), now).await.unwrap();
+        store
+            .set_abm_problem("terms", Some(&problem), now)
+            .await
+            .unwrap();
 
         let (_, list) = app.json(Method::GET, "/api/v1/abm/tokens", None).await;
-        let states: Vec<&str> = list.as_array().unwrap().iter().map(|e| e["health"]["state"].as_str().unwrap()).collect();
+        let states: Vec<&str> = list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["health"]["state"].as_str().unwrap())
+            .collect();
         assert_eq!(states, ["active", "expired", "terms_not_signed"]);
-        assert!(list[1]["health"]["message"].as_str().unwrap().contains("Regenerate"));
+        assert!(
+            list[1]["health"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("Regenerate")
+        );
         assert_eq!(list[1]["health"]["days_left"], -2);
 
-        let metrics = app.http.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+        let metrics = app
+            .http
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         let expiry = (now - time::Duration::days(2)).unix_timestamp();
         assert!(
-            metrics.contains(&format!("guardmdm_abm_token_expiry_timestamp_seconds{{token=\"old\"}} {expiry}")),
+            metrics.contains(&format!(
+                "guardmdm_abm_token_expiry_timestamp_seconds{{token=\"old\"}} {expiry}"
+            )),
             "{metrics}"
         );
         assert!(metrics.contains("guardmdm_abm_token_state{token=\"old\",state=\"expired\"} 1"));
-        assert!(metrics.contains("guardmdm_abm_token_state{token=\"terms\",state=\"terms_not_signed\"} 1"));
+        assert!(
+            metrics
+                .contains("guardmdm_abm_token_state{token=\"terms\",state=\"terms_not_signed\"} 1")
+        );
         assert!(!metrics.contains("guardmdm_abm_token_expiry_timestamp_seconds{token=\"pending"));
         app.stop().await;
     }
@@ -172,7 +306,13 @@ async fn app_with_token(backend: common::Backend) -> (TestApp, String) {
     let app = TestApp::spawn(backend).await;
     app.create_entry("main").await;
     let pem = app.public_key("main").await;
-    let (status, _) = app.upload("main", abm_token_file(&pem, &token_json("CK_main", &days_from_now(200))), false).await;
+    let (status, _) = app
+        .upload(
+            "main",
+            abm_token_file(&pem, &token_json("CK_main", &days_from_now(200))),
+            false,
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     (app, pem)
 }
@@ -181,8 +321,22 @@ async fn app_with_token(backend: common::Backend) -> (TestApp, String) {
 async fn refuses_a_file_that_is_not_smime() {
     for backend in common::backends() {
         let (app, _) = app_with_token(backend).await;
-        refused(&app, b"%PDF-1.7 not a token".to_vec(), StatusCode::UNPROCESSABLE_ENTITY, "invalid_token_file", "not an ABM server token").await;
-        refused(&app, token_json("CK_main", &days_from_now(9)).into_bytes(), StatusCode::UNPROCESSABLE_ENTITY, "invalid_token_file", "MIME headers").await;
+        refused(
+            &app,
+            b"%PDF-1.7 not a token".to_vec(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_token_file",
+            "not an ABM server token",
+        )
+        .await;
+        refused(
+            &app,
+            token_json("CK_main", &days_from_now(9)).into_bytes(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_token_file",
+            "MIME headers",
+        )
+        .await;
         app.stop().await;
     }
 }
@@ -191,12 +345,30 @@ async fn refuses_a_file_that_is_not_smime() {
 async fn refuses_truncated_or_corrupt_base64() {
     for backend in common::backends() {
         let (app, pem) = app_with_token(backend).await;
-        let file = String::from_utf8(abm_token_file(&pem, &token_json("CK_main", &days_from_now(9)))).unwrap();
+        let file = String::from_utf8(abm_token_file(
+            &pem,
+            &token_json("CK_main", &days_from_now(9)),
+        ))
+        .unwrap();
         let truncated = file[..file.len() / 2].to_string();
-        refused(&app, truncated.into_bytes(), StatusCode::UNPROCESSABLE_ENTITY, "invalid_token_file", "corrupt or truncated").await;
+        refused(
+            &app,
+            truncated.into_bytes(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_token_file",
+            "corrupt or truncated",
+        )
+        .await;
         let body_at = file.find("\r\n\r\n").unwrap() + 20;
         let corrupt = format!("{}!!{}", &file[..body_at], &file[body_at + 2..]);
-        refused(&app, corrupt.into_bytes(), StatusCode::UNPROCESSABLE_ENTITY, "invalid_token_file", "base64").await;
+        refused(
+            &app,
+            corrupt.into_bytes(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_token_file",
+            "base64",
+        )
+        .await;
         app.stop().await;
     }
 }
@@ -208,7 +380,14 @@ async fn refuses_a_token_encrypted_to_another_entry() {
         app.create_entry("other").await;
         let other_pem = app.public_key("other").await;
         let file = abm_token_file(&other_pem, &token_json("CK_main", &days_from_now(9)));
-        refused(&app, file, StatusCode::UNPROCESSABLE_ENTITY, "invalid_token_file", "encrypted to a different key").await;
+        refused(
+            &app,
+            file,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_token_file",
+            "encrypted to a different key",
+        )
+        .await;
         app.stop().await;
     }
 }
@@ -218,9 +397,23 @@ async fn refuses_inner_json_with_a_missing_field_or_malformed_expiry() {
     for backend in common::backends() {
         let (app, pem) = app_with_token(backend).await;
         let missing = r#"{"consumer_key":"CK_main","consumer_secret":"CS","access_token":"AT","access_token_expiry":"2030-01-01T00:00:00Z"}"#;
-        refused(&app, abm_token_file(&pem, missing), StatusCode::UNPROCESSABLE_ENTITY, "invalid_token_file", "no `access_secret`").await;
+        refused(
+            &app,
+            abm_token_file(&pem, missing),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_token_file",
+            "no `access_secret`",
+        )
+        .await;
         let malformed = token_json("CK_main", "31/12/2030");
-        refused(&app, abm_token_file(&pem, &malformed), StatusCode::UNPROCESSABLE_ENTITY, "invalid_token_file", "access_token_expiry \"31/12/2030\"").await;
+        refused(
+            &app,
+            abm_token_file(&pem, &malformed),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_token_file",
+            "access_token_expiry \"31/12/2030\"",
+        )
+        .await;
         app.stop().await;
     }
 }
@@ -230,7 +423,14 @@ async fn refuses_an_expired_token() {
     for backend in common::backends() {
         let (app, pem) = app_with_token(backend).await;
         let file = abm_token_file(&pem, &token_json("CK_main", &days_from_now(-1)));
-        refused(&app, file, StatusCode::UNPROCESSABLE_ENTITY, "token_expired", "expired on").await;
+        refused(
+            &app,
+            file,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "token_expired",
+            "expired on",
+        )
+        .await;
         app.stop().await;
     }
 }
@@ -239,7 +439,14 @@ async fn refuses_an_expired_token() {
 async fn refuses_an_oversized_body() {
     for backend in common::backends() {
         let (app, _) = app_with_token(backend).await;
-        refused(&app, vec![b'A'; 65 * 1024], StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "64 KiB").await;
+        refused(
+            &app,
+            vec![b'A'; 65 * 1024],
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "64 KiB",
+        )
+        .await;
         app.stop().await;
     }
 }
@@ -248,7 +455,13 @@ async fn refuses_an_oversized_body() {
 async fn refuses_upload_to_an_unknown_entry() {
     for backend in common::backends() {
         let (app, pem) = app_with_token(backend).await;
-        let (status, body) = app.upload("ghost", abm_token_file(&pem, &token_json("CK_main", &days_from_now(9))), false).await;
+        let (status, body) = app
+            .upload(
+                "ghost",
+                abm_token_file(&pem, &token_json("CK_main", &days_from_now(9))),
+                false,
+            )
+            .await;
         assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
         assert_eq!(body["message"], "no ABM entry named \"ghost\"");
         app.stop().await;
@@ -260,7 +473,14 @@ async fn refuses_another_servers_token_unless_forced() {
     for backend in common::backends() {
         let (app, pem) = app_with_token(backend).await;
         let file = abm_token_file(&pem, &token_json("CK_someone_else", &days_from_now(300)));
-        refused(&app, file.clone(), StatusCode::CONFLICT, "conflict", "different MDM server").await;
+        refused(
+            &app,
+            file.clone(),
+            StatusCode::CONFLICT,
+            "conflict",
+            "different MDM server",
+        )
+        .await;
         let (status, body) = app.upload("main", file, true).await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["health"]["days_left"], 299);

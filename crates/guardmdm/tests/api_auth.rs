@@ -1,6 +1,9 @@
 //! Every admin route requires a bearer token; public routes stay public. Driven by the
 //! OpenAPI document, so a new route is covered by being documented.
 
+// Helpers outside #[test] functions fail by panicking too.
+#![allow(clippy::unwrap_used, clippy::panic, clippy::disallowed_methods)]
+
 mod common;
 
 use common::{ADMIN_TOKEN, Backend, TestApp};
@@ -8,8 +11,17 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
 async fn documented_operations(app: &TestApp) -> Vec<(Method, String)> {
-    let resp = app.http.get(app.url("/api/v1/openapi.json")).send().await.unwrap();
-    assert_eq!(resp.status(), StatusCode::OK, "the OpenAPI document is public");
+    let resp = app
+        .http
+        .get(app.url("/api/v1/openapi.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        StatusCode::OK,
+        "the OpenAPI document is public"
+    );
     let doc: Value = resp.json().await.unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
     let mut ops = Vec::new();
@@ -17,7 +29,10 @@ async fn documented_operations(app: &TestApp) -> Vec<(Method, String)> {
         for method in ["get", "post", "put", "patch", "delete"] {
             if item.get(method).is_some() {
                 let concrete = path.replace("{name}", "some-name");
-                ops.push((method.to_uppercase().parse().unwrap(), format!("/api/v1{concrete}")));
+                ops.push((
+                    method.to_uppercase().parse().unwrap(),
+                    format!("/api/v1{concrete}"),
+                ));
             }
         }
     }
@@ -31,14 +46,28 @@ async fn every_api_route_answers_401_json_without_a_valid_token() {
     assert!(ops.len() >= 11, "{ops:?}");
     ops.push((Method::GET, "/api/v1/no-such-route".to_string()));
     for (method, path) in &ops {
-        for auth in [None, Some("Bearer wrong-token-value"), Some("Basic Zm9vOmJhcg=="), Some("Bearer ")] {
+        for auth in [
+            None,
+            Some("Bearer wrong-token-value"),
+            Some("Basic Zm9vOmJhcg=="),
+            Some("Bearer "),
+        ] {
             let mut req = app.http.request(method.clone(), app.url(path));
             if let Some(value) = auth {
                 req = req.header("authorization", value);
             }
             let resp = req.send().await.unwrap();
-            assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{method} {path} with {auth:?}");
-            assert!(resp.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
+            assert_eq!(
+                resp.status(),
+                StatusCode::UNAUTHORIZED,
+                "{method} {path} with {auth:?}"
+            );
+            assert!(
+                resp.headers()["www-authenticate"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("Bearer")
+            );
             let body: Value = resp.json().await.unwrap();
             assert_eq!(body["error"], "unauthorized", "{method} {path}");
             assert!(body["message"].as_str().unwrap().len() > 10);
@@ -52,12 +81,22 @@ async fn every_documented_operation_is_routed() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     for (method, path) in documented_operations(&app).await {
         let resp = app.admin(method.clone(), &path).send().await.unwrap();
-        assert_ne!(resp.status(), StatusCode::METHOD_NOT_ALLOWED, "{method} {path}");
+        assert_ne!(
+            resp.status(),
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
         let body: Value = resp.json().await.unwrap_or(Value::Null);
-        assert_ne!(body["message"], "no such route", "{method} {path} is documented but not routed");
+        assert_ne!(
+            body["message"], "no such route",
+            "{method} {path} is documented but not routed"
+        );
     }
     let (status, body) = app.json(Method::GET, "/api/v1/no-such-route", None).await;
-    assert_eq!((status, body["error"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
     let (status, body) = app.json(Method::POST, "/api/v1/audit", None).await;
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
     assert_eq!(body["error"], "method_not_allowed");
@@ -72,13 +111,25 @@ async fn healthz_and_metrics_are_public() {
         assert_eq!(resp.status(), StatusCode::OK);
         assert!(resp.headers().contains_key("x-request-id"));
         let body: Value = resp.json().await.unwrap();
-        let db = if backend == Backend::Sqlite { "sqlite" } else { "postgres" };
-        assert_eq!((body["status"].as_str(), body["database"].as_str()), (Some("ok"), Some(db)));
+        let db = if backend == Backend::Sqlite {
+            "sqlite"
+        } else {
+            "postgres"
+        };
+        assert_eq!(
+            (body["status"].as_str(), body["database"].as_str()),
+            (Some("ok"), Some(db))
+        );
         let metrics = app.http.get(app.url("/metrics")).send().await.unwrap();
         assert_eq!(metrics.status(), StatusCode::OK);
         let text = metrics.text().await.unwrap();
         assert!(text.contains("guardmdm_build_info{version=\""), "{text}");
-        assert!(text.contains("guardmdm_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 1"), "{text}");
+        assert!(
+            text.contains(
+                "guardmdm_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 1"
+            ),
+            "{text}"
+        );
         assert!(text.ends_with("# EOF\n"));
         app.stop().await;
     }
@@ -90,10 +141,20 @@ async fn admin_token_is_compared_exactly() {
     let longer = format!("{ADMIN_TOKEN}x");
     let prefix = &ADMIN_TOKEN[..ADMIN_TOKEN.len() - 1];
     for token in [longer.as_str(), prefix] {
-        let resp = app.http.get(app.url("/api/v1/audit")).bearer_auth(token).send().await.unwrap();
+        let resp = app
+            .http
+            .get(app.url("/api/v1/audit"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{token}");
     }
-    let resp = app.admin(Method::GET, "/api/v1/audit").send().await.unwrap();
+    let resp = app
+        .admin(Method::GET, "/api/v1/audit")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     app.stop().await;
 }
@@ -109,16 +170,28 @@ async fn malformed_requests_get_json_400s_and_oversized_bodies_413() {
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "invalid_request");
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"],
+        "invalid_request"
+    );
     let (status, body) = app
-        .json(Method::POST, "/api/v1/abm/tokens", Some(serde_json::json!({"name": "x", "bach_size": 5})))
+        .json(
+            Method::POST,
+            "/api/v1/abm/tokens",
+            Some(serde_json::json!({"name": "x", "bach_size": 5})),
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(body["message"].as_str().unwrap().contains("bach_size"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("bach_size"),
+        "{body}"
+    );
     let (status, body) = app.json(Method::GET, "/api/v1/audit?limit=abc", None).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     let huge = serde_json::json!({ "name": "x".repeat(2 * 1024 * 1024) });
-    let (status, body) = app.json(Method::POST, "/api/v1/abm/tokens", Some(huge)).await;
+    let (status, body) = app
+        .json(Method::POST, "/api/v1/abm/tokens", Some(huge))
+        .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
     assert_eq!(body["error"], "payload_too_large");
     app.stop().await;

@@ -1,6 +1,9 @@
 //! The admin CLI, run as the real binary against a real server: the ABM token flow end to
 //! end, API tokens, the audit log, and a clear error with a non-zero exit for every mistake.
 
+// Helpers outside #[test] functions fail by panicking too.
+#![allow(clippy::unwrap_used, clippy::panic, clippy::disallowed_methods)]
+
 mod common;
 
 use std::path::Path;
@@ -15,7 +18,10 @@ struct Output {
 
 async fn guardmdm(app: &TestApp, token: Option<&str>, cwd: &Path, args: &[&str]) -> Output {
     let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_guardmdm"));
-    cmd.args(args).current_dir(cwd).env("GUARDMDM_URL", &app.base).env_remove("GUARDMDM_API_TOKEN");
+    cmd.args(args)
+        .current_dir(cwd)
+        .env("GUARDMDM_URL", &app.base)
+        .env_remove("GUARDMDM_API_TOKEN");
     if let Some(token) = token {
         cmd.env("GUARDMDM_API_TOKEN", token);
     }
@@ -34,7 +40,11 @@ async fn admin(app: &TestApp, cwd: &Path, args: &[&str]) -> Output {
 fn fails_with(out: &Output, message: &str) {
     assert!(!out.ok, "expected a failure, got: {}", out.stdout);
     assert!(out.stderr.starts_with("error: "), "{}", out.stderr);
-    assert!(out.stderr.contains(message), "expected {message:?} in {:?}", out.stderr);
+    assert!(
+        out.stderr.contains(message),
+        "expected {message:?} in {:?}",
+        out.stderr
+    );
 }
 
 #[tokio::test]
@@ -44,9 +54,27 @@ async fn abm_token_flow_through_the_cli() {
         let work = tempfile::tempdir().unwrap();
         let cwd = work.path();
 
-        let out = admin(&app, cwd, &["abm", "token", "create", "main", "-o", "main.pem", "--batch-size", "200"]).await;
+        let out = admin(
+            &app,
+            cwd,
+            &[
+                "abm",
+                "token",
+                "create",
+                "main",
+                "-o",
+                "main.pem",
+                "--batch-size",
+                "200",
+            ],
+        )
+        .await;
         assert!(out.ok, "{}", out.stderr);
-        assert!(out.stderr.contains("guardmdm abm token upload main"), "{}", out.stderr);
+        assert!(
+            out.stderr.contains("guardmdm abm token upload main"),
+            "{}",
+            out.stderr
+        );
         let pem = std::fs::read_to_string(cwd.join("main.pem")).unwrap();
         assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"));
 
@@ -54,32 +82,77 @@ async fn abm_token_flow_through_the_cli() {
         assert_eq!(out.stdout, pem);
 
         let token_file = "main_Token_2026-11-27T22-00-00Z_smime.p7m";
-        std::fs::write(cwd.join(token_file), abm_token_file(&pem, &token_json("CK_main", &days_from_now(90)))).unwrap();
+        std::fs::write(
+            cwd.join(token_file),
+            abm_token_file(&pem, &token_json("CK_main", &days_from_now(90))),
+        )
+        .unwrap();
         let out = admin(&app, cwd, &["abm", "token", "upload", "main", token_file]).await;
         assert!(out.ok, "{}", out.stderr);
-        assert!(out.stdout.contains("Server token installed for \"main\""), "{}", out.stdout);
+        assert!(
+            out.stdout.contains("Server token installed for \"main\""),
+            "{}",
+            out.stdout
+        );
 
         let out = admin(&app, cwd, &["abm", "token", "list"]).await;
         assert!(out.ok, "{}", out.stderr);
         let row = out.stdout.lines().find(|l| l.starts_with("main ")).unwrap();
         let cells: Vec<&str> = row.split_whitespace().collect();
-        assert_eq!((cells[1], cells[3], cells[5]), ("active", "89", "200"), "{row}");
+        assert_eq!(
+            (cells[1], cells[3], cells[5]),
+            ("active", "89", "200"),
+            "{row}"
+        );
         let out = admin(&app, cwd, &["abm", "token", "list", "--json"]).await;
         let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
         assert_eq!(json[0]["health"]["state"], "active");
 
         // Renewal with another MDM server's token needs --force.
-        std::fs::write(cwd.join("other.p7m"), abm_token_file(&pem, &token_json("CK_other", &days_from_now(300)))).unwrap();
-        fails_with(&admin(&app, cwd, &["abm", "token", "upload", "main", "other.p7m"]).await, "--force");
-        let out = admin(&app, cwd, &["abm", "token", "upload", "main", "other.p7m", "--force"]).await;
+        std::fs::write(
+            cwd.join("other.p7m"),
+            abm_token_file(&pem, &token_json("CK_other", &days_from_now(300))),
+        )
+        .unwrap();
+        fails_with(
+            &admin(&app, cwd, &["abm", "token", "upload", "main", "other.p7m"]).await,
+            "--force",
+        );
+        let out = admin(
+            &app,
+            cwd,
+            &["abm", "token", "upload", "main", "other.p7m", "--force"],
+        )
+        .await;
         assert!(out.ok, "{}", out.stderr);
 
-        let out = admin(&app, cwd, &["abm", "token", "set", "main", "--abm-url", "http://127.0.0.1:1/"]).await;
-        assert!(out.ok && out.stdout.contains("http://127.0.0.1:1/"), "{}{}", out.stdout, out.stderr);
+        let out = admin(
+            &app,
+            cwd,
+            &[
+                "abm",
+                "token",
+                "set",
+                "main",
+                "--abm-url",
+                "http://127.0.0.1:1/",
+            ],
+        )
+        .await;
+        assert!(
+            out.ok && out.stdout.contains("http://127.0.0.1:1/"),
+            "{}{}",
+            out.stdout,
+            out.stderr
+        );
 
         let out = admin(&app, cwd, &["audit", "--limit", "3"]).await;
         assert!(out.ok, "{}", out.stderr);
-        assert!(out.stdout.contains("abm_token.set") && out.stdout.contains("abm_token.renew"), "{}", out.stdout);
+        assert!(
+            out.stdout.contains("abm_token.set") && out.stdout.contains("abm_token.renew"),
+            "{}",
+            out.stdout
+        );
         app.stop().await;
     }
 }
@@ -89,23 +162,77 @@ async fn cli_mistakes_fail_with_a_clear_message() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let work = tempfile::tempdir().unwrap();
     let cwd = work.path();
-    assert!(admin(&app, cwd, &["abm", "token", "create", "main"]).await.ok);
-    assert!(cwd.join("GuardMDM_main.pem").exists(), "default PEM file name");
+    assert!(
+        admin(&app, cwd, &["abm", "token", "create", "main"])
+            .await
+            .ok
+    );
+    assert!(
+        cwd.join("GuardMDM_main.pem").exists(),
+        "default PEM file name"
+    );
     std::fs::write(cwd.join("notes.txt"), "hello").unwrap();
 
-    fails_with(&admin(&app, cwd, &["abm", "token", "upload", "main", "notes.txt"]).await, "not an ABM server token");
-    fails_with(&admin(&app, cwd, &["abm", "token", "upload", "main", "missing.p7m"]).await, "cannot read the token file missing.p7m");
-    fails_with(&admin(&app, cwd, &["abm", "token", "upload", "ghost", "notes.txt"]).await, "no ABM entry named \"ghost\"");
-    fails_with(&admin(&app, cwd, &["abm", "token", "create", "main"]).await, "already exists");
-    fails_with(&admin(&app, cwd, &["abm", "token", "set", "main", "--batch-size", "5000"]).await, "1 to 1000");
-    fails_with(&admin(&app, cwd, &["abm", "token", "set", "main"]).await, "nothing to change");
-    fails_with(&admin(&app, cwd, &["abm", "token", "delete", "main"]).await, "--yes");
-    fails_with(&guardmdm(&app, None, cwd, &["abm", "token", "list"]).await, "no API token");
-    fails_with(&guardmdm(&app, Some("wrong-token"), cwd, &["abm", "token", "list"]).await, "HTTP 401");
-    let mut dead = guardmdm(&app, Some(ADMIN_TOKEN), cwd, &["abm", "token", "list", "--url", "http://127.0.0.1:9"]).await;
+    fails_with(
+        &admin(&app, cwd, &["abm", "token", "upload", "main", "notes.txt"]).await,
+        "not an ABM server token",
+    );
+    fails_with(
+        &admin(
+            &app,
+            cwd,
+            &["abm", "token", "upload", "main", "missing.p7m"],
+        )
+        .await,
+        "cannot read the token file missing.p7m",
+    );
+    fails_with(
+        &admin(&app, cwd, &["abm", "token", "upload", "ghost", "notes.txt"]).await,
+        "no ABM entry named \"ghost\"",
+    );
+    fails_with(
+        &admin(&app, cwd, &["abm", "token", "create", "main"]).await,
+        "already exists",
+    );
+    fails_with(
+        &admin(
+            &app,
+            cwd,
+            &["abm", "token", "set", "main", "--batch-size", "5000"],
+        )
+        .await,
+        "1 to 1000",
+    );
+    fails_with(
+        &admin(&app, cwd, &["abm", "token", "set", "main"]).await,
+        "nothing to change",
+    );
+    fails_with(
+        &admin(&app, cwd, &["abm", "token", "delete", "main"]).await,
+        "--yes",
+    );
+    fails_with(
+        &guardmdm(&app, None, cwd, &["abm", "token", "list"]).await,
+        "no API token",
+    );
+    fails_with(
+        &guardmdm(&app, Some("wrong-token"), cwd, &["abm", "token", "list"]).await,
+        "HTTP 401",
+    );
+    let mut dead = guardmdm(
+        &app,
+        Some(ADMIN_TOKEN),
+        cwd,
+        &["abm", "token", "list", "--url", "http://127.0.0.1:9"],
+    )
+    .await;
     dead.stderr = dead.stderr.replace('\n', " ");
     fails_with(&dead, "cannot reach GuardMDM at http://127.0.0.1:9");
-    assert!(admin(&app, cwd, &["abm", "token", "delete", "main", "--yes"]).await.ok);
+    assert!(
+        admin(&app, cwd, &["abm", "token", "delete", "main", "--yes"])
+            .await
+            .ok
+    );
     app.stop().await;
 }
 
@@ -117,12 +244,22 @@ async fn api_tokens_through_the_cli() {
     let out = admin(&app, cwd, &["api-tokens", "create", "ci"]).await;
     assert!(out.ok, "{}", out.stderr);
     let token = out.stdout.trim().to_string();
-    assert!(token.starts_with("gmdm_") && !token.contains(char::is_whitespace), "{token}");
+    assert!(
+        token.starts_with("gmdm_") && !token.contains(char::is_whitespace),
+        "{token}"
+    );
     let out = guardmdm(&app, Some(&token), cwd, &["api-tokens", "list"]).await;
     assert!(out.ok, "{}", out.stderr);
-    assert!(out.stdout.lines().nth(1).unwrap().starts_with("ci "), "{}", out.stdout);
+    assert!(
+        out.stdout.lines().nth(1).unwrap().starts_with("ci "),
+        "{}",
+        out.stdout
+    );
     assert!(!out.stdout.contains(&token));
     assert!(admin(&app, cwd, &["api-tokens", "revoke", "ci"]).await.ok);
-    fails_with(&guardmdm(&app, Some(&token), cwd, &["api-tokens", "list"]).await, "HTTP 401");
+    fails_with(
+        &guardmdm(&app, Some(&token), cwd, &["api-tokens", "list"]).await,
+        "HTTP 401",
+    );
     app.stop().await;
 }

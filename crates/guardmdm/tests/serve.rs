@@ -2,6 +2,9 @@
 //! with `--database-url` on PostgreSQL, answers, keeps secrets out of its logs, and exits
 //! cleanly on SIGTERM.
 
+// Helpers outside #[test] functions fail by panicking too.
+#![allow(clippy::unwrap_used, clippy::panic, clippy::disallowed_methods)]
+
 mod common;
 
 use std::process::Stdio;
@@ -10,7 +13,11 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 async fn wait_healthy(base: &str) -> serde_json::Value {
@@ -45,13 +52,29 @@ async fn run_serve(args: &[&str]) -> (serde_json::Value, String, Vec<String>) {
         .unwrap();
     let health = wait_healthy(&format!("http://127.0.0.1:{port}")).await;
     let pid = child.id().unwrap().to_string();
-    let killed = tokio::process::Command::new("kill").args(["-TERM", &pid]).status().await.unwrap();
+    let killed = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .unwrap();
     assert!(killed.success());
-    let status = tokio::time::timeout(Duration::from_secs(15), child.wait()).await.unwrap().unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(15), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
     let mut logs = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut logs).await.unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .await
+        .unwrap();
     assert!(status.success(), "exit {status:?}: {logs}");
-    assert!(logs.contains("shutting down") && logs.contains("stopped"), "{logs}");
+    assert!(
+        logs.contains("shutting down") && logs.contains("stopped"),
+        "{logs}"
+    );
     let data = home.path().join("guardmdm");
     let mut files: Vec<String> = std::fs::read_dir(&data)
         .unwrap()
@@ -70,7 +93,9 @@ async fn serve_starts_with_no_flags_on_sqlite_and_stops_on_sigterm() {
     let (health, logs, files) = run_serve(&[]).await;
     assert_eq!(health["database"], "sqlite");
     assert!(files.contains(&"guardmdm.db".to_string()), "{files:?}");
-    assert!(files.contains(&"secret.key".to_string()) && files.contains(&"admin-token".to_string()));
+    assert!(
+        files.contains(&"secret.key".to_string()) && files.contains(&"admin-token".to_string())
+    );
     assert!(logs.contains("GuardMDM 0.1.0 is serving"), "{logs}");
 }
 
@@ -80,10 +105,15 @@ async fn serve_runs_on_postgresql_with_database_url() {
         eprintln!("SKIPPED: set GUARDMDM_TEST_DATABASE_URL to run serve on PostgreSQL");
         return;
     };
-    let url = guardmdm_store_postgres::testing::fresh_database(&admin_url).await.unwrap();
+    let url = guardmdm_store_postgres::testing::fresh_database(&admin_url)
+        .await
+        .unwrap();
     let (health, logs, files) = run_serve(&["--database-url", &url]).await;
     assert_eq!(health["database"], "postgres");
     assert!(!files.contains(&"guardmdm.db".to_string()), "{files:?}");
     let password = url.split(':').nth(2).unwrap().split('@').next().unwrap();
-    assert!(!logs.contains(&format!(":{password}@")), "database password in the logs: {logs}");
+    assert!(
+        !logs.contains(&format!(":{password}@")),
+        "database password in the logs: {logs}"
+    );
 }

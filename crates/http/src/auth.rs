@@ -22,7 +22,10 @@ pub(crate) async fn require_admin(
     let Some(token) = value
         .to_str()
         .ok()
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .filter(|t| !t.trim().is_empty())
     else {
         return unauthorized("the Authorization header must be `Bearer <token>`");

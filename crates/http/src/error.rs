@@ -34,12 +34,16 @@ impl IntoResponse for ApiError {
                 ServiceError::Invalid(m) => (StatusCode::BAD_REQUEST, "invalid_request", m),
                 ServiceError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m),
                 ServiceError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m),
-                e @ ServiceError::BadToken(_) => {
-                    (StatusCode::UNPROCESSABLE_ENTITY, "invalid_token_file", e.to_string())
-                }
-                e @ ServiceError::TokenExpired { .. } => {
-                    (StatusCode::UNPROCESSABLE_ENTITY, "token_expired", e.to_string())
-                }
+                e @ ServiceError::BadToken(_) => (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_token_file",
+                    e.to_string(),
+                ),
+                e @ ServiceError::TokenExpired { .. } => (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "token_expired",
+                    e.to_string(),
+                ),
                 ServiceError::Unauthorized(m) => {
                     return unauthorized(&m);
                 }
@@ -57,9 +61,16 @@ impl IntoResponse for ApiError {
             Self::PayloadTooLarge(limit) => (
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
-                format!("the request body is larger than this endpoint's limit of {} KiB", limit / 1024),
+                format!(
+                    "the request body is larger than this endpoint's limit of {} KiB",
+                    limit / 1024
+                ),
             ),
-            Self::NotFound => (StatusCode::NOT_FOUND, "not_found", "no such route".to_string()),
+            Self::NotFound => (
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such route".to_string(),
+            ),
             Self::MethodNotAllowed => (
                 StatusCode::METHOD_NOT_ALLOWED,
                 "method_not_allowed",
@@ -71,7 +82,11 @@ impl IntoResponse for ApiError {
 }
 
 fn body(status: StatusCode, code: &str, message: &str) -> Response {
-    (status, Json(serde_json::json!({ "error": code, "message": message }))).into_response()
+    (
+        status,
+        Json(serde_json::json!({ "error": code, "message": message })),
+    )
+        .into_response()
 }
 
 /// 401 with the JSON error and a `WWW-Authenticate` challenge.
@@ -98,5 +113,9 @@ pub(crate) async fn method_not_allowed() -> ApiError {
 
 pub(crate) fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
     tracing::error!("a request handler panicked");
-    body(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error: see the server log")
+    body(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "internal",
+        "internal error: see the server log",
+    )
 }

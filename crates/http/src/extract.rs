@@ -1,10 +1,10 @@
 //! Extractors whose rejections are [`ApiError`]s (JSON bodies), not axum's plain text.
 
+use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::body::Bytes;
 use serde::de::DeserializeOwned;
 
 use crate::ApiError;
@@ -60,10 +60,15 @@ where
             Ok(bytes) => Ok(Self(bytes)),
             Err(e) => {
                 let source = e.into_inner();
-                if source.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+                if source
+                    .downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
                     Err(ApiError::PayloadTooLarge(LIMIT))
                 } else {
-                    Err(ApiError::BadRequest(format!("could not read the request body: {source}")))
+                    Err(ApiError::BadRequest(format!(
+                        "could not read the request body: {source}"
+                    )))
                 }
             }
         }

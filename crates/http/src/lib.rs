@@ -53,7 +53,10 @@ pub fn router(state: AppState) -> Router {
     let api = routes::api_router()
         .fallback(error::api_not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_admin))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_admin,
+        ))
         .route("/openapi.json", get(routes::openapi::document))
         .layer(DefaultBodyLimit::max(MAX_JSON_BODY_BYTES));
     let request_id = axum::http::HeaderName::from_static("x-request-id");
@@ -62,11 +65,16 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(routes::health::metrics))
         .nest("/api/v1", api)
         .fallback(error::not_found)
-        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::record))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::record,
+        ))
         .layer(trace::layer())
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))
-        .layer(SetSensitiveRequestHeadersLayer::new([axum::http::header::AUTHORIZATION]))
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            axum::http::header::AUTHORIZATION,
+        ]))
         .layer(CatchPanicLayer::custom(error::panic_response))
         .with_state(state)
 }

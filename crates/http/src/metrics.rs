@@ -56,7 +56,10 @@ pub(crate) async fn record(State(state): State<AppState>, req: Request, next: Ne
     state
         .metrics
         .durations
-        .get_or_create(&vec![("method".to_string(), method), ("route".to_string(), route)])
+        .get_or_create(&vec![
+            ("method".to_string(), method),
+            ("route".to_string(), route),
+        ])
         .observe(started.elapsed().as_secs_f64());
     response
 }
@@ -71,11 +74,17 @@ const ALL_STATES: [TokenState; 6] = [
 ];
 
 /// The exposition text: ABM token gauges for `entries`, then the HTTP metrics.
-pub(crate) fn render(metrics: &HttpMetrics, entries: &[AbmEntryView]) -> Result<String, std::fmt::Error> {
+pub(crate) fn render(
+    metrics: &HttpMetrics,
+    entries: &[AbmEntryView],
+) -> Result<String, std::fmt::Error> {
     let mut registry = Registry::default();
     let build: Family<Labels, Gauge> = Family::default();
     build
-        .get_or_create(&vec![("version".to_string(), env!("CARGO_PKG_VERSION").to_string())])
+        .get_or_create(&vec![(
+            "version".to_string(),
+            env!("CARGO_PKG_VERSION").to_string(),
+        )])
         .set(1);
     registry.register("guardmdm_build_info", "GuardMDM version (always 1)", build);
 
@@ -89,7 +98,9 @@ pub(crate) fn render(metrics: &HttpMetrics, entries: &[AbmEntryView]) -> Result<
         for s in ALL_STATES {
             let mut labels = token.clone();
             labels.push(("state".to_string(), s.as_str().to_string()));
-            state.get_or_create(&labels).set(i64::from(entry.health.state == s));
+            state
+                .get_or_create(&labels)
+                .set(i64::from(entry.health.state == s));
         }
     }
     registry.register(

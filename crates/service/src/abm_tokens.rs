@@ -163,8 +163,9 @@ impl AbmTokenService {
             .map_err(|e| ServiceError::Internal(e.to_string()))?
             .map_err(|e| ServiceError::Internal(e.to_string()))?;
         let id = Uuid::new_v4();
-        let sealed_private_key =
-            self.secrets.seal_str(&pair.private_key_pem, &private_key_context(id))?;
+        let sealed_private_key = self
+            .secrets
+            .seal_str(&pair.private_key_pem, &private_key_context(id))?;
         let now = guardmdm_store::now();
         let entry = NewAbmEntry {
             id,
@@ -175,15 +176,26 @@ impl AbmTokenService {
             abm_url: abm_url.clone(),
             created_at: now,
         };
-        let audit = audit(actor, "abm_token.create", &new.name, now, serde_json::json!({
-            "batch_size": batch_size, "abm_url": abm_url,
-        }));
-        let stored = self.store.create_abm_entry(&entry, &audit).await.map_err(|e| match e {
-            StoreError::Conflict(_) => {
-                ServiceError::Conflict(format!("an ABM entry named {:?} already exists", new.name))
-            }
-            other => other.into(),
-        })?;
+        let audit = audit(
+            actor,
+            "abm_token.create",
+            &new.name,
+            now,
+            serde_json::json!({
+                "batch_size": batch_size, "abm_url": abm_url,
+            }),
+        );
+        let stored = self
+            .store
+            .create_abm_entry(&entry, &audit)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => ServiceError::Conflict(format!(
+                    "an ABM entry named {:?} already exists",
+                    new.name
+                )),
+                other => other.into(),
+            })?;
         tracing::info!(abm_entry = %stored.name, "ABM entry created");
         Ok(AbmEntryView::from_entry(&stored, now))
     }
@@ -195,7 +207,10 @@ impl AbmTokenService {
     pub async fn list(&self) -> Result<Vec<AbmEntryView>, ServiceError> {
         let now = OffsetDateTime::now_utc();
         let entries = self.store.list_abm_entries().await?;
-        Ok(entries.iter().map(|e| AbmEntryView::from_entry(e, now)).collect())
+        Ok(entries
+            .iter()
+            .map(|e| AbmEntryView::from_entry(e, now))
+            .collect())
     }
 
     /// One entry.
@@ -236,9 +251,15 @@ impl AbmTokenService {
             None => current.abm_url.clone(),
         };
         let now = guardmdm_store::now();
-        let audit = audit(actor, "abm_token.set", name, now, serde_json::json!({
-            "batch_size": batch_size, "abm_url": abm_url,
-        }));
+        let audit = audit(
+            actor,
+            "abm_token.set",
+            name,
+            now,
+            serde_json::json!({
+                "batch_size": batch_size, "abm_url": abm_url,
+            }),
+        );
         let stored = self
             .store
             .update_abm_settings(name, batch_size, abm_url.as_deref(), now, &audit)
@@ -302,10 +323,20 @@ impl AbmTokenService {
             expires_at: tokens.access_token_expiry,
             uploaded_at: now,
         };
-        let action = if renewal { "abm_token.renew" } else { "abm_token.upload" };
-        let audit = audit(actor, action, name, now, serde_json::json!({
-            "expires_at": rfc3339(tokens.access_token_expiry), "forced": force,
-        }));
+        let action = if renewal {
+            "abm_token.renew"
+        } else {
+            "abm_token.upload"
+        };
+        let audit = audit(
+            actor,
+            action,
+            name,
+            now,
+            serde_json::json!({
+                "expires_at": rfc3339(tokens.access_token_expiry), "forced": force,
+            }),
+        );
         let stored = self
             .store
             .store_server_token(name, &record, &audit)
@@ -353,7 +384,10 @@ impl AbmTokenService {
     }
 
     async fn load(&self, name: &str) -> Result<AbmEntry, ServiceError> {
-        self.store.get_abm_entry(name).await.map_err(|e| not_found(e, name))
+        self.store
+            .get_abm_entry(name)
+            .await
+            .map_err(|e| not_found(e, name))
     }
 }
 

@@ -123,12 +123,16 @@ impl AuthService {
             created_at: now,
         };
         let audit = audit(actor, "api_key.create", name, now, serde_json::json!({}));
-        let key = self.store.create_api_key(&new, &audit).await.map_err(|e| match e {
-            StoreError::Conflict(_) => {
-                ServiceError::Conflict(format!("an API key named {name:?} already exists"))
-            }
-            other => other.into(),
-        })?;
+        let key = self
+            .store
+            .create_api_key(&new, &audit)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => {
+                    ServiceError::Conflict(format!("an API key named {name:?} already exists"))
+                }
+                other => other.into(),
+            })?;
         Ok(CreatedApiKey {
             key: key.into(),
             token,
@@ -140,7 +144,13 @@ impl AuthService {
     /// # Errors
     /// Only storage failures.
     pub async fn list_api_keys(&self) -> Result<Vec<ApiKeyView>, ServiceError> {
-        Ok(self.store.list_api_keys().await?.into_iter().map(Into::into).collect())
+        Ok(self
+            .store
+            .list_api_keys()
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect())
     }
 
     /// Revokes the valid key with this name; it stops working at once.

@@ -150,32 +150,61 @@ mod tests {
     #[test]
     fn pending_without_a_token() {
         let h = token_health(None, None, NOW);
-        assert_eq!((h.state, h.expires_at, h.days_left), (TokenState::Pending, None, None));
+        assert_eq!(
+            (h.state, h.expires_at, h.days_left),
+            (TokenState::Pending, None, None)
+        );
         assert!(h.message.contains("upload"));
     }
 
     #[test]
     fn boundaries_between_active_expiring_and_expired() {
-        assert_eq!(state_at(Duration::days(365)), (TokenState::Active, Some(365)));
+        assert_eq!(
+            state_at(Duration::days(365)),
+            (TokenState::Active, Some(365))
+        );
         assert_eq!(
             state_at(Duration::days(30) + Duration::seconds(1)),
             (TokenState::Active, Some(30))
         );
-        assert_eq!(state_at(Duration::days(30)), (TokenState::Expiring, Some(30)));
-        assert_eq!(state_at(Duration::hours(5)), (TokenState::Expiring, Some(0)));
-        assert_eq!(state_at(Duration::seconds(1)), (TokenState::Expiring, Some(0)));
+        assert_eq!(
+            state_at(Duration::days(30)),
+            (TokenState::Expiring, Some(30))
+        );
+        assert_eq!(
+            state_at(Duration::hours(5)),
+            (TokenState::Expiring, Some(0))
+        );
+        assert_eq!(
+            state_at(Duration::seconds(1)),
+            (TokenState::Expiring, Some(0))
+        );
         assert_eq!(state_at(Duration::ZERO), (TokenState::Expired, Some(0)));
-        assert_eq!(state_at(Duration::hours(-5)), (TokenState::Expired, Some(0)));
-        assert_eq!(state_at(-Duration::days(3) - Duration::hours(1)), (TokenState::Expired, Some(-3)));
+        assert_eq!(
+            state_at(Duration::hours(-5)),
+            (TokenState::Expired, Some(0))
+        );
+        assert_eq!(
+            state_at(-Duration::days(3) - Duration::hours(1)),
+            (TokenState::Expired, Some(-3))
+        );
     }
 
     #[test]
     fn messages_say_what_to_do() {
         let expired = token_health(Some(NOW - Duration::days(1)), None, NOW);
-        assert!(expired.message.contains("Regenerate"), "{}", expired.message);
+        assert!(
+            expired.message.contains("Regenerate"),
+            "{}",
+            expired.message
+        );
         assert!(expired.message.contains("re-upload"));
         let expiring = token_health(Some(NOW + Duration::days(12)), None, NOW);
-        assert!(expiring.message.contains("in 12 days"), "{}", expiring.message);
+        assert!(
+            expiring.message.contains("in 12 days"),
+            "{}",
+            expiring.message
+        );
         assert!(expiring.message.contains("2026-12-09"));
     }
 
@@ -189,7 +218,10 @@ mod tests {
         let h = token_health(Some(NOW + Duration::days(100)), Some(&problem), NOW);
         assert_eq!(h.state, TokenState::TermsNotSigned);
         assert_eq!(h.message, "Accept the new terms");
-        let rejected = TokenProblem { kind: PROBLEM_REJECTED.to_string(), ..problem.clone() };
+        let rejected = TokenProblem {
+            kind: PROBLEM_REJECTED.to_string(),
+            ..problem.clone()
+        };
         let h = token_health(Some(NOW + Duration::days(5)), Some(&rejected), NOW);
         assert_eq!(h.state, TokenState::Rejected);
         let h = token_health(Some(NOW - Duration::days(5)), Some(&problem), NOW);

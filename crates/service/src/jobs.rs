@@ -12,7 +12,10 @@ pub const TOKEN_CHECK_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// The entries whose token needs an admin: expiring, expired, terms not signed, rejected.
 pub fn entries_needing_attention(entries: &[AbmEntryView]) -> Vec<&AbmEntryView> {
-    entries.iter().filter(|e| e.health.state.needs_attention()).collect()
+    entries
+        .iter()
+        .filter(|e| e.health.state.needs_attention())
+        .collect()
 }
 
 /// Logs a warning for every entry whose token needs an admin, and returns those entries.
@@ -23,8 +26,10 @@ pub async fn check_token_health(
     abm: &AbmTokenService,
 ) -> Result<Vec<AbmEntryView>, crate::ServiceError> {
     let entries = abm.list().await?;
-    let flagged: Vec<AbmEntryView> =
-        entries_needing_attention(&entries).into_iter().cloned().collect();
+    let flagged: Vec<AbmEntryView> = entries_needing_attention(&entries)
+        .into_iter()
+        .cloned()
+        .collect();
     for entry in &flagged {
         let expires_at = entry
             .health
@@ -41,8 +46,15 @@ pub async fn check_token_health(
         );
     }
     if flagged.is_empty() {
-        let pending = entries.iter().filter(|e| e.health.state == TokenState::Pending).count();
-        tracing::info!(entries = entries.len(), pending, "ABM tokens checked: none expiring");
+        let pending = entries
+            .iter()
+            .filter(|e| e.health.state == TokenState::Pending)
+            .count();
+        tracing::info!(
+            entries = entries.len(),
+            pending,
+            "ABM tokens checked: none expiring"
+        );
     }
     Ok(flagged)
 }
@@ -95,7 +107,11 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(1)).await;
         assert_eq!(count.load(Ordering::SeqCst), 1, "at start-up");
         tokio::time::sleep(TOKEN_CHECK_INTERVAL - Duration::from_secs(2)).await;
-        assert_eq!(count.load(Ordering::SeqCst), 1, "not again within the period");
+        assert_eq!(
+            count.load(Ordering::SeqCst),
+            1,
+            "not again within the period"
+        );
         tokio::time::sleep(Duration::from_secs(2)).await;
         assert_eq!(count.load(Ordering::SeqCst), 2, "again after the period");
         cancel.cancel();

@@ -38,10 +38,23 @@ mod tests {
 
     #[test]
     fn accepts_and_refuses_names() {
-        for ok in ["main", "ABM-Europe_2", "a", "org.example.mdm", &"x".repeat(64)] {
+        for ok in [
+            "main",
+            "ABM-Europe_2",
+            "a",
+            "org.example.mdm",
+            &"x".repeat(64),
+        ] {
             validate_name(ok, "name").unwrap();
         }
-        for bad in ["", "-lead", "has space", "slash/y", "ümlaut", &"x".repeat(65)] {
+        for bad in [
+            "",
+            "-lead",
+            "has space",
+            "slash/y",
+            "ümlaut",
+            &"x".repeat(65),
+        ] {
             let err = validate_name(bad, "ABM entry name").unwrap_err();
             assert!(err.to_string().contains("ABM entry name"), "{err}");
         }

@@ -40,7 +40,7 @@ fn hex_encode(bytes: &[u8]) -> String {
 }
 
 fn hex_decode(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     (0..text.len())
@@ -61,8 +61,8 @@ mod tests {
         let key = SecretKey::generate().unwrap();
         verify_secret_key(&store, &key).await.unwrap();
         verify_secret_key(&store, &key).await.unwrap();
-        let again = SecretKey::from_base64(secrecy::ExposeSecret::expose_secret(&key.to_base64()))
-            .unwrap();
+        let again =
+            SecretKey::from_base64(secrecy::ExposeSecret::expose_secret(&key.to_base64())).unwrap();
         verify_secret_key(&store, &again).await.unwrap();
         let other = SecretKey::generate().unwrap();
         let err = verify_secret_key(&store, &other).await.unwrap_err();
@@ -71,7 +71,10 @@ mod tests {
 
     #[test]
     fn hex_round_trips() {
-        assert_eq!(hex_decode(&hex_encode(&[0, 1, 254, 255])).unwrap(), vec![0, 1, 254, 255]);
+        assert_eq!(
+            hex_decode(&hex_encode(&[0, 1, 254, 255])).unwrap(),
+            vec![0, 1, 254, 255]
+        );
         assert_eq!(hex_decode("abc"), None);
         assert_eq!(hex_decode("zz"), None);
     }

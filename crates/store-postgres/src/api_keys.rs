@@ -43,10 +43,12 @@ impl ApiKeyStore for PostgresStore {
     }
 
     async fn list_api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("{COLUMNS} ORDER BY created_at, id")))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(backend)?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{COLUMNS} ORDER BY created_at, id"
+        )))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
         rows.iter().map(key_from_row).collect()
     }
 

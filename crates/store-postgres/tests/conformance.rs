@@ -11,7 +11,9 @@ use guardmdm_store_postgres::testing::fresh_database;
 async fn postgres_passes_the_conformance_suite() {
     #[allow(clippy::disallowed_methods)] // tests read their own switch
     let Ok(admin_url) = std::env::var("GUARDMDM_TEST_DATABASE_URL") else {
-        eprintln!("SKIPPED: set GUARDMDM_TEST_DATABASE_URL to run the PostgreSQL conformance suite");
+        eprintln!(
+            "SKIPPED: set GUARDMDM_TEST_DATABASE_URL to run the PostgreSQL conformance suite"
+        );
         return;
     };
     guardmdm_store::testsuite::run_all(|| {

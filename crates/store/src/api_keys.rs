@@ -42,8 +42,11 @@ pub struct ApiKey {
 #[async_trait]
 pub trait ApiKeyStore: Send + Sync {
     /// Stores a new key. [`StoreError::Conflict`] when a key that is not revoked has the name.
-    async fn create_api_key(&self, key: &NewApiKey, audit: &NewAuditEvent)
-    -> Result<ApiKey, StoreError>;
+    async fn create_api_key(
+        &self,
+        key: &NewApiKey,
+        audit: &NewAuditEvent,
+    ) -> Result<ApiKey, StoreError>;
 
     /// Every key, revoked ones included, oldest first.
     async fn list_api_keys(&self) -> Result<Vec<ApiKey>, StoreError>;

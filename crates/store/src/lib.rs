@@ -1,7 +1,7 @@
 //! GuardMDM's storage seam: narrow role traits, composed into [`Store`].
 //!
 //! Backends (`guardmdm-store-sqlite`, `guardmdm-store-postgres`) implement every trait and run
-//! the one conformance suite in [`testsuite`] (feature `testsuite`). This crate knows no
+//! the one conformance suite in `testsuite` (feature `testsuite`). This crate knows no
 //! database driver: backends map their errors into [`StoreError`].
 //!
 //! Every method that changes what an admin controls takes the [`NewAuditEvent`] describing

@@ -3,6 +3,10 @@
 //! A backend's `tests/conformance.rs` calls [`run_all`] with a function that makes a fresh,
 //! empty, migrated store. Each case panics with its name on failure.
 
+// This module is test code compiled into the library for the backends' tests: failing loudly
+// with a panic is its job.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
 use std::future::Future;
 use std::sync::Arc;
 
@@ -48,7 +52,9 @@ fn new_entry(name: &str) -> NewAbmEntry {
     NewAbmEntry {
         id: Uuid::new_v4(),
         name: name.to_string(),
-        certificate_pem: format!("-----BEGIN CERTIFICATE-----\n{name}\n-----END CERTIFICATE-----\n"),
+        certificate_pem: format!(
+            "-----BEGIN CERTIFICATE-----\n{name}\n-----END CERTIFICATE-----\n"
+        ),
         sealed_private_key: vec![1, 2, 3, 0, 255],
         batch_size: 100,
         abm_url: None,
@@ -79,13 +85,20 @@ async fn backend_answers(store: Arc<dyn Store>) {
 async fn meta_init_is_first_writer_wins(store: Arc<dyn Store>) {
     assert_eq!(store.get_meta("k").await.unwrap(), None, "meta: unset key");
     assert_eq!(store.init_meta("k", "first").await.unwrap(), "first");
-    assert_eq!(store.init_meta("k", "second").await.unwrap(), "first", "meta: first wins");
+    assert_eq!(
+        store.init_meta("k", "second").await.unwrap(),
+        "first",
+        "meta: first wins"
+    );
     assert_eq!(store.get_meta("k").await.unwrap().as_deref(), Some("first"));
 }
 
 async fn abm_entries_create_get_list(store: Arc<dyn Store>) {
     let b = new_entry("beta");
-    let created = store.create_abm_entry(&b, &audit("abm.create", "beta")).await.unwrap();
+    let created = store
+        .create_abm_entry(&b, &audit("abm.create", "beta"))
+        .await
+        .unwrap();
     assert_eq!(created.id, b.id);
     assert_eq!(created.name, "beta");
     assert_eq!(created.certificate_pem, b.certificate_pem);
@@ -94,79 +107,138 @@ async fn abm_entries_create_get_list(store: Arc<dyn Store>) {
     assert_eq!(created.abm_url, None);
     assert_eq!(created.server_token, None);
     assert_eq!(created.problem, None);
-    assert_eq!(created.created_at, b.created_at, "timestamps keep microseconds");
+    assert_eq!(
+        created.created_at, b.created_at,
+        "timestamps keep microseconds"
+    );
     assert_eq!(created.updated_at, b.created_at);
     let mut a = new_entry("alpha");
     a.abm_url = Some("http://127.0.0.1:9/".to_string());
     a.batch_size = 1000;
-    store.create_abm_entry(&a, &audit("abm.create", "alpha")).await.unwrap();
+    store
+        .create_abm_entry(&a, &audit("abm.create", "alpha"))
+        .await
+        .unwrap();
     assert_eq!(store.get_abm_entry("beta").await.unwrap(), created);
     let alpha = store.get_abm_entry("alpha").await.unwrap();
     assert_eq!(alpha.abm_url.as_deref(), Some("http://127.0.0.1:9/"));
     assert_eq!(alpha.batch_size, 1000);
-    let names: Vec<String> =
-        store.list_abm_entries().await.unwrap().into_iter().map(|e| e.name).collect();
+    let names: Vec<String> = store
+        .list_abm_entries()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
     assert_eq!(names, ["alpha", "beta"], "list is by name");
     assert_eq!(actions(&store).await, ["abm.create", "abm.create"]);
 }
 
 async fn abm_entry_names_are_unique(store: Arc<dyn Store>) {
-    store.create_abm_entry(&new_entry("x"), &audit("abm.create", "x")).await.unwrap();
+    store
+        .create_abm_entry(&new_entry("x"), &audit("abm.create", "x"))
+        .await
+        .unwrap();
     let err = store
         .create_abm_entry(&new_entry("x"), &audit("abm.create", "x"))
         .await
         .expect_err("a second entry named x");
     assert!(err.is_conflict(), "duplicate name: {err:?}");
-    assert_eq!(actions(&store).await, ["abm.create"], "no audit for a refused write");
+    assert_eq!(
+        actions(&store).await,
+        ["abm.create"],
+        "no audit for a refused write"
+    );
     // Names are compared exactly.
-    store.create_abm_entry(&new_entry("X"), &audit("abm.create", "X")).await.unwrap();
+    store
+        .create_abm_entry(&new_entry("X"), &audit("abm.create", "X"))
+        .await
+        .unwrap();
 }
 
 async fn abm_settings_update(store: Arc<dyn Store>) {
     let e = new_entry("s");
-    store.create_abm_entry(&e, &audit("abm.create", "s")).await.unwrap();
+    store
+        .create_abm_entry(&e, &audit("abm.create", "s"))
+        .await
+        .unwrap();
     let later = now() + Duration::seconds(5);
     let updated = store
-        .update_abm_settings("s", 500, Some("http://sim.local/"), later, &audit("abm.set", "s"))
+        .update_abm_settings(
+            "s",
+            500,
+            Some("http://sim.local/"),
+            later,
+            &audit("abm.set", "s"),
+        )
         .await
         .unwrap();
     assert_eq!(updated.batch_size, 500);
     assert_eq!(updated.abm_url.as_deref(), Some("http://sim.local/"));
     assert_eq!(updated.updated_at, later);
     assert_eq!(updated.created_at, e.created_at);
-    let cleared =
-        store.update_abm_settings("s", 500, None, later, &audit("abm.set", "s")).await.unwrap();
+    let cleared = store
+        .update_abm_settings("s", 500, None, later, &audit("abm.set", "s"))
+        .await
+        .unwrap();
     assert_eq!(cleared.abm_url, None);
     assert_eq!(actions(&store).await, ["abm.create", "abm.set", "abm.set"]);
 }
 
 async fn abm_server_token_install_and_renew_keep_the_entry(store: Arc<dyn Store>) {
     let e = new_entry("t");
-    store.create_abm_entry(&e, &audit("abm.create", "t")).await.unwrap();
+    store
+        .create_abm_entry(&e, &audit("abm.create", "t"))
+        .await
+        .unwrap();
     store
         .update_abm_settings("t", 250, Some("http://x/"), now(), &audit("abm.set", "t"))
         .await
         .unwrap();
     let first = token(365);
-    let installed =
-        store.store_server_token("t", &first, &audit("abm.upload", "t")).await.unwrap();
+    let installed = store
+        .store_server_token("t", &first, &audit("abm.upload", "t"))
+        .await
+        .unwrap();
     assert_eq!(installed.server_token.as_ref(), Some(&first));
     let problem = TokenProblem {
         kind: "rejected".to_string(),
         message: "re-upload".to_string(),
         since: now(),
     };
-    store.set_abm_problem("t", Some(&problem), now()).await.unwrap();
+    store
+        .set_abm_problem("t", Some(&problem), now())
+        .await
+        .unwrap();
     let mut second = token(300);
     second.sealed_token = vec![7; 50];
-    let renewed =
-        store.store_server_token("t", &second, &audit("abm.upload", "t")).await.unwrap();
+    let renewed = store
+        .store_server_token("t", &second, &audit("abm.upload", "t"))
+        .await
+        .unwrap();
     assert_eq!(renewed.server_token.as_ref(), Some(&second));
-    assert_eq!(renewed.problem, None, "a new token clears the reported problem");
-    let AbmEntry { id, certificate_pem, sealed_private_key, batch_size, abm_url, created_at, .. } =
-        renewed;
     assert_eq!(
-        (id, certificate_pem, sealed_private_key, batch_size, abm_url, created_at),
+        renewed.problem, None,
+        "a new token clears the reported problem"
+    );
+    let AbmEntry {
+        id,
+        certificate_pem,
+        sealed_private_key,
+        batch_size,
+        abm_url,
+        created_at,
+        ..
+    } = renewed;
+    assert_eq!(
+        (
+            id,
+            certificate_pem,
+            sealed_private_key,
+            batch_size,
+            abm_url,
+            created_at
+        ),
         (
             e.id,
             e.certificate_pem,
@@ -177,31 +249,58 @@ async fn abm_server_token_install_and_renew_keep_the_entry(store: Arc<dyn Store>
         ),
         "renewal keeps everything else"
     );
-    assert_eq!(store.get_abm_entry("t").await.unwrap().server_token, Some(second));
+    assert_eq!(
+        store.get_abm_entry("t").await.unwrap().server_token,
+        Some(second)
+    );
 }
 
 async fn abm_problem_set_and_clear(store: Arc<dyn Store>) {
-    store.create_abm_entry(&new_entry("p"), &audit("abm.create", "p")).await.unwrap();
+    store
+        .create_abm_entry(&new_entry("p"), &audit("abm.create", "p"))
+        .await
+        .unwrap();
     let problem = TokenProblem {
         kind: "terms_not_signed".to_string(),
         message: "Accept the new terms in Apple Business Manager".to_string(),
         since: now(),
     };
-    store.set_abm_problem("p", Some(&problem), now()).await.unwrap();
-    assert_eq!(store.get_abm_entry("p").await.unwrap().problem, Some(problem));
+    store
+        .set_abm_problem("p", Some(&problem), now())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_abm_entry("p").await.unwrap().problem,
+        Some(problem)
+    );
     store.set_abm_problem("p", None, now()).await.unwrap();
     assert_eq!(store.get_abm_entry("p").await.unwrap().problem, None);
 }
 
 async fn abm_delete(store: Arc<dyn Store>) {
-    store.create_abm_entry(&new_entry("d"), &audit("abm.create", "d")).await.unwrap();
-    store.store_server_token("d", &token(10), &audit("abm.upload", "d")).await.unwrap();
-    store.delete_abm_entry("d", &audit("abm.delete", "d")).await.unwrap();
+    store
+        .create_abm_entry(&new_entry("d"), &audit("abm.create", "d"))
+        .await
+        .unwrap();
+    store
+        .store_server_token("d", &token(10), &audit("abm.upload", "d"))
+        .await
+        .unwrap();
+    store
+        .delete_abm_entry("d", &audit("abm.delete", "d"))
+        .await
+        .unwrap();
     assert!(store.get_abm_entry("d").await.unwrap_err().is_not_found());
     assert!(store.list_abm_entries().await.unwrap().is_empty());
-    assert_eq!(actions(&store).await, ["abm.create", "abm.upload", "abm.delete"]);
+    assert_eq!(
+        actions(&store).await,
+        ["abm.create", "abm.upload", "abm.delete"]
+    );
     // The name is free again.
-    store.create_abm_entry(&new_entry("d"), &audit("abm.create", "d")).await.unwrap();
+    store
+        .create_abm_entry(&new_entry("d"), &audit("abm.create", "d"))
+        .await
+        .unwrap();
 }
 
 async fn abm_unknown_names_are_not_found(store: Arc<dyn Store>) {
@@ -210,13 +309,28 @@ async fn abm_unknown_names_are_not_found(store: Arc<dyn Store>) {
     };
     nf(store.get_abm_entry("nope").await.map(drop), "get");
     nf(
-        store.update_abm_settings("nope", 1, None, now(), &audit("a", "nope")).await.map(drop),
+        store
+            .update_abm_settings("nope", 1, None, now(), &audit("a", "nope"))
+            .await
+            .map(drop),
         "update",
     );
-    nf(store.store_server_token("nope", &token(1), &audit("a", "nope")).await.map(drop), "token");
+    nf(
+        store
+            .store_server_token("nope", &token(1), &audit("a", "nope"))
+            .await
+            .map(drop),
+        "token",
+    );
     nf(store.set_abm_problem("nope", None, now()).await, "problem");
-    nf(store.delete_abm_entry("nope", &audit("a", "nope")).await, "delete");
-    assert!(actions(&store).await.is_empty(), "no audit for failed writes");
+    nf(
+        store.delete_abm_entry("nope", &audit("a", "nope")).await,
+        "delete",
+    );
+    assert!(
+        actions(&store).await.is_empty(),
+        "no audit for failed writes"
+    );
 }
 
 fn new_key(name: &str, hash: &str) -> NewApiKey {
@@ -231,7 +345,10 @@ fn new_key(name: &str, hash: &str) -> NewApiKey {
 
 async fn api_keys_lifecycle(store: Arc<dyn Store>) {
     let k = new_key("ci", "hash-1");
-    let created = store.create_api_key(&k, &audit("api_key.create", "ci")).await.unwrap();
+    let created = store
+        .create_api_key(&k, &audit("api_key.create", "ci"))
+        .await
+        .unwrap();
     assert_eq!((created.id, created.name.as_str()), (k.id, "ci"));
     assert_eq!(created.created_at, k.created_at);
     assert_eq!((created.last_used_at, created.revoked_at), (None, None));
@@ -240,17 +357,31 @@ async fn api_keys_lifecycle(store: Arc<dyn Store>) {
         .await
         .expect_err("same name twice");
     assert!(dup.is_conflict(), "{dup:?}");
-    assert_eq!(store.find_active_api_key("hash-1").await.unwrap(), Some(created.clone()));
+    assert_eq!(
+        store.find_active_api_key("hash-1").await.unwrap(),
+        Some(created.clone())
+    );
     assert_eq!(store.find_active_api_key("hash-x").await.unwrap(), None);
     let at = now();
-    let revoked =
-        store.revoke_api_key("ci", at, &audit("api_key.revoke", "ci")).await.unwrap();
+    let revoked = store
+        .revoke_api_key("ci", at, &audit("api_key.revoke", "ci"))
+        .await
+        .unwrap();
     assert_eq!(revoked.revoked_at, Some(at));
-    assert_eq!(store.find_active_api_key("hash-1").await.unwrap(), None, "revoked");
-    let again = store.revoke_api_key("ci", at, &audit("api_key.revoke", "ci")).await;
+    assert_eq!(
+        store.find_active_api_key("hash-1").await.unwrap(),
+        None,
+        "revoked"
+    );
+    let again = store
+        .revoke_api_key("ci", at, &audit("api_key.revoke", "ci"))
+        .await;
     assert!(matches!(again, Err(StoreError::NotFound)), "{again:?}");
     // A revoked name can be reused; the old key stays listed as revoked.
-    store.create_api_key(&new_key("ci", "hash-3"), &audit("api_key.create", "ci")).await.unwrap();
+    store
+        .create_api_key(&new_key("ci", "hash-3"), &audit("api_key.create", "ci"))
+        .await
+        .unwrap();
     let keys = store.list_api_keys().await.unwrap();
     assert_eq!(keys.len(), 2);
     assert_eq!(keys[0].revoked_at, Some(at));
@@ -263,14 +394,24 @@ async fn api_keys_lifecycle(store: Arc<dyn Store>) {
 
 async fn api_key_touch_is_rate_limited(store: Arc<dyn Store>) {
     let k = new_key("t", "h");
-    store.create_api_key(&k, &audit("api_key.create", "t")).await.unwrap();
+    store
+        .create_api_key(&k, &audit("api_key.create", "t"))
+        .await
+        .unwrap();
     let t0 = now();
     store.touch_api_key(k.id, t0, 60).await.unwrap();
     let used = |s: Arc<dyn Store>| async move {
-        s.find_active_api_key("h").await.unwrap().unwrap().last_used_at
+        s.find_active_api_key("h")
+            .await
+            .unwrap()
+            .unwrap()
+            .last_used_at
     };
     assert_eq!(used(store.clone()).await, Some(t0));
-    store.touch_api_key(k.id, t0 + Duration::seconds(30), 60).await.unwrap();
+    store
+        .touch_api_key(k.id, t0 + Duration::seconds(30), 60)
+        .await
+        .unwrap();
     assert_eq!(used(store.clone()).await, Some(t0), "within the interval");
     let t2 = t0 + Duration::seconds(61);
     store.touch_api_key(k.id, t2, 60).await.unwrap();
@@ -281,15 +422,24 @@ async fn api_key_touch_is_rate_limited(store: Arc<dyn Store>) {
 async fn audit_pagination(store: Arc<dyn Store>) {
     for i in 0..5 {
         store
-            .create_abm_entry(&new_entry(&format!("e{i}")), &audit("abm.create", &format!("e{i}")))
+            .create_abm_entry(
+                &new_entry(&format!("e{i}")),
+                &audit("abm.create", &format!("e{i}")),
+            )
             .await
             .unwrap();
     }
     let page = store.list_audit(2, None).await.unwrap();
-    assert_eq!(page.iter().map(|e| e.target.as_str()).collect::<Vec<_>>(), ["e4", "e3"]);
+    assert_eq!(
+        page.iter().map(|e| e.target.as_str()).collect::<Vec<_>>(),
+        ["e4", "e3"]
+    );
     assert_eq!(page[0].actor, "test");
     assert_eq!(page[0].details, serde_json::json!({ "case": "abm.create" }));
     let next = store.list_audit(10, Some(page[1].id)).await.unwrap();
-    assert_eq!(next.iter().map(|e| e.target.as_str()).collect::<Vec<_>>(), ["e2", "e1", "e0"]);
+    assert_eq!(
+        next.iter().map(|e| e.target.as_str()).collect::<Vec<_>>(),
+        ["e2", "e1", "e0"]
+    );
     assert!(next[0].id < page[1].id);
 }

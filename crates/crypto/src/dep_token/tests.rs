@@ -25,7 +25,11 @@ fn openssl_cli_smime(inner: &str, cert_pem: &str, cipher: &str) -> Vec<u8> {
         .arg(&cert)
         .output()
         .expect("the openssl command-line tool is installed");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     out.stdout
 }
 
@@ -45,7 +49,10 @@ fn decrypts_a_token_made_like_abm_does() {
     assert!(tokens.consumer_secret.expose_secret().starts_with("CS_"));
     assert!(tokens.access_token.expose_secret().starts_with("AT_"));
     assert!(tokens.access_secret.expose_secret().starts_with("AS_"));
-    assert_eq!(tokens.access_token_expiry, time::macros::datetime!(2027-07-01 22:18:53 UTC));
+    assert_eq!(
+        tokens.access_token_expiry,
+        time::macros::datetime!(2027-07-01 22:18:53 UTC)
+    );
 }
 
 #[test]
@@ -93,12 +100,12 @@ fn refuses_files_that_are_not_smime() {
 #[test]
 fn refuses_corrupt_or_truncated_base64() {
     let pair = pair();
-    let file = String::from_utf8(encrypt_server_token(GOOD_JSON, &pair.certificate_pem).unwrap())
-        .unwrap();
+    let file =
+        String::from_utf8(encrypt_server_token(GOOD_JSON, &pair.certificate_pem).unwrap()).unwrap();
     // Cut anywhere in the body: always "corrupt or truncated", never a panic or a success.
     let body_start = file.find("\r\n\r\n").unwrap() + 4;
     for cut in (body_start + 1..file.len() - 3).step_by(97) {
-        let err = decrypt(file[..cut].as_bytes(), &pair).unwrap_err();
+        let err = decrypt(&file.as_bytes()[..cut], &pair).unwrap_err();
         assert!(
             matches!(err, DepTokenError::Base64(_) | DepTokenError::NotCms(_)),
             "cut at {cut}: {err:?}"
@@ -107,7 +114,10 @@ fn refuses_corrupt_or_truncated_base64() {
     }
     // A character that is not base64.
     let corrupt = format!("{}*{}", &file[..body_start + 10], &file[body_start + 11..]);
-    assert!(matches!(decrypt(corrupt.as_bytes(), &pair), Err(DepTokenError::Base64(_))));
+    assert!(matches!(
+        decrypt(corrupt.as_bytes(), &pair),
+        Err(DepTokenError::Base64(_))
+    ));
     // Headers only.
     let (headers, _) = file.split_once("\r\n\r\n").unwrap();
     let err = decrypt(format!("{headers}\r\n\r\n").as_bytes(), &pair).unwrap_err();
@@ -117,15 +127,18 @@ fn refuses_corrupt_or_truncated_base64() {
 #[test]
 fn refuses_base64_that_is_not_cms() {
     let pair = pair();
-    let file = String::from_utf8(encrypt_server_token(GOOD_JSON, &pair.certificate_pem).unwrap())
-        .unwrap();
+    let file =
+        String::from_utf8(encrypt_server_token(GOOD_JSON, &pair.certificate_pem).unwrap()).unwrap();
     let (headers, body) = file.split_once("\r\n\r\n").unwrap();
     let b64: String = body.chars().filter(|c| !c.is_whitespace()).collect();
     // Truncated on a quantum boundary: valid base64, truncated DER.
     let truncated = format!("{headers}\r\n\r\n{}\r\n", &b64[..b64.len() / 2 / 4 * 4]);
     let err = decrypt(truncated.as_bytes(), &pair).unwrap_err();
     assert!(matches!(err, DepTokenError::NotCms(_)), "{err:?}");
-    let garbage = format!("{headers}\r\n\r\n{}\r\n", STANDARD.encode(b"not a cms structure"));
+    let garbage = format!(
+        "{headers}\r\n\r\n{}\r\n",
+        STANDARD.encode(b"not a cms structure")
+    );
     let err = decrypt(garbage.as_bytes(), &pair).unwrap_err();
     assert!(matches!(err, DepTokenError::NotCms(_)), "{err:?}");
 }
@@ -135,15 +148,24 @@ fn refuses_a_token_encrypted_to_another_key() {
     let ours = pair();
     let theirs = pair();
     let file = encrypt_server_token(GOOD_JSON, &theirs.certificate_pem).unwrap();
-    assert_eq!(decrypt(&file, &ours).unwrap_err(), DepTokenError::WrongRecipient);
+    assert_eq!(
+        decrypt(&file, &ours).unwrap_err(),
+        DepTokenError::WrongRecipient
+    );
     let file = openssl_cli_smime(&apple_inner(GOOD_JSON), &theirs.certificate_pem, "-aes256");
-    assert_eq!(decrypt(&file, &ours).unwrap_err(), DepTokenError::WrongRecipient);
+    assert_eq!(
+        decrypt(&file, &ours).unwrap_err(),
+        DepTokenError::WrongRecipient
+    );
 }
 
 #[test]
 fn refuses_bad_inner_json() {
     let pair = pair();
-    let missing = GOOD_JSON.replace(r#""access_secret":"AS_c31afd7a09691d83548489336e8ff1cb11b82b6b","#, "");
+    let missing = GOOD_JSON.replace(
+        r#""access_secret":"AS_c31afd7a09691d83548489336e8ff1cb11b82b6b","#,
+        "",
+    );
     let empty = GOOD_JSON.replace("CS_34c7b2b531a600d99a764e4a3e7aa7e7eb6b7f2e", "");
     let bad_expiry = GOOD_JSON.replace("2027-07-01T22:18:53Z", "next summer");
     let cases: [(String, DepTokenError); 5] = [
@@ -161,7 +183,9 @@ fn refuses_bad_inner_json() {
         ),
         (
             String::new(),
-            DepTokenError::InnerFormat("the message between the MESSAGE markers is empty".to_string()),
+            DepTokenError::InnerFormat(
+                "the message between the MESSAGE markers is empty".to_string(),
+            ),
         ),
     ];
     for (json, expected) in cases {
@@ -180,7 +204,10 @@ fn debug_redacts_every_secret_and_json_round_trips() {
         assert!(!debug.contains(secret), "{debug}");
     }
     let again = DepTokens::from_json(tokens.to_json().unwrap().expose_secret()).unwrap();
-    assert_eq!(again.consumer_key.expose_secret(), tokens.consumer_key.expose_secret());
+    assert_eq!(
+        again.consumer_key.expose_secret(),
+        tokens.consumer_key.expose_secret()
+    );
     assert_eq!(again.access_token_expiry, tokens.access_token_expiry);
 }
 

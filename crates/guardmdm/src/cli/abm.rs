@@ -92,19 +92,43 @@ pub(crate) enum TokenCommand {
 pub(crate) async fn run(client: &ApiClient, command: AbmCommand) -> anyhow::Result<()> {
     let AbmCommand::Token(command) = command;
     match command {
-        TokenCommand::Create { name, output, batch_size, abm_url } => {
+        TokenCommand::Create {
+            name,
+            output,
+            batch_size,
+            abm_url,
+        } => {
             let body = json!({ "name": name, "batch_size": batch_size, "abm_url": abm_url });
-            let entry: AbmEntryView =
-                client.send_json(Method::POST, &["abm", "tokens"], &body).await?;
-            let pem = client.get_text(&["abm", "tokens", &entry.name, "public-key"]).await?;
-            let path = output.unwrap_or_else(|| PathBuf::from(format!("GuardMDM_{}.pem", entry.name)));
+            let entry: AbmEntryView = client
+                .send_json(Method::POST, &["abm", "tokens"], &body)
+                .await?;
+            let pem = client
+                .get_text(&["abm", "tokens", &entry.name, "public-key"])
+                .await?;
+            let path =
+                output.unwrap_or_else(|| PathBuf::from(format!("GuardMDM_{}.pem", entry.name)));
             write_file(&path, &pem)?;
-            eprintln!("Created ABM entry {:?}; its public key is in {}.", entry.name, path.display());
-            eprintln!("Next: in Apple Business Manager, Settings > MDM Server (add or edit the server), upload {},", path.display());
-            eprintln!("      download the server token, then: guardmdm abm token upload {} <file>_smime.p7m", entry.name);
+            eprintln!(
+                "Created ABM entry {:?}; its public key is in {}.",
+                entry.name,
+                path.display()
+            );
+            eprintln!(
+                "Next: in Apple Business Manager, Settings > MDM Server (add or edit the server), upload {},",
+                path.display()
+            );
+            eprintln!(
+                "      download the server token, then: guardmdm abm token upload {} <file>_smime.p7m",
+                entry.name
+            );
             Ok(())
         }
-        TokenCommand::Set { name, batch_size, abm_url, default_abm_url } => {
+        TokenCommand::Set {
+            name,
+            batch_size,
+            abm_url,
+            default_abm_url,
+        } => {
             let mut body = serde_json::Map::new();
             if let Some(size) = batch_size {
                 body.insert("batch_size".into(), json!(size));
@@ -117,13 +141,16 @@ pub(crate) async fn run(client: &ApiClient, command: AbmCommand) -> anyhow::Resu
             if body.is_empty() {
                 bail!("nothing to change: give --batch-size, --abm-url or --default-abm-url");
             }
-            let entry: AbmEntryView =
-                client.send_json(Method::PATCH, &["abm", "tokens", &name], &body).await?;
+            let entry: AbmEntryView = client
+                .send_json(Method::PATCH, &["abm", "tokens", &name], &body)
+                .await?;
             print!("{}", entries_table(&[entry]));
             Ok(())
         }
         TokenCommand::PublicKey { name, output } => {
-            let pem = client.get_text(&["abm", "tokens", &name, "public-key"]).await?;
+            let pem = client
+                .get_text(&["abm", "tokens", &name, "public-key"])
+                .await?;
             match output {
                 Some(path) => {
                     write_file(&path, &pem)?;
@@ -144,7 +171,10 @@ pub(crate) async fn run(client: &ApiClient, command: AbmCommand) -> anyhow::Resu
                     bytes,
                 )
                 .await?;
-            println!("Server token installed for {:?}: {}", entry.name, entry.health.message);
+            println!(
+                "Server token installed for {:?}: {}",
+                entry.name, entry.health.message
+            );
             Ok(())
         }
         TokenCommand::List { json } => {
@@ -155,7 +185,10 @@ pub(crate) async fn run(client: &ApiClient, command: AbmCommand) -> anyhow::Resu
                 println!("No ABM entries yet: guardmdm abm token create NAME");
             } else {
                 print!("{}", entries_table(&entries));
-                for e in entries.iter().filter(|e| e.health.state != TokenState::Active) {
+                for e in entries
+                    .iter()
+                    .filter(|e| e.health.state != TokenState::Active)
+                {
                     println!("\n{}: {}", e.name, e.health.message);
                 }
             }
@@ -189,16 +222,29 @@ fn entries_table(entries: &[AbmEntryView]) -> String {
             vec![
                 e.name.clone(),
                 e.health.state.as_str().to_string(),
-                e.health.expires_at.map_or("-".into(), |t| t.format(&Rfc3339).unwrap_or_default()),
+                e.health
+                    .expires_at
+                    .map_or("-".into(), |t| t.format(&Rfc3339).unwrap_or_default()),
                 e.health.days_left.map_or("-".into(), |d| d.to_string()),
-                e.last_sync_at.map_or("never".into(), |t| t.format(&Rfc3339).unwrap_or_default()),
+                e.last_sync_at
+                    .map_or("never".into(), |t| t.format(&Rfc3339).unwrap_or_default()),
                 e.batch_size.to_string(),
-                e.abm_url.clone().unwrap_or_else(|| "(server default)".into()),
+                e.abm_url
+                    .clone()
+                    .unwrap_or_else(|| "(server default)".into()),
             ]
         })
         .collect();
     table::render(
-        &["NAME", "HEALTH", "EXPIRES", "DAYS LEFT", "LAST SYNC", "BATCH", "ABM URL"],
+        &[
+            "NAME",
+            "HEALTH",
+            "EXPIRES",
+            "DAYS LEFT",
+            "LAST SYNC",
+            "BATCH",
+            "ABM URL",
+        ],
         &rows,
     )
 }

@@ -37,9 +37,13 @@ struct Created {
 pub(crate) async fn run(client: &ApiClient, command: ApiTokenCommand) -> anyhow::Result<()> {
     match command {
         ApiTokenCommand::Create { name } => {
-            let created: Created =
-                client.send_json(Method::POST, &["api-tokens"], &json!({ "name": name })).await?;
-            eprintln!("Created API token {:?}. It is shown only now:", created.name);
+            let created: Created = client
+                .send_json(Method::POST, &["api-tokens"], &json!({ "name": name }))
+                .await?;
+            eprintln!(
+                "Created API token {:?}. It is shown only now:",
+                created.name
+            );
             println!("{}", created.token);
         }
         ApiTokenCommand::List { json } => {
@@ -64,7 +68,10 @@ pub(crate) async fn run(client: &ApiClient, command: ApiTokenCommand) -> anyhow:
                     .collect();
                 print!(
                     "{}",
-                    table::render(&["NAME", "CREATED", "CREATED BY", "LAST USED", "REVOKED"], &rows)
+                    table::render(
+                        &["NAME", "CREATED", "CREATED BY", "LAST USED", "REVOKED"],
+                        &rows
+                    )
                 );
             }
         }

@@ -41,6 +41,12 @@ pub(crate) async fn run(client: &ApiClient, args: AuditArgs) -> anyhow::Result<(
             ]
         })
         .collect();
-    print!("{}", table::render(&["ID", "TIME", "ACTOR", "ACTION", "TARGET", "DETAILS"], &rows));
+    print!(
+        "{}",
+        table::render(
+            &["ID", "TIME", "ACTOR", "ACTION", "TARGET", "DETAILS"],
+            &rows
+        )
+    );
     Ok(())
 }

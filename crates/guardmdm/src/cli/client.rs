@@ -12,10 +12,20 @@ use serde::de::DeserializeOwned;
 #[derive(Debug, Clone, clap::Args)]
 pub struct ClientArgs {
     /// The GuardMDM server's base URL.
-    #[arg(long, global = true, env = "GUARDMDM_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(
+        long,
+        global = true,
+        env = "GUARDMDM_URL",
+        default_value = "http://127.0.0.1:8080"
+    )]
     pub url: String,
     /// An API token (or the server's admin token).
-    #[arg(long, global = true, env = "GUARDMDM_API_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "GUARDMDM_API_TOKEN",
+        hide_env_values = true
+    )]
     pub api_token: Option<String>,
 }
 
@@ -34,12 +44,16 @@ impl ApiClient {
     pub fn new(args: &ClientArgs) -> anyhow::Result<Self> {
         let base = Url::parse(&args.url)
             .with_context(|| format!("GUARDMDM_URL {:?} is not a URL", args.url))?;
-        let token = args.api_token.clone().filter(|t| !t.trim().is_empty()).ok_or_else(|| {
-            anyhow!(
-                "no API token: set GUARDMDM_API_TOKEN (or pass --api-token) to an API token or \
+        let token = args
+            .api_token
+            .clone()
+            .filter(|t| !t.trim().is_empty())
+            .ok_or_else(|| {
+                anyhow!(
+                    "no API token: set GUARDMDM_API_TOKEN (or pass --api-token) to an API token or \
                  the server's admin token (the file admin-token in its data dir)"
-            )
-        })?;
+                )
+            })?;
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(120))
@@ -86,7 +100,11 @@ impl ApiClient {
         let text = response.text().await.unwrap_or_default();
         let message = serde_json::from_str::<serde_json::Value>(&text)
             .ok()
-            .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_string))
+            .and_then(|v| {
+                v.get("message")
+                    .and_then(|m| m.as_str())
+                    .map(str::to_string)
+            })
             .unwrap_or(text);
         if status == StatusCode::UNAUTHORIZED {
             bail!("{message} (HTTP 401: check GUARDMDM_API_TOKEN)");
@@ -99,7 +117,11 @@ impl ApiClient {
     /// # Errors
     /// Transport failures and non-2xx answers (with the server's message).
     pub async fn get<T: DeserializeOwned>(&self, segments: &[&str]) -> anyhow::Result<T> {
-        self.send(Method::GET, segments, |r| r).await?.json().await.context("decoding the answer")
+        self.send(Method::GET, segments, |r| r)
+            .await?
+            .json()
+            .await
+            .context("decoding the answer")
     }
 
     /// GET with a query string, decoding JSON.
@@ -123,7 +145,11 @@ impl ApiClient {
     /// # Errors
     /// As [`ApiClient::get`].
     pub async fn get_text(&self, segments: &[&str]) -> anyhow::Result<String> {
-        self.send(Method::GET, segments, |r| r).await?.text().await.context("reading the answer")
+        self.send(Method::GET, segments, |r| r)
+            .await?
+            .text()
+            .await
+            .context("reading the answer")
     }
 
     /// A JSON request (`POST`, `PATCH`), decoding JSON.
@@ -155,7 +181,9 @@ impl ApiClient {
         body: Vec<u8>,
     ) -> anyhow::Result<T> {
         self.send(Method::PUT, segments, |r| {
-            r.query(query).header(reqwest::header::CONTENT_TYPE, content_type).body(body)
+            r.query(query)
+                .header(reqwest::header::CONTENT_TYPE, content_type)
+                .body(body)
         })
         .await?
         .json()

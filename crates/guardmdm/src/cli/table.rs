@@ -31,7 +31,10 @@ mod tests {
     fn aligns_columns() {
         let out = super::render(
             &["NAME", "STATE"],
-            &[vec!["main".into(), "active".into()], vec!["europe-2".into(), "-".into()]],
+            &[
+                vec!["main".into(), "active".into()],
+                vec!["europe-2".into(), "-".into()],
+            ],
         );
         assert_eq!(out, "NAME      STATE\nmain      active\neurope-2  -\n");
     }

@@ -1,7 +1,14 @@
 //! Test harness: a real `guardmdm` server on `127.0.0.1:0` over SQLite (always) and
 //! PostgreSQL (when `GUARDMDM_TEST_DATABASE_URL` is set, as `.ci/run` does), and helpers that
 //! build server-token files the way Apple Business Manager does.
-#![allow(dead_code, unreachable_pub, clippy::disallowed_methods)] // shared by several test binaries; each uses part
+// Shared by several test binaries, each using part of it; test helpers fail by panicking.
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::disallowed_methods,
+    clippy::unwrap_used,
+    clippy::panic
+)]
 
 use std::sync::Arc;
 
@@ -26,13 +33,17 @@ pub fn backends() -> Vec<Backend> {
     if pg_admin_url().is_some() {
         vec![Backend::Sqlite, Backend::Postgres]
     } else {
-        eprintln!("SKIPPED (PostgreSQL half): set GUARDMDM_TEST_DATABASE_URL to also run on PostgreSQL");
+        eprintln!(
+            "SKIPPED (PostgreSQL half): set GUARDMDM_TEST_DATABASE_URL to also run on PostgreSQL"
+        );
         vec![Backend::Sqlite]
     }
 }
 
 pub fn pg_admin_url() -> Option<String> {
-    std::env::var("GUARDMDM_TEST_DATABASE_URL").ok().filter(|u| !u.is_empty())
+    std::env::var("GUARDMDM_TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
 }
 
 #[derive(Parser)]
@@ -109,10 +120,17 @@ impl TestApp {
 
     /// A request with the admin token.
     pub fn admin(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        self.http.request(method, self.url(path)).bearer_auth(ADMIN_TOKEN)
+        self.http
+            .request(method, self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
     }
 
-    pub async fn json(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+    pub async fn json(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
         let mut req = self.admin(method, path);
         if let Some(body) = body {
             req = req.json(&body);
@@ -120,12 +138,19 @@ impl TestApp {
         let resp = req.send().await.unwrap();
         let status = resp.status();
         let text = resp.text().await.unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     pub async fn create_entry(&self, name: &str) -> Value {
         let (status, body) = self
-            .json(Method::POST, "/api/v1/abm/tokens", Some(serde_json::json!({ "name": name })))
+            .json(
+                Method::POST,
+                "/api/v1/abm/tokens",
+                Some(serde_json::json!({ "name": name })),
+            )
             .await;
         assert_eq!(status, StatusCode::CREATED, "{body}");
         body
@@ -133,7 +158,10 @@ impl TestApp {
 
     pub async fn public_key(&self, name: &str) -> String {
         let resp = self
-            .admin(Method::GET, &format!("/api/v1/abm/tokens/{name}/public-key"))
+            .admin(
+                Method::GET,
+                &format!("/api/v1/abm/tokens/{name}/public-key"),
+            )
             .send()
             .await
             .unwrap();
@@ -143,7 +171,10 @@ impl TestApp {
 
     pub async fn upload(&self, name: &str, file: Vec<u8>, force: bool) -> (StatusCode, Value) {
         let resp = self
-            .admin(Method::PUT, &format!("/api/v1/abm/tokens/{name}/server-token?force={force}"))
+            .admin(
+                Method::PUT,
+                &format!("/api/v1/abm/tokens/{name}/server-token?force={force}"),
+            )
             .header("content-type", "application/pkcs7-mime")
             .body(file)
             .send()

@@ -41,7 +41,9 @@ pub(crate) struct UploadQuery {
     force: bool,
 }
 
-pub(crate) async fn list(State(state): State<AppState>) -> Result<Json<Vec<AbmEntryView>>, ApiError> {
+pub(crate) async fn list(
+    State(state): State<AppState>,
+) -> Result<Json<Vec<AbmEntryView>>, ApiError> {
     Ok(Json(state.services.abm.list().await?))
 }
 
@@ -76,7 +78,13 @@ pub(crate) async fn update(
         batch_size: body.batch_size,
         abm_url: body.abm_url,
     };
-    Ok(Json(state.services.abm.update_settings(&actor, &name, settings).await?))
+    Ok(Json(
+        state
+            .services
+            .abm
+            .update_settings(&actor, &name, settings)
+            .await?,
+    ))
 }
 
 pub(crate) async fn delete(

@@ -34,7 +34,11 @@ pub(crate) async fn create(
     Caller(actor): Caller,
     ApiJson(body): ApiJson<CreateBody>,
 ) -> Result<(StatusCode, Json<Created>), ApiError> {
-    let created = state.services.auth.create_api_key(&actor, &body.name).await?;
+    let created = state
+        .services
+        .auth
+        .create_api_key(&actor, &body.name)
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(Created {
@@ -49,5 +53,7 @@ pub(crate) async fn revoke(
     Caller(actor): Caller,
     Path(name): Path<String>,
 ) -> Result<Json<ApiKeyView>, ApiError> {
-    Ok(Json(state.services.auth.revoke_api_key(&actor, &name).await?))
+    Ok(Json(
+        state.services.auth.revoke_api_key(&actor, &name).await?,
+    ))
 }

@@ -21,8 +21,17 @@ pub(crate) fn api_router() -> Router<AppState> {
             get(abm::show).patch(abm::update).delete(abm::delete),
         )
         .route("/abm/tokens/{name}/public-key", get(abm::public_key))
-        .route("/abm/tokens/{name}/server-token", put(abm::upload_server_token))
-        .route("/api-tokens", get(api_tokens::list).post(api_tokens::create))
-        .route("/api-tokens/{name}", axum::routing::delete(api_tokens::revoke))
+        .route(
+            "/abm/tokens/{name}/server-token",
+            put(abm::upload_server_token),
+        )
+        .route(
+            "/api-tokens",
+            get(api_tokens::list).post(api_tokens::create),
+        )
+        .route(
+            "/api-tokens/{name}",
+            axum::routing::delete(api_tokens::revoke),
+        )
         .route("/audit", get(audit::list))
 }

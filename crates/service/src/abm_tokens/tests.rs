@@ -54,14 +54,24 @@ async fn create_then_upload_makes_an_active_entry() {
     let pem = f.service.public_key("main").await.unwrap();
     assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"));
     let file = p7m_for(&pem, "CK_one", Duration::days(365));
-    let view = f.service.upload_server_token(&ADMIN, "main", &file, false).await.unwrap();
+    let view = f
+        .service
+        .upload_server_token(&ADMIN, "main", &file, false)
+        .await
+        .unwrap();
     assert_eq!(view.health.state, crate::TokenState::Active);
     assert_eq!(view.health.days_left, Some(364));
     let creds = f.service.credentials("main").await.unwrap().unwrap();
     assert_eq!(creds.consumer_key.expose_secret(), "CK_one");
     assert_eq!(creds.access_secret.expose_secret(), "AS_access_secret_9012");
-    let actions: Vec<String> =
-        f.store.list_audit(10, None).await.unwrap().into_iter().map(|e| e.action).collect();
+    let actions: Vec<String> = f
+        .store
+        .list_audit(10, None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
     assert_eq!(actions, ["abm_token.upload", "abm_token.create"]);
 }
 
@@ -71,7 +81,10 @@ async fn secrets_are_encrypted_at_rest() {
     f.service.create(&ADMIN, named("main")).await.unwrap();
     let pem = f.service.public_key("main").await.unwrap();
     let file = p7m_for(&pem, "CK_findme", Duration::days(365));
-    f.service.upload_server_token(&ADMIN, "main", &file, false).await.unwrap();
+    f.service
+        .upload_server_token(&ADMIN, "main", &file, false)
+        .await
+        .unwrap();
     drop(f.service);
     drop(f.store);
     let mut raw = Vec::new();
@@ -79,9 +92,21 @@ async fn secrets_are_encrypted_at_rest() {
         raw.extend(std::fs::read(entry.unwrap().path()).unwrap());
     }
     let haystack = String::from_utf8_lossy(&raw);
-    assert!(haystack.contains("BEGIN CERTIFICATE"), "the public certificate is stored");
-    for secret in ["PRIVATE KEY", "CK_findme", "CS_secret", "AT_access", "AS_access"] {
-        assert!(!haystack.contains(secret), "{secret} found in the database files");
+    assert!(
+        haystack.contains("BEGIN CERTIFICATE"),
+        "the public certificate is stored"
+    );
+    for secret in [
+        "PRIVATE KEY",
+        "CK_findme",
+        "CS_secret",
+        "AT_access",
+        "AS_access",
+    ] {
+        assert!(
+            !haystack.contains(secret),
+            "{secret} found in the database files"
+        );
     }
 }
 
@@ -95,14 +120,26 @@ async fn refuses_bad_names_and_settings() {
     for size in [0, 1001] {
         let err = f
             .service
-            .create(&ADMIN, NewEntry { batch_size: Some(size), ..named("x") })
+            .create(
+                &ADMIN,
+                NewEntry {
+                    batch_size: Some(size),
+                    ..named("x")
+                },
+            )
             .await
             .unwrap_err();
         assert!(err.to_string().contains("1 to 1000"), "{err}");
     }
     let err = f
         .service
-        .create(&ADMIN, NewEntry { abm_url: Some("ftp://x".into()), ..named("x") })
+        .create(
+            &ADMIN,
+            NewEntry {
+                abm_url: Some("ftp://x".into()),
+                ..named("x")
+            },
+        )
         .await
         .unwrap_err();
     assert!(err.to_string().contains("http"), "{err}");
@@ -113,21 +150,37 @@ async fn refuses_bad_names_and_settings() {
     ));
     let set = f
         .service
-        .update_settings(&ADMIN, "x", EntrySettings {
-            batch_size: Some(1000),
-            abm_url: Some(Some("http://127.0.0.1:9000".into())),
-        })
+        .update_settings(
+            &ADMIN,
+            "x",
+            EntrySettings {
+                batch_size: Some(1000),
+                abm_url: Some(Some("http://127.0.0.1:9000".into())),
+            },
+        )
         .await
         .unwrap();
-    assert_eq!((set.batch_size, set.abm_url.as_deref()), (1000, Some("http://127.0.0.1:9000/")));
+    assert_eq!(
+        (set.batch_size, set.abm_url.as_deref()),
+        (1000, Some("http://127.0.0.1:9000/"))
+    );
     assert!(matches!(
         f.service
-            .update_settings(&ADMIN, "x", EntrySettings { batch_size: Some(5000), abm_url: None })
+            .update_settings(
+                &ADMIN,
+                "x",
+                EntrySettings {
+                    batch_size: Some(5000),
+                    abm_url: None
+                }
+            )
             .await,
         Err(ServiceError::Invalid(_))
     ));
     assert!(matches!(
-        f.service.update_settings(&ADMIN, "nope", EntrySettings::default()).await,
+        f.service
+            .update_settings(&ADMIN, "nope", EntrySettings::default())
+            .await,
         Err(ServiceError::NotFound(_))
     ));
 }
@@ -136,31 +189,63 @@ async fn refuses_bad_names_and_settings() {
 async fn renewal_keeps_the_entry_and_refuses_another_servers_token() {
     let f = fixture().await;
     f.service
-        .create(&ADMIN, NewEntry { batch_size: Some(500), ..named("main") })
+        .create(
+            &ADMIN,
+            NewEntry {
+                batch_size: Some(500),
+                ..named("main")
+            },
+        )
         .await
         .unwrap();
     let pem = f.service.public_key("main").await.unwrap();
     let first = f
         .service
-        .upload_server_token(&ADMIN, "main", &p7m_for(&pem, "CK_one", Duration::days(20)), false)
+        .upload_server_token(
+            &ADMIN,
+            "main",
+            &p7m_for(&pem, "CK_one", Duration::days(20)),
+            false,
+        )
         .await
         .unwrap();
     assert_eq!(first.health.state, crate::TokenState::Expiring);
     let renewed = f
         .service
-        .upload_server_token(&ADMIN, "main", &p7m_for(&pem, "CK_one", Duration::days(365)), false)
+        .upload_server_token(
+            &ADMIN,
+            "main",
+            &p7m_for(&pem, "CK_one", Duration::days(365)),
+            false,
+        )
         .await
         .unwrap();
     assert_eq!(renewed.health.state, crate::TokenState::Active);
     assert_eq!((renewed.id, renewed.batch_size), (first.id, 500));
-    assert_eq!(f.service.public_key("main").await.unwrap(), pem, "same key pair");
+    assert_eq!(
+        f.service.public_key("main").await.unwrap(),
+        pem,
+        "same key pair"
+    );
 
     let other = p7m_for(&pem, "CK_two", Duration::days(300));
-    let err = f.service.upload_server_token(&ADMIN, "main", &other, false).await.unwrap_err();
+    let err = f
+        .service
+        .upload_server_token(&ADMIN, "main", &other, false)
+        .await
+        .unwrap_err();
     assert!(matches!(err, ServiceError::Conflict(_)), "{err:?}");
     assert!(err.to_string().contains("--force"), "{err}");
-    assert_eq!(f.service.get("main").await.unwrap().health, renewed.health, "unchanged");
-    let forced = f.service.upload_server_token(&ADMIN, "main", &other, true).await.unwrap();
+    assert_eq!(
+        f.service.get("main").await.unwrap().health,
+        renewed.health,
+        "unchanged"
+    );
+    let forced = f
+        .service
+        .upload_server_token(&ADMIN, "main", &other, true)
+        .await
+        .unwrap();
     assert_eq!(forced.health.days_left, Some(299));
     let creds = f.service.credentials("main").await.unwrap().unwrap();
     assert_eq!(creds.consumer_key.expose_secret(), "CK_two");
@@ -175,24 +260,44 @@ async fn bad_uploads_leave_the_stored_token_unchanged() {
     let other_pem = f.service.public_key("other").await.unwrap();
     let good = f
         .service
-        .upload_server_token(&ADMIN, "main", &p7m_for(&pem, "CK_one", Duration::days(100)), false)
+        .upload_server_token(
+            &ADMIN,
+            "main",
+            &p7m_for(&pem, "CK_one", Duration::days(100)),
+            false,
+        )
         .await
         .unwrap();
     let expired = p7m_for(&pem, "CK_one", Duration::days(-1));
     let cases: Vec<(Vec<u8>, &str)> = vec![
         (b"hello".to_vec(), "not an ABM server token"),
-        (p7m_for(&other_pem, "CK_one", Duration::days(100)), "different key"),
+        (
+            p7m_for(&other_pem, "CK_one", Duration::days(100)),
+            "different key",
+        ),
         (expired, "expired"),
         (vec![b'A'; MAX_TOKEN_FILE_BYTES + 1], "limit 64 KiB"),
     ];
     for (file, expected) in cases {
-        let err = f.service.upload_server_token(&ADMIN, "main", &file, true).await.unwrap_err();
+        let err = f
+            .service
+            .upload_server_token(&ADMIN, "main", &file, true)
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains(expected), "{expected}: {err}");
-        assert_eq!(f.service.get("main").await.unwrap(), good, "{expected}: unchanged");
+        assert_eq!(
+            f.service.get("main").await.unwrap(),
+            good,
+            "{expected}: unchanged"
+        );
         let creds = f.service.credentials("main").await.unwrap().unwrap();
         assert_eq!(creds.consumer_key.expose_secret(), "CK_one");
     }
-    let err = f.service.upload_server_token(&ADMIN, "ghost", b"x", false).await.unwrap_err();
+    let err = f
+        .service
+        .upload_server_token(&ADMIN, "ghost", b"x", false)
+        .await
+        .unwrap_err();
     assert!(matches!(err, ServiceError::NotFound(_)), "{err:?}");
 }
 
@@ -201,8 +306,14 @@ async fn delete_removes_the_entry() {
     let f = fixture().await;
     f.service.create(&ADMIN, named("gone")).await.unwrap();
     f.service.delete(&ADMIN, "gone").await.unwrap();
-    assert!(matches!(f.service.get("gone").await, Err(ServiceError::NotFound(_))));
-    assert!(matches!(f.service.delete(&ADMIN, "gone").await, Err(ServiceError::NotFound(_))));
+    assert!(matches!(
+        f.service.get("gone").await,
+        Err(ServiceError::NotFound(_))
+    ));
+    assert!(matches!(
+        f.service.delete(&ADMIN, "gone").await,
+        Err(ServiceError::NotFound(_))
+    ));
 }
 
 #[tokio::test]
@@ -214,7 +325,12 @@ async fn the_health_check_flags_expiring_tokens_only() {
     for (name, days) in [("soon", 10), ("fine", 200)] {
         let pem = f.service.public_key(name).await.unwrap();
         f.service
-            .upload_server_token(&ADMIN, name, &p7m_for(&pem, "CK", Duration::days(days)), false)
+            .upload_server_token(
+                &ADMIN,
+                name,
+                &p7m_for(&pem, "CK", Duration::days(days)),
+                false,
+            )
             .await
             .unwrap();
     }
