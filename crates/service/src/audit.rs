@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use guardmdm_store::{AuditEvent, Store};
+pub use guardmdm_store::AuditEvent;
+use guardmdm_store::Store;
 
 use crate::ServiceError;
 

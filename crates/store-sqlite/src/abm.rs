@@ -78,13 +78,7 @@ impl AbmEntryStore for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        insert_audit(&mut tx, audit).await?;
-        let row = fetch(&mut tx, name).await?;
-        tx.commit().await.map_err(backend)?;
-        Ok(row)
+        finish_update(tx, done.rows_affected(), name, audit).await
     }
 
     async fn store_server_token(
@@ -107,13 +101,7 @@ impl AbmEntryStore for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
-        insert_audit(&mut tx, audit).await?;
-        let row = fetch(&mut tx, name).await?;
-        tx.commit().await.map_err(backend)?;
-        Ok(row)
+        finish_update(tx, done.rows_affected(), name, audit).await
     }
 
     async fn set_abm_problem(
@@ -153,6 +141,23 @@ impl AbmEntryStore for SqliteStore {
         insert_audit(&mut tx, audit).await?;
         tx.commit().await.map_err(backend)
     }
+}
+
+/// Ends a one-entry update: `NotFound` when no row changed (the transaction rolls back),
+/// otherwise records the audit event and returns the entry as committed.
+async fn finish_update(
+    mut tx: sqlx::Transaction<'static, sqlx::Sqlite>,
+    rows_affected: u64,
+    name: &str,
+    audit: &NewAuditEvent,
+) -> Result<AbmEntry, StoreError> {
+    if rows_affected == 0 {
+        return Err(StoreError::NotFound);
+    }
+    insert_audit(&mut tx, audit).await?;
+    let row = fetch(&mut tx, name).await?;
+    tx.commit().await.map_err(backend)?;
+    Ok(row)
 }
 
 async fn fetch(

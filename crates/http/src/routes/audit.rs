@@ -2,7 +2,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use guardmdm_store::AuditEvent;
+use guardmdm_service::audit::AuditEvent;
 use serde::Deserialize;
 
 use crate::extract::ApiQuery;
