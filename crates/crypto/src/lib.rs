@@ -4,11 +4,13 @@
 //!   wrapped CMS EnvelopedData, decrypted with the MDM server entry's private key
 //!   (<https://developer.apple.com/documentation/devicemanagement/device-assignment>).
 //! - [`keypair`]: the RSA-2048 key pair and self-signed certificate an admin uploads to ABM.
+//! - [`digest`]: HMAC-SHA1 (OAuth 1.0a signatures) and SHA-256.
 //! - [`secret_box`]: authenticated encryption of secrets at rest (AES-256-GCM).
 //! - [`api_token`]: random bearer tokens and their stored hashes.
 
 pub mod api_token;
 pub mod dep_token;
+pub mod digest;
 pub mod keypair;
 pub mod secret_box;
 

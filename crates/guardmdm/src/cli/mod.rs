@@ -6,6 +6,7 @@
 #![allow(clippy::print_stdout)]
 
 mod abm;
+mod abm_sim;
 mod api_tokens;
 mod audit;
 mod client;
@@ -34,6 +35,8 @@ enum Command {
         #[command(subcommand)]
         command: abm::AbmCommand,
     },
+    /// The ABM simulator: Apple's DEP API and an ABM portal, for tests and demos.
+    AbmSim(abm_sim::AbmSimArgs),
     /// API tokens for scripts and the CLI.
     ApiTokens {
         #[command(flatten)]
@@ -57,6 +60,7 @@ enum Command {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => crate::server::serve(args).await,
+        Command::AbmSim(args) => abm_sim::run(args).await,
         Command::Abm { client, command } => abm::run(&ApiClient::new(&client)?, command).await,
         Command::ApiTokens { client, command } => {
             api_tokens::run(&ApiClient::new(&client)?, command).await
