@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use guardmdm_service::Services;
+use guardmdm_abm::ClientOptions;
+use guardmdm_service::{AbmSettings, Services};
 use guardmdm_store::Store;
 use guardmdm_store_postgres::PostgresStore;
 use guardmdm_store_sqlite::SqliteStore;
@@ -81,10 +82,15 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
         .context("reading the listen address")?;
     let store = open_store(&settings.database).await?;
     guardmdm_service::secrets::verify_secret_key(store.as_ref(), &settings.secret_key).await?;
+    let abm = AbmSettings {
+        default_url: settings.abm_url.clone(),
+        client_options: ClientOptions::default(),
+    };
     let services = Services::new(
         store,
         Arc::new(settings.secret_key),
         Some(settings.admin_token),
+        abm,
     );
     let shutdown = CancellationToken::new();
     let jobs = TaskTracker::new();

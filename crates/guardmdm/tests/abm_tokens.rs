@@ -18,7 +18,9 @@ async fn token_lifecycle_create_upload_renew_list() {
         let created = app.create_entry("main").await;
         assert_eq!(created["health"]["state"], "pending", "{backend:?}");
         assert_eq!(created["batch_size"], 100);
+        assert_eq!(created["account"], Value::Null);
 
+        // Step 1: the public key, as the file to upload to ABM.
         let resp = app
             .admin(Method::GET, "/api/v1/abm/tokens/main/public-key")
             .send()
@@ -34,34 +36,38 @@ async fn token_lifecycle_create_upload_renew_list() {
         let pem = resp.text().await.unwrap();
         assert!(pem.starts_with("-----BEGIN CERTIFICATE-----\n"), "{pem}");
 
-        let (status, body) = app
-            .upload(
-                "main",
-                abm_token_file(&pem, &token_json("CK_main", &days_from_now(20))),
-                false,
-            )
-            .await;
+        // Steps 2-4: register it in (simulated) ABM, download the token, upload it back.
+        let server_uuid = app.register_in_abm("main", "GuardMDM Main").await;
+        let first_token = app.download_token(&server_uuid);
+        let (status, body) = app.upload("main", first_token.clone(), false).await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        assert_eq!(body["health"]["state"], "expiring");
-        assert_eq!(body["health"]["days_left"], 19);
-        assert!(
-            body["health"]["message"]
-                .as_str()
-                .unwrap()
-                .contains("in 19 days")
+        assert_eq!(body["health"]["state"], "active");
+        assert_eq!(body["health"]["days_left"], 364);
+        assert_eq!(
+            body["account"]["server_name"], "GuardMDM Main",
+            "from Apple's /account"
         );
+        assert_eq!(body["account"]["server_uuid"], server_uuid.as_str());
+        assert_eq!(body["account"]["org_name"], "Example Corp");
 
-        // Renew: a newer token for the same MDM server.
+        // Renewal: a newer token for the same MDM server replaces the old one, which ABM
+        // revokes; the entry is kept.
         let (status, body) = app
-            .upload(
-                "main",
-                abm_token_file(&pem, &token_json("CK_main", &days_from_now(365))),
-                false,
-            )
+            .upload("main", app.download_token(&server_uuid), false)
             .await;
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["health"]["state"], "active");
         assert_eq!(body["id"], created["id"], "the entry is kept");
+        let (status, body) = app.upload("main", first_token, false).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(body["error"], "token_rejected");
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("Download a new server token"),
+            "{body}"
+        );
 
         // Several entries coexist.
         app.create_entry("europe").await;
@@ -85,15 +91,14 @@ async fn token_lifecycle_create_upload_renew_list() {
                 ("main".into(), "active".into())
             ]
         );
-        assert_eq!(list[1]["health"]["days_left"], 364);
 
         // Nothing secret in any answer.
         let text = list.to_string();
-        for secret in ["CK_main", "CS_", "AT_", "AS_", "PRIVATE"] {
+        for secret in ["CK_", "CS_", "AT_", "AS_", "PRIVATE"] {
             assert!(!text.contains(secret), "{secret} in {text}");
         }
 
-        // The audit log has every change, attributed.
+        // The audit log has every change, attributed; the refused upload changed nothing.
         let (_, audit) = app.json(Method::GET, "/api/v1/audit", None).await;
         let actions: Vec<&str> = audit
             .as_array()
@@ -111,6 +116,61 @@ async fn token_lifecycle_create_upload_renew_list() {
             ]
         );
         assert_eq!(audit[0]["actor"], "admin-token");
+        assert_eq!(
+            audit[2]["details"]["server_name"], "GuardMDM Main",
+            "{audit}"
+        );
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn terms_not_signed_at_upload_is_stored_as_the_entrys_state() {
+    for backend in common::backends() {
+        let app = TestApp::spawn(backend).await;
+        app.create_entry("main").await;
+        let server = app.register_in_abm("main", "Main").await;
+        app.abm
+            .sim
+            .inject_fault(guardmdm_sim::Fault::TermsNotSigned)
+            .unwrap();
+        let (status, body) = app.upload("main", app.download_token(&server), false).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["health"]["state"], "terms_not_signed");
+        assert!(
+            body["health"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("accept"),
+            "{body}"
+        );
+        assert_eq!(
+            body["account"],
+            Value::Null,
+            "Apple said nothing about the server"
+        );
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_token_apple_does_not_know_is_refused() {
+    for backend in common::backends() {
+        let app = TestApp::spawn(backend).await;
+        app.create_entry("main").await;
+        let pem = app.public_key("main").await;
+        // Well formed and encrypted to the entry, but never issued by (simulated) ABM.
+        let (status, body) = app
+            .upload(
+                "main",
+                abm_token_file(&pem, &token_json("CK_unknown", &days_from_now(300))),
+                false,
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(body["error"], "token_rejected");
+        let (_, entry) = app.json(Method::GET, "/api/v1/abm/tokens/main", None).await;
+        assert_eq!(entry["health"]["state"], "pending", "nothing stored");
         app.stop().await;
     }
 }
@@ -196,17 +256,14 @@ async fn settings_change_and_delete() {
 async fn expired_and_problem_states_show_in_list_and_metrics() {
     for backend in common::backends() {
         let app = TestApp::spawn(backend).await;
-        for name in ["old", "terms", "fine"] {
+        for name in ["old", "terms", "fine", "soon"] {
             app.create_entry(name).await;
         }
-        let pem = app.public_key("fine").await;
-        app.upload(
-            "fine",
-            abm_token_file(&pem, &token_json("CK_f", &days_from_now(300))),
-            false,
-        )
-        .await;
-        // Arrange what only time or Apple can cause: an expired token, a T&C problem.
+        let server = app.register_in_abm("fine", "Fine").await;
+        let (status, _) = app.upload("fine", app.download_token(&server), false).await;
+        assert_eq!(status, StatusCode::OK);
+        // Arrange what only time or Apple can cause: expired and expiring tokens, a T&C
+        // problem.
         let store = app.store().await;
         let now = guardmdm_store::now();
         let expired = ServerTokenRecord {
@@ -215,15 +272,15 @@ async fn expired_and_problem_states_show_in_list_and_metrics() {
             uploaded_at: now - time::Duration::days(400),
         };
         store
-            .store_server_token("old", &expired, &system_audit("old"))
+            .store_server_token("old", &expired, None, &system_audit("old"))
             .await
             .unwrap();
         let later = ServerTokenRecord {
             expires_at: now + time::Duration::days(100),
-            ..expired
+            ..expired.clone()
         };
         store
-            .store_server_token("terms", &later, &system_audit("terms"))
+            .store_server_token("terms", &later, None, &system_audit("terms"))
             .await
             .unwrap();
         let problem = TokenProblem {
@@ -235,6 +292,14 @@ async fn expired_and_problem_states_show_in_list_and_metrics() {
             .set_abm_problem("terms", Some(&problem), now)
             .await
             .unwrap();
+        let soon = ServerTokenRecord {
+            expires_at: now + time::Duration::days(20),
+            ..expired
+        };
+        store
+            .store_server_token("soon", &soon, None, &system_audit("soon"))
+            .await
+            .unwrap();
 
         let (_, list) = app.json(Method::GET, "/api/v1/abm/tokens", None).await;
         let states: Vec<&str> = list
@@ -243,7 +308,17 @@ async fn expired_and_problem_states_show_in_list_and_metrics() {
             .iter()
             .map(|e| e["health"]["state"].as_str().unwrap())
             .collect();
-        assert_eq!(states, ["active", "expired", "terms_not_signed"]);
+        assert_eq!(
+            states,
+            ["active", "expired", "expiring", "terms_not_signed"]
+        );
+        assert!(
+            list[2]["health"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("in 19 days"),
+            "{list}"
+        );
         assert!(
             list[1]["health"]["message"]
                 .as_str()
@@ -306,14 +381,9 @@ async fn app_with_token(backend: common::Backend) -> (TestApp, String) {
     let app = TestApp::spawn(backend).await;
     app.create_entry("main").await;
     let pem = app.public_key("main").await;
-    let (status, _) = app
-        .upload(
-            "main",
-            abm_token_file(&pem, &token_json("CK_main", &days_from_now(200))),
-            false,
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK);
+    let server = app.register_in_abm("main", "Main").await;
+    let (status, body) = app.upload("main", app.download_token(&server), false).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
     (app, pem)
 }
 
@@ -472,18 +542,29 @@ async fn refuses_upload_to_an_unknown_entry() {
 async fn refuses_another_servers_token_unless_forced() {
     for backend in common::backends() {
         let (app, pem) = app_with_token(backend).await;
-        let file = abm_token_file(&pem, &token_json("CK_someone_else", &days_from_now(300)));
+        // The admin uploaded the same public key to a second MDM server in ABM, and now
+        // uploads that server's token to this entry by mistake.
+        let other = app
+            .abm
+            .sim
+            .register_server("Other Server", &pem)
+            .unwrap()
+            .server_uuid;
+        let file = app.download_token(&other);
         refused(
             &app,
             file.clone(),
             StatusCode::CONFLICT,
             "conflict",
-            "different MDM server",
+            "\"Other Server\"",
         )
         .await;
         let (status, body) = app.upload("main", file, true).await;
         assert_eq!(status, StatusCode::OK, "{body}");
-        assert_eq!(body["health"]["days_left"], 299);
+        assert_eq!(
+            body["account"]["server_name"], "Other Server",
+            "forced: switched servers"
+        );
         let (_, audit) = app.json(Method::GET, "/api/v1/audit?limit=1", None).await;
         assert_eq!(audit[0]["details"]["forced"], true);
         app.stop().await;

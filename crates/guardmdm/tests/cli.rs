@@ -8,7 +8,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{ADMIN_TOKEN, Backend, TestApp, abm_token_file, days_from_now, token_json};
+use common::{ADMIN_TOKEN, Backend, TestApp};
 
 struct Output {
     ok: bool,
@@ -81,16 +81,33 @@ async fn abm_token_flow_through_the_cli() {
         let out = admin(&app, cwd, &["abm", "token", "public-key", "main"]).await;
         assert_eq!(out.stdout, pem);
 
-        let token_file = "main_Token_2026-11-27T22-00-00Z_smime.p7m";
-        std::fs::write(
-            cwd.join(token_file),
-            abm_token_file(&pem, &token_json("CK_main", &days_from_now(90))),
+        // The admin registers the PEM in (simulated) ABM and downloads the server token.
+        let server = app.abm.sim.register_server("GuardMDM Main", &pem).unwrap();
+        let token = app
+            .abm
+            .sim
+            .download_token(&server.server_uuid, None)
+            .unwrap();
+        assert!(
+            token.file_name.ends_with("_smime.p7m"),
+            "{}",
+            token.file_name
+        );
+        std::fs::write(cwd.join(&token.file_name), &token.contents).unwrap();
+        let out = admin(
+            &app,
+            cwd,
+            &["abm", "token", "upload", "main", &token.file_name],
         )
-        .unwrap();
-        let out = admin(&app, cwd, &["abm", "token", "upload", "main", token_file]).await;
+        .await;
         assert!(out.ok, "{}", out.stderr);
         assert!(
             out.stdout.contains("Server token installed for \"main\""),
+            "{}",
+            out.stdout
+        );
+        assert!(
+            out.stdout.contains("ABM MDM server \"GuardMDM Main\""),
             "{}",
             out.stdout
         );
@@ -101,7 +118,7 @@ async fn abm_token_flow_through_the_cli() {
         let cells: Vec<&str> = row.split_whitespace().collect();
         assert_eq!(
             (cells[1], cells[3], cells[5]),
-            ("active", "89", "200"),
+            ("active", "364", "200"),
             "{row}"
         );
         let out = admin(&app, cwd, &["abm", "token", "list", "--json"]).await;
@@ -109,11 +126,13 @@ async fn abm_token_flow_through_the_cli() {
         assert_eq!(json[0]["health"]["state"], "active");
 
         // Renewal with another MDM server's token needs --force.
-        std::fs::write(
-            cwd.join("other.p7m"),
-            abm_token_file(&pem, &token_json("CK_other", &days_from_now(300))),
-        )
-        .unwrap();
+        let other = app.abm.sim.register_server("Other", &pem).unwrap();
+        let other_token = app
+            .abm
+            .sim
+            .download_token(&other.server_uuid, None)
+            .unwrap();
+        std::fs::write(cwd.join("other.p7m"), &other_token.contents).unwrap();
         fails_with(
             &admin(&app, cwd, &["abm", "token", "upload", "main", "other.p7m"]).await,
             "--force",

@@ -39,6 +39,9 @@ impl IntoResponse for ApiError {
                     "invalid_token_file",
                     e.to_string(),
                 ),
+                ServiceError::TokenRejected(m) => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, "token_rejected", m)
+                }
                 e @ ServiceError::TokenExpired { .. } => (
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "token_expired",

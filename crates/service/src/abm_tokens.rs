@@ -8,8 +8,12 @@
 
 use std::sync::Arc;
 
+use guardmdm_abm::{ClientOptions, Credentials, DepError};
 use guardmdm_crypto::{DepTokens, SecretKey, decrypt_server_token, generate_token_key_pair};
-use guardmdm_store::{AbmEntry, NewAbmEntry, NewAuditEvent, ServerTokenRecord, Store, StoreError};
+use guardmdm_store::{
+    AbmAccount, AbmEntry, NewAbmEntry, NewAuditEvent, ServerTokenRecord, Store, StoreError,
+    TokenProblem,
+};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -63,6 +67,9 @@ pub struct AbmEntryView {
     pub batch_size: u32,
     /// The per-entry DEP API base URL; `None` means the server's `--abm-url`.
     pub abm_url: Option<String>,
+    /// The MDM server in ABM, as Apple's `/account` described it at the last token upload;
+    /// `None` until Apple answered.
+    pub account: Option<AccountView>,
     /// When the last sync finished; `None` until the first one.
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_sync_at: Option<OffsetDateTime>,
@@ -72,6 +79,34 @@ pub struct AbmEntryView {
     /// When anything about it last changed.
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+}
+
+/// The ABM MDM server behind an entry's token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountView {
+    /// The MDM server's name in ABM.
+    pub server_name: String,
+    /// Its stable identifier.
+    pub server_uuid: String,
+    /// The organization.
+    pub org_name: Option<String>,
+    /// The Apple Account that downloaded the token.
+    pub admin_id: Option<String>,
+    /// When Apple said so.
+    #[serde(with = "time::serde::rfc3339")]
+    pub checked_at: OffsetDateTime,
+}
+
+impl From<&AbmAccount> for AccountView {
+    fn from(a: &AbmAccount) -> Self {
+        Self {
+            server_name: a.server_name.clone(),
+            server_uuid: a.server_uuid.clone(),
+            org_name: a.org_name.clone(),
+            admin_id: a.admin_id.clone(),
+            checked_at: a.checked_at,
+        }
+    }
 }
 
 impl AbmEntryView {
@@ -85,6 +120,7 @@ impl AbmEntryView {
             token_uploaded_at: token.map(|t| t.uploaded_at),
             batch_size: entry.batch_size,
             abm_url: entry.abm_url.clone(),
+            account: entry.account.as_ref().map(AccountView::from),
             last_sync_at: None,
             created_at: entry.created_at,
             updated_at: entry.updated_at,
@@ -134,17 +170,60 @@ fn server_token_context(id: Uuid) -> String {
     format!("abm/{id}/server_token")
 }
 
+/// How GuardMDM reaches Apple's DEP API.
+#[derive(Debug, Clone)]
+pub struct AbmSettings {
+    /// The DEP API base URL for entries without their own (`--abm-url`).
+    pub default_url: String,
+    /// Timeouts and retries.
+    pub client_options: ClientOptions,
+}
+
+impl Default for AbmSettings {
+    fn default() -> Self {
+        Self {
+            default_url: guardmdm_abm::DEFAULT_BASE_URL.to_string(),
+            client_options: ClientOptions::default(),
+        }
+    }
+}
+
 /// ABM entries and server tokens.
 #[derive(Clone)]
 pub struct AbmTokenService {
     store: Arc<dyn Store>,
     secrets: Arc<SecretKey>,
+    abm: Arc<AbmSettings>,
 }
 
 impl AbmTokenService {
-    /// A service over `store`, sealing secrets with `secrets`.
-    pub fn new(store: Arc<dyn Store>, secrets: Arc<SecretKey>) -> Self {
-        Self { store, secrets }
+    /// A service over `store`, sealing secrets with `secrets`, reaching Apple as `abm` says.
+    pub fn new(store: Arc<dyn Store>, secrets: Arc<SecretKey>, abm: AbmSettings) -> Self {
+        Self {
+            store,
+            secrets,
+            abm: Arc::new(abm),
+        }
+    }
+
+    /// A DEP API client for an entry's MDM server with `tokens`.
+    ///
+    /// # Errors
+    /// [`ServiceError::Invalid`] when the entry's URL is unusable.
+    pub fn client_for(
+        &self,
+        abm_url: Option<&str>,
+        tokens: &DepTokens,
+    ) -> Result<guardmdm_abm::Client, ServiceError> {
+        let credentials = Credentials {
+            consumer_key: tokens.consumer_key.clone(),
+            consumer_secret: tokens.consumer_secret.clone(),
+            access_token: tokens.access_token.clone(),
+            access_secret: tokens.access_secret.clone(),
+        };
+        let url = abm_url.unwrap_or(&self.abm.default_url);
+        guardmdm_abm::Client::new(url, credentials, self.abm.client_options.clone())
+            .map_err(|e| ServiceError::Invalid(e.to_string()))
     }
 
     /// Creates an entry with a new RSA-2048 key pair and self-signed certificate.
@@ -305,6 +384,7 @@ impl AbmTokenService {
             });
         }
         let renewal = entry.server_token.is_some();
+        let (account, problem) = self.check_account(&entry, &tokens, force, now).await?;
         if let (Some(existing), false) = (&entry.server_token, force) {
             let installed = self.open_tokens(entry.id, &existing.sealed_token)?;
             if installed.consumer_key.expose_secret() != tokens.consumer_key.expose_secret() {
@@ -334,14 +414,30 @@ impl AbmTokenService {
             name,
             now,
             serde_json::json!({
-                "expires_at": rfc3339(tokens.access_token_expiry), "forced": force,
+                "expires_at": rfc3339(tokens.access_token_expiry),
+                "forced": force,
+                "server_uuid": account.as_ref().map(|a| a.server_uuid.clone()),
+                "server_name": account.as_ref().map(|a| a.server_name.clone()),
             }),
         );
         let stored = self
             .store
-            .store_server_token(name, &record, &audit)
+            .store_server_token(name, &record, account.as_ref(), &audit)
             .await
             .map_err(|e| not_found(e, name))?;
+        let stored = match problem {
+            Some(problem) => {
+                self.store
+                    .set_abm_problem(name, Some(&problem), now)
+                    .await
+                    .map_err(|e| not_found(e, name))?;
+                AbmEntry {
+                    problem: Some(problem),
+                    ..stored
+                }
+            }
+            None => stored,
+        };
         tracing::info!(
             abm_entry = %name,
             renewal,
@@ -349,6 +445,73 @@ impl AbmTokenService {
             "ABM server token installed"
         );
         Ok(AbmEntryView::from_entry(&stored, now))
+    }
+
+    /// Asks Apple's `/account` which MDM server a freshly decrypted token belongs to.
+    ///
+    /// - It answers: the account is stored with the token; a renewal whose `server_uuid`
+    ///   differs from the stored one is refused unless `force`.
+    /// - Terms not signed: the token is stored with that problem (the token is fine; the
+    ///   organization must accept the terms).
+    /// - Rejected or access denied: the upload is refused: Apple will not take this token.
+    /// - Apple unreachable or failing: the token is stored without an account; a warning is
+    ///   logged, and the account is asked again later.
+    async fn check_account(
+        &self,
+        entry: &AbmEntry,
+        tokens: &DepTokens,
+        force: bool,
+        now: OffsetDateTime,
+    ) -> Result<(Option<AbmAccount>, Option<TokenProblem>), ServiceError> {
+        let client = self.client_for(entry.abm_url.as_deref(), tokens)?;
+        match client.account().await {
+            Ok(detail) => {
+                if let (Some(stored), false) = (&entry.account, force)
+                    && stored.server_uuid != detail.server_uuid
+                {
+                    return Err(ServiceError::Conflict(format!(
+                        "this server token is for the ABM MDM server {:?} ({}), but {:?} is \
+                         connected to {:?} ({}); upload it to that server's entry, or pass \
+                         --force to switch this entry to the other MDM server",
+                        detail.server_name,
+                        detail.server_uuid,
+                        entry.name,
+                        stored.server_name,
+                        stored.server_uuid
+                    )));
+                }
+                let account = AbmAccount {
+                    server_name: detail.server_name,
+                    server_uuid: detail.server_uuid,
+                    org_name: detail.org_name,
+                    admin_id: detail.admin_id,
+                    checked_at: now,
+                };
+                Ok((Some(account), None))
+            }
+            Err(err @ DepError::TermsNotSigned) => {
+                let (kind, message) = err.token_problem().unwrap_or(("terms_not_signed", ""));
+                let problem = TokenProblem {
+                    kind: kind.to_string(),
+                    message: message.to_string(),
+                    since: now,
+                };
+                Ok((None, Some(problem)))
+            }
+            Err(err @ (DepError::TokenRejected { .. } | DepError::AccessDenied)) => {
+                let (_, message) = err.token_problem().unwrap_or(("rejected", ""));
+                tracing::warn!(abm_entry = %entry.name, error = %err, "Apple rejected an uploaded server token");
+                Err(ServiceError::TokenRejected(message.to_string()))
+            }
+            Err(err) => {
+                tracing::warn!(
+                    abm_entry = %entry.name,
+                    error = %err,
+                    "could not ask Apple which MDM server the token belongs to; stored it unchecked"
+                );
+                Ok((None, None))
+            }
+        }
     }
 
     /// The decrypted OAuth credentials of an entry, for the ABM client. `None` while pending.

@@ -26,6 +26,9 @@ pub enum ServiceError {
         /// Its `access_token_expiry`, RFC 3339.
         expired_at: String,
     },
+    /// Apple refused the uploaded server token (revoked, replaced by a newer download).
+    #[error("{0}")]
+    TokenRejected(String),
     /// No valid credentials.
     #[error("{0}")]
     Unauthorized(String),

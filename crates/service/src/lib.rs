@@ -16,7 +16,9 @@ pub mod secrets;
 
 use std::sync::Arc;
 
-pub use abm_tokens::{AbmEntryView, AbmTokenService, EntrySettings, NewEntry};
+pub use abm_tokens::{
+    AbmEntryView, AbmSettings, AbmTokenService, AccountView, EntrySettings, NewEntry,
+};
 pub use actor::Actor;
 pub use api_keys::{ApiKeyView, AuthService, CreatedApiKey};
 pub use audit::AuditService;
@@ -46,9 +48,10 @@ impl Services {
         store: Arc<dyn Store>,
         secrets: Arc<SecretKey>,
         admin_token: Option<SecretString>,
+        abm: AbmSettings,
     ) -> Self {
         Self {
-            abm: AbmTokenService::new(store.clone(), secrets),
+            abm: AbmTokenService::new(store.clone(), secrets, abm),
             auth: AuthService::new(store.clone(), admin_token),
             audit: AuditService::new(store.clone()),
             store,

@@ -1,6 +1,6 @@
 use async_trait::async_trait;
 use guardmdm_store::{
-    AbmEntry, AbmEntryStore, NewAbmEntry, NewAuditEvent, ServerTokenRecord, StoreError,
+    AbmAccount, AbmEntry, AbmEntryStore, NewAbmEntry, NewAuditEvent, ServerTokenRecord, StoreError,
     TokenProblem,
 };
 use sqlx::Row;
@@ -11,7 +11,8 @@ use crate::{SqliteStore, backend, from_micros, insert_audit, micros, opt_from_mi
 
 const COLUMNS: &str = "SELECT id, name, certificate_pem, sealed_private_key, batch_size, abm_url, \
      sealed_server_token, token_expires_at, token_uploaded_at, problem_kind, problem_message, \
-     problem_since, created_at, updated_at FROM abm_entries";
+     problem_since, created_at, updated_at, server_name, server_uuid, org_name, admin_id, \
+     account_checked_at FROM abm_entries";
 
 #[async_trait]
 impl AbmEntryStore for SqliteStore {
@@ -85,18 +86,28 @@ impl AbmEntryStore for SqliteStore {
         &self,
         name: &str,
         token: &ServerTokenRecord,
+        account: Option<&AbmAccount>,
         audit: &NewAuditEvent,
     ) -> Result<AbmEntry, StoreError> {
         let mut tx = self.write_tx().await?;
         let done = sqlx::query(
-            "UPDATE abm_entries SET sealed_server_token = ?, token_expires_at = ?, \
-             token_uploaded_at = ?, problem_kind = NULL, problem_message = NULL, \
-             problem_since = NULL, updated_at = ? WHERE name = ?",
+            "UPDATE abm_entries SET sealed_server_token = ?1, token_expires_at = ?2, \
+             token_uploaded_at = ?3, problem_kind = NULL, problem_message = NULL, \
+             problem_since = NULL, updated_at = ?4, \
+             server_name = COALESCE(?5, server_name), server_uuid = COALESCE(?6, server_uuid), \
+             org_name = CASE WHEN ?5 IS NULL THEN org_name ELSE ?7 END, \
+             admin_id = CASE WHEN ?5 IS NULL THEN admin_id ELSE ?8 END, \
+             account_checked_at = COALESCE(?9, account_checked_at) WHERE name = ?10",
         )
         .bind(&token.sealed_token)
         .bind(micros(token.expires_at))
         .bind(micros(token.uploaded_at))
         .bind(micros(token.uploaded_at))
+        .bind(account.map(|a| a.server_name.as_str()))
+        .bind(account.map(|a| a.server_uuid.as_str()))
+        .bind(account.and_then(|a| a.org_name.as_deref()))
+        .bind(account.and_then(|a| a.admin_id.as_deref()))
+        .bind(account.map(|a| micros(a.checked_at)))
         .bind(name)
         .execute(&mut *tx)
         .await
@@ -192,6 +203,18 @@ fn entry_from_row(row: &SqliteRow) -> Result<AbmEntry, StoreError> {
                 .ok_or_else(|| StoreError::Corrupt("problem without a time".to_string()))?,
         }),
     };
+    let server_uuid: Option<String> = row.try_get("server_uuid").map_err(backend)?;
+    let account = match server_uuid {
+        None => None,
+        Some(server_uuid) => Some(AbmAccount {
+            server_name: row.try_get("server_name").map_err(backend)?,
+            server_uuid,
+            org_name: row.try_get("org_name").map_err(backend)?,
+            admin_id: row.try_get("admin_id").map_err(backend)?,
+            checked_at: opt_from_micros(row.try_get("account_checked_at").map_err(backend)?)?
+                .ok_or_else(|| StoreError::Corrupt("account without a time".to_string()))?,
+        }),
+    };
     let batch_size: i64 = row.try_get("batch_size").map_err(backend)?;
     Ok(AbmEntry {
         id: row.try_get("id").map_err(backend)?,
@@ -203,6 +226,7 @@ fn entry_from_row(row: &SqliteRow) -> Result<AbmEntry, StoreError> {
         abm_url: row.try_get("abm_url").map_err(backend)?,
         server_token,
         problem,
+        account,
         created_at: from_micros(row.try_get("created_at").map_err(backend)?)?,
         updated_at: from_micros(row.try_get("updated_at").map_err(backend)?)?,
     })

@@ -37,6 +37,21 @@ pub struct ServerTokenRecord {
     pub uploaded_at: OffsetDateTime,
 }
 
+/// What Apple's `GET /account` said about the entry's MDM server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AbmAccount {
+    /// The MDM server's name in ABM.
+    pub server_name: String,
+    /// The MDM server's stable identifier in ABM.
+    pub server_uuid: String,
+    /// The organization.
+    pub org_name: Option<String>,
+    /// The Apple Account that downloaded the token.
+    pub admin_id: Option<String>,
+    /// When Apple said so.
+    pub checked_at: OffsetDateTime,
+}
+
 /// A problem Apple reported for the entry's token, which its expiry alone does not show.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenProblem {
@@ -67,6 +82,8 @@ pub struct AbmEntry {
     pub server_token: Option<ServerTokenRecord>,
     /// A problem reported by Apple; `None` when there is none.
     pub problem: Option<TokenProblem>,
+    /// What Apple said about the MDM server; `None` until `/account` answered.
+    pub account: Option<AbmAccount>,
     /// When the entry was created.
     pub created_at: OffsetDateTime,
     /// When anything about it last changed.
@@ -100,12 +117,14 @@ pub trait AbmEntryStore: Send + Sync {
     ) -> Result<AbmEntry, StoreError>;
 
     /// Installs or replaces the entry's server token and clears any [`TokenProblem`]
-    /// (a new token is a fresh start); everything else about the entry stays.
-    /// [`StoreError::NotFound`] when there is no such entry.
+    /// (a new token is a fresh start); `account`, when given, replaces what Apple said about
+    /// the server (when `None`, the previous account stays). Everything else about the entry
+    /// stays. [`StoreError::NotFound`] when there is no such entry.
     async fn store_server_token(
         &self,
         name: &str,
         token: &ServerTokenRecord,
+        account: Option<&AbmAccount>,
         audit: &NewAuditEvent,
     ) -> Result<AbmEntry, StoreError>;
 

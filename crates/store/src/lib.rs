@@ -16,7 +16,7 @@ pub mod meta;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
 
-pub use abm::{AbmEntry, AbmEntryStore, NewAbmEntry, ServerTokenRecord, TokenProblem};
+pub use abm::{AbmAccount, AbmEntry, AbmEntryStore, NewAbmEntry, ServerTokenRecord, TokenProblem};
 pub use api_keys::{ApiKey, ApiKeyStore, NewApiKey};
 pub use audit::{AuditEvent, AuditStore, NewAuditEvent};
 pub use error::StoreError;

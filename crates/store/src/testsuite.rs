@@ -14,8 +14,8 @@ use time::Duration;
 use uuid::Uuid;
 
 use crate::{
-    AbmEntry, NewAbmEntry, NewApiKey, NewAuditEvent, ServerTokenRecord, Store, StoreError,
-    TokenProblem, now,
+    AbmAccount, AbmEntry, NewAbmEntry, NewApiKey, NewAuditEvent, ServerTokenRecord, Store,
+    StoreError, TokenProblem, now,
 };
 
 /// Runs every case, each on a fresh store from `make`.
@@ -60,6 +60,21 @@ fn new_entry(name: &str) -> NewAbmEntry {
         abm_url: None,
         created_at: now(),
     }
+}
+
+fn account(uuid: &str) -> AbmAccount {
+    AbmAccount {
+        server_name: format!("Server {uuid}"),
+        server_uuid: uuid.to_string(),
+        org_name: Some("Example Org".to_string()),
+        admin_id: None,
+        checked_at: truncated_now_secs(),
+    }
+}
+
+fn truncated_now_secs() -> time::OffsetDateTime {
+    let t = now();
+    t.replace_nanosecond(0).unwrap_or(t)
 }
 
 fn token(expires_in_days: i64) -> ServerTokenRecord {
@@ -107,6 +122,7 @@ async fn abm_entries_create_get_list(store: Arc<dyn Store>) {
     assert_eq!(created.abm_url, None);
     assert_eq!(created.server_token, None);
     assert_eq!(created.problem, None);
+    assert_eq!(created.account, None);
     assert_eq!(
         created.created_at, b.created_at,
         "timestamps keep microseconds"
@@ -197,10 +213,16 @@ async fn abm_server_token_install_and_renew_keep_the_entry(store: Arc<dyn Store>
         .unwrap();
     let first = token(365);
     let installed = store
-        .store_server_token("t", &first, &audit("abm.upload", "t"))
+        .store_server_token(
+            "t",
+            &first,
+            Some(&account("uuid-1")),
+            &audit("abm.upload", "t"),
+        )
         .await
         .unwrap();
     assert_eq!(installed.server_token.as_ref(), Some(&first));
+    assert_eq!(installed.account, Some(account("uuid-1")));
     let problem = TokenProblem {
         kind: "rejected".to_string(),
         message: "re-upload".to_string(),
@@ -213,7 +235,7 @@ async fn abm_server_token_install_and_renew_keep_the_entry(store: Arc<dyn Store>
     let mut second = token(300);
     second.sealed_token = vec![7; 50];
     let renewed = store
-        .store_server_token("t", &second, &audit("abm.upload", "t"))
+        .store_server_token("t", &second, None, &audit("abm.upload", "t"))
         .await
         .unwrap();
     assert_eq!(renewed.server_token.as_ref(), Some(&second));
@@ -283,7 +305,7 @@ async fn abm_delete(store: Arc<dyn Store>) {
         .await
         .unwrap();
     store
-        .store_server_token("d", &token(10), &audit("abm.upload", "d"))
+        .store_server_token("d", &token(10), None, &audit("abm.upload", "d"))
         .await
         .unwrap();
     store
@@ -317,7 +339,7 @@ async fn abm_unknown_names_are_not_found(store: Arc<dyn Store>) {
     );
     nf(
         store
-            .store_server_token("nope", &token(1), &audit("a", "nope"))
+            .store_server_token("nope", &token(1), None, &audit("a", "nope"))
             .await
             .map(drop),
         "token",

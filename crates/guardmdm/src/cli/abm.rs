@@ -175,6 +175,17 @@ pub(crate) async fn run(client: &ApiClient, command: AbmCommand) -> anyhow::Resu
                 "Server token installed for {:?}: {}",
                 entry.name, entry.health.message
             );
+            match &entry.account {
+                Some(a) => println!(
+                    "Connected to the ABM MDM server {:?} ({}) of {}.",
+                    a.server_name,
+                    a.server_uuid,
+                    a.org_name.as_deref().unwrap_or("your organization")
+                ),
+                None => println!(
+                    "Apple could not confirm which MDM server this token belongs to yet; see the server log."
+                ),
+            }
             Ok(())
         }
         TokenCommand::List { json } => {
@@ -229,6 +240,9 @@ fn entries_table(entries: &[AbmEntryView]) -> String {
                 e.last_sync_at
                     .map_or("never".into(), |t| t.format(&Rfc3339).unwrap_or_default()),
                 e.batch_size.to_string(),
+                e.account
+                    .as_ref()
+                    .map_or("-".into(), |a| a.server_name.clone()),
                 e.abm_url
                     .clone()
                     .unwrap_or_else(|| "(server default)".into()),
@@ -243,6 +257,7 @@ fn entries_table(entries: &[AbmEntryView]) -> String {
             "DAYS LEFT",
             "LAST SYNC",
             "BATCH",
+            "ABM SERVER",
             "ABM URL",
         ],
         &rows,

@@ -1,6 +1,7 @@
 //! Test harness: a real `guardmdm` server on `127.0.0.1:0` over SQLite (always) and
-//! PostgreSQL (when `GUARDMDM_TEST_DATABASE_URL` is set, as `.ci/run` does), and helpers that
-//! build server-token files the way Apple Business Manager does.
+//! PostgreSQL (when `GUARDMDM_TEST_DATABASE_URL` is set, as `.ci/run` does), talking to its
+//! own ABM simulator (`--abm-url`), and helpers that get server tokens from the simulator's
+//! portal or build them the way Apple Business Manager does.
 // Shared by several test binaries, each using part of it; test helpers fail by panicking.
 #![allow(
     dead_code,
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use clap::Parser;
 use guardmdm::config::{ServeArgs, Settings};
 use guardmdm::server::{RunningServer, open_store};
+use guardmdm_sim::{RunningSimulator, SimConfig, Simulator};
 use guardmdm_store::Store;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -58,6 +60,8 @@ pub struct TestApp {
     pub backend: Backend,
     pub database_url: Option<String>,
     pub dir: tempfile::TempDir,
+    /// The ABM simulator the server's `--abm-url` points at.
+    pub abm: RunningSimulator,
     server: Option<RunningServer>,
 }
 
@@ -72,6 +76,10 @@ impl TestApp {
                     .unwrap(),
             ),
         };
+        let sim_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let abm = Simulator::new(SimConfig::default())
+            .start(sim_listener)
+            .unwrap();
         let data_dir = dir.path().join("data");
         let mut argv = vec![
             "serve".to_string(),
@@ -79,6 +87,8 @@ impl TestApp {
             data_dir.to_str().unwrap().into(),
             "--admin-token".into(),
             ADMIN_TOKEN.into(),
+            "--abm-url".into(),
+            abm.base_url(),
         ];
         if let Some(url) = &database_url {
             argv.extend(["--database-url".into(), url.clone()]);
@@ -92,6 +102,7 @@ impl TestApp {
             backend,
             database_url,
             dir,
+            abm,
             server: Some(server),
         }
     }
@@ -167,6 +178,26 @@ impl TestApp {
             .unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
         resp.text().await.unwrap()
+    }
+
+    /// Registers entry `name`'s public key as an MDM server in the simulated ABM portal (the
+    /// admin's step 2) and returns the server's uuid.
+    pub async fn register_in_abm(&self, name: &str, server_name: &str) -> String {
+        let pem = self.public_key(name).await;
+        self.abm
+            .sim
+            .register_server(server_name, &pem)
+            .unwrap()
+            .server_uuid
+    }
+
+    /// Downloads a new server token for the simulated MDM server (step 3).
+    pub fn download_token(&self, server_uuid: &str) -> Vec<u8> {
+        self.abm
+            .sim
+            .download_token(server_uuid, None)
+            .unwrap()
+            .contents
     }
 
     pub async fn upload(&self, name: &str, file: Vec<u8>, force: bool) -> (StatusCode, Value) {

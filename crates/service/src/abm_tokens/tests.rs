@@ -14,9 +14,20 @@ async fn fixture() -> Fixture {
         Arc::new(SqliteStore::open(&dir.path().join("g.db")).await.unwrap());
     let secrets = Arc::new(SecretKey::generate().unwrap());
     Fixture {
-        service: AbmTokenService::new(store.clone(), secrets),
+        service: AbmTokenService::new(store.clone(), secrets, unreachable_abm()),
         store,
         dir,
+    }
+}
+
+/// Apple out of reach: a closed local port, no retries. Uploads store the token unchecked.
+fn unreachable_abm() -> AbmSettings {
+    AbmSettings {
+        default_url: "http://127.0.0.1:9".to_string(),
+        client_options: ClientOptions {
+            max_retries: 0,
+            ..ClientOptions::default()
+        },
     }
 }
 
