@@ -214,7 +214,7 @@ async fn serve(args: ServeSimArgs) -> anyhow::Result<()> {
     let running = sim.start(listener).context("starting the simulator")?;
     print_usage(&running.base_url(), args.devices);
     tracing::info!(listen = %running.addr, devices = args.devices, "ABM simulator is serving");
-    shutdown_signal().await;
+    crate::server::shutdown_signal().await;
     tracing::info!("shutting down");
     running.stop().await.context("serving HTTP")?;
     Ok(())
@@ -260,29 +260,6 @@ fn print_usage(base: &str, devices: usize) {
          \n\
          Stop with Ctrl-C."
     );
-}
-
-async fn shutdown_signal() {
-    let interrupt = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut sig) => {
-                sig.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {},
-        () = terminate => {},
-    }
 }
 
 async fn portal_command(portal: &PortalClient, command: SimCommand) -> anyhow::Result<()> {
