@@ -4,6 +4,7 @@
 mod abm;
 mod api_keys;
 mod audit;
+mod devices;
 pub mod testing;
 
 use std::str::FromStr;

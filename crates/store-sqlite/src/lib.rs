@@ -6,6 +6,7 @@
 mod abm;
 mod api_keys;
 mod audit;
+mod devices;
 
 use std::path::Path;
 use std::str::FromStr;

@@ -11,6 +11,7 @@
 pub mod abm;
 pub mod api_keys;
 pub mod audit;
+pub mod devices;
 pub mod error;
 pub mod meta;
 #[cfg(feature = "testsuite")]
@@ -19,6 +20,10 @@ pub mod testsuite;
 pub use abm::{AbmAccount, AbmEntry, AbmEntryStore, NewAbmEntry, ServerTokenRecord, TokenProblem};
 pub use api_keys::{ApiKey, ApiKeyStore, NewApiKey};
 pub use audit::{AuditEvent, AuditStore, NewAuditEvent};
+pub use devices::{
+    AbmDevice, DeviceQuery, DeviceSyncStore, PageCounts, PageWrite, StoredAbmDevice, SyncPhase,
+    SyncRun, SyncState,
+};
 pub use error::StoreError;
 pub use meta::{Backend, MetaStore};
 
@@ -26,9 +31,15 @@ use time::OffsetDateTime;
 
 /// Everything GuardMDM stores. Services hold an `Arc<dyn Store>`; small components take the
 /// narrowest trait they need.
-pub trait Store: Backend + MetaStore + AbmEntryStore + ApiKeyStore + AuditStore {}
+pub trait Store:
+    Backend + MetaStore + AbmEntryStore + ApiKeyStore + AuditStore + DeviceSyncStore
+{
+}
 
-impl<T> Store for T where T: Backend + MetaStore + AbmEntryStore + ApiKeyStore + AuditStore {}
+impl<T> Store for T where
+    T: Backend + MetaStore + AbmEntryStore + ApiKeyStore + AuditStore + DeviceSyncStore
+{
+}
 
 /// `t` cut to whole microseconds: the precision every backend keeps, so a value read back
 /// equals the value written.

@@ -36,9 +36,16 @@ where
     api_keys_lifecycle(make().await).await;
     api_key_touch_is_rate_limited(make().await).await;
     audit_pagination(make().await).await;
+    devices::pages_apply_latest_wins_remove_and_restore(make().await).await;
+    devices::reconcile_marks_unseen_devices_removed(make().await).await;
+    devices::a_page_is_all_or_nothing_even_when_dropped_midway(make().await).await;
+    devices::device_listing_filters_and_pages(make().await).await;
+    devices::runs_and_leases(make().await).await;
 }
 
-fn audit(action: &str, target: &str) -> NewAuditEvent {
+mod devices;
+
+pub(crate) fn audit(action: &str, target: &str) -> NewAuditEvent {
     NewAuditEvent {
         at: now(),
         actor: "test".to_string(),

@@ -1,0 +1,483 @@
+//! Conformance cases for [`crate::DeviceSyncStore`].
+
+use std::sync::Arc;
+
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use crate::{
+    AbmDevice, DeviceQuery, NewAbmEntry, PageCounts, PageWrite, Store, SyncPhase, SyncState, now,
+};
+
+fn at_secs(t: OffsetDateTime) -> OffsetDateTime {
+    t.replace_nanosecond(0).unwrap_or(t)
+}
+
+async fn entry(store: &Arc<dyn Store>, name: &str) -> Uuid {
+    let new = NewAbmEntry {
+        id: Uuid::new_v4(),
+        name: name.to_string(),
+        certificate_pem: "pem".to_string(),
+        sealed_private_key: vec![1],
+        batch_size: 100,
+        abm_url: None,
+        created_at: now(),
+    };
+    store
+        .create_abm_entry(&new, &super::audit("abm.create", name))
+        .await
+        .unwrap()
+        .id
+}
+
+fn device(serial: &str, op: Option<&str>, op_date: Option<OffsetDateTime>) -> AbmDevice {
+    AbmDevice {
+        serial_number: serial.to_string(),
+        model: "iPhone 16".to_string(),
+        os: Some("iOS".to_string()),
+        device_family: Some("iPhone".to_string()),
+        op_type: op.map(str::to_string),
+        op_date,
+        profile_status: Some("empty".to_string()),
+        ..AbmDevice::default()
+    }
+}
+
+fn state(cursor: &str, phase: SyncPhase) -> SyncState {
+    SyncState {
+        cursor: Some(cursor.to_string()),
+        phase,
+        generation: 0,
+        reconcile: false,
+    }
+}
+
+async fn apply(
+    store: &Arc<dyn Store>,
+    entry_id: Uuid,
+    run_id: i64,
+    devices: &[AbmDevice],
+    state: &SyncState,
+) -> PageCounts {
+    let page = PageWrite {
+        entry_id,
+        devices,
+        state,
+        run_id,
+        at: now(),
+    };
+    store.apply_device_page(&page).await.unwrap()
+}
+
+async fn present(store: &Arc<dyn Store>, entry_id: Uuid) -> Vec<String> {
+    let q = DeviceQuery {
+        entry_id: Some(entry_id),
+        removed: Some(false),
+        limit: 10_000,
+        ..DeviceQuery::default()
+    };
+    store
+        .list_abm_devices(&q)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.device.serial_number)
+        .collect()
+}
+
+pub(super) async fn pages_apply_latest_wins_remove_and_restore(store: Arc<dyn Store>) {
+    let e = entry(&store, "e").await;
+    let run = store
+        .start_sync_run(e, "manual", "me", now())
+        .await
+        .unwrap();
+    let t0 = at_secs(now());
+    let fetched = [
+        device("A1", None, None),
+        device("B2", None, None),
+        device("C3", None, None),
+    ];
+    let counts = apply(&store, e, run.id, &fetched, &state("c1", SyncPhase::Fetch)).await;
+    assert_eq!(
+        counts,
+        PageCounts {
+            added: 3,
+            modified: 0,
+            removed: 0
+        }
+    );
+    assert_eq!(
+        store.sync_state(e).await.unwrap(),
+        state("c1", SyncPhase::Fetch),
+        "cursor saved with the page"
+    );
+
+    let mut newer = device("A1", Some("modified"), Some(t0 + Duration::hours(2)));
+    newer.color = Some("Blue".to_string());
+    let counts = apply(
+        &store,
+        e,
+        run.id,
+        &[newer, device("B2", Some("deleted"), Some(t0))],
+        &state("c2", SyncPhase::Sync),
+    )
+    .await;
+    assert_eq!(
+        counts,
+        PageCounts {
+            added: 0,
+            modified: 1,
+            removed: 1
+        }
+    );
+    // An older record for A1 is ignored: the latest op_date wins.
+    let mut older = device("A1", Some("modified"), Some(t0 + Duration::hours(1)));
+    older.color = Some("Red".to_string());
+    apply(&store, e, run.id, &[older], &state("c3", SyncPhase::Sync)).await;
+    let all = store
+        .list_abm_devices(&DeviceQuery {
+            entry_id: Some(e),
+            limit: 100,
+            ..DeviceQuery::default()
+        })
+        .await
+        .unwrap();
+    let a1 = all.iter().find(|d| d.device.serial_number == "A1").unwrap();
+    assert_eq!(a1.device.color.as_deref(), Some("Blue"));
+    assert_eq!(a1.device.op_date, Some(t0 + Duration::hours(2)));
+    let b2 = all.iter().find(|d| d.device.serial_number == "B2").unwrap();
+    assert_eq!(b2.removed_at, Some(t0), "removed from ABM, history kept");
+    assert_eq!(b2.device.model, "iPhone 16");
+    assert_eq!(present(&store, e).await, ["A1", "C3"]);
+    assert_eq!(store.count_abm_devices(e, true).await.unwrap(), 3);
+    assert_eq!(store.count_abm_devices(e, false).await.unwrap(), 2);
+
+    // B2 comes back.
+    let counts = apply(
+        &store,
+        e,
+        run.id,
+        &[device("B2", Some("added"), Some(t0 + Duration::hours(3)))],
+        &state("c4", SyncPhase::Sync),
+    )
+    .await;
+    assert_eq!(
+        counts,
+        PageCounts {
+            added: 1,
+            modified: 0,
+            removed: 0
+        }
+    );
+    assert_eq!(present(&store, e).await, ["A1", "B2", "C3"]);
+    let run = store.get_sync_run(run.id).await.unwrap();
+    assert_eq!(
+        (run.pages, run.counts),
+        (
+            4,
+            PageCounts {
+                added: 4,
+                modified: 2,
+                removed: 1
+            }
+        )
+    );
+
+    // Entries are separate: the same serial elsewhere is another record.
+    let other = entry(&store, "other").await;
+    let run2 = store
+        .start_sync_run(other, "manual", "me", now())
+        .await
+        .unwrap();
+    apply(
+        &store,
+        other,
+        run2.id,
+        &[device("A1", None, None)],
+        &state("x", SyncPhase::Fetch),
+    )
+    .await;
+    assert_eq!(present(&store, e).await.len(), 3);
+    assert_eq!(present(&store, other).await, ["A1"]);
+    // Deleting the entry deletes its devices and bookkeeping.
+    store
+        .delete_abm_entry("other", &super::audit("abm.delete", "other"))
+        .await
+        .unwrap();
+    assert_eq!(store.count_abm_devices(other, true).await.unwrap(), 0);
+    assert_eq!(store.sync_state(other).await.unwrap(), SyncState::default());
+}
+
+pub(super) async fn reconcile_marks_unseen_devices_removed(store: Arc<dyn Store>) {
+    let e = entry(&store, "e").await;
+    let run = store
+        .start_sync_run(e, "manual", "me", now())
+        .await
+        .unwrap();
+    let first = SyncState {
+        generation: 1,
+        ..state("c1", SyncPhase::Fetch)
+    };
+    apply(
+        &store,
+        e,
+        run.id,
+        &[
+            device("A", None, None),
+            device("B", None, None),
+            device("C", None, None),
+        ],
+        &first,
+    )
+    .await;
+    // A full refetch (generation 2) that no longer lists B.
+    let second = SyncState {
+        generation: 2,
+        reconcile: true,
+        ..state("d1", SyncPhase::Fetch)
+    };
+    apply(
+        &store,
+        e,
+        run.id,
+        &[device("A", None, None), device("C", None, None)],
+        &second,
+    )
+    .await;
+    let done = SyncState {
+        reconcile: false,
+        phase: SyncPhase::Sync,
+        ..second.clone()
+    };
+    let removed = store
+        .reconcile_unseen(e, 2, &done, run.id, now())
+        .await
+        .unwrap();
+    assert_eq!(removed, 1);
+    assert_eq!(present(&store, e).await, ["A", "C"]);
+    assert_eq!(store.sync_state(e).await.unwrap(), done);
+    assert_eq!(store.get_sync_run(run.id).await.unwrap().counts.removed, 1);
+    assert_eq!(
+        store
+            .reconcile_unseen(e, 2, &done, run.id, now())
+            .await
+            .unwrap(),
+        0,
+        "idempotent"
+    );
+}
+
+pub(super) async fn a_page_is_all_or_nothing_even_when_dropped_midway(store: Arc<dyn Store>) {
+    let e = entry(&store, "e").await;
+    let run = store
+        .start_sync_run(e, "manual", "me", now())
+        .await
+        .unwrap();
+    let mut stored = 0_u64;
+    let mut pages = 0_u64;
+    // Drop the write after ever longer delays: before it starts, mid-transaction, after it.
+    for (i, micros) in [0_u64, 50, 200, 1_000, 3_000, 10_000, 50_000, 1_000_000]
+        .into_iter()
+        .enumerate()
+    {
+        let devices: Vec<AbmDevice> = (0..1000)
+            .map(|n| device(&format!("P{i}-{n:04}"), None, None))
+            .collect();
+        let cursor = format!("after-page-{i}");
+        let st = state(&cursor, SyncPhase::Fetch);
+        let page = PageWrite {
+            entry_id: e,
+            devices: &devices,
+            state: &st,
+            run_id: run.id,
+            at: now(),
+        };
+        let finished = tokio::time::timeout(
+            std::time::Duration::from_micros(micros),
+            store.apply_device_page(&page),
+        )
+        .await;
+        let count = store.count_abm_devices(e, true).await.unwrap();
+        let saved = store.sync_state(e).await.unwrap();
+        if count == stored + 1000 {
+            stored += 1000;
+            pages += 1;
+            assert_eq!(
+                saved.cursor.as_deref(),
+                Some(cursor.as_str()),
+                "page {i}: cursor with devices"
+            );
+        } else {
+            assert_eq!(
+                count,
+                stored,
+                "page {i}: all or nothing (finished: {})",
+                finished.is_ok()
+            );
+            assert_ne!(
+                saved.cursor.as_deref(),
+                Some(cursor.as_str()),
+                "page {i}: no cursor without devices"
+            );
+        }
+        assert_eq!(
+            store.get_sync_run(run.id).await.unwrap().pages,
+            pages,
+            "page {i}: progress with devices"
+        );
+    }
+    assert!(pages >= 1, "the long timeouts complete");
+}
+
+pub(super) async fn device_listing_filters_and_pages(store: Arc<dyn Store>) {
+    let e = entry(&store, "e").await;
+    let run = store
+        .start_sync_run(e, "manual", "me", now())
+        .await
+        .unwrap();
+    let mut mac = device("M1", None, None);
+    mac.os = Some("OSX".to_string());
+    let devices = [
+        device("I1", None, None),
+        device("I2", None, None),
+        mac,
+        device("I3", Some("deleted"), Some(now())),
+    ];
+    apply(&store, e, run.id, &devices, &state("c", SyncPhase::Fetch)).await;
+    let q =
+        |os: Option<&str>, removed: Option<bool>, after: Option<&str>, limit: u32| DeviceQuery {
+            entry_id: Some(e),
+            os: os.map(str::to_string),
+            removed,
+            after_serial: after.map(str::to_string),
+            limit,
+        };
+    let serials = |v: Vec<crate::StoredAbmDevice>| {
+        v.into_iter()
+            .map(|d| d.device.serial_number)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        serials(
+            store
+                .list_abm_devices(&q(Some("osx"), None, None, 10))
+                .await
+                .unwrap()
+        ),
+        ["M1"]
+    );
+    assert_eq!(
+        serials(
+            store
+                .list_abm_devices(&q(None, Some(true), None, 10))
+                .await
+                .unwrap()
+        ),
+        ["I3"]
+    );
+    assert_eq!(
+        serials(
+            store
+                .list_abm_devices(&q(None, None, None, 2))
+                .await
+                .unwrap()
+        ),
+        ["I1", "I2"]
+    );
+    assert_eq!(
+        serials(
+            store
+                .list_abm_devices(&q(None, None, Some("I2"), 10))
+                .await
+                .unwrap()
+        ),
+        ["I3", "M1"]
+    );
+}
+
+pub(super) async fn runs_and_leases(store: Arc<dyn Store>) {
+    let e = entry(&store, "e").await;
+    let t = now();
+    assert!(store.try_acquire_sync_lease(e, "a", t, 60).await.unwrap());
+    assert!(
+        !store.try_acquire_sync_lease(e, "b", t, 60).await.unwrap(),
+        "held by a"
+    );
+    assert!(
+        store
+            .try_acquire_sync_lease(e, "a", t + Duration::seconds(30), 60)
+            .await
+            .unwrap(),
+        "a renews"
+    );
+    assert!(
+        !store
+            .try_acquire_sync_lease(e, "b", t + Duration::seconds(60), 60)
+            .await
+            .unwrap(),
+        "renewed until t+90"
+    );
+    assert!(
+        store
+            .try_acquire_sync_lease(e, "b", t + Duration::seconds(91), 60)
+            .await
+            .unwrap(),
+        "expired: b takes over"
+    );
+    store.release_sync_lease(e, "a").await.unwrap();
+    assert!(
+        !store
+            .try_acquire_sync_lease(e, "a", t + Duration::seconds(92), 60)
+            .await
+            .unwrap(),
+        "a cannot release b's lease"
+    );
+    store.release_sync_lease(e, "b").await.unwrap();
+    assert!(
+        store
+            .try_acquire_sync_lease(e, "a", t + Duration::seconds(93), 60)
+            .await
+            .unwrap()
+    );
+
+    let r1 = store.start_sync_run(e, "scheduled", "a", t).await.unwrap();
+    assert_eq!(
+        (r1.outcome.as_str(), r1.pages, r1.finished_at),
+        ("running", 0, None)
+    );
+    let r2 = store.start_sync_run(e, "manual", "b", t).await.unwrap();
+    assert!(r2.id > r1.id);
+    assert_eq!(
+        store.interrupt_stale_runs(e, "b", t).await.unwrap(),
+        1,
+        "a's run"
+    );
+    assert_eq!(
+        store.get_sync_run(r1.id).await.unwrap().outcome,
+        "interrupted"
+    );
+    let done = store
+        .finish_sync_run(r2.id, "failed", Some("Token expired"), t)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            done.outcome.as_str(),
+            done.error.as_deref(),
+            done.finished_at
+        ),
+        ("failed", Some("Token expired"), Some(t))
+    );
+    let runs = store.list_sync_runs(e, 10).await.unwrap();
+    assert_eq!(
+        runs.iter().map(|r| r.id).collect::<Vec<_>>(),
+        [r2.id, r1.id]
+    );
+    assert!(
+        store
+            .finish_sync_run(999_999, "failed", None, t)
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+}
