@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use guardmdm_abm::ClientOptions;
+use guardmdm_service::dep_sync::SYNC_INTERVAL;
 use guardmdm_service::{AbmSettings, Services};
 use guardmdm_store::Store;
 use guardmdm_store_postgres::PostgresStore;
@@ -86,18 +87,21 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
         default_url: settings.abm_url.clone(),
         client_options: ClientOptions::default(),
     };
+    let shutdown = CancellationToken::new();
     let services = Services::new(
         store,
         Arc::new(settings.secret_key),
         Some(settings.admin_token),
         abm,
+        shutdown.child_token(),
     );
-    let shutdown = CancellationToken::new();
     let jobs = TaskTracker::new();
     jobs.spawn(guardmdm_service::jobs::run_token_health_monitor(
         services.abm.clone(),
         shutdown.child_token(),
     ));
+    jobs.spawn(services.sync.clone().run_schedule(SYNC_INTERVAL));
+    let sync = services.sync.clone();
     let app = guardmdm_http::router(guardmdm_http::AppState::new(services));
     let stop = shutdown.clone();
     let task = tokio::spawn(async move {
@@ -107,7 +111,11 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
             .context("serving HTTP");
         stop.cancel();
         jobs.close();
-        if tokio::time::timeout(JOB_SHUTDOWN_GRACE, jobs.wait())
+        let all_stopped = async {
+            jobs.wait().await;
+            sync.wait().await;
+        };
+        if tokio::time::timeout(JOB_SHUTDOWN_GRACE, all_stopped)
             .await
             .is_err()
         {

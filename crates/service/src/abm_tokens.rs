@@ -284,12 +284,23 @@ impl AbmTokenService {
     /// # Errors
     /// Only storage failures.
     pub async fn list(&self) -> Result<Vec<AbmEntryView>, ServiceError> {
-        let now = OffsetDateTime::now_utc();
         let entries = self.store.list_abm_entries().await?;
-        Ok(entries
+        let mut views = Vec::with_capacity(entries.len());
+        for entry in &entries {
+            views.push(self.view(entry).await?);
+        }
+        Ok(views)
+    }
+
+    /// The view of an entry, with the time of its last successful sync.
+    async fn view(&self, entry: &AbmEntry) -> Result<AbmEntryView, ServiceError> {
+        let mut view = AbmEntryView::from_entry(entry, OffsetDateTime::now_utc());
+        let runs = self.store.list_sync_runs(entry.id, 20).await?;
+        view.last_sync_at = runs
             .iter()
-            .map(|e| AbmEntryView::from_entry(e, now))
-            .collect())
+            .find(|r| r.outcome == "succeeded")
+            .and_then(|r| r.finished_at);
+        Ok(view)
     }
 
     /// One entry.
@@ -298,7 +309,7 @@ impl AbmTokenService {
     /// [`ServiceError::NotFound`] when there is no such entry.
     pub async fn get(&self, name: &str) -> Result<AbmEntryView, ServiceError> {
         let entry = self.load(name).await?;
-        Ok(AbmEntryView::from_entry(&entry, OffsetDateTime::now_utc()))
+        self.view(&entry).await
     }
 
     /// The entry's certificate as PEM: the file to upload to ABM.
@@ -544,6 +555,36 @@ impl AbmTokenService {
         let json: SecretString = self.secrets.open_str(sealed, &server_token_context(id))?;
         DepTokens::from_json(json.expose_secret())
             .map_err(|e| ServiceError::Internal(format!("stored server token: {e}")))
+    }
+
+    /// The stored entry.
+    ///
+    /// # Errors
+    /// [`ServiceError::NotFound`] when there is no such entry.
+    pub async fn entry(&self, name: &str) -> Result<AbmEntry, ServiceError> {
+        self.load(name).await
+    }
+
+    /// Records (`Some`) or clears (`None`) the problem Apple reported for the entry's token:
+    /// `(kind, message)` as [`guardmdm_abm::DepError::token_problem`] gives it.
+    ///
+    /// # Errors
+    /// [`ServiceError::NotFound`], storage failures.
+    pub async fn report_problem(
+        &self,
+        name: &str,
+        problem: Option<(&str, &str)>,
+    ) -> Result<(), ServiceError> {
+        let now = guardmdm_store::now();
+        let problem = problem.map(|(kind, message)| TokenProblem {
+            kind: kind.to_string(),
+            message: message.to_string(),
+            since: now,
+        });
+        self.store
+            .set_abm_problem(name, problem.as_ref(), now)
+            .await
+            .map_err(|e| not_found(e, name))
     }
 
     async fn load(&self, name: &str) -> Result<AbmEntry, ServiceError> {

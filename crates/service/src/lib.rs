@@ -8,11 +8,13 @@ pub mod abm_tokens;
 pub mod actor;
 pub mod api_keys;
 pub mod audit;
+pub mod dep_sync;
 pub mod error;
 pub mod health;
 pub mod jobs;
 pub mod names;
 pub mod secrets;
+pub mod sync_rules;
 
 use std::sync::Arc;
 
@@ -22,6 +24,7 @@ pub use abm_tokens::{
 pub use actor::Actor;
 pub use api_keys::{ApiKeyView, AuthService, CreatedApiKey};
 pub use audit::AuditService;
+pub use dep_sync::{DeviceFilter, DeviceView, SyncService, SyncStart, Trigger};
 pub use error::ServiceError;
 pub use health::{TokenHealth, TokenState};
 
@@ -38,6 +41,8 @@ pub struct Services {
     pub auth: AuthService,
     /// The audit log.
     pub audit: AuditService,
+    /// ABM device sync.
+    pub sync: SyncService,
     /// The store itself, for liveness checks.
     pub store: Arc<dyn Store>,
 }
@@ -49,9 +54,12 @@ impl Services {
         secrets: Arc<SecretKey>,
         admin_token: Option<SecretString>,
         abm: AbmSettings,
+        cancel: tokio_util::sync::CancellationToken,
     ) -> Self {
+        let abm = AbmTokenService::new(store.clone(), secrets, abm);
         Self {
-            abm: AbmTokenService::new(store.clone(), secrets, abm),
+            sync: SyncService::new(store.clone(), abm.clone(), cancel),
+            abm,
             auth: AuthService::new(store.clone(), admin_token),
             audit: AuditService::new(store.clone()),
             store,

@@ -15,6 +15,29 @@ pub(crate) enum AbmCommand {
     /// ABM entries ("MDM servers") and their server tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Sync Now: fetch device changes from ABM (returns the running sync if one is going).
+    Sync {
+        /// Entry name.
+        name: String,
+        /// Wait for the sync to finish, showing its progress; exits non-zero if it failed.
+        #[arg(long)]
+        wait: bool,
+        /// Full resync: reset the cursor and fetch every device again, marking the ones ABM
+        /// no longer lists as removed.
+        #[arg(long)]
+        full: bool,
+    },
+    /// Recent sync runs of an entry.
+    Syncs {
+        /// Entry name.
+        name: String,
+        /// How many runs.
+        #[arg(long, default_value_t = 20)]
+        limit: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -90,7 +113,15 @@ pub(crate) enum TokenCommand {
 }
 
 pub(crate) async fn run(client: &ApiClient, command: AbmCommand) -> anyhow::Result<()> {
-    let AbmCommand::Token(command) = command;
+    let command = match command {
+        AbmCommand::Token(command) => command,
+        AbmCommand::Sync { name, wait, full } => {
+            return super::sync::sync_now(client, &name, wait, full).await;
+        }
+        AbmCommand::Syncs { name, limit, json } => {
+            return super::sync::list_runs(client, &name, limit, json).await;
+        }
+    };
     match command {
         TokenCommand::Create {
             name,

@@ -169,6 +169,23 @@ impl ApiClient {
             .context("decoding the answer")
     }
 
+    /// A bodiless request with a query string (`POST …?full=true`), decoding JSON.
+    ///
+    /// # Errors
+    /// As [`ApiClient::get`].
+    pub async fn send_json_query<T: DeserializeOwned, Q: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &Q,
+    ) -> anyhow::Result<T> {
+        self.send(method, segments, |r| r.query(query))
+            .await?
+            .json()
+            .await
+            .context("decoding the answer")
+    }
+
     /// `PUT` of raw bytes with a query string, decoding JSON.
     ///
     /// # Errors

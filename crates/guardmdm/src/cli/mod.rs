@@ -10,6 +10,8 @@ mod abm_sim;
 mod api_tokens;
 mod audit;
 mod client;
+mod devices;
+mod sync;
 mod table;
 
 use clap::{Parser, Subcommand};
@@ -44,6 +46,13 @@ enum Command {
         #[command(subcommand)]
         command: api_tokens::ApiTokenCommand,
     },
+    /// Devices from Apple Business Manager.
+    Devices {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        command: devices::DevicesCommand,
+    },
     /// The audit log, newest first.
     Audit {
         #[command(flatten)]
@@ -64,6 +73,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Abm { client, command } => abm::run(&ApiClient::new(&client)?, command).await,
         Command::ApiTokens { client, command } => {
             api_tokens::run(&ApiClient::new(&client)?, command).await
+        }
+        Command::Devices { client, command } => {
+            devices::run(&ApiClient::new(&client)?, command).await
         }
         Command::Audit { client, args } => audit::run(&ApiClient::new(&client)?, args).await,
     }

@@ -5,6 +5,7 @@ pub(crate) mod api_tokens;
 pub(crate) mod audit;
 pub(crate) mod health;
 pub(crate) mod openapi;
+pub(crate) mod sync;
 
 use axum::Router;
 use axum::routing::{get, put};
@@ -33,5 +34,11 @@ pub(crate) fn api_router() -> Router<AppState> {
             "/api-tokens/{name}",
             axum::routing::delete(api_tokens::revoke),
         )
+        .route(
+            "/abm/tokens/{name}/syncs",
+            get(sync::list).post(sync::start),
+        )
+        .route("/abm/tokens/{name}/syncs/{id}", get(sync::show))
+        .route("/devices", get(sync::devices))
         .route("/audit", get(audit::list))
 }

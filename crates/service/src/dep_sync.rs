@@ -1,0 +1,537 @@
+//! ABM device sync: Sync Now, the automatic sync every 5 minutes, and full resyncs
+//! (`dep-api.md` §3.2–§3.4, §9.1). Rules are in [`crate::sync_rules`]; this module runs them
+//! against the DEP API and the store.
+//!
+//! One sync per entry at a time, across instances: a run needs the entry's lease in the
+//! database ([`LEASE_TTL_SECS`], renewed between pages); an instance that dies loses it within
+//! one interval. Within an instance, asking for a sync while one runs returns the running one.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use guardmdm_abm::{Client, DepError};
+use guardmdm_store::{AbmEntry, DeviceQuery, PageWrite, Store, SyncState};
+pub use guardmdm_store::{PageCounts, StoredAbmDevice, SyncRun};
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use uuid::Uuid;
+
+use crate::health::TokenState;
+use crate::sync_rules::{
+    AfterPage, Recovery, TOKEN_EXPIRED_MESSAGE, after_error, after_page, full_refetch, reduce_page,
+    run_error_message,
+};
+use crate::{AbmTokenService, Actor, ServiceError};
+
+/// The automatic sync interval: 5 minutes, fixed, as the product page says.
+pub const SYNC_INTERVAL: Duration = Duration::from_secs(5 * 60);
+/// How long a sync lease lasts without renewal: well inside one interval, so a dead
+/// instance's entries are taken over at the next tick.
+pub const LEASE_TTL_SECS: i64 = 120;
+/// Renew the lease when it is older than this.
+const LEASE_RENEW_AFTER: Duration = Duration::from_secs(30);
+
+/// What started a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    /// Sync Now.
+    Manual,
+    /// The 5-minute schedule.
+    Scheduled,
+    /// An admin's full resync (the cursor reset on purpose).
+    FullResync,
+}
+
+impl Trigger {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Manual => "manual",
+            Self::Scheduled => "scheduled",
+            Self::FullResync => "full_resync",
+        }
+    }
+}
+
+/// The answer to Sync Now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncStart {
+    /// The run: the new one, or the one already running.
+    pub run: SyncRun,
+    /// Whether this call started it.
+    pub started: bool,
+}
+
+/// ABM device sync.
+#[derive(Clone)]
+pub struct SyncService {
+    store: Arc<dyn Store>,
+    abm: AbmTokenService,
+    holder: Arc<String>,
+    running: Arc<Mutex<HashMap<Uuid, i64>>>,
+    tasks: TaskTracker,
+    cancel: CancellationToken,
+}
+
+impl SyncService {
+    /// A sync service for this instance; `cancel` stops its runs (graceful shutdown).
+    pub fn new(store: Arc<dyn Store>, abm: AbmTokenService, cancel: CancellationToken) -> Self {
+        Self {
+            store,
+            abm,
+            holder: Arc::new(format!("instance-{}", Uuid::new_v4().simple())),
+            running: Arc::default(),
+            tasks: TaskTracker::new(),
+            cancel,
+        }
+    }
+
+    /// This instance's lease-holder name.
+    pub fn holder(&self) -> &str {
+        &self.holder
+    }
+
+    /// Sync Now: starts a run of `name` in the background, or returns the one already running
+    /// (here or on another instance). `full_resync` resets the cursor first.
+    ///
+    /// # Errors
+    /// [`ServiceError::NotFound`]; [`ServiceError::Invalid`] when the entry has no token yet.
+    pub async fn sync_now(
+        &self,
+        actor: &Actor,
+        name: &str,
+        full_resync: bool,
+    ) -> Result<SyncStart, ServiceError> {
+        let entry = self.abm.entry(name).await?;
+        if entry.server_token.is_none() {
+            return Err(ServiceError::Invalid(format!(
+                "{name:?} has no server token yet: upload one before syncing"
+            )));
+        }
+        let trigger = if full_resync {
+            Trigger::FullResync
+        } else {
+            Trigger::Manual
+        };
+        let start = self.start(&entry, trigger).await?;
+        if start.started {
+            tracing::info!(abm_entry = %name, actor = %actor.audit_name(), run = start.run.id, trigger = trigger.as_str(), "sync started");
+        }
+        Ok(start)
+    }
+
+    /// One tick of the schedule: starts a run for every entry whose token is usable and that
+    /// is not syncing already. Entries with an expired token, unsigned terms or a rejected
+    /// token are skipped until an admin acts (a new token, or Sync Now).
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn run_scheduled(&self) -> Result<Vec<SyncStart>, ServiceError> {
+        let mut started = Vec::new();
+        for view in self.abm.list().await? {
+            if !matches!(view.health.state, TokenState::Active | TokenState::Expiring) {
+                continue;
+            }
+            let entry = self.abm.entry(&view.name).await?;
+            match self.start(&entry, Trigger::Scheduled).await {
+                Ok(s) if s.started => started.push(s),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(abm_entry = %view.name, error = %e, "scheduled sync not started")
+                }
+            }
+        }
+        Ok(started)
+    }
+
+    /// Runs [`Self::run_scheduled`] now and every [`SYNC_INTERVAL`] (or `every`, in tests)
+    /// until cancelled.
+    pub async fn run_schedule(self, every: Duration) {
+        let cancel = self.cancel.clone();
+        crate::jobs::run_every(every, cancel, || async {
+            if let Err(e) = self.run_scheduled().await {
+                tracing::error!(error = %e, "scheduled ABM sync failed to start");
+            }
+        })
+        .await;
+    }
+
+    /// Waits for the runs this instance started to end (after cancellation, at shutdown).
+    pub async fn wait(&self) {
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+
+    /// Recent runs of an entry, newest first; a running one shows its progress so far.
+    ///
+    /// # Errors
+    /// [`ServiceError::NotFound`].
+    pub async fn runs(&self, name: &str, limit: u32) -> Result<Vec<SyncRun>, ServiceError> {
+        let entry = self.abm.entry(name).await?;
+        Ok(self
+            .store
+            .list_sync_runs(entry.id, limit.clamp(1, 500))
+            .await?)
+    }
+
+    /// One run of an entry.
+    ///
+    /// # Errors
+    /// [`ServiceError::NotFound`] for an unknown entry or a run of another entry.
+    pub async fn run(&self, name: &str, run_id: i64) -> Result<SyncRun, ServiceError> {
+        let entry = self.abm.entry(name).await?;
+        match self.store.get_sync_run(run_id).await {
+            Ok(run) if run.entry_id == entry.id => Ok(run),
+            Ok(_) | Err(guardmdm_store::StoreError::NotFound) => Err(ServiceError::NotFound(
+                format!("no sync run {run_id} of {name:?}"),
+            )),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn start(&self, entry: &AbmEntry, trigger: Trigger) -> Result<SyncStart, ServiceError> {
+        let local = self
+            .running
+            .lock()
+            .ok()
+            .and_then(|r| r.get(&entry.id).copied());
+        if let Some(run_id) = local {
+            return Ok(SyncStart {
+                run: self.store.get_sync_run(run_id).await?,
+                started: false,
+            });
+        }
+        let now = guardmdm_store::now();
+        if !self
+            .store
+            .try_acquire_sync_lease(entry.id, &self.holder, now, LEASE_TTL_SECS)
+            .await?
+        {
+            let runs = self.store.list_sync_runs(entry.id, 5).await?;
+            return match runs.into_iter().find(|r| r.outcome == "running") {
+                Some(run) => Ok(SyncStart {
+                    run,
+                    started: false,
+                }),
+                None => Err(ServiceError::Conflict(format!(
+                    "another GuardMDM instance holds the sync of {:?}; try again shortly",
+                    entry.name
+                ))),
+            };
+        }
+        self.store
+            .interrupt_stale_runs(entry.id, &self.holder, now)
+            .await?;
+        let run = self
+            .store
+            .start_sync_run(entry.id, trigger.as_str(), &self.holder, now)
+            .await?;
+        if let Ok(mut r) = self.running.lock() {
+            r.insert(entry.id, run.id);
+        }
+        let this = self.clone();
+        let entry = entry.clone();
+        let run_id = run.id;
+        self.tasks.spawn(async move {
+            let (outcome, error) = this.execute(&entry, run_id, trigger).await;
+            let at = guardmdm_store::now();
+            if let Err(e) = this.store.finish_sync_run(run_id, outcome, error.as_deref(), at).await {
+                tracing::error!(abm_entry = %entry.name, error = %e, "could not record the end of a sync run");
+            }
+            if let Err(e) = this.store.release_sync_lease(entry.id, &this.holder).await {
+                tracing::warn!(abm_entry = %entry.name, error = %e, "could not release the sync lease");
+            }
+            if let Ok(mut r) = this.running.lock() {
+                r.remove(&entry.id);
+            }
+            tracing::info!(abm_entry = %entry.name, run = run_id, outcome, error = error.as_deref().unwrap_or(""), "sync ended");
+        });
+        Ok(SyncStart { run, started: true })
+    }
+
+    /// Runs one sync to its end: the outcome and the admin-facing error.
+    async fn execute(
+        &self,
+        entry: &AbmEntry,
+        run_id: i64,
+        trigger: Trigger,
+    ) -> (&'static str, Option<String>) {
+        match self.execute_inner(entry, run_id, trigger).await {
+            Ok(outcome) => (outcome, None),
+            Err(SyncFailure::Apple(err)) => {
+                if let Some(problem) = err.token_problem()
+                    && let Err(e) = self.abm.report_problem(&entry.name, Some(problem)).await
+                {
+                    tracing::error!(abm_entry = %entry.name, error = %e, "could not record the token problem");
+                }
+                tracing::warn!(abm_entry = %entry.name, error = %err, "sync stopped");
+                ("failed", Some(run_error_message(&err)))
+            }
+            Err(SyncFailure::Stopped(message)) => ("failed", Some(message)),
+            Err(SyncFailure::Interrupted) => (
+                "interrupted",
+                Some("GuardMDM shut down during the sync".to_string()),
+            ),
+            Err(SyncFailure::Internal(e)) => {
+                tracing::error!(abm_entry = %entry.name, error = %e, "sync failed");
+                ("failed", Some(format!("internal error: {e}")))
+            }
+        }
+    }
+
+    async fn execute_inner(
+        &self,
+        entry: &AbmEntry,
+        run_id: i64,
+        trigger: Trigger,
+    ) -> Result<&'static str, SyncFailure> {
+        let expired = entry
+            .server_token
+            .as_ref()
+            .is_some_and(|t| t.expires_at <= time::OffsetDateTime::now_utc());
+        if expired {
+            return Err(SyncFailure::Stopped(TOKEN_EXPIRED_MESSAGE.to_string()));
+        }
+        let tokens = self
+            .abm
+            .credentials(&entry.name)
+            .await
+            .map_err(|e| SyncFailure::Internal(e.to_string()))?
+            .ok_or_else(|| SyncFailure::Stopped("no server token: upload one first".to_string()))?;
+        let client = self
+            .abm
+            .client_for(entry.abm_url.as_deref(), &tokens)
+            .map_err(|e| SyncFailure::Stopped(e.to_string()))?;
+        let mut state = self.store.sync_state(entry.id).await?;
+        if trigger == Trigger::FullResync {
+            state = full_refetch(&state);
+            self.save(entry.id, &state).await?;
+        }
+        let outcome = self.page_loop(entry, run_id, &client, state).await?;
+        if entry.problem.is_some() {
+            self.abm
+                .report_problem(&entry.name, None)
+                .await
+                .map_err(|e| SyncFailure::Internal(e.to_string()))?;
+        }
+        Ok(outcome)
+    }
+
+    async fn page_loop(
+        &self,
+        entry: &AbmEntry,
+        run_id: i64,
+        client: &Client,
+        mut state: SyncState,
+    ) -> Result<&'static str, SyncFailure> {
+        let limit = Some(entry.batch_size);
+        let mut refetched = false;
+        let mut lease_renewed = Instant::now();
+        loop {
+            if self.cancel.is_cancelled() {
+                return Err(SyncFailure::Interrupted);
+            }
+            if lease_renewed.elapsed() > LEASE_RENEW_AFTER {
+                let now = guardmdm_store::now();
+                let kept = self
+                    .store
+                    .try_acquire_sync_lease(entry.id, &self.holder, now, LEASE_TTL_SECS)
+                    .await?;
+                if !kept {
+                    return Err(SyncFailure::Stopped(
+                        "the sync lease was lost to another instance".to_string(),
+                    ));
+                }
+                lease_renewed = Instant::now();
+            }
+            let answer = match state.phase {
+                guardmdm_store::SyncPhase::Fetch => {
+                    client.fetch_devices(state.cursor.as_deref(), limit).await
+                }
+                guardmdm_store::SyncPhase::Sync => match state.cursor.as_deref() {
+                    Some(cursor) => client.sync_devices(cursor, limit).await,
+                    None => Err(DepError::CursorRequired),
+                },
+            };
+            let page = match answer {
+                Ok(page) => page,
+                Err(err) => match after_error(&state, &err, refetched) {
+                    Recovery::SwitchToSync(next) | Recovery::Refetch(next) => {
+                        refetched |=
+                            err.is_cursor_reset() || matches!(err, DepError::CursorRequired);
+                        tracing::info!(abm_entry = %entry.name, error = %err, "cursor recovery");
+                        state = next;
+                        self.save(entry.id, &state).await?;
+                        continue;
+                    }
+                    Recovery::Stop => return Err(SyncFailure::Apple(err)),
+                },
+            };
+            let devices = reduce_page(&page.devices);
+            let (saved, next) = after_page(&state, page.cursor.clone(), page.more_to_follow);
+            let write = PageWrite {
+                entry_id: entry.id,
+                devices: &devices,
+                state: &saved,
+                run_id,
+                at: guardmdm_store::now(),
+            };
+            let counts = self.store.apply_device_page(&write).await?;
+            tracing::info!(
+                abm_entry = %entry.name, phase = saved.phase.as_str(), devices = devices.len(),
+                added = counts.added, modified = counts.modified, removed = counts.removed,
+                more = page.more_to_follow, "ABM page stored"
+            );
+            state = saved;
+            match next {
+                AfterPage::Continue(next) => state = next,
+                AfterPage::FetchComplete(synced) => {
+                    if state.reconcile {
+                        let removed = self
+                            .store
+                            .reconcile_unseen(
+                                entry.id,
+                                state.generation,
+                                &synced,
+                                run_id,
+                                guardmdm_store::now(),
+                            )
+                            .await?;
+                        tracing::info!(abm_entry = %entry.name, removed, "full fetch reconciled");
+                    } else {
+                        self.save(entry.id, &synced).await?;
+                    }
+                    state = synced;
+                }
+                AfterPage::Done => return Ok("succeeded"),
+                AfterPage::RepeatedCursor => {
+                    tracing::warn!(abm_entry = %entry.name, "Apple repeated the cursor with more_to_follow; stopping this run");
+                    return Err(SyncFailure::Stopped(
+                        "Apple answered the same cursor again with more_to_follow (a known Apple quirk): the run stopped instead of looping; the next sync continues from the saved cursor".to_string(),
+                    ));
+                }
+            }
+        }
+    }
+
+    async fn save(&self, entry_id: Uuid, state: &SyncState) -> Result<(), SyncFailure> {
+        self.store
+            .save_sync_state(entry_id, state, guardmdm_store::now())
+            .await
+            .map_err(SyncFailure::from)
+    }
+}
+
+enum SyncFailure {
+    Apple(DepError),
+    Stopped(String),
+    Interrupted,
+    Internal(String),
+}
+
+impl From<guardmdm_store::StoreError> for SyncFailure {
+    fn from(e: guardmdm_store::StoreError) -> Self {
+        Self::Internal(e.to_string())
+    }
+}
+
+/// A device as the API shows it: Apple's record, its ABM entry, and whether it is still
+/// assigned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceView {
+    /// The ABM entry's name.
+    pub abm_entry: String,
+    /// `assigned` (in ABM for this MDM server) or `removed` (removed from ABM).
+    pub abm_status: String,
+    /// The stored record.
+    #[serde(flatten)]
+    pub device: StoredAbmDevice,
+}
+
+/// Filters for [`SyncService::list_devices`].
+#[derive(Debug, Clone, Default)]
+pub struct DeviceFilter {
+    /// Only this ABM entry's devices.
+    pub abm_entry: Option<String>,
+    /// Only this OS (`iOS`, `iPadOS`, `OSX`/`macOS`, `tvOS`, `visionOS`).
+    pub os: Option<String>,
+    /// `assigned` or `removed`.
+    pub status: Option<String>,
+    /// Serials after this one.
+    pub after: Option<String>,
+    /// At most this many (1–1000, default 100).
+    pub limit: Option<u32>,
+}
+
+impl SyncService {
+    /// ABM devices, by serial, with keyset pagination (`after`).
+    ///
+    /// # Errors
+    /// [`ServiceError::Invalid`] for a bad filter, [`ServiceError::NotFound`] for an unknown
+    /// entry.
+    pub async fn list_devices(
+        &self,
+        filter: DeviceFilter,
+    ) -> Result<Vec<DeviceView>, ServiceError> {
+        let entries = self.store.list_abm_entries().await?;
+        let entry_id = match &filter.abm_entry {
+            Some(name) => Some(
+                entries
+                    .iter()
+                    .find(|e| &e.name == name)
+                    .map(|e| e.id)
+                    .ok_or_else(|| {
+                        ServiceError::NotFound(format!("no ABM entry named {name:?}"))
+                    })?,
+            ),
+            None => None,
+        };
+        let removed = match filter.status.as_deref() {
+            None => None,
+            Some("assigned") => Some(false),
+            Some("removed") => Some(true),
+            Some(other) => {
+                return Err(ServiceError::Invalid(format!(
+                    "status {other:?}: use assigned or removed"
+                )));
+            }
+        };
+        let os = filter.os.map(|os| {
+            if os.eq_ignore_ascii_case("macos") {
+                "OSX".to_string()
+            } else {
+                os
+            }
+        });
+        let limit = filter.limit.unwrap_or(100);
+        if !(1..=1000).contains(&limit) {
+            return Err(ServiceError::Invalid(
+                "limit must be between 1 and 1000".to_string(),
+            ));
+        }
+        let query = DeviceQuery {
+            entry_id,
+            os,
+            removed,
+            after_serial: filter.after,
+            limit,
+        };
+        let names: HashMap<Uuid, String> = entries.into_iter().map(|e| (e.id, e.name)).collect();
+        let devices = self.store.list_abm_devices(&query).await?;
+        Ok(devices
+            .into_iter()
+            .map(|device| DeviceView {
+                abm_entry: names.get(&device.entry_id).cloned().unwrap_or_default(),
+                abm_status: if device.removed_at.is_some() {
+                    "removed"
+                } else {
+                    "assigned"
+                }
+                .to_string(),
+                device,
+            })
+            .collect())
+    }
+}
