@@ -192,14 +192,48 @@ impl SyncService {
     }
 
     async fn start(&self, entry: &AbmEntry, trigger: Trigger) -> Result<SyncStart, ServiceError> {
+        let start = self.claim(entry, trigger).await?;
+        if start.started {
+            let this = self.clone();
+            let entry = entry.clone();
+            let run_id = start.run.id;
+            self.tasks.spawn(async move {
+                this.run_claimed(&entry, run_id, trigger).await;
+            });
+        }
+        Ok(start)
+    }
+
+    /// Runs a sync of `name` in the caller's task, to its end: what a crash test aborts at an
+    /// arbitrary moment. `None` when a sync of the entry is running already.
+    ///
+    /// # Errors
+    /// As [`Self::sync_now`].
+    pub async fn sync_inline(
+        &self,
+        name: &str,
+        trigger: Trigger,
+    ) -> Result<Option<SyncRun>, ServiceError> {
+        let entry = self.abm.entry(name).await?;
+        let start = self.claim(&entry, trigger).await?;
+        if !start.started {
+            return Ok(None);
+        }
+        self.run_claimed(&entry, start.run.id, trigger).await;
+        Ok(Some(self.store.get_sync_run(start.run.id).await?))
+    }
+
+    /// Takes the entry's lease and records a new run; or finds the run already going.
+    async fn claim(&self, entry: &AbmEntry, trigger: Trigger) -> Result<SyncStart, ServiceError> {
         let local = self
             .running
             .lock()
             .ok()
             .and_then(|r| r.get(&entry.id).copied());
         if let Some(run_id) = local {
+            let run = self.store.get_sync_run(run_id).await?;
             return Ok(SyncStart {
-                run: self.store.get_sync_run(run_id).await?,
+                run,
                 started: false,
             });
         }
@@ -231,24 +265,28 @@ impl SyncService {
         if let Ok(mut r) = self.running.lock() {
             r.insert(entry.id, run.id);
         }
-        let this = self.clone();
-        let entry = entry.clone();
-        let run_id = run.id;
-        self.tasks.spawn(async move {
-            let (outcome, error) = this.execute(&entry, run_id, trigger).await;
-            let at = guardmdm_store::now();
-            if let Err(e) = this.store.finish_sync_run(run_id, outcome, error.as_deref(), at).await {
-                tracing::error!(abm_entry = %entry.name, error = %e, "could not record the end of a sync run");
-            }
-            if let Err(e) = this.store.release_sync_lease(entry.id, &this.holder).await {
-                tracing::warn!(abm_entry = %entry.name, error = %e, "could not release the sync lease");
-            }
-            if let Ok(mut r) = this.running.lock() {
-                r.remove(&entry.id);
-            }
-            tracing::info!(abm_entry = %entry.name, run = run_id, outcome, error = error.as_deref().unwrap_or(""), "sync ended");
-        });
         Ok(SyncStart { run, started: true })
+    }
+
+    /// Executes a claimed run, gives the lease back, and records the run's end last: whoever
+    /// sees the run finished can start the next one at once.
+    async fn run_claimed(&self, entry: &AbmEntry, run_id: i64, trigger: Trigger) {
+        let (outcome, error) = self.execute(entry, run_id, trigger).await;
+        if let Err(e) = self.store.release_sync_lease(entry.id, &self.holder).await {
+            tracing::warn!(abm_entry = %entry.name, error = %e, "could not release the sync lease");
+        }
+        if let Ok(mut r) = self.running.lock() {
+            r.remove(&entry.id);
+        }
+        let at = guardmdm_store::now();
+        if let Err(e) = self
+            .store
+            .finish_sync_run(run_id, outcome, error.as_deref(), at)
+            .await
+        {
+            tracing::error!(abm_entry = %entry.name, error = %e, "could not record the end of a sync run");
+        }
+        tracing::info!(abm_entry = %entry.name, run = run_id, outcome, error = error.as_deref().unwrap_or(""), "sync ended");
     }
 
     /// Runs one sync to its end: the outcome and the admin-facing error.
@@ -270,6 +308,7 @@ impl SyncService {
                 ("failed", Some(run_error_message(&err)))
             }
             Err(SyncFailure::Stopped(message)) => ("failed", Some(message)),
+            Err(SyncFailure::Anomaly(message)) => ("anomaly", Some(message)),
             Err(SyncFailure::Interrupted) => (
                 "interrupted",
                 Some("GuardMDM shut down during the sync".to_string()),
@@ -408,7 +447,7 @@ impl SyncService {
                 AfterPage::Done => return Ok("succeeded"),
                 AfterPage::RepeatedCursor => {
                     tracing::warn!(abm_entry = %entry.name, "Apple repeated the cursor with more_to_follow; stopping this run");
-                    return Err(SyncFailure::Stopped(
+                    return Err(SyncFailure::Anomaly(
                         "Apple answered the same cursor again with more_to_follow (a known Apple quirk): the run stopped instead of looping; the next sync continues from the saved cursor".to_string(),
                     ));
                 }
@@ -426,6 +465,7 @@ impl SyncService {
 
 enum SyncFailure {
     Apple(DepError),
+    Anomaly(String),
     Stopped(String),
     Interrupted,
     Internal(String),

@@ -200,6 +200,94 @@ impl TestApp {
             .contents
     }
 
+    /// The whole connection: entry `name`, registered in ABM as the default MDM server (it
+    /// receives new purchases), its token uploaded. Returns the server's uuid.
+    pub async fn connect_abm(&self, name: &str) -> String {
+        self.create_entry(name).await;
+        let server = self
+            .register_in_abm(name, &format!("GuardMDM {name}"))
+            .await;
+        self.abm
+            .sim
+            .set_default_server(None, Some(&server))
+            .unwrap();
+        let (status, body) = self.upload(name, self.download_token(&server), false).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        server
+    }
+
+    /// Starts a sync (Sync Now) and waits for it to end; returns the run.
+    pub async fn sync(&self, name: &str, full: bool) -> Value {
+        let (status, start) = self
+            .json(
+                Method::POST,
+                &format!("/api/v1/abm/tokens/{name}/syncs?full={full}"),
+                None,
+            )
+            .await;
+        assert!(
+            status == StatusCode::ACCEPTED || status == StatusCode::OK,
+            "{status} {start}"
+        );
+        self.wait_run(name, start["run"]["id"].as_i64().unwrap())
+            .await
+    }
+
+    /// Polls a run until it is no longer running.
+    pub async fn wait_run(&self, name: &str, id: i64) -> Value {
+        for _ in 0..600 {
+            let (_, run) = self
+                .json(
+                    Method::GET,
+                    &format!("/api/v1/abm/tokens/{name}/syncs/{id}"),
+                    None,
+                )
+                .await;
+            if run["outcome"] != "running" {
+                return run;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("sync {id} of {name} did not finish");
+    }
+
+    /// The serials GuardMDM has for entry `name` with ABM status `status`.
+    pub async fn device_set(&self, name: &str, status: &str) -> std::collections::BTreeSet<String> {
+        let mut out = std::collections::BTreeSet::new();
+        let mut after = String::new();
+        loop {
+            let path =
+                format!("/api/v1/devices?token={name}&status={status}&limit=1000&after={after}");
+            let (code, page) = self.json(Method::GET, &path, None).await;
+            assert_eq!(code, StatusCode::OK, "{page}");
+            let page = page.as_array().unwrap().clone();
+            for d in &page {
+                assert!(
+                    out.insert(d["serial_number"].as_str().unwrap().to_string()),
+                    "listed twice"
+                );
+            }
+            if page.len() < 1000 {
+                return out;
+            }
+            after = page.last().unwrap()["serial_number"]
+                .as_str()
+                .unwrap()
+                .to_string();
+        }
+    }
+
+    /// The serials the simulated ABM has assigned to `server`.
+    pub fn abm_set(&self, server: &str) -> std::collections::BTreeSet<String> {
+        self.abm
+            .sim
+            .devices(Some(server), 0, usize::MAX)
+            .unwrap()
+            .into_iter()
+            .map(|d| d.serial_number)
+            .collect()
+    }
+
     pub async fn upload(&self, name: &str, file: Vec<u8>, force: bool) -> (StatusCode, Value) {
         let resp = self
             .admin(

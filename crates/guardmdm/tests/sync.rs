@@ -1,0 +1,282 @@
+//! ABM device sync end to end, against the simulator, on every backend: Sync Now, incremental
+//! changes, runs and progress, cursor recovery, every fault the simulator injects, a crash at
+//! any moment, two instances on one PostgreSQL, and the 5-minute schedule.
+
+// Helpers outside #[test] functions fail by panicking too.
+#![allow(clippy::unwrap_used, clippy::panic, clippy::disallowed_methods)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Backend, TestApp};
+use guardmdm_sim::Fault;
+use reqwest::{Method, StatusCode};
+
+#[tokio::test]
+async fn sync_now_fetches_everything_then_applies_changes() {
+    for backend in common::backends() {
+        let app = TestApp::spawn(backend).await;
+        let server = app.connect_abm("main").await;
+        let _ = app.abm.sim.add_devices(250, None);
+
+        let run = app.sync("main", false).await;
+        assert_eq!(run["outcome"], "succeeded", "{run}");
+        assert_eq!(run["counts"]["added"], 250);
+        assert!(
+            run["pages"].as_u64().unwrap() >= 3,
+            "pages of 100 (the default batch size): {run}"
+        );
+        assert_eq!(
+            app.device_set("main", "assigned").await,
+            app.abm_set(&server)
+        );
+
+        // New purchases, devices leaving, one coming back.
+        let _ = app.abm.sim.add_devices(5, None);
+        let leaving: Vec<String> = app.abm_set(&server).into_iter().take(3).collect();
+        let _ = app.abm.sim.unassign_devices(&leaving);
+        let run = app.sync("main", false).await;
+        assert_eq!(run["outcome"], "succeeded", "{run}");
+        assert_eq!(
+            (
+                run["counts"]["added"].as_u64(),
+                run["counts"]["removed"].as_u64()
+            ),
+            (Some(5), Some(3)),
+            "{run}"
+        );
+        assert_eq!(
+            app.device_set("main", "assigned").await,
+            app.abm_set(&server)
+        );
+        let removed = app.device_set("main", "removed").await;
+        assert_eq!(
+            removed,
+            leaving.iter().cloned().collect(),
+            "removed from ABM, history kept"
+        );
+        let _ = app.abm.sim.assign_devices(&server, &leaving[..1]).unwrap();
+        let run = app.sync("main", false).await;
+        assert_eq!(run["counts"]["added"], 1, "{run}");
+        assert!(
+            app.device_set("main", "assigned")
+                .await
+                .contains(&leaving[0]),
+            "restored"
+        );
+
+        // Runs are listed newest first, with their counts; the entry shows the last sync.
+        let (_, runs) = app
+            .json(Method::GET, "/api/v1/abm/tokens/main/syncs", None)
+            .await;
+        assert_eq!(runs.as_array().unwrap().len(), 3);
+        assert_eq!(runs[0]["trigger"], "manual");
+        let (_, entry) = app.json(Method::GET, "/api/v1/abm/tokens/main", None).await;
+        assert!(entry["last_sync_at"].is_string(), "{entry}");
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_second_sync_now_returns_the_running_one() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    app.connect_abm("main").await;
+    let _ = app.abm.sim.add_devices(300, None);
+    app.abm
+        .sim
+        .inject_fault(Fault::Delay {
+            millis: 200,
+            count: Some(4),
+            path: None,
+        })
+        .unwrap();
+    let (first_status, first) = app
+        .json(Method::POST, "/api/v1/abm/tokens/main/syncs", None)
+        .await;
+    let (second_status, second) = app
+        .json(Method::POST, "/api/v1/abm/tokens/main/syncs", None)
+        .await;
+    assert_eq!(
+        (first_status, second_status),
+        (StatusCode::ACCEPTED, StatusCode::OK)
+    );
+    assert_eq!(first["run"]["id"], second["run"]["id"]);
+    assert_eq!(
+        (first["started"].as_bool(), second["started"].as_bool()),
+        (Some(true), Some(false))
+    );
+    // Live progress while it runs.
+    let id = first["run"]["id"].as_i64().unwrap();
+    let run = app.wait_run("main", id).await;
+    assert_eq!(run["outcome"], "succeeded");
+    assert_eq!(run["counts"]["added"], 300);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn expired_cursors_refetch_everything_and_reconcile() {
+    for backend in common::backends() {
+        let app = TestApp::spawn(backend).await;
+        let server = app.connect_abm("main").await;
+        let _ = app.abm.sim.add_devices(120, None);
+        app.sync("main", false).await;
+        let gone: Vec<String> = app.abm_set(&server).into_iter().take(4).collect();
+        let _ = app.abm.sim.unassign_devices(&gone);
+        // More than 7 days without a sync: the cursor is dead.
+        app.abm.sim.advance_clock(Duration::from_secs(8 * 86_400));
+        let run = app.sync("main", false).await;
+        assert_eq!(run["outcome"], "succeeded", "{run}");
+        assert_eq!(
+            app.device_set("main", "assigned").await,
+            app.abm_set(&server)
+        );
+        let removed = app.device_set("main", "removed").await;
+        assert!(gone.iter().all(|s| removed.contains(s)), "{removed:?}");
+        // A full resync on purpose reconciles too.
+        let extra: Vec<String> = app.abm_set(&server).into_iter().take(2).collect();
+        let _ = app.abm.sim.unassign_devices(&extra);
+        let run = app.sync("main", true).await;
+        assert_eq!(
+            (run["outcome"].as_str(), run["trigger"].as_str()),
+            (Some("succeeded"), Some("full_resync")),
+            "{run}"
+        );
+        assert_eq!(
+            app.device_set("main", "assigned").await,
+            app.abm_set(&server)
+        );
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn terms_rejected_tokens_and_transient_faults() {
+    for backend in common::backends() {
+        let app = TestApp::spawn(backend).await;
+        let server = app.connect_abm("main").await;
+        let _ = app.abm.sim.add_devices(50, None);
+
+        // Terms not signed: the run stops, the entry says what to do, and the schedule skips it.
+        app.abm.sim.inject_fault(Fault::TermsNotSigned).unwrap();
+        let run = app.sync("main", false).await;
+        assert_eq!(run["outcome"], "failed");
+        assert!(run["error"].as_str().unwrap().contains("accept"), "{run}");
+        let (_, entry) = app.json(Method::GET, "/api/v1/abm/tokens/main", None).await;
+        assert_eq!(entry["health"]["state"], "terms_not_signed");
+        app.abm.sim.clear_faults();
+        let run = app.sync("main", false).await;
+        assert_eq!(
+            run["outcome"], "succeeded",
+            "Sync Now after accepting: {run}"
+        );
+        let (_, entry) = app.json(Method::GET, "/api/v1/abm/tokens/main", None).await;
+        assert_eq!(entry["health"]["state"], "active", "the problem is cleared");
+
+        // Network trouble: the run fails with the troubleshooting hint; nothing is lost.
+        let _ = app.abm.sim.add_devices(10, None);
+        app.abm
+            .sim
+            .inject_fault(Fault::Status {
+                status: 503,
+                count: 20,
+                retry_after: None,
+                path: None,
+            })
+            .unwrap();
+        let run = app.sync("main", false).await;
+        assert_eq!(run["outcome"], "failed");
+        assert!(
+            run["error"]
+                .as_str()
+                .unwrap()
+                .contains("check firewall rules and retry"),
+            "{run}"
+        );
+        app.abm.sim.clear_faults();
+        app.abm
+            .sim
+            .inject_fault(Fault::MalformedJson {
+                count: 1,
+                path: None,
+            })
+            .unwrap();
+        assert_eq!(app.sync("main", false).await["outcome"], "failed");
+        app.abm
+            .sim
+            .inject_fault(Fault::Delay {
+                millis: 100,
+                count: Some(2),
+                path: None,
+            })
+            .unwrap();
+        app.abm.sim.inject_fault(Fault::ExpireSessions).unwrap();
+        assert_eq!(app.sync("main", false).await["outcome"], "succeeded");
+        assert_eq!(
+            app.device_set("main", "assigned").await,
+            app.abm_set(&server)
+        );
+
+        // Apple's repeated cursor: the run stops and records the anomaly instead of looping.
+        let _ = app.abm.sim.add_devices(150, None);
+        app.abm
+            .sim
+            .inject_fault(Fault::RepeatedCursor { count: 1 })
+            .unwrap();
+        let run = app.sync("main", false).await;
+        assert_eq!(run["outcome"], "anomaly", "{run}");
+        assert_eq!(app.sync("main", false).await["outcome"], "succeeded");
+        assert_eq!(
+            app.device_set("main", "assigned").await,
+            app.abm_set(&server)
+        );
+
+        // A newer token downloaded elsewhere revokes ours: rejected, with what to do.
+        let _ = app.download_token(&server);
+        app.abm.sim.expire_sessions();
+        let run = app.sync("main", false).await;
+        assert_eq!(run["outcome"], "failed");
+        let (_, entry) = app.json(Method::GET, "/api/v1/abm/tokens/main", None).await;
+        assert_eq!(entry["health"]["state"], "rejected", "{entry}");
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn an_expired_token_stops_its_sync_and_nothing_else() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let server = app.connect_abm("main").await;
+    let _ = app.abm.sim.add_devices(20, None);
+    app.create_entry("old").await;
+    let store = app.store().await;
+    let now = guardmdm_store::now();
+    let expired = guardmdm_store::ServerTokenRecord {
+        sealed_token: vec![1; 40],
+        expires_at: now - time::Duration::days(1),
+        uploaded_at: now - time::Duration::days(366),
+    };
+    let audit = guardmdm_store::NewAuditEvent {
+        at: now,
+        actor: "test".into(),
+        action: "test.arrange".into(),
+        target: "old".into(),
+        details: serde_json::json!({}),
+    };
+    store
+        .store_server_token("old", &expired, None, &audit)
+        .await
+        .unwrap();
+    let run = app.sync("old", false).await;
+    assert_eq!(run["outcome"], "failed");
+    assert_eq!(
+        run["error"],
+        guardmdm_service::sync_rules::TOKEN_EXPIRED_MESSAGE
+    );
+    let run = app.sync("main", false).await;
+    assert_eq!(run["outcome"], "succeeded");
+    assert_eq!(
+        app.device_set("main", "assigned").await,
+        app.abm_set(&server)
+    );
+    app.stop().await;
+}
