@@ -280,3 +280,219 @@ async fn an_expired_token_stops_its_sync_and_nothing_else() {
     );
     app.stop().await;
 }
+
+/// Builds the services of another GuardMDM instance on the app's database (what a restarted
+/// or a second `serve` would have), so a test can run and abort syncs in its own task.
+async fn instance(app: &TestApp) -> guardmdm_service::Services {
+    let key = guardmdm_crypto::SecretKey::from_base64(&app.secret_key()).unwrap();
+    let abm = guardmdm_service::AbmSettings {
+        default_url: app.abm.base_url(),
+        client_options: guardmdm_abm::ClientOptions::default(),
+    };
+    guardmdm_service::Services::new(
+        app.store().await,
+        std::sync::Arc::new(key),
+        None,
+        abm,
+        tokio_util::sync::CancellationToken::new(),
+    )
+}
+
+#[tokio::test]
+async fn a_crash_at_any_moment_loses_and_duplicates_nothing() {
+    for backend in common::backends() {
+        let app = TestApp::spawn(backend).await;
+        let server = app.connect_abm("main").await;
+        let _ = app.abm.sim.add_devices(2000, None);
+        // Slow pages, so the crashes land between pages as well as inside them.
+        app.abm
+            .sim
+            .inject_fault(Fault::Delay {
+                millis: 15,
+                count: None,
+                path: None,
+            })
+            .unwrap();
+        let store = app.store().await;
+        let entry_id = store.get_abm_entry("main").await.unwrap().id;
+        for crash_after_ms in [10_u64, 40, 75, 120, 180, 260, 350] {
+            let crashed = instance(&app).await;
+            let holder = crashed.sync.holder().to_string();
+            let sync = crashed.sync.clone();
+            let task = tokio::spawn(async move {
+                sync.sync_inline("main", guardmdm_service::Trigger::Manual)
+                    .await
+            });
+            tokio::time::sleep(Duration::from_millis(crash_after_ms)).await;
+            task.abort();
+            let _ = task.await;
+            // The dead instance's lease would expire; let it go now.
+            store.release_sync_lease(entry_id, &holder).await.unwrap();
+        }
+        app.abm.sim.clear_faults();
+        let survivor = instance(&app).await;
+        let run = survivor
+            .sync
+            .sync_inline("main", guardmdm_service::Trigger::Manual)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(run.outcome, "succeeded", "{run:?}");
+        assert_eq!(
+            app.device_set("main", "assigned").await,
+            app.abm_set(&server),
+            "the exact device set"
+        );
+        let runs = store.list_sync_runs(entry_id, 100).await.unwrap();
+        let added: u64 = runs.iter().map(|r| r.counts.added).sum();
+        assert_eq!(
+            added, 2000,
+            "every device added exactly once across the crashed runs: {runs:?}"
+        );
+        assert!(
+            runs.iter().any(|r| r.outcome == "interrupted"),
+            "crashed runs are marked interrupted"
+        );
+        assert!(runs.iter().all(|r| r.outcome != "running"));
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn two_instances_on_postgresql_never_sync_one_entry_twice() {
+    if common::pg_admin_url().is_none() {
+        eprintln!(
+            "SKIPPED: set GUARDMDM_TEST_DATABASE_URL to run the two-instance test on PostgreSQL"
+        );
+        return;
+    }
+    let a = TestApp::spawn(Backend::Postgres).await;
+    let b = a.second_instance().await;
+    let server = a.connect_abm("main").await;
+    let _ = a.abm.sim.add_devices(400, None);
+    a.abm
+        .sim
+        .inject_fault(Fault::Delay {
+            millis: 150,
+            count: Some(6),
+            path: None,
+        })
+        .unwrap();
+    let path = "/api/v1/abm/tokens/main/syncs";
+    let ((sa, ra), (sb, rb)) = tokio::join!(
+        a.json(Method::POST, path, None),
+        b.json(Method::POST, path, None)
+    );
+    let started: Vec<bool> = [&ra, &rb]
+        .iter()
+        .map(|r| r["started"].as_bool() == Some(true))
+        .collect();
+    assert_eq!(
+        started.iter().filter(|s| **s).count(),
+        1,
+        "exactly one instance starts: {sa} {ra} / {sb} {rb}"
+    );
+    for (status, body) in [(sa, &ra), (sb, &rb)] {
+        assert!(
+            status == StatusCode::ACCEPTED
+                || status == StatusCode::OK
+                || status == StatusCode::CONFLICT,
+            "{status} {body}"
+        );
+    }
+    let id = if started[0] {
+        ra["run"]["id"].as_i64()
+    } else {
+        rb["run"]["id"].as_i64()
+    }
+    .unwrap();
+    let run = a.wait_run("main", id).await;
+    assert_eq!(run["outcome"], "succeeded", "{run}");
+    let (_, runs) = b.json(Method::GET, path, None).await;
+    assert_eq!(runs.as_array().unwrap().len(), 1, "one run: {runs}");
+    assert_eq!(b.device_set("main", "assigned").await, a.abm_set(&server));
+
+    // Instance "dead" took the lease and stopped without giving it back; it expires in 2 s.
+    let store = a.store().await;
+    let entry_id = store.get_abm_entry("main").await.unwrap().id;
+    let now = guardmdm_store::now();
+    assert!(
+        store
+            .try_acquire_sync_lease(entry_id, "dead", now - time::Duration::seconds(118), 120)
+            .await
+            .unwrap()
+    );
+    let dead_run = store
+        .start_sync_run(entry_id, "scheduled", "dead", now)
+        .await
+        .unwrap();
+    let (status, body) = b.json(Method::POST, path, None).await;
+    assert_eq!(
+        (status, body["run"]["id"].as_i64()),
+        (StatusCode::OK, Some(dead_run.id)),
+        "{body}"
+    );
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let (status, body) = b.json(Method::POST, path, None).await;
+    assert_eq!(
+        status,
+        StatusCode::ACCEPTED,
+        "taken over after the lease expired: {body}"
+    );
+    let run = b
+        .wait_run("main", body["run"]["id"].as_i64().unwrap())
+        .await;
+    assert_eq!(run["outcome"], "succeeded");
+    assert_eq!(
+        store.get_sync_run(dead_run.id).await.unwrap().outcome,
+        "interrupted"
+    );
+    b.stop().await;
+    a.stop().await;
+}
+
+#[tokio::test]
+async fn a_device_assigned_in_abm_appears_by_the_next_scheduled_sync() {
+    assert_eq!(
+        guardmdm_service::dep_sync::SYNC_INTERVAL,
+        Duration::from_secs(300),
+        "5 minutes, fixed"
+    );
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let server = app.connect_abm("main").await;
+    let _ = app.abm.sim.add_devices(10, None);
+    // The schedule, with the interval scaled down from 5 minutes to a fraction of a second.
+    let scheduler = instance(&app).await;
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let schedule = tokio::spawn(
+        scheduler
+            .sync
+            .clone()
+            .run_schedule_until(Duration::from_millis(200), cancel.clone()),
+    );
+    let bought: Vec<String> = app
+        .abm
+        .sim
+        .add_devices(3, None)
+        .into_iter()
+        .map(|d| d.serial_number)
+        .collect();
+    let mut seen = false;
+    for _ in 0..50 {
+        let set = app.device_set("main", "assigned").await;
+        if bought.iter().all(|s| set.contains(s)) {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(seen, "new devices appeared without Sync Now");
+    cancel.cancel();
+    schedule.await.unwrap();
+    scheduler.sync.wait().await;
+    assert_eq!(
+        app.device_set("main", "assigned").await,
+        app.abm_set(&server)
+    );
+    app.stop().await;
+}

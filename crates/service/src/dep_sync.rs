@@ -150,6 +150,11 @@ impl SyncService {
     /// until cancelled.
     pub async fn run_schedule(self, every: Duration) {
         let cancel = self.cancel.clone();
+        self.run_schedule_until(every, cancel).await;
+    }
+
+    /// [`Self::run_schedule`] until `cancel` (which may differ from the service's own).
+    pub async fn run_schedule_until(self, every: Duration, cancel: CancellationToken) {
         crate::jobs::run_every(every, cancel, || async {
             if let Err(e) = self.run_scheduled().await {
                 tracing::error!(error = %e, "scheduled ABM sync failed to start");

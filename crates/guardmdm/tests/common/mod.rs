@@ -67,10 +67,21 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn(backend: Backend) -> Self {
+        Self::spawn_with(backend, None).await
+    }
+
+    /// A second instance sharing this one's database, secret key and ABM simulator, as
+    /// several `serve` instances behind a load balancer do.
+    pub async fn second_instance(&self) -> Self {
+        Self::spawn_with(self.backend, Some(self)).await
+    }
+
+    async fn spawn_with(backend: Backend, share: Option<&TestApp>) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let database_url = match backend {
-            Backend::Sqlite => None,
-            Backend::Postgres => Some(
+        let database_url = match (backend, share) {
+            (_, Some(first)) => first.database_url.clone(),
+            (Backend::Sqlite, None) => None,
+            (Backend::Postgres, None) => Some(
                 guardmdm_store_postgres::testing::fresh_database(&pg_admin_url().unwrap())
                     .await
                     .unwrap(),
@@ -88,10 +99,13 @@ impl TestApp {
             "--admin-token".into(),
             ADMIN_TOKEN.into(),
             "--abm-url".into(),
-            abm.base_url(),
+            share.map_or_else(|| abm.base_url(), |first| first.abm.base_url()),
         ];
         if let Some(url) = &database_url {
             argv.extend(["--database-url".into(), url.clone()]);
+        }
+        if let Some(first) = share {
+            argv.extend(["--secret-key".into(), first.secret_key()]);
         }
         let settings = Settings::from_args(Wrapper::parse_from(argv).args).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -105,6 +119,14 @@ impl TestApp {
             abm,
             server: Some(server),
         }
+    }
+
+    /// The server's secret key (base64), as its data dir holds it.
+    pub fn secret_key(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("data/secret.key"))
+            .unwrap()
+            .trim()
+            .to_string()
     }
 
     /// A second handle on the server's database, for arranging states the API cannot make.
