@@ -28,7 +28,7 @@ async fn documented_operations(app: &TestApp) -> Vec<(Method, String)> {
     for (path, item) in doc["paths"].as_object().unwrap() {
         for method in ["get", "post", "put", "patch", "delete"] {
             if item.get(method).is_some() {
-                let concrete = path.replace("{name}", "some-name");
+                let concrete = path.replace("{name}", "some-name").replace("{id}", "1");
                 ops.push((
                     method.to_uppercase().parse().unwrap(),
                     format!("/api/v1{concrete}"),

@@ -282,3 +282,76 @@ async fn api_tokens_through_the_cli() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn sync_now_syncs_and_devices_through_the_cli() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let work = tempfile::tempdir().unwrap();
+    let cwd = work.path();
+    let server = app.connect_abm("main").await;
+    let _ = app.abm.sim.add_devices(130, None);
+
+    let out = admin(&app, cwd, &["abm", "sync", "main", "--wait"]).await;
+    assert!(out.ok, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("succeeded") && out.stdout.contains("130 added"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stderr.contains("Started sync #1"), "{}", out.stderr);
+
+    let out = admin(&app, cwd, &["abm", "syncs", "main"]).await;
+    assert!(out.ok, "{}", out.stderr);
+    let row: Vec<&str> = out
+        .stdout
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        (row[0], row[1], row[4], row[6]),
+        ("1", "manual", "succeeded", "130"),
+        "{}",
+        out.stdout
+    );
+
+    let out = admin(
+        &app,
+        cwd,
+        &["devices", "list", "--token", "main", "--limit", "1000"],
+    )
+    .await;
+    assert!(out.ok, "{}", out.stderr);
+    assert_eq!(out.stdout.lines().count(), 131, "a header and 130 devices");
+    let first = app.abm_set(&server).into_iter().next().unwrap();
+    assert!(out.stdout.lines().nth(1).unwrap().starts_with(&first));
+    let out = admin(&app, cwd, &["devices", "list", "--limit", "100"]).await;
+    assert!(out.stderr.contains("More: --after"), "{}", out.stderr);
+
+    // The entry shows its last sync; mistakes are named.
+    let out = admin(&app, cwd, &["abm", "token", "list"]).await;
+    assert!(
+        !out.stdout.lines().nth(1).unwrap().contains(" never "),
+        "{}",
+        out.stdout
+    );
+    fails_with(
+        &admin(&app, cwd, &["abm", "sync", "ghost"]).await,
+        "no ABM entry named \"ghost\"",
+    );
+    assert!(
+        admin(&app, cwd, &["abm", "token", "create", "later"])
+            .await
+            .ok
+    );
+    fails_with(
+        &admin(&app, cwd, &["abm", "sync", "later"]).await,
+        "no server token yet",
+    );
+    fails_with(
+        &admin(&app, cwd, &["devices", "list", "--status", "lost"]).await,
+        "assigned or removed",
+    );
+    app.stop().await;
+}
