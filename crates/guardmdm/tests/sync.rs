@@ -231,6 +231,38 @@ async fn terms_rejected_tokens_and_transient_faults() {
             app.abm_set(&server)
         );
 
+        // 429 with Retry-After is waited out; expired cursors are recovered from.
+        app.abm
+            .sim
+            .inject_fault(Fault::Status {
+                status: 429,
+                count: 1,
+                retry_after: Some(1),
+                path: None,
+            })
+            .unwrap();
+        assert_eq!(app.sync("main", false).await["outcome"], "succeeded");
+        let _ = app.abm.sim.add_devices(7, None);
+        app.abm.sim.inject_fault(Fault::ExpireCursors).unwrap();
+        let run = app.sync("main", false).await;
+        assert_eq!(run["outcome"], "succeeded", "{run}");
+        assert_eq!(
+            app.device_set("main", "assigned").await,
+            app.abm_set(&server)
+        );
+
+        // Access denied: stopped, marked rejected; cleared by the next successful sync.
+        app.abm.sim.inject_fault(Fault::AccessDenied).unwrap();
+        let run = app.sync("main", false).await;
+        assert!(
+            run["error"].as_str().unwrap().contains("ACCESS_DENIED"),
+            "{run}"
+        );
+        let (_, entry) = app.json(Method::GET, "/api/v1/abm/tokens/main", None).await;
+        assert_eq!(entry["health"]["state"], "rejected");
+        app.abm.sim.clear_faults();
+        assert_eq!(app.sync("main", false).await["outcome"], "succeeded");
+
         // A newer token downloaded elsewhere revokes ours: rejected, with what to do.
         let _ = app.download_token(&server);
         app.abm.sim.expire_sessions();
