@@ -373,6 +373,7 @@ impl SyncService {
         let limit = Some(entry.batch_size);
         let mut refetched = false;
         let mut lease_renewed = Instant::now();
+        let mut ahead: Option<Result<guardmdm_abm::DevicePage, DepError>> = None;
         loop {
             if self.cancel.is_cancelled() {
                 return Err(SyncFailure::Interrupted);
@@ -390,14 +391,9 @@ impl SyncService {
                 }
                 lease_renewed = Instant::now();
             }
-            let answer = match state.phase {
-                guardmdm_store::SyncPhase::Fetch => {
-                    client.fetch_devices(state.cursor.as_deref(), limit).await
-                }
-                guardmdm_store::SyncPhase::Sync => match state.cursor.as_deref() {
-                    Some(cursor) => client.sync_devices(cursor, limit).await,
-                    None => Err(DepError::CursorRequired),
-                },
+            let answer = match ahead.take() {
+                Some(prefetched) => prefetched,
+                None => fetch_page(client, &state, limit).await,
             };
             let page = match answer {
                 Ok(page) => page,
@@ -422,7 +418,20 @@ impl SyncService {
                 run_id,
                 at: guardmdm_store::now(),
             };
-            let counts = self.store.apply_device_page(&write).await?;
+            // While this page is stored, the next one is already being fetched with the cursor
+            // Apple just gave: the store and Apple's latency overlap. The cursor saved is
+            // still only ever the stored page's.
+            let prefetch = async {
+                match &next {
+                    AfterPage::Continue(next_state) => {
+                        Some(fetch_page(client, next_state, limit).await)
+                    }
+                    _ => None,
+                }
+            };
+            let (stored, prefetched) = tokio::join!(self.store.apply_device_page(&write), prefetch);
+            let counts = stored?;
+            ahead = prefetched;
             tracing::info!(
                 abm_entry = %entry.name, phase = saved.phase.as_str(), devices = devices.len(),
                 added = counts.added, modified = counts.modified, removed = counts.removed,
@@ -465,6 +474,23 @@ impl SyncService {
             .save_sync_state(entry_id, state, guardmdm_store::now())
             .await
             .map_err(SyncFailure::from)
+    }
+}
+
+/// One fetch or sync request for `state`.
+async fn fetch_page(
+    client: &Client,
+    state: &SyncState,
+    limit: Option<u32>,
+) -> Result<guardmdm_abm::DevicePage, DepError> {
+    match state.phase {
+        guardmdm_store::SyncPhase::Fetch => {
+            client.fetch_devices(state.cursor.as_deref(), limit).await
+        }
+        guardmdm_store::SyncPhase::Sync => match state.cursor.as_deref() {
+            Some(cursor) => client.sync_devices(cursor, limit).await,
+            None => Err(DepError::CursorRequired),
+        },
     }
 }
 
