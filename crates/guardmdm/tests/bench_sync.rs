@@ -638,8 +638,7 @@ async fn bench_abm_device_sync() {
         mean_gap_ms(sync_started, &times, 0..pages),
     );
 
-    // 3. Incremental syncs.
-    reset_peak_rss();
+    // 3. Incremental syncs, each with its own peak RSS.
     let added = portal_call(
         &portal,
         Method::POST,
@@ -648,14 +647,17 @@ async fn bench_abm_device_sync() {
     )
     .await;
     assert!(!added.is_null());
+    reset_peak_rss();
     let before = usage(&sim);
     let (incr_add, run) = sync(&services).await;
     let after = usage(&sim);
+    let incr_add_peak = proc_kib("self", "VmHWM");
     assert_eq!(run.counts.added, changes as u64, "{run:?}");
     println!(
-        "  incremental, {changes} new purchases: {:.3} s ({} pages)",
+        "  incremental, {changes} new purchases: {:.3} s ({} pages), peak RSS {:.1} MiB",
         incr_add.as_secs_f64(),
-        run.pages
+        run.pages,
+        mib(incr_add_peak)
     );
     report_usage(before, after);
 
@@ -679,21 +681,20 @@ async fn bench_abm_device_sync() {
         json!({ "serials": serials }),
     )
     .await;
+    reset_peak_rss();
     let (incr_remove, run) = sync(&services).await;
+    let incr_remove_peak = proc_kib("self", "VmHWM");
     assert_eq!(run.counts.removed, changes as u64, "{run:?}");
     println!(
-        "  incremental, {changes} devices unassigned: {:.3} s ({} pages)",
+        "  incremental, {changes} devices unassigned: {:.3} s ({} pages), peak RSS {:.1} MiB",
         incr_remove.as_secs_f64(),
-        run.pages
+        run.pages,
+        mib(incr_remove_peak)
     );
     let (incr_none, _) = sync(&services).await;
     println!(
         "  incremental, no change: {:.1} ms",
         incr_none.as_secs_f64() * 1000.0
-    );
-    println!(
-        "  peak RSS during the incremental syncs: {:.1} MiB",
-        mib(proc_kib("self", "VmHWM"))
     );
 
     // 4. The floor again.
