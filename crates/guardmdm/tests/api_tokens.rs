@@ -95,7 +95,7 @@ async fn tokens_are_stored_hashed() {
     for entry in std::fs::read_dir(dir.path().join("data")).unwrap() {
         all.extend(std::fs::read(entry.unwrap().path()).unwrap());
     }
-    assert!(String::from_utf8_lossy(&all).contains("\"x\"") || !all.is_empty());
+    assert!(!all.is_empty(), "the database files were read");
     assert!(
         !String::from_utf8_lossy(&all).contains(&token),
         "token stored in clear"

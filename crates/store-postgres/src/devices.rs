@@ -271,27 +271,33 @@ impl DeviceSyncStore for PostgresStore {
 }
 
 /// The page's serials that are stored already, with whether they are removed.
+/// The page's serials that are stored already, with whether they are removed.
+///
+/// One array parameter probed serial by serial through the primary key: an `IN (…)` list of
+/// hundreds of parameters gets a cached plan that scans the whole entry until the table is
+/// first analyzed, which made the first minute of a large initial sync quadratic.
 async fn stored_serials(
     tx: &mut Transaction<'static, Postgres>,
     entry_id: Uuid,
     devices: &[AbmDevice],
 ) -> Result<HashMap<String, bool>, StoreError> {
-    let mut stored = HashMap::with_capacity(devices.len());
-    for chunk in devices.chunks(ROWS_PER_STATEMENT) {
-        let mut q = QueryBuilder::<Postgres>::new(
-            "SELECT serial_number, removed_at IS NOT NULL AS removed FROM abm_devices WHERE entry_id = ",
-        );
-        q.push_bind(entry_id).push(" AND serial_number IN (");
-        let mut list = q.separated(", ");
-        for d in chunk {
-            list.push_bind(d.serial_number.clone());
-        }
-        q.push(")");
-        for row in q.build().fetch_all(&mut **tx).await.map_err(backend)? {
-            let serial: String = row.try_get("serial_number").map_err(backend)?;
-            let removed: bool = row.try_get("removed").map_err(backend)?;
-            stored.insert(serial, removed);
-        }
+    let serials: Vec<&str> = devices.iter().map(|d| d.serial_number.as_str()).collect();
+    let rows = sqlx::query(
+        "SELECT s.serial AS serial_number, d.removed \
+         FROM unnest($2::text[]) AS s(serial) \
+         CROSS JOIN LATERAL (SELECT removed_at IS NOT NULL AS removed FROM abm_devices \
+                             WHERE entry_id = $1 AND serial_number = s.serial LIMIT 1) d",
+    )
+    .bind(entry_id)
+    .bind(&serials)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(backend)?;
+    let mut stored = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let serial: String = row.try_get("serial_number").map_err(backend)?;
+        let removed: bool = row.try_get("removed").map_err(backend)?;
+        stored.insert(serial, removed);
     }
     Ok(stored)
 }
