@@ -355,3 +355,195 @@ async fn sync_now_syncs_and_devices_through_the_cli() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn profiles_groups_and_device_explanations_through_the_cli() {
+    for backend in common::backends() {
+        let app = TestApp::spawn(backend).await;
+        let work = tempfile::tempdir().unwrap();
+        let cwd = work.path();
+        let _server = app.connect_abm("main").await;
+        let tvs = app
+            .abm
+            .sim
+            .add_devices(3, Some(guardmdm_sim::DeviceFamily::AppleTv));
+        let phones = app
+            .abm
+            .sim
+            .add_devices(3, Some(guardmdm_sim::DeviceFamily::IPhone));
+        app.sync("main", false).await;
+
+        std::fs::write(
+            cwd.join("corp.yaml"),
+            "name: corp\nenrollment_type: automated\ndepartment: IT\nskip_setup_items: [Siri, AppleId]\n",
+        )
+        .unwrap();
+        let out = admin(&app, cwd, &["profiles", "create", "--file", "corp.yaml"]).await;
+        assert!(out.ok, "{}", out.stderr);
+        assert!(
+            out.stdout.contains("Created profile \"corp\""),
+            "{}",
+            out.stdout
+        );
+        assert!(
+            out.stdout.contains("AppleID"),
+            "did you mean: {}",
+            out.stdout
+        );
+
+        std::fs::write(
+            cwd.join("bad.json"),
+            r#"{"name": "bad", "is_supervised": false, "is_mdm_removable": false, "support_email_address": "x"}"#,
+        )
+        .unwrap();
+        let out = admin(&app, cwd, &["profiles", "create", "--file", "bad.json"]).await;
+        fails_with(&out, "FLAGS_INVALID");
+        assert!(
+            out.stderr.contains("SUPPORT_EMAIL_INVALID"),
+            "{}",
+            out.stderr
+        );
+
+        let out = admin(&app, cwd, &["profiles", "default", "--os", "ios", "corp"]).await;
+        assert!(out.ok, "{}", out.stderr);
+        assert!(
+            out.stdout.contains("uses the iOS default corp"),
+            "iPadOS falls back: {}",
+            out.stdout
+        );
+        let out = admin(
+            &app,
+            cwd,
+            &["profiles", "default", "--os", "android", "corp"],
+        )
+        .await;
+        fails_with(&out, "unknown OS");
+
+        let out = admin(
+            &app,
+            cwd,
+            &[
+                "groups",
+                "create",
+                "tvs",
+                "--rule",
+                "family=AppleTV",
+                "--profile",
+                "corp",
+                "--priority",
+                "5",
+            ],
+        )
+        .await;
+        assert!(out.ok, "{}", out.stderr);
+        assert!(out.stdout.contains("family=AppleTV"), "{}", out.stdout);
+        let out = admin(&app, cwd, &["groups", "create", "x", "--rule", "imei=1"]).await;
+        fails_with(&out, "unknown rule field");
+
+        std::fs::write(
+            cwd.join("serials.csv"),
+            format!(
+                "Serial Number\r\n{}\r\nNOTASERIAL00\r\nbad!\r\n",
+                phones[0].serial_number.to_lowercase()
+            ),
+        )
+        .unwrap();
+        let out = admin(
+            &app,
+            cwd,
+            &[
+                "profiles",
+                "assign",
+                "corp",
+                "--csv",
+                "serials.csv",
+                "--dry-run",
+            ],
+        )
+        .await;
+        assert!(out.ok, "{}", out.stderr);
+        assert!(out.stdout.contains("would apply 1"), "{}", out.stdout);
+        assert!(out.stdout.contains("unknown_serial"), "{}", out.stdout);
+        assert!(out.stdout.contains("malformed"), "{}", out.stdout);
+        assert!(out.stdout.contains("dry run"), "{}", out.stdout);
+        let out = admin(
+            &app,
+            cwd,
+            &[
+                "profiles",
+                "assign",
+                "corp",
+                "--serial",
+                &phones[1].serial_number,
+            ],
+        )
+        .await;
+        assert!(out.ok, "{}", out.stderr);
+        assert!(out.stdout.contains("applied 1"), "{}", out.stdout);
+
+        app.sync("main", false).await;
+        let out = admin(&app, cwd, &["devices", "show", &tvs[0].serial_number]).await;
+        assert!(out.ok, "{}", out.stderr);
+        assert!(
+            out.stdout.contains("corp v1 (by group \"tvs\")"),
+            "{}",
+            out.stdout
+        );
+        assert!(out.stdout.contains("Why:"), "{}", out.stdout);
+        assert!(
+            out.stdout.contains("Assignment:         assigned"),
+            "{}",
+            out.stdout
+        );
+        let out = admin(&app, cwd, &["devices", "list", "--assignment", "assigned"]).await;
+        assert!(out.ok, "{}", out.stderr);
+        assert_eq!(out.stdout.lines().count(), 1 + 6, "{}", out.stdout);
+        let out = admin(&app, cwd, &["devices", "show", "NOSUCHSERIAL1"]).await;
+        fails_with(&out, "no ABM device with serial NOSUCHSERIAL1");
+
+        let out = admin(&app, cwd, &["profiles", "show", "corp"]).await;
+        assert!(out.ok, "{}", out.stderr);
+        assert!(out.stdout.contains("automated"), "{}", out.stdout);
+        assert!(
+            out.stdout.contains("(current)"),
+            "Apple's UUID: {}",
+            out.stdout
+        );
+        std::fs::write(
+            cwd.join("corp2.yaml"),
+            "name: corp\ndepartment: Facilities\n",
+        )
+        .unwrap();
+        let out = admin(
+            &app,
+            cwd,
+            &[
+                "profiles",
+                "update",
+                "corp",
+                "--file",
+                "corp2.yaml",
+                "--expected-version",
+                "7",
+            ],
+        )
+        .await;
+        fails_with(&out, "is at version 1");
+        let out = admin(
+            &app,
+            cwd,
+            &["profiles", "update", "corp", "--file", "corp2.yaml"],
+        )
+        .await;
+        assert!(out.ok, "{}", out.stderr);
+        assert!(out.stdout.contains("now version 2"), "{}", out.stdout);
+        let out = admin(&app, cwd, &["profiles", "versions", "corp"]).await;
+        assert!(out.ok && out.stdout.lines().count() == 3, "{}", out.stdout);
+        let out = admin(&app, cwd, &["profiles", "delete", "corp"]).await;
+        fails_with(&out, "ios");
+        let out = admin(&app, cwd, &["groups", "list", "--json"]).await;
+        let groups: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        assert_eq!(groups[0]["name"], "tvs");
+        app.stop().await;
+    }
+}

@@ -313,23 +313,6 @@ async fn an_expired_token_stops_its_sync_and_nothing_else() {
     app.stop().await;
 }
 
-/// Builds the services of another GuardMDM instance on the app's database (what a restarted
-/// or a second `serve` would have), so a test can run and abort syncs in its own task.
-async fn instance(app: &TestApp) -> guardmdm_service::Services {
-    let key = guardmdm_crypto::SecretKey::from_base64(&app.secret_key()).unwrap();
-    let abm = guardmdm_service::AbmSettings {
-        default_url: app.abm.base_url(),
-        client_options: guardmdm_abm::ClientOptions::default(),
-    };
-    guardmdm_service::Services::new(
-        app.store().await,
-        std::sync::Arc::new(key),
-        None,
-        abm,
-        tokio_util::sync::CancellationToken::new(),
-    )
-}
-
 #[tokio::test]
 async fn a_crash_at_any_moment_loses_and_duplicates_nothing() {
     for backend in common::backends() {
@@ -348,7 +331,7 @@ async fn a_crash_at_any_moment_loses_and_duplicates_nothing() {
         let store = app.store().await;
         let entry_id = store.get_abm_entry("main").await.unwrap().id;
         for crash_after_ms in [10_u64, 40, 75, 120, 180, 260, 350] {
-            let crashed = instance(&app).await;
+            let crashed = app.instance().await;
             let holder = crashed.sync.holder().to_string();
             let sync = crashed.sync.clone();
             let task = tokio::spawn(async move {
@@ -362,7 +345,7 @@ async fn a_crash_at_any_moment_loses_and_duplicates_nothing() {
             store.release_sync_lease(entry_id, &holder).await.unwrap();
         }
         app.abm.sim.clear_faults();
-        let survivor = instance(&app).await;
+        let survivor = app.instance().await;
         let run = survivor
             .sync
             .sync_inline("main", guardmdm_service::Trigger::Manual)
@@ -494,7 +477,7 @@ async fn a_device_assigned_in_abm_appears_by_the_next_scheduled_sync() {
     let server = app.connect_abm("main").await;
     let _ = app.abm.sim.add_devices(10, None);
     // The schedule, with the interval scaled down from 5 minutes to a fraction of a second.
-    let scheduler = instance(&app).await;
+    let scheduler = app.instance().await;
     let cancel = tokio_util::sync::CancellationToken::new();
     let schedule = tokio::spawn(
         scheduler

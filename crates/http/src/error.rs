@@ -32,6 +32,17 @@ impl IntoResponse for ApiError {
         let (status, code, message) = match self {
             Self::Service(err) => match err {
                 ServiceError::Invalid(m) => (StatusCode::BAD_REQUEST, "invalid_request", m),
+                ServiceError::Validation { message, errors } => {
+                    return (
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        Json(serde_json::json!({
+                            "error": "validation_failed",
+                            "message": message,
+                            "errors": errors,
+                        })),
+                    )
+                        .into_response();
+                }
                 ServiceError::NotFound(m) => (StatusCode::NOT_FOUND, "not_found", m),
                 ServiceError::Conflict(m) => (StatusCode::CONFLICT, "conflict", m),
                 e @ ServiceError::BadToken(_) => (

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use uuid::Uuid;
 
+use crate::assignment::{AppleSide, Assigner};
 use crate::health::TokenState;
 use crate::sync_rules::{
     AfterPage, Recovery, TOKEN_EXPIRED_MESSAGE, after_error, after_page, full_refetch, reduce_page,
@@ -71,21 +72,37 @@ pub struct SyncService {
     abm: AbmTokenService,
     holder: Arc<String>,
     running: Arc<Mutex<HashMap<Uuid, i64>>>,
+    /// Entries with an assignment pass running outside a sync run, in this instance.
+    assigning: Arc<Mutex<std::collections::HashSet<Uuid>>>,
     tasks: TaskTracker,
     cancel: CancellationToken,
+    assigner: Assigner,
 }
 
 impl SyncService {
     /// A sync service for this instance; `cancel` stops its runs (graceful shutdown).
-    pub fn new(store: Arc<dyn Store>, abm: AbmTokenService, cancel: CancellationToken) -> Self {
+    /// `enroll_url` is the default enrollment URL of ADE profiles that give none.
+    pub fn new(
+        store: Arc<dyn Store>,
+        abm: AbmTokenService,
+        enroll_url: String,
+        cancel: CancellationToken,
+    ) -> Self {
         Self {
+            assigner: Assigner::new(store.clone(), abm.clone(), enroll_url),
             store,
             abm,
             holder: Arc::new(format!("instance-{}", Uuid::new_v4().simple())),
             running: Arc::default(),
+            assigning: Arc::default(),
             tasks: TaskTracker::new(),
             cancel,
         }
+    }
+
+    /// The default enrollment URL of ADE profiles that give none.
+    pub fn enroll_url(&self) -> &str {
+        self.assigner.enroll_url()
     }
 
     /// This instance's lease-holder name.
@@ -242,6 +259,16 @@ impl SyncService {
                 started: false,
             });
         }
+        if self
+            .assigning
+            .lock()
+            .map_or(true, |a| a.contains(&entry.id))
+        {
+            return Err(ServiceError::Conflict(format!(
+                "profiles are being assigned to the devices of {:?}; try again shortly",
+                entry.name
+            )));
+        }
         let now = guardmdm_store::now();
         if !self
             .store
@@ -277,6 +304,9 @@ impl SyncService {
     /// sees the run finished can start the next one at once.
     async fn run_claimed(&self, entry: &AbmEntry, run_id: i64, trigger: Trigger) {
         let (outcome, error) = self.execute(entry, run_id, trigger).await;
+        if outcome != "interrupted" {
+            self.assign_passes(entry).await;
+        }
         if let Err(e) = self.store.release_sync_lease(entry.id, &self.holder).await {
             tracing::warn!(abm_entry = %entry.name, error = %e, "could not release the sync lease");
         }
@@ -469,6 +499,129 @@ impl SyncService {
         }
     }
 
+    /// Runs assignment passes over an entry while holding its lease: one, and another while
+    /// the configuration changed during the last (at most three in a row; the next sync picks
+    /// up anything later).
+    async fn assign_passes(&self, entry: &AbmEntry) {
+        for _ in 0..3 {
+            if self.cancel.is_cancelled() {
+                return;
+            }
+            // Re-read: the sync may have recorded a token problem.
+            let entry = match self.abm.entry(&entry.name).await {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::error!(abm_entry = %entry.name, error = %e, "assignment pass skipped");
+                    return;
+                }
+            };
+            let client = self.usable_client(&entry).await;
+            let apple = match &client {
+                Ok(c) => AppleSide::Client(c),
+                Err(why) => AppleSide::Unavailable(why.clone()),
+            };
+            let pass = match self.assigner.run(&entry, apple, &self.holder).await {
+                Ok(pass) => pass,
+                Err(e) => {
+                    tracing::error!(abm_entry = %entry.name, error = %e, "assignment pass failed");
+                    return;
+                }
+            };
+            match self.store.assignment_generation().await {
+                Ok(current) if current > pass.generation => continue,
+                Ok(_) => return,
+                Err(e) => {
+                    tracing::error!(abm_entry = %entry.name, error = %e, "assignment pass check failed");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// A DEP client for the entry, or why there can be none (no token, expired, or a problem
+    /// Apple reported that needs an admin).
+    async fn usable_client(&self, entry: &AbmEntry) -> Result<Client, String> {
+        let expired = entry
+            .server_token
+            .as_ref()
+            .is_some_and(|t| t.expires_at <= time::OffsetDateTime::now_utc());
+        if expired {
+            return Err(TOKEN_EXPIRED_MESSAGE.to_string());
+        }
+        if let Some(problem) = &entry.problem {
+            return Err(format!("the ABM token has a problem: {}", problem.message));
+        }
+        let tokens = self
+            .abm
+            .credentials(&entry.name)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| "no server token: upload one first".to_string())?;
+        self.abm
+            .client_for(entry.abm_url.as_deref(), &tokens)
+            .map_err(|e| e.to_string())
+    }
+
+    /// After a change to profiles, groups, defaults or explicit assignments: runs an
+    /// assignment pass over every entry in the background. An entry whose lease another run
+    /// holds is left to that run, which passes again when it sees the configuration changed.
+    pub fn assign_now(&self) {
+        let this = self.clone();
+        self.tasks.spawn(async move {
+            let entries = match this.store.list_abm_entries().await {
+                Ok(e) => e,
+                Err(e) => {
+                    tracing::error!(error = %e, "assignment passes not started");
+                    return;
+                }
+            };
+            for entry in entries {
+                if let Err(e) = this.assign_entry(&entry).await {
+                    tracing::warn!(abm_entry = %entry.name, error = %e, "assignment pass not run");
+                }
+            }
+        });
+    }
+
+    /// Runs assignment passes over one entry now, in the caller's task, if its lease is free.
+    /// Returns whether it ran.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn assign_entry(&self, entry: &AbmEntry) -> Result<bool, ServiceError> {
+        // A sync run of this instance passes when it ends; a second local pass would share
+        // this instance's lease with it.
+        let syncing = self
+            .running
+            .lock()
+            .map_or(true, |r| r.contains_key(&entry.id));
+        let newly_marked = !syncing && self.assigning.lock().is_ok_and(|mut a| a.insert(entry.id));
+        if !newly_marked {
+            return Ok(false);
+        }
+        let result = self.assign_leased(entry).await;
+        if let Ok(mut a) = self.assigning.lock() {
+            a.remove(&entry.id);
+        }
+        result
+    }
+
+    async fn assign_leased(&self, entry: &AbmEntry) -> Result<bool, ServiceError> {
+        let now = guardmdm_store::now();
+        if !self
+            .store
+            .try_acquire_sync_lease(entry.id, &self.holder, now, LEASE_TTL_SECS)
+            .await?
+        {
+            return Ok(false);
+        }
+        self.assign_passes(entry).await;
+        self.store
+            .release_sync_lease(entry.id, &self.holder)
+            .await?;
+        Ok(true)
+    }
+
     async fn save(&self, entry_id: Uuid, state: &SyncState) -> Result<(), SyncFailure> {
         self.store
             .save_sync_state(entry_id, state, guardmdm_store::now())
@@ -519,6 +672,8 @@ pub struct DeviceView {
     /// The stored record.
     #[serde(flatten)]
     pub device: StoredAbmDevice,
+    /// Where assigning its ADE profile stands; `None` before the first assignment pass.
+    pub assignment: Option<crate::devices::AssignmentView>,
 }
 
 /// Filters for [`SyncService::list_devices`].
@@ -530,6 +685,9 @@ pub struct DeviceFilter {
     pub os: Option<String>,
     /// `assigned` or `removed`.
     pub status: Option<String>,
+    /// Only devices in this assignment state (`unassigned`, `pending`, `assigned`,
+    /// `pushed`, `not_accessible`, `failed`, `throttled`, `removed`).
+    pub assignment: Option<String>,
     /// Serials after this one.
     pub after: Option<String>,
     /// At most this many (1–1000, default 100).
@@ -576,6 +734,13 @@ impl SyncService {
                 os
             }
         });
+        if let Some(state) = &filter.assignment
+            && crate::assign_rules::AssignState::parse(state).is_none()
+        {
+            return Err(ServiceError::Invalid(format!(
+                "assignment state {state:?}: use unassigned, pending, assigned, pushed, not_accessible, failed, throttled or removed"
+            )));
+        }
         let limit = filter.limit.unwrap_or(100);
         if !(1..=1000).contains(&limit) {
             return Err(ServiceError::Invalid(
@@ -586,11 +751,33 @@ impl SyncService {
             entry_id,
             os,
             removed,
+            assignment_state: filter.assignment,
+            serial: None,
             after_serial: filter.after,
             limit,
         };
         let names: HashMap<Uuid, String> = entries.into_iter().map(|e| (e.id, e.name)).collect();
         let devices = self.store.list_abm_devices(&query).await?;
+        let profiles: HashMap<Uuid, String> = self
+            .store
+            .list_profiles()
+            .await?
+            .into_iter()
+            .map(|p| (p.id, p.name))
+            .collect();
+        let mut by_entry: HashMap<Uuid, Vec<String>> = HashMap::new();
+        for d in &devices {
+            by_entry
+                .entry(d.entry_id)
+                .or_default()
+                .push(d.device.serial_number.clone());
+        }
+        let mut records: HashMap<(Uuid, String), guardmdm_store::AssignmentRecord> = HashMap::new();
+        for (entry_id, serials) in by_entry {
+            for r in self.store.assignments(entry_id, &serials).await? {
+                records.insert((entry_id, r.serial_number.clone()), r);
+            }
+        }
         Ok(devices
             .into_iter()
             .map(|device| DeviceView {
@@ -601,6 +788,9 @@ impl SyncService {
                     "assigned"
                 }
                 .to_string(),
+                assignment: records
+                    .remove(&(device.entry_id, device.device.serial_number.clone()))
+                    .map(|r| crate::devices::AssignmentView::new(r, &profiles)),
                 device,
             })
             .collect())

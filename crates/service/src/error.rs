@@ -9,6 +9,14 @@ pub enum ServiceError {
     /// The request is malformed or a value is out of range; the message says which.
     #[error("{0}")]
     Invalid(String),
+    /// The input breaks rules; each error names its field (an ADE profile's checks).
+    #[error("{message}")]
+    Validation {
+        /// A summary.
+        message: String,
+        /// Every problem found.
+        errors: Vec<crate::profile_spec::FieldError>,
+    },
     /// The named thing does not exist.
     #[error("{0}")]
     NotFound(String),
@@ -35,6 +43,24 @@ pub enum ServiceError {
     /// A failure that is not the caller's: storage, crypto, a bug. Logged, not shown.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl ServiceError {
+    /// A [`ServiceError::Validation`] from a list of field errors.
+    pub fn validation(errors: Vec<crate::profile_spec::FieldError>) -> Self {
+        let message = match errors.as_slice() {
+            [one] => format!("the profile is not valid: {}: {}", one.field, one.message),
+            many => format!(
+                "the profile is not valid: {} problems ({})",
+                many.len(),
+                many.iter()
+                    .map(|e| e.field.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        Self::Validation { message, errors }
+    }
 }
 
 impl From<StoreError> for ServiceError {

@@ -2,18 +2,31 @@
 //!
 //! Services are concrete structs built once at start-up and shared by the HTTP adapters and
 //! background jobs. Rules that need no I/O ([`health::token_health`], name and setting
-//! validation) are plain functions with unit tests.
+//! validation, [`profile_spec`] checking, [`serial_csv`] reading, [`resolve`]-ing a device's
+//! profile, [`assign_rules`]) are plain functions with unit tests.
 
 pub mod abm_tokens;
 pub mod actor;
 pub mod api_keys;
+pub mod assign_rules;
+pub mod assignment;
 pub mod audit;
 pub mod dep_sync;
+pub mod devices;
 pub mod error;
+pub mod group_rule;
+pub mod groups;
 pub mod health;
 pub mod jobs;
 pub mod names;
+pub mod os;
+pub mod profile_spec;
+pub mod profiles;
+pub mod resolve;
 pub mod secrets;
+pub mod serial_csv;
+pub mod serial_list;
+pub mod skip_keys;
 pub mod sync_rules;
 
 use std::sync::Arc;
@@ -25,8 +38,11 @@ pub use actor::Actor;
 pub use api_keys::{ApiKeyView, AuthService, CreatedApiKey};
 pub use audit::AuditService;
 pub use dep_sync::{DeviceFilter, DeviceView, SyncService, SyncStart, Trigger};
+pub use devices::DeviceService;
 pub use error::ServiceError;
+pub use groups::GroupService;
 pub use health::{TokenHealth, TokenState};
+pub use profiles::ProfileService;
 
 use guardmdm_crypto::SecretKey;
 use guardmdm_store::Store;
@@ -41,8 +57,14 @@ pub struct Services {
     pub auth: AuthService,
     /// The audit log.
     pub audit: AuditService,
-    /// ABM device sync.
+    /// ABM device sync (and the assignment passes that follow it).
     pub sync: SyncService,
+    /// ADE profiles, OS defaults, device-level assignment.
+    pub profiles: ProfileService,
+    /// Device groups.
+    pub groups: GroupService,
+    /// Device details and "why this profile".
+    pub devices: DeviceService,
     /// The store itself, for liveness checks.
     pub store: Arc<dyn Store>,
 }
@@ -56,9 +78,14 @@ impl Services {
         abm: AbmSettings,
         cancel: tokio_util::sync::CancellationToken,
     ) -> Self {
+        let enroll_url = abm.enroll_url.clone();
         let abm = AbmTokenService::new(store.clone(), secrets, abm);
+        let sync = SyncService::new(store.clone(), abm.clone(), enroll_url, cancel);
         Self {
-            sync: SyncService::new(store.clone(), abm.clone(), cancel),
+            profiles: ProfileService::new(store.clone(), sync.clone()),
+            groups: GroupService::new(store.clone(), sync.clone()),
+            devices: DeviceService::new(store.clone()),
+            sync,
             abm,
             auth: AuthService::new(store.clone(), admin_token),
             audit: AuditService::new(store.clone()),

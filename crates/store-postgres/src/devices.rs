@@ -21,6 +21,13 @@ const DEVICE_COLUMNS: &str = "entry_id, serial_number, model, description, color
      profile_assign_time, profile_push_time, op_type, op_date, removed_at, seen_generation, \
      first_seen_at, updated_at";
 
+/// [`DEVICE_COLUMNS`] of the table aliased `d`.
+pub(crate) const D_DEVICE_COLUMNS: &str = "d.entry_id, d.serial_number, d.model, \
+     d.description, d.color, d.asset_tag, d.device_family, d.os, d.device_assigned_by, \
+     d.device_assigned_date, d.profile_status, d.profile_uuid, d.profile_assign_time, \
+     d.profile_push_time, d.op_type, d.op_date, d.removed_at, d.seen_generation, \
+     d.first_seen_at, d.updated_at";
+
 const RUN_COLUMNS: &str = "SELECT id, entry_id, trigger, holder, started_at, finished_at, pages, \
      added, modified, removed, outcome, error FROM abm_sync_runs";
 
@@ -106,31 +113,52 @@ impl DeviceSyncStore for PostgresStore {
         &self,
         query: &DeviceQuery,
     ) -> Result<Vec<StoredAbmDevice>, StoreError> {
-        let mut q = QueryBuilder::<Postgres>::new(format!(
-            "SELECT {DEVICE_COLUMNS} FROM abm_devices WHERE 1 = 1"
-        ));
+        // With a state filter the listing is driven by the assignment records' state index
+        // (by serial, then entry), each device found by its key (the LIMIT 1 keeps that join
+        // a probe): a page costs `limit` probes however rare the state.
+        let mut q = QueryBuilder::<Postgres>::new(format!("SELECT {D_DEVICE_COLUMNS} "));
+        let key = if let Some(state) = &query.assignment_state {
+            q.push(
+                "FROM abm_device_assignments a CROSS JOIN LATERAL \
+                 (SELECT * FROM abm_devices WHERE entry_id = a.entry_id \
+                  AND serial_number = a.serial_number LIMIT 1) d \
+                 WHERE a.state = ",
+            )
+            .push_bind(state.clone());
+            "a"
+        } else {
+            q.push("FROM abm_devices d WHERE 1 = 1");
+            "d"
+        };
         if let Some(entry) = query.entry_id {
-            q.push(" AND entry_id = ").push_bind(entry);
+            q.push(format_args!(" AND {key}.entry_id = "))
+                .push_bind(entry);
         }
         if let Some(os) = &query.os {
-            q.push(" AND lower(os) = lower(")
+            q.push(" AND lower(d.os) = lower(")
                 .push_bind(os.clone())
                 .push(")");
         }
         match query.removed {
             Some(true) => {
-                q.push(" AND removed_at IS NOT NULL");
+                q.push(" AND d.removed_at IS NOT NULL");
             }
             Some(false) => {
-                q.push(" AND removed_at IS NULL");
+                q.push(" AND d.removed_at IS NULL");
             }
             None => {}
         }
-        if let Some(after) = &query.after_serial {
-            q.push(" AND serial_number > ").push_bind(after.clone());
+        if let Some(serial) = &query.serial {
+            q.push(" AND d.serial_number = ").push_bind(serial.clone());
         }
-        q.push(" ORDER BY serial_number, entry_id LIMIT ")
-            .push_bind(i64::from(query.limit));
+        if let Some(after) = &query.after_serial {
+            q.push(format_args!(" AND {key}.serial_number > "))
+                .push_bind(after.clone());
+        }
+        q.push(format_args!(
+            " ORDER BY {key}.serial_number, {key}.entry_id LIMIT "
+        ))
+        .push_bind(i64::from(query.limit));
         let rows = q.build().fetch_all(&self.pool).await.map_err(backend)?;
         rows.iter().map(device_from_row).collect()
     }
@@ -396,7 +424,7 @@ async fn add_progress(
     Ok(())
 }
 
-fn device_from_row(row: &PgRow) -> Result<StoredAbmDevice, StoreError> {
+pub(crate) fn device_from_row(row: &PgRow) -> Result<StoredAbmDevice, StoreError> {
     let time = |col: &str| -> Result<Option<OffsetDateTime>, StoreError> {
         row.try_get(col).map_err(backend)
     };

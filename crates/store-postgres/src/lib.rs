@@ -3,6 +3,7 @@
 
 mod abm;
 mod api_keys;
+mod assignment;
 mod audit;
 mod devices;
 pub mod testing;

@@ -5,6 +5,7 @@
 
 mod abm;
 mod api_keys;
+mod assignment;
 mod audit;
 mod devices;
 

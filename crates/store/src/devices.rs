@@ -200,6 +200,11 @@ pub struct DeviceQuery {
     pub os: Option<String>,
     /// `Some(true)`: only removed; `Some(false)`: only present; `None`: both.
     pub removed: Option<bool>,
+    /// Only devices whose assignment record is in this state (`unassigned`, `pending`,
+    /// `assigned`, `pushed`, `not_accessible`, `failed`, `throttled`, `removed`).
+    pub assignment_state: Option<String>,
+    /// Only this serial (its records in every entry).
+    pub serial: Option<String>,
     /// Only serials after this one (keyset pagination, by serial then entry).
     pub after_serial: Option<String>,
     /// At most this many.

@@ -10,6 +10,7 @@
 
 pub mod abm;
 pub mod api_keys;
+pub mod assignment;
 pub mod audit;
 pub mod devices;
 pub mod error;
@@ -19,6 +20,11 @@ pub mod testsuite;
 
 pub use abm::{AbmAccount, AbmEntry, AbmEntryStore, NewAbmEntry, ServerTokenRecord, TokenProblem};
 pub use api_keys::{ApiKey, ApiKeyStore, NewApiKey};
+pub use assignment::{
+    AdeProfile, AdeProfileVersion, AssignmentConfig, AssignmentConfigStore, AssignmentInput,
+    AssignmentPass, AssignmentRecord, AssignmentStateStore, DeviceGroup, GroupUpdate,
+    NewDeviceGroup, OsDefault, ProfileDefinition, ProfileReferences, SerialPresence,
+};
 pub use audit::{AuditEvent, AuditStore, NewAuditEvent};
 pub use devices::{
     AbmDevice, DeviceQuery, DeviceSyncStore, PageCounts, PageWrite, StoredAbmDevice, SyncPhase,
@@ -32,12 +38,26 @@ use time::OffsetDateTime;
 /// Everything GuardMDM stores. Services hold an `Arc<dyn Store>`; small components take the
 /// narrowest trait they need.
 pub trait Store:
-    Backend + MetaStore + AbmEntryStore + ApiKeyStore + AuditStore + DeviceSyncStore
+    Backend
+    + MetaStore
+    + AbmEntryStore
+    + ApiKeyStore
+    + AuditStore
+    + DeviceSyncStore
+    + AssignmentConfigStore
+    + AssignmentStateStore
 {
 }
 
 impl<T> Store for T where
-    T: Backend + MetaStore + AbmEntryStore + ApiKeyStore + AuditStore + DeviceSyncStore
+    T: Backend
+        + MetaStore
+        + AbmEntryStore
+        + ApiKeyStore
+        + AuditStore
+        + DeviceSyncStore
+        + AssignmentConfigStore
+        + AssignmentStateStore
 {
 }
 

@@ -40,9 +40,24 @@ where
     devices::reconcile_marks_unseen_devices_removed(make().await).await;
     devices::a_page_is_all_or_nothing_even_when_dropped_midway(make().await).await;
     devices::device_listing_filters_and_pages(make().await).await;
+    devices::device_listing_by_assignment_state(make().await).await;
     devices::runs_and_leases(make().await).await;
+    assignment::profiles_create_update_and_keep_versions(make().await).await;
+    assignment::profile_delete_is_refused_while_used(make().await).await;
+    assignment::definitions_are_idempotent_per_entry_profile_and_version(make().await).await;
+    assignment::os_defaults_set_replace_and_clear(make().await).await;
+    assignment::groups_create_update_and_delete(make().await).await;
+    assignment::group_members_in_bulk(make().await).await;
+    assignment::device_profiles_in_bulk(make().await).await;
+    assignment::serial_presence_answers_in_input_order(make().await).await;
+    assignment::assignment_config_is_one_snapshot(make().await).await;
+    assignment::assignment_inputs_join_and_page(make().await).await;
+    assignment::assignments_write_read_back_and_count(make().await).await;
+    assignment::removed_devices_get_removed_records(make().await).await;
+    assignment::passes_keep_the_last_per_entry(make().await).await;
 }
 
+mod assignment;
 mod devices;
 
 pub(crate) fn audit(action: &str, target: &str) -> NewAuditEvent {

@@ -98,14 +98,29 @@ impl ApiClient {
         }
         let status = response.status();
         let text = response.text().await.unwrap_or_default();
-        let message = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
+        let json = serde_json::from_str::<serde_json::Value>(&text).ok();
+        let mut message = json
+            .as_ref()
             .and_then(|v| {
                 v.get("message")
                     .and_then(|m| m.as_str())
                     .map(str::to_string)
             })
             .unwrap_or(text);
+        // Field-by-field problems (an invalid ADE profile): one line each.
+        let fields = json
+            .as_ref()
+            .and_then(|v| v.get("errors"))
+            .and_then(|e| e.as_array());
+        for e in fields.into_iter().flatten() {
+            let get = |k: &str| e.get(k).and_then(|v| v.as_str()).unwrap_or_default();
+            message.push_str(&format!(
+                "\n  - {}: {} ({})",
+                get("field"),
+                get("message"),
+                get("code")
+            ));
+        }
         if status == StatusCode::UNAUTHORIZED {
             bail!("{message} (HTTP 401: check GUARDMDM_API_TOKEN)");
         }
@@ -197,7 +212,23 @@ impl ApiClient {
         content_type: &str,
         body: Vec<u8>,
     ) -> anyhow::Result<T> {
-        self.send(Method::PUT, segments, |r| {
+        self.send_bytes(Method::PUT, segments, query, content_type, body)
+            .await
+    }
+
+    /// Raw bytes with any method and a query string, decoding JSON.
+    ///
+    /// # Errors
+    /// As [`ApiClient::get`].
+    pub async fn send_bytes<T: DeserializeOwned, Q: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &Q,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> anyhow::Result<T> {
+        self.send(method, segments, |r| {
             r.query(query)
                 .header(reqwest::header::CONTENT_TYPE, content_type)
                 .body(body)

@@ -1,6 +1,9 @@
-//! `guardmdm devices list`: ABM devices.
+//! `guardmdm devices list|show`: ABM devices, and why each has its profile.
 
 use guardmdm_service::DeviceView;
+use guardmdm_service::devices::DeviceDetail;
+use guardmdm_service::resolve::StepOutcome;
+use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use super::{ApiClient, table};
@@ -18,6 +21,10 @@ pub(crate) enum DevicesCommand {
         /// `assigned` (in ABM) or `removed` (removed from ABM).
         #[arg(long)]
         status: Option<String>,
+        /// Only this profile-assignment state: unassigned, pending, assigned, pushed,
+        /// not_accessible, failed, throttled, removed.
+        #[arg(long)]
+        assignment: Option<String>,
         /// Serials after this one (the next page).
         #[arg(long)]
         after: Option<String>,
@@ -28,47 +35,90 @@ pub(crate) enum DevicesCommand {
         #[arg(long)]
         json: bool,
     },
+    /// One device: Apple's record, its ADE profile and why, and where assigning it stands.
+    Show {
+        /// The serial number.
+        serial: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn time(t: Option<OffsetDateTime>) -> String {
+    t.map_or(String::new(), |t| t.format(&Rfc3339).unwrap_or_default())
 }
 
 pub(crate) async fn run(client: &ApiClient, command: DevicesCommand) -> anyhow::Result<()> {
-    let DevicesCommand::List {
-        token,
-        os,
-        status,
-        after,
-        limit,
-        json,
-    } = command;
-    let mut query: Vec<(&str, String)> = vec![("limit", limit.to_string())];
-    for (key, value) in [
-        ("token", token),
-        ("os", os),
-        ("status", status),
-        ("after", after),
-    ] {
-        if let Some(value) = value {
-            query.push((key, value));
+    match command {
+        DevicesCommand::List {
+            token,
+            os,
+            status,
+            assignment,
+            after,
+            limit,
+            json,
+        } => {
+            let mut query: Vec<(&str, String)> = vec![("limit", limit.to_string())];
+            for (key, value) in [
+                ("token", token),
+                ("os", os),
+                ("status", status),
+                ("assignment", assignment),
+                ("after", after),
+            ] {
+                if let Some(value) = value {
+                    query.push((key, value));
+                }
+            }
+            let devices: Vec<DeviceView> = client.get_query(&["devices"], &query).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&devices)?);
+                return Ok(());
+            }
+            print_list(&devices);
+            if devices.len() == usize::try_from(limit).unwrap_or(usize::MAX)
+                && let Some(last) = devices.last()
+            {
+                eprintln!("More: --after {}", last.device.device.serial_number);
+            }
+        }
+        DevicesCommand::Show { serial, json } => {
+            let details: Vec<DeviceDetail> = client.get(&["devices", &serial]).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&details)?);
+            } else {
+                for (i, d) in details.iter().enumerate() {
+                    if i > 0 {
+                        println!();
+                    }
+                    print_detail(d);
+                }
+            }
         }
     }
-    let devices: Vec<DeviceView> = client.get_query(&["devices"], &query).await?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&devices)?);
-        return Ok(());
-    }
+    Ok(())
+}
+
+fn print_list(devices: &[DeviceView]) {
     let rows: Vec<Vec<String>> = devices
         .iter()
         .map(|d| {
             let r = &d.device.device;
+            let (state, profile) = d.assignment.as_ref().map_or_else(
+                || (String::new(), String::new()),
+                |a| (a.state.clone(), a.profile.clone().unwrap_or_default()),
+            );
             vec![
                 r.serial_number.clone(),
                 r.model.clone(),
-                r.device_family.clone().unwrap_or_default(),
                 r.os.clone().unwrap_or_default(),
                 d.abm_entry.clone(),
                 d.abm_status.clone(),
+                profile,
+                state,
                 r.profile_status.clone().unwrap_or_default(),
-                r.device_assigned_date
-                    .map_or(String::new(), |t| t.format(&Rfc3339).unwrap_or_default()),
             ]
         })
         .collect();
@@ -78,20 +128,101 @@ pub(crate) async fn run(client: &ApiClient, command: DevicesCommand) -> anyhow::
             &[
                 "SERIAL",
                 "MODEL",
-                "FAMILY",
                 "OS",
                 "ABM ENTRY",
                 "ABM",
                 "PROFILE",
-                "ASSIGNED"
+                "ASSIGNMENT",
+                "APPLE STATUS"
             ],
             &rows
         )
     );
-    if devices.len() == usize::try_from(limit).unwrap_or(usize::MAX)
-        && let Some(last) = devices.last()
-    {
-        eprintln!("More: --after {}", last.device.device.serial_number);
+}
+
+fn print_detail(d: &DeviceDetail) {
+    let r = &d.device.device;
+    let res = &d.resolution;
+    let mut lines = vec![
+        ("Serial", r.serial_number.clone()),
+        ("Model", r.model.clone()),
+        (
+            "OS / family",
+            format!(
+                "{} / {}",
+                r.os.clone().unwrap_or_default(),
+                r.device_family.clone().unwrap_or_default()
+            ),
+        ),
+        ("ABM entry", format!("{} ({})", d.abm_entry, d.abm_status)),
+        (
+            "Assigned by",
+            r.device_assigned_by.clone().unwrap_or_default(),
+        ),
+        (
+            "Profile",
+            match &res.profile {
+                Some(p) => format!(
+                    "{p} v{} (by {})",
+                    res.profile_version.unwrap_or_default(),
+                    res.rule
+                ),
+                None => format!(
+                    "Unassigned: {}",
+                    res.unassigned_reason.clone().unwrap_or_default()
+                ),
+            },
+        ),
+        ("Groups", d.groups.join(", ")),
+    ];
+    if let Some(a) = &d.assignment {
+        lines.push(("Assignment", a.state.clone()));
+        if let Some(e) = &a.last_error {
+            lines.push(("Last problem", e.clone()));
+        }
+        if a.retry_at.is_some() {
+            lines.push(("Retry after", time(a.retry_at)));
+        }
+        lines.push((
+            "Sent to Apple",
+            format!("{} time(s), last {}", a.attempts, time(a.attempted_at)),
+        ));
+    } else {
+        lines.push(("Assignment", "not evaluated yet".to_string()));
     }
-    Ok(())
+    let apple = &d.apple;
+    lines.push((
+        "Apple reports",
+        format!(
+            "{} {}",
+            apple.profile_status.clone().unwrap_or_else(|| "-".into()),
+            apple.profile_uuid.clone().unwrap_or_default()
+        ),
+    ));
+    lines.push(("Apple assign time", time(apple.profile_assign_time)));
+    lines.push(("Apple push time", time(apple.profile_push_time)));
+    lines.push((
+        "Expected UUID",
+        format!(
+            "{}{}",
+            apple.expected_profile_uuid.clone().unwrap_or_default(),
+            if apple.up_to_date {
+                " (Apple is up to date)"
+            } else {
+                ""
+            }
+        ),
+    ));
+    for (k, v) in lines {
+        println!("{:<20}{v}", format!("{k}:"));
+    }
+    println!("Why:");
+    for step in &res.steps {
+        let mark = match step.outcome {
+            StepOutcome::Won => "✔",
+            StepOutcome::Shadowed => "↷",
+            StepOutcome::Skipped => "·",
+        };
+        println!("  {mark} {}: {}", step.rule, step.detail);
+    }
 }

@@ -1,6 +1,6 @@
-//! The command line. `serve` runs the server; the admin commands (`abm`, `api-tokens`,
-//! `audit`) call a running server's REST API at `GUARDMDM_URL` with `GUARDMDM_API_TOKEN`,
-//! like `fleetctl`. Every list takes `--json`; errors go to stderr with a non-zero exit.
+//! The command line. `serve` runs the server; the admin commands (`abm`, `profiles`,
+//! `groups`, `devices`, `api-tokens`, `audit`) call a running server's REST API at
+//! `GUARDMDM_URL` with `GUARDMDM_API_TOKEN`, like `fleetctl`. Every list takes `--json`; errors go to stderr with a non-zero exit.
 
 // The CLI's job is printing to stdout.
 #![allow(clippy::print_stdout)]
@@ -11,6 +11,8 @@ mod api_tokens;
 mod audit;
 mod client;
 mod devices;
+mod groups;
+mod profiles;
 mod sync;
 mod table;
 
@@ -53,6 +55,20 @@ enum Command {
         #[command(subcommand)]
         command: devices::DevicesCommand,
     },
+    /// ADE profiles, OS defaults and device-level assignment.
+    Profiles {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        command: profiles::ProfilesCommand,
+    },
+    /// Device groups (static and smart) and the profiles they assign.
+    Groups {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        command: groups::GroupsCommand,
+    },
     /// The audit log, newest first.
     Audit {
         #[command(flatten)]
@@ -76,6 +92,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Devices { client, command } => {
             devices::run(&ApiClient::new(&client)?, command).await
+        }
+        Command::Profiles { client, command } => {
+            profiles::run(&ApiClient::new(&client)?, command).await
+        }
+        Command::Groups { client, command } => {
+            groups::run(&ApiClient::new(&client)?, command).await
         }
         Command::Audit { client, args } => audit::run(&ApiClient::new(&client)?, args).await,
     }

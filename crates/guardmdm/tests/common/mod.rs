@@ -23,6 +23,8 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+/// The `--public-url` every test server runs with: ADE profiles need an https enrollment URL.
+pub const PUBLIC_URL: &str = "https://mdm.guardmdm.test";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -98,6 +100,8 @@ impl TestApp {
             data_dir.to_str().unwrap().into(),
             "--admin-token".into(),
             ADMIN_TOKEN.into(),
+            "--public-url".into(),
+            PUBLIC_URL.into(),
             "--abm-url".into(),
             share.map_or_else(|| abm.base_url(), |first| first.abm.base_url()),
         ];
@@ -119,6 +123,24 @@ impl TestApp {
             abm,
             server: Some(server),
         }
+    }
+
+    /// Builds the services of another GuardMDM instance on the app's database (what a restarted
+    /// or a second `serve` would have), so a test can run and abort syncs in its own task.
+    pub async fn instance(&self) -> guardmdm_service::Services {
+        let key = guardmdm_crypto::SecretKey::from_base64(&self.secret_key()).unwrap();
+        let abm = guardmdm_service::AbmSettings {
+            default_url: self.abm.base_url(),
+            client_options: guardmdm_abm::ClientOptions::default(),
+            enroll_url: guardmdm_service::AbmSettings::enroll_url_for(PUBLIC_URL),
+        };
+        guardmdm_service::Services::new(
+            self.store().await,
+            Arc::new(key),
+            None,
+            abm,
+            tokio_util::sync::CancellationToken::new(),
+        )
     }
 
     /// The server's secret key (base64), as its data dir holds it.
@@ -239,14 +261,27 @@ impl TestApp {
     }
 
     /// Starts a sync (Sync Now) and waits for it to end; returns the run.
+    /// An assignment pass started by a configuration change holds the entry for a moment:
+    /// Sync Now answers 409 then, and is retried.
     pub async fn sync(&self, name: &str, full: bool) -> Value {
-        let (status, start) = self
-            .json(
-                Method::POST,
-                &format!("/api/v1/abm/tokens/{name}/syncs?full={full}"),
-                None,
-            )
-            .await;
+        let mut answer = None;
+        for _ in 0..400 {
+            let (status, start) = self
+                .json(
+                    Method::POST,
+                    &format!("/api/v1/abm/tokens/{name}/syncs?full={full}"),
+                    None,
+                )
+                .await;
+            if status != StatusCode::CONFLICT {
+                answer = Some((status, start));
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        let Some((status, start)) = answer else {
+            panic!("Sync Now kept answering 409");
+        };
         assert!(
             status == StatusCode::ACCEPTED || status == StatusCode::OK,
             "{status} {start}"
@@ -275,11 +310,16 @@ impl TestApp {
 
     /// The serials GuardMDM has for entry `name` with ABM status `status`.
     pub async fn device_set(&self, name: &str, status: &str) -> std::collections::BTreeSet<String> {
+        self.device_set_with(&format!("token={name}&status={status}"))
+            .await
+    }
+
+    /// The serials `GET /api/v1/devices?<filter>` lists, every page.
+    pub async fn device_set_with(&self, filter: &str) -> std::collections::BTreeSet<String> {
         let mut out = std::collections::BTreeSet::new();
         let mut after = String::new();
         loop {
-            let path =
-                format!("/api/v1/devices?token={name}&status={status}&limit=1000&after={after}");
+            let path = format!("/api/v1/devices?{filter}&limit=1000&after={after}");
             let (code, page) = self.json(Method::GET, &path, None).await;
             assert_eq!(code, StatusCode::OK, "{page}");
             let page = page.as_array().unwrap().clone();

@@ -3,12 +3,14 @@
 pub(crate) mod abm;
 pub(crate) mod api_tokens;
 pub(crate) mod audit;
+pub(crate) mod groups;
 pub(crate) mod health;
 pub(crate) mod openapi;
+pub(crate) mod profiles;
 pub(crate) mod sync;
 
 use axum::Router;
-use axum::routing::{get, put};
+use axum::routing::{get, post, put};
 
 use crate::AppState;
 
@@ -40,5 +42,33 @@ pub(crate) fn api_router() -> Router<AppState> {
         )
         .route("/abm/tokens/{name}/syncs/{id}", get(sync::show))
         .route("/devices", get(sync::devices))
+        .route("/devices/{serial}", get(sync::device))
+        .route("/profiles", get(profiles::list).post(profiles::create))
+        .route(
+            "/profiles/{name}",
+            get(profiles::show)
+                .put(profiles::update)
+                .delete(profiles::delete),
+        )
+        .route("/profiles/{name}/versions", get(profiles::versions))
+        .route("/profiles/{name}/assign", post(profiles::assign))
+        .route(
+            "/explicit-assignments/clear",
+            post(profiles::clear_explicit),
+        )
+        .route("/os-defaults", get(profiles::defaults))
+        .route("/os-defaults/{os}", put(profiles::set_default))
+        .route("/groups", get(groups::list).post(groups::create))
+        .route(
+            "/groups/{name}",
+            get(groups::show)
+                .patch(groups::update)
+                .delete(groups::delete),
+        )
+        .route(
+            "/groups/{name}/members",
+            get(groups::members).post(groups::add),
+        )
+        .route("/groups/{name}/members/remove", post(groups::remove))
         .route("/audit", get(audit::list))
 }

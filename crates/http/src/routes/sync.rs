@@ -4,6 +4,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use guardmdm_service::dep_sync::SyncRun;
+use guardmdm_service::devices::DeviceDetail;
 use guardmdm_service::{DeviceFilter, DeviceView, SyncStart};
 use serde::Deserialize;
 
@@ -31,6 +32,7 @@ pub(crate) struct DevicesQuery {
     token: Option<String>,
     os: Option<String>,
     status: Option<String>,
+    assignment: Option<String>,
     after: Option<String>,
     limit: Option<u32>,
 }
@@ -84,8 +86,18 @@ pub(crate) async fn devices(
         abm_entry: query.token,
         os: query.os,
         status: query.status,
+        assignment: query.assignment,
         after: query.after,
         limit: query.limit,
     };
     Ok(Json(state.services.sync.list_devices(filter).await?))
+}
+
+/// One serial, explained: Apple's record, the profile it resolves to and why, and where
+/// assigning it stands (one element per ABM entry that has the serial).
+pub(crate) async fn device(
+    State(state): State<AppState>,
+    Path(serial): Path<String>,
+) -> Result<Json<Vec<DeviceDetail>>, ApiError> {
+    Ok(Json(state.services.devices.show(&serial).await?))
 }

@@ -28,6 +28,7 @@ fn unreachable_abm() -> AbmSettings {
             max_retries: 0,
             ..ClientOptions::default()
         },
+        ..AbmSettings::default()
     }
 }
 

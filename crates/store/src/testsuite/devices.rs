@@ -349,6 +349,8 @@ pub(super) async fn device_listing_filters_and_pages(store: Arc<dyn Store>) {
             entry_id: Some(e),
             os: os.map(str::to_string),
             removed,
+            assignment_state: None,
+            serial: None,
             after_serial: after.map(str::to_string),
             limit,
         };
@@ -392,6 +394,150 @@ pub(super) async fn device_listing_filters_and_pages(store: Arc<dyn Store>) {
                 .unwrap()
         ),
         ["I3", "M1"]
+    );
+    let one = DeviceQuery {
+        serial: Some("I2".to_string()),
+        ..q(None, None, None, 10)
+    };
+    assert_eq!(serials(store.list_abm_devices(&one).await.unwrap()), ["I2"]);
+}
+
+pub(super) async fn device_listing_by_assignment_state(store: Arc<dyn Store>) {
+    let e = entry(&store, "e").await;
+    let f = entry(&store, "f").await;
+    let run = store
+        .start_sync_run(e, "manual", "me", now())
+        .await
+        .unwrap();
+    let mut mac = device("M1", None, None);
+    mac.os = Some("OSX".to_string());
+    let devices = [
+        device("A1", None, None),
+        device("B2", None, None),
+        device("C3", None, None),
+        device("D4", Some("deleted"), Some(now())),
+        mac,
+        device("N5", None, None),
+    ];
+    apply(&store, e, run.id, &devices, &state("c", SyncPhase::Fetch)).await;
+    let run_f = store
+        .start_sync_run(f, "manual", "me", now())
+        .await
+        .unwrap();
+    apply(
+        &store,
+        f,
+        run_f.id,
+        &[device("B2", None, None), device("Z9", None, None)],
+        &state("c", SyncPhase::Fetch),
+    )
+    .await;
+    let record = |serial: &str, state: &str| crate::AssignmentRecord {
+        serial_number: serial.to_string(),
+        profile_id: None,
+        profile_version: None,
+        rule: "none".to_string(),
+        state: state.to_string(),
+        apple_uuid: None,
+        attempted_at: None,
+        retry_at: None,
+        attempts: 0,
+        last_error: None,
+        updated_at: now(),
+    };
+    store
+        .write_assignments(
+            e,
+            &[
+                record("A1", "pushed"),
+                record("B2", "failed"),
+                record("C3", "pushed"),
+                record("D4", "pushed"),
+                record("M1", "pushed"),
+            ],
+        )
+        .await
+        .unwrap();
+    // N5 has no record; f's B2 is pushed, e's is failed.
+    store
+        .write_assignments(f, &[record("B2", "pushed"), record("Z9", "failed")])
+        .await
+        .unwrap();
+    let list = |query: DeviceQuery| {
+        let store = store.clone();
+        async move {
+            store
+                .list_abm_devices(&query)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|d| (d.device.serial_number, d.entry_id))
+                .collect::<Vec<_>>()
+        }
+    };
+    let pushed = |entry_id: Option<Uuid>| DeviceQuery {
+        entry_id,
+        assignment_state: Some("pushed".to_string()),
+        limit: 100,
+        ..DeviceQuery::default()
+    };
+    let s = |serial: &str, entry: Uuid| (serial.to_string(), entry);
+    assert_eq!(
+        list(pushed(Some(e))).await,
+        [s("A1", e), s("C3", e), s("D4", e), s("M1", e)],
+        "the entry's pushed devices, by serial"
+    );
+    assert_eq!(
+        list(pushed(None)).await,
+        [s("A1", e), s("B2", f), s("C3", e), s("D4", e), s("M1", e)],
+        "every entry's: the state of the record of that entry"
+    );
+    assert_eq!(
+        list(DeviceQuery {
+            removed: Some(false),
+            os: Some("ios".to_string()),
+            after_serial: Some("A1".to_string()),
+            limit: 2,
+            ..pushed(None)
+        })
+        .await,
+        [s("B2", f), s("C3", e)],
+        "with the other filters and keyset pages"
+    );
+    assert_eq!(
+        list(DeviceQuery {
+            removed: Some(true),
+            ..pushed(Some(e))
+        })
+        .await,
+        [s("D4", e)]
+    );
+    assert_eq!(
+        list(DeviceQuery {
+            assignment_state: Some("failed".to_string()),
+            ..pushed(None)
+        })
+        .await,
+        [s("B2", e), s("Z9", f)]
+    );
+    assert!(
+        list(DeviceQuery {
+            assignment_state: Some("throttled".to_string()),
+            ..pushed(None)
+        })
+        .await
+        .is_empty()
+    );
+    assert_eq!(
+        list(DeviceQuery {
+            entry_id: Some(e),
+            limit: 100,
+            ..DeviceQuery::default()
+        })
+        .await
+        .len(),
+        6,
+        "no state filter: every device, with or without a record"
     );
 }
 

@@ -1,0 +1,450 @@
+//! The assignment pass: for one ABM entry, resolve every present device's profile, define
+//! the profile versions Apple does not have yet, send the devices that need it in batches of
+//! at most 1000 serials per profile, and record each device's state.
+//!
+//! The pass runs under the entry's sync lease (after every sync, and after every change to
+//! profiles, groups, defaults or explicit assignments), so one instance at a time works on
+//! an entry. It keeps nothing in memory between passes: what to send is derived from the
+//! stored records each time (see [`crate::assign_rules`]).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use guardmdm_abm::{Client, DepError};
+use guardmdm_store::{
+    AbmEntry, AssignmentInput, AssignmentPass, AssignmentRecord, ProfileDefinition, Store,
+};
+
+use crate::ServiceError;
+use crate::abm_tokens::AbmTokenService;
+use crate::assign_rules::{self, Plan};
+use crate::group_rule::DeviceFacts;
+use crate::profile_spec::{self, ProfileSpec};
+use crate::resolve::Resolver;
+
+/// Devices read per step of a pass.
+pub const PASS_CHUNK: u32 = 2000;
+/// Renew the entry's lease when it is older than this.
+const LEASE_RENEW_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// What one pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PassSummary {
+    /// Present devices resolved.
+    pub devices: u64,
+    /// Devices with no profile.
+    pub unassigned: u64,
+    /// Serials sent to Apple.
+    pub sent: u64,
+    /// Answered `SUCCESS`.
+    pub succeeded: u64,
+    /// Answered `NOT_ACCESSIBLE`.
+    pub not_accessible: u64,
+    /// Answered `FAILED`.
+    pub failed: u64,
+    /// Answered `THROTTLED`.
+    pub throttled: u64,
+    /// Serials whose call failed (they stay pending).
+    pub call_failures: u64,
+    /// Profile versions defined at Apple in this pass (`name v3`).
+    pub defined: Vec<String>,
+    /// Records written.
+    pub written: u64,
+}
+
+/// Why nothing can be sent to Apple for an entry right now (the pass still resolves and
+/// records every device).
+pub type Unavailable = String;
+
+/// Runs passes. Cheap to clone.
+#[derive(Clone)]
+pub struct Assigner {
+    store: Arc<dyn Store>,
+    abm: AbmTokenService,
+    enroll_url: String,
+}
+
+/// The Apple side of one pass: a client, or why there is none.
+pub(crate) enum AppleSide<'a> {
+    /// Send with this client.
+    Client(&'a Client),
+    /// Nothing can be sent: why.
+    Unavailable(Unavailable),
+}
+
+struct PassState<'a> {
+    entry: &'a AbmEntry,
+    apple: AppleSide<'a>,
+    resolver: Resolver,
+    specs: HashMap<Uuid, (String, serde_json::Value)>,
+    definitions: HashMap<(Uuid, i64), String>,
+    define_errors: HashMap<(Uuid, i64), String>,
+    summary: PassSummary,
+    stop: Option<String>,
+}
+
+impl Assigner {
+    /// An assigner; `enroll_url` is the default enrollment URL of profiles that give none.
+    pub fn new(store: Arc<dyn Store>, abm: AbmTokenService, enroll_url: String) -> Self {
+        Self {
+            store,
+            abm,
+            enroll_url,
+        }
+    }
+
+    /// The default enrollment URL.
+    pub fn enroll_url(&self) -> &str {
+        &self.enroll_url
+    }
+
+    /// Runs one pass over an entry. The caller holds the entry's sync lease.
+    ///
+    /// # Errors
+    /// Storage failures; Apple's refusals are recorded per device and in the pass, not
+    /// returned.
+    pub(crate) async fn run(
+        &self,
+        entry: &AbmEntry,
+        apple: AppleSide<'_>,
+        holder: &str,
+    ) -> Result<AssignmentPass, ServiceError> {
+        let config = self.store.assignment_config().await?;
+        let specs = config
+            .profiles
+            .iter()
+            .map(|p| (p.id, (p.name.clone(), p.spec.clone())))
+            .collect();
+        let definitions = self
+            .store
+            .entry_profile_definitions(entry.id)
+            .await?
+            .into_iter()
+            .map(|d| ((d.profile_id, d.version), d.apple_uuid))
+            .collect();
+        let mut state = PassState {
+            entry,
+            apple,
+            resolver: Resolver::new(&config),
+            specs,
+            definitions,
+            define_errors: HashMap::new(),
+            summary: PassSummary::default(),
+            stop: None,
+        };
+        let mut after: Option<String> = None;
+        let mut lease_renewed = std::time::Instant::now();
+        loop {
+            if lease_renewed.elapsed() > LEASE_RENEW_AFTER {
+                let now = guardmdm_store::now();
+                if !self
+                    .store
+                    .try_acquire_sync_lease(entry.id, holder, now, crate::dep_sync::LEASE_TTL_SECS)
+                    .await?
+                {
+                    state.stop = Some("the lease was lost to another instance".to_string());
+                    break;
+                }
+                lease_renewed = std::time::Instant::now();
+            }
+            let inputs = self
+                .store
+                .assignment_inputs(entry.id, after.as_deref(), PASS_CHUNK)
+                .await?;
+            let Some(last) = inputs.last() else { break };
+            after = Some(last.device.device.serial_number.clone());
+            self.chunk(&mut state, inputs).await?;
+        }
+        let now = guardmdm_store::now();
+        self.store.mark_removed_assignments(entry.id, now).await?;
+        let pass = AssignmentPass {
+            entry_id: entry.id,
+            generation: config.generation,
+            finished_at: now,
+            summary: serde_json::to_value(&state.summary).unwrap_or_default(),
+            error: state.stop.clone(),
+        };
+        self.store.finish_assignment_pass(&pass).await?;
+        tracing::info!(
+            abm_entry = %entry.name,
+            devices = state.summary.devices,
+            sent = state.summary.sent,
+            succeeded = state.summary.succeeded,
+            failed = state.summary.failed,
+            throttled = state.summary.throttled,
+            error = state.stop.as_deref().unwrap_or(""),
+            "assignment pass done"
+        );
+        Ok(pass)
+    }
+
+    async fn chunk(
+        &self,
+        state: &mut PassState<'_>,
+        inputs: Vec<AssignmentInput>,
+    ) -> Result<(), ServiceError> {
+        let now = guardmdm_store::now();
+        let mut plans: Vec<(Plan, Option<AssignmentRecord>)> = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            let d = &input.device.device;
+            let facts = DeviceFacts {
+                serial: &d.serial_number,
+                os: d.os.as_deref(),
+                family: d.device_family.as_deref(),
+                model: Some(d.model.as_str()),
+                description: d.description.as_deref(),
+                color: d.color.as_deref(),
+                assigned_by: d.device_assigned_by.as_deref(),
+                entry: &state.entry.name,
+            };
+            let resolution =
+                state
+                    .resolver
+                    .resolve(&facts, input.explicit_profile, &input.static_groups);
+            let target = match resolution.profile_id.zip(resolution.profile_version) {
+                Some(key) => Some(self.definition(state, key).await?),
+                None => None,
+            };
+            let (uuid, define_error) = match &target {
+                Some(Ok(uuid)) => (Some(uuid.as_str()), None),
+                Some(Err(e)) => (None, Some(e.as_str())),
+                None => (None, None),
+            };
+            let plan = assign_rules::plan(
+                &input.device,
+                &resolution,
+                uuid,
+                define_error,
+                input.record.as_ref(),
+                now,
+            );
+            state.summary.devices += 1;
+            if resolution.profile_id.is_none() {
+                state.summary.unassigned += 1;
+            }
+            plans.push((plan, input.record));
+        }
+        self.send(state, &mut plans, now).await?;
+        let changed: Vec<AssignmentRecord> = plans
+            .into_iter()
+            .filter(|(plan, prior)| assign_rules::changed(prior.as_ref(), &plan.record))
+            .map(|(mut plan, _)| {
+                plan.record.updated_at = now;
+                plan.record
+            })
+            .collect();
+        if !changed.is_empty() {
+            self.store
+                .write_assignments(state.entry.id, &changed)
+                .await?;
+            state.summary.written += changed.len() as u64;
+        }
+        Ok(())
+    }
+
+    /// Apple's `profile_uuid` for a profile version in this entry, defining it first when
+    /// Apple does not have it yet. `Err` carries why it cannot be (for the devices' records).
+    async fn definition(
+        &self,
+        state: &mut PassState<'_>,
+        key: (Uuid, i64),
+    ) -> Result<Result<String, String>, ServiceError> {
+        if let Some(uuid) = state.definitions.get(&key) {
+            return Ok(Ok(uuid.clone()));
+        }
+        if let Some(e) = state.define_errors.get(&key) {
+            return Ok(Err(e.clone()));
+        }
+        let result = self.define(state, key).await?;
+        match &result {
+            Ok(uuid) => {
+                state.definitions.insert(key, uuid.clone());
+            }
+            Err(e) => {
+                state.define_errors.insert(key, e.clone());
+            }
+        }
+        Ok(result)
+    }
+
+    async fn define(
+        &self,
+        state: &mut PassState<'_>,
+        (profile_id, version): (Uuid, i64),
+    ) -> Result<Result<String, String>, ServiceError> {
+        let client = match &state.apple {
+            AppleSide::Client(c) if state.stop.is_none() => *c,
+            AppleSide::Client(_) => {
+                return Ok(Err(state.stop.clone().unwrap_or_default()));
+            }
+            AppleSide::Unavailable(why) => return Ok(Err(why.clone())),
+        };
+        let Some((name, spec)) = state.specs.get(&profile_id).cloned() else {
+            return Ok(Err("the profile was deleted".to_string()));
+        };
+        let apple = match serde_json::from_value::<ProfileSpec>(spec)
+            .map_err(|e| e.to_string())
+            .and_then(|spec| {
+                profile_spec::validate(&spec, &self.enroll_url).map_err(|errors| {
+                    errors
+                        .iter()
+                        .map(|e| format!("{}: {}", e.field, e.message))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                })
+            }) {
+            Ok(valid) => valid.apple,
+            Err(e) => {
+                return Ok(Err(format!(
+                    "profile {name:?} is not valid for Apple ({e}); edit it"
+                )));
+            }
+        };
+        match client.define_profile(&apple).await {
+            Ok(answer) => {
+                let definition = ProfileDefinition {
+                    entry_id: state.entry.id,
+                    profile_id,
+                    version,
+                    apple_uuid: answer.profile_uuid.clone(),
+                    defined_at: guardmdm_store::now(),
+                };
+                self.store.record_profile_definition(&definition).await?;
+                state.summary.defined.push(format!("{name} v{version}"));
+                tracing::info!(abm_entry = %state.entry.name, profile = %name, version, profile_uuid = %answer.profile_uuid, "profile defined at Apple");
+                Ok(Ok(answer.profile_uuid))
+            }
+            Err(e) => {
+                let message = format!("Apple refused profile {name:?} v{version}: {e}");
+                self.stop_on(state, &e).await;
+                Ok(Err(message))
+            }
+        }
+    }
+
+    /// Sends every planned device, grouped by profile, in batches of at most 1000.
+    async fn send(
+        &self,
+        state: &mut PassState<'_>,
+        plans: &mut [(Plan, Option<AssignmentRecord>)],
+        now: time::OffsetDateTime,
+    ) -> Result<(), ServiceError> {
+        let mut by_uuid: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, (plan, _)) in plans.iter().enumerate() {
+            if plan.send
+                && let Some(uuid) = &plan.record.apple_uuid
+            {
+                by_uuid.entry(uuid.clone()).or_default().push(i);
+            }
+        }
+        let mut uuids: Vec<_> = by_uuid.into_iter().collect();
+        uuids.sort();
+        for (uuid, indexes) in uuids {
+            for batch in indexes.chunks(guardmdm_abm::MAX_SERIALS_PER_CALL) {
+                let client = match (&state.apple, &state.stop) {
+                    (AppleSide::Client(c), None) => *c,
+                    (AppleSide::Unavailable(why), _) | (_, Some(why)) => {
+                        let why = why.clone();
+                        for &i in batch {
+                            assign_rules::apply_call_failure(&mut plans[i].0.record, &why, now);
+                        }
+                        state.summary.call_failures += batch.len() as u64;
+                        continue;
+                    }
+                };
+                let serials: Vec<String> = batch
+                    .iter()
+                    .map(|&i| plans[i].0.record.serial_number.clone())
+                    .collect();
+                state.summary.sent += serials.len() as u64;
+                let mut answer = client.assign_profile(&uuid, &serials).await;
+                if let Err(DepError::Api { status: 404, .. }) = &answer
+                    && let Some(new_uuid) = self.redefine(state, &uuid).await?
+                {
+                    for &i in batch {
+                        plans[i].0.record.apple_uuid = Some(new_uuid.clone());
+                    }
+                    answer = client.assign_profile(&new_uuid, &serials).await;
+                }
+                match answer {
+                    Ok(answer) => {
+                        for &i in batch {
+                            let record = &mut plans[i].0.record;
+                            let status = answer.devices.get(&record.serial_number);
+                            assign_rules::apply_answer(
+                                record,
+                                status,
+                                answer.retry_after_seconds,
+                                now,
+                            );
+                            match status {
+                                Some(guardmdm_abm::DeviceStatus::Success) => {
+                                    state.summary.succeeded += 1;
+                                }
+                                Some(guardmdm_abm::DeviceStatus::NotAccessible) => {
+                                    state.summary.not_accessible += 1;
+                                }
+                                Some(guardmdm_abm::DeviceStatus::Failed) => {
+                                    state.summary.failed += 1;
+                                }
+                                Some(guardmdm_abm::DeviceStatus::Throttled) => {
+                                    state.summary.throttled += 1;
+                                }
+                                _ => state.summary.call_failures += 1,
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        let text = e.to_string();
+                        for &i in batch {
+                            assign_rules::apply_call_failure(&mut plans[i].0.record, &text, now);
+                        }
+                        state.summary.call_failures += batch.len() as u64;
+                        self.stop_on(state, &e).await;
+                        tracing::warn!(abm_entry = %state.entry.name, error = %e, "profile assignment call failed");
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Apple answered 404 for a profile UUID it gave us: define that version again.
+    async fn redefine(
+        &self,
+        state: &mut PassState<'_>,
+        old_uuid: &str,
+    ) -> Result<Option<String>, ServiceError> {
+        let Some(key) = state
+            .definitions
+            .iter()
+            .find(|(_, u)| u.as_str() == old_uuid)
+            .map(|(k, _)| *k)
+        else {
+            return Ok(None);
+        };
+        state.definitions.remove(&key);
+        tracing::warn!(abm_entry = %state.entry.name, profile_uuid = old_uuid, "Apple no longer knows a profile: defining it again");
+        Ok(self.definition(state, key).await?.ok())
+    }
+
+    /// After a failed call: a token problem is recorded on the entry, and no further call is
+    /// made in this pass (the devices stay pending for the next one).
+    async fn stop_on(&self, state: &mut PassState<'_>, error: &DepError) {
+        if let Some(problem) = error.token_problem() {
+            if let Err(e) = self
+                .abm
+                .report_problem(&state.entry.name, Some(problem))
+                .await
+            {
+                tracing::error!(abm_entry = %state.entry.name, error = %e, "could not record the token problem");
+            }
+            state.stop = Some(format!("ABM token problem: {error}"));
+        } else if !matches!(error, DepError::Api { .. }) {
+            state.stop = Some(format!("Apple is not answering: {error}"));
+        }
+    }
+}

@@ -1,0 +1,227 @@
+//! One ABM device in full: Apple's record, the profile it resolves to and why, and where
+//! assigning it stands (`guardmdm devices show SERIAL`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use guardmdm_store::{AssignmentRecord, Store, StoredAbmDevice};
+
+use crate::ServiceError;
+use crate::group_rule::DeviceFacts;
+use crate::resolve::{Membership, Resolution, Resolver};
+use crate::serial_list::normalise;
+
+/// GuardMDM's assignment record, with names instead of ids.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssignmentView {
+    /// `unassigned`, `pending`, `assigned`, `pushed`, `not_accessible`, `failed`,
+    /// `throttled` or `removed`.
+    pub state: String,
+    /// The profile the last pass resolved.
+    pub profile: Option<String>,
+    /// Its version then.
+    pub profile_version: Option<i64>,
+    /// The rule that gave it (`device`, `group:NAME`, `default:ios`, `none`).
+    pub rule: String,
+    /// The Apple `profile_uuid` last sent.
+    pub sent_profile_uuid: Option<String>,
+    /// When it was last sent.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub attempted_at: Option<OffsetDateTime>,
+    /// Not sent again before this time (cooldown or throttle).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub retry_at: Option<OffsetDateTime>,
+    /// Sends so far.
+    pub attempts: i64,
+    /// The last problem.
+    pub last_error: Option<String>,
+    /// When the record last changed.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+impl AssignmentView {
+    /// A record, naming its profile from `names`.
+    pub fn new(record: AssignmentRecord, names: &HashMap<Uuid, String>) -> Self {
+        Self {
+            profile: record.profile_id.and_then(|id| names.get(&id).cloned()),
+            state: record.state,
+            profile_version: record.profile_version,
+            rule: record.rule,
+            sent_profile_uuid: record.apple_uuid,
+            attempted_at: record.attempted_at,
+            retry_at: record.retry_at,
+            attempts: record.attempts,
+            last_error: record.last_error,
+            updated_at: record.updated_at,
+        }
+    }
+}
+
+/// What Apple reports about the device's profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppleView {
+    /// `empty`, `assigned`, `pushed` or `removed`.
+    pub profile_status: Option<String>,
+    /// The profile Apple has for it.
+    pub profile_uuid: Option<String>,
+    /// When it was assigned.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub profile_assign_time: Option<OffsetDateTime>,
+    /// When the device downloaded it.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub profile_push_time: Option<OffsetDateTime>,
+    /// Apple's UUID for the resolved profile's current version in this ABM entry, once
+    /// defined.
+    pub expected_profile_uuid: Option<String>,
+    /// Whether Apple has the expected profile.
+    pub up_to_date: bool,
+}
+
+/// One ABM record of a serial, explained.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceDetail {
+    /// The ABM entry.
+    pub abm_entry: String,
+    /// `assigned` (in ABM for this server) or `removed`.
+    pub abm_status: String,
+    /// Apple's record and GuardMDM's bookkeeping.
+    pub device: StoredAbmDevice,
+    /// The profile it resolves to now, with every rule considered.
+    pub resolution: Resolution,
+    /// Its explicit profile, if any.
+    pub explicit_profile: Option<String>,
+    /// The groups it belongs to (static membership or a matching rule).
+    pub groups: Vec<String>,
+    /// What Apple reports.
+    pub apple: AppleView,
+    /// Where assigning stands; `None` before the first assignment pass.
+    pub assignment: Option<AssignmentView>,
+}
+
+/// Device explanations.
+#[derive(Clone)]
+pub struct DeviceService {
+    store: Arc<dyn Store>,
+}
+
+impl DeviceService {
+    /// A service over `store`.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
+    /// Every ABM record of a serial (one per entry that has it), explained.
+    ///
+    /// # Errors
+    /// [`ServiceError::Invalid`] for a malformed serial; [`ServiceError::NotFound`] when no
+    /// ABM entry has it.
+    pub async fn show(&self, serial: &str) -> Result<Vec<DeviceDetail>, ServiceError> {
+        let serial = normalise(serial).map_err(ServiceError::Invalid)?;
+        let devices = self
+            .store
+            .list_abm_devices(&guardmdm_store::DeviceQuery {
+                serial: Some(serial.clone()),
+                limit: 1000,
+                ..guardmdm_store::DeviceQuery::default()
+            })
+            .await?;
+        if devices.is_empty() {
+            return Err(ServiceError::NotFound(format!(
+                "no ABM device with serial {serial}: it is not assigned to this MDM server in Apple Business Manager, or no sync has seen it yet"
+            )));
+        }
+        let config = self.store.assignment_config().await?;
+        let resolver = Resolver::new(&config);
+        let names: HashMap<Uuid, String> = config
+            .profiles
+            .iter()
+            .map(|p| (p.id, p.name.clone()))
+            .collect();
+        let entries: HashMap<Uuid, String> = self
+            .store
+            .list_abm_entries()
+            .await?
+            .into_iter()
+            .map(|e| (e.id, e.name))
+            .collect();
+        let explicit = self.store.device_profile(&serial).await?;
+        let statics = self.store.groups_of_serial(&serial).await?;
+        let mut details = Vec::with_capacity(devices.len());
+        for stored in devices {
+            let entry = entries.get(&stored.entry_id).cloned().unwrap_or_default();
+            let d = &stored.device;
+            let facts = DeviceFacts {
+                serial: &d.serial_number,
+                os: d.os.as_deref(),
+                family: d.device_family.as_deref(),
+                model: Some(d.model.as_str()),
+                description: d.description.as_deref(),
+                color: d.color.as_deref(),
+                assigned_by: d.device_assigned_by.as_deref(),
+                entry: &entry,
+            };
+            let resolution = resolver.resolve(&facts, explicit, &statics);
+            let groups = resolver
+                .groups()
+                .iter()
+                .filter(|g| match &g.membership {
+                    Membership::Static => statics.contains(&g.id),
+                    Membership::Smart(rule) => rule.matches(&facts),
+                    Membership::Broken(_) => false,
+                })
+                .map(|g| g.name.clone())
+                .collect();
+            let expected = match resolution.profile_id.zip(resolution.profile_version) {
+                Some((pid, version)) => self
+                    .store
+                    .entry_profile_definitions(stored.entry_id)
+                    .await?
+                    .into_iter()
+                    .find(|def| def.profile_id == pid && def.version == version)
+                    .map(|def| def.apple_uuid),
+                None => None,
+            };
+            let up_to_date = match (&expected, &d.profile_uuid) {
+                (Some(e), Some(a)) => {
+                    e.eq_ignore_ascii_case(a)
+                        && matches!(d.profile_status.as_deref(), Some("assigned" | "pushed"))
+                }
+                _ => false,
+            };
+            let record = self
+                .store
+                .assignments(stored.entry_id, std::slice::from_ref(&serial))
+                .await?
+                .into_iter()
+                .next();
+            details.push(DeviceDetail {
+                abm_entry: entry.clone(),
+                abm_status: if stored.removed_at.is_some() {
+                    "removed"
+                } else {
+                    "assigned"
+                }
+                .to_string(),
+                apple: AppleView {
+                    profile_status: d.profile_status.clone(),
+                    profile_uuid: d.profile_uuid.clone(),
+                    profile_assign_time: d.profile_assign_time,
+                    profile_push_time: d.profile_push_time,
+                    expected_profile_uuid: expected,
+                    up_to_date,
+                },
+                explicit_profile: explicit.and_then(|id| names.get(&id).cloned()),
+                groups,
+                resolution,
+                assignment: record.map(|r| AssignmentView::new(r, &names)),
+                device: stored,
+            });
+        }
+        Ok(details)
+    }
+}

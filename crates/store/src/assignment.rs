@@ -1,0 +1,484 @@
+//! ADE profile assignment: what an admin configures (profiles and their versions, device
+//! groups, OS defaults, explicit device assignments) and what GuardMDM tracks per ABM device
+//! (the resolved profile and where pushing it to Apple stands).
+//!
+//! The store keeps a profile's specification as opaque JSON: its shape and rules belong to the
+//! service. Every configuration change bumps one counter, the *assignment generation*, in the
+//! same transaction; an entry's assignment pass records the generation it applied, so a pass
+//! that started before a change is followed by another one.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::{NewAuditEvent, StoreError, StoredAbmDevice};
+
+/// An ADE profile: a name GuardMDM knows it by, and its current version.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdeProfile {
+    /// Stable id.
+    pub id: Uuid,
+    /// Unique name (the CLI's handle).
+    pub name: String,
+    /// The current version (1 at creation, +1 per update).
+    pub version: i64,
+    /// The current version's specification (service-defined JSON).
+    pub spec: serde_json::Value,
+    /// When it was created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When the current version was written.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// One version of a profile, kept for its history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdeProfileVersion {
+    /// The profile.
+    pub profile_id: Uuid,
+    /// 1, 2, …
+    pub version: i64,
+    /// That version's specification.
+    pub spec: serde_json::Value,
+    /// Who wrote it (the audit actor).
+    pub created_by: String,
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// A profile version as defined at Apple for one ABM entry (Apple's profiles are per MDM
+/// server and immutable: each version gets its own `profile_uuid` per entry).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileDefinition {
+    /// The ABM entry.
+    pub entry_id: Uuid,
+    /// The profile.
+    pub profile_id: Uuid,
+    /// Its version.
+    pub version: i64,
+    /// Apple's `profile_uuid`.
+    pub apple_uuid: String,
+    /// When Apple accepted it.
+    #[serde(with = "time::serde::rfc3339")]
+    pub defined_at: OffsetDateTime,
+}
+
+/// Where a profile is used: what blocks deleting it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProfileReferences {
+    /// OS keys (`ios`, `macos`, …) it is the default for.
+    pub os_defaults: Vec<String>,
+    /// Names of groups that assign it.
+    pub groups: Vec<String>,
+    /// How many serials it is explicitly assigned to.
+    pub devices: u64,
+}
+
+impl ProfileReferences {
+    /// Whether nothing uses the profile.
+    pub fn is_empty(&self) -> bool {
+        self.os_defaults.is_empty() && self.groups.is_empty() && self.devices == 0
+    }
+
+    /// What blocks deleting profile `name`, for the admin: `profile "x" is used by: the ios
+    /// default; groups "a", "b"; 3 devices`. Backends put it in the [`StoreError::Conflict`]
+    /// of a refused delete.
+    pub fn describe(&self, name: &str) -> String {
+        let mut uses = Vec::new();
+        match self.os_defaults.as_slice() {
+            [] => {}
+            [os] => uses.push(format!("the {os} default")),
+            many => uses.push(format!("the {} defaults", many.join(", "))),
+        }
+        let quoted: Vec<String> = self.groups.iter().map(|g| format!("{g:?}")).collect();
+        match quoted.as_slice() {
+            [] => {}
+            [group] => uses.push(format!("group {group}")),
+            many => uses.push(format!("groups {}", many.join(", "))),
+        }
+        match self.devices {
+            0 => {}
+            1 => uses.push("1 device".to_string()),
+            n => uses.push(format!("{n} devices")),
+        }
+        format!("profile {name:?} is used by: {}", uses.join("; "))
+    }
+}
+
+/// An OS default: devices of this OS with no explicit or group profile get it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OsDefault {
+    /// `ios`, `ipados`, `macos`, `tvos` or `visionos` (the service validates).
+    pub os: String,
+    /// The profile.
+    pub profile_id: Uuid,
+    /// When it was set.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// A device group: static (a list of serials, `rule` is `None`) or smart (a rule over ABM
+/// attributes, service-defined JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceGroup {
+    /// Stable id.
+    pub id: Uuid,
+    /// Unique name.
+    pub name: String,
+    /// The smart group's rule; `None` for a static group.
+    pub rule: Option<serde_json::Value>,
+    /// The profile the group assigns, if any.
+    pub profile_id: Option<Uuid>,
+    /// Precedence among groups: the lowest number wins (ties: by name).
+    pub priority: i32,
+    /// Number of static members (0 for a smart group).
+    pub member_count: u64,
+    /// When it was created.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When it last changed (not counting members).
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// A new group.
+#[derive(Debug, Clone)]
+pub struct NewDeviceGroup {
+    /// Id to use.
+    pub id: Uuid,
+    /// Unique name.
+    pub name: String,
+    /// `None` for a static group.
+    pub rule: Option<serde_json::Value>,
+    /// The profile it assigns.
+    pub profile_id: Option<Uuid>,
+    /// Precedence (lowest wins).
+    pub priority: i32,
+}
+
+/// A change to a group; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct GroupUpdate {
+    /// The smart rule (only for a smart group; the service checks).
+    pub rule: Option<serde_json::Value>,
+    /// `Some(None)` clears the profile.
+    pub profile_id: Option<Option<Uuid>>,
+    /// Precedence.
+    pub priority: Option<i32>,
+}
+
+/// Everything the resolver needs, for one ABM entry, in memory: the configuration is small
+/// (profiles, groups, defaults), unlike the devices and memberships.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AssignmentConfig {
+    /// The assignment generation this snapshot reflects.
+    pub generation: i64,
+    /// Every profile (current versions).
+    pub profiles: Vec<AdeProfile>,
+    /// Every group.
+    pub groups: Vec<DeviceGroup>,
+    /// Every OS default.
+    pub os_defaults: Vec<OsDefault>,
+}
+
+/// GuardMDM's record of one ABM device's assignment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssignmentRecord {
+    /// The device's serial (within the entry the record is stored for).
+    pub serial_number: String,
+    /// The resolved profile; `None` when unassigned.
+    pub profile_id: Option<Uuid>,
+    /// The resolved profile's version.
+    pub profile_version: Option<i64>,
+    /// Which rule gave it (service-defined text such as `device`, `group:sales`,
+    /// `default:ios`, `none`).
+    pub rule: String,
+    /// Service-defined state: `unassigned`, `pending`, `assigned`, `pushed`,
+    /// `not_accessible`, `failed`, `throttled`, `removed`.
+    pub state: String,
+    /// The Apple `profile_uuid` last sent for this device.
+    pub apple_uuid: Option<String>,
+    /// When it was last sent to Apple.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub attempted_at: Option<OffsetDateTime>,
+    /// Not before this time may it be sent again (failed: 24 h cooldown; throttled: Apple's
+    /// `retry_after_seconds`).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub retry_at: Option<OffsetDateTime>,
+    /// How many times it was sent.
+    pub attempts: i64,
+    /// The last problem, for the admin.
+    pub last_error: Option<String>,
+    /// When the record last changed.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// One device as the assignment pass sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AssignmentInput {
+    /// The ABM record.
+    pub device: StoredAbmDevice,
+    /// Its explicit (device-level) profile.
+    pub explicit_profile: Option<Uuid>,
+    /// Static groups it is a member of.
+    pub static_groups: Vec<Uuid>,
+    /// GuardMDM's record, if a pass has seen it.
+    pub record: Option<AssignmentRecord>,
+}
+
+/// Whether a serial is known, and where.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SerialPresence {
+    /// Never seen in any ABM entry.
+    Unknown,
+    /// Seen, but removed from ABM in every entry that had it.
+    Removed,
+    /// Currently assigned to this MDM server in some entry.
+    InAbm,
+}
+
+/// The last assignment pass of one entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AssignmentPass {
+    /// The entry.
+    pub entry_id: Uuid,
+    /// The assignment generation the pass applied.
+    pub generation: i64,
+    /// When it finished.
+    #[serde(with = "time::serde::rfc3339")]
+    pub finished_at: OffsetDateTime,
+    /// Service-defined summary (counts per state, pushes, errors).
+    pub summary: serde_json::Value,
+    /// What stopped it, if it did not complete.
+    pub error: Option<String>,
+}
+
+/// Storage of profiles, groups, OS defaults and explicit assignments. Every mutating method
+/// writes its audit event and bumps the assignment generation in the same transaction.
+#[async_trait]
+pub trait AssignmentConfigStore: Send + Sync {
+    /// Creates a profile at version 1 (and its first version row). [`StoreError::Conflict`]
+    /// when the name is taken.
+    async fn create_profile(
+        &self,
+        id: Uuid,
+        name: &str,
+        spec: &serde_json::Value,
+        audit: &NewAuditEvent,
+    ) -> Result<AdeProfile, StoreError>;
+
+    /// Writes a new version of a profile. With `expected_version`, fails with
+    /// [`StoreError::Conflict`] when the current version differs (a concurrent edit).
+    /// [`StoreError::NotFound`] for an unknown id.
+    async fn update_profile(
+        &self,
+        id: Uuid,
+        spec: &serde_json::Value,
+        expected_version: Option<i64>,
+        audit: &NewAuditEvent,
+    ) -> Result<AdeProfile, StoreError>;
+
+    /// A profile by name. [`StoreError::NotFound`] when there is none.
+    async fn get_profile(&self, name: &str) -> Result<AdeProfile, StoreError>;
+
+    /// Every profile, by name.
+    async fn list_profiles(&self) -> Result<Vec<AdeProfile>, StoreError>;
+
+    /// A profile's versions, oldest first.
+    async fn profile_versions(&self, id: Uuid) -> Result<Vec<AdeProfileVersion>, StoreError>;
+
+    /// Where a profile is used.
+    async fn profile_references(&self, id: Uuid) -> Result<ProfileReferences, StoreError>;
+
+    /// Deletes a profile with its versions and definitions. [`StoreError::Conflict`] (naming
+    /// the users) when a default, group or device still uses it, checked in the same
+    /// transaction; [`StoreError::NotFound`] for an unknown id.
+    async fn delete_profile(&self, id: Uuid, audit: &NewAuditEvent) -> Result<(), StoreError>;
+
+    /// Records that Apple defined `version` of a profile for an entry (idempotent: a second
+    /// record for the same entry, profile and version replaces the first).
+    async fn record_profile_definition(
+        &self,
+        definition: &ProfileDefinition,
+    ) -> Result<(), StoreError>;
+
+    /// Definitions of one entry, every profile and version.
+    async fn entry_profile_definitions(
+        &self,
+        entry_id: Uuid,
+    ) -> Result<Vec<ProfileDefinition>, StoreError>;
+
+    /// Definitions of one profile, every entry and version.
+    async fn profile_definitions(
+        &self,
+        profile_id: Uuid,
+    ) -> Result<Vec<ProfileDefinition>, StoreError>;
+
+    /// Sets (`Some`) or clears (`None`) the default profile of an OS.
+    async fn set_os_default(
+        &self,
+        os: &str,
+        profile_id: Option<Uuid>,
+        audit: &NewAuditEvent,
+    ) -> Result<(), StoreError>;
+
+    /// Every OS default.
+    async fn os_defaults(&self) -> Result<Vec<OsDefault>, StoreError>;
+
+    /// Creates a group. [`StoreError::Conflict`] when the name is taken.
+    async fn create_group(
+        &self,
+        group: &NewDeviceGroup,
+        audit: &NewAuditEvent,
+    ) -> Result<DeviceGroup, StoreError>;
+
+    /// Changes a group. [`StoreError::NotFound`] for an unknown id.
+    async fn update_group(
+        &self,
+        id: Uuid,
+        update: &GroupUpdate,
+        audit: &NewAuditEvent,
+    ) -> Result<DeviceGroup, StoreError>;
+
+    /// A group by name. [`StoreError::NotFound`] when there is none.
+    async fn get_group(&self, name: &str) -> Result<DeviceGroup, StoreError>;
+
+    /// Every group, by name.
+    async fn list_groups(&self) -> Result<Vec<DeviceGroup>, StoreError>;
+
+    /// Deletes a group and its memberships. [`StoreError::NotFound`] for an unknown id.
+    async fn delete_group(&self, id: Uuid, audit: &NewAuditEvent) -> Result<(), StoreError>;
+
+    /// Adds serials (already normalised) to a static group, in one transaction however many;
+    /// returns how many were new members.
+    async fn add_group_members(
+        &self,
+        group_id: Uuid,
+        serials: &[String],
+        audit: &NewAuditEvent,
+    ) -> Result<u64, StoreError>;
+
+    /// Removes serials from a static group; returns how many were members.
+    async fn remove_group_members(
+        &self,
+        group_id: Uuid,
+        serials: &[String],
+        audit: &NewAuditEvent,
+    ) -> Result<u64, StoreError>;
+
+    /// A static group's members, by serial, after `after` (keyset pagination).
+    async fn group_members(
+        &self,
+        group_id: Uuid,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError>;
+
+    /// Static groups a serial is a member of (ids).
+    async fn groups_of_serial(&self, serial: &str) -> Result<Vec<Uuid>, StoreError>;
+
+    /// Assigns a profile to serials explicitly (`Some`), or clears their explicit profile
+    /// (`None`), in one transaction however many; returns how many rows changed.
+    async fn set_device_profiles(
+        &self,
+        serials: &[String],
+        profile_id: Option<Uuid>,
+        audit: &NewAuditEvent,
+    ) -> Result<u64, StoreError>;
+
+    /// A serial's explicit profile.
+    async fn device_profile(&self, serial: &str) -> Result<Option<Uuid>, StoreError>;
+
+    /// Where each serial stands in ABM, in input order (one answer per input serial).
+    async fn serial_presence(&self, serials: &[String]) -> Result<Vec<SerialPresence>, StoreError>;
+
+    /// The current assignment generation (0 before any change).
+    async fn assignment_generation(&self) -> Result<i64, StoreError>;
+
+    /// Profiles, groups, defaults and the generation, read in one snapshot.
+    async fn assignment_config(&self) -> Result<AssignmentConfig, StoreError>;
+}
+
+/// Storage of the per-device assignment records and passes.
+#[async_trait]
+pub trait AssignmentStateStore: Send + Sync {
+    /// Up to `limit` present (not removed) devices of an entry with serial after `after`, by
+    /// serial, each with its explicit profile, static groups and record.
+    async fn assignment_inputs(
+        &self,
+        entry_id: Uuid,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<AssignmentInput>, StoreError>;
+
+    /// Inserts or replaces records of an entry's devices, in one transaction.
+    async fn write_assignments(
+        &self,
+        entry_id: Uuid,
+        records: &[AssignmentRecord],
+    ) -> Result<(), StoreError>;
+
+    /// The records of these serials in an entry (those that exist), by serial.
+    async fn assignments(
+        &self,
+        entry_id: Uuid,
+        serials: &[String],
+    ) -> Result<Vec<AssignmentRecord>, StoreError>;
+
+    /// Marks the records of an entry's removed devices `removed` (the devices left ABM);
+    /// returns how many changed.
+    async fn mark_removed_assignments(
+        &self,
+        entry_id: Uuid,
+        at: OffsetDateTime,
+    ) -> Result<u64, StoreError>;
+
+    /// How many of an entry's records are in each state.
+    async fn assignment_state_counts(
+        &self,
+        entry_id: Uuid,
+    ) -> Result<Vec<(String, u64)>, StoreError>;
+
+    /// Records the end of an entry's pass.
+    async fn finish_assignment_pass(&self, pass: &AssignmentPass) -> Result<(), StoreError>;
+
+    /// The entry's last pass, if any.
+    async fn last_assignment_pass(
+        &self,
+        entry_id: Uuid,
+    ) -> Result<Option<AssignmentPass>, StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references_describe_every_user() {
+        let refs = ProfileReferences {
+            os_defaults: vec!["ios".to_string()],
+            groups: vec!["a".to_string(), "b".to_string()],
+            devices: 3,
+        };
+        assert!(!refs.is_empty());
+        assert_eq!(
+            refs.describe("x"),
+            r#"profile "x" is used by: the ios default; groups "a", "b"; 3 devices"#
+        );
+        let refs = ProfileReferences {
+            os_defaults: vec!["ios".to_string(), "macos".to_string()],
+            groups: vec!["only".to_string()],
+            devices: 1,
+        };
+        assert_eq!(
+            refs.describe("y"),
+            r#"profile "y" is used by: the ios, macos defaults; group "only"; 1 device"#
+        );
+        assert!(ProfileReferences::default().is_empty());
+    }
+}
