@@ -27,12 +27,24 @@ use crate::resolve::Resolver;
 
 /// Devices read per step of a pass.
 pub const PASS_CHUNK: u32 = 2000;
+/// A full pass (every device) at least this often, even when nothing was configured: it
+/// heals whatever an incremental pass could miss.
+pub const FULL_PASS_EVERY: time::Duration = time::Duration::hours(24);
+/// How far before the last pass an incremental pass looks for devices Apple changed: room for
+/// clock differences between instances.
+pub const CLOCK_MARGIN: time::Duration = time::Duration::minutes(5);
 /// Renew the entry's lease when it is older than this.
 const LEASE_RENEW_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// What one pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PassSummary {
+    /// Whether every device was looked at (else only those Apple changed since the last pass,
+    /// and those pending or due for a retry).
+    pub full: bool,
+    /// When the last full pass started (this one's start when `full`).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_full_at: Option<time::OffsetDateTime>,
     /// Present devices resolved.
     pub devices: u64,
     /// Devices with no profile.
@@ -125,6 +137,23 @@ impl Assigner {
             .into_iter()
             .map(|d| ((d.profile_id, d.version), d.apple_uuid))
             .collect();
+        let started = guardmdm_store::now();
+        let last = self.store.last_assignment_pass(entry.id).await?;
+        let last_summary: Option<PassSummary> = last
+            .as_ref()
+            .and_then(|p| serde_json::from_value(p.summary.clone()).ok());
+        let last_full_at = last_summary.as_ref().and_then(|s| s.last_full_at);
+        let only = match (&last, last_full_at) {
+            (Some(last), Some(full_at))
+                if last.generation == config.generation && started - full_at < FULL_PASS_EVERY =>
+            {
+                Some(guardmdm_store::InputFilter {
+                    changed_after: last.finished_at - CLOCK_MARGIN,
+                    due_by: started,
+                })
+            }
+            _ => None,
+        };
         let mut state = PassState {
             entry,
             apple,
@@ -132,7 +161,15 @@ impl Assigner {
             specs,
             definitions,
             define_errors: HashMap::new(),
-            summary: PassSummary::default(),
+            summary: PassSummary {
+                full: only.is_none(),
+                last_full_at: if only.is_none() {
+                    Some(started)
+                } else {
+                    last_full_at
+                },
+                ..PassSummary::default()
+            },
             stop: None,
         };
         let mut after: Option<String> = None;
@@ -152,7 +189,7 @@ impl Assigner {
             }
             let inputs = self
                 .store
-                .assignment_inputs(entry.id, after.as_deref(), PASS_CHUNK)
+                .assignment_inputs(entry.id, after.as_deref(), PASS_CHUNK, only.as_ref())
                 .await?;
             let Some(last) = inputs.last() else { break };
             after = Some(last.device.device.serial_number.clone());
@@ -170,6 +207,7 @@ impl Assigner {
         self.store.finish_assignment_pass(&pass).await?;
         tracing::info!(
             abm_entry = %entry.name,
+            full = state.summary.full,
             devices = state.summary.devices,
             sent = state.summary.sent,
             succeeded = state.summary.succeeded,

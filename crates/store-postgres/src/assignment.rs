@@ -3,7 +3,7 @@ use std::collections::{HashMap, HashSet};
 use async_trait::async_trait;
 use guardmdm_store::{
     AdeProfile, AdeProfileVersion, AssignmentConfig, AssignmentConfigStore, AssignmentInput,
-    AssignmentPass, AssignmentRecord, AssignmentStateStore, DeviceGroup, GroupUpdate,
+    AssignmentPass, AssignmentRecord, AssignmentStateStore, DeviceGroup, GroupUpdate, InputFilter,
     NewAuditEvent, NewDeviceGroup, OsDefault, ProfileDefinition, ProfileReferences, SerialPresence,
     StoreError,
 };
@@ -566,6 +566,7 @@ impl AssignmentStateStore for PostgresStore {
         entry_id: Uuid,
         after: Option<&str>,
         limit: u32,
+        only: Option<&InputFilter>,
     ) -> Result<Vec<AssignmentInput>, StoreError> {
         let mut tx = self
             .pool
@@ -592,6 +593,19 @@ impl AssignmentStateStore for PostgresStore {
         q.push_bind(entry_id).push(" AND removed_at IS NULL");
         if let Some(after) = after {
             q.push(" AND serial_number > ").push_bind(after);
+        }
+        if let Some(only) = only {
+            // Changed since, or without a settled record (none, pending, or due).
+            q.push(" AND (updated_at > ")
+                .push_bind(only.changed_after)
+                .push(
+                    " OR NOT EXISTS (SELECT 1 FROM abm_device_assignments x \
+                     WHERE x.entry_id = abm_devices.entry_id \
+                     AND x.serial_number = abm_devices.serial_number \
+                     AND x.state <> 'pending' AND (x.retry_at IS NULL OR x.retry_at > ",
+                )
+                .push_bind(only.due_by)
+                .push(")))");
         }
         q.push(" ORDER BY serial_number LIMIT ")
             .push_bind(i64::from(limit))

@@ -3,7 +3,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use guardmdm_store::{
     AdeProfile, AdeProfileVersion, AssignmentConfig, AssignmentConfigStore, AssignmentInput,
-    AssignmentPass, AssignmentRecord, AssignmentStateStore, DeviceGroup, GroupUpdate,
+    AssignmentPass, AssignmentRecord, AssignmentStateStore, DeviceGroup, GroupUpdate, InputFilter,
     NewAuditEvent, NewDeviceGroup, OsDefault, ProfileDefinition, ProfileReferences, SerialPresence,
     StoreError,
 };
@@ -554,6 +554,7 @@ impl AssignmentStateStore for SqliteStore {
         entry_id: Uuid,
         after: Option<&str>,
         limit: u32,
+        only: Option<&InputFilter>,
     ) -> Result<Vec<AssignmentInput>, StoreError> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         // The page of present devices with their explicit profile and record: one walk of the
@@ -569,6 +570,16 @@ impl AssignmentStateStore for SqliteStore {
         q.push_bind(entry_id).push(" AND d.removed_at IS NULL");
         if let Some(after) = after {
             q.push(" AND d.serial_number > ").push_bind(after);
+        }
+        if let Some(only) = only {
+            q.push(" AND (d.updated_at > ")
+                .push_bind(micros(only.changed_after))
+                .push(
+                    " OR a.serial_number IS NULL OR a.state = 'pending' \
+                     OR (a.retry_at IS NOT NULL AND a.retry_at <= ",
+                )
+                .push_bind(micros(only.due_by))
+                .push("))");
         }
         q.push(" ORDER BY d.serial_number LIMIT ")
             .push_bind(i64::from(limit));

@@ -230,6 +230,17 @@ pub struct AssignmentInput {
     pub record: Option<AssignmentRecord>,
 }
 
+/// The devices an incremental assignment pass looks at: those whose ABM record changed after
+/// `changed_after`, those without a record, and those whose record is `pending` or has a
+/// `retry_at` at or before `due_by`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InputFilter {
+    /// Devices updated after this time.
+    pub changed_after: OffsetDateTime,
+    /// Records due by this time.
+    pub due_by: OffsetDateTime,
+}
+
 /// Whether a serial is known, and where.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -408,12 +419,14 @@ pub trait AssignmentConfigStore: Send + Sync {
 #[async_trait]
 pub trait AssignmentStateStore: Send + Sync {
     /// Up to `limit` present (not removed) devices of an entry with serial after `after`, by
-    /// serial, each with its explicit profile, static groups and record.
+    /// serial, each with its explicit profile, static groups and record. With `only`, just
+    /// the devices an incremental pass must look at (see [`InputFilter`]).
     async fn assignment_inputs(
         &self,
         entry_id: Uuid,
         after: Option<&str>,
         limit: u32,
+        only: Option<&InputFilter>,
     ) -> Result<Vec<AssignmentInput>, StoreError>;
 
     /// Inserts or replaces records of an entry's devices, in one transaction.

@@ -22,7 +22,7 @@ pub use abm::{AbmAccount, AbmEntry, AbmEntryStore, NewAbmEntry, ServerTokenRecor
 pub use api_keys::{ApiKey, ApiKeyStore, NewApiKey};
 pub use assignment::{
     AdeProfile, AdeProfileVersion, AssignmentConfig, AssignmentConfigStore, AssignmentInput,
-    AssignmentPass, AssignmentRecord, AssignmentStateStore, DeviceGroup, GroupUpdate,
+    AssignmentPass, AssignmentRecord, AssignmentStateStore, DeviceGroup, GroupUpdate, InputFilter,
     NewDeviceGroup, OsDefault, ProfileDefinition, ProfileReferences, SerialPresence,
 };
 pub use audit::{AuditEvent, AuditStore, NewAuditEvent};

@@ -1141,7 +1141,7 @@ pub(super) async fn assignment_inputs_join_and_page(store: Arc<dyn Store>) {
         .await
         .unwrap();
 
-    let inputs = store.assignment_inputs(e, None, 100).await.unwrap();
+    let inputs = store.assignment_inputs(e, None, 100, None).await.unwrap();
     assert_eq!(
         inputs
             .iter()
@@ -1193,7 +1193,7 @@ pub(super) async fn assignment_inputs_join_and_page(store: Arc<dyn Store>) {
         let store = store.clone();
         async move {
             store
-                .assignment_inputs(e, after, limit)
+                .assignment_inputs(e, after, limit, None)
                 .await
                 .unwrap()
                 .into_iter()
@@ -1207,7 +1207,10 @@ pub(super) async fn assignment_inputs_join_and_page(store: Arc<dyn Store>) {
     assert!(page(Some("N07"), 2).await.is_empty());
 
     // Explicit profiles and groups follow the serial into any entry; records do not.
-    let elsewhere = store.assignment_inputs(other, None, 10).await.unwrap();
+    let elsewhere = store
+        .assignment_inputs(other, None, 10, None)
+        .await
+        .unwrap();
     assert_eq!(
         elsewhere
             .iter()
@@ -1245,7 +1248,7 @@ pub(super) async fn assignment_inputs_join_and_page(store: Arc<dyn Store>) {
     let mut after: Option<String> = None;
     loop {
         let chunk = store
-            .assignment_inputs(big, after.as_deref(), 1000)
+            .assignment_inputs(big, after.as_deref(), 1000, None)
             .await
             .unwrap();
         if chunk.is_empty() {
@@ -1481,4 +1484,83 @@ pub(super) async fn passes_keep_the_last_per_entry(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert_eq!(store.last_assignment_pass(e).await.unwrap(), None);
+}
+
+pub(super) async fn incremental_inputs_are_changed_unsettled_or_due(store: Arc<dyn Store>) {
+    let e = entry(&store, "e").await;
+    let all: Vec<AbmDevice> = ["S1", "S2", "S3", "S4", "S5", "S6"]
+        .iter()
+        .map(|s| device(s))
+        .collect();
+    seed(&store, e, &all).await;
+    let t = now();
+    let settled = |serial: &str, state: &str, retry_at: Option<OffsetDateTime>| AssignmentRecord {
+        retry_at,
+        ..record(serial, state)
+    };
+    store
+        .write_assignments(
+            e,
+            &[
+                settled("S1", "assigned", None),
+                settled("S2", "pending", None),
+                settled("S3", "failed", Some(t - Duration::minutes(1))),
+                settled("S4", "throttled", Some(t + Duration::hours(1))),
+                settled("S6", "unassigned", None),
+            ],
+        )
+        .await
+        .unwrap();
+    let later = t + Duration::seconds(1);
+    let only = crate::InputFilter {
+        changed_after: later,
+        due_by: t,
+    };
+    let pick = |inputs: Vec<crate::AssignmentInput>| {
+        inputs
+            .into_iter()
+            .map(|i| i.device.device.serial_number)
+            .collect::<Vec<_>>()
+    };
+    // S2 pending, S3 due, S5 without a record; S1, S4 (not due) and S6 are settled.
+    assert_eq!(
+        pick(
+            store
+                .assignment_inputs(e, None, 100, Some(&only))
+                .await
+                .unwrap()
+        ),
+        ["S2", "S3", "S5"]
+    );
+    // Paging works through the filter.
+    assert_eq!(
+        pick(
+            store
+                .assignment_inputs(e, Some("S2"), 1, Some(&only))
+                .await
+                .unwrap()
+        ),
+        ["S3"]
+    );
+    // A device Apple changed since counts, whatever its record.
+    let mut s1 = device("S1");
+    s1.profile_status = Some("removed".to_string());
+    s1.op_type = Some("modified".to_string());
+    s1.op_date = Some(now());
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let before_change = now();
+    seed(&store, e, &[s1]).await;
+    let only = crate::InputFilter {
+        changed_after: before_change,
+        due_by: t,
+    };
+    assert_eq!(
+        pick(
+            store
+                .assignment_inputs(e, None, 100, Some(&only))
+                .await
+                .unwrap()
+        ),
+        ["S1", "S2", "S3", "S5"]
+    );
 }
