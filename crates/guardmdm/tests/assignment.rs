@@ -208,6 +208,10 @@ async fn every_device_gets_the_profile_its_rules_give_at_apple() {
             "{vision}"
         );
         assert_eq!(vision["assignment"]["state"], "unassigned");
+        assert_eq!(
+            vision["assignment"]["last_error"], vision["resolution"]["unassigned_reason"],
+            "the listing carries the reason too"
+        );
 
         // Why this profile: an iPad in the group, with the iOS default shadowed.
         let ipad = devices

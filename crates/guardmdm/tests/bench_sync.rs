@@ -12,7 +12,11 @@
 //! 4. the floor again;
 //! 5. a profile: the sync's page loop replayed into another fresh database with the
 //!    production functions (`reduce_page`, `after_page`, `apply_device_page`), timing the
-//!    fetch, the reduce and the store separately, with sqlx's statement timings.
+//!    fetch, the reduce and the store separately, with sqlx's statement timings;
+//! 6. (run before 5) assignment passes: a default profile for every OS, the first pass that
+//!    assigns every device at the simulator, an incremental pass with nothing to do, and a
+//!    full pass with nothing to send (after waiting out the incremental pass's 30 s clock
+//!    margin). Every sync above also ran a pass (no profiles yet).
 //!
 //! One backend per process, so each peak RSS is its own:
 //!
@@ -463,6 +467,87 @@ async fn sync(services: &Services) -> (Duration, guardmdm_store::SyncRun) {
     (took, run)
 }
 
+/// Step 6: a default profile for every OS (configured in the store, so no background pass
+/// races the timed ones), then timed passes: the first (defines five profiles at Apple,
+/// assigns every device in calls of 1000, writes every record), an incremental one with
+/// nothing to do, and a full one after a configuration change that changes nothing.
+async fn assignment_passes(
+    services: &Services,
+    store: &Arc<dyn Store>,
+    entry_id: uuid::Uuid,
+    sim: &SimProcess,
+) {
+    let audit = |action: &str| guardmdm_store::NewAuditEvent {
+        at: guardmdm_store::now(),
+        actor: "bench".to_string(),
+        action: action.to_string(),
+        target: "bench".to_string(),
+        details: json!({}),
+    };
+    let mut defaults = Vec::new();
+    for os in ["ios", "ipados", "macos", "tvos", "visionos"] {
+        let name = format!("{os}-default");
+        let profile = store
+            .create_profile(
+                uuid::Uuid::new_v4(),
+                &name,
+                &json!({ "name": name, "department": "Bench" }),
+                &audit("profile.create"),
+            )
+            .await
+            .unwrap();
+        store
+            .set_os_default(os, Some(profile.id), &audit("default"))
+            .await
+            .unwrap();
+        defaults.push((os, profile.id));
+    }
+    let entry = services.abm.entry(NAME).await.unwrap();
+    let timed = |label: &'static str| {
+        let entry = entry.clone();
+        async move {
+            reset_peak_rss();
+            let before = usage(sim);
+            let started = Instant::now();
+            assert!(services.sync.assign_entry(&entry).await.unwrap());
+            let took = started.elapsed();
+            let after = usage(sim);
+            let pass = store.last_assignment_pass(entry_id).await.unwrap().unwrap();
+            println!(
+                "  assignment pass, {label}: {:.2} s, peak RSS {:.1} MiB, {}",
+                took.as_secs_f64(),
+                mib(proc_kib("self", "VmHWM")),
+                pass.summary
+            );
+            report_usage(before, after);
+            pass
+        }
+    };
+    let first = timed("first, every device assigned at Apple").await;
+    assert_eq!(first.summary["full"], true);
+    let counts: BTreeMap<String, u64> = store
+        .assignment_state_counts(entry_id)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect();
+    println!("    states: {counts:?}");
+    // An incremental pass looks back to 30 s before the last one (clock margin): wait it out,
+    // as the 5 minutes between scheduled syncs would.
+    tokio::time::sleep(Duration::from_secs(31)).await;
+    let second = timed("incremental, nothing changed").await;
+    assert_eq!(second.summary["full"], false);
+    assert_eq!(second.summary["sent"], 0);
+    let (os, id) = defaults[0];
+    store
+        .set_os_default(os, Some(id), &audit("default"))
+        .await
+        .unwrap();
+    let third = timed("full, nothing to send").await;
+    assert_eq!(third.summary["full"], true);
+    assert_eq!(third.summary["sent"], 0);
+}
+
 /// Mean milliseconds between stored pages in `range` (by page index) of `times`.
 fn mean_gap_ms(start: Instant, times: &[Instant], range: std::ops::Range<usize>) -> f64 {
     let range = range.start.min(times.len())..range.end.min(times.len());
@@ -724,6 +809,10 @@ async fn bench_abm_device_sync() {
         "  simulator process peak RSS: {:.0} MiB",
         mib(sim.peak_rss_kib())
     );
+
+    // 6. Assignment passes (each sync above already ran one over every device, with no
+    // profile configured: every device resolved to unassigned).
+    assignment_passes(&services, &store, entry_id, &sim).await;
 
     // 5. Where the time goes.
     if run_profile {

@@ -138,7 +138,8 @@ pub fn plan(
     let Some(_) = resolution.profile_id else {
         record.state = AssignState::Unassigned.as_str().to_string();
         record.retry_at = None;
-        record.last_error = None;
+        // For an unassigned device the "problem" is why no rule gave it a profile.
+        record.last_error = resolution.unassigned_reason.clone();
         return Plan {
             record,
             send: false,
@@ -521,6 +522,7 @@ mod tests {
         assert!(!p.send);
         assert_eq!(p.record.state, "unassigned");
         assert_eq!(p.record.rule, "none");
+        assert_eq!(p.record.last_error.as_deref(), Some("no default for tvOS"));
         let p = plan(
             &d,
             &resolution(1),

@@ -31,8 +31,8 @@ pub const PASS_CHUNK: u32 = 2000;
 /// heals whatever an incremental pass could miss.
 pub const FULL_PASS_EVERY: time::Duration = time::Duration::hours(24);
 /// How far before the last pass an incremental pass looks for devices Apple changed: room for
-/// clock differences between instances.
-pub const CLOCK_MARGIN: time::Duration = time::Duration::minutes(5);
+/// clock differences between instances (NTP keeps them well under a second).
+pub const CLOCK_MARGIN: time::Duration = time::Duration::seconds(30);
 /// Renew the entry's lease when it is older than this.
 const LEASE_RENEW_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
 

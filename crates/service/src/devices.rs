@@ -37,7 +37,7 @@ pub struct AssignmentView {
     pub retry_at: Option<OffsetDateTime>,
     /// Sends so far.
     pub attempts: i64,
-    /// The last problem.
+    /// The last problem; for an unassigned device, why no rule gave it a profile.
     pub last_error: Option<String>,
     /// When the record last changed.
     #[serde(with = "time::serde::rfc3339")]

@@ -499,6 +499,12 @@ impl ProfileService {
                     .collect(),
             ),
         };
+        let used_by = self.store.profile_references(profile.id).await?;
+        let mut warnings = warnings;
+        warnings.extend(skip_items_not_for(
+            apple.skip_setup_items.as_deref().unwrap_or_default(),
+            &used_by.os_defaults,
+        ));
         Ok(ProfileView {
             name: profile.name.clone(),
             version: profile.version,
@@ -506,7 +512,7 @@ impl ProfileService {
             spec,
             apple,
             warnings,
-            used_by: self.store.profile_references(profile.id).await?,
+            used_by,
             definitions: self.definitions(profile).await?,
             created_at: profile.created_at,
             updated_at: profile.updated_at,
@@ -514,6 +520,54 @@ impl ProfileService {
     }
 }
 
+/// Warnings for Setup Assistant panes that do not exist on an OS the profile is the default
+/// for (Apple ignores them there; the admin may have meant another profile).
+fn skip_items_not_for(items: &[String], os_defaults: &[String]) -> Vec<String> {
+    let mut warnings = Vec::new();
+    for os in os_defaults {
+        let Ok(key) = OsKey::parse(os) else { continue };
+        let known = crate::skip_keys::skip_keys_for(key.as_str());
+        let foreign: Vec<&str> = items
+            .iter()
+            .map(String::as_str)
+            .filter(|item| crate::skip_keys::lookup(item).is_some() && !known.contains(item))
+            .collect();
+        if !foreign.is_empty() {
+            warnings.push(format!(
+                "the {} default skips {}, which {} has no such Setup Assistant pane for",
+                key.label(),
+                foreign.join(", "),
+                key.label()
+            ));
+        }
+    }
+    warnings
+}
+
 fn spec_json(spec: &ProfileSpec) -> Result<serde_json::Value, ServiceError> {
     serde_json::to_value(spec).map_err(|e| ServiceError::Internal(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::skip_items_not_for;
+
+    #[test]
+    fn skip_items_an_os_does_not_have_are_named_for_its_default() {
+        let items = [
+            "Siri".to_string(),
+            "FileVault".to_string(),
+            "TVRoom".to_string(),
+        ];
+        let w = skip_items_not_for(&items, &["ios".to_string()]);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].contains("FileVault") && w[0].contains("TVRoom"),
+            "{w:?}"
+        );
+        assert!(!w[0].contains("Siri"), "{w:?}");
+        let none = skip_items_not_for(&["Siri".to_string()], &["macos".to_string()]);
+        assert!(none.is_empty(), "{none:?}");
+        assert!(skip_items_not_for(&items, &[]).is_empty());
+    }
 }

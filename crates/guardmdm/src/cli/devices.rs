@@ -106,9 +106,15 @@ fn print_list(devices: &[DeviceView]) {
         .iter()
         .map(|d| {
             let r = &d.device.device;
-            let (state, profile) = d.assignment.as_ref().map_or_else(
-                || (String::new(), String::new()),
-                |a| (a.state.clone(), a.profile.clone().unwrap_or_default()),
+            let (state, profile, note) = d.assignment.as_ref().map_or_else(
+                || (String::new(), String::new(), String::new()),
+                |a| {
+                    (
+                        a.state.clone(),
+                        a.profile.clone().unwrap_or_default(),
+                        a.last_error.clone().unwrap_or_default(),
+                    )
+                },
             );
             vec![
                 r.serial_number.clone(),
@@ -119,6 +125,7 @@ fn print_list(devices: &[DeviceView]) {
                 profile,
                 state,
                 r.profile_status.clone().unwrap_or_default(),
+                note,
             ]
         })
         .collect();
@@ -133,7 +140,8 @@ fn print_list(devices: &[DeviceView]) {
                 "ABM",
                 "PROFILE",
                 "ASSIGNMENT",
-                "APPLE STATUS"
+                "APPLE STATUS",
+                "NOTE"
             ],
             &rows
         )
