@@ -227,17 +227,7 @@ impl Assigner {
         let now = guardmdm_store::now();
         let mut plans: Vec<(Plan, Option<AssignmentRecord>)> = Vec::with_capacity(inputs.len());
         for input in inputs {
-            let d = &input.device.device;
-            let facts = DeviceFacts {
-                serial: &d.serial_number,
-                os: d.os.as_deref(),
-                family: d.device_family.as_deref(),
-                model: Some(d.model.as_str()),
-                description: d.description.as_deref(),
-                color: d.color.as_deref(),
-                assigned_by: d.device_assigned_by.as_deref(),
-                entry: &state.entry.name,
-            };
+            let facts = DeviceFacts::new(&input.device.device, &state.entry.name);
             let resolution =
                 state
                     .resolver

@@ -758,13 +758,7 @@ impl SyncService {
         };
         let names: HashMap<Uuid, String> = entries.into_iter().map(|e| (e.id, e.name)).collect();
         let devices = self.store.list_abm_devices(&query).await?;
-        let profiles: HashMap<Uuid, String> = self
-            .store
-            .list_profiles()
-            .await?
-            .into_iter()
-            .map(|p| (p.id, p.name))
-            .collect();
+        let profiles = crate::profiles::profile_names(self.store.as_ref()).await?;
         let mut by_entry: HashMap<Uuid, Vec<String>> = HashMap::new();
         for d in &devices {
             by_entry

@@ -142,29 +142,14 @@ impl DeviceService {
             .iter()
             .map(|p| (p.id, p.name.clone()))
             .collect();
-        let entries: HashMap<Uuid, String> = self
-            .store
-            .list_abm_entries()
-            .await?
-            .into_iter()
-            .map(|e| (e.id, e.name))
-            .collect();
+        let entries = crate::profiles::entry_names(self.store.as_ref()).await?;
         let explicit = self.store.device_profile(&serial).await?;
         let statics = self.store.groups_of_serial(&serial).await?;
         let mut details = Vec::with_capacity(devices.len());
         for stored in devices {
             let entry = entries.get(&stored.entry_id).cloned().unwrap_or_default();
             let d = &stored.device;
-            let facts = DeviceFacts {
-                serial: &d.serial_number,
-                os: d.os.as_deref(),
-                family: d.device_family.as_deref(),
-                model: Some(d.model.as_str()),
-                description: d.description.as_deref(),
-                color: d.color.as_deref(),
-                assigned_by: d.device_assigned_by.as_deref(),
-                entry: &entry,
-            };
+            let facts = DeviceFacts::new(d, &entry);
             let resolution = resolver.resolve(&facts, explicit, &statics);
             let groups = resolver
                 .groups()

@@ -154,7 +154,21 @@ pub struct DeviceFacts<'a> {
     pub entry: &'a str,
 }
 
-impl DeviceFacts<'_> {
+impl<'a> DeviceFacts<'a> {
+    /// The facts of an ABM record in the entry named `entry`.
+    pub fn new(device: &'a guardmdm_store::AbmDevice, entry: &'a str) -> Self {
+        Self {
+            serial: &device.serial_number,
+            os: device.os.as_deref(),
+            family: device.device_family.as_deref(),
+            model: Some(device.model.as_str()),
+            description: device.description.as_deref(),
+            color: device.color.as_deref(),
+            assigned_by: device.device_assigned_by.as_deref(),
+            entry,
+        }
+    }
+
     /// The device's OS key.
     pub fn os_key(&self) -> Option<OsKey> {
         OsKey::of_device(self.os, self.family)

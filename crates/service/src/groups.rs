@@ -13,7 +13,7 @@ use guardmdm_store::{DeviceGroup, GroupUpdate, NewAuditEvent, NewDeviceGroup, St
 use crate::dep_sync::SyncService;
 use crate::group_rule::GroupRule;
 use crate::names::validate_name;
-use crate::profiles::not_found_profile;
+use crate::profiles::{profile_id_of, profile_names};
 use crate::serial_list::{self, CsvReport, SerialInput};
 use crate::{Actor, ServiceError};
 
@@ -129,15 +129,6 @@ impl GroupService {
         })
     }
 
-    async fn profile_id(&self, name: &str) -> Result<Uuid, ServiceError> {
-        Ok(self
-            .store
-            .get_profile(name)
-            .await
-            .map_err(not_found_profile(name))?
-            .id)
-    }
-
     /// Creates a group.
     ///
     /// # Errors
@@ -149,10 +140,7 @@ impl GroupService {
             rule.validate()?;
         }
         let priority = check_priority(group.priority.unwrap_or(DEFAULT_PRIORITY))?;
-        let profile_id = match &group.profile {
-            Some(p) => Some(self.profile_id(p).await?),
-            None => None,
-        };
+        let profile_id = profile_id_of(self.store.as_ref(), group.profile.as_deref()).await?;
         let created = self
             .store
             .create_group(
@@ -210,7 +198,7 @@ impl GroupService {
         }
         let priority = change.priority.map(check_priority).transpose()?;
         let profile_id = match &change.profile {
-            Some(Some(p)) => Some(Some(self.profile_id(p).await?)),
+            Some(Some(p)) => Some(profile_id_of(self.store.as_ref(), Some(p)).await?),
             Some(None) => Some(None),
             None => None,
         };
@@ -253,13 +241,7 @@ impl GroupService {
     /// # Errors
     /// Storage failures.
     pub async fn list(&self) -> Result<Vec<GroupView>, ServiceError> {
-        let names: HashMap<Uuid, String> = self
-            .store
-            .list_profiles()
-            .await?
-            .into_iter()
-            .map(|p| (p.id, p.name))
-            .collect();
+        let names = profile_names(self.store.as_ref()).await?;
         let mut groups: Vec<GroupView> = self
             .store
             .list_groups()
@@ -389,13 +371,7 @@ impl GroupService {
     }
 
     async fn view(&self, group: &DeviceGroup) -> Result<GroupView, ServiceError> {
-        let names: HashMap<Uuid, String> = self
-            .store
-            .list_profiles()
-            .await?
-            .into_iter()
-            .map(|p| (p.id, p.name))
-            .collect();
+        let names = profile_names(self.store.as_ref()).await?;
         Ok(to_view(group, &names))
     }
 }

@@ -124,6 +124,50 @@ pub(crate) fn not_found_profile(name: &str) -> impl FnOnce(StoreError) -> Servic
     }
 }
 
+/// A profile by name; [`ServiceError::NotFound`] naming it.
+pub(crate) async fn load_profile(
+    store: &dyn Store,
+    name: &str,
+) -> Result<AdeProfile, ServiceError> {
+    store
+        .get_profile(name)
+        .await
+        .map_err(not_found_profile(name))
+}
+
+/// The id of an optional profile name (`None` stays `None`).
+pub(crate) async fn profile_id_of(
+    store: &dyn Store,
+    name: Option<&str>,
+) -> Result<Option<Uuid>, ServiceError> {
+    match name {
+        Some(name) => Ok(Some(load_profile(store, name).await?.id)),
+        None => Ok(None),
+    }
+}
+
+/// Every profile's name by id.
+pub(crate) async fn profile_names(
+    store: &dyn Store,
+) -> Result<HashMap<Uuid, String>, ServiceError> {
+    Ok(store
+        .list_profiles()
+        .await?
+        .into_iter()
+        .map(|p| (p.id, p.name))
+        .collect())
+}
+
+/// Every ABM entry's name by id.
+pub(crate) async fn entry_names(store: &dyn Store) -> Result<HashMap<Uuid, String>, ServiceError> {
+    Ok(store
+        .list_abm_entries()
+        .await?
+        .into_iter()
+        .map(|e| (e.id, e.name))
+        .collect())
+}
+
 impl ProfileService {
     /// A service over `store`; changes start assignment passes through `sync`.
     pub fn new(store: Arc<dyn Store>, sync: SyncService) -> Self {
@@ -192,11 +236,7 @@ impl ProfileService {
             )));
         }
         self.check(&spec)?;
-        let current = self
-            .store
-            .get_profile(name)
-            .await
-            .map_err(not_found_profile(name))?;
+        let current = load_profile(self.store.as_ref(), name).await?;
         if let Some(expected) = expected_version
             && expected != current.version
         {
@@ -244,11 +284,7 @@ impl ProfileService {
     /// # Errors
     /// [`ServiceError::NotFound`].
     pub async fn get(&self, name: &str) -> Result<ProfileView, ServiceError> {
-        let profile = self
-            .store
-            .get_profile(name)
-            .await
-            .map_err(not_found_profile(name))?;
+        let profile = load_profile(self.store.as_ref(), name).await?;
         self.view(&profile).await
     }
 
@@ -269,11 +305,7 @@ impl ProfileService {
     /// # Errors
     /// [`ServiceError::NotFound`].
     pub async fn versions(&self, name: &str) -> Result<Vec<VersionView>, ServiceError> {
-        let profile = self
-            .store
-            .get_profile(name)
-            .await
-            .map_err(not_found_profile(name))?;
+        let profile = load_profile(self.store.as_ref(), name).await?;
         let definitions = self.definitions(&profile).await?;
         let mut versions: Vec<VersionView> = self
             .store
@@ -301,11 +333,7 @@ impl ProfileService {
     /// # Errors
     /// [`ServiceError::NotFound`]; [`ServiceError::Conflict`] naming what still uses it.
     pub async fn delete(&self, actor: &Actor, name: &str) -> Result<(), ServiceError> {
-        let profile = self
-            .store
-            .get_profile(name)
-            .await
-            .map_err(not_found_profile(name))?;
+        let profile = load_profile(self.store.as_ref(), name).await?;
         self.store
             .delete_profile(
                 profile.id,
@@ -338,16 +366,7 @@ impl ProfileService {
         os: OsKey,
         profile: Option<&str>,
     ) -> Result<Vec<OsDefaultView>, ServiceError> {
-        let id = match profile {
-            Some(name) => Some(
-                self.store
-                    .get_profile(name)
-                    .await
-                    .map_err(not_found_profile(name))?
-                    .id,
-            ),
-            None => None,
-        };
+        let id = profile_id_of(self.store.as_ref(), profile).await?;
         self.store
             .set_os_default(
                 os.as_str(),
@@ -373,13 +392,7 @@ impl ProfileService {
     /// # Errors
     /// Storage failures.
     pub async fn defaults(&self) -> Result<Vec<OsDefaultView>, ServiceError> {
-        let names: HashMap<Uuid, String> = self
-            .store
-            .list_profiles()
-            .await?
-            .into_iter()
-            .map(|p| (p.id, p.name))
-            .collect();
+        let names = profile_names(self.store.as_ref()).await?;
         let set: HashMap<String, Uuid> = self
             .store
             .os_defaults()
@@ -420,16 +433,7 @@ impl ProfileService {
         input: serial_list::SerialInput,
         dry_run: bool,
     ) -> Result<CsvReport, ServiceError> {
-        let id = match profile {
-            Some(name) => Some(
-                self.store
-                    .get_profile(name)
-                    .await
-                    .map_err(not_found_profile(name))?
-                    .id,
-            ),
-            None => None,
-        };
+        let id = profile_id_of(self.store.as_ref(), profile).await?;
         let (report, serials) = serial_list::check(self.store.as_ref(), input, dry_run).await?;
         if !dry_run && !serials.is_empty() {
             self.store
@@ -457,13 +461,7 @@ impl ProfileService {
     }
 
     async fn definitions(&self, profile: &AdeProfile) -> Result<Vec<DefinitionView>, ServiceError> {
-        let entries: HashMap<Uuid, String> = self
-            .store
-            .list_abm_entries()
-            .await?
-            .into_iter()
-            .map(|e| (e.id, e.name))
-            .collect();
+        let entries = entry_names(self.store.as_ref()).await?;
         let mut views: Vec<DefinitionView> = self
             .store
             .profile_definitions(profile.id)
