@@ -6,6 +6,7 @@ mod api_keys;
 mod assignment;
 mod audit;
 mod devices;
+mod mdm;
 pub mod testing;
 
 use std::str::FromStr;

@@ -8,6 +8,7 @@ mod api_keys;
 mod assignment;
 mod audit;
 mod devices;
+mod mdm;
 
 use std::path::Path;
 use std::str::FromStr;

@@ -14,6 +14,7 @@ pub mod assignment;
 pub mod audit;
 pub mod devices;
 pub mod error;
+pub mod mdm;
 pub mod meta;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
@@ -31,6 +32,10 @@ pub use devices::{
     SyncRun, SyncState,
 };
 pub use error::StoreError;
+pub use mdm::{
+    Authenticated, COMMAND_RESULT_STATUSES, ENROLLMENT_STATUSES, EnrollChallenge, Enrollment,
+    EnrollmentQuery, IssuedIdentity, MdmCommand, MdmStore, NewCommand, TokenUpdated,
+};
 pub use meta::{Backend, MetaStore};
 
 use time::OffsetDateTime;
@@ -46,6 +51,7 @@ pub trait Store:
     + DeviceSyncStore
     + AssignmentConfigStore
     + AssignmentStateStore
+    + MdmStore
 {
 }
 
@@ -58,6 +64,7 @@ impl<T> Store for T where
         + DeviceSyncStore
         + AssignmentConfigStore
         + AssignmentStateStore
+        + MdmStore
 {
 }
 

@@ -56,10 +56,24 @@ where
     assignment::removed_devices_get_removed_records(make().await).await;
     assignment::passes_keep_the_last_per_entry(make().await).await;
     assignment::incremental_inputs_are_changed_unsettled_or_due(make().await).await;
+    mdm::challenges_are_single_use_expire_and_purge(make().await).await;
+    mdm::concurrent_consumers_get_a_challenge_once(make().await).await;
+    mdm::identities_record_and_look_up(make().await).await;
+    mdm::authenticate_then_token_updates(make().await).await;
+    mdm::re_enrollment_resets_the_enrollment(make().await).await;
+    mdm::enrollment_status_awaiting_and_touch(make().await).await;
+    mdm::enrollments_list_filter_and_page(make().await).await;
+    mdm::commands_are_first_in_first_out(make().await).await;
+    mdm::new_sessions_requeue_sent_and_not_now(make().await).await;
+    mdm::command_results_are_recorded_per_device(make().await).await;
+    mdm::commands_enqueue_audit_conflict_and_list(make().await).await;
+    mdm::concurrent_next_commands_never_share_one(make().await).await;
+    mdm::secrets_init_first_writer_wins_and_put_replaces(make().await).await;
 }
 
 mod assignment;
 mod devices;
+mod mdm;
 
 pub(crate) fn audit(action: &str, target: &str) -> NewAuditEvent {
     NewAuditEvent {

@@ -1,0 +1,488 @@
+use async_trait::async_trait;
+use guardmdm_store::{
+    Authenticated, COMMAND_RESULT_STATUSES, ENROLLMENT_STATUSES, EnrollChallenge, Enrollment,
+    EnrollmentQuery, IssuedIdentity, MdmCommand, MdmStore, NewAuditEvent, NewCommand, StoreError,
+    TokenUpdated,
+};
+use sqlx::postgres::PgRow;
+use sqlx::{Postgres, QueryBuilder, Row};
+use time::OffsetDateTime;
+
+use crate::{PostgresStore, backend, insert_audit};
+
+const CHALLENGE_COLUMNS: &str =
+    "challenge_hash, serial_number, udid, profile, created_at, expires_at, used_at";
+
+const IDENTITY_COLUMNS: &str =
+    "fingerprint, cert_serial, udid, serial_number, issued_at, not_after";
+
+const ENROLLMENT_COLUMNS: &str = "udid, serial_number, status, topic, identity_fingerprint, \
+     push_token, push_magic, unlock_token, awaiting_configuration, device_info, enrolled_at, \
+     last_seen_at, created_at, updated_at";
+
+const COMMAND_COLUMNS: &str = "uuid, udid, request_type, payload, status, result, created_by, \
+     created_at, updated_at, completed_at";
+
+#[async_trait]
+impl MdmStore for PostgresStore {
+    async fn create_enroll_challenge(&self, challenge: &EnrollChallenge) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO mdm_enroll_challenges (challenge_hash, serial_number, udid, profile, \
+             created_at, expires_at, used_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(&challenge.challenge_hash)
+        .bind(&challenge.serial_number)
+        .bind(&challenge.udid)
+        .bind(&challenge.profile)
+        .bind(challenge.created_at)
+        .bind(challenge.expires_at)
+        .bind(challenge.used_at)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn consume_enroll_challenge(
+        &self,
+        challenge_hash: &str,
+        at: OffsetDateTime,
+    ) -> Result<Option<EnrollChallenge>, StoreError> {
+        // One statement: a second consumer waits for the first's row lock, then re-checks the
+        // row, finds `used_at` set and changes (and returns) nothing.
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE mdm_enroll_challenges SET used_at = $1 WHERE challenge_hash = $2 \
+             AND used_at IS NULL AND expires_at > $1 RETURNING {CHALLENGE_COLUMNS}"
+        )))
+        .bind(at)
+        .bind(challenge_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.as_ref().map(challenge_from_row).transpose()
+    }
+
+    async fn purge_enroll_challenges(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM mdm_enroll_challenges WHERE expires_at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn record_identity(&self, identity: &IssuedIdentity) -> Result<(), StoreError> {
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO mdm_identities ({IDENTITY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"
+        )))
+        .bind(&identity.fingerprint)
+        .bind(&identity.cert_serial)
+        .bind(&identity.udid)
+        .bind(&identity.serial_number)
+        .bind(identity.issued_at)
+        .bind(identity.not_after)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn identity(&self, fingerprint: &str) -> Result<Option<IssuedIdentity>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {IDENTITY_COLUMNS} FROM mdm_identities WHERE fingerprint = $1"
+        )))
+        .bind(fingerprint)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.as_ref().map(identity_from_row).transpose()
+    }
+
+    async fn record_authenticate(&self, auth: &Authenticated) -> Result<Enrollment, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO mdm_enrollments (udid, serial_number, status, topic, \
+             identity_fingerprint, awaiting_configuration, device_info, last_seen_at, \
+             created_at, updated_at) \
+             VALUES ($1, $2, 'authenticated', $3, $4, false, $5, $6, $6, $6) \
+             ON CONFLICT (udid) DO UPDATE SET serial_number = excluded.serial_number, \
+             status = 'authenticated', topic = excluded.topic, \
+             identity_fingerprint = excluded.identity_fingerprint, push_token = NULL, \
+             push_magic = NULL, unlock_token = NULL, awaiting_configuration = false, \
+             device_info = excluded.device_info, enrolled_at = NULL, \
+             last_seen_at = excluded.last_seen_at, updated_at = excluded.updated_at \
+             RETURNING {ENROLLMENT_COLUMNS}"
+        )))
+        .bind(&auth.udid)
+        .bind(&auth.serial_number)
+        .bind(&auth.topic)
+        .bind(&auth.identity_fingerprint)
+        .bind(&auth.device_info)
+        .bind(auth.at)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)?;
+        enrollment_from_row(&row)
+    }
+
+    async fn record_token_update(
+        &self,
+        update: &TokenUpdated,
+    ) -> Result<(Enrollment, bool), StoreError> {
+        let mut tx = self.write_tx().await?;
+        // The row lock makes "was this the first since Authenticate" exact under concurrency.
+        let enrolled_at: Option<Option<OffsetDateTime>> = sqlx::query_scalar(
+            "SELECT enrolled_at FROM mdm_enrollments WHERE udid = $1 FOR UPDATE",
+        )
+        .bind(&update.udid)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let Some(enrolled_at) = enrolled_at else {
+            return Err(StoreError::NotFound);
+        };
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE mdm_enrollments SET topic = $1, push_token = $2, push_magic = $3, \
+             unlock_token = COALESCE($4, unlock_token), awaiting_configuration = $5, \
+             status = 'enrolled', enrolled_at = COALESCE(enrolled_at, $6), last_seen_at = $6, \
+             updated_at = $6 WHERE udid = $7 RETURNING {ENROLLMENT_COLUMNS}"
+        )))
+        .bind(&update.topic)
+        .bind(&update.push_token)
+        .bind(&update.push_magic)
+        .bind(&update.unlock_token)
+        .bind(update.awaiting_configuration)
+        .bind(update.at)
+        .bind(&update.udid)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let enrollment = enrollment_from_row(&row)?;
+        tx.commit().await.map_err(backend)?;
+        Ok((enrollment, enrolled_at.is_none()))
+    }
+
+    async fn set_enrollment_status(
+        &self,
+        udid: &str,
+        status: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        if !ENROLLMENT_STATUSES.contains(&status) {
+            return Err(StoreError::Conflict(format!(
+                "{status:?} is not an enrollment status"
+            )));
+        }
+        let done =
+            sqlx::query("UPDATE mdm_enrollments SET status = $1, updated_at = $2 WHERE udid = $3")
+                .bind(status)
+                .bind(at)
+                .bind(udid)
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?;
+        found(done.rows_affected())
+    }
+
+    async fn set_awaiting_configuration(
+        &self,
+        udid: &str,
+        awaiting: bool,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let done = sqlx::query(
+            "UPDATE mdm_enrollments SET awaiting_configuration = $1, updated_at = $2 \
+             WHERE udid = $3",
+        )
+        .bind(awaiting)
+        .bind(at)
+        .bind(udid)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        found(done.rows_affected())
+    }
+
+    async fn touch_enrollment(&self, udid: &str, at: OffsetDateTime) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE mdm_enrollments SET last_seen_at = $1 WHERE udid = $2 AND last_seen_at < $1",
+        )
+        .bind(at)
+        .bind(udid)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn enrollment(&self, udid: &str) -> Result<Option<Enrollment>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ENROLLMENT_COLUMNS} FROM mdm_enrollments WHERE udid = $1"
+        )))
+        .bind(udid)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.as_ref().map(enrollment_from_row).transpose()
+    }
+
+    async fn list_enrollments(
+        &self,
+        query: &EnrollmentQuery,
+    ) -> Result<Vec<Enrollment>, StoreError> {
+        let mut q = QueryBuilder::<Postgres>::new(format!(
+            "SELECT {ENROLLMENT_COLUMNS} FROM mdm_enrollments WHERE true"
+        ));
+        if let Some(status) = &query.status {
+            q.push(" AND status = ").push_bind(status.clone());
+        }
+        if let Some(serial) = &query.serial_number {
+            q.push(" AND serial_number = ").push_bind(serial.clone());
+        }
+        if let Some(after) = &query.after {
+            q.push(" AND udid > ").push_bind(after.clone());
+        }
+        q.push(" ORDER BY udid LIMIT ")
+            .push_bind(i64::from(query.limit));
+        let rows = q.build().fetch_all(&self.pool).await.map_err(backend)?;
+        rows.iter().map(enrollment_from_row).collect()
+    }
+
+    async fn enqueue_command(
+        &self,
+        command: &NewCommand,
+        audit: Option<&NewAuditEvent>,
+    ) -> Result<MdmCommand, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO mdm_commands (uuid, udid, request_type, payload, status, created_by, \
+             created_at, updated_at) VALUES ($1, $2, $3, $4, 'queued', $5, $6, $6) \
+             RETURNING {COMMAND_COLUMNS}"
+        )))
+        .bind(&command.uuid)
+        .bind(&command.udid)
+        .bind(&command.request_type)
+        .bind(&command.payload)
+        .bind(&command.created_by)
+        .bind(command.at)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let queued = command_from_row(&row)?;
+        if let Some(audit) = audit {
+            insert_audit(&mut tx, audit).await?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(queued)
+    }
+
+    async fn next_command(
+        &self,
+        udid: &str,
+        new_session: bool,
+        at: OffsetDateTime,
+    ) -> Result<Option<MdmCommand>, StoreError> {
+        let mut tx = self.write_tx().await?;
+        if new_session {
+            sqlx::query(
+                "UPDATE mdm_commands SET status = 'queued', updated_at = $1 \
+                 WHERE udid = $2 AND status IN ('sent', 'not_now')",
+            )
+            .bind(at)
+            .bind(udid)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
+        // The subquery is one probe into mdm_commands_queue at (udid, 'queued'). It locks the
+        // row it picks and skips rows a concurrent caller holds, so two callers never take
+        // the same command; the outer status check is the second guard.
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "UPDATE mdm_commands SET status = 'sent', updated_at = $1 WHERE uuid = \
+             (SELECT uuid FROM mdm_commands WHERE udid = $2 AND status = 'queued' \
+              ORDER BY created_at, seq LIMIT 1 FOR UPDATE SKIP LOCKED) \
+             AND status = 'queued' RETURNING {COMMAND_COLUMNS}"
+        )))
+        .bind(at)
+        .bind(udid)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let next = row.as_ref().map(command_from_row).transpose()?;
+        tx.commit().await.map_err(backend)?;
+        Ok(next)
+    }
+
+    async fn record_command_result(
+        &self,
+        udid: &str,
+        uuid: &str,
+        status: &str,
+        result: Option<&[u8]>,
+        at: OffsetDateTime,
+    ) -> Result<MdmCommand, StoreError> {
+        // An unknown status is a caller's bug (the service validates what devices send):
+        // refused as a conflict with the store's rules, with nothing written.
+        if !COMMAND_RESULT_STATUSES.contains(&status) {
+            return Err(StoreError::Conflict(format!(
+                "{status:?} is not a command result status"
+            )));
+        }
+        // Keyed by device and UUID: another device's command is not found.
+        let query = if status == "not_now" {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE mdm_commands SET status = 'not_now', updated_at = $1 \
+                 WHERE udid = $2 AND uuid = $3 RETURNING {COMMAND_COLUMNS}"
+            )))
+            .bind(at)
+            .bind(udid)
+            .bind(uuid)
+        } else {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE mdm_commands SET status = $1, result = $2, updated_at = $3, \
+                 completed_at = $3 WHERE udid = $4 AND uuid = $5 RETURNING {COMMAND_COLUMNS}"
+            )))
+            .bind(status)
+            .bind(result)
+            .bind(at)
+            .bind(udid)
+            .bind(uuid)
+        };
+        let row = query.fetch_one(&self.pool).await.map_err(backend)?;
+        command_from_row(&row)
+    }
+
+    async fn command(&self, uuid: &str) -> Result<Option<MdmCommand>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COMMAND_COLUMNS} FROM mdm_commands WHERE uuid = $1"
+        )))
+        .bind(uuid)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.as_ref().map(command_from_row).transpose()
+    }
+
+    async fn list_commands(&self, udid: &str, limit: u32) -> Result<Vec<MdmCommand>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COMMAND_COLUMNS} FROM mdm_commands WHERE udid = $1 \
+             ORDER BY created_at DESC, seq DESC LIMIT $2"
+        )))
+        .bind(udid)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter().map(command_from_row).collect()
+    }
+
+    async fn get_secret(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        sqlx::query_scalar("SELECT sealed FROM mdm_secrets WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend)
+    }
+
+    async fn init_secret(&self, name: &str, sealed: &[u8]) -> Result<Vec<u8>, StoreError> {
+        // Like `init_meta`: a concurrent first insert makes this one wait and then do
+        // nothing; the read after it (a new snapshot) sees the winner's value.
+        sqlx::query(
+            "INSERT INTO mdm_secrets (name, sealed) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(sealed)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        sqlx::query_scalar("SELECT sealed FROM mdm_secrets WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend)
+    }
+
+    async fn put_secret(
+        &self,
+        name: &str,
+        sealed: &[u8],
+        audit: &NewAuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO mdm_secrets (name, sealed) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed",
+        )
+        .bind(name)
+        .bind(sealed)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(backend)
+    }
+}
+
+/// `NotFound` when a keyed update changed no row.
+fn found(rows_affected: u64) -> Result<(), StoreError> {
+    if rows_affected == 0 {
+        return Err(StoreError::NotFound);
+    }
+    Ok(())
+}
+
+fn challenge_from_row(row: &PgRow) -> Result<EnrollChallenge, StoreError> {
+    Ok(EnrollChallenge {
+        challenge_hash: row.try_get("challenge_hash").map_err(backend)?,
+        serial_number: row.try_get("serial_number").map_err(backend)?,
+        udid: row.try_get("udid").map_err(backend)?,
+        profile: row.try_get("profile").map_err(backend)?,
+        created_at: row.try_get("created_at").map_err(backend)?,
+        expires_at: row.try_get("expires_at").map_err(backend)?,
+        used_at: row.try_get("used_at").map_err(backend)?,
+    })
+}
+
+fn identity_from_row(row: &PgRow) -> Result<IssuedIdentity, StoreError> {
+    Ok(IssuedIdentity {
+        fingerprint: row.try_get("fingerprint").map_err(backend)?,
+        cert_serial: row.try_get("cert_serial").map_err(backend)?,
+        udid: row.try_get("udid").map_err(backend)?,
+        serial_number: row.try_get("serial_number").map_err(backend)?,
+        issued_at: row.try_get("issued_at").map_err(backend)?,
+        not_after: row.try_get("not_after").map_err(backend)?,
+    })
+}
+
+fn enrollment_from_row(row: &PgRow) -> Result<Enrollment, StoreError> {
+    Ok(Enrollment {
+        udid: row.try_get("udid").map_err(backend)?,
+        serial_number: row.try_get("serial_number").map_err(backend)?,
+        status: row.try_get("status").map_err(backend)?,
+        topic: row.try_get("topic").map_err(backend)?,
+        identity_fingerprint: row.try_get("identity_fingerprint").map_err(backend)?,
+        push_token: row.try_get("push_token").map_err(backend)?,
+        push_magic: row.try_get("push_magic").map_err(backend)?,
+        unlock_token: row.try_get("unlock_token").map_err(backend)?,
+        awaiting_configuration: row.try_get("awaiting_configuration").map_err(backend)?,
+        device_info: row.try_get("device_info").map_err(backend)?,
+        enrolled_at: row.try_get("enrolled_at").map_err(backend)?,
+        last_seen_at: row.try_get("last_seen_at").map_err(backend)?,
+        created_at: row.try_get("created_at").map_err(backend)?,
+        updated_at: row.try_get("updated_at").map_err(backend)?,
+    })
+}
+
+fn command_from_row(row: &PgRow) -> Result<MdmCommand, StoreError> {
+    Ok(MdmCommand {
+        uuid: row.try_get("uuid").map_err(backend)?,
+        udid: row.try_get("udid").map_err(backend)?,
+        request_type: row.try_get("request_type").map_err(backend)?,
+        payload: row.try_get("payload").map_err(backend)?,
+        status: row.try_get("status").map_err(backend)?,
+        result: row.try_get("result").map_err(backend)?,
+        created_by: row.try_get("created_by").map_err(backend)?,
+        created_at: row.try_get("created_at").map_err(backend)?,
+        updated_at: row.try_get("updated_at").map_err(backend)?,
+        completed_at: row.try_get("completed_at").map_err(backend)?,
+    })
+}
