@@ -7,15 +7,41 @@
 //! - [`digest`]: HMAC-SHA1 (OAuth 1.0a signatures) and SHA-256.
 //! - [`secret_box`]: authenticated encryption of secrets at rest (AES-256-GCM).
 //! - [`api_token`]: random bearer tokens and their stored hashes.
+//! - [`cms_verify`]: CMS signatures from devices: the ADE MachineInfo body (attached, chained
+//!   to Apple's device CA) and the `Mdm-Signature` header (detached); [`TrustAnchors`].
+//! - [`certificate`]: [`Certificate`], an X.509 certificate without OpenSSL types.
+//! - [`profile_sign`]: signing configuration profiles with an [`Identity`].
+//! - [`scep`]: the SCEP CA (RFC 8894) that issues device identities; the device keeps its
+//!   private key, GuardMDM certifies only the public key in its CSR.
+//!
+//! OpenSSL does all cryptography. The RustCrypto `cms`/`der`/`x509-cert` crates are used for
+//! ASN.1 structure only (SCEP's signed attributes, which rust-openssl cannot read or write);
+//! see the [`scep`] module documentation for why.
 
 pub mod api_token;
+pub mod certificate;
+mod cms_shape;
+pub mod cms_verify;
 pub mod dep_token;
 pub mod digest;
 pub mod keypair;
+mod pki;
+pub mod profile_sign;
+pub mod scep;
 pub mod secret_box;
+mod signed_data;
+#[cfg(test)]
+mod test_pki;
 
+pub use certificate::{Certificate, CertificateError};
+pub use cms_verify::{CmsError, TrustAnchors, VerifiedContent, verify_attached, verify_detached};
 pub use dep_token::{DepTokenError, DepTokens, decrypt_server_token, encrypt_server_token};
 pub use keypair::{KeyPairError, TokenKeyPair, generate_token_key_pair};
+pub use profile_sign::{Identity, IdentityError, sign_profile};
+pub use scep::{
+    ChallengePolicy, CsrInfo, FailInfo, PkiOutcome, PkiRequest, PkiResponse, Rejection, ScepCa,
+    ScepError, StaticChallenge,
+};
 pub use secret_box::{SecretKey, SecretKeyError};
 
 /// An OpenSSL failure flattened to text, for error variants that must stay `Clone`/`Send`.

@@ -1,0 +1,589 @@
+//! The SCEP CA against requests built here with OpenSSL, the way a client builds them; replies
+//! are read back with OpenSSL (`PKCS7_verify` against the CA, `CMS_decrypt` with the client
+//! key). The interoperability test with micromdm's `scepclient` is `tests/scep_interop.rs`.
+
+use super::*;
+use crate::cms_shape::signed_data_shape;
+use crate::pki::{Signer as CertSigner, Template as CertTemplate, Usage as CertUsage};
+use crate::signed_data::{self, attribute, octets, printable};
+use der::asn1::{BitString, SetOfVec};
+use der::{Decode, Encode, Tag, Tagged};
+use openssl::cms::{CMSOptions, CmsContentInfo};
+use openssl::hash::MessageDigest;
+use openssl::pkcs7::{Pkcs7, Pkcs7Flags};
+use openssl::stack::Stack;
+use openssl::symm::Cipher;
+use openssl::x509::X509;
+use openssl::x509::store::X509StoreBuilder;
+use x509_cert::request::{CertReq, CertReqInfo, Version};
+use x509_cert::spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
+
+const CHALLENGE: &str = "one-time-7f3a";
+const NONCE: [u8; 16] = *b"0123456789abcdef";
+const TRANSACTION: &str = "8kcNByWSxb8EIgoqbi+gTqK4Weo=";
+
+fn ca() -> ScepCa {
+    ScepCa::generate("GuardMDM Test SCEP CA").unwrap()
+}
+
+fn policy() -> StaticChallenge {
+    StaticChallenge::new(SecretString::from(CHALLENGE))
+}
+
+/// A SCEP client: its key pair, the throw-away self-signed certificate, and its CSR.
+struct Client {
+    key: PKey<Private>,
+    self_signed: X509,
+    csr: Vec<u8>,
+}
+
+fn client(cn: &str, challenge: Option<&str>) -> Client {
+    client_with_key(pki::rsa_key(2048).unwrap(), cn, challenge)
+}
+
+fn client_with_key(key: PKey<Private>, cn: &str, challenge: Option<&str>) -> Client {
+    let subject = pki::name(cn, Some("GuardMDM Device")).unwrap();
+    let signer_name = pki::name("SCEP SIGNER", None).unwrap();
+    let template = CertTemplate {
+        subject: &signer_name,
+        public_key: &key,
+        not_before: pki::time_from_now(-60).unwrap(),
+        not_after: pki::time_from_now(3600).unwrap(),
+        usage: CertUsage::Signing,
+    };
+    let self_signed = pki::issue(&template, &CertSigner::SelfSigned(&key)).unwrap();
+    let csr = csr(&key, &subject.to_der().unwrap(), challenge);
+    Client {
+        key,
+        self_signed,
+        csr,
+    }
+}
+
+/// A PKCS#10 CSR with an optional challengePassword (PrintableString), SHA-256 with RSA.
+fn csr(key: &PKey<Private>, subject_der: &[u8], challenge: Option<&str>) -> Vec<u8> {
+    let mut attributes = SetOfVec::new();
+    if let Some(challenge) = challenge {
+        attributes
+            .insert(
+                attribute(
+                    der::asn1::ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.7"),
+                    printable(challenge).unwrap(),
+                )
+                .unwrap(),
+            )
+            .unwrap();
+    }
+    let info = CertReqInfo {
+        version: Version::V1,
+        subject: x509_cert::name::Name::from_der(subject_der).unwrap(),
+        public_key: SubjectPublicKeyInfoOwned::from_der(&key.public_key_to_der().unwrap()).unwrap(),
+        attributes,
+    };
+    let mut signer = openssl::sign::Signer::new(MessageDigest::sha256(), key).unwrap();
+    signer.update(&info.to_der().unwrap()).unwrap();
+    let signature = signer.sign_to_vec().unwrap();
+    CertReq {
+        info,
+        algorithm: AlgorithmIdentifierOwned {
+            oid: der::asn1::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11"),
+            parameters: Some(der::Any::null()),
+        },
+        signature: BitString::from_bytes(&signature).unwrap(),
+    }
+    .to_der()
+    .unwrap()
+}
+
+/// A PKIOperation message: the CSR enveloped to `recipient`, signed by the client.
+fn message(client: &Client, recipient: &X509, message_type: &str, cipher: Cipher) -> Vec<u8> {
+    message_with_content(
+        client,
+        &envelope(&client.csr, recipient, cipher),
+        message_type,
+    )
+}
+
+fn envelope(content: &[u8], recipient: &X509, cipher: Cipher) -> Vec<u8> {
+    let mut recipients = Stack::new().unwrap();
+    recipients.push(recipient.clone()).unwrap();
+    CmsContentInfo::encrypt(&recipients, content, cipher, CMSOptions::BINARY)
+        .unwrap()
+        .to_der()
+        .unwrap()
+}
+
+fn message_with_content(client: &Client, content: &[u8], message_type: &str) -> Vec<u8> {
+    signed_data::sign(signed_data::Message {
+        content: Some(content),
+        attributes: vec![
+            attribute(request::MESSAGE_TYPE, printable(message_type).unwrap()).unwrap(),
+            attribute(request::TRANSACTION_ID, printable(TRANSACTION).unwrap()).unwrap(),
+            attribute(request::SENDER_NONCE, octets(&NONCE).unwrap()).unwrap(),
+        ],
+        signer: &client.self_signed,
+        key: &client.key,
+    })
+    .unwrap()
+}
+
+fn pkcs_req(ca: &ScepCa, client: &Client) -> Vec<u8> {
+    message(client, ca.certificate().x509(), "19", Cipher::aes_256_cbc())
+}
+
+/// A CertRep as a client reads it.
+struct Reply {
+    status: String,
+    fail_info: Option<String>,
+    recipient_nonce: Vec<u8>,
+    sender_nonce: Vec<u8>,
+    transaction_id: String,
+    envelope: Option<Vec<u8>>,
+}
+
+fn read_reply(der: &[u8], ca: &ScepCa) -> Reply {
+    // Full verification, chain included, against the CA as the client trusts it.
+    let p7 = Pkcs7::from_der(der).unwrap();
+    let mut store = X509StoreBuilder::new().unwrap();
+    store.add_cert(ca.certificate().x509().clone()).unwrap();
+    let store = store.build();
+    let none = Stack::new().unwrap();
+    let shape = signed_data_shape(der).unwrap();
+    // A FAILURE reply has no eContent: its signature covers empty content.
+    let detached = shape.econtent.is_none().then_some(&b""[..]);
+    p7.verify(&none, &store, detached, None, Pkcs7Flags::BINARY)
+        .unwrap();
+    assert_eq!(shape.signer_infos.len(), 1);
+    let attrs = shape.signer_infos[0].signed_attrs.clone().unwrap();
+    let value = |oid| {
+        attrs
+            .iter()
+            .find(|a| a.oid == oid)
+            .map(|a| a.values.iter().next().unwrap().clone())
+    };
+    let string = |oid| {
+        value(oid).map(|v: der::Any| {
+            assert_eq!(v.tag(), Tag::PrintableString);
+            String::from_utf8(v.value().to_vec()).unwrap()
+        })
+    };
+    let bytes = |oid| value(oid).map(|v: der::Any| v.value().to_vec()).unwrap();
+    assert_eq!(string(request::MESSAGE_TYPE).unwrap(), "3");
+    Reply {
+        status: string(request::PKI_STATUS).unwrap(),
+        fail_info: string(request::FAIL_INFO),
+        recipient_nonce: bytes(request::RECIPIENT_NONCE),
+        sender_nonce: bytes(request::SENDER_NONCE),
+        transaction_id: string(request::TRANSACTION_ID).unwrap(),
+        envelope: shape.econtent,
+    }
+}
+
+/// Decrypts a SUCCESS reply's envelope with the client key and returns the certificate.
+fn issued_certificate(reply: &Reply, client: &Client) -> X509 {
+    let envelope = reply
+        .envelope
+        .as_ref()
+        .expect("a SUCCESS reply has content");
+    let degenerate = CmsContentInfo::from_der(envelope)
+        .unwrap()
+        .decrypt(&client.key, &client.self_signed)
+        .unwrap();
+    let p7 = Pkcs7::from_der(&degenerate).unwrap();
+    let certs = p7.signed().unwrap().certificates().unwrap();
+    assert_eq!(certs.len(), 1);
+    certs.iter().next().unwrap().to_owned()
+}
+
+fn assert_failure(response: &PkiResponse, ca: &ScepCa, expected: FailInfo) {
+    assert!(
+        matches!(&response.outcome, PkiOutcome::Failed { fail_info, .. } if *fail_info == expected),
+        "{:?}",
+        response.outcome
+    );
+    let reply = read_reply(&response.der, ca);
+    assert_eq!(reply.status, "2");
+    assert_eq!(reply.fail_info.as_deref(), Some(expected.code()));
+    assert_eq!(
+        reply.envelope, None,
+        "RFC 8894 §3.3.2: no pkcsPKIEnvelope on FAILURE"
+    );
+    assert_eq!(reply.recipient_nonce, NONCE);
+    assert_eq!(reply.transaction_id, TRANSACTION);
+}
+
+#[test]
+fn a_pkcs_req_with_the_right_challenge_gets_a_certificate() {
+    let ca = ca();
+    let device = client("device-1", Some(CHALLENGE));
+    let response = ca
+        .pki_operation(&pkcs_req(&ca, &device), &policy())
+        .unwrap();
+    assert_eq!(response.transaction_id, TRANSACTION);
+
+    let reply = read_reply(&response.der, &ca);
+    assert_eq!(reply.status, "0");
+    assert_eq!(reply.fail_info, None);
+    assert_eq!(
+        reply.recipient_nonce, NONCE,
+        "recipientNonce = the request's senderNonce"
+    );
+    assert_eq!(reply.sender_nonce.len(), 16);
+    assert_ne!(reply.sender_nonce, NONCE);
+    assert_eq!(reply.transaction_id, TRANSACTION);
+
+    let issued = issued_certificate(&reply, &device);
+    let PkiOutcome::Issued(reported) = &response.outcome else {
+        panic!("{:?}", response.outcome);
+    };
+    assert_eq!(reported.to_der(), issued.to_der().unwrap());
+    assert!(
+        issued.public_key().unwrap().public_eq(&device.key),
+        "the CSR's key is certified"
+    );
+    assert_eq!(reported.subject(), "O=GuardMDM Device, CN=device-1");
+    assert_eq!(reported.issuer(), ca.certificate().subject());
+    assert!(issued.verify(&ca.key).unwrap());
+    let text = String::from_utf8(issued.to_text().unwrap()).unwrap();
+    assert!(text.contains("CA:FALSE"), "{text}");
+    assert!(
+        text.contains("Digital Signature, Key Encipherment"),
+        "{text}"
+    );
+    assert!(text.contains("TLS Web Client Authentication"), "{text}");
+    assert!(text.contains("sha256WithRSAEncryption"), "{text}");
+    let days = (reported.not_after() - reported.not_before()).whole_days();
+    assert!((364..=366).contains(&days), "{days} days");
+    assert!(
+        reported.serial_hex().len() >= 20,
+        "a random serial of about 128 bits"
+    );
+
+    assert!(ca.issued_by_me(reported));
+    ca.trust_anchors().verify(reported, &[]).unwrap();
+    let self_signed = Certificate::from_x509(device.self_signed).unwrap();
+    assert!(!ca.issued_by_me(&self_signed));
+    assert!(!ca.issued_by_me(self::ca().certificate()));
+}
+
+#[test]
+fn serials_are_unique() {
+    let ca = ca();
+    let device = client("device-2", Some(CHALLENGE));
+    let serial = |ca: &ScepCa| match ca
+        .pki_operation(&pkcs_req(ca, &device), &policy())
+        .unwrap()
+        .outcome
+    {
+        PkiOutcome::Issued(cert) => cert.serial_hex().to_string(),
+        other => panic!("{other:?}"),
+    };
+    assert_ne!(serial(&ca), serial(&ca));
+}
+
+#[test]
+fn the_reply_envelope_uses_the_request_cipher() {
+    let ca = ca();
+    let device = client("device-3", Some(CHALLENGE));
+    for (cipher, oid) in [
+        (Cipher::aes_128_cbc(), "2.16.840.1.101.3.4.1.2"),
+        (Cipher::aes_256_cbc(), "2.16.840.1.101.3.4.1.42"),
+        (Cipher::des_ede3_cbc(), "1.2.840.113549.3.7"),
+    ] {
+        let msg = message(&device, ca.certificate().x509(), "19", cipher);
+        let response = ca.pki_operation(&msg, &policy()).unwrap();
+        let reply = read_reply(&response.der, &ca);
+        let algorithm = request::content_encryption_algorithm(reply.envelope.as_ref().unwrap());
+        assert_eq!(algorithm.unwrap().to_string(), oid);
+        issued_certificate(&reply, &device);
+    }
+}
+
+#[test]
+fn a_wrong_or_missing_challenge_is_a_bad_request_failure() {
+    let ca = ca();
+    for challenge in [Some("guess"), Some(""), None] {
+        let device = client("device-4", challenge);
+        let response = ca
+            .pki_operation(&pkcs_req(&ca, &device), &policy())
+            .unwrap();
+        assert_failure(&response, &ca, FailInfo::BadRequest);
+    }
+}
+
+#[test]
+fn the_two_phase_api_shows_the_challenge_and_csr() {
+    let ca = ca();
+    let device = client("device-5", Some(CHALLENGE));
+    let request = ca.decode_request(&pkcs_req(&ca, &device)).unwrap();
+    assert_eq!(request.problem(), None);
+    assert_eq!(request.challenge(), Some(CHALLENGE));
+    assert_eq!(request.transaction_id(), TRANSACTION);
+    assert_eq!(request.message_type(), "19");
+    let csr = request.csr().unwrap();
+    assert_eq!(csr.common_name(), Some("device-5"));
+    assert_eq!(csr.public_key_bits(), 2048);
+    assert_eq!(
+        csr.public_key_der(),
+        device.key.public_key_to_der().unwrap()
+    );
+    assert_eq!(csr.public_key_sha256().len(), 64);
+    assert!(!format!("{request:?}").contains(CHALLENGE));
+
+    let refused = ca
+        .respond(&request, Err(Rejection::new("challenge already used")))
+        .unwrap();
+    assert_failure(&refused, &ca, FailInfo::BadRequest);
+    let PkiOutcome::Failed { reason, .. } = refused.outcome else {
+        unreachable!()
+    };
+    assert!(reason.contains("challenge already used"), "{reason}");
+    assert!(matches!(
+        ca.respond(&request, Ok(())).unwrap().outcome,
+        PkiOutcome::Issued(_)
+    ));
+}
+
+#[test]
+fn a_forged_request_signature_is_a_bad_message_check() {
+    let ca = ca();
+    let device = client("device-6", Some(CHALLENGE));
+    let mut msg = pkcs_req(&ca, &device);
+    let last = msg.len() - 1; // the signature value ends the structure
+    msg[last] ^= 0x01;
+    let response = ca.pki_operation(&msg, &policy()).unwrap();
+    assert_failure(&response, &ca, FailInfo::BadMessageCheck);
+}
+
+#[test]
+fn an_envelope_for_another_ca_is_a_bad_message_check() {
+    let ca = ca();
+    let other = self::ca();
+    let device = client("device-7", Some(CHALLENGE));
+    let msg = message(
+        &device,
+        other.certificate().x509(),
+        "19",
+        Cipher::aes_128_cbc(),
+    );
+    let response = ca.pki_operation(&msg, &policy()).unwrap();
+    assert_failure(&response, &ca, FailInfo::BadMessageCheck);
+}
+
+#[test]
+fn single_des_is_refused_unless_enabled() {
+    let ca = ca();
+    let device = client("device-8", Some(CHALLENGE));
+    legacy::load().unwrap(); // so the test can build a DES envelope
+    let msg = message(&device, ca.certificate().x509(), "19", Cipher::des_cbc());
+    let response = ca.pki_operation(&msg, &policy()).unwrap();
+    assert_failure(&response, &ca, FailInfo::BadAlg);
+
+    let ca = ca.with_single_des().unwrap();
+    let response = ca.pki_operation(&msg, &policy()).unwrap();
+    let reply = read_reply(&response.der, &ca);
+    assert_eq!(reply.status, "0");
+    let algorithm = request::content_encryption_algorithm(reply.envelope.as_ref().unwrap());
+    assert_eq!(
+        algorithm.unwrap().to_string(),
+        "1.2.840.113549.3.7",
+        "3DES reply"
+    );
+    issued_certificate(&reply, &device);
+}
+
+#[test]
+fn other_message_types_are_bad_requests() {
+    let ca = ca();
+    let device = client("device-9", Some(CHALLENGE));
+    for message_type in ["17", "20", "21", "22", "99"] {
+        let msg = message(
+            &device,
+            ca.certificate().x509(),
+            message_type,
+            Cipher::aes_256_cbc(),
+        );
+        let response = ca.pki_operation(&msg, &policy()).unwrap();
+        assert_failure(&response, &ca, FailInfo::BadRequest);
+    }
+}
+
+#[test]
+fn a_small_rsa_key_is_a_bad_alg() {
+    let ca = ca();
+    let device = client_with_key(pki::rsa_key(1024).unwrap(), "weak", Some(CHALLENGE));
+    let response = ca
+        .pki_operation(&pkcs_req(&ca, &device), &policy())
+        .unwrap();
+    assert_failure(&response, &ca, FailInfo::BadAlg);
+}
+
+#[test]
+fn a_csr_for_another_key_is_a_bad_request() {
+    let ca = ca();
+    let device = client("device-10", Some(CHALLENGE));
+    let other = client("device-10", Some(CHALLENGE));
+    let msg = message_with_content(
+        &device,
+        &envelope(&other.csr, ca.certificate().x509(), Cipher::aes_256_cbc()),
+        "19",
+    );
+    let response = ca.pki_operation(&msg, &policy()).unwrap();
+    assert_failure(&response, &ca, FailInfo::BadRequest);
+}
+
+#[test]
+fn garbage_in_the_envelope_is_a_bad_request() {
+    let ca = ca();
+    let device = client("device-11", Some(CHALLENGE));
+    let not_enveloped = message_with_content(&device, b"hello", "19");
+    let response = ca.pki_operation(&not_enveloped, &policy()).unwrap();
+    assert_failure(&response, &ca, FailInfo::BadRequest);
+    let not_a_csr = message_with_content(
+        &device,
+        &envelope(b"not a CSR", ca.certificate().x509(), Cipher::aes_256_cbc()),
+        "19",
+    );
+    let response = ca.pki_operation(&not_a_csr, &policy()).unwrap();
+    assert_failure(&response, &ca, FailInfo::BadRequest);
+}
+
+#[test]
+fn unanswerable_messages_are_errors() {
+    let ca = ca();
+    let device = client("device-12", Some(CHALLENGE));
+    let msg = pkcs_req(&ca, &device);
+    for input in [&b""[..], b"junk", &msg[..msg.len() / 2]] {
+        let err = ca.pki_operation(input, &policy()).unwrap_err();
+        assert!(matches!(err, ScepError::Malformed(_)), "{err}");
+        assert!(err.is_client_error());
+    }
+    // Signed, but without the SCEP attributes.
+    let mut certs = Stack::new().unwrap();
+    certs.push(device.self_signed.clone()).unwrap();
+    let plain = Pkcs7::sign(
+        &device.self_signed,
+        &device.key,
+        &certs,
+        b"x",
+        Pkcs7Flags::BINARY,
+    )
+    .unwrap()
+    .to_der()
+    .unwrap();
+    let err = ca.pki_operation(&plain, &policy()).unwrap_err();
+    assert!(err.to_string().contains("transactionID"), "{err}");
+}
+
+#[test]
+fn the_ca_round_trips_through_pem() {
+    let ca = ca();
+    let (cert_pem, key_pem) = ca.to_pem().unwrap();
+    let again = ScepCa::from_pem(cert_pem.as_bytes(), &key_pem).unwrap();
+    assert_eq!(again.certificate(), ca.certificate());
+    assert_eq!(again.get_ca_cert(), ca.certificate().to_der());
+    assert!(!format!("{again:?}").contains("PRIVATE"));
+
+    let (_, other_key) = self::ca().to_pem().unwrap();
+    let err = ScepCa::from_pem(cert_pem.as_bytes(), &other_key).unwrap_err();
+    assert!(err.to_string().contains("does not belong"), "{err}");
+    let ec = openssl::ec::EcKey::generate(
+        &openssl::ec::EcGroup::from_curve_name(openssl::nid::Nid::X9_62_PRIME256V1).unwrap(),
+    )
+    .unwrap();
+    let ec_pem = PKey::from_ec_key(ec)
+        .unwrap()
+        .private_key_to_pem_pkcs8()
+        .unwrap();
+    let err = ScepCa::from_pem(
+        cert_pem.as_bytes(),
+        &SecretString::from(String::from_utf8(ec_pem).unwrap()),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("RSA"), "{err}");
+    assert!(ScepCa::generate("").is_err());
+}
+
+#[test]
+fn the_generated_ca_is_a_ten_year_rsa_ca() {
+    let ca = ca();
+    let cert = ca.certificate();
+    assert_eq!(cert.subject(), "O=GuardMDM, CN=GuardMDM Test SCEP CA");
+    assert_eq!(ca.key.bits(), 2048);
+    let years = (cert.not_after() - cert.not_before()).whole_days() / 365;
+    assert_eq!(years, 10);
+    let text = String::from_utf8(cert.x509().to_text().unwrap()).unwrap();
+    assert!(text.contains("CA:TRUE, pathlen:0"), "{text}");
+    assert!(
+        text.contains("Digital Signature, Key Encipherment, Certificate Sign, CRL Sign"),
+        "{text}"
+    );
+}
+
+#[test]
+fn capabilities_are_honest() {
+    let caps: Vec<&str> = ScepCa::get_ca_caps().lines().collect();
+    assert_eq!(
+        caps,
+        [
+            "AES",
+            "DES3",
+            "POSTPKIOperation",
+            "SCEPStandard",
+            "SHA-256",
+            "SHA-512"
+        ]
+    );
+}
+
+#[test]
+fn get_message_parameters_decode() {
+    let ca = ca();
+    let device = client("device-13", Some(CHALLENGE));
+    let msg = pkcs_req(&ca, &device);
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    let standard = STANDARD.encode(&msg);
+    assert_eq!(decode_message_param(&standard).unwrap(), msg);
+    assert_eq!(
+        decode_message_param(&standard.replace('+', " ")).unwrap(),
+        msg
+    );
+    assert_eq!(
+        decode_message_param(&URL_SAFE_NO_PAD.encode(&msg)).unwrap(),
+        msg
+    );
+    assert!(decode_message_param("a=b=c").is_err());
+}
+
+#[test]
+fn the_static_challenge_compares_exactly() {
+    let csr = CsrInfo {
+        subject: String::new(),
+        common_name: None,
+        public_key_der: Vec::new(),
+        public_key_bits: 0,
+    };
+    let policy = policy();
+    assert!(policy.check(Some(CHALLENGE), &csr).is_ok());
+    assert!(policy.check(Some("one-time-7f3b"), &csr).is_err());
+    assert!(policy.check(Some("one-time-7f3a "), &csr).is_err());
+    assert!(policy.check(None, &csr).is_err());
+}
+
+#[test]
+fn issued_certificates_never_outlive_the_ca() {
+    let root = crate::test_pki::make("Short CA", None, CertUsage::IssuingCa, -60, 30 * 86_400);
+    let cert_pem = root.cert.to_pem().unwrap();
+    let key_pem = String::from_utf8(root.key.private_key_to_pem_pkcs8().unwrap()).unwrap();
+    let ca = ScepCa::from_pem(&cert_pem, &SecretString::from(key_pem)).unwrap();
+    let device = client("device-14", Some(CHALLENGE));
+    let PkiOutcome::Issued(cert) = ca
+        .pki_operation(&pkcs_req(&ca, &device), &policy())
+        .unwrap()
+        .outcome
+    else {
+        panic!("not issued");
+    };
+    assert_eq!(cert.not_after(), ca.certificate().not_after());
+}
