@@ -143,7 +143,19 @@ pub struct TrustAnchors {
     certificates: Vec<Certificate>,
 }
 
+/// Apple Root CA (PEM), which the device identities signing ADE MachineInfo chain to: the
+/// default trust anchor for enrollment requests (`certs/README.md` has its fingerprint).
+pub const APPLE_ROOT_CA_PEM: &[u8] = include_bytes!("../certs/apple-root-ca.pem");
+
 impl TrustAnchors {
+    /// Apple Root CA alone.
+    ///
+    /// # Errors
+    /// Never in practice: the embedded certificate is checked by a test.
+    pub fn apple() -> Result<Self, CmsError> {
+        Self::from_pem(APPLE_ROOT_CA_PEM)
+    }
+
     /// Reads a PEM bundle of one or more certificates (`--device-ca-file`).
     ///
     /// # Errors
@@ -403,3 +415,19 @@ fn content_type_name(p7: &Pkcs7, fallback: &str) -> String {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod apple_root_tests {
+    #[test]
+    fn the_embedded_apple_root_is_apples() {
+        let anchors = super::TrustAnchors::apple().unwrap();
+        let root = &anchors.certificates()[0];
+        assert_eq!(root.subject_common_name(), Some("Apple Root CA"));
+        assert_eq!(
+            root.sha256_fingerprint()
+                .replace(':', "")
+                .to_ascii_lowercase(),
+            "b0b1730ecbc7ff4505142c49f1295e6eda6bcaed7e2c68c5be91b5a11001f024"
+        );
+    }
+}

@@ -32,9 +32,35 @@ pub fn sha256(data: &[u8]) -> Vec<u8> {
         .unwrap_or_default()
 }
 
+/// SHA-256 of `data` as lower-case hex (64 characters).
+#[must_use]
+pub fn sha256_hex(data: &[u8]) -> String {
+    sha256(data).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Fills `buf` from OpenSSL's cryptographically secure generator.
+///
+/// # Errors
+/// When OpenSSL's generator fails.
+pub fn random_bytes(buf: &mut [u8]) -> Result<(), openssl::error::ErrorStack> {
+    openssl::rand::rand_bytes(buf)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sha256_hex_and_random_bytes() {
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        let (mut a, mut b) = ([0_u8; 32], [0_u8; 32]);
+        random_bytes(&mut a).unwrap();
+        random_bytes(&mut b).unwrap();
+        assert_ne!(a, b);
+    }
 
     fn hex(bytes: &[u8]) -> String {
         bytes.iter().map(|b| format!("{b:02x}")).collect()

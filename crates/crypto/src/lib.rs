@@ -11,6 +11,7 @@
 //!   to Apple's device CA) and the `Mdm-Signature` header (detached); [`TrustAnchors`].
 //! - [`certificate`]: [`Certificate`], an X.509 certificate without OpenSSL types.
 //! - [`profile_sign`]: signing configuration profiles with an [`Identity`].
+//! - [`push_certificate`]: the APNs push certificate and its topic.
 //! - [`scep`]: the SCEP CA (RFC 8894) that issues device identities; the device keeps its
 //!   private key, GuardMDM certifies only the public key in its CSR.
 //!
@@ -27,6 +28,7 @@ pub mod digest;
 pub mod keypair;
 mod pki;
 pub mod profile_sign;
+pub mod push_certificate;
 pub mod scep;
 pub mod secret_box;
 mod signed_data;
@@ -38,6 +40,7 @@ pub use cms_verify::{CmsError, TrustAnchors, VerifiedContent, verify_attached, v
 pub use dep_token::{DepTokenError, DepTokens, decrypt_server_token, encrypt_server_token};
 pub use keypair::{KeyPairError, TokenKeyPair, generate_token_key_pair};
 pub use profile_sign::{Identity, IdentityError, sign_profile};
+pub use push_certificate::{PushCertificate, PushCertificateError};
 pub use scep::{
     ChallengePolicy, CsrInfo, FailInfo, PkiOutcome, PkiRequest, PkiResponse, Rejection, ScepCa,
     ScepError, StaticChallenge,

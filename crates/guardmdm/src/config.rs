@@ -48,6 +48,21 @@ pub struct ServeArgs {
     /// Log format.
     #[arg(long, env = "GUARDMDM_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// PEM file of the trust anchors for the device identities that sign ADE enrollment
+    /// requests (MachineInfo). Default: Apple's root (real devices); a simulator brings its
+    /// own CA.
+    #[arg(long, env = "GUARDMDM_DEVICE_CA_FILE")]
+    pub device_ca_file: Option<PathBuf>,
+    /// The APNs endpoint pushes go to. A local `http://` URL speaks cleartext HTTP/2 (a push
+    /// simulator).
+    #[arg(long, env = "GUARDMDM_APNS_URL", default_value = guardmdm_apns::PRODUCTION_ENDPOINT)]
+    pub apns_url: String,
+    /// The request header a TLS-terminating proxy puts the device's client certificate in
+    /// (PEM, URL-escaped PEM, or RFC 9440 `:base64DER:`). Only set it when every request
+    /// comes through that proxy: the header is trusted as is. Without it, devices prove
+    /// themselves with the `Mdm-Signature` header.
+    #[arg(long, env = "GUARDMDM_CLIENT_CERT_HEADER")]
+    pub client_cert_header: Option<String>,
 }
 
 /// Where the data lives.
@@ -90,6 +105,10 @@ pub struct Settings {
     pub secret_key: SecretKey,
     /// Log format.
     pub log_format: LogFormat,
+    /// The device-facing side.
+    pub mdm: guardmdm_service::mdm::MdmSettings,
+    /// The header a trusted proxy forwards client certificates in.
+    pub client_cert_header: Option<String>,
 }
 
 impl Settings {
@@ -121,7 +140,18 @@ impl Settings {
             Some(token) => SecretString::from(token.trim().to_string()),
             None => load_or_create_admin_token(&data_dir.join("admin-token"))?,
         };
+        let mut mdm = guardmdm_service::mdm::MdmSettings::new(&public_url)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if let Some(path) = &args.device_ca_file {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("--device-ca-file: reading {}", path.display()))?;
+            mdm.device_anchors = guardmdm_crypto::TrustAnchors::from_pem(&pem)
+                .with_context(|| format!("--device-ca-file {}", path.display()))?;
+        }
+        mdm.push.endpoint = validate_url(&args.apns_url, "--apns-url")?;
         Ok(Self {
+            mdm,
+            client_cert_header: args.client_cert_header,
             listen: args.listen,
             database,
             data_dir,

@@ -94,6 +94,7 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
         Arc::new(settings.secret_key),
         Some(settings.admin_token),
         abm,
+        settings.mdm.clone(),
         shutdown.child_token(),
     );
     let jobs = TaskTracker::new();
@@ -103,7 +104,9 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
     ));
     jobs.spawn(services.sync.clone().run_schedule(SYNC_INTERVAL));
     let sync = services.sync.clone();
-    let app = guardmdm_http::router(guardmdm_http::AppState::new(services));
+    let app = guardmdm_http::router(
+        guardmdm_http::AppState::new(services).with_client_cert_header(settings.client_cert_header),
+    );
     let stop = shutdown.clone();
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, app)

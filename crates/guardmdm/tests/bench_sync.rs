@@ -381,6 +381,7 @@ fn services(store: Arc<dyn Store>, sim_url: &str) -> Services {
         Arc::new(key),
         None,
         abm,
+        guardmdm_service::mdm::MdmSettings::new("https://mdm.bench.test").unwrap(),
         tokio_util::sync::CancellationToken::new(),
     )
 }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::get;
+use axum::routing::{get, put};
 use guardmdm_service::Services;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
@@ -36,6 +36,8 @@ pub struct AppState {
     pub services: Services,
     /// Request counters and latency histograms.
     pub metrics: Arc<HttpMetrics>,
+    /// The header a trusted proxy forwards device client certificates in.
+    pub client_cert_header: Option<Arc<str>>,
 }
 
 impl AppState {
@@ -44,7 +46,15 @@ impl AppState {
         Self {
             services,
             metrics: Arc::new(HttpMetrics::default()),
+            client_cert_header: None,
         }
+    }
+
+    /// Trusts client certificates forwarded in `header` (lower case).
+    #[must_use]
+    pub fn with_client_cert_header(mut self, header: Option<String>) -> Self {
+        self.client_cert_header = header.map(|h| Arc::from(h.to_ascii_lowercase()));
+        self
     }
 }
 
@@ -64,6 +74,16 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(routes::health::healthz))
         .route("/metrics", get(routes::health::metrics))
         .nest("/api/v1", api)
+        .route(
+            "/mdm/enroll",
+            get(routes::mdm::enroll_web).post(routes::mdm::enroll),
+        )
+        .route("/mdm/checkin", put(routes::mdm::checkin))
+        .route("/mdm/connect", put(routes::mdm::connect))
+        .route(
+            "/scep",
+            get(routes::mdm::scep_get).post(routes::mdm::scep_post),
+        )
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -18,6 +18,7 @@ pub mod group_rule;
 pub mod groups;
 pub mod health;
 pub mod jobs;
+pub mod mdm;
 pub mod names;
 pub mod os;
 pub mod profile_spec;
@@ -65,6 +66,8 @@ pub struct Services {
     pub groups: GroupService,
     /// Device details and "why this profile".
     pub devices: DeviceService,
+    /// Enrollment, SCEP, check-in, commands, pushes.
+    pub mdm: mdm::MdmService,
     /// The store itself, for liveness checks.
     pub store: Arc<dyn Store>,
 }
@@ -76,15 +79,18 @@ impl Services {
         secrets: Arc<SecretKey>,
         admin_token: Option<SecretString>,
         abm: AbmSettings,
+        mdm: mdm::MdmSettings,
         cancel: tokio_util::sync::CancellationToken,
     ) -> Self {
         let enroll_url = abm.enroll_url.clone();
+        let mdm = mdm::MdmService::new(store.clone(), secrets.clone(), mdm);
         let abm = AbmTokenService::new(store.clone(), secrets, abm);
         let sync = SyncService::new(store.clone(), abm.clone(), enroll_url, cancel);
         Self {
             profiles: ProfileService::new(store.clone(), sync.clone()),
             groups: GroupService::new(store.clone(), sync.clone()),
             devices: DeviceService::new(store.clone()),
+            mdm,
             sync,
             abm,
             auth: AuthService::new(store.clone(), admin_token),

@@ -12,6 +12,7 @@ mod audit;
 mod client;
 mod devices;
 mod groups;
+mod mdm;
 mod profiles;
 mod sync;
 mod table;
@@ -69,6 +70,20 @@ enum Command {
         #[command(subcommand)]
         command: groups::GroupsCommand,
     },
+    /// The MDM push certificate (APNs).
+    Apns {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        command: mdm::ApnsCommand,
+    },
+    /// MDM commands to enrolled devices.
+    Commands {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        command: mdm::CommandsCommand,
+    },
     /// The audit log, newest first.
     Audit {
         #[command(flatten)]
@@ -98,6 +113,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Groups { client, command } => {
             groups::run(&ApiClient::new(&client)?, command).await
+        }
+        Command::Apns { client, command } => {
+            mdm::run_apns(&ApiClient::new(&client)?, command).await
+        }
+        Command::Commands { client, command } => {
+            mdm::run_commands(&ApiClient::new(&client)?, command).await
         }
         Command::Audit { client, args } => audit::run(&ApiClient::new(&client)?, args).await,
     }

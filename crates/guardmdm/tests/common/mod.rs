@@ -139,6 +139,7 @@ impl TestApp {
             Arc::new(key),
             None,
             abm,
+            guardmdm_service::mdm::MdmSettings::new(PUBLIC_URL).unwrap(),
             tokio_util::sync::CancellationToken::new(),
         )
     }

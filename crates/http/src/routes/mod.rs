@@ -5,6 +5,8 @@ pub(crate) mod api_tokens;
 pub(crate) mod audit;
 pub(crate) mod groups;
 pub(crate) mod health;
+pub(crate) mod mdm;
+pub(crate) mod mdm_admin;
 pub(crate) mod openapi;
 pub(crate) mod profiles;
 pub(crate) mod sync;
@@ -70,5 +72,16 @@ pub(crate) fn api_router() -> Router<AppState> {
             get(groups::members).post(groups::add),
         )
         .route("/groups/{name}/members/remove", post(groups::remove))
+        .route(
+            "/apns",
+            get(mdm_admin::show_push_certificate).put(mdm_admin::upload_push_certificate),
+        )
+        .route("/enrollments", get(mdm_admin::enrollments))
+        .route("/enrollments/{udid}", get(mdm_admin::enrollment))
+        .route(
+            "/enrollments/{udid}/commands",
+            get(mdm_admin::commands).post(mdm_admin::send_command),
+        )
+        .route("/commands/{uuid}", get(mdm_admin::command))
         .route("/audit", get(audit::list))
 }

@@ -1,0 +1,226 @@
+//! `/api/v1/apns` (the push certificate), `/api/v1/enrollments` (enrolled devices) and their
+//! `commands`, and `/api/v1/commands/{uuid}`.
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use base64::Engine as _;
+use guardmdm_mdm_protocol::CommandRequest;
+use guardmdm_service::mdm::{
+    CommandView, EnrollmentView, NewCommandRequest, PushCertificateView, PushUpload,
+};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::auth::Caller;
+use crate::extract::{ApiJson, ApiQuery, LimitedBytes};
+use crate::{ApiError, AppState};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PushUploadBody {
+    /// PEM certificate.
+    certificate_pem: Option<String>,
+    /// PEM private key (unencrypted).
+    key_pem: Option<String>,
+    /// A PKCS#12 file, base64.
+    pkcs12_base64: Option<String>,
+    /// Its password.
+    password: Option<String>,
+    /// Accept a topic change.
+    #[serde(default)]
+    force: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct EnrollmentsQuery {
+    status: Option<String>,
+    serial: Option<String>,
+    after: Option<String>,
+    limit: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct LimitQuery {
+    limit: Option<u32>,
+}
+
+/// A typed command in JSON.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct CommandBody {
+    /// `DeviceInformation`, `ProfileList`, `InstallProfile`, `RemoveProfile`, `DeviceLock`,
+    /// `EraseDevice`, `DeviceConfigured`.
+    request_type: String,
+    /// DeviceInformation: the queries (default: a standard set).
+    queries: Option<Vec<String>>,
+    /// InstallProfile: the profile (`.mobileconfig`), base64.
+    payload_base64: Option<String>,
+    /// RemoveProfile: the profile's PayloadIdentifier.
+    identifier: Option<String>,
+    /// DeviceLock / EraseDevice: the PIN (macOS).
+    pin: Option<String>,
+    /// DeviceLock: the message on the lock screen.
+    message: Option<String>,
+}
+
+pub(crate) async fn show_push_certificate(
+    State(state): State<AppState>,
+) -> Result<Json<Option<PushCertificateView>>, ApiError> {
+    Ok(Json(state.services.mdm.push_certificate().await?))
+}
+
+pub(crate) async fn upload_push_certificate(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    ApiJson(body): ApiJson<PushUploadBody>,
+) -> Result<Json<PushCertificateView>, ApiError> {
+    let upload = match (body.certificate_pem, body.key_pem, body.pkcs12_base64) {
+        (Some(certificate), Some(key), None) => PushUpload::Pem {
+            certificate: certificate.into_bytes(),
+            key: key.into_bytes(),
+        },
+        (None, None, Some(p12)) => PushUpload::Pkcs12 {
+            der: base64::engine::general_purpose::STANDARD
+                .decode(p12.trim())
+                .map_err(|e| ApiError::BadRequest(format!("pkcs12_base64 is not base64: {e}")))?,
+            password: SecretString::from(body.password.unwrap_or_default()),
+        },
+        _ => {
+            return Err(ApiError::BadRequest(
+                "send either certificate_pem and key_pem, or pkcs12_base64 (and password)"
+                    .to_string(),
+            ));
+        }
+    };
+    Ok(Json(
+        state
+            .services
+            .mdm
+            .upload_push_certificate(&actor, upload, body.force)
+            .await?,
+    ))
+}
+
+pub(crate) async fn enrollments(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<EnrollmentsQuery>,
+) -> Result<Json<Vec<EnrollmentView>>, ApiError> {
+    Ok(Json(
+        state
+            .services
+            .mdm
+            .enrollments(q.status, q.serial, q.after, q.limit.unwrap_or(100))
+            .await?,
+    ))
+}
+
+pub(crate) async fn enrollment(
+    State(state): State<AppState>,
+    Path(udid): Path<String>,
+) -> Result<Json<EnrollmentView>, ApiError> {
+    Ok(Json(state.services.mdm.enrollment(&udid).await?))
+}
+
+pub(crate) async fn commands(
+    State(state): State<AppState>,
+    Path(udid): Path<String>,
+    ApiQuery(q): ApiQuery<LimitQuery>,
+) -> Result<Json<Vec<CommandView>>, ApiError> {
+    Ok(Json(
+        state
+            .services
+            .mdm
+            .commands(&udid, q.limit.unwrap_or(50))
+            .await?,
+    ))
+}
+
+pub(crate) async fn command(
+    State(state): State<AppState>,
+    Path(uuid): Path<String>,
+) -> Result<Json<CommandView>, ApiError> {
+    Ok(Json(state.services.mdm.command(&uuid).await?))
+}
+
+fn typed(body: CommandBody) -> Result<CommandRequest, ApiError> {
+    Ok(match body.request_type.as_str() {
+        "DeviceInformation" => match body.queries {
+            Some(q) => CommandRequest::device_information_with(q),
+            None => CommandRequest::device_information(),
+        },
+        "ProfileList" => CommandRequest::ProfileList,
+        "InstallProfile" => {
+            let payload = body.payload_base64.ok_or_else(|| {
+                ApiError::BadRequest("InstallProfile needs payload_base64".to_string())
+            })?;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(payload.trim())
+                .map_err(|e| ApiError::BadRequest(format!("payload_base64 is not base64: {e}")))?;
+            CommandRequest::install_profile(bytes)
+        }
+        "RemoveProfile" => {
+            CommandRequest::remove_profile(body.identifier.ok_or_else(|| {
+                ApiError::BadRequest("RemoveProfile needs identifier".to_string())
+            })?)
+        }
+        "DeviceLock" => CommandRequest::DeviceLock(guardmdm_mdm_protocol::DeviceLock {
+            pin: body.pin,
+            message: body.message,
+            ..Default::default()
+        }),
+        "EraseDevice" => CommandRequest::EraseDevice(guardmdm_mdm_protocol::EraseDevice {
+            pin: body.pin,
+            ..Default::default()
+        }),
+        "DeviceConfigured" => CommandRequest::DeviceConfigured,
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "unknown request_type {other:?}: use DeviceInformation, ProfileList, InstallProfile, RemoveProfile, DeviceLock, EraseDevice or DeviceConfigured, or send a raw plist (Content-Type: application/x-plist)"
+            )));
+        }
+    })
+}
+
+/// `POST /enrollments/{udid}/commands`: JSON for the common commands, or a raw command
+/// plist (`application/x-plist`, `application/xml`, `text/xml`).
+pub(crate) async fn send_command(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(udid): Path<String>,
+    headers: HeaderMap,
+    LimitedBytes(body): LimitedBytes<{ guardmdm_mdm_protocol::MAX_COMMAND_BYTES }>,
+) -> Result<(StatusCode, Json<CommandView>), ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json")
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let request = match content_type.as_str() {
+        "application/x-plist" | "application/xml" | "text/xml" => {
+            NewCommandRequest::Raw(body.to_vec())
+        }
+        "application/json" => {
+            let parsed: CommandBody = serde_json::from_slice(&body)
+                .map_err(|e| ApiError::BadRequest(format!("the command is malformed: {e}")))?;
+            NewCommandRequest::Typed(typed(parsed)?)
+        }
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "unsupported Content-Type {other:?}: send JSON or a plist"
+            )));
+        }
+    };
+    let view = state
+        .services
+        .mdm
+        .send_command(&actor, &udid, request)
+        .await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}

@@ -1,0 +1,319 @@
+//! What enrolled devices say: check-in (`Authenticate`, `TokenUpdate`, `CheckOut`) and the
+//! command channel (`Idle`, results, `NotNow`) (`dep-api.md` §7). A device proves who it is
+//! with the identity GuardMDM's CA issued it, and may only speak for the UDID that identity
+//! was issued to.
+
+use guardmdm_crypto::{Certificate, verify_detached};
+use guardmdm_mdm_protocol::{CheckinMessage, CommandStatus, parse_checkin, parse_report};
+use guardmdm_store::{Authenticated, Enrollment, IssuedIdentity, TokenUpdated};
+use secrecy::ExposeSecret;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use super::{MdmError, MdmService};
+
+/// How a request proves the device's identity.
+#[derive(Debug, Clone)]
+pub enum DeviceIdentityProof {
+    /// The `Mdm-Signature` header: base64 of a detached CMS signature over the body.
+    MdmSignature(Vec<u8>),
+    /// The TLS client certificate a trusted proxy forwarded (DER or PEM).
+    ClientCertificate(Vec<u8>),
+    /// Neither.
+    Missing,
+}
+
+/// An enrolled device as admins see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollmentView {
+    /// UDID (or EnrollmentID).
+    pub udid: String,
+    /// Serial number.
+    pub serial_number: Option<String>,
+    /// `authenticated`, `enrolled`, `checked_out` or `unregistered`.
+    pub status: String,
+    /// Waiting in Setup Assistant for `DeviceConfigured`.
+    pub awaiting_configuration: bool,
+    /// Whether APNs can reach it (it sent a push token).
+    pub pushable: bool,
+    /// What it said about itself at `Authenticate`.
+    pub device_info: serde_json::Value,
+    /// When it became Enrolled.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub enrolled_at: Option<OffsetDateTime>,
+    /// Its last request.
+    #[serde(with = "time::serde::rfc3339")]
+    pub last_seen_at: OffsetDateTime,
+}
+
+impl From<Enrollment> for EnrollmentView {
+    fn from(e: Enrollment) -> Self {
+        Self {
+            pushable: e.push_token.is_some() && e.push_magic.is_some(),
+            udid: e.udid,
+            serial_number: e.serial_number,
+            status: e.status,
+            awaiting_configuration: e.awaiting_configuration,
+            device_info: e.device_info,
+            enrolled_at: e.enrolled_at,
+            last_seen_at: e.last_seen_at,
+        }
+    }
+}
+
+impl MdmService {
+    /// The identity a request proves, issued by GuardMDM's CA and recorded at issuance.
+    async fn identify(
+        &self,
+        proof: &DeviceIdentityProof,
+        body: &[u8],
+    ) -> Result<IssuedIdentity, MdmError> {
+        let cert = match proof {
+            DeviceIdentityProof::MdmSignature(signature) => verify_detached(signature, body)
+                .map_err(|e| {
+                    MdmError::forbidden(format!("the Mdm-Signature does not verify: {e}"))
+                })?,
+            DeviceIdentityProof::ClientCertificate(bytes) => Certificate::from_der(bytes)
+                .or_else(|_| Certificate::from_pem(bytes))
+                .map_err(|e| {
+                    MdmError::forbidden(format!(
+                        "the forwarded client certificate is unreadable: {e}"
+                    ))
+                })?,
+            DeviceIdentityProof::Missing => {
+                return Err(MdmError::forbidden(
+                    "no device identity: the request has neither an Mdm-Signature header nor a client certificate from a trusted proxy",
+                ));
+            }
+        };
+        let keys = self.keys().await?;
+        if !keys.ca.issued_by_me(&cert) {
+            return Err(MdmError::forbidden(format!(
+                "the identity {:?} was not issued by GuardMDM's CA",
+                cert.subject()
+            )));
+        }
+        if !cert.is_valid_at(OffsetDateTime::now_utc()) {
+            return Err(MdmError::forbidden(format!(
+                "the identity certificate is outside its validity (until {})",
+                cert.not_after()
+            )));
+        }
+        self.store
+            .identity(cert.sha256_fingerprint())
+            .await?
+            .ok_or_else(|| MdmError::forbidden("this identity is unknown to GuardMDM"))
+    }
+
+    fn same_device(identity: &IssuedIdentity, claimed: &str) -> Result<(), MdmError> {
+        if identity.udid == claimed {
+            Ok(())
+        } else {
+            tracing::warn!(identity = %identity.udid, claimed = %claimed, "a device spoke for another UDID");
+            Err(MdmError::forbidden(format!(
+                "this identity belongs to device {}, not {claimed}",
+                identity.udid
+            )))
+        }
+    }
+
+    /// A check-in (`PUT` to the `CheckInURL`). Answers an empty 200 body.
+    ///
+    /// # Errors
+    /// 400 for a malformed plist or an unsupported message; 403 for a missing, forged or
+    /// foreign identity, or a wrong topic; 410 for user-channel authentication (GuardMDM does
+    /// not manage user channels).
+    pub async fn checkin(
+        &self,
+        proof: &DeviceIdentityProof,
+        body: &[u8],
+    ) -> Result<Vec<u8>, MdmError> {
+        let message = parse_checkin(body)
+            .map_err(|e| MdmError::bad_request(format!("the check-in is malformed: {e}")))?;
+        let identity = self.identify(proof, body).await?;
+        Self::same_device(&identity, message.identity().as_str())?;
+        let now = guardmdm_store::now();
+        match message {
+            CheckinMessage::Authenticate(auth) => {
+                self.check_topic(&auth.topic).await?;
+                let info = serde_json::json!({
+                    "OSVersion": auth.os_version,
+                    "BuildVersion": auth.build_version,
+                    "ProductName": auth.product_name,
+                    "DeviceName": auth.device_name,
+                    "Model": auth.model,
+                    "ModelName": auth.model_name,
+                    "IMEI": auth.imei,
+                    "MEID": auth.meid,
+                });
+                self.store
+                    .record_authenticate(&Authenticated {
+                        udid: identity.udid.clone(),
+                        serial_number: auth
+                            .serial_number
+                            .clone()
+                            .or(Some(identity.serial_number.clone())),
+                        topic: auth.topic,
+                        identity_fingerprint: Some(identity.fingerprint.clone()),
+                        device_info: info,
+                        at: now,
+                    })
+                    .await?;
+                tracing::info!(udid = %identity.udid, serial = %identity.serial_number, "Authenticate");
+            }
+            CheckinMessage::TokenUpdate(update) => {
+                if update.is_user_channel() {
+                    // GuardMDM manages the device channel only; the user channel's token is
+                    // acknowledged and not used.
+                    return Ok(Vec::new());
+                }
+                self.check_topic(&update.topic).await?;
+                let unlock = match &update.unlock_token {
+                    Some(t) => Some(
+                        self.secrets
+                            .seal(t.expose_secret(), &format!("unlock:{}", identity.udid))
+                            .map_err(MdmError::internal)?,
+                    ),
+                    None => None,
+                };
+                let result = self
+                    .store
+                    .record_token_update(&TokenUpdated {
+                        udid: identity.udid.clone(),
+                        topic: update.topic.clone(),
+                        push_token: update.token.expose_secret().to_vec(),
+                        push_magic: update.push_magic.expose_secret().to_string(),
+                        unlock_token: unlock,
+                        awaiting_configuration: update.awaiting_configuration,
+                        at: now,
+                    })
+                    .await;
+                let (enrollment, first) = match result {
+                    Ok(r) => r,
+                    Err(guardmdm_store::StoreError::NotFound) => {
+                        return Err(MdmError::forbidden(
+                            "TokenUpdate before Authenticate: the device must authenticate first",
+                        ));
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                if first {
+                    tracing::info!(udid = %identity.udid, serial = %identity.serial_number, awaiting = enrollment.awaiting_configuration, "device enrolled");
+                    self.on_enrolled(&enrollment).await?;
+                }
+            }
+            CheckinMessage::CheckOut(_) => {
+                self.store
+                    .set_enrollment_status(&identity.udid, "checked_out", now)
+                    .await?;
+                tracing::info!(udid = %identity.udid, "CheckOut: the MDM profile was removed");
+            }
+            CheckinMessage::Other { message_type, .. } if message_type == "UserAuthenticate" => {
+                return Err(MdmError {
+                    status: 410,
+                    message: "GuardMDM does not manage user channels".to_string(),
+                });
+            }
+            CheckinMessage::Other { message_type, .. } => {
+                return Err(MdmError::bad_request(format!(
+                    "GuardMDM does not handle {message_type} check-ins"
+                )));
+            }
+        }
+        Ok(Vec::new())
+    }
+
+    async fn check_topic(&self, topic: &str) -> Result<(), MdmError> {
+        let ours = self.topic().await?;
+        if topic == ours {
+            Ok(())
+        } else {
+            Err(MdmError::forbidden(format!(
+                "the device checks in with topic {topic}, but GuardMDM's push certificate has {ours}"
+            )))
+        }
+    }
+
+    /// After the first TokenUpdate: a device waiting in Setup Assistant gets
+    /// `DeviceConfigured` (there are no admin-defined initial commands yet, so at once), and
+    /// the device is pushed.
+    async fn on_enrolled(&self, enrollment: &Enrollment) -> Result<(), MdmError> {
+        if enrollment.awaiting_configuration {
+            self.queue(
+                &enrollment.udid,
+                guardmdm_mdm_protocol::CommandRequest::DeviceConfigured,
+                "system",
+                None,
+            )
+            .await?;
+        }
+        if let Err(e) = self.push(std::slice::from_ref(&enrollment.udid)).await {
+            tracing::warn!(udid = %enrollment.udid, error = %e, "push after enrollment failed");
+        }
+        Ok(())
+    }
+
+    /// The command channel (`PUT` to the `ServerURL`): records a result and answers the next
+    /// command's plist, or an empty body when there is none.
+    ///
+    /// # Errors
+    /// 400 for a malformed report or an unknown status; 403 for a missing, forged or foreign
+    /// identity or a device that is not enrolled; 404 for a result to a command it does not
+    /// have.
+    pub async fn connect(
+        &self,
+        proof: &DeviceIdentityProof,
+        body: &[u8],
+    ) -> Result<Vec<u8>, MdmError> {
+        let report = parse_report(body)
+            .map_err(|e| MdmError::bad_request(format!("the report is malformed: {e}")))?;
+        let identity = self.identify(proof, body).await?;
+        Self::same_device(&identity, report.identity.as_str())?;
+        let udid = identity.udid.as_str();
+        let enrollment = self.store.enrollment(udid).await?;
+        if !enrollment.is_some_and(|e| matches!(e.status.as_str(), "enrolled" | "authenticated")) {
+            return Err(MdmError::forbidden(
+                "this device is not enrolled: it must check in (Authenticate, TokenUpdate) first",
+            ));
+        }
+        let now = guardmdm_store::now();
+        self.store.touch_enrollment(udid, now).await?;
+        if report.is_user_channel() {
+            return Ok(Vec::new());
+        }
+        let status = match &report.status {
+            CommandStatus::Idle => None,
+            CommandStatus::Acknowledged => Some("acknowledged"),
+            CommandStatus::Error => Some("error"),
+            CommandStatus::CommandFormatError => Some("command_format_error"),
+            CommandStatus::NotNow => Some("not_now"),
+            CommandStatus::Other(s) => {
+                return Err(MdmError::bad_request(format!("unknown Status {s:?}")));
+            }
+        };
+        if let (Some(status), Some(uuid)) = (status, report.command_uuid.as_deref()) {
+            let result = (status != "not_now").then_some(body);
+            let command = match self
+                .store
+                .record_command_result(udid, uuid, status, result, now)
+                .await
+            {
+                Ok(c) => c,
+                Err(guardmdm_store::StoreError::NotFound) => {
+                    return Err(MdmError {
+                        status: 404,
+                        message: format!("this device has no command {uuid}"),
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            };
+            if command.request_type == "DeviceConfigured" && status == "acknowledged" {
+                self.store
+                    .set_awaiting_configuration(udid, false, now)
+                    .await?;
+            }
+        }
+        let next = self.store.next_command(udid, status.is_none(), now).await?;
+        Ok(next.map(|c| c.payload).unwrap_or_default())
+    }
+}

@@ -1,0 +1,160 @@
+//! The MDM side of GuardMDM: Automated Device Enrollment (the profile `url`), the SCEP CA that
+//! issues device identities, check-in, the command queue, and APNs pushes (`dep-api.md` §6,
+//! §7).
+//!
+//! Device-facing calls return [`MdmError`], whose status is never 401: a 401 makes a device
+//! unenroll (§7.1).
+
+mod commands;
+mod device;
+mod enroll;
+mod keys;
+mod push;
+
+use std::sync::Arc;
+
+use guardmdm_crypto::{SecretKey, TrustAnchors};
+use guardmdm_store::Store;
+use tokio::sync::OnceCell;
+
+pub use commands::{CommandView, NewCommandRequest};
+pub use device::{DeviceIdentityProof, EnrollmentView};
+pub use keys::ServerKeys;
+pub use push::{PushCertificateView, PushSettings, PushUpload};
+
+/// How long a SCEP challenge handed out in an enrollment profile stays valid.
+pub const CHALLENGE_TTL: time::Duration = time::Duration::hours(1);
+/// The paths GuardMDM serves devices under `--public-url`.
+pub const ENROLL_PATH: &str = "/mdm/enroll";
+/// Check-in (`CheckInURL`).
+pub const CHECKIN_PATH: &str = "/mdm/checkin";
+/// Commands and results (`ServerURL`).
+pub const CONNECT_PATH: &str = "/mdm/connect";
+/// The SCEP endpoint.
+pub const SCEP_PATH: &str = "/scep";
+
+/// How the MDM side is set up.
+#[derive(Debug, Clone)]
+pub struct MdmSettings {
+    /// The base URL devices reach (`--public-url`).
+    pub public_url: String,
+    /// Trust anchors for the device identities that sign ADE MachineInfo (`--device-ca-file`,
+    /// default Apple's root).
+    pub device_anchors: TrustAnchors,
+    /// Where pushes go.
+    pub push: PushSettings,
+}
+
+impl MdmSettings {
+    /// Settings for `public_url`, trusting Apple's root for device identities and pushing
+    /// to Apple's APNs.
+    ///
+    /// # Errors
+    /// Never in practice (the embedded Apple root is checked by a test).
+    pub fn new(public_url: &str) -> Result<Self, crate::ServiceError> {
+        Ok(Self {
+            public_url: public_url.to_string(),
+            device_anchors: TrustAnchors::apple()
+                .map_err(|e| crate::ServiceError::Internal(e.to_string()))?,
+            push: PushSettings::default(),
+        })
+    }
+
+    /// `public_url` + `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.public_url.trim_end_matches('/'))
+    }
+}
+
+/// Why a device's request failed: an HTTP status (never 401) and a message for the device's
+/// log and GuardMDM's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct MdmError {
+    /// 400, 403, 404, 409, 410, 413, 500 or 503.
+    pub status: u16,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl MdmError {
+    pub(crate) fn bad_request(message: impl Into<String>) -> Self {
+        Self {
+            status: 400,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn forbidden(message: impl Into<String>) -> Self {
+        Self {
+            status: 403,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn unavailable(message: impl Into<String>) -> Self {
+        Self {
+            status: 503,
+            message: message.into(),
+        }
+    }
+
+    pub(crate) fn internal(message: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %message, "MDM request failed");
+        Self {
+            status: 500,
+            message: "internal error: see the server log".to_string(),
+        }
+    }
+}
+
+impl From<guardmdm_store::StoreError> for MdmError {
+    fn from(e: guardmdm_store::StoreError) -> Self {
+        Self::internal(e)
+    }
+}
+
+/// The MDM services. Cheap to clone.
+#[derive(Clone)]
+pub struct MdmService {
+    store: Arc<dyn Store>,
+    secrets: Arc<SecretKey>,
+    settings: Arc<MdmSettings>,
+    keys: Arc<OnceCell<Arc<ServerKeys>>>,
+    pusher: push::Pusher,
+}
+
+impl MdmService {
+    /// The MDM services over `store`, sealing server secrets with `secrets`.
+    pub fn new(store: Arc<dyn Store>, secrets: Arc<SecretKey>, settings: MdmSettings) -> Self {
+        let pusher = push::Pusher::new(settings.push.clone());
+        Self {
+            store,
+            secrets,
+            settings: Arc::new(settings),
+            keys: Arc::new(OnceCell::new()),
+            pusher,
+        }
+    }
+
+    /// The settings.
+    pub fn settings(&self) -> &MdmSettings {
+        &self.settings
+    }
+
+    /// The SCEP CA and the profile-signing identity, created on first use and shared by every
+    /// instance through the store.
+    ///
+    /// # Errors
+    /// Storage or crypto failures, as [`MdmError::internal`].
+    pub async fn keys(&self) -> Result<Arc<ServerKeys>, MdmError> {
+        self.keys
+            .get_or_try_init(|| async {
+                keys::load_or_create(self.store.as_ref(), &self.secrets)
+                    .await
+                    .map(Arc::new)
+            })
+            .await
+            .cloned()
+    }
+}
