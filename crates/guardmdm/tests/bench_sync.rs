@@ -725,7 +725,11 @@ async fn bench_abm_device_sync() {
         mean_gap_ms(sync_started, &times, 0..pages),
     );
 
-    // 3. Incremental syncs, each with its own peak RSS.
+    // 3. Incremental syncs, each with its own peak RSS. Every sync ends with an assignment
+    // pass, which looks back to 30 s before the previous pass (a clock margin between
+    // instances): wait that out first, as the 5 minutes between scheduled syncs would, or
+    // the pass would revisit the last 30 s of the initial sync.
+    tokio::time::sleep(Duration::from_secs(31)).await;
     let added = portal_call(
         &portal,
         Method::POST,

@@ -172,6 +172,13 @@ impl Assigner {
             },
             stop: None,
         };
+        // An incremental pass looks only at the devices its filter finds (through indexes);
+        // a full one walks every present device.
+        let candidates = match &only {
+            Some(filter) => Some(self.store.assignment_candidates(entry.id, filter).await?),
+            None => None,
+        };
+        let mut chunks = candidates.as_deref().map(|c| c.chunks(PASS_CHUNK as usize));
         let mut after: Option<String> = None;
         let mut lease_renewed = std::time::Instant::now();
         loop {
@@ -187,10 +194,24 @@ impl Assigner {
                 }
                 lease_renewed = std::time::Instant::now();
             }
-            let inputs = self
-                .store
-                .assignment_inputs(entry.id, after.as_deref(), PASS_CHUNK, only.as_ref())
-                .await?;
+            let inputs = match chunks.as_mut() {
+                Some(chunks) => match chunks.next() {
+                    Some(serials) => {
+                        self.store
+                            .assignment_inputs(entry.id, None, PASS_CHUNK, Some(serials))
+                            .await?
+                    }
+                    None => break,
+                },
+                None => {
+                    self.store
+                        .assignment_inputs(entry.id, after.as_deref(), PASS_CHUNK, None)
+                        .await?
+                }
+            };
+            if inputs.is_empty() && chunks.is_some() {
+                continue;
+            }
             let Some(last) = inputs.last() else { break };
             after = Some(last.device.device.serial_number.clone());
             self.chunk(&mut state, inputs).await?;

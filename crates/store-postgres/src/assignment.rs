@@ -566,7 +566,7 @@ impl AssignmentStateStore for PostgresStore {
         entry_id: Uuid,
         after: Option<&str>,
         limit: u32,
-        only: Option<&InputFilter>,
+        only: Option<&[String]>,
     ) -> Result<Vec<AssignmentInput>, StoreError> {
         let mut tx = self
             .pool
@@ -595,17 +595,12 @@ impl AssignmentStateStore for PostgresStore {
             q.push(" AND serial_number > ").push_bind(after);
         }
         if let Some(only) = only {
-            // Changed since, or without a settled record (none, pending, or due).
-            q.push(" AND (updated_at > ")
-                .push_bind(only.changed_after)
-                .push(
-                    " OR NOT EXISTS (SELECT 1 FROM abm_device_assignments x \
-                     WHERE x.entry_id = abm_devices.entry_id \
-                     AND x.serial_number = abm_devices.serial_number \
-                     AND x.state <> 'pending' AND (x.retry_at IS NULL OR x.retry_at > ",
-                )
-                .push_bind(only.due_by)
-                .push(")))");
+            if only.is_empty() {
+                return Ok(Vec::new());
+            }
+            q.push(" AND serial_number = ANY(")
+                .push_bind(only.to_vec())
+                .push("::text[])");
         }
         q.push(" ORDER BY serial_number LIMIT ")
             .push_bind(i64::from(limit))
@@ -673,6 +668,34 @@ impl AssignmentStateStore for PostgresStore {
             }
         }
         Ok(inputs)
+    }
+
+    async fn assignment_candidates(
+        &self,
+        entry_id: Uuid,
+        filter: &InputFilter,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT serial_number FROM abm_devices \
+             WHERE entry_id = $1 AND updated_at > $2 AND removed_at IS NULL \
+             UNION \
+             SELECT a.serial_number FROM abm_device_assignments a \
+             JOIN abm_devices d ON d.entry_id = a.entry_id AND d.serial_number = a.serial_number \
+             WHERE a.entry_id = $1 AND a.state = 'pending' AND d.removed_at IS NULL \
+             UNION \
+             SELECT a.serial_number FROM abm_device_assignments a \
+             JOIN abm_devices d ON d.entry_id = a.entry_id AND d.serial_number = a.serial_number \
+             WHERE a.entry_id = $1 AND a.retry_at IS NOT NULL AND a.retry_at <= $3 \
+             AND d.removed_at IS NULL \
+             ORDER BY 1",
+        )
+        .bind(entry_id)
+        .bind(filter.changed_after)
+        .bind(filter.due_by)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(rows)
     }
 
     async fn write_assignments(

@@ -554,7 +554,7 @@ impl AssignmentStateStore for SqliteStore {
         entry_id: Uuid,
         after: Option<&str>,
         limit: u32,
-        only: Option<&InputFilter>,
+        only: Option<&[String]>,
     ) -> Result<Vec<AssignmentInput>, StoreError> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
         // The page of present devices with their explicit profile and record: one walk of the
@@ -572,14 +572,15 @@ impl AssignmentStateStore for SqliteStore {
             q.push(" AND d.serial_number > ").push_bind(after);
         }
         if let Some(only) = only {
-            q.push(" AND (d.updated_at > ")
-                .push_bind(micros(only.changed_after))
-                .push(
-                    " OR a.serial_number IS NULL OR a.state = 'pending' \
-                     OR (a.retry_at IS NOT NULL AND a.retry_at <= ",
-                )
-                .push_bind(micros(only.due_by))
-                .push("))");
+            if only.is_empty() {
+                return Ok(Vec::new());
+            }
+            q.push(" AND d.serial_number IN (");
+            let mut list = q.separated(", ");
+            for serial in only {
+                list.push_bind(serial.as_str());
+            }
+            q.push(")");
         }
         q.push(" ORDER BY d.serial_number LIMIT ")
             .push_bind(i64::from(limit));
@@ -627,6 +628,34 @@ impl AssignmentStateStore for SqliteStore {
             }
         }
         Ok(inputs)
+    }
+
+    async fn assignment_candidates(
+        &self,
+        entry_id: Uuid,
+        filter: &InputFilter,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT d.serial_number FROM abm_devices d INDEXED BY abm_devices_entry_updated \
+             WHERE d.entry_id = ?1 AND d.updated_at > ?2 AND d.removed_at IS NULL \
+             UNION \
+             SELECT a.serial_number FROM abm_device_assignments a \
+             JOIN abm_devices d ON d.entry_id = a.entry_id AND d.serial_number = a.serial_number \
+             WHERE a.entry_id = ?1 AND a.state = 'pending' AND d.removed_at IS NULL \
+             UNION \
+             SELECT a.serial_number FROM abm_device_assignments a \
+             JOIN abm_devices d ON d.entry_id = a.entry_id AND d.serial_number = a.serial_number \
+             WHERE a.entry_id = ?1 AND a.retry_at IS NOT NULL AND a.retry_at <= ?3 \
+             AND d.removed_at IS NULL \
+             ORDER BY 1",
+        )
+        .bind(entry_id)
+        .bind(micros(filter.changed_after))
+        .bind(micros(filter.due_by))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(rows)
     }
 
     async fn write_assignments(

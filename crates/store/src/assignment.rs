@@ -231,7 +231,7 @@ pub struct AssignmentInput {
 }
 
 /// The devices an incremental assignment pass looks at: those whose ABM record changed after
-/// `changed_after`, those without a record, and those whose record is `pending` or has a
+/// `changed_after` (new devices included), and those whose record is `pending` or has a
 /// `retry_at` at or before `due_by`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InputFilter {
@@ -420,14 +420,23 @@ pub trait AssignmentConfigStore: Send + Sync {
 pub trait AssignmentStateStore: Send + Sync {
     /// Up to `limit` present (not removed) devices of an entry with serial after `after`, by
     /// serial, each with its explicit profile, static groups and record. With `only`, just
-    /// the devices an incremental pass must look at (see [`InputFilter`]).
+    /// those of these serials (`after` still applies).
     async fn assignment_inputs(
         &self,
         entry_id: Uuid,
         after: Option<&str>,
         limit: u32,
-        only: Option<&InputFilter>,
+        only: Option<&[String]>,
     ) -> Result<Vec<AssignmentInput>, StoreError>;
+
+    /// The serials, sorted and distinct, of the present devices an incremental pass must
+    /// look at (see [`InputFilter`]), found through indexes: its cost follows the number of
+    /// changes, not the number of devices.
+    async fn assignment_candidates(
+        &self,
+        entry_id: Uuid,
+        filter: &InputFilter,
+    ) -> Result<Vec<String>, StoreError>;
 
     /// Inserts or replaces records of an entry's devices, in one transaction.
     async fn write_assignments(

@@ -55,7 +55,7 @@ where
     assignment::assignments_write_read_back_and_count(make().await).await;
     assignment::removed_devices_get_removed_records(make().await).await;
     assignment::passes_keep_the_last_per_entry(make().await).await;
-    assignment::incremental_inputs_are_changed_unsettled_or_due(make().await).await;
+    assignment::incremental_candidates_are_changed_unsettled_or_due(make().await).await;
     mdm::challenges_are_single_use_expire_and_purge(make().await).await;
     mdm::concurrent_consumers_get_a_challenge_once(make().await).await;
     mdm::identities_record_and_look_up(make().await).await;

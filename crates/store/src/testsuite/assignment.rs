@@ -1486,13 +1486,14 @@ pub(super) async fn passes_keep_the_last_per_entry(store: Arc<dyn Store>) {
     assert_eq!(store.last_assignment_pass(e).await.unwrap(), None);
 }
 
-pub(super) async fn incremental_inputs_are_changed_unsettled_or_due(store: Arc<dyn Store>) {
+pub(super) async fn incremental_candidates_are_changed_unsettled_or_due(store: Arc<dyn Store>) {
     let e = entry(&store, "e").await;
-    let all: Vec<AbmDevice> = ["S1", "S2", "S3", "S4", "S5", "S6"]
+    let all: Vec<AbmDevice> = ["S1", "S2", "S3", "S4", "S5", "S6", "S7"]
         .iter()
         .map(|s| device(s))
         .collect();
     seed(&store, e, &all).await;
+    seed(&store, e, &[deleted("S7")]).await;
     let t = now();
     let settled = |serial: &str, state: &str, retry_at: Option<OffsetDateTime>| AssignmentRecord {
         retry_at,
@@ -1507,60 +1508,59 @@ pub(super) async fn incremental_inputs_are_changed_unsettled_or_due(store: Arc<d
                 settled("S3", "failed", Some(t - Duration::minutes(1))),
                 settled("S4", "throttled", Some(t + Duration::hours(1))),
                 settled("S6", "unassigned", None),
+                settled("S7", "pending", None),
             ],
         )
         .await
         .unwrap();
-    let later = t + Duration::seconds(1);
     let only = crate::InputFilter {
-        changed_after: later,
+        changed_after: t + Duration::seconds(1),
         due_by: t,
     };
-    let pick = |inputs: Vec<crate::AssignmentInput>| {
-        inputs
-            .into_iter()
-            .map(|i| i.device.device.serial_number)
-            .collect::<Vec<_>>()
-    };
-    // S2 pending, S3 due, S5 without a record; S1, S4 (not due) and S6 are settled.
-    assert_eq!(
-        pick(
-            store
-                .assignment_inputs(e, None, 100, Some(&only))
-                .await
-                .unwrap()
-        ),
-        ["S2", "S3", "S5"]
-    );
-    // Paging works through the filter.
-    assert_eq!(
-        pick(
-            store
-                .assignment_inputs(e, Some("S2"), 1, Some(&only))
-                .await
-                .unwrap()
-        ),
-        ["S3"]
-    );
-    // A device Apple changed since counts, whatever its record.
+    // S2 pending, S3 due; S1, S4 (not due), S5 and S6 are settled or unchanged; S7 left ABM.
+    let found = store.assignment_candidates(e, &only).await.unwrap();
+    assert_eq!(found, ["S2", "S3"]);
+    // A device Apple changed since counts, whatever its record; a new device too.
     let mut s1 = device("S1");
     s1.profile_status = Some("removed".to_string());
     s1.op_type = Some("modified".to_string());
     s1.op_date = Some(now());
     tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     let before_change = now();
-    seed(&store, e, &[s1]).await;
+    seed(&store, e, &[s1, device("S8")]).await;
     let only = crate::InputFilter {
         changed_after: before_change,
         due_by: t,
     };
+    let found = store.assignment_candidates(e, &only).await.unwrap();
+    assert_eq!(found, ["S1", "S2", "S3", "S8"]);
+    // The inputs of just those serials, present only, by serial.
+    let pick = |inputs: Vec<crate::AssignmentInput>| {
+        inputs
+            .into_iter()
+            .map(|i| i.device.device.serial_number)
+            .collect::<Vec<_>>()
+    };
+    let wanted = [
+        "S8".to_string(),
+        "S3".to_string(),
+        "S7".to_string(),
+        "NOPE".to_string(),
+    ];
     assert_eq!(
         pick(
             store
-                .assignment_inputs(e, None, 100, Some(&only))
+                .assignment_inputs(e, None, 100, Some(&wanted))
                 .await
                 .unwrap()
         ),
-        ["S1", "S2", "S3", "S5"]
+        ["S3", "S8"]
+    );
+    assert!(
+        store
+            .assignment_inputs(e, None, 100, Some(&[]))
+            .await
+            .unwrap()
+            .is_empty()
     );
 }
