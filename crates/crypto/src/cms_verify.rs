@@ -268,6 +268,40 @@ pub fn verify_attached(der: &[u8], anchors: &TrustAnchors) -> Result<VerifiedCon
     })
 }
 
+/// Content whose signature verified, before any decision about trusting the signer.
+#[derive(Debug, Clone)]
+pub struct SignedContent {
+    /// The signed bytes.
+    pub content: Vec<u8>,
+    /// The certificate that signed them.
+    pub signer: Certificate,
+    /// Every certificate inside the message (the signer's included), to build its chain with
+    /// [`TrustAnchors::verify`].
+    pub certificates: Vec<Certificate>,
+}
+
+/// Verifies the signature of an attached CMS `SignedData` (DER, or base64) and returns its
+/// content, signer and certificates, without judging the signer: for a device, which accepts
+/// a signed profile from an unknown signer (shown as "Not Verified") unless it was told which
+/// anchors to trust. [`verify_attached`] is the trusting form.
+///
+/// # Errors
+/// A [`CmsError`]: the input is not a single-signer `SignedData` with attached content, or the
+/// signature does not verify.
+pub fn verify_attached_signature(der: &[u8]) -> Result<SignedContent, CmsError> {
+    let message = Message::parse(der)?;
+    if !message.has_content {
+        return Err(CmsError::NoContent);
+    }
+    let mut content = Vec::new();
+    message.verify_signature(None, Some(&mut content))?;
+    Ok(SignedContent {
+        content,
+        signer: message.signer,
+        certificates: message.certificates,
+    })
+}
+
 /// Verifies a detached CMS signature over `body` (the `Mdm-Signature` header: base64 as sent,
 /// or already-decoded DER) and returns the signer certificate, which must be inside its
 /// validity period. Whether the signer is trusted is for the caller to decide.

@@ -1,6 +1,6 @@
 //! Message authentication and hashing for Apple's DEP protocol: HMAC-SHA1 for OAuth 1.0a
 //! signatures (`dep-api.md` §2.1, RFC 5849 §3.4.2) and SHA-256 for identifiers such as
-//! `org_id_hash` (§3.1).
+//! `org_id_hash` (§3.1); SHA-1 and MD5 only for the fingerprints older formats carry.
 
 use openssl::hash::{MessageDigest, hash};
 use openssl::pkey::PKey;
@@ -22,6 +22,24 @@ pub fn hmac_sha1(key: &[u8], data: &[u8]) -> Vec<u8> {
         signer.sign_to_vec()
     };
     mac().unwrap_or_default()
+}
+
+/// SHA-1 of `data` (20 bytes), for fingerprints that older formats still use (a SCEP
+/// payload's `CAFingerprint`); empty only if OpenSSL fails.
+#[must_use]
+pub fn sha1(data: &[u8]) -> Vec<u8> {
+    hash(MessageDigest::sha1(), data)
+        .map(|d| d.to_vec())
+        .unwrap_or_default()
+}
+
+/// MD5 of `data` (16 bytes), for legacy fingerprints only (a SCEP payload's
+/// `CAFingerprint`); empty only if OpenSSL fails.
+#[must_use]
+pub fn md5(data: &[u8]) -> Vec<u8> {
+    hash(MessageDigest::md5(), data)
+        .map(|d| d.to_vec())
+        .unwrap_or_default()
 }
 
 /// SHA-256 of `data` (32 bytes); empty only if OpenSSL fails, which it does not in practice.
@@ -79,6 +97,15 @@ mod tests {
             hex(&hmac_sha1(b"", b"")),
             "fbdb1d1b18aa6c08324b7d64b71fb76370690e1d"
         );
+    }
+
+    #[test]
+    fn sha1_and_md5_of_abc() {
+        assert_eq!(
+            hex(&sha1(b"abc")),
+            "a9993e364706816aba3e25717850c26c9cd0d89d"
+        );
+        assert_eq!(hex(&md5(b"abc")), "900150983cd24fb0d6963f7d28e17f72");
     }
 
     #[test]

@@ -13,7 +13,11 @@
 //! - [`profile_sign`]: signing configuration profiles with an [`Identity`].
 //! - [`push_certificate`]: the APNs push certificate and its topic.
 //! - [`scep`]: the SCEP CA (RFC 8894) that issues device identities; the device keeps its
-//!   private key, GuardMDM certifies only the public key in its CSR.
+//!   private key, GuardMDM certifies only the public key in its CSR. [`scep::client`] is the
+//!   device's side, for simulators and tests.
+//! - [`device_key`] and [`device_ca`]: a device's own key ([`DeviceKey`]) and a stand-in for
+//!   Apple's device CA ([`DeviceCa`]), so simulated devices can sign like real ones
+//!   ([`sign_attached`], [`sign_detached`]).
 //!
 //! OpenSSL does all cryptography. The RustCrypto `cms`/`der`/`x509-cert` crates are used for
 //! ASN.1 structure only (SCEP's signed attributes, which rust-openssl cannot read or write);
@@ -24,6 +28,8 @@ pub mod certificate;
 mod cms_shape;
 pub mod cms_verify;
 pub mod dep_token;
+pub mod device_ca;
+pub mod device_key;
 pub mod digest;
 pub mod keypair;
 mod pki;
@@ -36,14 +42,19 @@ mod signed_data;
 mod test_pki;
 
 pub use certificate::{Certificate, CertificateError};
-pub use cms_verify::{CmsError, TrustAnchors, VerifiedContent, verify_attached, verify_detached};
+pub use cms_verify::{
+    CmsError, SignedContent, TrustAnchors, VerifiedContent, verify_attached,
+    verify_attached_signature, verify_detached,
+};
 pub use dep_token::{DepTokenError, DepTokens, decrypt_server_token, encrypt_server_token};
+pub use device_ca::DeviceCa;
+pub use device_key::DeviceKey;
 pub use keypair::{KeyPairError, TokenKeyPair, generate_token_key_pair};
-pub use profile_sign::{Identity, IdentityError, sign_profile};
+pub use profile_sign::{Identity, IdentityError, sign_attached, sign_detached, sign_profile};
 pub use push_certificate::{PushCertificate, PushCertificateError};
 pub use scep::{
-    ChallengePolicy, CsrInfo, FailInfo, PkiOutcome, PkiRequest, PkiResponse, Rejection, ScepCa,
-    ScepError, StaticChallenge,
+    ChallengePolicy, CsrInfo, FailInfo, PendingRequest, PkiOutcome, PkiRequest, PkiResponse,
+    Rejection, ScepCa, ScepCapabilities, ScepClient, ScepClientError, ScepError, StaticChallenge,
 };
 pub use secret_box::{SecretKey, SecretKeyError};
 

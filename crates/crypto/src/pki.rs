@@ -23,9 +23,8 @@ pub(crate) enum Usage {
     /// protocol messages: `CA:TRUE, pathlen:0`; keyCertSign, cRLSign, digitalSignature,
     /// keyEncipherment.
     IssuingCa,
-    /// A CA that may issue other CAs (tests build Apple-like chains with it): `CA:TRUE`;
-    /// keyCertSign, cRLSign.
-    #[cfg(test)]
+    /// A CA that may issue other CAs (the device CA of simulators, and tests, build Apple-like
+    /// chains with it): `CA:TRUE`; keyCertSign, cRLSign.
     RootCa,
     /// A device identity: `CA:FALSE`; digitalSignature, keyEncipherment; extendedKeyUsage
     /// clientAuth.
@@ -115,7 +114,6 @@ fn add_extensions(
     signer: &Signer<'_>,
 ) -> Result<(), ErrorStack> {
     let (constraints, key_usage) = match usage {
-        #[cfg(test)]
         Usage::RootCa => (
             BasicConstraints::new().critical().ca().build()?,
             KeyUsage::new()

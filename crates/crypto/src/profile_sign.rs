@@ -8,7 +8,11 @@
 //!
 //! An [`Identity`] is the certificate, private key and optional chain that sign. It is either
 //! loaded from PEM (a certificate from a public CA, so devices show "Verified") or generated
-//! self-signed for a fresh install.
+//! self-signed for a fresh install. Device simulators build one from a [`DeviceKey`] and the
+//! certificate a CA issued for it ([`Identity::from_device_key`]).
+//!
+//! Besides profiles, an identity signs what a device signs: its MachineInfo (attached,
+//! [`sign_attached`]) and the `Mdm-Signature` header (detached, [`sign_detached`]).
 
 use openssl::pkcs7::{Pkcs7, Pkcs7Flags};
 use openssl::pkey::{PKey, Private};
@@ -17,6 +21,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::certificate::Certificate;
 use crate::describe;
+use crate::device_key::DeviceKey;
 use crate::pki::{self, Signer, Template, Usage};
 
 /// How long a generated self-signed signing identity is valid.
@@ -81,6 +86,19 @@ impl Identity {
         let key = PKey::private_key_from_pem(private_key_pem.expose_secret().as_bytes())
             .map_err(|e| IdentityError::Key(describe(&e)))?;
         Self::new(certificate, key, certs.collect())
+    }
+
+    /// An identity from a device's key and the certificate issued for it (by SCEP, or by a
+    /// simulator's device CA), with the intermediates to send along (`chain`, may be empty).
+    ///
+    /// # Errors
+    /// [`IdentityError::KeyMismatch`] when the certificate certifies another key.
+    pub fn from_device_key(
+        certificate: Certificate,
+        key: &DeviceKey,
+        chain: Vec<Certificate>,
+    ) -> Result<Self, IdentityError> {
+        Self::new(certificate, key.pkey().clone(), chain)
     }
 
     pub(crate) fn new(
@@ -175,11 +193,36 @@ impl std::fmt::Debug for Identity {
 
 /// Signs a configuration profile: an attached CMS `SignedData` (DER) over `content`, SHA-256,
 /// with the signer's certificate and chain included, ready to serve as
-/// `application/x-apple-aspen-config`.
+/// `application/x-apple-aspen-config`. The same as [`sign_attached`].
 ///
 /// # Errors
 /// [`IdentityError::Internal`] if OpenSSL fails.
 pub fn sign_profile(content: &[u8], signer: &Identity) -> Result<Vec<u8>, IdentityError> {
+    sign_attached(content, signer)
+}
+
+/// An attached CMS `SignedData` (DER) over `content`: SHA-256, signed attributes, the signer's
+/// certificate and chain included. What a device sends as its ADE MachineInfo body
+/// (`application/pkcs7-signature`), and what a server sends as a signed profile.
+///
+/// # Errors
+/// [`IdentityError::Internal`] if OpenSSL fails.
+pub fn sign_attached(content: &[u8], signer: &Identity) -> Result<Vec<u8>, IdentityError> {
+    sign(content, signer, Pkcs7Flags::empty())
+}
+
+/// A detached CMS `SignedData` (DER) over `body`: SHA-256, signed attributes, the signer's
+/// certificate and chain included, no content. Base64 of it is the `Mdm-Signature` header a
+/// device with `SignMessage` adds to every check-in and command request (`dep-api.md` §6.4);
+/// [`crate::verify_detached`] reads it back.
+///
+/// # Errors
+/// [`IdentityError::Internal`] if OpenSSL fails.
+pub fn sign_detached(body: &[u8], signer: &Identity) -> Result<Vec<u8>, IdentityError> {
+    sign(body, signer, Pkcs7Flags::DETACHED)
+}
+
+fn sign(content: &[u8], signer: &Identity, flags: Pkcs7Flags) -> Result<Vec<u8>, IdentityError> {
     let mut chain = Stack::new()?;
     for cert in &signer.chain {
         chain.push(cert.x509().clone())?;
@@ -189,7 +232,7 @@ pub fn sign_profile(content: &[u8], signer: &Identity) -> Result<Vec<u8>, Identi
         &signer.key,
         &chain,
         content,
-        Pkcs7Flags::BINARY | Pkcs7Flags::NOSMIMECAP,
+        flags | Pkcs7Flags::BINARY | Pkcs7Flags::NOSMIMECAP,
     )?;
     Ok(signed.to_der()?)
 }
@@ -254,6 +297,48 @@ mod tests {
             Identity::generate_self_signed("").unwrap_err(),
             IdentityError::BadCommonName
         );
+    }
+
+    #[test]
+    fn a_detached_signature_verifies_over_the_body_only() {
+        let identity = Identity::generate_self_signed("Detached").unwrap();
+        let body = b"<plist><dict><key>Status</key><string>Idle</string></dict></plist>";
+        let der = sign_detached(body, &identity).unwrap();
+        let signer = crate::verify_detached(&der, body).unwrap();
+        assert_eq!(&signer, identity.certificate());
+        assert!(matches!(
+            crate::verify_detached(&der, b"another body"),
+            Err(crate::CmsError::BadSignature { .. })
+        ));
+        // Base64, as the header carries it, reads the same.
+        use base64::Engine as _;
+        let header = base64::engine::general_purpose::STANDARD.encode(&der);
+        assert!(crate::verify_detached(header.as_bytes(), body).is_ok());
+        assert!(matches!(
+            verify_attached(
+                &der,
+                &TrustAnchors::from_certificates([identity.certificate().clone()]).unwrap()
+            ),
+            Err(crate::CmsError::NoContent)
+        ));
+    }
+
+    #[test]
+    fn an_identity_from_a_device_key_signs() {
+        let ca = crate::DeviceCa::generate("Unit Test").unwrap();
+        let key = DeviceKey::generate().unwrap();
+        let cert = ca.issue(&key, "00008140-001A2B3C4D5E801C").unwrap();
+        let identity =
+            Identity::from_device_key(cert.clone(), &key, vec![ca.issuing_certificate().clone()])
+                .unwrap();
+        let der = sign_attached(PROFILE, &identity).unwrap();
+        let verified = verify_attached(&der, &ca.trust_anchors()).unwrap();
+        assert_eq!(verified.signer, cert);
+        let other = DeviceKey::generate_rsa(1024).unwrap();
+        assert!(matches!(
+            Identity::from_device_key(cert, &other, Vec::new()),
+            Err(IdentityError::KeyMismatch { .. })
+        ));
     }
 
     #[test]

@@ -16,6 +16,9 @@
 //!    encrypted to the self-signed certificate holding a certificates-only `SignedData` with
 //!    the issued certificate. The device then uses that identity for MDM check-ins.
 //!
+//! The device's side (building the `PKCSReq`, reading the `CertRep`) is [`client`], for the
+//! device simulators and tests.
+//!
 //! A refused request is still answered with a `CertRep` (`pkiStatus` FAILURE and a `failInfo`),
 //! as RFC 8894 §3.3.2 asks; only a message too broken to answer is a [`ScepError`].
 //!
@@ -41,6 +44,7 @@
 //! over the DER `SET OF` attributes is made by OpenSSL (see `signed_data.rs`). Incoming
 //! messages are first parsed and re-encoded by OpenSSL, so BER from older clients is accepted.
 
+pub mod client;
 mod csr;
 mod legacy;
 mod policy;
@@ -55,6 +59,7 @@ use crate::cms_verify::TrustAnchors;
 use crate::describe;
 use crate::pki::{self, Signer, Template, Usage};
 
+pub use client::{EnvelopeCipher, PendingRequest, ScepCapabilities, ScepClient, ScepClientError};
 pub use csr::CsrInfo;
 pub use policy::{ChallengePolicy, Rejection, StaticChallenge};
 pub use request::PkiRequest;
@@ -94,9 +99,14 @@ pub enum ScepError {
     /// The CA certificate or key is unusable.
     #[error("the SCEP CA is unusable: {0}")]
     Ca(String),
-    /// OpenSSL or the ASN.1 encoder failed while building the answer: answer HTTP 500.
-    #[error("building the SCEP response failed: {0}")]
+    /// OpenSSL or the ASN.1 encoder failed while building the answer (or, client side, the
+    /// request): answer HTTP 500.
+    #[error("building the SCEP message failed: {0}")]
     Internal(String),
+    /// Client side ([`ScepClient`]): the request cannot be built as asked (an unusable subject,
+    /// capabilities the client cannot work with).
+    #[error("the SCEP request cannot be built: {0}")]
+    InvalidRequest(String),
 }
 
 impl ScepError {
@@ -124,6 +134,19 @@ pub enum FailInfo {
 }
 
 impl FailInfo {
+    /// The `failInfo` with this attribute value (`"0"` to `"4"`).
+    #[must_use]
+    pub fn from_code(code: &str) -> Option<Self> {
+        match code.trim() {
+            "0" => Some(Self::BadAlg),
+            "1" => Some(Self::BadMessageCheck),
+            "2" => Some(Self::BadRequest),
+            "3" => Some(Self::BadTime),
+            "4" => Some(Self::BadCertId),
+            _ => None,
+        }
+    }
+
     /// The attribute value: `"0"` to `"4"`.
     #[must_use]
     pub fn code(self) -> &'static str {

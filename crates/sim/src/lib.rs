@@ -1,11 +1,13 @@
 #![doc = include_str!("../README.md")]
 
 mod api;
+pub mod apns;
 pub mod catalog;
 pub mod clock;
 mod config;
 pub mod csv;
 pub mod cursor;
+pub mod device;
 mod error;
 pub mod faults;
 pub mod oauth;
@@ -17,8 +19,13 @@ pub mod rng;
 mod sim;
 mod world;
 
+pub use apns::{ApnsSim, PushRecord, RunningApnsSim, Wake};
 pub use catalog::DeviceFamily;
 pub use config::{OrgConfig, SimConfig};
+pub use device::{
+    AdeProfile, CommandRun, DeviceError, DeviceStatus, EnrollmentInfo, EnrollmentReport,
+    InstalledProfile, PollSummary, SimDevice, SimDeviceOptions,
+};
 pub use error::SimError;
 pub use faults::Fault;
 pub use portal_client::{DownloadedToken, PortalBody, PortalClient, PortalError};

@@ -96,6 +96,26 @@ pub(crate) fn device<'a>(
     })
 }
 
+/// The radio identifiers of device `idx` as its DEP record shows them (version 10), for the
+/// simulated device itself to report the same values.
+pub(crate) struct RadioIds {
+    pub(crate) imei: Option<String>,
+    pub(crate) wifi_mac: String,
+    pub(crate) bluetooth_mac: String,
+    pub(crate) ethernet_mac: Option<String>,
+}
+
+pub(crate) fn radio_ids(idx: u32, model: &catalog::Model) -> RadioIds {
+    let h = mix(u64::from(idx) ^ 0xA5A5_0000_0000);
+    RadioIds {
+        imei: model.cellular.then(|| imei(h)),
+        wifi_mac: mac(h, 0),
+        bluetooth_mac: mac(h, 1),
+        ethernet_mac: matches!(model.family, DeviceFamily::Mac | DeviceFamily::AppleTv)
+            .then(|| mac(h, 2)),
+    }
+}
+
 /// A 15-digit IMEI with a valid Luhn check digit.
 fn imei(h: u64) -> String {
     let body = format!("35{:012}", h % 1_000_000_000_000);

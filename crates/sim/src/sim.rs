@@ -299,6 +299,45 @@ impl Simulator {
         self.shared.world().activate(serial, self.now_secs())
     }
 
+    /// Defines an ADE profile for a server, as its `POST /profile` would (§3.6, protocol
+    /// version 10): the same validation, a new `profile_uuid`, and assignment of the
+    /// profile's optional `devices`. Returns the DEP answer (`profile_uuid`, and `devices`
+    /// with a status per serial).
+    ///
+    /// # Errors
+    /// An unknown server, or [`SimError::Invalid`] with Apple's code for an invalid profile.
+    pub fn define_profile(&self, server_uuid: &str, profile: &Value) -> Result<Value, SimError> {
+        let mut world = self.shared.world();
+        let server = Self::server_idx(&world, server_uuid)?;
+        let caller = crate::world::Caller {
+            server,
+            version: 10,
+        };
+        let mut faults = self.shared.faults();
+        world
+            .define_profile(caller, profile, self.now_secs(), &mut faults)
+            .map_err(|(_, code)| SimError::Invalid(code.to_string()))
+    }
+
+    /// What a simulated device needs to know about itself: its catalogue model and the
+    /// identifiers its DEP record shows.
+    pub(crate) fn hardware(&self, serial: &str) -> Option<Catalogued> {
+        let world = self.shared.world();
+        let idx = world.find(serial)?;
+        let dev = world.device(idx)?;
+        let model = crate::catalog::model(dev.model);
+        Some(Catalogued {
+            serial: dev.serial.as_str().to_string(),
+            model,
+            capacity: model
+                .capacities
+                .get(usize::from(dev.capacity))
+                .copied()
+                .unwrap_or("64GB"),
+            radio: crate::render::radio_ids(idx, model),
+        })
+    }
+
     /// Injects a fault into the DEP API.
     ///
     /// # Errors
@@ -353,6 +392,14 @@ impl Simulator {
             "unassigned_devices": unassigned, "servers": servers,
         })
     }
+}
+
+/// A device of the organisation, as [`Simulator::hardware`] describes it.
+pub(crate) struct Catalogued {
+    pub(crate) serial: String,
+    pub(crate) model: &'static crate::catalog::Model,
+    pub(crate) capacity: &'static str,
+    pub(crate) radio: crate::render::RadioIds,
 }
 
 /// A simulator serving HTTP, from [`Simulator::start`].

@@ -4,19 +4,14 @@
 
 use super::*;
 use crate::cms_shape::signed_data_shape;
-use crate::pki::{Signer as CertSigner, Template as CertTemplate, Usage as CertUsage};
-use crate::signed_data::{self, attribute, octets, printable};
-use der::asn1::{BitString, SetOfVec};
-use der::{Decode, Encode, Tag, Tagged};
-use openssl::cms::{CMSOptions, CmsContentInfo};
-use openssl::hash::MessageDigest;
+use crate::device_key::DeviceKey;
+use der::{Tag, Tagged};
+use openssl::cms::CmsContentInfo;
 use openssl::pkcs7::{Pkcs7, Pkcs7Flags};
 use openssl::stack::Stack;
 use openssl::symm::Cipher;
 use openssl::x509::X509;
 use openssl::x509::store::X509StoreBuilder;
-use x509_cert::request::{CertReq, CertReqInfo, Version};
-use x509_cert::spki::{AlgorithmIdentifierOwned, SubjectPublicKeyInfoOwned};
 
 const CHALLENGE: &str = "one-time-7f3a";
 const NONCE: [u8; 16] = *b"0123456789abcdef";
@@ -30,7 +25,8 @@ fn policy() -> StaticChallenge {
     StaticChallenge::new(SecretString::from(CHALLENGE))
 }
 
-/// A SCEP client: its key pair, the throw-away self-signed certificate, and its CSR.
+/// A SCEP client: its key pair, the throw-away self-signed certificate, and its CSR, built
+/// with the client module's own pieces so that requests can be taken apart and forged.
 struct Client {
     key: PKey<Private>,
     self_signed: X509,
@@ -44,55 +40,13 @@ fn client(cn: &str, challenge: Option<&str>) -> Client {
 fn client_with_key(key: PKey<Private>, cn: &str, challenge: Option<&str>) -> Client {
     let subject = pki::name(cn, Some("GuardMDM Device")).unwrap();
     let signer_name = pki::name("SCEP SIGNER", None).unwrap();
-    let template = CertTemplate {
-        subject: &signer_name,
-        public_key: &key,
-        not_before: pki::time_from_now(-60).unwrap(),
-        not_after: pki::time_from_now(3600).unwrap(),
-        usage: CertUsage::Signing,
-    };
-    let self_signed = pki::issue(&template, &CertSigner::SelfSigned(&key)).unwrap();
-    let csr = csr(&key, &subject.to_der().unwrap(), challenge);
+    let self_signed = client::self_signed(&key, &signer_name).unwrap();
+    let csr = client::csr(&key, &subject.to_der().unwrap(), challenge).unwrap();
     Client {
         key,
         self_signed,
         csr,
     }
-}
-
-/// A PKCS#10 CSR with an optional challengePassword (PrintableString), SHA-256 with RSA.
-fn csr(key: &PKey<Private>, subject_der: &[u8], challenge: Option<&str>) -> Vec<u8> {
-    let mut attributes = SetOfVec::new();
-    if let Some(challenge) = challenge {
-        attributes
-            .insert(
-                attribute(
-                    der::asn1::ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.7"),
-                    printable(challenge).unwrap(),
-                )
-                .unwrap(),
-            )
-            .unwrap();
-    }
-    let info = CertReqInfo {
-        version: Version::V1,
-        subject: x509_cert::name::Name::from_der(subject_der).unwrap(),
-        public_key: SubjectPublicKeyInfoOwned::from_der(&key.public_key_to_der().unwrap()).unwrap(),
-        attributes,
-    };
-    let mut signer = openssl::sign::Signer::new(MessageDigest::sha256(), key).unwrap();
-    signer.update(&info.to_der().unwrap()).unwrap();
-    let signature = signer.sign_to_vec().unwrap();
-    CertReq {
-        info,
-        algorithm: AlgorithmIdentifierOwned {
-            oid: der::asn1::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.11"),
-            parameters: Some(der::Any::null()),
-        },
-        signature: BitString::from_bytes(&signature).unwrap(),
-    }
-    .to_der()
-    .unwrap()
 }
 
 /// A PKIOperation message: the CSR enveloped to `recipient`, signed by the client.
@@ -105,25 +59,18 @@ fn message(client: &Client, recipient: &X509, message_type: &str, cipher: Cipher
 }
 
 fn envelope(content: &[u8], recipient: &X509, cipher: Cipher) -> Vec<u8> {
-    let mut recipients = Stack::new().unwrap();
-    recipients.push(recipient.clone()).unwrap();
-    CmsContentInfo::encrypt(&recipients, content, cipher, CMSOptions::BINARY)
-        .unwrap()
-        .to_der()
-        .unwrap()
+    client::envelope(content, recipient, cipher).unwrap()
 }
 
 fn message_with_content(client: &Client, content: &[u8], message_type: &str) -> Vec<u8> {
-    signed_data::sign(signed_data::Message {
-        content: Some(content),
-        attributes: vec![
-            attribute(request::MESSAGE_TYPE, printable(message_type).unwrap()).unwrap(),
-            attribute(request::TRANSACTION_ID, printable(TRANSACTION).unwrap()).unwrap(),
-            attribute(request::SENDER_NONCE, octets(&NONCE).unwrap()).unwrap(),
-        ],
-        signer: &client.self_signed,
-        key: &client.key,
-    })
+    client::signed_message(
+        &client.self_signed,
+        &client.key,
+        content,
+        message_type,
+        TRANSACTION,
+        &NONCE,
+    )
     .unwrap()
 }
 
@@ -573,7 +520,7 @@ fn the_static_challenge_compares_exactly() {
 
 #[test]
 fn issued_certificates_never_outlive_the_ca() {
-    let root = crate::test_pki::make("Short CA", None, CertUsage::IssuingCa, -60, 30 * 86_400);
+    let root = crate::test_pki::make("Short CA", None, Usage::IssuingCa, -60, 30 * 86_400);
     let cert_pem = root.cert.to_pem().unwrap();
     let key_pem = String::from_utf8(root.key.private_key_to_pem_pkcs8().unwrap()).unwrap();
     let ca = ScepCa::from_pem(&cert_pem, &SecretString::from(key_pem)).unwrap();
@@ -586,4 +533,177 @@ fn issued_certificates_never_outlive_the_ca() {
         panic!("not issued");
     };
     assert_eq!(cert.not_after(), ca.certificate().not_after());
+}
+
+// The device side: `client::ScepClient` against the CA.
+
+fn device_key() -> DeviceKey {
+    DeviceKey::generate().unwrap()
+}
+
+#[test]
+fn the_client_enrolls_with_the_ca() {
+    let ca = ca();
+    let key = device_key();
+    let (message, pending) = ScepClient::default()
+        .pkcs_req(
+            ca.certificate(),
+            &key,
+            "00008140-001A2B3C4D5E801C",
+            CHALLENGE,
+        )
+        .unwrap();
+    let request = ca.decode_request(&message).unwrap();
+    assert_eq!(request.problem(), None);
+    assert_eq!(request.challenge(), Some(CHALLENGE));
+    assert_eq!(request.transaction_id(), pending.transaction_id());
+    assert_eq!(pending.transaction_id().len(), 64, "hex SHA-256 of the key");
+    let response = ca.respond(&request, Ok(())).unwrap();
+    let cert = pending.read_cert_rep(&response.der).unwrap();
+    assert_eq!(cert.subject(), "CN=00008140-001A2B3C4D5E801C");
+    assert!(ca.issued_by_me(&cert));
+    crate::Identity::from_device_key(cert, &key, Vec::new()).unwrap();
+    assert!(!format!("{pending:?}").contains("PRIVATE"));
+}
+
+#[test]
+fn the_client_reads_failures_with_their_fail_info() {
+    let ca = ca();
+    let (message, pending) = ScepClient::default()
+        .pkcs_req(ca.certificate(), &device_key(), "device", "wrong")
+        .unwrap();
+    let response = ca.pki_operation(&message, &policy()).unwrap();
+    let err = pending.read_cert_rep(&response.der).unwrap_err();
+    assert_eq!(
+        err,
+        ScepClientError::Failure {
+            fail_info: Some(FailInfo::BadRequest)
+        }
+    );
+    assert!(err.to_string().contains("badRequest (2)"), "{err}");
+}
+
+#[test]
+fn the_client_refuses_replies_to_other_requests() {
+    let ca = ca();
+    let client = ScepClient::default();
+    let key = device_key();
+    let (first, first_pending) = client
+        .pkcs_req(ca.certificate(), &key, "device", CHALLENGE)
+        .unwrap();
+    let (_, same_key_pending) = client
+        .pkcs_req(ca.certificate(), &key, "device", CHALLENGE)
+        .unwrap();
+    let (_, other_pending) = client
+        .pkcs_req(ca.certificate(), &device_key(), "device", CHALLENGE)
+        .unwrap();
+    let reply = ca.pki_operation(&first, &policy()).unwrap().der;
+    assert!(first_pending.read_cert_rep(&reply).is_ok());
+    assert_eq!(
+        same_key_pending.read_cert_rep(&reply).unwrap_err(),
+        ScepClientError::NonceMismatch
+    );
+    assert!(matches!(
+        other_pending.read_cert_rep(&reply).unwrap_err(),
+        ScepClientError::TransactionMismatch { .. }
+    ));
+    // A reply signed by another CA (which could not even decrypt the request).
+    let impostor = self::ca().pki_operation(&first, &policy()).unwrap().der;
+    assert!(matches!(
+        first_pending.read_cert_rep(&impostor).unwrap_err(),
+        ScepClientError::BadSignature(_)
+    ));
+    assert!(matches!(
+        first_pending.read_cert_rep(b"junk").unwrap_err(),
+        ScepClientError::Malformed(_)
+    ));
+}
+
+#[test]
+fn the_client_chooses_from_the_capabilities() {
+    let caps = ScepCapabilities::parse(ScepCa::get_ca_caps());
+    assert!(caps.post_pki_operation() && caps.aes() && caps.sha256() && caps.des3());
+    assert_eq!(
+        ScepClient::for_capabilities(&caps).unwrap().cipher(),
+        EnvelopeCipher::Aes128Cbc
+    );
+    let des3 = ScepCapabilities::parse("DES3\r\nsha-256\r\n");
+    assert!(!des3.post_pki_operation());
+    assert_eq!(
+        ScepClient::for_capabilities(&des3).unwrap().cipher(),
+        EnvelopeCipher::Des3Cbc
+    );
+    let standard = ScepCapabilities::parse("SCEPStandard");
+    assert!(standard.post_pki_operation());
+    assert_eq!(
+        ScepClient::for_capabilities(&standard).unwrap().cipher(),
+        EnvelopeCipher::Aes128Cbc
+    );
+    for weak in ["AES\nPOSTPKIOperation", "SHA-256", ""] {
+        assert!(matches!(
+            ScepClient::for_capabilities(&ScepCapabilities::parse(weak)),
+            Err(ScepError::InvalidRequest(_))
+        ));
+    }
+}
+
+#[test]
+fn the_client_sends_the_whole_subject_and_any_cipher() {
+    let ca = ca();
+    let key = device_key();
+    let subject = [
+        ("O", "GuardMDM"),
+        ("OU", "Devices"),
+        ("0.9.2342.19200300.100.1.1", "uid-1"),
+        ("CN", "device"),
+    ];
+    for cipher in [
+        EnvelopeCipher::Aes128Cbc,
+        EnvelopeCipher::Aes256Cbc,
+        EnvelopeCipher::Des3Cbc,
+    ] {
+        let (message, pending) = ScepClient::new(cipher)
+            .pkcs_req_with_subject(ca.certificate(), &key, &subject, Some(CHALLENGE))
+            .unwrap();
+        let response = ca.pki_operation(&message, &policy()).unwrap();
+        let cert = pending.read_cert_rep(&response.der).unwrap();
+        assert_eq!(
+            cert.subject(),
+            "O=GuardMDM, OU=Devices, UID=uid-1, CN=device"
+        );
+    }
+    // No challenge at all: refused by a policy that wants one.
+    let (message, pending) = ScepClient::default()
+        .pkcs_req_with_subject(ca.certificate(), &key, &[("CN", "device")], None)
+        .unwrap();
+    let request = ca.decode_request(&message).unwrap();
+    assert_eq!(request.challenge(), None);
+    let response = ca.pki_operation(&message, &policy()).unwrap();
+    assert!(matches!(
+        pending.read_cert_rep(&response.der),
+        Err(ScepClientError::Failure { .. })
+    ));
+    assert!(matches!(
+        ScepClient::default().pkcs_req_with_subject(
+            ca.certificate(),
+            &key,
+            &[("NOT-A-NAME", "x")],
+            None
+        ),
+        Err(ScepError::InvalidRequest(_))
+    ));
+}
+
+#[test]
+fn fail_info_codes_round_trip() {
+    for f in [
+        FailInfo::BadAlg,
+        FailInfo::BadMessageCheck,
+        FailInfo::BadRequest,
+        FailInfo::BadTime,
+        FailInfo::BadCertId,
+    ] {
+        assert_eq!(FailInfo::from_code(f.code()), Some(f));
+    }
+    assert_eq!(FailInfo::from_code("9"), None);
 }
