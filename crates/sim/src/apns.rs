@@ -256,7 +256,17 @@ impl ApnsSim {
         self.shared.in_flight.send_modify(|n| *n += 1);
         let apns = self.clone();
         tokio::spawn(async move {
-            let result = device.poll().await.map_err(|e| e.to_string());
+            // A push can arrive while the device's TokenUpdate is still being answered (the
+            // server pushes as soon as it records it): like a device, finish enrolling first.
+            let mut result = device.poll().await;
+            for _ in 0..100 {
+                if !matches!(result, Err(crate::DeviceError::OutOfOrder { .. })) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                result = device.poll().await;
+            }
+            let result = result.map_err(|e| e.to_string());
             apns.state().wakes.push(Wake {
                 udid: device.udid().to_string(),
                 result,

@@ -69,16 +69,24 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn(backend: Backend) -> Self {
-        Self::spawn_with(backend, None).await
+        Self::spawn_with(backend, None, &[]).await
+    }
+
+    /// A server whose public URL is its own `http://127.0.0.1:PORT` (so simulated devices
+    /// reach its enrollment URL), with extra `serve` flags.
+    pub async fn spawn_reachable(backend: Backend, extra: &[String]) -> Self {
+        Self::spawn_with(backend, None, extra).await
     }
 
     /// A second instance sharing this one's database, secret key and ABM simulator, as
     /// several `serve` instances behind a load balancer do.
     pub async fn second_instance(&self) -> Self {
-        Self::spawn_with(self.backend, Some(self)).await
+        Self::spawn_with(self.backend, Some(self), &[]).await
     }
 
-    async fn spawn_with(backend: Backend, share: Option<&TestApp>) -> Self {
+    async fn spawn_with(backend: Backend, share: Option<&TestApp>, extra: &[String]) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let own_url = format!("http://{}", listener.local_addr().unwrap());
         let dir = tempfile::tempdir().unwrap();
         let database_url = match (backend, share) {
             (_, Some(first)) => first.database_url.clone(),
@@ -101,18 +109,22 @@ impl TestApp {
             "--admin-token".into(),
             ADMIN_TOKEN.into(),
             "--public-url".into(),
-            PUBLIC_URL.into(),
+            if extra.is_empty() {
+                PUBLIC_URL.to_string()
+            } else {
+                own_url
+            },
             "--abm-url".into(),
             share.map_or_else(|| abm.base_url(), |first| first.abm.base_url()),
         ];
         if let Some(url) = &database_url {
             argv.extend(["--database-url".into(), url.clone()]);
         }
+        argv.extend(extra.iter().cloned());
         if let Some(first) = share {
             argv.extend(["--secret-key".into(), first.secret_key()]);
         }
         let settings = Settings::from_args(Wrapper::parse_from(argv).args).unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let server = guardmdm::server::start(settings, listener).await.unwrap();
         Self {
             base: format!("http://{}", server.addr),

@@ -2,7 +2,6 @@
 //! `url` and receives a signed enrollment profile (`dep-api.md` §6), then runs SCEP against
 //! GuardMDM's CA with the one-time challenge in it.
 
-use base64::Engine as _;
 use guardmdm_crypto::{Rejection, ScepCa, sign_profile, verify_attached};
 use guardmdm_mdm_protocol::enrollment::{
     EnrollmentProfile, MdmSettings as MdmPayload, ProfileUuids, ScepSettings, TrustAnchor,
@@ -98,7 +97,8 @@ impl MdmService {
 
         let mut raw = [0_u8; 32];
         openssl_rand(&mut raw)?;
-        let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+        // Hex: the CSR carries the challenge as a PrintableString, which has no `_`.
+        let challenge: String = raw.iter().map(|b| format!("{b:02x}")).collect();
         let now = guardmdm_store::now();
         self.store
             .create_enroll_challenge(&EnrollChallenge {

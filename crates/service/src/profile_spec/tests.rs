@@ -530,7 +530,7 @@ fn urls_must_be_absolute_https_with_a_host_and_short_enough() {
 
 #[test]
 fn a_bad_server_url_is_reported_as_the_servers() {
-    let errs = validate(&spec("lab"), "http://localhost:8080/enroll").unwrap_err();
+    let errs = validate(&spec("lab"), "http://mdm.example.com:8080/enroll").unwrap_err();
     assert_eq!(errs.len(), 1);
     assert_eq!(
         (errs[0].field.as_str(), errs[0].code.as_str()),
@@ -826,4 +826,26 @@ fn field_errors_serialize_for_the_api() {
     assert!(json["message"].as_str().unwrap().contains("empty"));
     assert!(e.to_string().starts_with("name: "), "{e}");
     assert!(e.to_string().ends_with("(NAME_INVALID)"), "{e}");
+}
+
+#[test]
+fn plain_http_is_accepted_for_loopback_hosts_only_with_a_warning() {
+    for url in [
+        "http://127.0.0.1:8080/mdm/enroll",
+        "http://localhost/mdm/enroll",
+        "http://[::1]:9/mdm/enroll",
+    ] {
+        let valid = validate(&spec("lab"), url).unwrap();
+        assert!(
+            valid.warnings.iter().any(|w| w.contains("loopback")),
+            "{url}: {:?}",
+            valid.warnings
+        );
+    }
+    for url in [
+        "http://10.0.0.1/mdm/enroll",
+        "http://mdm.example.com/mdm/enroll",
+    ] {
+        assert!(validate(&spec("lab"), url).is_err(), "{url}");
+    }
 }

@@ -277,6 +277,22 @@ impl Checker {
         } else {
             match url::Url::parse(value) {
                 Err(e) => Some(format!("is not a valid URL ({e})")),
+                // Devices reach the enrollment URLs over https only. Plain http is accepted
+                // for a loopback host, where only local simulators can be (development and
+                // tests), with a warning.
+                Ok(u) if u.scheme() == "http" && is_loopback(&u) => {
+                    self.warnings.push(format!(
+                        "{subject} uses plain http on a loopback host: only local simulated devices can use it; real devices need https"
+                    ));
+                    if u.as_str().len() > MAX_URL {
+                        Some(format!(
+                            "is {} characters long once URL-encoded; Apple accepts at most {MAX_URL}",
+                            u.as_str().len()
+                        ))
+                    } else {
+                        return Some(u.into());
+                    }
+                }
                 Ok(u) if u.scheme() != "https" => {
                     Some(format!("uses `{}:`; Apple only accepts https", u.scheme()))
                 }
@@ -507,4 +523,14 @@ fn der_length_problem(der: &[u8]) -> Option<String> {
             der.len()
         )
     })
+}
+
+/// Whether a URL's host is this machine (`localhost`, 127.0.0.0/8, `::1`).
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
 }

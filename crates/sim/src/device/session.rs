@@ -91,19 +91,19 @@ impl SimDevice {
             d.insert("UnlockToken".into(), Value::Data(unlock.clone()));
         }
         d.insert("AwaitingConfiguration".into(), Value::Boolean(awaiting));
-        self.check_in(STEP, d).await?;
-        let apns = {
-            let mut state = self.state();
-            state.enrolled = true;
-            if let Some(profile) = state.enrollment_profile.clone()
-                && !state.installed.iter().any(|p| p.is_mdm_enrollment)
-            {
-                state.installed.insert(0, profile);
-            }
-            state.apns.clone()
-        };
-        if let Some(apns) = apns {
+        // The device has its push token from APNs before it tells the MDM server, so a push
+        // the server sends while answering this TokenUpdate reaches it.
+        let apns = self.state().apns.clone();
+        if let Some(apns) = &apns {
             apns.register_device(&push.token_hex(), &topic, &push.magic, self.downgrade());
+        }
+        self.check_in(STEP, d).await?;
+        let mut state = self.state();
+        state.enrolled = true;
+        if let Some(profile) = state.enrollment_profile.clone()
+            && !state.installed.iter().any(|p| p.is_mdm_enrollment)
+        {
+            state.installed.insert(0, profile);
         }
         Ok(())
     }
