@@ -31,6 +31,8 @@ pub const SYNC_INTERVAL: Duration = Duration::from_secs(5 * 60);
 /// How long a sync lease lasts without renewal: well inside one interval, so a dead
 /// instance's entries are taken over at the next tick.
 pub const LEASE_TTL_SECS: i64 = 120;
+/// How long Sync Now waits for this instance's assignment pass of the same entry.
+const ASSIGN_WAIT: Duration = Duration::from_secs(60);
 /// Renew the lease when it is older than this.
 const LEASE_RENEW_AFTER: Duration = Duration::from_secs(30);
 
@@ -259,15 +261,22 @@ impl SyncService {
                 started: false,
             });
         }
-        if self
+        // An assignment pass of this instance (after a configuration change) holds the
+        // entry: Sync Now waits for it (passes are short) rather than refusing.
+        let mut waited = Duration::ZERO;
+        while self
             .assigning
             .lock()
             .map_or(true, |a| a.contains(&entry.id))
         {
-            return Err(ServiceError::Conflict(format!(
-                "profiles are being assigned to the devices of {:?}; try again shortly",
-                entry.name
-            )));
+            if waited >= ASSIGN_WAIT {
+                return Err(ServiceError::Conflict(format!(
+                    "profiles are being assigned to the devices of {:?}; try again shortly",
+                    entry.name
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            waited += Duration::from_millis(50);
         }
         let now = guardmdm_store::now();
         if !self

@@ -33,6 +33,9 @@ pub struct Cli {
 enum Command {
     /// Run the server.
     Serve(crate::config::ServeArgs),
+    /// The whole story on this machine: simulated ABM, APNs and devices enrolling into
+    /// GuardMDM on an embedded SQLite database.
+    Demo(crate::demo::DemoArgs),
     /// Apple Business Manager: entries, server tokens.
     Abm {
         #[command(flatten)]
@@ -100,6 +103,7 @@ enum Command {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => crate::server::serve(args).await,
+        Command::Demo(args) => crate::demo::run(args).await,
         Command::AbmSim(args) => abm_sim::run(args).await,
         Command::Abm { client, command } => abm::run(&ApiClient::new(&client)?, command).await,
         Command::ApiTokens { client, command } => {

@@ -1,0 +1,387 @@
+//! `guardmdm demo`: the whole story on one machine with no Apple account. One process runs
+//! the ABM simulator (an organisation with a few hundred devices of every kind), the APNs
+//! simulator, and GuardMDM on an embedded SQLite database; it then does what an admin does
+//! (connects ABM, uploads a push certificate, sets a default ADE profile per OS, syncs) and
+//! switches simulated devices on one after another, so they enroll over time and answer
+//! commands. Everything goes through GuardMDM's real interfaces: the REST API for the admin
+//! steps, the DEP API, the device endpoints and APNs for the rest.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::Parser as _;
+use guardmdm_crypto::{DeviceCa, PushCertificate};
+use guardmdm_sim::{ApnsSim, RunningApnsSim, RunningSimulator, SimConfig, SimDevice, Simulator};
+use reqwest::Method;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{ServeArgs, Settings};
+use crate::server::RunningServer;
+
+/// Flags of `guardmdm demo` (all optional).
+#[derive(Debug, Clone, clap::Args)]
+pub struct DemoArgs {
+    /// Where GuardMDM listens (a loopback address: the simulated devices use plain HTTP).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// The data dir. Default: a new directory under the system's temporary directory.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Devices in the simulated organisation.
+    #[arg(long, default_value_t = 300)]
+    pub devices: usize,
+    /// Seconds between two devices being switched on.
+    #[arg(long, default_value_t = 3.0)]
+    pub enroll_every: f64,
+}
+
+/// A running demo.
+pub struct RunningDemo {
+    /// GuardMDM's base URL.
+    pub url: String,
+    /// The admin token.
+    pub admin_token: String,
+    /// The data dir.
+    pub data_dir: PathBuf,
+    server: RunningServer,
+    abm: RunningSimulator,
+    apns: RunningApnsSim,
+    stop: CancellationToken,
+    driver: tokio::task::JoinHandle<()>,
+    /// The devices switched on so far (kept alive: pushes wake them).
+    pub enrolled: Arc<Mutex<Vec<SimDevice>>>,
+}
+
+impl RunningDemo {
+    /// Stops everything.
+    ///
+    /// # Errors
+    /// When the server fails while stopping.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.stop.cancel();
+        let _ = self.driver.await;
+        self.server.shutdown();
+        self.server.wait().await?;
+        let _ = self.abm.stop().await;
+        let _ = self.apns.stop().await;
+        Ok(())
+    }
+}
+
+/// The admin's side, over the REST API.
+struct Admin {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl Admin {
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+        let mut request = self
+            .http
+            .request(method, format!("{}/api/v1{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.context("calling GuardMDM")?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        if !status.is_success() {
+            bail!("{path}: HTTP {status}: {text}");
+        }
+        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn bytes(&self, method: Method, path: &str, body: Vec<u8>) -> anyhow::Result<Value> {
+        let response = self
+            .http
+            .request(method, format!("{}/api/v1{path}", self.base))
+            .bearer_auth(&self.token)
+            .body(body)
+            .send()
+            .await
+            .context("calling GuardMDM")?;
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        if !status.is_success() {
+            bail!("{path}: HTTP {status}: {text}");
+        }
+        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+}
+
+/// Starts the demo and returns once the organisation is connected and synced; devices keep
+/// enrolling in the background until [`RunningDemo::stop`].
+///
+/// # Errors
+/// When a part cannot start (a busy port, an unwritable data dir).
+pub async fn start(args: DemoArgs) -> anyhow::Result<RunningDemo> {
+    let data_dir = match args.data_dir {
+        Some(dir) => dir,
+        None => {
+            let dir = std::env::temp_dir()
+                .join(format!("guardmdm-demo-{}", uuid_like(std::process::id())));
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            dir
+        }
+    };
+    // Apple's side: the organisation in ABM, and APNs.
+    let sim = Simulator::new(SimConfig {
+        devices: 0,
+        ..SimConfig::default()
+    });
+    let abm = sim
+        .start(TcpListener::bind("127.0.0.1:0").await?)
+        .context("starting the ABM simulator")?;
+    let apns = ApnsSim::new()
+        .start(TcpListener::bind("127.0.0.1:0").await?)
+        .context("starting the APNs simulator")?;
+    let device_ca = DeviceCa::generate("GuardMDM Demo Devices")?;
+    let anchors = data_dir.join("demo-device-ca.pem");
+    std::fs::write(&anchors, device_ca.anchor_pem())
+        .with_context(|| format!("writing {}", anchors.display()))?;
+
+    // GuardMDM, as `serve` would run it.
+    let listener = TcpListener::bind(args.listen).await.with_context(|| {
+        format!(
+            "cannot listen on {} (try --listen 127.0.0.1:8081)",
+            args.listen
+        )
+    })?;
+    let addr = listener.local_addr()?;
+    let argv = [
+        "serve".to_string(),
+        "--listen".into(),
+        addr.to_string(),
+        "--data-dir".into(),
+        data_dir.display().to_string(),
+        "--abm-url".into(),
+        abm.base_url(),
+        "--device-ca-file".into(),
+        anchors.display().to_string(),
+        "--apns-url".into(),
+        apns.base_url(),
+    ];
+    #[derive(clap::Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        args: ServeArgs,
+    }
+    let settings = Settings::from_args(Wrapper::try_parse_from(argv)?.args)?;
+    let admin_token = secrecy::ExposeSecret::expose_secret(&settings.admin_token).to_string();
+    let server = crate::server::start(settings, listener).await?;
+    let url = format!("http://{}", server.addr);
+    let admin = Admin {
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()
+            .context("building the HTTP client")?,
+        base: url.clone(),
+        token: admin_token.clone(),
+    };
+
+    // The admin's steps.
+    admin
+        .call(
+            Method::POST,
+            "/abm/tokens",
+            Some(json!({ "name": "demo", "batch_size": 500 })),
+        )
+        .await?;
+    let pem = admin
+        .http
+        .get(format!("{url}/api/v1/abm/tokens/demo/public-key"))
+        .bearer_auth(&admin_token)
+        .send()
+        .await?
+        .text()
+        .await?;
+    let server_info = abm.sim.register_server("GuardMDM Demo", &pem)?;
+    abm.sim
+        .set_default_server(None, Some(&server_info.server_uuid))?;
+    let token = abm.sim.download_token(&server_info.server_uuid, None)?;
+    admin
+        .bytes(Method::PUT, "/abm/tokens/demo/server-token", token.contents)
+        .await?;
+    let topic = format!("com.apple.mgmt.External.{}", uuid_like(std::process::id()));
+    let push = PushCertificate::generate_self_signed(&topic)?;
+    let identity = push.identity_pem();
+    let split = identity.find("-----BEGIN PRIVATE KEY-----").unwrap_or(0);
+    admin
+        .call(
+            Method::PUT,
+            "/apns",
+            Some(json!({ "certificate_pem": &identity[..split], "key_pem": &identity[split..] })),
+        )
+        .await?;
+    for (name, os, extra) in [
+        (
+            "corporate-iphone",
+            "ios",
+            json!({ "await_device_configured": true, "skip_setup_items": ["AppleID", "Siri", "Biometric"] }),
+        ),
+        (
+            "shared-ipad",
+            "ipados",
+            json!({ "skip_setup_items": ["AppleID", "Siri"] }),
+        ),
+        (
+            "mac-staff",
+            "macos",
+            json!({ "await_device_configured": true, "skip_setup_items": ["AppleID", "Siri", "FileVault"] }),
+        ),
+        (
+            "conference-tv",
+            "tvos",
+            json!({ "auto_advance_setup": true, "language": "en", "region": "US" }),
+        ),
+        ("vision-lab", "visionos", json!({})),
+    ] {
+        let mut spec =
+            json!({ "name": name, "department": "IT", "support_email_address": "it@example.com" });
+        if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+            spec.extend(extra.clone());
+        }
+        admin.call(Method::POST, "/profiles", Some(spec)).await?;
+        admin
+            .call(
+                Method::PUT,
+                &format!("/os-defaults/{os}"),
+                Some(json!({ "profile": name })),
+            )
+            .await?;
+    }
+    admin
+        .call(
+            Method::POST,
+            "/groups",
+            Some(json!({
+                "name": "macbook-air-loaners",
+                "rule": { "all": [{ "field": "model", "op": "contains", "values": ["MacBook Air"] }] },
+                "profile": "mac-staff",
+                "priority": 10,
+            })),
+        )
+        .await?;
+    let devices = abm.sim.add_devices(args.devices, None);
+    let start = admin
+        .call(Method::POST, "/abm/tokens/demo/syncs", None)
+        .await?;
+    let run_id = start["run"]["id"].as_i64().unwrap_or_default();
+    for _ in 0..1200 {
+        let run = admin
+            .call(
+                Method::GET,
+                &format!("/abm/tokens/demo/syncs/{run_id}"),
+                None,
+            )
+            .await?;
+        if run["outcome"] != "running" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Devices are switched on, one after another.
+    let stop = CancellationToken::new();
+    let enrolled: Arc<Mutex<Vec<SimDevice>>> = Arc::default();
+    let driver = {
+        let stop = stop.clone();
+        let enrolled = enrolled.clone();
+        let sim = abm.sim.clone();
+        let push = apns.apns.clone();
+        let every = Duration::from_secs_f64(args.enroll_every.max(0.05));
+        tokio::spawn(async move {
+            for info in devices {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(every) => {}
+                }
+                let device = match SimDevice::new(&sim, &info.serial_number, &device_ca) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        tracing::warn!(serial = %info.serial_number, error = %e, "demo device not created");
+                        continue;
+                    }
+                };
+                device.attach_apns(&push);
+                match device.enroll_and_run(&sim).await {
+                    Ok(report) if report.enrolled => {
+                        tracing::info!(serial = %info.serial_number, udid = %device.udid(), "demo device enrolled");
+                    }
+                    Ok(report) => {
+                        tracing::info!(serial = %info.serial_number, status = %report.activation.status, "demo device set up without management");
+                    }
+                    Err(e) => {
+                        tracing::warn!(serial = %info.serial_number, error = %e, "demo device did not enroll");
+                    }
+                }
+                if let Ok(mut list) = enrolled.lock() {
+                    list.push(device);
+                }
+            }
+        })
+    };
+    Ok(RunningDemo {
+        url,
+        admin_token,
+        data_dir,
+        server,
+        abm,
+        apns,
+        stop,
+        driver,
+        enrolled,
+    })
+}
+
+/// A short unique-enough suffix for directory names and the demo topic.
+fn uuid_like(pid: u32) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{pid:08x}-{nanos:08x}")
+}
+
+/// `guardmdm demo`: starts, prints where to look, runs until Ctrl-C.
+///
+/// # Errors
+/// As [`start`].
+#[allow(clippy::print_stdout)]
+pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+    crate::telemetry::init(
+        crate::telemetry::LogFormat::Text,
+        "info,tower_http=warn,sqlx=warn,guardmdm_sim=warn",
+    );
+    let every = args.enroll_every;
+    let demo = start(args).await?;
+    let bin = std::env::args()
+        .next()
+        .unwrap_or_else(|| "guardmdm".to_string());
+    println!(
+        "\nGuardMDM demo is running at {url}\n\
+         \n  data dir:    {dir} (SQLite)\
+         \n  admin token: {token}\
+         \n\nA simulated organisation is connected through Apple Business Manager (simulated),\
+         \nits devices are synced and have ADE profiles, and one device is switched on every {every} s\
+         \nand enrolls. In another terminal:\
+         \n\n  export GUARDMDM_URL={url} GUARDMDM_API_TOKEN={token}\
+         \n  {bin} abm token list\
+         \n  {bin} devices list --assignment assigned\
+         \n  {bin} profiles default\
+         \n  curl -s -H \"Authorization: Bearer $GUARDMDM_API_TOKEN\" $GUARDMDM_URL/api/v1/enrollments | head\
+         \n  {bin} commands send <UDID from the enrollments> DeviceInformation\
+         \n\nThe web dashboard is not built yet. Ctrl-C stops the demo.",
+        url = demo.url,
+        dir = demo.data_dir.display(),
+        token = demo.admin_token,
+    );
+    crate::server::shutdown_signal().await;
+    demo.stop().await
+}
