@@ -10,27 +10,10 @@ use std::path::Path;
 
 use common::{ADMIN_TOKEN, Backend, TestApp};
 
-struct Output {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
+use common::CliOutput as Output;
 
 async fn guardmdm(app: &TestApp, token: Option<&str>, cwd: &Path, args: &[&str]) -> Output {
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_guardmdm"));
-    cmd.args(args)
-        .current_dir(cwd)
-        .env("GUARDMDM_URL", &app.base)
-        .env_remove("GUARDMDM_API_TOKEN");
-    if let Some(token) = token {
-        cmd.env("GUARDMDM_API_TOKEN", token);
-    }
-    let out = cmd.output().await.unwrap();
-    Output {
-        ok: out.status.success(),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    }
+    common::run_cli(app, token, cwd, args).await
 }
 
 async fn admin(app: &TestApp, cwd: &Path, args: &[&str]) -> Output {

@@ -249,6 +249,48 @@ async fn a_device_goes_from_abm_assignment_to_enrolled_to_answering_commands() {
         let answered = wait_command(app, queued["uuid"].as_str().unwrap()).await;
         assert_eq!(answered["status"], "error", "{answered}");
 
+        // The CLI: the push certificate, sending a command, listing the queue.
+        let cwd = tempfile::tempdir().unwrap();
+        let token = Some(common::ADMIN_TOKEN);
+        let out = common::run_cli(app, token, cwd.path(), &["apns", "show"]).await;
+        assert!(
+            out.ok && out.stdout.contains(TOPIC),
+            "{} {}",
+            out.stdout,
+            out.stderr
+        );
+        let out = common::run_cli(
+            app,
+            token,
+            cwd.path(),
+            &["commands", "send", &udid, "ProfileList", "--json"],
+        )
+        .await;
+        assert!(out.ok, "{}", out.stderr);
+        let sent: Value = serde_json::from_str(&out.stdout).unwrap();
+        assert_eq!(
+            wait_command(app, sent["uuid"].as_str().unwrap()).await["status"],
+            "acknowledged"
+        );
+        let out = common::run_cli(app, token, cwd.path(), &["commands", "list", &udid]).await;
+        assert!(
+            out.ok && out.stdout.contains("ProfileList"),
+            "{}",
+            out.stdout
+        );
+        let out = common::run_cli(
+            app,
+            token,
+            cwd.path(),
+            &["commands", "send", "NO-SUCH-UDID", "DeviceInformation"],
+        )
+        .await;
+        assert!(
+            !out.ok && out.stderr.contains("no enrolled device"),
+            "{}",
+            out.stderr
+        );
+
         // NotNow keeps the command for a later session, without a busy loop.
         device.answer_not_now(1);
         let (_, c) = app

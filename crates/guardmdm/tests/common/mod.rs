@@ -11,6 +11,7 @@
     clippy::panic
 )]
 
+use std::path::Path;
 use std::sync::Arc;
 
 use clap::Parser;
@@ -399,4 +400,30 @@ pub fn days_from_now(days: i64) -> String {
 /// CMS-encrypted (AES-256-CBC, RSA key transport) to `cert_pem`, with S/MIME headers.
 pub fn abm_token_file(cert_pem: &str, json: &str) -> Vec<u8> {
     guardmdm_crypto::encrypt_server_token(json, cert_pem).unwrap()
+}
+
+/// What a run of the `guardmdm` binary printed.
+pub struct CliOutput {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs the `guardmdm` binary against `app` with the API token `token` (none: unset), in
+/// `cwd`.
+pub async fn run_cli(app: &TestApp, token: Option<&str>, cwd: &Path, args: &[&str]) -> CliOutput {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_guardmdm"));
+    cmd.args(args)
+        .current_dir(cwd)
+        .env("GUARDMDM_URL", &app.base)
+        .env_remove("GUARDMDM_API_TOKEN");
+    if let Some(token) = token {
+        cmd.env("GUARDMDM_API_TOKEN", token);
+    }
+    let out = cmd.output().await.unwrap();
+    CliOutput {
+        ok: out.status.success(),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
 }
