@@ -31,22 +31,25 @@ struct Mdm {
 /// A server trusting a simulated device CA, pushing to the APNs simulator, with a push
 /// certificate, an ABM entry and an iOS default profile that waits for DeviceConfigured.
 async fn setup(backend: common::Backend) -> Mdm {
+    setup_with(backend, &[]).await
+}
+
+/// [`setup`] with extra `serve` flags.
+async fn setup_with(backend: common::Backend, extra: &[&str]) -> Mdm {
     let files = tempfile::tempdir().unwrap();
     let ca = DeviceCa::generate("Enrollment Test Devices").unwrap();
     let anchors = files.path().join("device-ca.pem");
     std::fs::write(&anchors, ca.anchor_pem()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let apns = ApnsSim::for_topic(TOPIC).start(listener).unwrap();
-    let app = TestApp::spawn_reachable(
-        backend,
-        &[
-            "--device-ca-file".to_string(),
-            anchors.to_str().unwrap().to_string(),
-            "--apns-url".to_string(),
-            apns.base_url(),
-        ],
-    )
-    .await;
+    let mut flags = vec![
+        "--device-ca-file".to_string(),
+        anchors.to_str().unwrap().to_string(),
+        "--apns-url".to_string(),
+        apns.base_url(),
+    ];
+    flags.extend(extra.iter().map(ToString::to_string));
+    let app = TestApp::spawn_reachable(backend, &flags).await;
     let push = PushCertificate::generate_self_signed(TOPIC).unwrap();
     let pem = push.identity_pem();
     let split = pem.find("-----BEGIN PRIVATE KEY-----").unwrap();
@@ -482,58 +485,8 @@ async fn bad_device_requests_are_refused_with_the_reason_and_never_401() {
 #[tokio::test]
 async fn a_device_can_never_speak_for_another_udid() {
     for backend in common::backends() {
-        let files = tempfile::tempdir().unwrap();
-        let ca = DeviceCa::generate("Cross Test Devices").unwrap();
-        let anchors = files.path().join("device-ca.pem");
-        std::fs::write(&anchors, ca.anchor_pem()).unwrap();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let apns = ApnsSim::for_topic(TOPIC).start(listener).unwrap();
         // Behind a TLS-terminating proxy that forwards the client certificate.
-        let app = TestApp::spawn_reachable(
-            backend,
-            &[
-                "--device-ca-file".to_string(),
-                anchors.to_str().unwrap().to_string(),
-                "--apns-url".to_string(),
-                apns.base_url(),
-                "--client-cert-header".to_string(),
-                "X-Client-Cert".to_string(),
-            ],
-        )
-        .await;
-        let mdm = Mdm {
-            app,
-            apns,
-            ca,
-            _files: files,
-        };
-        let push = PushCertificate::generate_self_signed(TOPIC).unwrap();
-        let pem = push.identity_pem();
-        let split = pem.find("-----BEGIN PRIVATE KEY-----").unwrap();
-        let (status, _) = mdm
-            .app
-            .json(
-                Method::PUT,
-                "/api/v1/apns",
-                Some(json!({ "certificate_pem": &pem[..split], "key_pem": &pem[split..] })),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK);
-        mdm.app.connect_abm("main").await;
-        mdm.app
-            .json(
-                Method::POST,
-                "/api/v1/profiles",
-                Some(json!({ "name": "p" })),
-            )
-            .await;
-        mdm.app
-            .json(
-                Method::PUT,
-                "/api/v1/os-defaults/ios",
-                Some(json!({ "profile": "p" })),
-            )
-            .await;
+        let mdm = setup_with(backend, &["--client-cert-header", "X-Client-Cert"]).await;
         let serials = buy(&mdm, 2).await;
         let a = SimDevice::new(&mdm.app.abm.sim, &serials[0], &mdm.ca).unwrap();
         let b = SimDevice::new(&mdm.app.abm.sim, &serials[1], &mdm.ca).unwrap();
