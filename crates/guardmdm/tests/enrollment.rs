@@ -195,6 +195,27 @@ async fn a_device_goes_from_abm_assignment_to_enrolled_to_answering_commands() {
             false
         );
         assert!(!mdm.apns.apns.pushes().is_empty(), "the device was pushed");
+        let (_, shown) = app
+            .json(
+                Method::GET,
+                &format!("/api/v1/devices/{}", serials[0]),
+                None,
+            )
+            .await;
+        assert_eq!(shown[0]["enrollment"]["status"], "enrolled", "{shown}");
+        let metrics = app
+            .http
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics.contains("guardmdm_apns_certificate_expiry_timestamp_seconds"),
+            "{metrics}"
+        );
 
         // Commands, each pushed and answered.
         let info = send(app, &udid, json!({ "request_type": "DeviceInformation" })).await;

@@ -77,6 +77,7 @@ const ALL_STATES: [TokenState; 6] = [
 pub(crate) fn render(
     metrics: &HttpMetrics,
     entries: &[AbmEntryView],
+    push: Option<&guardmdm_service::mdm::PushCertificateView>,
 ) -> Result<String, std::fmt::Error> {
     let mut registry = Registry::default();
     let build: Family<Labels, Gauge> = Family::default();
@@ -113,6 +114,16 @@ pub(crate) fn render(
         "ABM token health: 1 for the entry's current state, 0 for the others",
         state,
     );
+    if let Some(push) = push {
+        let apns: Family<Labels, Gauge> = Family::default();
+        apns.get_or_create(&vec![("topic".to_string(), push.topic.clone())])
+            .set(push.not_after.unix_timestamp());
+        registry.register(
+            "guardmdm_apns_certificate_expiry_timestamp_seconds",
+            "When the MDM push certificate expires, Unix seconds (renew it with the same Apple Account before then)",
+            apns,
+        );
+    }
     registry.register(
         "guardmdm_http_requests",
         "HTTP requests by method, matched route and status",

@@ -101,6 +101,9 @@ pub struct DeviceDetail {
     pub apple: AppleView,
     /// Where assigning stands; `None` before the first assignment pass.
     pub assignment: Option<AssignmentView>,
+    /// The device's MDM enrollment, once it enrolled (`enrolled` is the product page's
+    /// "Enrolled in GuardMDM").
+    pub enrollment: Option<crate::mdm::EnrollmentView>,
 }
 
 /// Device explanations.
@@ -144,6 +147,17 @@ impl DeviceService {
             .collect();
         let entries = crate::profiles::entry_names(self.store.as_ref()).await?;
         let explicit = self.store.device_profile(&serial).await?;
+        let enrollment = self
+            .store
+            .list_enrollments(&guardmdm_store::EnrollmentQuery {
+                serial_number: Some(serial.clone()),
+                limit: 1,
+                ..guardmdm_store::EnrollmentQuery::default()
+            })
+            .await?
+            .into_iter()
+            .next()
+            .map(crate::mdm::EnrollmentView::from);
         let statics = self.store.groups_of_serial(&serial).await?;
         let mut details = Vec::with_capacity(devices.len());
         for stored in devices {
@@ -204,6 +218,7 @@ impl DeviceService {
                 groups,
                 resolution,
                 assignment: record.map(|r| AssignmentView::new(r, &names)),
+                enrollment: enrollment.clone(),
                 device: stored,
             });
         }

@@ -76,12 +76,30 @@ where
     }
 }
 
-/// Checks token health at once and then every [`TOKEN_CHECK_INTERVAL`] until `cancel`.
-/// A failed check is logged and retried at the next tick.
-pub async fn run_token_health_monitor(abm: AbmTokenService, cancel: CancellationToken) {
+/// Checks token health (and the MDM push certificate's expiry) at once and then every
+/// [`TOKEN_CHECK_INTERVAL`] until `cancel`. A failed check is logged and retried at the next
+/// tick.
+pub async fn run_token_health_monitor(
+    abm: AbmTokenService,
+    mdm: crate::mdm::MdmService,
+    cancel: CancellationToken,
+) {
     run_every(TOKEN_CHECK_INTERVAL, cancel, || async {
         if let Err(e) = check_token_health(&abm).await {
             tracing::error!(error = %e, "ABM token health check failed");
+        }
+        match mdm.push_certificate().await {
+            Ok(Some(push)) if push.state != "active" => tracing::warn!(
+                topic = %push.topic, state = %push.state, days_left = push.days_left,
+                "the MDM push certificate needs renewing: renew it at identity.apple.com with the same Apple Account (a new certificate orphans every enrolled device), then guardmdm apns upload"
+            ),
+            Ok(Some(push)) => {
+                tracing::info!(topic = %push.topic, days_left = push.days_left, "MDM push certificate checked");
+            }
+            Ok(None) => tracing::info!(
+                "no MDM push certificate yet: devices cannot enroll until one is uploaded (guardmdm apns upload)"
+            ),
+            Err(e) => tracing::error!(error = %e, "push certificate check failed"),
         }
     })
     .await;

@@ -198,6 +198,18 @@ fn print_detail(d: &DeviceDetail) {
     } else {
         lines.push(("Assignment", "not evaluated yet".to_string()));
     }
+    lines.push((
+        "Enrollment",
+        match &d.enrollment {
+            Some(e) => format!(
+                "{} (UDID {}, last seen {})",
+                e.status,
+                e.udid,
+                e.last_seen_at.format(&Rfc3339).unwrap_or_default()
+            ),
+            None => "not enrolled yet".to_string(),
+        },
+    ));
     let apple = &d.apple;
     lines.push((
         "Apple reports",
