@@ -324,13 +324,21 @@ async fn failed_throttled_and_not_accessible_answers_are_tracked_per_device() {
             })
             .unwrap();
         settle(&app, "main").await;
-        let failed = app.device_set_with("assignment=failed").await;
-        let throttled = app.device_set_with("assignment=throttled").await;
-        let assigned = app.device_set_with("assignment=assigned").await;
+        let (mut failed, mut throttled, mut assigned) = Default::default();
+        for _ in 0..100 {
+            failed = app.device_set_with("assignment=failed").await;
+            throttled = app.device_set_with("assignment=throttled").await;
+            assigned = app.device_set_with("assignment=assigned").await;
+            if failed.len() + throttled.len() + assigned.len() == 20 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let pending = app.device_set_with("assignment=pending").await;
         assert_eq!(
             (failed.len(), throttled.len(), assigned.len()),
             (3, 2, 15),
-            "{failed:?} {throttled:?}"
+            "{failed:?} {throttled:?} pending {pending:?}"
         );
         let one_failed = show(&app, failed.first().unwrap()).await;
         let a = &one_failed["assignment"];
@@ -472,7 +480,18 @@ async fn a_crash_between_apples_answer_and_our_write_is_redone() {
             let entry = entry.clone();
             async move { sync.assign_entry(&entry).await }
         });
-        tokio::time::sleep(Duration::from_millis(650)).await;
+        // Abort as soon as Apple has answered the first call (the second is then still in
+        // its 400 ms delay, and nothing is written before both are answered).
+        for _ in 0..1000 {
+            let answered = at_apple(&app, &server)
+                .values()
+                .filter(|(uuid, _)| uuid.is_some())
+                .count();
+            if answered > 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         task.abort();
         let _ = task.await;
         app.abm.sim.clear_faults();

@@ -67,15 +67,33 @@ pub struct SyncStart {
     pub started: bool,
 }
 
+/// Per-entry work of this instance.
+#[derive(Debug, Default)]
+struct LocalWork {
+    /// Sync runs going, by entry.
+    running: HashMap<Uuid, i64>,
+    /// Entries a Sync Now is claiming (between its check and its run's start).
+    claiming: std::collections::HashSet<Uuid>,
+    /// Entries with an assignment pass running outside a sync run.
+    assigning: std::collections::HashSet<Uuid>,
+}
+
+/// What `claim` found for an entry.
+enum Local {
+    Running(i64),
+    Busy,
+    Reserved,
+}
+
 /// ABM device sync.
 #[derive(Clone)]
 pub struct SyncService {
     store: Arc<dyn Store>,
     abm: AbmTokenService,
     holder: Arc<String>,
-    running: Arc<Mutex<HashMap<Uuid, i64>>>,
-    /// Entries with an assignment pass running outside a sync run, in this instance.
-    assigning: Arc<Mutex<std::collections::HashSet<Uuid>>>,
+    /// What this instance is doing per entry; one lock decides, so a sync and an assignment
+    /// pass of one entry never overlap here (they would share this instance's lease).
+    local: Arc<Mutex<LocalWork>>,
     tasks: TaskTracker,
     cancel: CancellationToken,
     assigner: Assigner,
@@ -95,8 +113,7 @@ impl SyncService {
             store,
             abm,
             holder: Arc::new(format!("instance-{}", Uuid::new_v4().simple())),
-            running: Arc::default(),
-            assigning: Arc::default(),
+            local: Arc::default(),
             tasks: TaskTracker::new(),
             cancel,
         }
@@ -249,35 +266,62 @@ impl SyncService {
 
     /// Takes the entry's lease and records a new run; or finds the run already going.
     async fn claim(&self, entry: &AbmEntry, trigger: Trigger) -> Result<SyncStart, ServiceError> {
-        let local = self
-            .running
-            .lock()
-            .ok()
-            .and_then(|r| r.get(&entry.id).copied());
-        if let Some(run_id) = local {
-            let run = self.store.get_sync_run(run_id).await?;
-            return Ok(SyncStart {
-                run,
-                started: false,
-            });
-        }
-        // An assignment pass of this instance (after a configuration change) holds the
-        // entry: Sync Now waits for it (passes are short) rather than refusing.
+        // A run of this entry here: answer it. An assignment pass here (after a configuration
+        // change): wait for it, passes are short. Otherwise reserve the entry.
         let mut waited = Duration::ZERO;
-        while self
-            .assigning
-            .lock()
-            .map_or(true, |a| a.contains(&entry.id))
-        {
-            if waited >= ASSIGN_WAIT {
-                return Err(ServiceError::Conflict(format!(
-                    "profiles are being assigned to the devices of {:?}; try again shortly",
-                    entry.name
-                )));
+        loop {
+            let found = match self.local.lock() {
+                Ok(mut l) => {
+                    if let Some(run_id) = l.running.get(&entry.id) {
+                        Local::Running(*run_id)
+                    } else if l.assigning.contains(&entry.id) || l.claiming.contains(&entry.id) {
+                        Local::Busy
+                    } else {
+                        l.claiming.insert(entry.id);
+                        Local::Reserved
+                    }
+                }
+                Err(_) => Local::Busy,
+            };
+            match found {
+                Local::Running(run_id) => {
+                    let run = self.store.get_sync_run(run_id).await?;
+                    return Ok(SyncStart {
+                        run,
+                        started: false,
+                    });
+                }
+                Local::Reserved => break,
+                Local::Busy if waited >= ASSIGN_WAIT => {
+                    return Err(ServiceError::Conflict(format!(
+                        "profiles are being assigned to the devices of {:?}; try again shortly",
+                        entry.name
+                    )));
+                }
+                Local::Busy => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    waited += Duration::from_millis(50);
+                }
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            waited += Duration::from_millis(50);
         }
+        let claimed = self.claim_reserved(entry, trigger).await;
+        if let Ok(mut l) = self.local.lock() {
+            l.claiming.remove(&entry.id);
+            if let Ok(start) = &claimed
+                && start.started
+            {
+                l.running.insert(entry.id, start.run.id);
+            }
+        }
+        claimed
+    }
+
+    /// [`Self::claim`] once the entry is reserved in this instance: the lease, then the run.
+    async fn claim_reserved(
+        &self,
+        entry: &AbmEntry,
+        trigger: Trigger,
+    ) -> Result<SyncStart, ServiceError> {
         let now = guardmdm_store::now();
         if !self
             .store
@@ -303,9 +347,6 @@ impl SyncService {
             .store
             .start_sync_run(entry.id, trigger.as_str(), &self.holder, now)
             .await?;
-        if let Ok(mut r) = self.running.lock() {
-            r.insert(entry.id, run.id);
-        }
         Ok(SyncStart { run, started: true })
     }
 
@@ -319,8 +360,24 @@ impl SyncService {
         if let Err(e) = self.store.release_sync_lease(entry.id, &self.holder).await {
             tracing::warn!(abm_entry = %entry.name, error = %e, "could not release the sync lease");
         }
-        if let Ok(mut r) = self.running.lock() {
-            r.remove(&entry.id);
+        if let Ok(mut l) = self.local.lock() {
+            l.running.remove(&entry.id);
+        }
+        // A configuration change that arrived while this run was finishing was left to it:
+        // pass again if its last pass did not see it.
+        if let (Ok(current), Ok(Some(pass))) = (
+            self.store.assignment_generation().await,
+            self.store.last_assignment_pass(entry.id).await,
+        ) && current > pass.generation
+            && !self.cancel.is_cancelled()
+        {
+            let this = self.clone();
+            let entry = entry.clone();
+            self.tasks.spawn(async move {
+                if let Err(e) = this.assign_entry(&entry).await {
+                    tracing::warn!(abm_entry = %entry.name, error = %e, "assignment pass not run");
+                }
+            });
         }
         let at = guardmdm_store::now();
         if let Err(e) = self
@@ -599,18 +656,18 @@ impl SyncService {
     /// Storage failures.
     pub async fn assign_entry(&self, entry: &AbmEntry) -> Result<bool, ServiceError> {
         // A sync run of this instance passes when it ends; a second local pass would share
-        // this instance's lease with it.
-        let syncing = self
-            .running
-            .lock()
-            .map_or(true, |r| r.contains_key(&entry.id));
-        let newly_marked = !syncing && self.assigning.lock().is_ok_and(|mut a| a.insert(entry.id));
-        if !newly_marked {
+        // this instance's lease with it and race its writes.
+        let reserved = self.local.lock().is_ok_and(|mut l| {
+            !l.running.contains_key(&entry.id)
+                && !l.claiming.contains(&entry.id)
+                && l.assigning.insert(entry.id)
+        });
+        if !reserved {
             return Ok(false);
         }
         let result = self.assign_leased(entry).await;
-        if let Ok(mut a) = self.assigning.lock() {
-            a.remove(&entry.id);
+        if let Ok(mut l) = self.local.lock() {
+            l.assigning.remove(&entry.id);
         }
         result
     }
