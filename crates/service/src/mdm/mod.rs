@@ -146,7 +146,7 @@ impl MdmService {
     /// instance through the store.
     ///
     /// # Errors
-    /// Storage or crypto failures, as [`MdmError::internal`].
+    /// Storage or crypto failures (HTTP 500).
     pub async fn keys(&self) -> Result<Arc<ServerKeys>, MdmError> {
         self.keys
             .get_or_try_init(|| async {
