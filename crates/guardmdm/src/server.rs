@@ -86,7 +86,6 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
     let abm = AbmSettings {
         default_url: settings.abm_url.clone(),
         client_options: ClientOptions::default(),
-        enroll_url: AbmSettings::enroll_url_for(&settings.public_url),
     };
     let shutdown = CancellationToken::new();
     let services = Services::new(

@@ -374,7 +374,6 @@ fn services(store: Arc<dyn Store>, sim_url: &str) -> Services {
     let abm = AbmSettings {
         default_url: sim_url.to_string(),
         client_options: guardmdm_abm::ClientOptions::default(),
-        ..AbmSettings::default()
     };
     Services::new(
         store,

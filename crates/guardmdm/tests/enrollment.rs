@@ -470,6 +470,36 @@ async fn bad_device_requests_are_refused_with_the_reason_and_never_401() {
             .await
             .unwrap();
         assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+        // The configuration_web_url form: the same signed MachineInfo, base64 in the
+        // x-apple-aspen-deviceinfo header of a GET.
+        let udid = "00008140-000A1B2C3D4E5F60";
+        let identity = mdm.ca.issue_identity(udid).unwrap();
+        let info = format!(
+            r#"<?xml version="1.0" encoding="UTF-8"?><plist version="1.0"><dict><key>UDID</key><string>{udid}</string><key>SERIAL</key><string>{}</string><key>PRODUCT</key><string>iPhone17,2</string><key>VERSION</key><string>22B83</string><key>OS_VERSION</key><string>18.1</string></dict></plist>"#,
+            serials[2]
+        );
+        let signed = guardmdm_crypto::sign_attached(info.as_bytes(), &identity).unwrap();
+        let header = base64::engine::general_purpose::STANDARD.encode(signed);
+        let resp = app
+            .http
+            .get(app.url("/mdm/enroll"))
+            .header("x-apple-aspen-deviceinfo", header)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(
+            resp.headers()["content-type"],
+            "application/x-apple-aspen-config"
+        );
+        for header in [None, Some("not base64!")] {
+            let mut request = app.http.get(app.url("/mdm/enroll"));
+            if let Some(h) = header {
+                request = request.header("x-apple-aspen-deviceinfo", h);
+            }
+            let resp = request.send().await.unwrap();
+            assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{header:?}");
+        }
         // The enrollment endpoint with garbage.
         let resp = app
             .http

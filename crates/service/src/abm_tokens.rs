@@ -177,20 +177,6 @@ pub struct AbmSettings {
     pub default_url: String,
     /// Timeouts and retries.
     pub client_options: ClientOptions,
-    /// The enrollment URL ADE profiles send devices to when they give none:
-    /// `--public-url` followed by [`ENROLL_PATH`].
-    pub enroll_url: String,
-}
-
-/// Where devices post their MachineInfo during Automated Device Enrollment, under
-/// `--public-url`.
-pub const ENROLL_PATH: &str = "/mdm/enroll";
-
-impl AbmSettings {
-    /// The enrollment URL for a public base URL.
-    pub fn enroll_url_for(public_url: &str) -> String {
-        format!("{}{ENROLL_PATH}", public_url.trim_end_matches('/'))
-    }
 }
 
 impl Default for AbmSettings {
@@ -198,7 +184,6 @@ impl Default for AbmSettings {
         Self {
             default_url: guardmdm_abm::DEFAULT_BASE_URL.to_string(),
             client_options: ClientOptions::default(),
-            enroll_url: Self::enroll_url_for("https://localhost"),
         }
     }
 }

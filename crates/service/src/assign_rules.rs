@@ -23,7 +23,6 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
-use uuid::Uuid;
 
 use guardmdm_abm::DeviceStatus;
 use guardmdm_store::{AssignmentRecord, StoredAbmDevice};
@@ -308,16 +307,12 @@ pub fn changed(before: Option<&AssignmentRecord>, after: &AssignmentRecord) -> b
     }
 }
 
-/// The profile id a record targets, for grouping sends.
-pub fn target_of(record: &AssignmentRecord) -> Option<(Uuid, i64)> {
-    record.profile_id.zip(record.profile_version)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::resolve::RuleRef;
     use guardmdm_store::AbmDevice;
+    use uuid::Uuid;
 
     const U1: &str = "AAAA1111";
     const U2: &str = "BBBB2222";

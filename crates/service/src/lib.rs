@@ -82,7 +82,8 @@ impl Services {
         mdm: mdm::MdmSettings,
         cancel: tokio_util::sync::CancellationToken,
     ) -> Self {
-        let enroll_url = abm.enroll_url.clone();
+        // The default enrollment URL of ADE profiles: this server's enrollment endpoint.
+        let enroll_url = mdm.url(mdm::ENROLL_PATH);
         let mdm = mdm::MdmService::new(store.clone(), secrets.clone(), mdm);
         let abm = AbmTokenService::new(store.clone(), secrets, abm);
         let sync = SyncService::new(store.clone(), abm.clone(), enroll_url, cancel);

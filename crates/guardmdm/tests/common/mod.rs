@@ -145,7 +145,6 @@ impl TestApp {
         let abm = guardmdm_service::AbmSettings {
             default_url: self.abm.base_url(),
             client_options: guardmdm_abm::ClientOptions::default(),
-            enroll_url: guardmdm_service::AbmSettings::enroll_url_for(PUBLIC_URL),
         };
         guardmdm_service::Services::new(
             self.store().await,

@@ -28,7 +28,6 @@ fn unreachable_abm() -> AbmSettings {
             max_retries: 0,
             ..ClientOptions::default()
         },
-        ..AbmSettings::default()
     }
 }
 

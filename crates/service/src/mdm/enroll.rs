@@ -96,7 +96,7 @@ impl MdmService {
         let keys = self.keys().await?;
 
         let mut raw = [0_u8; 32];
-        openssl_rand(&mut raw)?;
+        guardmdm_crypto::digest::random_bytes(&mut raw).map_err(MdmError::internal)?;
         // Hex: the CSR carries the challenge as a PrintableString, which has no `_`.
         let challenge: String = raw.iter().map(|b| format!("{b:02x}")).collect();
         let now = guardmdm_store::now();
@@ -220,8 +220,4 @@ impl MdmService {
         }
         Ok(response.der)
     }
-}
-
-fn openssl_rand(buf: &mut [u8]) -> Result<(), MdmError> {
-    guardmdm_crypto::digest::random_bytes(buf).map_err(MdmError::internal)
 }

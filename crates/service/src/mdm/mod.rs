@@ -24,7 +24,8 @@ pub use push::{PushCertificateView, PushSettings, PushUpload};
 
 /// How long a SCEP challenge handed out in an enrollment profile stays valid.
 pub const CHALLENGE_TTL: time::Duration = time::Duration::hours(1);
-/// The paths GuardMDM serves devices under `--public-url`.
+/// The paths GuardMDM serves devices under `--public-url`. The enrollment endpoint is also
+/// the default `url` of ADE profiles.
 pub const ENROLL_PATH: &str = "/mdm/enroll";
 /// Check-in (`CheckInURL`).
 pub const CHECKIN_PATH: &str = "/mdm/checkin";

@@ -73,12 +73,16 @@ impl PushCertificateView {
 
 /// The client built for one sealed push certificate.
 type CachedClient = Option<(Vec<u8>, Arc<ApnsClient>)>;
+/// The certificate opened from one sealed value.
+type CachedCertificate = Option<(Vec<u8>, PushCertificate)>;
 
-/// Builds and caches the APNs client of the current push certificate.
+/// Builds and caches the APNs client of the current push certificate, and the certificate
+/// itself: every check-in compares topics, which must not decrypt and parse it each time.
 #[derive(Clone)]
 pub(super) struct Pusher {
     settings: PushSettings,
     cache: Arc<Mutex<CachedClient>>,
+    opened: Arc<Mutex<CachedCertificate>>,
 }
 
 impl Pusher {
@@ -86,6 +90,7 @@ impl Pusher {
         Self {
             settings,
             cache: Arc::default(),
+            opened: Arc::default(),
         }
     }
 
@@ -139,6 +144,12 @@ impl MdmService {
         let Some(sealed) = self.store.get_secret(APNS_SECRET).await? else {
             return Ok(None);
         };
+        if let Ok(opened) = self.pusher.opened.lock()
+            && let Some((key, cert)) = opened.as_ref()
+            && *key == sealed
+        {
+            return Ok(Some((sealed, cert.clone())));
+        }
         let pem = self
             .secrets
             .open_str(&sealed, APNS_SECRET)
@@ -148,6 +159,9 @@ impl MdmService {
             pem.expose_secret().as_bytes(),
         )
         .map_err(MdmError::internal)?;
+        if let Ok(mut opened) = self.pusher.opened.lock() {
+            *opened = Some((sealed.clone(), cert.clone()));
+        }
         Ok(Some((sealed, cert)))
     }
 
