@@ -370,6 +370,134 @@ async fn a_device_goes_from_abm_assignment_to_enrolled_to_answering_commands() {
     }
 }
 
+#[tokio::test]
+async fn a_profiles_initial_commands_run_before_device_configured() {
+    for backend in common::backends() {
+        let mdm = setup(backend).await;
+        let app = &mdm.app;
+        let payload =
+            base64::engine::general_purpose::STANDARD.encode(mobileconfig("com.example.setup"));
+        let (status, body) = app
+            .json(
+                Method::POST,
+                "/api/v1/profiles",
+                Some(json!({
+                    "name": "setup-phones",
+                    "await_device_configured": true,
+                    "initial_commands": [
+                        { "request_type": "InstallProfile", "payload_base64": payload },
+                        { "request_type": "DeviceInformation", "queries": ["SerialNumber"] }
+                    ]
+                })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let (status, body) = app
+            .json(
+                Method::PUT,
+                "/api/v1/os-defaults/ios",
+                Some(json!({ "profile": "setup-phones" })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let serials = buy(&mdm, 1).await;
+
+        // The device puts off the first initial command: Setup Assistant keeps waiting.
+        let device = SimDevice::new(&app.abm.sim, &serials[0], &mdm.ca).unwrap();
+        device.answer_not_now(1);
+        let report = device.enroll_and_run(&app.abm.sim).await.unwrap();
+        assert!(report.enrolled, "{report:?}");
+        let first: Vec<(String, String)> = report
+            .first_poll
+            .unwrap()
+            .commands
+            .into_iter()
+            .map(|c| (c.request_type, c.status))
+            .collect();
+        assert_eq!(
+            first,
+            [
+                ("InstallProfile".to_string(), "NotNow".to_string()),
+                ("DeviceInformation".to_string(), "Acknowledged".to_string()),
+            ],
+            "the initial commands in order, and no DeviceConfigured while one is open"
+        );
+        let udid = device.udid().to_string();
+        let (_, list) = app
+            .json(
+                Method::GET,
+                &format!("/api/v1/enrollments/{udid}/commands"),
+                None,
+            )
+            .await;
+        let list = list.as_array().unwrap().clone();
+        assert_eq!(list.len(), 2, "{list:?}");
+        assert!(
+            list.iter().all(|c| c["created_by"] == "initial-commands"),
+            "{list:?}"
+        );
+        assert_eq!(
+            enrollment(app, &serials[0]).await["awaiting_configuration"],
+            true
+        );
+
+        // Next session: the put-off command is answered, and DeviceConfigured follows in the
+        // same session.
+        let second: Vec<(String, String)> = device
+            .poll()
+            .await
+            .unwrap()
+            .commands
+            .into_iter()
+            .map(|c| (c.request_type, c.status))
+            .collect();
+        assert_eq!(
+            second,
+            [
+                ("InstallProfile".to_string(), "Acknowledged".to_string()),
+                ("DeviceConfigured".to_string(), "Acknowledged".to_string()),
+            ]
+        );
+        assert!(
+            device
+                .installed_profiles()
+                .iter()
+                .any(|p| p.identifier == "com.example.setup")
+        );
+        assert_eq!(
+            enrollment(app, &serials[0]).await["awaiting_configuration"],
+            false
+        );
+        mdm.app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn invalid_initial_commands_are_refused_with_the_field_and_code() {
+    let app = TestApp::spawn(common::Backend::Sqlite).await;
+    let (status, body) = app
+        .json(
+            Method::POST,
+            "/api/v1/profiles",
+            Some(json!({
+                "name": "bad",
+                "await_device_configured": true,
+                "initial_commands": [
+                    { "request_type": "ProfileList" },
+                    { "request_type": "EraseDevice" }
+                ]
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let text = body.to_string();
+    assert!(
+        text.contains("initial_commands[1]") && text.contains("INITIAL_COMMAND_INVALID"),
+        "{text}"
+    );
+    app.stop().await;
+}
+
 fn http_status(err: &DeviceError) -> Option<u16> {
     match err {
         DeviceError::Status { status, .. } => Some(*status),

@@ -5,6 +5,7 @@
 //! Device-facing calls return [`MdmError`], whose status is never 401: a 401 makes a device
 //! unenroll (§7.1).
 
+mod command_spec;
 mod commands;
 mod device;
 mod enroll;
@@ -17,8 +18,9 @@ use guardmdm_crypto::{SecretKey, TrustAnchors};
 use guardmdm_store::Store;
 use tokio::sync::OnceCell;
 
+pub use command_spec::{COMMAND_SPEC_TYPES, CommandSpec};
 pub use commands::{CommandView, NewCommandRequest};
-pub use device::{DeviceIdentityProof, EnrollmentView};
+pub use device::{DeviceIdentityProof, EnrollmentView, INITIAL_COMMANDS_SENDER};
 pub use keys::ServerKeys;
 pub use push::{PushCertificateView, PushSettings, PushUpload};
 
