@@ -63,6 +63,10 @@ pub struct ServeArgs {
     /// themselves with the `Mdm-Signature` header.
     #[arg(long, env = "GUARDMDM_CLIENT_CERT_HEADER")]
     pub client_cert_header: Option<String>,
+    /// Also accept SCEP requests enveloped with single DES (56-bit). Apple devices use AES;
+    /// only legacy SCEP clients such as micromdm's `scepclient` need this. Off by default.
+    #[arg(long, env = "GUARDMDM_SCEP_ALLOW_SINGLE_DES")]
+    pub scep_allow_single_des: bool,
 }
 
 /// Where the data lives.
@@ -149,6 +153,7 @@ impl Settings {
                 .with_context(|| format!("--device-ca-file {}", path.display()))?;
         }
         mdm.push.endpoint = validate_url(&args.apns_url, "--apns-url")?;
+        mdm.scep_single_des = args.scep_allow_single_des;
         Ok(Self {
             mdm,
             client_cert_header: args.client_cert_header,
