@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use common::TestApp;
-use common::mdm::{TOPIC, buy, enrollment, setup, setup_with};
+use common::mdm::{TOPIC, buy, enrollment, ios_default, setup, setup_with};
 use guardmdm_crypto::DeviceCa;
 use guardmdm_sim::{DeviceError, DeviceFamily, SimDevice};
 use reqwest::{Method, StatusCode};
@@ -283,6 +283,15 @@ async fn a_device_goes_from_abm_assignment_to_enrolled_to_answering_commands() {
     }
 }
 
+/// The commands a session ran: (request type, the device's status).
+fn ran(session: guardmdm_sim::PollSummary) -> Vec<(String, String)> {
+    session
+        .commands
+        .into_iter()
+        .map(|c| (c.request_type, c.status))
+        .collect()
+}
+
 #[tokio::test]
 async fn a_profiles_initial_commands_run_before_device_configured() {
     for backend in common::backends() {
@@ -290,29 +299,18 @@ async fn a_profiles_initial_commands_run_before_device_configured() {
         let app = &mdm.app;
         let payload =
             base64::engine::general_purpose::STANDARD.encode(mobileconfig("com.example.setup"));
-        let (status, body) = app
-            .json(
-                Method::POST,
-                "/api/v1/profiles",
-                Some(json!({
-                    "name": "setup-phones",
-                    "await_device_configured": true,
-                    "initial_commands": [
-                        { "request_type": "InstallProfile", "payload_base64": payload },
-                        { "request_type": "DeviceInformation", "queries": ["SerialNumber"] }
-                    ]
-                })),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        let (status, body) = app
-            .json(
-                Method::PUT,
-                "/api/v1/os-defaults/ios",
-                Some(json!({ "profile": "setup-phones" })),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
+        ios_default(
+            app,
+            json!({
+                "name": "setup-phones",
+                "await_device_configured": true,
+                "initial_commands": [
+                    { "request_type": "InstallProfile", "payload_base64": payload },
+                    { "request_type": "DeviceInformation", "queries": ["SerialNumber"] }
+                ]
+            }),
+        )
+        .await;
         let serials = buy(&mdm, 1).await;
 
         // The device puts off the first initial command: Setup Assistant keeps waiting.
@@ -320,13 +318,7 @@ async fn a_profiles_initial_commands_run_before_device_configured() {
         device.answer_not_now(1);
         let report = device.enroll_and_run(&app.abm.sim).await.unwrap();
         assert!(report.enrolled, "{report:?}");
-        let first: Vec<(String, String)> = report
-            .first_poll
-            .unwrap()
-            .commands
-            .into_iter()
-            .map(|c| (c.request_type, c.status))
-            .collect();
+        let first = ran(report.first_poll.unwrap());
         assert_eq!(
             first,
             [
@@ -356,14 +348,7 @@ async fn a_profiles_initial_commands_run_before_device_configured() {
 
         // Next session: the put-off command is answered, and DeviceConfigured follows in the
         // same session.
-        let second: Vec<(String, String)> = device
-            .poll()
-            .await
-            .unwrap()
-            .commands
-            .into_iter()
-            .map(|c| (c.request_type, c.status))
-            .collect();
+        let second = ran(device.poll().await.unwrap());
         assert_eq!(
             second,
             [

@@ -53,22 +53,11 @@ pub async fn setup_with(backend: Backend, extra: &[&str]) -> Mdm {
     assert_eq!(status, StatusCode::OK, "{view}");
     assert_eq!(view["topic"], TOPIC);
     app.connect_abm("main").await;
-    let (status, body) = app
-        .json(
-            Method::POST,
-            "/api/v1/profiles",
-            Some(json!({ "name": "phones", "await_device_configured": true })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let (status, body) = app
-        .json(
-            Method::PUT,
-            "/api/v1/os-defaults/ios",
-            Some(json!({ "profile": "phones" })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    ios_default(
+        &app,
+        json!({ "name": "phones", "await_device_configured": true }),
+    )
+    .await;
     Mdm {
         app,
         apns,
@@ -95,4 +84,20 @@ pub async fn enrollment(app: &TestApp, serial: &str) -> Value {
         .await;
     assert_eq!(status, StatusCode::OK, "{list}");
     list[0].clone()
+}
+
+/// Creates the profile `spec` and makes it the iOS default.
+pub async fn ios_default(app: &TestApp, spec: Value) {
+    let (status, body) = app
+        .json(Method::POST, "/api/v1/profiles", Some(spec.clone()))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = app
+        .json(
+            Method::PUT,
+            "/api/v1/os-defaults/ios",
+            Some(json!({ "profile": spec["name"] })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
