@@ -7,6 +7,7 @@
 
 pub mod abm_tokens;
 pub mod actor;
+pub mod admins;
 pub mod api_keys;
 pub mod assign_rules;
 pub mod assignment;
@@ -36,6 +37,7 @@ pub use abm_tokens::{
     AbmEntryView, AbmSettings, AbmTokenService, AccountView, EntrySettings, NewEntry,
 };
 pub use actor::Actor;
+pub use admins::{AdminService, AdminView, DashboardSession, SessionPolicy, SignInError, SignedIn};
 pub use api_keys::{ApiKeyView, AuthService, CreatedApiKey};
 pub use audit::AuditService;
 pub use dep_sync::{DeviceFilter, DeviceView, SyncService, SyncStart, Trigger};
@@ -56,6 +58,8 @@ pub struct Services {
     pub abm: AbmTokenService,
     /// Authentication and API keys.
     pub auth: AuthService,
+    /// Dashboard admins and their sessions.
+    pub admins: AdminService,
     /// The audit log.
     pub audit: AuditService,
     /// ABM device sync (and the assignment passes that follow it).
@@ -95,8 +99,16 @@ impl Services {
             sync,
             abm,
             auth: AuthService::new(store.clone(), admin_token),
+            admins: AdminService::new(store.clone(), SessionPolicy::default()),
             audit: AuditService::new(store.clone()),
             store,
         }
+    }
+
+    /// Uses `policy` for dashboard sessions instead of the default.
+    #[must_use]
+    pub fn with_session_policy(mut self, policy: SessionPolicy) -> Self {
+        self.admins = AdminService::new(self.store.clone(), policy);
+        self
     }
 }
