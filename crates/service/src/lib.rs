@@ -13,6 +13,7 @@ pub mod assign_rules;
 pub mod assignment;
 pub mod audit;
 pub mod dep_sync;
+pub mod device_list;
 pub mod devices;
 pub mod error;
 pub mod group_rule;
@@ -30,6 +31,7 @@ pub mod serial_csv;
 pub mod serial_list;
 pub mod skip_keys;
 pub mod sync_rules;
+pub mod troubleshoot;
 
 use std::sync::Arc;
 
@@ -41,6 +43,7 @@ pub use admins::{AdminService, AdminView, DashboardSession, SessionPolicy, SignI
 pub use api_keys::{ApiKeyView, AuthService, CreatedApiKey};
 pub use audit::AuditService;
 pub use dep_sync::{DeviceFilter, DeviceView, SyncService, SyncStart, Trigger};
+pub use device_list::{DeviceListRequest, DeviceListService};
 pub use devices::DeviceService;
 pub use error::ServiceError;
 pub use groups::GroupService;
@@ -70,6 +73,8 @@ pub struct Services {
     pub groups: GroupService,
     /// Device details and "why this profile".
     pub devices: DeviceService,
+    /// The dashboard's device list.
+    pub device_list: DeviceListService,
     /// Enrollment, SCEP, check-in, commands, pushes.
     pub mdm: mdm::MdmService,
     /// The store itself, for liveness checks.
@@ -95,6 +100,7 @@ impl Services {
             profiles: ProfileService::new(store.clone(), sync.clone()),
             groups: GroupService::new(store.clone(), sync.clone()),
             devices: DeviceService::new(store.clone()),
+            device_list: DeviceListService::new(store.clone()),
             mdm,
             sync,
             abm,
