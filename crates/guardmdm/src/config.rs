@@ -81,15 +81,19 @@ pub fn parse_duration(text: &str) -> Result<time::Duration, String> {
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let n: i64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration: write a number and s, m, h or d (e.g. 30m)"))?;
+    let n: i64 = number.parse().map_err(|_| {
+        format!("{text:?} is not a duration: write a number and s, m, h or d (e.g. 30m)")
+    })?;
     let d = match unit {
         "s" => time::Duration::seconds(n),
         "m" => time::Duration::minutes(n),
         "h" => time::Duration::hours(n),
         "d" => time::Duration::days(n),
-        _ => return Err(format!("{text:?}: the unit must be s, m, h or d (e.g. 30m)")),
+        _ => {
+            return Err(format!(
+                "{text:?}: the unit must be s, m, h or d (e.g. 30m)"
+            ));
+        }
     };
     if d <= time::Duration::ZERO {
         return Err(format!("{text:?}: must be more than zero"));

@@ -113,10 +113,13 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
     let stop = shutdown.clone();
     let task = tokio::spawn(async move {
         // The peer address feeds the dashboard's per-client sign-in limits.
-        let served = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(stop.clone().cancelled_owned())
-            .await
-            .context("serving HTTP");
+        let served = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stop.clone().cancelled_owned())
+        .await
+        .context("serving HTTP");
         stop.cancel();
         jobs.close();
         let all_stopped = async {

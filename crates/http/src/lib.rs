@@ -103,9 +103,10 @@ pub fn router(state: AppState) -> Router {
             "/scep",
             get(routes::mdm::scep_get).post(routes::mdm::scep_post),
         )
-        .merge(dashboard::routes(state.clone()).layer(axum::middleware::from_fn(
-            dashboard::security_headers,
-        )))
+        .merge(
+            dashboard::routes(state.clone())
+                .layer(axum::middleware::from_fn(dashboard::security_headers)),
+        )
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

@@ -26,6 +26,9 @@ CREATE TABLE admin_sign_in_failures (
     id     BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     name   TEXT NOT NULL,
     client TEXT NOT NULL,
+    -- A successful sign-in of the name stops its failures counting against the name (they
+    -- still count against the client).
+    counts_for_name BOOLEAN NOT NULL DEFAULT TRUE,
     at     TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX admin_sign_in_failures_name ON admin_sign_in_failures (name, at);

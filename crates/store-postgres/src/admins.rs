@@ -116,7 +116,7 @@ impl AdminStore for PostgresStore {
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
-        sqlx::query("DELETE FROM admin_sign_in_failures WHERE name = $1")
+        sqlx::query("UPDATE admin_sign_in_failures SET counts_for_name = FALSE WHERE name = $1")
             .bind(name)
             .execute(&mut *tx)
             .await
@@ -216,12 +216,12 @@ impl AdminStore for PostgresStore {
         limit: u32,
     ) -> Result<SignInFailures, StoreError> {
         let mut out = SignInFailures::default();
-        for (column, value, into) in [
-            ("name", name, &mut out.by_name),
-            ("client", client, &mut out.by_client),
+        for (column, only, value, into) in [
+            ("name", "counts_for_name AND ", name, &mut out.by_name),
+            ("client", "", client, &mut out.by_client),
         ] {
             *into = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "SELECT at FROM admin_sign_in_failures WHERE {column} = $1 AND at >= $2 \
+                "SELECT at FROM admin_sign_in_failures WHERE {only}{column} = $1 AND at >= $2 \
                  ORDER BY at DESC LIMIT $3"
             )))
             .bind(value)

@@ -26,6 +26,9 @@ CREATE TABLE admin_sign_in_failures (
     id     INTEGER PRIMARY KEY AUTOINCREMENT,
     name   TEXT NOT NULL,
     client TEXT NOT NULL,
+    -- A successful sign-in of the name stops its failures counting against the name (they
+    -- still count against the client).
+    counts_for_name INTEGER NOT NULL DEFAULT 1,
     at     INTEGER NOT NULL
 );
 CREATE INDEX admin_sign_in_failures_name ON admin_sign_in_failures (name, at);

@@ -116,7 +116,7 @@ impl AdminStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
-        sqlx::query("DELETE FROM admin_sign_in_failures WHERE name = ?")
+        sqlx::query("UPDATE admin_sign_in_failures SET counts_for_name = 0 WHERE name = ?")
             .bind(name)
             .execute(&mut *tx)
             .await
@@ -216,12 +216,12 @@ impl AdminStore for SqliteStore {
         limit: u32,
     ) -> Result<SignInFailures, StoreError> {
         let mut out = SignInFailures::default();
-        for (column, value, into) in [
-            ("name", name, &mut out.by_name),
-            ("client", client, &mut out.by_client),
+        for (column, only, value, into) in [
+            ("name", "counts_for_name = 1 AND ", name, &mut out.by_name),
+            ("client", "", client, &mut out.by_client),
         ] {
             let times: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "SELECT at FROM admin_sign_in_failures WHERE {column} = ? AND at >= ? \
+                "SELECT at FROM admin_sign_in_failures WHERE {only}{column} = ? AND at >= ? \
                  ORDER BY at DESC LIMIT ?"
             )))
             .bind(value)

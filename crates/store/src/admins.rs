@@ -103,8 +103,9 @@ pub trait AdminStore: Send + Sync {
     /// name.
     async fn delete_admin(&self, name: &str, audit: &NewAuditEvent) -> Result<Admin, StoreError>;
 
-    /// A successful sign-in: opens `session`, records the admin's last sign-in, forgets the
-    /// name's failed attempts, and writes `audit`, in one transaction.
+    /// A successful sign-in: opens `session`, records the admin's last sign-in, stops the
+    /// name's failed attempts counting against the name (they still count against their
+    /// client), and writes `audit`, in one transaction.
     async fn open_session(
         &self,
         session: &NewSession,

@@ -6,8 +6,8 @@
 #![allow(clippy::print_stdout)]
 
 mod abm;
-mod admins;
 mod abm_sim;
+mod admins;
 mod api_tokens;
 mod audit;
 mod client;

@@ -23,6 +23,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use tokio::net::TcpListener;
 
+pub mod web;
+
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 /// The `--public-url` every test server runs with: ADE profiles need an https enrollment URL.
 pub const PUBLIC_URL: &str = "https://mdm.guardmdm.test";

@@ -102,12 +102,13 @@ impl ListQuery {
 
     fn request(&self) -> Result<DeviceListRequest, ServiceError> {
         let opt = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_string());
-        let limit = match self.limit.trim() {
-            "" => None,
-            n => Some(n.parse::<u32>().map_err(|_| {
-                ServiceError::Invalid(format!("page size {n:?} is not a number"))
-            })?),
-        };
+        let limit =
+            match self.limit.trim() {
+                "" => None,
+                n => Some(n.parse::<u32>().map_err(|_| {
+                    ServiceError::Invalid(format!("page size {n:?} is not a number"))
+                })?),
+            };
         let descending = match self.dir.as_str() {
             "" | "asc" => false,
             "desc" => true,
@@ -332,10 +333,7 @@ pub(crate) async fn list(
         status_options: options(statuses, &form.status),
         os_options: options(OS_CHOICES, &form.os),
         entry_options: options(
-            choices
-                .entries
-                .iter()
-                .map(|e| (e.as_str(), e.as_str())),
+            choices.entries.iter().map(|e| (e.as_str(), e.as_str())),
             &form.entry,
         ),
         group_options: options(
@@ -547,21 +545,22 @@ fn record(
     let apple = vec![
         ("Profile status", opt(&d.apple.profile_status)),
         ("Profile UUID", opt(&d.apple.profile_uuid)),
-        (
-            "Expected UUID",
-            opt(&d.apple.expected_profile_uuid),
-        ),
+        ("Expected UUID", opt(&d.apple.expected_profile_uuid)),
         (
             "Up to date",
             if d.apple.up_to_date { "yes" } else { "no" }.to_string(),
         ),
         (
             "Assigned at Apple",
-            d.apple.profile_assign_time.map_or_else(|| "-".to_string(), when),
+            d.apple
+                .profile_assign_time
+                .map_or_else(|| "-".to_string(), when),
         ),
         (
             "Downloaded by the device",
-            d.apple.profile_push_time.map_or_else(|| "-".to_string(), when),
+            d.apple
+                .profile_push_time
+                .map_or_else(|| "-".to_string(), when),
         ),
     ];
     RecordView {

@@ -86,10 +86,12 @@ pub(crate) fn routes(state: AppState) -> Router<AppState> {
         .route("/", get(|| async { Redirect::to("/devices") }))
         .route("/signin", get(session::signin_form).post(session::signin))
         .route("/assets/{file}", get(assets::serve))
-        .merge(protected_routes().layer(axum::middleware::from_fn_with_state(
-            state,
-            session::require_session,
-        )))
+        .merge(
+            protected_routes().layer(axum::middleware::from_fn_with_state(
+                state,
+                session::require_session,
+            )),
+        )
 }
 
 /// The routes that need a signed-in admin (and CSRF checks on state changes).
@@ -202,7 +204,6 @@ impl Page {
             asset_version: assets::version(),
         }
     }
-
 }
 
 #[cfg(test)]

@@ -391,7 +391,7 @@ pub(crate) async fn signin(
         .await
     {
         Ok(signed_in) => {
-            let max_age = (signed_in.expires_at - OffsetDateTime::now_utc()).whole_seconds();
+            let max_age = state.services.admins.policy().lifetime.whole_seconds();
             let mut response = Redirect::to(&next).into_response();
             response.headers_mut().insert(
                 header::SET_COOKIE,
@@ -404,7 +404,9 @@ pub(crate) async fn signin(
             "Wrong name or password.".to_string(),
         ),
         Err(SignInError::TooManyAttempts { retry_at }) => {
-            let wait = (retry_at - OffsetDateTime::now_utc()).whole_seconds().max(1);
+            let wait = (retry_at - OffsetDateTime::now_utc())
+                .whole_seconds()
+                .max(1);
             let minutes = (wait + 59) / 60;
             let when = retry_at
                 .format(time::macros::format_description!(
@@ -490,11 +492,17 @@ mod tests {
             public
         ));
         assert!(same_origin(
-            &headers(&[("origin", "http://127.0.0.1:8080"), ("host", "127.0.0.1:8080")]),
+            &headers(&[
+                ("origin", "http://127.0.0.1:8080"),
+                ("host", "127.0.0.1:8080")
+            ]),
             public
         ));
         assert!(!same_origin(
-            &headers(&[("origin", "https://evil.example"), ("host", "127.0.0.1:8080")]),
+            &headers(&[
+                ("origin", "https://evil.example"),
+                ("host", "127.0.0.1:8080")
+            ]),
             public
         ));
         assert!(!same_origin(
