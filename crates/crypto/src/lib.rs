@@ -32,6 +32,7 @@ pub mod device_ca;
 pub mod device_key;
 pub mod digest;
 pub mod keypair;
+pub mod password;
 mod pki;
 pub mod profile_sign;
 pub mod push_certificate;

@@ -67,6 +67,42 @@ pub struct ServeArgs {
     /// only legacy SCEP clients such as micromdm's `scepclient` need this. Off by default.
     #[arg(long, env = "GUARDMDM_SCEP_ALLOW_SINGLE_DES")]
     pub scep_allow_single_des: bool,
+    /// A dashboard session unused this long ends (`90s`, `30m`, `2h`).
+    #[arg(long, env = "GUARDMDM_SESSION_IDLE_TIMEOUT", default_value = "2h", value_parser = parse_duration)]
+    pub session_idle_timeout: time::Duration,
+    /// A dashboard session ends this long after sign-in, used or not (`12h`, `1d`).
+    #[arg(long, env = "GUARDMDM_SESSION_LIFETIME", default_value = "12h", value_parser = parse_duration)]
+    pub session_lifetime: time::Duration,
+}
+
+/// A duration like `45s`, `30m`, `2h` or `1d` (a whole number and a unit).
+///
+/// # Errors
+/// Says what a duration looks like.
+pub fn parse_duration(text: &str) -> Result<time::Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: i64 = number.parse().map_err(|_| {
+        format!("{text:?} is not a duration: write a number and s, m, h or d (e.g. 30m)")
+    })?;
+    let d = match unit {
+        "s" => time::Duration::seconds(n),
+        "m" => time::Duration::minutes(n),
+        "h" => time::Duration::hours(n),
+        "d" => time::Duration::days(n),
+        _ => {
+            return Err(format!(
+                "{text:?}: the unit must be s, m, h or d (e.g. 30m)"
+            ));
+        }
+    };
+    if d <= time::Duration::ZERO {
+        return Err(format!("{text:?}: must be more than zero"));
+    }
+    Ok(d)
 }
 
 /// Where the data lives.
@@ -113,6 +149,8 @@ pub struct Settings {
     pub mdm: guardmdm_service::mdm::MdmSettings,
     /// The header a trusted proxy forwards client certificates in.
     pub client_cert_header: Option<String>,
+    /// How long dashboard sessions last.
+    pub sessions: guardmdm_service::SessionPolicy,
 }
 
 impl Settings {
@@ -154,7 +192,14 @@ impl Settings {
         }
         mdm.push.endpoint = validate_url(&args.apns_url, "--apns-url")?;
         mdm.scep_single_des = args.scep_allow_single_des;
+        if args.session_idle_timeout > args.session_lifetime {
+            bail!("--session-idle-timeout must not be longer than --session-lifetime");
+        }
         Ok(Self {
+            sessions: guardmdm_service::SessionPolicy {
+                idle_timeout: args.session_idle_timeout,
+                lifetime: args.session_lifetime,
+            },
             mdm,
             client_cert_header: args.client_cert_header,
             listen: args.listen,
@@ -361,6 +406,16 @@ mod tests {
             s.secret_key.to_base64().expose_secret()
         );
         assert!(!format!("{again:?}").contains(s.admin_token.expose_secret()));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90s"), Ok(time::Duration::seconds(90)));
+        assert_eq!(parse_duration("2h"), Ok(time::Duration::hours(2)));
+        assert_eq!(parse_duration("1d"), Ok(time::Duration::days(1)));
+        for bad in ["", "h", "10", "5 minutes", "0m", "-1h"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -40,12 +40,19 @@ pub struct DemoArgs {
     pub enroll_every: f64,
 }
 
+/// The demo's dashboard admin.
+const DEMO_ADMIN: &str = "admin";
+
 /// A running demo.
 pub struct RunningDemo {
     /// GuardMDM's base URL.
     pub url: String,
     /// The admin token.
     pub admin_token: String,
+    /// The dashboard admin's name (`admin`).
+    pub admin_name: String,
+    /// The dashboard admin's password, random per demo.
+    pub admin_password: String,
     /// The data dir.
     pub data_dir: PathBuf,
     server: RunningServer,
@@ -185,6 +192,21 @@ pub async fn start(args: DemoArgs) -> anyhow::Result<RunningDemo> {
         base: url.clone(),
         token: admin_token.clone(),
     };
+
+    // The first dashboard admin, as `guardmdm admins create` would make it.
+    let admin_password: String = secrecy::ExposeSecret::expose_secret(
+        &guardmdm_crypto::password::random_token().context("generating the admin password")?,
+    )
+    .chars()
+    .take(20)
+    .collect();
+    admin
+        .call(
+            Method::POST,
+            "/admins",
+            Some(json!({ "name": DEMO_ADMIN, "password": admin_password })),
+        )
+        .await?;
 
     // The admin's steps.
     admin
@@ -331,6 +353,8 @@ pub async fn start(args: DemoArgs) -> anyhow::Result<RunningDemo> {
     Ok(RunningDemo {
         url,
         admin_token,
+        admin_name: DEMO_ADMIN.to_string(),
+        admin_password,
         data_dir,
         server,
         abm,
@@ -366,6 +390,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| "guardmdm".to_string());
     println!(
         "\nGuardMDM demo is running at {url}\n\
+         \n  dashboard:   {url}/ (sign in as {name} with password {password})\
          \n  data dir:    {dir} (SQLite)\
          \n  admin token: {token}\
          \n\nA simulated organisation is connected through Apple Business Manager (simulated),\
@@ -377,10 +402,12 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
          \n  {bin} profiles default\
          \n  curl -s -H \"Authorization: Bearer $GUARDMDM_API_TOKEN\" $GUARDMDM_URL/api/v1/enrollments | head\
          \n  {bin} commands send <UDID from the enrollments> DeviceInformation\
-         \n\nThe web dashboard is not built yet. Ctrl-C stops the demo.",
+         \n\nCtrl-C stops the demo.",
         url = demo.url,
         dir = demo.data_dir.display(),
         token = demo.admin_token,
+        name = demo.admin_name,
+        password = demo.admin_password,
     );
     crate::server::shutdown_signal().await;
     demo.stop().await

@@ -95,7 +95,8 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
         abm,
         settings.mdm.clone(),
         shutdown.child_token(),
-    );
+    )
+    .with_session_policy(settings.sessions);
     let jobs = TaskTracker::new();
     jobs.spawn(guardmdm_service::jobs::run_token_health_monitor(
         services.abm.clone(),
@@ -105,14 +106,20 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
     jobs.spawn(services.sync.clone().run_schedule(SYNC_INTERVAL));
     let sync = services.sync.clone();
     let app = guardmdm_http::router(
-        guardmdm_http::AppState::new(services).with_client_cert_header(settings.client_cert_header),
+        guardmdm_http::AppState::new(services)
+            .with_client_cert_header(settings.client_cert_header)
+            .with_public_url(&settings.public_url),
     );
     let stop = shutdown.clone();
     let task = tokio::spawn(async move {
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(stop.clone().cancelled_owned())
-            .await
-            .context("serving HTTP");
+        // The peer address feeds the dashboard's per-client sign-in limits.
+        let served = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stop.clone().cancelled_owned())
+        .await
+        .context("serving HTTP");
         stop.cancel();
         jobs.close();
         let all_stopped = async {

@@ -74,5 +74,41 @@ async fn the_demo_connects_abm_assigns_profiles_and_enrolls_devices() {
         })
         .count();
     assert_eq!(assigned, 12, "{devices}");
+
+    // The first dashboard admin exists: signing in opens onto the devices, Enrolled ones
+    // among them.
+    assert_eq!(demo.admin_name, "admin");
+    assert!(demo.admin_password.len() >= 12);
+    let browser = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let form = format!("name=admin&password={}&next=%2F", demo.admin_password);
+    let signed_in = browser
+        .post(format!("{}/signin", demo.url))
+        .header("origin", &demo.url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), reqwest::StatusCode::SEE_OTHER);
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let page = browser
+        .get(format!("{}/devices?status=enrolled", demo.url))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("status-enrolled"), "{page}");
     demo.stop().await.unwrap();
 }

@@ -1,12 +1,15 @@
 //! GuardMDM's HTTP adapters (axum). Handlers extract and validate, call one service method,
-//! and serialize; no SQL, no crypto, no Apple calls live here.
+//! and serialize (or render); no SQL, no crypto, no Apple calls live here.
 //!
+//! - `/`, `/signin`, `/signout`, `/devices…`, `/assets/…`: the web dashboard (see the
+//!   `dashboard` module: sessions, CSRF, layout, and how to add a page).
 //! - `/healthz`, `/metrics` (Prometheus/OpenMetrics text): unauthenticated.
 //! - `/api/v1/openapi.json`: the API description, unauthenticated.
 //! - `/api/v1/…`: the admin REST API, `Authorization: Bearer <token>` on every route
 //!   (401 with a JSON error otherwise, unknown routes included).
 
 mod auth;
+mod dashboard;
 mod error;
 mod extract;
 mod metrics;
@@ -38,6 +41,11 @@ pub struct AppState {
     pub metrics: Arc<HttpMetrics>,
     /// The header a trusted proxy forwards device client certificates in.
     pub client_cert_header: Option<Arc<str>>,
+    /// The origin (`scheme://host[:port]`) of the public URL: dashboard requests from it pass
+    /// the Origin check (as do those from the `Host` they were sent to).
+    pub public_origin: Option<Arc<str>>,
+    /// Whether the session cookie is `Secure` (the public URL is https).
+    pub secure_cookies: bool,
 }
 
 impl AppState {
@@ -47,7 +55,18 @@ impl AppState {
             services,
             metrics: Arc::new(HttpMetrics::default()),
             client_cert_header: None,
+            public_origin: None,
+            secure_cookies: false,
         }
+    }
+
+    /// The public URL admins reach the server at: session cookies are `Secure` when it is
+    /// https, and its origin passes the dashboard's Origin check.
+    #[must_use]
+    pub fn with_public_url(mut self, url: &str) -> Self {
+        self.public_origin = dashboard::origin(url).map(Arc::from);
+        self.secure_cookies = url.starts_with("https://");
+        self
     }
 
     /// Trusts client certificates forwarded in `header` (lower case).
@@ -83,6 +102,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/scep",
             get(routes::mdm::scep_get).post(routes::mdm::scep_post),
+        )
+        .merge(
+            dashboard::routes(state.clone())
+                .layer(axum::middleware::from_fn(dashboard::security_headers)),
         )
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn_with_state(

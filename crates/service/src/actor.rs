@@ -10,16 +10,23 @@ pub enum Actor {
         /// The key's name.
         name: String,
     },
+    /// An admin signed in to the dashboard.
+    Admin {
+        /// The admin's name.
+        name: String,
+    },
     /// GuardMDM itself (background jobs).
     System,
 }
 
 impl Actor {
-    /// The name written to the audit log: `admin-token`, `api-key:<name>` or `system`.
+    /// The name written to the audit log: `admin-token`, `api-key:<name>`, `admin:<name>` or
+    /// `system`.
     pub fn audit_name(&self) -> String {
         match self {
             Self::AdminToken => "admin-token".to_string(),
             Self::ApiKey { name } => format!("api-key:{name}"),
+            Self::Admin { name } => format!("admin:{name}"),
             Self::System => "system".to_string(),
         }
     }

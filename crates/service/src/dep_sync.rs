@@ -821,6 +821,7 @@ impl SyncService {
             serial: None,
             after_serial: filter.after,
             limit,
+            ..DeviceQuery::default()
         };
         let names: HashMap<Uuid, String> = entries.into_iter().map(|e| (e.id, e.name)).collect();
         let devices = self.store.list_abm_devices(&query).await?;

@@ -7,11 +7,13 @@
 
 pub mod abm_tokens;
 pub mod actor;
+pub mod admins;
 pub mod api_keys;
 pub mod assign_rules;
 pub mod assignment;
 pub mod audit;
 pub mod dep_sync;
+pub mod device_list;
 pub mod devices;
 pub mod error;
 pub mod group_rule;
@@ -29,6 +31,7 @@ pub mod serial_csv;
 pub mod serial_list;
 pub mod skip_keys;
 pub mod sync_rules;
+pub mod troubleshoot;
 
 use std::sync::Arc;
 
@@ -36,9 +39,11 @@ pub use abm_tokens::{
     AbmEntryView, AbmSettings, AbmTokenService, AccountView, EntrySettings, NewEntry,
 };
 pub use actor::Actor;
+pub use admins::{AdminService, AdminView, DashboardSession, SessionPolicy, SignInError, SignedIn};
 pub use api_keys::{ApiKeyView, AuthService, CreatedApiKey};
 pub use audit::AuditService;
 pub use dep_sync::{DeviceFilter, DeviceView, SyncService, SyncStart, Trigger};
+pub use device_list::{DeviceListRequest, DeviceListService};
 pub use devices::DeviceService;
 pub use error::ServiceError;
 pub use groups::GroupService;
@@ -56,6 +61,8 @@ pub struct Services {
     pub abm: AbmTokenService,
     /// Authentication and API keys.
     pub auth: AuthService,
+    /// Dashboard admins and their sessions.
+    pub admins: AdminService,
     /// The audit log.
     pub audit: AuditService,
     /// ABM device sync (and the assignment passes that follow it).
@@ -66,6 +73,8 @@ pub struct Services {
     pub groups: GroupService,
     /// Device details and "why this profile".
     pub devices: DeviceService,
+    /// The dashboard's device list.
+    pub device_list: DeviceListService,
     /// Enrollment, SCEP, check-in, commands, pushes.
     pub mdm: mdm::MdmService,
     /// The store itself, for liveness checks.
@@ -91,12 +100,21 @@ impl Services {
             profiles: ProfileService::new(store.clone(), sync.clone()),
             groups: GroupService::new(store.clone(), sync.clone()),
             devices: DeviceService::new(store.clone()),
+            device_list: DeviceListService::new(store.clone()),
             mdm,
             sync,
             abm,
             auth: AuthService::new(store.clone(), admin_token),
+            admins: AdminService::new(store.clone(), SessionPolicy::default()),
             audit: AuditService::new(store.clone()),
             store,
         }
+    }
+
+    /// Uses `policy` for dashboard sessions instead of the default.
+    #[must_use]
+    pub fn with_session_policy(mut self, policy: SessionPolicy) -> Self {
+        self.admins = AdminService::new(self.store.clone(), policy);
+        self
     }
 }

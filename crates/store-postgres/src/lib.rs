@@ -2,6 +2,7 @@
 //! Migrations are applied at connect; concurrent instances serialise them with sqlx's lock.
 
 mod abm;
+mod admins;
 mod api_keys;
 mod assignment;
 mod audit;

@@ -1,10 +1,10 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use guardmdm_store::devices::{count_page, removed_at};
+use guardmdm_store::devices::{count_page, removed_at, serial_prefix_upper_bound};
 use guardmdm_store::{
-    AbmDevice, DeviceQuery, DeviceSyncStore, PageCounts, PageWrite, StoreError, StoredAbmDevice,
-    SyncPhase, SyncRun, SyncState,
+    AbmDevice, DeviceOrder, DeviceQuery, DeviceSyncStore, EnrollmentState, PageCounts, PageWrite,
+    StoreError, StoredAbmDevice, SyncPhase, SyncRun, SyncState,
 };
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
@@ -113,11 +113,15 @@ impl DeviceSyncStore for SqliteStore {
         &self,
         query: &DeviceQuery,
     ) -> Result<Vec<StoredAbmDevice>, StoreError> {
-        // With a state filter the listing is driven by the assignment records' state index
-        // (by serial, then entry), each device found by its key: a page costs `limit` probes
-        // however rare the state.
+        // In serial order with a state filter the listing is driven by the assignment records'
+        // state index (by serial, then entry), each device found by its key: a page costs
+        // `limit` probes however rare the state. Otherwise it walks the index of its order
+        // (serial, model or updated_at, each followed by serial and entry), testing filters
+        // row by row; keyset conditions on the same columns make any page as cheap as the
+        // first.
         let mut q = QueryBuilder::<Sqlite>::new(format!("SELECT {D_DEVICE_COLUMNS} "));
-        let key = if let Some(state) = &query.assignment_state {
+        let by_state = query.order == DeviceOrder::Serial && query.assignment_state.is_some();
+        let key = if by_state && let Some(state) = &query.assignment_state {
             q.push(
                 "FROM abm_device_assignments a JOIN abm_devices d \
                  ON d.entry_id = a.entry_id AND d.serial_number = a.serial_number \
@@ -127,6 +131,15 @@ impl DeviceSyncStore for SqliteStore {
             "a"
         } else {
             q.push("FROM abm_devices d WHERE 1 = 1");
+            if let Some(state) = &query.assignment_state {
+                q.push(
+                    " AND EXISTS (SELECT 1 FROM abm_device_assignments a \
+                     WHERE a.entry_id = d.entry_id AND a.serial_number = d.serial_number \
+                     AND a.state = ",
+                )
+                .push_bind(state.clone())
+                .push(")");
+            }
             "d"
         };
         if let Some(entry) = query.entry_id {
@@ -150,16 +163,109 @@ impl DeviceSyncStore for SqliteStore {
         if let Some(serial) = &query.serial {
             q.push(" AND d.serial_number = ").push_bind(serial.clone());
         }
-        if let Some(after) = &query.after_serial {
-            q.push(format_args!(" AND {key}.serial_number > "))
+        if let Some(prefix) = &query.serial_prefix {
+            q.push(format_args!(" AND {key}.serial_number >= "))
+                .push_bind(prefix.clone());
+            if let Some(upper) = serial_prefix_upper_bound(prefix) {
+                q.push(format_args!(" AND {key}.serial_number < "))
+                    .push_bind(upper);
+            }
+        }
+        if let Some(enrolled) = query.enrolled {
+            q.push(if enrolled {
+                " AND EXISTS"
+            } else {
+                " AND NOT EXISTS"
+            })
+            .push(
+                " (SELECT 1 FROM mdm_enrollments e WHERE e.serial_number = d.serial_number \
+                 AND e.status = 'enrolled')",
+            );
+        }
+        if let Some(group) = query.group_id {
+            q.push(
+                " AND EXISTS (SELECT 1 FROM device_group_members m \
+                 WHERE m.serial_number = d.serial_number AND m.group_id = ",
+            )
+            .push_bind(group)
+            .push(")");
+        }
+        let (cmp, dir) = if query.descending {
+            ("<", "DESC")
+        } else {
+            (">", "ASC")
+        };
+        let sort = match query.order {
+            DeviceOrder::Serial => None,
+            DeviceOrder::Model => Some("d.model"),
+            DeviceOrder::Updated => Some("d.updated_at"),
+        };
+        if let Some(cursor) = &query.after {
+            match query.order {
+                DeviceOrder::Serial => {
+                    q.push(format_args!(
+                        " AND ({key}.serial_number, {key}.entry_id) {cmp} ("
+                    ));
+                }
+                DeviceOrder::Model => {
+                    q.push(format_args!(
+                        " AND (d.model, d.serial_number, d.entry_id) {cmp} ("
+                    ))
+                    .push_bind(cursor.model.clone())
+                    .push(", ");
+                }
+                DeviceOrder::Updated => {
+                    q.push(format_args!(
+                        " AND (d.updated_at, d.serial_number, d.entry_id) {cmp} ("
+                    ))
+                    .push_bind(micros(cursor.updated_at))
+                    .push(", ");
+                }
+            }
+            q.push_bind(cursor.serial.clone())
+                .push(", ")
+                .push_bind(cursor.entry_id)
+                .push(")");
+        } else if let Some(after) = &query.after_serial {
+            q.push(format_args!(" AND {key}.serial_number {cmp} "))
                 .push_bind(after.clone());
         }
+        q.push(" ORDER BY ");
+        if let Some(column) = sort {
+            q.push(format_args!("{column} {dir}, "));
+        }
         q.push(format_args!(
-            " ORDER BY {key}.serial_number, {key}.entry_id LIMIT "
+            "{key}.serial_number {dir}, {key}.entry_id {dir} LIMIT "
         ))
         .push_bind(i64::from(query.limit));
         let rows = q.build().fetch_all(&self.pool).await.map_err(backend)?;
         rows.iter().map(device_from_row).collect()
+    }
+
+    async fn enrollment_states(
+        &self,
+        serials: &[String],
+    ) -> Result<Vec<EnrollmentState>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in serials.chunks(500) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "SELECT serial_number, status, MAX(last_seen_at) AS last_seen_at \
+                 FROM mdm_enrollments WHERE serial_number IN (",
+            );
+            let mut list = q.separated(", ");
+            for serial in chunk {
+                list.push_bind(serial.clone());
+            }
+            q.push(") GROUP BY serial_number");
+            for row in q.build().fetch_all(&self.pool).await.map_err(backend)? {
+                out.push(EnrollmentState {
+                    serial: row.try_get("serial_number").map_err(backend)?,
+                    status: row.try_get("status").map_err(backend)?,
+                    last_seen_at: from_micros(row.try_get("last_seen_at").map_err(backend)?)?,
+                });
+            }
+        }
+        Ok(out)
     }
 
     async fn count_abm_devices(

@@ -4,6 +4,7 @@
 //! `BEGIN IMMEDIATE`: it takes the write lock up front instead of failing on upgrade.
 
 mod abm;
+mod admins;
 mod api_keys;
 mod assignment;
 mod audit;

@@ -205,10 +205,96 @@ pub struct DeviceQuery {
     pub assignment_state: Option<String>,
     /// Only this serial (its records in every entry).
     pub serial: Option<String>,
-    /// Only serials after this one (keyset pagination, by serial then entry).
+    /// Only serials after this one (keyset pagination, by serial then entry). Ignored when
+    /// [`DeviceQuery::after`] is given.
     pub after_serial: Option<String>,
+    /// Only serials starting with this (upper-case letters and digits, as serials are
+    /// stored).
+    pub serial_prefix: Option<String>,
+    /// `Some(true)`: only devices with an MDM enrollment in state `enrolled`; `Some(false)`:
+    /// only those without one.
+    pub enrolled: Option<bool>,
+    /// Only members of this static group.
+    pub group_id: Option<Uuid>,
+    /// The order of the listing.
+    pub order: DeviceOrder,
+    /// Largest first.
+    pub descending: bool,
+    /// Only devices after this one in the listing's order (keyset pagination).
+    pub after: Option<DeviceCursor>,
     /// At most this many.
     pub limit: u32,
+}
+
+/// What a device listing is sorted by. Every order continues with the serial number and the
+/// entry, so it is total and a page can start after any device; each has an index, so a page
+/// costs the same however deep it is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum DeviceOrder {
+    /// Serial number.
+    #[default]
+    Serial,
+    /// Marketing model name.
+    Model,
+    /// When GuardMDM last changed the record (a sync or removal).
+    Updated,
+}
+
+/// The position after which a page of a device listing starts: the sort keys of the last
+/// device of the previous page (the fields the order does not use are ignored).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceCursor {
+    /// Its model.
+    pub model: String,
+    /// Its `updated_at`.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// Its serial number.
+    pub serial: String,
+    /// Its ABM entry.
+    pub entry_id: Uuid,
+}
+
+impl DeviceCursor {
+    /// The cursor just after `device`.
+    pub fn after(device: &StoredAbmDevice) -> Self {
+        Self {
+            model: device.device.model.clone(),
+            updated_at: device.updated_at,
+            serial: device.device.serial_number.clone(),
+            entry_id: device.entry_id,
+        }
+    }
+}
+
+/// The smallest string greater than every string starting with `prefix`, for a range scan
+/// `prefix <= serial < upper` on an index; `None` when there is none (all `Z`s). Serials are
+/// upper-case letters and digits, which every collation orders digits first, then letters.
+pub fn serial_prefix_upper_bound(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = match last {
+            '0'..='8' | 'A'..='Y' => char::from_u32(u32::from(last) + 1),
+            '9' => Some('A'),
+            _ => None,
+        };
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+/// Where a serial's MDM enrollment stands, for device lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrollmentState {
+    /// The serial.
+    pub serial: String,
+    /// `authenticated`, `enrolled`, `checked_out` or `unregistered`.
+    pub status: String,
+    /// The device's last request.
+    pub last_seen_at: OffsetDateTime,
 }
 
 /// Storage of ABM devices and sync bookkeeping.
@@ -247,6 +333,13 @@ pub trait DeviceSyncStore: Send + Sync {
         &self,
         query: &DeviceQuery,
     ) -> Result<Vec<StoredAbmDevice>, StoreError>;
+
+    /// The MDM enrollment state of each of these serials that has one (one per serial: the
+    /// most recently seen enrollment), for device lists.
+    async fn enrollment_states(
+        &self,
+        serials: &[String],
+    ) -> Result<Vec<EnrollmentState>, StoreError>;
 
     /// How many devices an entry has (present only, or all).
     async fn count_abm_devices(
@@ -338,6 +431,16 @@ mod tests {
             op_type: op.map(str::to_string),
             ..AbmDevice::default()
         }
+    }
+
+    #[test]
+    fn prefix_upper_bounds() {
+        assert_eq!(serial_prefix_upper_bound("C02").as_deref(), Some("C03"));
+        assert_eq!(serial_prefix_upper_bound("C09").as_deref(), Some("C0A"));
+        assert_eq!(serial_prefix_upper_bound("CZ").as_deref(), Some("D"));
+        assert_eq!(serial_prefix_upper_bound("F1ZZ").as_deref(), Some("F2"));
+        assert_eq!(serial_prefix_upper_bound("ZZ"), None);
+        assert_eq!(serial_prefix_upper_bound(""), None);
     }
 
     #[test]

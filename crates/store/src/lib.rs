@@ -9,6 +9,7 @@
 //! and never records one that did not happen.
 
 pub mod abm;
+pub mod admins;
 pub mod api_keys;
 pub mod assignment;
 pub mod audit;
@@ -20,6 +21,7 @@ pub mod meta;
 pub mod testsuite;
 
 pub use abm::{AbmAccount, AbmEntry, AbmEntryStore, NewAbmEntry, ServerTokenRecord, TokenProblem};
+pub use admins::{Admin, AdminStore, NewAdmin, NewSession, Session, SignInFailures};
 pub use api_keys::{ApiKey, ApiKeyStore, NewApiKey};
 pub use assignment::{
     AdeProfile, AdeProfileVersion, AssignmentConfig, AssignmentConfigStore, AssignmentInput,
@@ -28,8 +30,8 @@ pub use assignment::{
 };
 pub use audit::{AuditEvent, AuditStore, NewAuditEvent};
 pub use devices::{
-    AbmDevice, DeviceQuery, DeviceSyncStore, PageCounts, PageWrite, StoredAbmDevice, SyncPhase,
-    SyncRun, SyncState,
+    AbmDevice, DeviceCursor, DeviceOrder, DeviceQuery, DeviceSyncStore, EnrollmentState,
+    PageCounts, PageWrite, StoredAbmDevice, SyncPhase, SyncRun, SyncState,
 };
 pub use error::StoreError;
 pub use mdm::{
@@ -47,6 +49,7 @@ pub trait Store:
     + MetaStore
     + AbmEntryStore
     + ApiKeyStore
+    + AdminStore
     + AuditStore
     + DeviceSyncStore
     + AssignmentConfigStore
@@ -60,6 +63,7 @@ impl<T> Store for T where
         + MetaStore
         + AbmEntryStore
         + ApiKeyStore
+        + AdminStore
         + AuditStore
         + DeviceSyncStore
         + AssignmentConfigStore

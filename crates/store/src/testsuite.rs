@@ -36,11 +36,15 @@ where
     api_keys_lifecycle(make().await).await;
     api_key_touch_is_rate_limited(make().await).await;
     audit_pagination(make().await).await;
+    admins::admins_create_find_list_delete(make().await).await;
+    admins::sessions_open_touch_close_and_purge(make().await).await;
+    admins::sign_in_failures_count_per_name_and_client(make().await).await;
     devices::pages_apply_latest_wins_remove_and_restore(make().await).await;
     devices::reconcile_marks_unseen_devices_removed(make().await).await;
     devices::a_page_is_all_or_nothing_even_when_dropped_midway(make().await).await;
     devices::device_listing_filters_and_pages(make().await).await;
     devices::device_listing_by_assignment_state(make().await).await;
+    devices::device_listing_orders_prefixes_and_cursors(make().await).await;
     devices::runs_and_leases(make().await).await;
     assignment::profiles_create_update_and_keep_versions(make().await).await;
     assignment::profile_delete_is_refused_while_used(make().await).await;
@@ -72,6 +76,7 @@ where
     mdm::secrets_init_first_writer_wins_and_put_replaces(make().await).await;
 }
 
+mod admins;
 mod assignment;
 mod devices;
 mod mdm;

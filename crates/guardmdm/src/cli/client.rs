@@ -67,6 +67,11 @@ impl ApiClient {
         })
     }
 
+    /// The server's base URL.
+    pub fn base_url(&self) -> &str {
+        self.base.as_str()
+    }
+
     /// The URL of `/api/v1/<segments…>`, each segment percent-encoded.
     fn url(&self, segments: &[&str]) -> anyhow::Result<Url> {
         let mut url = self.base.clone();

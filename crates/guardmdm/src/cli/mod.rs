@@ -1,5 +1,5 @@
 //! The command line. `serve` runs the server; the admin commands (`abm`, `profiles`,
-//! `groups`, `devices`, `api-tokens`, `audit`) call a running server's REST API at
+//! `groups`, `devices`, `admins`, `api-tokens`, `audit`) call a running server's REST API at
 //! `GUARDMDM_URL` with `GUARDMDM_API_TOKEN`, like `fleetctl`. Every list takes `--json`; errors go to stderr with a non-zero exit.
 
 // The CLI's job is printing to stdout.
@@ -7,6 +7,7 @@
 
 mod abm;
 mod abm_sim;
+mod admins;
 mod api_tokens;
 mod audit;
 mod client;
@@ -45,6 +46,13 @@ enum Command {
     },
     /// The ABM simulator: Apple's DEP API and an ABM portal, for tests and demos.
     AbmSim(abm_sim::AbmSimArgs),
+    /// Dashboard admins (sign-in accounts).
+    Admins {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        command: admins::AdminsCommand,
+    },
     /// API tokens for scripts and the CLI.
     ApiTokens {
         #[command(flatten)]
@@ -106,6 +114,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => crate::demo::run(args).await,
         Command::AbmSim(args) => abm_sim::run(args).await,
         Command::Abm { client, command } => abm::run(&ApiClient::new(&client)?, command).await,
+        Command::Admins { client, command } => {
+            admins::run(&ApiClient::new(&client)?, command).await
+        }
         Command::ApiTokens { client, command } => {
             api_tokens::run(&ApiClient::new(&client)?, command).await
         }

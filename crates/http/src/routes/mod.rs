@@ -1,6 +1,7 @@
 //! Route handlers, one module per resource.
 
 pub(crate) mod abm;
+pub(crate) mod admins;
 pub(crate) mod api_tokens;
 pub(crate) mod audit;
 pub(crate) mod groups;
@@ -38,6 +39,8 @@ pub(crate) fn api_router() -> Router<AppState> {
             "/api-tokens/{name}",
             axum::routing::delete(api_tokens::revoke),
         )
+        .route("/admins", get(admins::list).post(admins::create))
+        .route("/admins/{name}", axum::routing::delete(admins::delete))
         .route(
             "/abm/tokens/{name}/syncs",
             get(sync::list).post(sync::start),

@@ -353,6 +353,7 @@ pub(super) async fn device_listing_filters_and_pages(store: Arc<dyn Store>) {
             serial: None,
             after_serial: after.map(str::to_string),
             limit,
+            ..DeviceQuery::default()
         };
     let serials = |v: Vec<crate::StoredAbmDevice>| {
         v.into_iter()
@@ -626,4 +627,241 @@ pub(super) async fn runs_and_leases(store: Arc<dyn Store>) {
             .unwrap_err()
             .is_not_found()
     );
+}
+
+pub(super) async fn device_listing_orders_prefixes_and_cursors(store: Arc<dyn Store>) {
+    use crate::{Authenticated, DeviceCursor, DeviceOrder, NewDeviceGroup, TokenUpdated};
+    let e = entry(&store, "e").await;
+    let f = entry(&store, "f").await;
+    let run = store
+        .start_sync_run(e, "manual", "me", now())
+        .await
+        .unwrap();
+    let with_model = |serial: &str, model: &str| AbmDevice {
+        model: model.to_string(),
+        ..device(serial, None, None)
+    };
+    apply(
+        &store,
+        e,
+        run.id,
+        &[
+            with_model("C02A", "iMac"),
+            with_model("C02B", "iPhone"),
+            with_model("C03A", "iMac"),
+            with_model("C0ZZ", "iPad"),
+            with_model("D111", "iPhone"),
+        ],
+        &state("c", SyncPhase::Fetch),
+    )
+    .await;
+    let run_f = store
+        .start_sync_run(f, "manual", "me", now())
+        .await
+        .unwrap();
+    apply(
+        &store,
+        f,
+        run_f.id,
+        &[with_model("C02A", "iMac")],
+        &state("c", SyncPhase::Fetch),
+    )
+    .await;
+    let keys = |v: Vec<crate::StoredAbmDevice>| {
+        v.into_iter()
+            .map(|d| {
+                format!(
+                    "{}{}",
+                    d.device.serial_number,
+                    if d.entry_id == f { "/f" } else { "" }
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    // Serial prefixes are ranges: C02 is not C03, C0 is C02.., C03.. and C0ZZ.
+    let prefix = |p: &str| DeviceQuery {
+        serial_prefix: Some(p.to_string()),
+        limit: 100,
+        ..DeviceQuery::default()
+    };
+    let mut got = keys(store.list_abm_devices(&prefix("C02")).await.unwrap());
+    got.sort();
+    assert_eq!(got, ["C02A", "C02A/f", "C02B"]);
+    assert_eq!(
+        store.list_abm_devices(&prefix("C0")).await.unwrap().len(),
+        5
+    );
+    assert_eq!(
+        keys(store.list_abm_devices(&prefix("C0Z")).await.unwrap()),
+        ["C0ZZ"]
+    );
+    assert!(
+        store
+            .list_abm_devices(&prefix("Z"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Every order pages through every device exactly once, both ways, with cursors.
+    for order in [
+        DeviceOrder::Serial,
+        DeviceOrder::Model,
+        DeviceOrder::Updated,
+    ] {
+        for descending in [false, true] {
+            let mut seen = Vec::new();
+            let mut after = None;
+            loop {
+                let page = store
+                    .list_abm_devices(&DeviceQuery {
+                        order,
+                        descending,
+                        after: after.clone(),
+                        limit: 2,
+                        ..DeviceQuery::default()
+                    })
+                    .await
+                    .unwrap();
+                after = page.last().map(DeviceCursor::after);
+                let n = page.len();
+                seen.extend(page);
+                if n < 2 {
+                    break;
+                }
+            }
+            assert_eq!(seen.len(), 6, "{order:?} desc={descending}");
+            let sorted = {
+                let mut s = seen.clone();
+                s.sort_by(|a, b| {
+                    let key = |d: &crate::StoredAbmDevice| match order {
+                        DeviceOrder::Serial => String::new(),
+                        DeviceOrder::Model => d.device.model.clone(),
+                        DeviceOrder::Updated => {
+                            format!("{:?}", d.updated_at.unix_timestamp_nanos())
+                        }
+                    };
+                    (key(a), &a.device.serial_number, a.entry_id).cmp(&(
+                        key(b),
+                        &b.device.serial_number,
+                        b.entry_id,
+                    ))
+                });
+                if descending {
+                    s.reverse();
+                }
+                s
+            };
+            assert_eq!(keys(seen), keys(sorted), "{order:?} desc={descending}");
+        }
+    }
+    let by_model = store
+        .list_abm_devices(&DeviceQuery {
+            order: DeviceOrder::Model,
+            entry_id: Some(e),
+            limit: 100,
+            ..DeviceQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        keys(by_model),
+        ["C02A", "C03A", "C0ZZ", "C02B", "D111"],
+        "iMac < iPad < iPhone, then serial"
+    );
+
+    // Static group members and enrolled devices.
+    let group = store
+        .create_group(
+            &NewDeviceGroup {
+                id: Uuid::new_v4(),
+                name: "loaners".to_string(),
+                rule: None,
+                profile_id: None,
+                priority: 100,
+            },
+            &super::audit("group.create", "loaners"),
+        )
+        .await
+        .unwrap();
+    store
+        .add_group_members(
+            group.id,
+            &["C02B".to_string(), "D111".to_string()],
+            &super::audit("group.add", "loaners"),
+        )
+        .await
+        .unwrap();
+    let members = DeviceQuery {
+        group_id: Some(group.id),
+        limit: 100,
+        ..DeviceQuery::default()
+    };
+    assert_eq!(
+        keys(store.list_abm_devices(&members).await.unwrap()),
+        ["C02B", "D111"]
+    );
+    let at = now();
+    store
+        .record_authenticate(&Authenticated {
+            udid: "UDID-1".to_string(),
+            serial_number: Some("D111".to_string()),
+            topic: "com.apple.mgmt.test".to_string(),
+            identity_fingerprint: None,
+            device_info: serde_json::json!({}),
+            at,
+        })
+        .await
+        .unwrap();
+    store
+        .record_authenticate(&Authenticated {
+            udid: "UDID-2".to_string(),
+            serial_number: Some("C02B".to_string()),
+            topic: "com.apple.mgmt.test".to_string(),
+            identity_fingerprint: None,
+            device_info: serde_json::json!({}),
+            at,
+        })
+        .await
+        .unwrap();
+    store
+        .record_token_update(&TokenUpdated {
+            udid: "UDID-1".to_string(),
+            topic: "com.apple.mgmt.test".to_string(),
+            push_token: vec![1],
+            push_magic: "magic".to_string(),
+            unlock_token: None,
+            awaiting_configuration: false,
+            at,
+        })
+        .await
+        .unwrap();
+    let enrolled = DeviceQuery {
+        enrolled: Some(true),
+        limit: 100,
+        ..DeviceQuery::default()
+    };
+    assert_eq!(
+        keys(store.list_abm_devices(&enrolled).await.unwrap()),
+        ["D111"]
+    );
+    let not_enrolled = DeviceQuery {
+        enrolled: Some(false),
+        group_id: Some(group.id),
+        ..enrolled
+    };
+    assert_eq!(
+        keys(store.list_abm_devices(&not_enrolled).await.unwrap()),
+        ["C02B"]
+    );
+    let mut states = store
+        .enrollment_states(&["D111".to_string(), "C02B".to_string(), "C02A".to_string()])
+        .await
+        .unwrap();
+    states.sort_by(|a, b| a.serial.cmp(&b.serial));
+    let states: Vec<(&str, &str)> = states
+        .iter()
+        .map(|s| (s.serial.as_str(), s.status.as_str()))
+        .collect();
+    assert_eq!(states, [("C02B", "authenticated"), ("D111", "enrolled")]);
 }

@@ -1,0 +1,622 @@
+//! Devices > ABM Devices (`/devices`) and one device (`/devices/{serial}`).
+
+use askama::Template;
+use askama_web::WebTemplate;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use guardmdm_service::device_list::{DeviceRow, DeviceStatus};
+use guardmdm_service::devices::DeviceDetail;
+use guardmdm_service::resolve::StepOutcome;
+use guardmdm_service::troubleshoot::{self, Hint};
+use guardmdm_service::{DeviceListRequest, ServiceError, TokenState};
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use super::{Chrome, Page};
+use crate::AppState;
+
+/// `2026-12-06 05:37 UTC`.
+fn when(t: OffsetDateTime) -> String {
+    t.format(time::macros::format_description!(
+        "[year]-[month]-[day] [hour]:[minute] UTC"
+    ))
+    .unwrap_or_default()
+}
+
+fn rfc3339(t: OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// The list's query string, as the GET form sends it (empty fields mean "any").
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct ListQuery {
+    #[serde(default)]
+    serial: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    os: String,
+    #[serde(default)]
+    entry: String,
+    #[serde(default)]
+    group: String,
+    #[serde(default)]
+    assignment: String,
+    #[serde(default)]
+    sort: String,
+    #[serde(default)]
+    dir: String,
+    #[serde(default)]
+    after: String,
+    #[serde(default)]
+    limit: String,
+}
+
+impl ListQuery {
+    /// The query string of these filters with `changes` applied (`after` is dropped unless
+    /// given: a new filter or order starts at the first page).
+    fn href(&self, changes: &[(&str, &str)]) -> String {
+        let mut pairs: Vec<(&str, &str)> = [
+            ("serial", self.serial.as_str()),
+            ("status", &self.status),
+            ("os", &self.os),
+            ("entry", &self.entry),
+            ("group", &self.group),
+            ("assignment", &self.assignment),
+            ("sort", &self.sort),
+            ("dir", &self.dir),
+            ("limit", &self.limit),
+        ]
+        .into_iter()
+        .filter(|(k, _)| !changes.iter().any(|(c, _)| c == k))
+        .collect();
+        pairs.extend(changes.iter().copied());
+        let mut s = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in pairs {
+            if !v.is_empty() {
+                s.append_pair(k, v);
+            }
+        }
+        let q = s.finish();
+        if q.is_empty() {
+            "/devices".to_string()
+        } else {
+            format!("/devices?{q}")
+        }
+    }
+
+    fn has_filters(&self) -> bool {
+        [
+            &self.serial,
+            &self.status,
+            &self.os,
+            &self.entry,
+            &self.group,
+            &self.assignment,
+        ]
+        .iter()
+        .any(|v| !v.is_empty())
+    }
+
+    fn request(&self) -> Result<DeviceListRequest, ServiceError> {
+        let opt = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_string());
+        let limit =
+            match self.limit.trim() {
+                "" => None,
+                n => Some(n.parse::<u32>().map_err(|_| {
+                    ServiceError::Invalid(format!("page size {n:?} is not a number"))
+                })?),
+            };
+        let descending = match self.dir.as_str() {
+            "" | "asc" => false,
+            "desc" => true,
+            other => {
+                return Err(ServiceError::Invalid(format!(
+                    "order {other:?}: use asc or desc"
+                )));
+            }
+        };
+        Ok(DeviceListRequest {
+            status: opt(&self.status),
+            assignment: opt(&self.assignment),
+            os: opt(&self.os),
+            entry: opt(&self.entry),
+            group: opt(&self.group),
+            serial: opt(&self.serial),
+            sort: opt(&self.sort),
+            descending,
+            after: opt(&self.after),
+            limit,
+        })
+    }
+}
+
+pub(crate) struct SelectOption {
+    value: String,
+    label: String,
+    selected: bool,
+}
+
+fn options<'a>(
+    choices: impl IntoIterator<Item = (&'a str, &'a str)>,
+    current: &str,
+) -> Vec<SelectOption> {
+    choices
+        .into_iter()
+        .map(|(value, label)| SelectOption {
+            value: value.to_string(),
+            label: label.to_string(),
+            selected: value == current,
+        })
+        .collect()
+}
+
+pub(crate) struct Header {
+    label: &'static str,
+    href: Option<String>,
+    aria_sort: Option<&'static str>,
+}
+
+pub(crate) struct RowView {
+    serial: String,
+    href: String,
+    model: String,
+    family: String,
+    os: String,
+    entry: String,
+    profile: String,
+    rule: String,
+    apple: String,
+    assignment: String,
+    status: &'static str,
+    status_class: &'static str,
+    last_seen: String,
+}
+
+fn os_label(os: Option<&str>) -> String {
+    match os {
+        Some("OSX") => "macOS".to_string(),
+        Some(o) => o.to_string(),
+        None => "-".to_string(),
+    }
+}
+
+impl From<DeviceRow> for RowView {
+    fn from(r: DeviceRow) -> Self {
+        let (profile, rule, assignment) = match &r.assignment {
+            Some(a) => (
+                a.profile.clone().unwrap_or_else(|| "none".to_string()),
+                a.rule.clone(),
+                a.state.replace('_', " "),
+            ),
+            None => (
+                "-".to_string(),
+                "not resolved yet".to_string(),
+                "-".to_string(),
+            ),
+        };
+        Self {
+            href: format!(
+                "/devices/{}",
+                form_urlencoded::byte_serialize(r.serial.as_bytes()).collect::<String>()
+            ),
+            family: r.family.unwrap_or_else(|| "-".to_string()),
+            os: os_label(r.os.as_deref()),
+            apple: r.apple_profile_status.unwrap_or_else(|| "-".to_string()),
+            status: r.status.label(),
+            status_class: r.status.as_str(),
+            last_seen: r.last_seen_at.map_or_else(|| "-".to_string(), when),
+            serial: r.serial,
+            model: r.model,
+            entry: r.entry,
+            profile,
+            rule,
+            assignment,
+        }
+    }
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "devices.html")]
+pub(crate) struct DevicesPage {
+    chrome: Chrome,
+    form: ListQuery,
+    status_options: Vec<SelectOption>,
+    os_options: Vec<SelectOption>,
+    entry_options: Vec<SelectOption>,
+    group_options: Vec<SelectOption>,
+    assignment_options: Vec<SelectOption>,
+    sort_options: Vec<SelectOption>,
+    dir_options: Vec<SelectOption>,
+    headers: Vec<Header>,
+    rows: Vec<RowView>,
+    caption: String,
+    error: Option<String>,
+    has_filters: bool,
+    next_href: Option<String>,
+    first_href: Option<String>,
+}
+
+const OS_CHOICES: [(&str, &str); 5] = [
+    ("iOS", "iOS"),
+    ("iPadOS", "iPadOS"),
+    ("macOS", "macOS"),
+    ("tvOS", "tvOS"),
+    ("visionOS", "visionOS"),
+];
+
+const ASSIGNMENT_CHOICES: [(&str, &str); 8] = [
+    ("unassigned", "unassigned"),
+    ("pending", "pending"),
+    ("assigned", "assigned"),
+    ("pushed", "pushed"),
+    ("failed", "failed"),
+    ("throttled", "throttled"),
+    ("not_accessible", "not accessible"),
+    ("removed", "removed"),
+];
+
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    page: Page,
+    Query(form): Query<ListQuery>,
+) -> Response {
+    let choices = match state.services.device_list.choices().await {
+        Ok(c) => c,
+        Err(e) => return error_page(&page, e),
+    };
+    let (rows, next, error) = match form.request() {
+        Ok(req) => match state.services.device_list.page(req).await {
+            Ok(p) => (p.rows, p.next, None),
+            Err(e @ (ServiceError::Invalid(_) | ServiceError::NotFound(_))) => {
+                (vec![], None, Some(e.to_string()))
+            }
+            Err(e) => return error_page(&page, e),
+        },
+        Err(e) => (vec![], None, Some(e.to_string())),
+    };
+    let sort = if form.sort.is_empty() {
+        "serial"
+    } else {
+        form.sort.as_str()
+    };
+    let desc = form.dir == "desc";
+    let header = |label, key: Option<&'static str>| {
+        let (href, aria_sort) = match key {
+            Some(key) => {
+                let current = key == sort;
+                let dir = if current && !desc { "desc" } else { "asc" };
+                (
+                    Some(form.href(&[("sort", key), ("dir", dir)])),
+                    Some(match (current, desc) {
+                        (false, _) => "none",
+                        (true, false) => "ascending",
+                        (true, true) => "descending",
+                    }),
+                )
+            }
+            None => (None, None),
+        };
+        Header {
+            label,
+            href,
+            aria_sort,
+        }
+    };
+    let headers = vec![
+        header("Serial", Some("serial")),
+        header("Model", Some("model")),
+        header("Family", None),
+        header("OS", None),
+        header("ABM entry", None),
+        header("Profile (rule)", None),
+        header("Apple profile", None),
+        header("Assignment", None),
+        header("Status", None),
+        header("Last seen", None),
+    ];
+    let statuses: Vec<(&str, &str)> = DeviceStatus::ALL
+        .iter()
+        .map(|s| (s.as_str(), s.label()))
+        .collect();
+    let count = rows.len();
+    let caption = match (count, form.after.is_empty(), next.is_some()) {
+        (0, _, _) => "No devices on this page.".to_string(),
+        (n, true, true) => format!("The first {n} devices; more on the next pages."),
+        (n, true, false) => format!("{n} device{}.", if n == 1 { "" } else { "s" }),
+        (n, false, _) => format!("{n} more devices."),
+    };
+    let view = DevicesPage {
+        chrome: page.chrome("/devices"),
+        status_options: options(statuses, &form.status),
+        os_options: options(OS_CHOICES, &form.os),
+        entry_options: options(
+            choices.entries.iter().map(|e| (e.as_str(), e.as_str())),
+            &form.entry,
+        ),
+        group_options: options(
+            choices.groups.iter().map(|g| (g.as_str(), g.as_str())),
+            &form.group,
+        ),
+        assignment_options: options(ASSIGNMENT_CHOICES, &form.assignment),
+        sort_options: options(
+            [
+                ("serial", "Serial"),
+                ("model", "Model"),
+                ("updated", "Last change"),
+            ],
+            sort,
+        ),
+        dir_options: options(
+            [("asc", "Ascending"), ("desc", "Descending")],
+            if desc { "desc" } else { "asc" },
+        ),
+        headers,
+        rows: rows.into_iter().map(RowView::from).collect(),
+        caption,
+        has_filters: form.has_filters(),
+        next_href: next.map(|n| form.href(&[("after", n.as_str())])),
+        first_href: (!form.after.is_empty()).then(|| form.href(&[])),
+        error: error.clone(),
+        form,
+    };
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    (status, view).into_response()
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    chrome: Chrome,
+    heading: &'static str,
+    message: String,
+}
+
+fn error_page(page: &Page, err: ServiceError) -> Response {
+    let (status, heading, message) = match err {
+        ServiceError::NotFound(m) => (StatusCode::NOT_FOUND, "Not found", m),
+        ServiceError::Invalid(m) => (StatusCode::BAD_REQUEST, "Not a valid request", m),
+        other => {
+            tracing::error!(error = %other, "dashboard: internal error");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                "Internal error: see the server log.".to_string(),
+            )
+        }
+    };
+    (
+        status,
+        ErrorPage {
+            chrome: page.chrome(""),
+            heading,
+            message,
+        },
+    )
+        .into_response()
+}
+
+pub(crate) struct StepView {
+    rule: String,
+    outcome: &'static str,
+    detail: String,
+    won: bool,
+}
+
+pub(crate) struct EventView {
+    at: String,
+    at_text: String,
+    what: String,
+}
+
+pub(crate) struct RecordView {
+    entry: String,
+    status: &'static str,
+    status_class: &'static str,
+    facts: Vec<(&'static str, String)>,
+    profile_summary: String,
+    steps: Vec<StepView>,
+    apple: Vec<(&'static str, String)>,
+    hints: Vec<Hint>,
+    timeline: Vec<EventView>,
+}
+
+#[derive(Template, WebTemplate)]
+#[template(path = "device.html")]
+struct DevicePage {
+    chrome: Chrome,
+    serial: String,
+    records: Vec<RecordView>,
+}
+
+pub(crate) async fn show(
+    State(state): State<AppState>,
+    page: Page,
+    Path(serial): Path<String>,
+) -> Response {
+    let details = match state.services.devices.show(&serial).await {
+        Ok(d) => d,
+        Err(e) => return error_page(&page, e),
+    };
+    let mut records = Vec::with_capacity(details.len());
+    for d in &details {
+        let commands = match &d.enrollment {
+            Some(e) => state
+                .services
+                .mdm
+                .commands(&e.udid, 20)
+                .await
+                .unwrap_or_default(),
+            None => vec![],
+        };
+        let token = state
+            .services
+            .abm
+            .get(&d.abm_entry)
+            .await
+            .map_or(TokenState::Active, |e| e.health.state);
+        records.push(record(d, &commands, token));
+    }
+    let serial = details
+        .first()
+        .map_or(serial, |d| d.device.device.serial_number.clone());
+    DevicePage {
+        chrome: page.chrome("/devices"),
+        serial,
+        records,
+    }
+    .into_response()
+}
+
+fn record(
+    d: &DeviceDetail,
+    commands: &[guardmdm_service::mdm::CommandView],
+    token: TokenState,
+) -> RecordView {
+    let dev = &d.device.device;
+    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_string());
+    let status = guardmdm_service::device_list::device_status(
+        d.abm_status == "removed",
+        d.enrollment.as_ref().map(|e| e.status.as_str()),
+        d.assignment.as_ref().map(|a| a.state.as_str()),
+        dev.profile_status.as_deref(),
+    );
+    let mut facts = vec![
+        ("Serial", dev.serial_number.clone()),
+        ("Model", dev.model.clone()),
+        ("Family", opt(&dev.device_family)),
+        ("OS", os_label(dev.os.as_deref())),
+        ("Description", opt(&dev.description)),
+        ("Color", opt(&dev.color)),
+        ("Asset tag", opt(&dev.asset_tag)),
+        ("ABM entry", d.abm_entry.clone()),
+        ("Assigned in ABM by", opt(&dev.device_assigned_by)),
+        ("First synced", when(d.device.first_seen_at)),
+        ("Groups", {
+            if d.groups.is_empty() {
+                "none".to_string()
+            } else {
+                d.groups.join(", ")
+            }
+        }),
+    ];
+    if let Some(a) = &d.assignment {
+        facts.push(("Assignment", a.state.replace('_', " ")));
+        if let Some(e) = &a.last_error {
+            facts.push(("Assignment note", e.clone()));
+        }
+    }
+    if let Some(e) = &d.enrollment {
+        facts.push(("MDM enrollment", e.status.clone()));
+        facts.push(("UDID", e.udid.clone()));
+        facts.push(("Last seen", when(e.last_seen_at)));
+    }
+    let profile_summary = match &d.resolution.profile {
+        Some(p) => format!("Profile {p}, given by the {}.", d.resolution.rule),
+        None => format!(
+            "Unassigned: {}.",
+            d.resolution
+                .unassigned_reason
+                .as_deref()
+                .unwrap_or("no rule gives it a profile")
+        ),
+    };
+    let steps = d
+        .resolution
+        .steps
+        .iter()
+        .map(|s| StepView {
+            rule: s.rule.clone(),
+            outcome: match s.outcome {
+                StepOutcome::Won => "gives the profile",
+                StepOutcome::Shadowed => "matches, but a rule above wins",
+                StepOutcome::Skipped => "does not apply",
+            },
+            detail: s.detail.clone(),
+            won: s.outcome == StepOutcome::Won,
+        })
+        .collect();
+    let apple = vec![
+        ("Profile status", opt(&d.apple.profile_status)),
+        ("Profile UUID", opt(&d.apple.profile_uuid)),
+        ("Expected UUID", opt(&d.apple.expected_profile_uuid)),
+        (
+            "Up to date",
+            if d.apple.up_to_date { "yes" } else { "no" }.to_string(),
+        ),
+        (
+            "Assigned at Apple",
+            d.apple
+                .profile_assign_time
+                .map_or_else(|| "-".to_string(), when),
+        ),
+        (
+            "Downloaded by the device",
+            d.apple
+                .profile_push_time
+                .map_or_else(|| "-".to_string(), when),
+        ),
+    ];
+    RecordView {
+        entry: d.abm_entry.clone(),
+        status: status.label(),
+        status_class: status.as_str(),
+        facts,
+        profile_summary,
+        steps,
+        apple,
+        hints: troubleshoot::hints(d, token),
+        timeline: troubleshoot::timeline(d, commands)
+            .into_iter()
+            .map(|e| EventView {
+                at: rfc3339(e.at),
+                at_text: when(e.at),
+                what: e.what,
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn links_keep_filters_and_drop_the_cursor() {
+        let q = ListQuery {
+            os: "iOS".into(),
+            status: "enrolled".into(),
+            after: "abc".into(),
+            ..ListQuery::default()
+        };
+        assert_eq!(
+            q.href(&[("sort", "model")]),
+            "/devices?status=enrolled&os=iOS&sort=model"
+        );
+        assert_eq!(
+            q.href(&[("after", "xyz")]),
+            "/devices?status=enrolled&os=iOS&after=xyz"
+        );
+        assert_eq!(ListQuery::default().href(&[]), "/devices");
+    }
+
+    #[test]
+    fn bad_query_values_are_named() {
+        let q = ListQuery {
+            dir: "sideways".into(),
+            ..ListQuery::default()
+        };
+        assert!(q.request().unwrap_err().to_string().contains("sideways"));
+        let q = ListQuery {
+            limit: "ten".into(),
+            ..ListQuery::default()
+        };
+        assert!(q.request().unwrap_err().to_string().contains("ten"));
+    }
+}

@@ -1,0 +1,241 @@
+//! The web dashboard: server-rendered HTML (askama, auto-escaped) with light progressive
+//! enhancement (htmx, vendored), served by `guardmdm serve` itself. Every asset is in the
+//! binary; nothing comes from a CDN.
+//!
+//! # Routes
+//! - `GET /` redirects to `/devices`.
+//! - `GET /signin`, `POST /signin`: the sign-in form (argon2id passwords, rate-limited; see
+//!   [`guardmdm_service::admins`]). `POST /signout` ends the session.
+//! - `GET /devices`: Devices > ABM Devices. `GET /devices/{serial}`: one device.
+//! - `GET /assets/{file}`: the stylesheet and htmx, cached for a year (the URLs carry a
+//!   content hash, `?v=`).
+//!
+//! # Adding a page (phase 2)
+//! 1. Write a template in `crates/http/templates/` that starts with
+//!    `{% extends "base.html" %}`, fills `{% block title %}` and `{% block content %}`, and a
+//!    struct deriving `Template` + `WebTemplate` with a field `chrome: Chrome`.
+//! 2. Write the handler with a [`Page`] argument (the signed-in admin, the CSRF token, the
+//!    token banners and the flash message): `page.chrome("/nav-href")` builds the chrome with
+//!    that nav entry marked current. Use `page.session.actor()` for service calls that change
+//!    something, so the audit log names the admin.
+//! 3. Add the route in [`protected_routes`]: everything there requires a session (an
+//!    unauthenticated page request is redirected to `/signin?next=…`) and every
+//!    state-changing method (POST, PUT, PATCH, DELETE) is refused with 403 unless it carries
+//!    the session's CSRF token, either as a `csrf_token` field of a urlencoded form (write
+//!    `<input type="hidden" name="csrf_token" value="{{ chrome.csrf_token }}">`) or as the
+//!    `X-CSRF-Token` header (htmx sends it on every request: `base.html` sets `hx-headers`),
+//!    and an `Origin` (or `Referer`) of this server. Multipart forms must go through htmx
+//!    (`hx-encoding="multipart/form-data"`) so the header carries the token.
+//! 4. After a change, answer `303 See Other` to a page, with `session::flash` to show a message
+//!    there once; errors in input are shown on the form's page with the message of the
+//!    [`guardmdm_service::ServiceError`].
+//! 5. Add a nav entry in [`nav`] (never for a page that does not exist yet) and an
+//!    integration test over a real socket (`crates/guardmdm/tests/dashboard.rs`), and a browser
+//!    flow in `crates/guardmdm/tests/browser.rs` if the page has interaction.
+
+mod assets;
+mod devices;
+mod session;
+
+use axum::Router;
+use axum::response::Redirect;
+use axum::routing::{get, post};
+use guardmdm_service::TokenState;
+
+use crate::AppState;
+
+pub(crate) use session::Page;
+
+/// The origin (`scheme://host[:port]`) of a URL.
+pub(crate) fn origin(url: &str) -> Option<String> {
+    session::origin_of(url)
+}
+
+/// Headers every dashboard response carries: a strict Content-Security-Policy (scripts and
+/// styles only from `/assets`), no framing, no sniffing, same-origin referrers.
+pub(crate) async fn security_headers(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::{HeaderValue, header};
+    let mut response = next.run(req).await;
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; \
+             object-src 'none'",
+        ),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    response
+}
+
+/// Every dashboard route, mounted at the root next to `/api/v1`, `/mdm/*` and `/scep`.
+pub(crate) fn routes(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/devices") }))
+        .route("/signin", get(session::signin_form).post(session::signin))
+        .route("/assets/{file}", get(assets::serve))
+        .merge(
+            protected_routes().layer(axum::middleware::from_fn_with_state(
+                state,
+                session::require_session,
+            )),
+        )
+}
+
+/// The routes that need a signed-in admin (and CSRF checks on state changes).
+fn protected_routes() -> Router<AppState> {
+    Router::new()
+        .route("/signout", post(session::signout))
+        .route("/devices", get(devices::list))
+        .route("/devices/{serial}", get(devices::show))
+}
+
+/// One nav entry.
+#[derive(Debug, Clone)]
+pub(crate) struct NavItem {
+    pub(crate) label: &'static str,
+    pub(crate) href: &'static str,
+    pub(crate) current: bool,
+}
+
+/// A group of nav entries ("Devices", "Settings").
+#[derive(Debug, Clone)]
+pub(crate) struct NavSection {
+    pub(crate) group: &'static str,
+    pub(crate) items: Vec<NavItem>,
+}
+
+/// The navigation, with `current` (an href) marked. Phase 2 adds Enrolled devices, ADE
+/// profiles, Groups, OS defaults and Settings > ABM Integration here as their pages land.
+pub(crate) fn nav(current: &str) -> Vec<NavSection> {
+    let item = |label, href: &'static str| NavItem {
+        label,
+        href,
+        current: current == href,
+    };
+    vec![NavSection {
+        group: "Devices",
+        items: vec![item("ABM Devices", "/devices")],
+    }]
+}
+
+/// A token banner: an ABM entry whose token needs an admin.
+#[derive(Debug, Clone)]
+pub(crate) struct Banner {
+    pub(crate) entry: String,
+    pub(crate) title: &'static str,
+    pub(crate) message: String,
+    pub(crate) action: &'static str,
+    pub(crate) severe: bool,
+}
+
+/// The banner for a token state, if it needs one: what is wrong and exactly what to do.
+pub(crate) fn banner(entry: &str, state: TokenState, message: &str) -> Option<Banner> {
+    let (title, action, severe) = match state {
+        TokenState::Expiring => (
+            "server token expiring",
+            "Renew now: in Apple Business Manager (business.apple.com), Settings > MDM Server, \
+             download a new server token for this MDM server, then upload it to GuardMDM \
+             (`guardmdm abm token upload NAME FILE.p7m`).",
+            false,
+        ),
+        TokenState::Expired => (
+            "server token expired",
+            "Sync has stopped and new devices cannot enroll (enrolled devices keep working). \
+             Download a new server token in Apple Business Manager, Settings > MDM Server, and \
+             upload it to GuardMDM (`guardmdm abm token upload NAME FILE.p7m`).",
+            true,
+        ),
+        TokenState::Rejected => (
+            "server token rejected by Apple",
+            "Apple no longer accepts this token (revoked or replaced). Download a new server \
+             token in Apple Business Manager, Settings > MDM Server, and upload it to GuardMDM.",
+            true,
+        ),
+        TokenState::TermsNotSigned => (
+            "blocked until Apple's terms are accepted",
+            "An administrator of your organization must sign in to Apple Business Manager \
+             (business.apple.com) and accept the new terms and conditions; then sync again.",
+            true,
+        ),
+        TokenState::Pending | TokenState::Active => return None,
+    };
+    Some(Banner {
+        entry: entry.to_string(),
+        title,
+        message: message.to_string(),
+        action,
+        severe,
+    })
+}
+
+/// What every signed-in page shows around its content.
+#[derive(Debug, Clone)]
+pub(crate) struct Chrome {
+    pub(crate) admin: String,
+    pub(crate) csrf_token: String,
+    pub(crate) nav: Vec<NavSection>,
+    pub(crate) banners: Vec<Banner>,
+    pub(crate) flash: Option<&'static str>,
+    pub(crate) asset_version: &'static str,
+}
+
+impl Page {
+    /// The chrome of a page whose nav entry is `current`.
+    pub(crate) fn chrome(&self, current: &str) -> Chrome {
+        Chrome {
+            admin: self.session.admin.clone(),
+            csrf_token: self.session.csrf_token.clone(),
+            nav: nav(current),
+            banners: self.banners.clone(),
+            flash: self.flash,
+            asset_version: assets::version(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn banners_only_for_states_that_need_an_admin() {
+        assert!(banner("main", TokenState::Active, "ok").is_none());
+        assert!(banner("main", TokenState::Pending, "upload").is_none());
+        let b = banner("main", TokenState::Expiring, "Token expires in 12 days").unwrap();
+        assert!(!b.severe);
+        assert!(b.action.contains("download a new server token"));
+        for s in [
+            TokenState::Expired,
+            TokenState::Rejected,
+            TokenState::TermsNotSigned,
+        ] {
+            assert!(banner("main", s, "m").unwrap().severe, "{s:?}");
+        }
+        assert!(
+            banner("main", TokenState::TermsNotSigned, "m")
+                .unwrap()
+                .action
+                .contains("accept the new terms")
+        );
+    }
+
+    #[test]
+    fn nav_marks_the_current_page() {
+        let n = nav("/devices");
+        assert!(n[0].items[0].current);
+        assert!(!nav("/other")[0].items[0].current);
+    }
+}

@@ -1,0 +1,514 @@
+//! Dashboard admins: accounts with argon2id passwords, sign-in sessions, and rate-limited
+//! sign-in attempts.
+//!
+//! The rules are plain functions ([`validate_password`], [`sign_in_allowed`],
+//! [`session_valid`]); [`AdminService`] applies them over the store. Failed attempts are
+//! stored, so the limits hold across every instance sharing the database: at most
+//! [`MAX_FAILURES_PER_NAME`] failures for one name or [`MAX_FAILURES_PER_CLIENT`] from one
+//! client address within [`FAILURE_WINDOW_MINUTES`] minutes; a successful sign-in clears the
+//! name's count. Sessions end after an idle timeout and an absolute lifetime
+//! ([`SessionPolicy`]); only a SHA-256 of the session token is stored.
+
+use std::sync::Arc;
+
+use guardmdm_crypto::{api_token, password};
+use guardmdm_store::{NewAdmin, NewSession, Session, SignInFailures, Store, StoreError};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use time::{Duration, OffsetDateTime};
+use uuid::Uuid;
+
+use crate::abm_tokens::audit;
+use crate::names::validate_name;
+use crate::{Actor, ServiceError};
+
+/// Shortest accepted password.
+pub const MIN_PASSWORD_LEN: usize = 12;
+/// Longest accepted password (argon2 hashes anything, but a megabyte "password" is abuse).
+pub const MAX_PASSWORD_LEN: usize = 1024;
+/// Failed attempts for one name within the window before sign-in is refused.
+pub const MAX_FAILURES_PER_NAME: usize = 5;
+/// Failed attempts from one client address within the window before sign-in is refused.
+pub const MAX_FAILURES_PER_CLIENT: usize = 20;
+/// The window failed attempts count in.
+pub const FAILURE_WINDOW_MINUTES: i64 = 15;
+/// How often at most a session's last use is written.
+const TOUCH_INTERVAL_SECS: i64 = 60;
+
+/// How long sessions last.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionPolicy {
+    /// A session unused this long ends.
+    pub idle_timeout: Duration,
+    /// A session ends this long after sign-in, used or not.
+    pub lifetime: Duration,
+}
+
+impl Default for SessionPolicy {
+    /// Two hours idle, twelve hours at most: a working day, signed in once.
+    fn default() -> Self {
+        Self {
+            idle_timeout: Duration::hours(2),
+            lifetime: Duration::hours(12),
+        }
+    }
+}
+
+/// Checks a new password: at least [`MIN_PASSWORD_LEN`] characters, at most
+/// [`MAX_PASSWORD_LEN`], not only spaces.
+///
+/// # Errors
+/// [`ServiceError::Invalid`] saying what is wrong.
+pub fn validate_password(password: &str) -> Result<(), ServiceError> {
+    let chars = password.chars().count();
+    if chars < MIN_PASSWORD_LEN {
+        return Err(ServiceError::Invalid(format!(
+            "the password is {chars} characters long; use at least {MIN_PASSWORD_LEN}"
+        )));
+    }
+    if chars > MAX_PASSWORD_LEN {
+        return Err(ServiceError::Invalid(format!(
+            "the password is {chars} characters long; at most {MAX_PASSWORD_LEN} are allowed"
+        )));
+    }
+    if password.trim().is_empty() {
+        return Err(ServiceError::Invalid(
+            "the password is only white space".to_string(),
+        ));
+    }
+    Ok(())
+}
+
+/// Whether a sign-in may be tried given the recent failures (newest first, as the store
+/// returns them); `Err(retry_at)` when a limit is reached: the time at which enough of the
+/// failures will have left the window.
+pub fn sign_in_allowed(
+    failures: &SignInFailures,
+    now: OffsetDateTime,
+) -> Result<(), OffsetDateTime> {
+    let window = Duration::minutes(FAILURE_WINDOW_MINUTES);
+    let mut retry_at: Option<OffsetDateTime> = None;
+    for (times, limit) in [
+        (&failures.by_name, MAX_FAILURES_PER_NAME),
+        (&failures.by_client, MAX_FAILURES_PER_CLIENT),
+    ] {
+        let recent: Vec<&OffsetDateTime> = times.iter().filter(|t| now - **t < window).collect();
+        if recent.len() >= limit {
+            // The limit-th newest failure must leave the window before one more is allowed.
+            let at = *recent[limit - 1] + window;
+            retry_at = Some(retry_at.map_or(at, |r| r.max(at)));
+        }
+    }
+    retry_at.map_or(Ok(()), Err)
+}
+
+/// Whether a session is still valid at `now` under `policy`.
+pub fn session_valid(session: &Session, policy: SessionPolicy, now: OffsetDateTime) -> bool {
+    now < session.expires_at && now - session.last_seen_at < policy.idle_timeout
+}
+
+/// An admin as the API and CLI show it: never the password hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdminView {
+    /// Identifier.
+    pub id: Uuid,
+    /// Sign-in name.
+    pub name: String,
+    /// Who created it.
+    pub created_by: String,
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// The last successful sign-in.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_sign_in_at: Option<OffsetDateTime>,
+}
+
+impl From<guardmdm_store::Admin> for AdminView {
+    fn from(a: guardmdm_store::Admin) -> Self {
+        Self {
+            id: a.id,
+            name: a.name,
+            created_by: a.created_by,
+            created_at: a.created_at,
+            last_sign_in_at: a.last_sign_in_at,
+        }
+    }
+}
+
+/// A session just opened: the token goes into the cookie, once.
+#[derive(Debug)]
+pub struct SignedIn {
+    /// The session token (the cookie value). GuardMDM keeps only its hash.
+    pub token: SecretString,
+    /// The admin.
+    pub admin: String,
+    /// When the session ends at the latest.
+    pub expires_at: OffsetDateTime,
+}
+
+/// A valid session, as a request presents it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DashboardSession {
+    /// The admin's name.
+    pub admin: String,
+    /// The CSRF synchronizer token forms and htmx requests must echo.
+    pub csrf_token: String,
+}
+
+impl DashboardSession {
+    /// The actor for the audit log.
+    pub fn actor(&self) -> Actor {
+        Actor::Admin {
+            name: self.admin.clone(),
+        }
+    }
+}
+
+/// Why a sign-in failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SignInError {
+    /// Unknown name or wrong password (which one is not said).
+    #[error("wrong name or password")]
+    WrongCredentials,
+    /// Too many failed attempts for this name or from this address.
+    #[error("too many failed sign-in attempts: try again after {retry_at}")]
+    TooManyAttempts {
+        /// When a new attempt will be accepted.
+        retry_at: OffsetDateTime,
+    },
+    /// Anything else.
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+}
+
+impl From<StoreError> for SignInError {
+    fn from(e: StoreError) -> Self {
+        Self::Service(e.into())
+    }
+}
+
+/// Admins and their dashboard sessions.
+#[derive(Clone)]
+pub struct AdminService {
+    store: Arc<dyn Store>,
+    policy: SessionPolicy,
+    decoy: Arc<std::sync::OnceLock<String>>,
+}
+
+impl AdminService {
+    /// A service over `store` with session `policy`.
+    pub fn new(store: Arc<dyn Store>, policy: SessionPolicy) -> Self {
+        Self {
+            store,
+            policy,
+            decoy: Arc::new(std::sync::OnceLock::new()),
+        }
+    }
+
+    /// The session policy.
+    pub fn policy(&self) -> SessionPolicy {
+        self.policy
+    }
+
+    /// Creates an admin.
+    ///
+    /// # Errors
+    /// [`ServiceError::Invalid`] for a bad name or password, [`ServiceError::Conflict`] for a
+    /// name in use.
+    pub async fn create(
+        &self,
+        actor: &Actor,
+        name: &str,
+        password: SecretString,
+    ) -> Result<AdminView, ServiceError> {
+        validate_name(name, "admin name")?;
+        validate_password(password.expose_secret())?;
+        let hash = hash_blocking(password).await?;
+        let now = guardmdm_store::now();
+        let new = NewAdmin {
+            id: Uuid::new_v4(),
+            name: name.to_string(),
+            password_hash: hash,
+            created_by: actor.audit_name(),
+            created_at: now,
+        };
+        let event = audit(actor, "admin.create", name, now, serde_json::json!({}));
+        match self.store.create_admin(&new, &event).await {
+            Ok(admin) => Ok(admin.into()),
+            Err(StoreError::Conflict(_)) => Err(ServiceError::Conflict(format!(
+                "an admin named {name:?} already exists"
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Every admin, by name.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn list(&self) -> Result<Vec<AdminView>, ServiceError> {
+        Ok(self
+            .store
+            .list_admins()
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
+    /// Deletes an admin; its sessions end at once.
+    ///
+    /// # Errors
+    /// [`ServiceError::NotFound`] for an unknown name.
+    pub async fn delete(&self, actor: &Actor, name: &str) -> Result<AdminView, ServiceError> {
+        let now = guardmdm_store::now();
+        let event = audit(actor, "admin.delete", name, now, serde_json::json!({}));
+        match self.store.delete_admin(name, &event).await {
+            Ok(admin) => Ok(admin.into()),
+            Err(StoreError::NotFound) => {
+                Err(ServiceError::NotFound(format!("no admin named {name:?}")))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Signs `name` in from `client` (its address), opening a session.
+    ///
+    /// # Errors
+    /// [`SignInError::TooManyAttempts`] over a limit (checked before the password, so a
+    /// guesser learns nothing), [`SignInError::WrongCredentials`] for an unknown name or a
+    /// wrong password (recorded as a failure).
+    pub async fn sign_in(
+        &self,
+        name: &str,
+        password: SecretString,
+        client: &str,
+    ) -> Result<SignedIn, SignInError> {
+        let now = guardmdm_store::now();
+        let window_start = now - Duration::minutes(FAILURE_WINDOW_MINUTES);
+        let limit =
+            u32::try_from(MAX_FAILURES_PER_CLIENT.max(MAX_FAILURES_PER_NAME)).unwrap_or(u32::MAX);
+        let failures = self
+            .store
+            .sign_in_failures(name, client, window_start, limit)
+            .await?;
+        if let Err(retry_at) = sign_in_allowed(&failures, now) {
+            tracing::warn!(admin = %name, client, "sign-in refused: too many failed attempts");
+            return Err(SignInError::TooManyAttempts { retry_at });
+        }
+        let admin = self.store.find_admin(name).await?;
+        let stored = match &admin {
+            Some(a) => a.password_hash.clone(),
+            None => self.decoy_hash()?,
+        };
+        let matches = verify_blocking(password, stored).await?;
+        let Some(admin) = admin.filter(|_| matches) else {
+            self.store.record_sign_in_failure(name, client, now).await?;
+            tracing::info!(admin = %name, client, "sign-in failed");
+            return Err(SignInError::WrongCredentials);
+        };
+        let token = password::random_token().map_err(internal)?;
+        let csrf = password::random_token().map_err(internal)?;
+        let session = NewSession {
+            token_hash: api_token::hash(&token),
+            admin_id: admin.id,
+            csrf_token: csrf.expose_secret().to_string(),
+            created_at: now,
+            expires_at: now + self.policy.lifetime,
+        };
+        let actor = Actor::Admin {
+            name: admin.name.clone(),
+        };
+        let event = audit(
+            &actor,
+            "admin.sign_in",
+            &admin.name,
+            now,
+            serde_json::json!({ "client": client }),
+        );
+        self.store
+            .open_session(&session, &admin.name, &event)
+            .await?;
+        // Housekeeping rides on sign-ins: nothing else needs a timer.
+        self.store
+            .purge_sessions(now, now - self.policy.idle_timeout)
+            .await?;
+        self.store.purge_sign_in_failures(window_start).await?;
+        tracing::info!(admin = %admin.name, client, "signed in");
+        Ok(SignedIn {
+            token,
+            admin: admin.name,
+            expires_at: session.expires_at,
+        })
+    }
+
+    /// The valid session of `token`, if any; records its use.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn session(&self, token: &str) -> Result<Option<DashboardSession>, ServiceError> {
+        let hash = api_token::hash(&SecretString::from(token.to_string()));
+        let Some(session) = self.store.find_session(&hash).await? else {
+            return Ok(None);
+        };
+        let now = guardmdm_store::now();
+        if !session_valid(&session, self.policy, now) {
+            self.store.close_session(&hash, None).await?;
+            return Ok(None);
+        }
+        self.store
+            .touch_session(&hash, now, TOUCH_INTERVAL_SECS)
+            .await?;
+        Ok(Some(DashboardSession {
+            admin: session.admin_name,
+            csrf_token: session.csrf_token,
+        }))
+    }
+
+    /// Ends the session of `token` (a no-op for an unknown one).
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn sign_out(&self, token: &str) -> Result<(), ServiceError> {
+        let hash = api_token::hash(&SecretString::from(token.to_string()));
+        let Some(session) = self.store.find_session(&hash).await? else {
+            return Ok(());
+        };
+        let actor = Actor::Admin {
+            name: session.admin_name.clone(),
+        };
+        let event = audit(
+            &actor,
+            "admin.sign_out",
+            &session.admin_name,
+            guardmdm_store::now(),
+            serde_json::json!({}),
+        );
+        self.store.close_session(&hash, Some(&event)).await?;
+        Ok(())
+    }
+
+    fn decoy_hash(&self) -> Result<String, ServiceError> {
+        if let Some(h) = self.decoy.get() {
+            return Ok(h.clone());
+        }
+        let h = password::decoy_hash().map_err(internal)?;
+        Ok(self.decoy.get_or_init(|| h).clone())
+    }
+}
+
+#[allow(clippy::needless_pass_by_value)] // used as `map_err(internal)`
+fn internal(e: password::PasswordError) -> ServiceError {
+    ServiceError::Internal(e.to_string())
+}
+
+/// argon2 takes tens of milliseconds of CPU: off the async workers.
+async fn hash_blocking(pw: SecretString) -> Result<String, ServiceError> {
+    tokio::task::spawn_blocking(move || password::hash_password(&pw))
+        .await
+        .map_err(|e| ServiceError::Internal(e.to_string()))?
+        .map_err(internal)
+}
+
+async fn verify_blocking(pw: SecretString, stored: String) -> Result<bool, ServiceError> {
+    tokio::task::spawn_blocking(move || password::verify_password(&pw, &stored))
+        .await
+        .map_err(|e| ServiceError::Internal(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2026-11-27 12:00 UTC);
+
+    #[test]
+    fn password_policy() {
+        validate_password("twelve chars").unwrap();
+        validate_password(&"é".repeat(12)).unwrap();
+        let short = validate_password("eleven char").unwrap_err();
+        assert!(short.to_string().contains("at least 12"), "{short}");
+        assert!(validate_password(&" ".repeat(20)).is_err());
+        assert!(validate_password(&"x".repeat(MAX_PASSWORD_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn admin_names_follow_the_name_rules() {
+        validate_name("alice", "admin name").unwrap();
+        let err = validate_name("alice smith", "admin name").unwrap_err();
+        assert!(err.to_string().contains("admin name"));
+    }
+
+    fn minutes_ago(list: &[i64]) -> Vec<OffsetDateTime> {
+        list.iter().map(|m| NOW - Duration::minutes(*m)).collect()
+    }
+
+    #[test]
+    fn five_failures_per_name_within_the_window_lock_the_name() {
+        let four = SignInFailures {
+            by_name: minutes_ago(&[1, 2, 3, 4]),
+            by_client: vec![],
+        };
+        assert_eq!(sign_in_allowed(&four, NOW), Ok(()));
+        let five = SignInFailures {
+            by_name: minutes_ago(&[1, 2, 3, 4, 10]),
+            by_client: vec![],
+        };
+        // The fifth newest (10 minutes ago) leaves the window in 5 minutes.
+        assert_eq!(sign_in_allowed(&five, NOW), Err(NOW + Duration::minutes(5)));
+        let old = SignInFailures {
+            by_name: minutes_ago(&[1, 2, 3, 4, 15, 16]),
+            by_client: vec![],
+        };
+        assert_eq!(sign_in_allowed(&old, NOW), Ok(()), "outside the window");
+    }
+
+    #[test]
+    fn twenty_failures_per_client_lock_the_client() {
+        let every_half_minute: Vec<OffsetDateTime> =
+            (0..20).map(|i| NOW - Duration::seconds(30 * i)).collect();
+        let f = SignInFailures {
+            by_name: vec![],
+            by_client: every_half_minute.clone(),
+        };
+        // The 20th newest, 9.5 minutes old, leaves the window in 5.5 minutes.
+        assert_eq!(sign_in_allowed(&f, NOW), Err(NOW + Duration::seconds(330)));
+        let f = SignInFailures {
+            by_name: vec![],
+            by_client: every_half_minute[..19].to_vec(),
+        };
+        assert_eq!(sign_in_allowed(&f, NOW), Ok(()));
+    }
+
+    #[test]
+    fn both_limits_take_the_later_retry() {
+        let f = SignInFailures {
+            by_name: minutes_ago(&[1, 1, 1, 1, 1]),
+            by_client: minutes_ago(&(0..20).map(|i| 14 - i % 2).collect::<Vec<_>>()),
+        };
+        assert_eq!(sign_in_allowed(&f, NOW), Err(NOW + Duration::minutes(14)));
+    }
+
+    fn session(created_mins_ago: i64, seen_mins_ago: i64) -> Session {
+        Session {
+            token_hash: "h".into(),
+            admin_id: Uuid::nil(),
+            admin_name: "a".into(),
+            csrf_token: "c".into(),
+            created_at: NOW - Duration::minutes(created_mins_ago),
+            last_seen_at: NOW - Duration::minutes(seen_mins_ago),
+            expires_at: NOW - Duration::minutes(created_mins_ago) + Duration::hours(12),
+        }
+    }
+
+    #[test]
+    fn sessions_end_when_idle_or_too_old() {
+        let p = SessionPolicy::default();
+        assert!(session_valid(&session(60, 1), p, NOW));
+        assert!(!session_valid(&session(180, 121), p, NOW), "idle 2 h");
+        assert!(session_valid(&session(180, 119), p, NOW));
+        assert!(!session_valid(&session(12 * 60, 0), p, NOW), "12 h old");
+    }
+}

@@ -1,0 +1,556 @@
+//! The dashboard's list of ABM devices: filters, serial search, sorting and keyset pages that
+//! cost the same at any depth of a 1,000,000-device fleet (no OFFSET, no COUNT per page).
+//!
+//! [`device_status`] (the product page's Unassigned, Assigned, Pushed, Enrolled, Removed from
+//! ABM) and [`parse_status_filter`] are plain functions; [`DeviceListService::page`] runs a
+//! [`DeviceListRequest`] against the store.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use guardmdm_store::{DeviceCursor, DeviceOrder, DeviceQuery, Store, StoredAbmDevice};
+use serde::Serialize;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::ServiceError;
+use crate::devices::AssignmentView;
+use crate::group_rule::{DeviceFacts, GroupRule};
+use crate::resolve::{Membership, Resolver};
+
+/// Largest page.
+pub const MAX_PAGE: u32 = 200;
+/// Default page.
+pub const DEFAULT_PAGE: u32 = 50;
+/// Devices examined at most per page when filtering by a smart group (its rule is evaluated
+/// here, not in SQL); a page may then hold fewer rows and still offer the next one.
+const SMART_SCAN_LIMIT: u32 = 2_000;
+
+/// Where a device stands, in the product page's words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceStatus {
+    /// No ADE profile resolved for it (see why on its page).
+    Unassigned,
+    /// A profile is resolved and being sent to Apple (pending, failed, throttled or not
+    /// accessible: the assignment state says which).
+    Pending,
+    /// Apple has its profile.
+    Assigned,
+    /// The device downloaded its profile.
+    Pushed,
+    /// Enrolled in GuardMDM (MDM check-in done).
+    Enrolled,
+    /// Removed from ABM (unassigned from this MDM server there).
+    Removed,
+}
+
+impl DeviceStatus {
+    /// Every status, in lifecycle order.
+    pub const ALL: [Self; 6] = [
+        Self::Unassigned,
+        Self::Pending,
+        Self::Assigned,
+        Self::Pushed,
+        Self::Enrolled,
+        Self::Removed,
+    ];
+
+    /// The filter value: `unassigned`, `pending`, ….
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unassigned => "unassigned",
+            Self::Pending => "pending",
+            Self::Assigned => "assigned",
+            Self::Pushed => "pushed",
+            Self::Enrolled => "enrolled",
+            Self::Removed => "removed",
+        }
+    }
+
+    /// What the dashboard shows.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Unassigned => "Unassigned",
+            Self::Pending => "Assigning",
+            Self::Assigned => "Assigned",
+            Self::Pushed => "Pushed",
+            Self::Enrolled => "Enrolled",
+            Self::Removed => "Removed from ABM",
+        }
+    }
+}
+
+/// A device's status from what is stored: removal wins, then an MDM enrollment, then
+/// GuardMDM's assignment state (or Apple's profile status when no pass ran yet).
+pub fn device_status(
+    removed: bool,
+    enrollment_status: Option<&str>,
+    assignment_state: Option<&str>,
+    apple_profile_status: Option<&str>,
+) -> DeviceStatus {
+    if removed {
+        return DeviceStatus::Removed;
+    }
+    if enrollment_status == Some("enrolled") {
+        return DeviceStatus::Enrolled;
+    }
+    match (assignment_state, apple_profile_status) {
+        (Some("pushed"), _) | (None, Some("pushed")) => DeviceStatus::Pushed,
+        (Some("assigned"), _) | (None, Some("assigned")) => DeviceStatus::Assigned,
+        (Some("pending" | "failed" | "throttled" | "not_accessible"), _) => DeviceStatus::Pending,
+        _ => DeviceStatus::Unassigned,
+    }
+}
+
+/// The store query for a status filter (the listing's other fields are left as they are).
+///
+/// # Errors
+/// [`ServiceError::Invalid`] for an unknown status.
+pub fn parse_status_filter(status: &str, query: &mut DeviceQuery) -> Result<(), ServiceError> {
+    let state = |s: &str| Some(s.to_string());
+    match status {
+        "unassigned" => {
+            query.removed = Some(false);
+            query.assignment_state = state("unassigned");
+        }
+        "pending" => {
+            query.removed = Some(false);
+            query.assignment_state = state("pending");
+        }
+        "assigned" | "pushed" => {
+            query.removed = Some(false);
+            query.enrolled = Some(false);
+            query.assignment_state = state(status);
+        }
+        "enrolled" => {
+            query.removed = Some(false);
+            query.enrolled = Some(true);
+        }
+        "removed" => query.removed = Some(true),
+        other => {
+            return Err(ServiceError::Invalid(format!(
+                "status {other:?}: use unassigned, pending, assigned, pushed, enrolled or removed"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The sort orders offered.
+pub fn parse_order(sort: &str) -> Result<DeviceOrder, ServiceError> {
+    match sort {
+        "serial" => Ok(DeviceOrder::Serial),
+        "model" => Ok(DeviceOrder::Model),
+        "updated" => Ok(DeviceOrder::Updated),
+        other => Err(ServiceError::Invalid(format!(
+            "sort {other:?}: use serial, model or updated"
+        ))),
+    }
+}
+
+/// A page cursor as it travels in a URL: URL-safe base64 of JSON.
+pub fn encode_cursor(cursor: &DeviceCursor) -> String {
+    URL_SAFE_NO_PAD.encode(serde_json::to_vec(cursor).unwrap_or_default())
+}
+
+/// Reads [`encode_cursor`]'s output.
+///
+/// # Errors
+/// [`ServiceError::Invalid`] for anything else.
+pub fn decode_cursor(text: &str) -> Result<DeviceCursor, ServiceError> {
+    URL_SAFE_NO_PAD
+        .decode(text)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+        .ok_or_else(|| {
+            ServiceError::Invalid(
+                "the page cursor is not valid: start again from the first page".to_string(),
+            )
+        })
+}
+
+/// What to list: every field optional, as a GET form sends them.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceListRequest {
+    /// A [`DeviceStatus`] value.
+    pub status: Option<String>,
+    /// GuardMDM's assignment state (`unassigned`, `pending`, `failed`, …).
+    pub assignment: Option<String>,
+    /// Apple's OS (`iOS`, `iPadOS`, `macOS`/`OSX`, `tvOS`, `visionOS`).
+    pub os: Option<String>,
+    /// An ABM entry name.
+    pub entry: Option<String>,
+    /// A group name (static or smart).
+    pub group: Option<String>,
+    /// Serial numbers starting with this (case-insensitive).
+    pub serial: Option<String>,
+    /// `serial`, `model` or `updated`.
+    pub sort: Option<String>,
+    /// Largest first.
+    pub descending: bool,
+    /// The `next` of the previous page.
+    pub after: Option<String>,
+    /// Rows per page (1 to [`MAX_PAGE`]).
+    pub limit: Option<u32>,
+}
+
+/// One row of the list.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeviceRow {
+    /// Serial number.
+    pub serial: String,
+    /// Marketing model.
+    pub model: String,
+    /// Apple's family.
+    pub family: Option<String>,
+    /// Apple's OS.
+    pub os: Option<String>,
+    /// The ABM entry.
+    pub entry: String,
+    /// The status.
+    pub status: DeviceStatus,
+    /// Apple's profile status (`empty`, `assigned`, `pushed`, `removed`).
+    pub apple_profile_status: Option<String>,
+    /// GuardMDM's assignment record (resolved profile, rule, state).
+    pub assignment: Option<AssignmentView>,
+    /// The last MDM request from the device, once enrolled.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_seen_at: Option<OffsetDateTime>,
+    /// When GuardMDM last changed the ABM record.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+}
+
+/// A page of the list.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DevicePage {
+    /// The rows.
+    pub rows: Vec<DeviceRow>,
+    /// The cursor of the next page, when there may be one.
+    pub next: Option<String>,
+}
+
+/// The choices the list's filters offer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeviceFilterChoices {
+    /// ABM entry names.
+    pub entries: Vec<String>,
+    /// Group names.
+    pub groups: Vec<String>,
+}
+
+/// The device list.
+#[derive(Clone)]
+pub struct DeviceListService {
+    store: Arc<dyn Store>,
+}
+
+impl DeviceListService {
+    /// A service over `store`.
+    pub fn new(store: Arc<dyn Store>) -> Self {
+        Self { store }
+    }
+
+    /// The entries and groups the filters can choose from.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn choices(&self) -> Result<DeviceFilterChoices, ServiceError> {
+        Ok(DeviceFilterChoices {
+            entries: self
+                .store
+                .list_abm_entries()
+                .await?
+                .into_iter()
+                .map(|e| e.name)
+                .collect(),
+            groups: self
+                .store
+                .list_groups()
+                .await?
+                .into_iter()
+                .map(|g| g.name)
+                .collect(),
+        })
+    }
+
+    /// One page.
+    ///
+    /// # Errors
+    /// [`ServiceError::Invalid`] for a bad filter or cursor, [`ServiceError::NotFound`] for
+    /// an unknown entry or group.
+    pub async fn page(&self, req: DeviceListRequest) -> Result<DevicePage, ServiceError> {
+        let limit = req.limit.unwrap_or(DEFAULT_PAGE);
+        if !(1..=MAX_PAGE).contains(&limit) {
+            return Err(ServiceError::Invalid(format!(
+                "page size must be between 1 and {MAX_PAGE}"
+            )));
+        }
+        let mut query = DeviceQuery {
+            limit,
+            descending: req.descending,
+            order: parse_order(req.sort.as_deref().unwrap_or("serial"))?,
+            ..DeviceQuery::default()
+        };
+        if let Some(after) = &req.after {
+            query.after = Some(decode_cursor(after)?);
+        }
+        if let Some(status) = &req.status {
+            parse_status_filter(status, &mut query)?;
+        }
+        if let Some(state) = &req.assignment {
+            if crate::assign_rules::AssignState::parse(state).is_none() {
+                return Err(ServiceError::Invalid(format!(
+                    "assignment state {state:?}: use unassigned, pending, assigned, pushed, not_accessible, failed, throttled or removed"
+                )));
+            }
+            if query.assignment_state.as_ref().is_some_and(|s| s != state) {
+                // Two different states: nothing can match.
+                return Ok(DevicePage {
+                    rows: vec![],
+                    next: None,
+                });
+            }
+            query.assignment_state = Some(state.clone());
+        }
+        if let Some(os) = &req.os {
+            query.os = Some(if os.eq_ignore_ascii_case("macos") {
+                "OSX".to_string()
+            } else {
+                os.clone()
+            });
+        }
+        if let Some(serial) = &req.serial {
+            let prefix = serial.trim().to_ascii_uppercase();
+            if let Some(c) = prefix.chars().find(|c| !c.is_ascii_alphanumeric()) {
+                return Err(ServiceError::Invalid(format!(
+                    "serial numbers have only letters and digits, not {c:?}"
+                )));
+            }
+            if !prefix.is_empty() {
+                query.serial_prefix = Some(prefix);
+            }
+        }
+        let entries = crate::profiles::entry_names(self.store.as_ref()).await?;
+        if let Some(name) = &req.entry {
+            let id = entries
+                .iter()
+                .find(|(_, n)| *n == name)
+                .map(|(id, _)| *id)
+                .ok_or_else(|| ServiceError::NotFound(format!("no ABM entry named {name:?}")))?;
+            query.entry_id = Some(id);
+        }
+        let mut smart: Option<GroupRule> = None;
+        if let Some(name) = &req.group {
+            let config = self.store.assignment_config().await?;
+            let resolver = Resolver::new(&config);
+            let group = resolver
+                .groups()
+                .iter()
+                .find(|g| &g.name == name)
+                .ok_or_else(|| ServiceError::NotFound(format!("no group named {name:?}")))?;
+            match &group.membership {
+                Membership::Static => query.group_id = Some(group.id),
+                Membership::Smart(rule) => smart = Some(rule.clone()),
+                Membership::Broken(why) => {
+                    return Err(ServiceError::Invalid(format!(
+                        "group {name:?} has a rule that no longer reads ({why}): fix the group first"
+                    )));
+                }
+            }
+        }
+        let (devices, next) = match smart {
+            None => {
+                let devices = self.store.list_abm_devices(&query).await?;
+                let next = (devices.len() == limit as usize)
+                    .then(|| devices.last().map(DeviceCursor::after))
+                    .flatten();
+                (devices, next)
+            }
+            Some(rule) => self.scan_smart(&rule, &entries, query).await?,
+        };
+        let rows = self.rows(devices, &entries).await?;
+        Ok(DevicePage {
+            rows,
+            next: next.as_ref().map(encode_cursor),
+        })
+    }
+
+    /// Walks the listing in batches, keeping the devices the rule matches, until the page is
+    /// full or [`SMART_SCAN_LIMIT`] devices were examined.
+    async fn scan_smart(
+        &self,
+        rule: &GroupRule,
+        entries: &HashMap<Uuid, String>,
+        mut query: DeviceQuery,
+    ) -> Result<(Vec<StoredAbmDevice>, Option<DeviceCursor>), ServiceError> {
+        let want = query.limit as usize;
+        query.limit = MAX_PAGE;
+        let mut out = Vec::with_capacity(want);
+        let mut examined = 0;
+        loop {
+            let batch = self.store.list_abm_devices(&query).await?;
+            let full = batch.len() == query.limit as usize;
+            for d in batch {
+                examined += 1;
+                query.after = Some(DeviceCursor::after(&d));
+                let entry = entries.get(&d.entry_id).map_or("", String::as_str);
+                if rule.matches(&DeviceFacts::new(&d.device, entry)) {
+                    out.push(d);
+                    if out.len() == want {
+                        return Ok((out, query.after));
+                    }
+                }
+            }
+            if !full {
+                return Ok((out, None));
+            }
+            if examined >= SMART_SCAN_LIMIT {
+                return Ok((out, query.after));
+            }
+        }
+    }
+
+    async fn rows(
+        &self,
+        devices: Vec<StoredAbmDevice>,
+        entries: &HashMap<Uuid, String>,
+    ) -> Result<Vec<DeviceRow>, ServiceError> {
+        let serials: Vec<String> = devices
+            .iter()
+            .map(|d| d.device.serial_number.clone())
+            .collect();
+        let enrollments: HashMap<String, guardmdm_store::EnrollmentState> = self
+            .store
+            .enrollment_states(&serials)
+            .await?
+            .into_iter()
+            .map(|e| (e.serial.clone(), e))
+            .collect();
+        let profiles = crate::profiles::profile_names(self.store.as_ref()).await?;
+        let mut by_entry: HashMap<Uuid, Vec<String>> = HashMap::new();
+        for d in &devices {
+            by_entry
+                .entry(d.entry_id)
+                .or_default()
+                .push(d.device.serial_number.clone());
+        }
+        let mut records = HashMap::new();
+        for (entry_id, serials) in by_entry {
+            for r in self.store.assignments(entry_id, &serials).await? {
+                records.insert((entry_id, r.serial_number.clone()), r);
+            }
+        }
+        Ok(devices
+            .into_iter()
+            .map(|d| {
+                let record = records.remove(&(d.entry_id, d.device.serial_number.clone()));
+                let enrollment = enrollments.get(&d.device.serial_number);
+                let status = device_status(
+                    d.removed_at.is_some(),
+                    enrollment.map(|e| e.status.as_str()),
+                    record.as_ref().map(|r| r.state.as_str()),
+                    d.device.profile_status.as_deref(),
+                );
+                DeviceRow {
+                    entry: entries.get(&d.entry_id).cloned().unwrap_or_default(),
+                    status,
+                    apple_profile_status: d.device.profile_status,
+                    assignment: record.map(|r| AssignmentView::new(r, &profiles)),
+                    last_seen_at: enrollment.map(|e| e.last_seen_at),
+                    updated_at: d.updated_at,
+                    serial: d.device.serial_number,
+                    model: d.device.model,
+                    family: d.device.device_family,
+                    os: d.device.os,
+                }
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_precedence() {
+        use DeviceStatus::*;
+        assert_eq!(
+            device_status(true, Some("enrolled"), Some("pushed"), None),
+            Removed
+        );
+        assert_eq!(
+            device_status(false, Some("enrolled"), Some("pushed"), None),
+            Enrolled
+        );
+        assert_eq!(
+            device_status(false, Some("checked_out"), Some("pushed"), None),
+            Pushed
+        );
+        assert_eq!(
+            device_status(false, None, Some("assigned"), Some("empty")),
+            Assigned
+        );
+        assert_eq!(device_status(false, None, None, Some("pushed")), Pushed);
+        assert_eq!(device_status(false, None, None, Some("assigned")), Assigned);
+        assert_eq!(
+            device_status(false, None, Some("failed"), Some("assigned")),
+            Pending
+        );
+        assert_eq!(
+            device_status(false, None, Some("unassigned"), None),
+            Unassigned
+        );
+        assert_eq!(device_status(false, None, None, None), Unassigned);
+    }
+
+    #[test]
+    fn status_filters_map_to_queries() {
+        let mut q = DeviceQuery::default();
+        parse_status_filter("enrolled", &mut q).unwrap();
+        assert_eq!((q.enrolled, q.removed), (Some(true), Some(false)));
+        let mut q = DeviceQuery::default();
+        parse_status_filter("pushed", &mut q).unwrap();
+        assert_eq!(q.assignment_state.as_deref(), Some("pushed"));
+        assert_eq!(q.enrolled, Some(false));
+        let mut q = DeviceQuery::default();
+        parse_status_filter("removed", &mut q).unwrap();
+        assert_eq!(
+            (q.removed, q.assignment_state.as_deref()),
+            (Some(true), None)
+        );
+        let err = parse_status_filter("gone", &mut q).unwrap_err();
+        assert!(err.to_string().contains("unassigned"), "{err}");
+        for s in DeviceStatus::ALL {
+            parse_status_filter(s.as_str(), &mut DeviceQuery::default()).unwrap();
+        }
+    }
+
+    #[test]
+    fn cursors_round_trip_and_refuse_garbage() {
+        let c = DeviceCursor {
+            model: "iPhone 16".into(),
+            updated_at: time::macros::datetime!(2026-01-02 03:04:05.123456 UTC),
+            serial: "C02X".into(),
+            entry_id: Uuid::new_v4(),
+        };
+        let text = encode_cursor(&c);
+        assert!(
+            text.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
+        assert_eq!(decode_cursor(&text).unwrap(), c);
+        assert!(decode_cursor("not a cursor!").is_err());
+        assert!(decode_cursor(&URL_SAFE_NO_PAD.encode(b"{}")).is_err());
+    }
+
+    #[test]
+    fn orders() {
+        assert_eq!(parse_order("model").unwrap(), DeviceOrder::Model);
+        assert!(parse_order("color").is_err());
+    }
+}

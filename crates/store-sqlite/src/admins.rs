@@ -1,0 +1,272 @@
+use async_trait::async_trait;
+use guardmdm_store::{
+    Admin, AdminStore, NewAdmin, NewAuditEvent, NewSession, Session, SignInFailures, StoreError,
+};
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+use time::OffsetDateTime;
+
+use crate::{SqliteStore, backend, from_micros, insert_audit, micros, opt_from_micros};
+
+const ADMIN_COLUMNS: &str =
+    "SELECT id, name, password_hash, created_by, created_at, last_sign_in_at FROM admins";
+
+#[async_trait]
+impl AdminStore for SqliteStore {
+    async fn create_admin(
+        &self,
+        admin: &NewAdmin,
+        audit: &NewAuditEvent,
+    ) -> Result<Admin, StoreError> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO admins (id, name, password_hash, created_by, created_at) \
+             VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(admin.id)
+        .bind(&admin.name)
+        .bind(&admin.password_hash)
+        .bind(&admin.created_by)
+        .bind(micros(admin.created_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(Admin {
+            id: admin.id,
+            name: admin.name.clone(),
+            password_hash: admin.password_hash.clone(),
+            created_by: admin.created_by.clone(),
+            created_at: admin.created_at,
+            last_sign_in_at: None,
+        })
+    }
+
+    async fn list_admins(&self) -> Result<Vec<Admin>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{ADMIN_COLUMNS} ORDER BY name"
+        )))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter().map(admin_from_row).collect()
+    }
+
+    async fn find_admin(&self, name: &str) -> Result<Option<Admin>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{ADMIN_COLUMNS} WHERE name = ?"
+        )))
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.as_ref().map(admin_from_row).transpose()
+    }
+
+    async fn delete_admin(&self, name: &str, audit: &NewAuditEvent) -> Result<Admin, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "{ADMIN_COLUMNS} WHERE name = ?"
+        )))
+        .bind(name)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let admin = admin_from_row(&row)?;
+        sqlx::query("DELETE FROM admin_sessions WHERE admin_id = ?")
+            .bind(admin.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        sqlx::query("DELETE FROM admins WHERE id = ?")
+            .bind(admin.id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(admin)
+    }
+
+    async fn open_session(
+        &self,
+        session: &NewSession,
+        name: &str,
+        audit: &NewAuditEvent,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO admin_sessions \
+             (token_hash, admin_id, csrf_token, created_at, last_seen_at, expires_at) \
+             VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&session.token_hash)
+        .bind(session.admin_id)
+        .bind(&session.csrf_token)
+        .bind(micros(session.created_at))
+        .bind(micros(session.created_at))
+        .bind(micros(session.expires_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        sqlx::query("UPDATE admins SET last_sign_in_at = ? WHERE id = ?")
+            .bind(micros(session.created_at))
+            .bind(session.admin_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        sqlx::query("UPDATE admin_sign_in_failures SET counts_for_name = 0 WHERE name = ?")
+            .bind(name)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        insert_audit(&mut tx, audit).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(())
+    }
+
+    async fn find_session(&self, token_hash: &str) -> Result<Option<Session>, StoreError> {
+        let row = sqlx::query(
+            "SELECT s.token_hash, s.admin_id, a.name, s.csrf_token, s.created_at, \
+             s.last_seen_at, s.expires_at \
+             FROM admin_sessions s JOIN admins a ON a.id = s.admin_id WHERE s.token_hash = ?",
+        )
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        row.as_ref().map(session_from_row).transpose()
+    }
+
+    async fn touch_session(
+        &self,
+        token_hash: &str,
+        at: OffsetDateTime,
+        min_interval_secs: i64,
+    ) -> Result<(), StoreError> {
+        let threshold = micros(at) - min_interval_secs.saturating_mul(1_000_000);
+        sqlx::query(
+            "UPDATE admin_sessions SET last_seen_at = ? WHERE token_hash = ? AND last_seen_at <= ?",
+        )
+        .bind(micros(at))
+        .bind(token_hash)
+        .bind(threshold)
+        .execute(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn close_session(
+        &self,
+        token_hash: &str,
+        audit: Option<&NewAuditEvent>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query("DELETE FROM admin_sessions WHERE token_hash = ?")
+            .bind(token_hash)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let existed = done.rows_affected() > 0;
+        if existed && let Some(audit) = audit {
+            insert_audit(&mut tx, audit).await?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(existed)
+    }
+
+    async fn purge_sessions(
+        &self,
+        expired_before: OffsetDateTime,
+        idle_before: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        let done =
+            sqlx::query("DELETE FROM admin_sessions WHERE expires_at < ? OR last_seen_at < ?")
+                .bind(micros(expired_before))
+                .bind(micros(idle_before))
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn record_sign_in_failure(
+        &self,
+        name: &str,
+        client: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO admin_sign_in_failures (name, client, at) VALUES (?, ?, ?)")
+            .bind(name)
+            .bind(client)
+            .bind(micros(at))
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn sign_in_failures(
+        &self,
+        name: &str,
+        client: &str,
+        since: OffsetDateTime,
+        limit: u32,
+    ) -> Result<SignInFailures, StoreError> {
+        let mut out = SignInFailures::default();
+        for (column, only, value, into) in [
+            ("name", "counts_for_name = 1 AND ", name, &mut out.by_name),
+            ("client", "", client, &mut out.by_client),
+        ] {
+            let times: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT at FROM admin_sign_in_failures WHERE {only}{column} = ? AND at >= ? \
+                 ORDER BY at DESC LIMIT ?"
+            )))
+            .bind(value)
+            .bind(micros(since))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)?;
+            *into = times
+                .into_iter()
+                .map(from_micros)
+                .collect::<Result<_, _>>()?;
+        }
+        Ok(out)
+    }
+
+    async fn purge_sign_in_failures(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM admin_sign_in_failures WHERE at < ?")
+            .bind(micros(before))
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
+        Ok(done.rows_affected())
+    }
+}
+
+fn admin_from_row(row: &SqliteRow) -> Result<Admin, StoreError> {
+    Ok(Admin {
+        id: row.try_get("id").map_err(backend)?,
+        name: row.try_get("name").map_err(backend)?,
+        password_hash: row.try_get("password_hash").map_err(backend)?,
+        created_by: row.try_get("created_by").map_err(backend)?,
+        created_at: from_micros(row.try_get("created_at").map_err(backend)?)?,
+        last_sign_in_at: opt_from_micros(row.try_get("last_sign_in_at").map_err(backend)?)?,
+    })
+}
+
+fn session_from_row(row: &SqliteRow) -> Result<Session, StoreError> {
+    Ok(Session {
+        token_hash: row.try_get("token_hash").map_err(backend)?,
+        admin_id: row.try_get("admin_id").map_err(backend)?,
+        admin_name: row.try_get("name").map_err(backend)?,
+        csrf_token: row.try_get("csrf_token").map_err(backend)?,
+        created_at: from_micros(row.try_get("created_at").map_err(backend)?)?,
+        last_seen_at: from_micros(row.try_get("last_seen_at").map_err(backend)?)?,
+        expires_at: from_micros(row.try_get("expires_at").map_err(backend)?)?,
+    })
+}
