@@ -49,7 +49,7 @@ use std::time::{Duration, Instant};
 use guardmdm::config::Database;
 use guardmdm_abm::Client;
 use guardmdm_service::sync_rules::{AfterPage, after_page, reduce_page};
-use guardmdm_service::{AbmSettings, Actor, NewEntry, Services, Trigger};
+use guardmdm_service::{AbmSettings, Actor, DeviceListRequest, NewEntry, Services, Trigger};
 use guardmdm_sim::{PortalBody, PortalClient};
 use guardmdm_store::{DeviceQuery, PageWrite, Store, SyncState};
 use reqwest::Method;
@@ -631,6 +631,85 @@ async fn profile(
     (fetch, reduce, apply, total, pages)
 }
 
+/// Times the dashboard's device list (`DeviceListService::page`, 50 rows, what `/devices`
+/// renders) for common views: the median of 5 runs of each, in ms.
+async fn device_list(services: &Services) {
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let time = |req: DeviceListRequest| {
+        let list = services.device_list.clone();
+        async move {
+            let mut runs = Vec::new();
+            let mut page = None;
+            for _ in 0..5 {
+                let started = Instant::now();
+                page = Some(list.page(req.clone()).await.unwrap());
+                runs.push(started.elapsed().as_secs_f64() * 1000.0);
+            }
+            (median(runs), page.unwrap())
+        }
+    };
+    let req = |f: fn(&mut DeviceListRequest)| {
+        let mut r = DeviceListRequest {
+            limit: Some(50),
+            ..DeviceListRequest::default()
+        };
+        f(&mut r);
+        r
+    };
+    println!("  dashboard device list, 50 rows, median of 5 (ms):");
+    let views: [(&str, DeviceListRequest); 8] = [
+        ("first page, by serial", req(|_| {})),
+        ("by serial, descending", req(|r| r.descending = true)),
+        ("by model", req(|r| r.sort = Some("model".into()))),
+        (
+            "by last change, newest first",
+            req(|r| {
+                r.sort = Some("updated".into());
+                r.descending = true;
+            }),
+        ),
+        (
+            "serial prefix \"C0\"",
+            req(|r| r.serial = Some("C0".into())),
+        ),
+        ("OS macOS", req(|r| r.os = Some("macOS".into()))),
+        (
+            "status assigned",
+            req(|r| r.status = Some("assigned".into())),
+        ),
+        (
+            "status unassigned",
+            req(|r| r.status = Some("unassigned".into())),
+        ),
+    ];
+    for (what, request) in views {
+        let (ms, page) = time(request).await;
+        println!("    {what}: {ms:.1} ({} rows)", page.rows.len());
+    }
+    // Paging on: the 200th page (10,000 rows in), each page from the previous cursor.
+    let mut after = None;
+    let started = Instant::now();
+    for _ in 0..200 {
+        let page = services
+            .device_list
+            .page(DeviceListRequest {
+                limit: Some(50),
+                after: after.clone(),
+                ..DeviceListRequest::default()
+            })
+            .await
+            .unwrap();
+        after = page.next;
+    }
+    println!(
+        "    200 pages one after the other: {:.1} per page",
+        started.elapsed().as_secs_f64() * 1000.0 / 200.0
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a benchmark: run it in release mode with --ignored --nocapture"]
 async fn bench_abm_device_sync() {
@@ -817,6 +896,9 @@ async fn bench_abm_device_sync() {
     // 6. Assignment passes (each sync above already ran one over every device, with no
     // profile configured: every device resolved to unassigned).
     assignment_passes(&services, &store, entry_id, &sim).await;
+
+    // 7. The dashboard's ABM Devices list over the whole table.
+    device_list(&services).await;
 
     // 5. Where the time goes.
     if run_profile {
