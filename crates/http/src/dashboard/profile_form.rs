@@ -723,7 +723,7 @@ mod tests {
                 pairs.push(("skip_setup_items".into(), b.key.to_string()));
             }
         }
-        pairs.push(("skip_order".into(), view.skip_order.clone()));
+        pairs.push(("skip_order".into(), view.skip_order));
         let refs: Vec<(&str, &str)> = pairs
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))
