@@ -191,6 +191,50 @@ impl GroupRule {
         Ok(rule)
     }
 
+    /// Parses the dashboard's form: one condition per line, in the CLI form (blank lines
+    /// are skipped), checked with [`Self::validate`]. A line may also join conditions with
+    /// ` and `, as [`GroupRule`]'s `Display` writes them, when every part is a condition.
+    ///
+    /// # Errors
+    /// [`ServiceError::Invalid`] naming the line that is wrong.
+    pub fn parse_lines(text: &str) -> Result<Self, ServiceError> {
+        let mut all = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() {
+                continue;
+            }
+            let parts: Vec<&str> = line.split(" and ").map(str::trim).collect();
+            let joined = parts.len() > 1 && parts.iter().all(|p| parse_condition(p).is_ok());
+            let conditions = if joined { parts } else { vec![line] };
+            for c in conditions {
+                all.push(
+                    parse_condition(c)
+                        .map_err(|e| ServiceError::Invalid(format!("rule line {}: {e}", n + 1)))?,
+                );
+            }
+        }
+        let rule = Self { all };
+        rule.validate()?;
+        Ok(rule)
+    }
+
+    /// The rule as [`Self::parse_lines`] reads it: one condition per line.
+    pub fn to_lines(&self) -> String {
+        self.all
+            .iter()
+            .map(|c| {
+                format!(
+                    "{}{}{}",
+                    c.field.as_str(),
+                    c.op.symbol(),
+                    c.values.join("|")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// Reads the JSON form, checked with [`Self::validate`].
     ///
     /// # Errors
@@ -351,6 +395,31 @@ mod tests {
             assigned_by: Some("it-admin@example.com"),
             entry: "main",
         }
+    }
+
+    #[test]
+    fn lines_are_conditions() {
+        let rule = GroupRule::parse_lines("os=ios|ipados\r\n\n  model~iPhone 15 and color=Black\n")
+            .unwrap();
+        assert_eq!(rule.all.len(), 3);
+        assert_eq!(
+            rule.to_string(),
+            "os=ios|ipados and model~iPhone 15 and color=Black"
+        );
+        assert_eq!(GroupRule::parse_lines(&rule.to_lines()).unwrap(), rule);
+        // " and " inside a value stays in the value when the rest is not a condition.
+        let rule = GroupRule::parse_lines("description~black and white").unwrap();
+        assert_eq!(rule.all[0].values, ["black and white"]);
+        let err = GroupRule::parse_lines("os=ios\nwhatever")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("rule line 2:"), "{err}");
+        assert!(
+            GroupRule::parse_lines(" \n")
+                .unwrap_err()
+                .to_string()
+                .contains("at least one condition")
+        );
     }
 
     #[test]

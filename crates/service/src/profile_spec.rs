@@ -45,12 +45,16 @@
 //! ```
 
 mod parse;
+mod text;
 mod validate;
 
 use crate::mdm::CommandSpec;
 use serde::{Deserialize, Serialize};
 
 pub use parse::{SpecFormat, SpecParseError};
+pub use text::{
+    certs_from_text, certs_to_text, initial_commands_from_text, initial_commands_to_text,
+};
 pub use validate::{FieldError, ValidProfile, codes, validate};
 
 /// GuardMDM's defaults for the flags a spec leaves out (see the module docs).

@@ -180,6 +180,16 @@ impl ProfileService {
             .map_err(ServiceError::validation)
     }
 
+    /// Checks a specification as [`Self::create`] and [`Self::update`] would, writing
+    /// nothing: the warnings, or every invalid field (the dashboard shows them next to the
+    /// fields when part of its form could not even be read).
+    ///
+    /// # Errors
+    /// [`ServiceError::Validation`] listing every invalid field.
+    pub fn check_spec(&self, spec: &ProfileSpec) -> Result<Vec<String>, ServiceError> {
+        self.check(spec)
+    }
+
     /// Creates a profile from its specification.
     ///
     /// # Errors

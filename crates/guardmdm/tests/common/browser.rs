@@ -5,7 +5,7 @@
 //! [`Browser::start`] returns `None` (after a loud SKIPPED line) when chromedriver is not
 //! installed, unless `GUARDMDM_REQUIRE_BROWSER=1` is set (as `.ci/run` does): then it panics.
 //! Flows for more pages: `goto`, `find`/`wait_for`, `click`, `type_into`, `select`,
-//! `text`, `screenshot`.
+//! `text`, `choose_file`, `screenshot`.
 #![allow(
     dead_code,
     unreachable_pub,
@@ -298,6 +298,18 @@ impl Browser {
             reqwest::Method::POST,
             &format!("/element/{}/value", el.0),
             json!({ "text": text }),
+        )
+        .await
+        .unwrap();
+    }
+
+    /// Chooses `path` in the file input `css` (file inputs cannot be cleared or typed into).
+    pub async fn choose_file(&self, css: &str, path: &Path) {
+        let el = self.find(css).await;
+        self.try_call(
+            reqwest::Method::POST,
+            &format!("/element/{}/value", el.0),
+            json!({ "text": path.to_str().unwrap() }),
         )
         .await
         .unwrap();

@@ -378,10 +378,11 @@ struct ErrorPage {
     message: String,
 }
 
-fn error_page(page: &Page, err: ServiceError) -> Response {
+pub(super) fn error_page(page: &Page, err: ServiceError) -> Response {
     let (status, heading, message) = match err {
         ServiceError::NotFound(m) => (StatusCode::NOT_FOUND, "Not found", m),
         ServiceError::Invalid(m) => (StatusCode::BAD_REQUEST, "Not a valid request", m),
+        ServiceError::Conflict(m) => (StatusCode::CONFLICT, "Not done", m),
         other => {
             tracing::error!(error = %other, "dashboard: internal error");
             (

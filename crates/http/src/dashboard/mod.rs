@@ -9,6 +9,11 @@
 //! - `GET /devices`: Devices > ABM Devices. `GET /devices/{serial}`: one device.
 //! - `GET /assets/{file}`: the stylesheet and htmx, cached for a year (the URLs carry a
 //!   content hash, `?v=`).
+//! - `/profiles`: ADE profiles: list, `new` (form) and `new/yaml`, and per profile its page
+//!   (with device-level assignment, `POST …/assign`), `edit`, `yaml`, `versions`, `delete`.
+//! - `/os-defaults`: the default profile per OS, each saved with `POST /os-defaults/{os}`.
+//! - `/groups`: device groups: list, `new`, and per group its page (static groups' members,
+//!   `POST …/members` to add with a dry run, `POST …/members/remove`), `edit`, `delete`.
 //!
 //! # Adding a page (phase 2)
 //! 1. Write a template in `crates/http/templates/` that starts with
@@ -35,9 +40,15 @@
 
 mod assets;
 mod devices;
+mod forms;
+mod groups;
+mod os_defaults;
+mod profile_form;
+mod profiles;
 mod session;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::response::Redirect;
 use axum::routing::{get, post};
 use guardmdm_service::TokenState;
@@ -100,6 +111,51 @@ fn protected_routes() -> Router<AppState> {
         .route("/signout", post(session::signout))
         .route("/devices", get(devices::list))
         .route("/devices/{serial}", get(devices::show))
+        .route("/profiles", get(profiles::list))
+        .route(
+            "/profiles/new",
+            get(profiles::new_form).post(profiles::create),
+        )
+        .route(
+            "/profiles/new/yaml",
+            get(profiles::new_yaml).post(profiles::create_yaml),
+        )
+        .route("/profiles/{name}", get(profiles::show))
+        .route(
+            "/profiles/{name}/edit",
+            get(profiles::edit_form).post(profiles::update),
+        )
+        .route(
+            "/profiles/{name}/yaml",
+            get(profiles::edit_yaml).post(profiles::update_yaml),
+        )
+        .route("/profiles/{name}/versions", get(profiles::versions))
+        .route(
+            "/profiles/{name}/delete",
+            get(profiles::confirm_delete).post(profiles::delete),
+        )
+        .route(
+            "/profiles/{name}/assign",
+            post(profiles::assign).layer(DefaultBodyLimit::max(forms::MAX_BULK_BODY_BYTES)),
+        )
+        .route("/os-defaults", get(os_defaults::show))
+        .route("/os-defaults/{os}", post(os_defaults::save))
+        .route("/groups", get(groups::list))
+        .route("/groups/new", get(groups::new_form).post(groups::create))
+        .route("/groups/{name}", get(groups::show))
+        .route(
+            "/groups/{name}/edit",
+            get(groups::edit_form).post(groups::update),
+        )
+        .route(
+            "/groups/{name}/delete",
+            get(groups::confirm_delete).post(groups::delete),
+        )
+        .route(
+            "/groups/{name}/members",
+            post(groups::add).layer(DefaultBodyLimit::max(forms::MAX_BULK_BODY_BYTES)),
+        )
+        .route("/groups/{name}/members/remove", post(groups::remove))
 }
 
 /// One nav entry.
@@ -117,18 +173,27 @@ pub(crate) struct NavSection {
     pub(crate) items: Vec<NavItem>,
 }
 
-/// The navigation, with `current` (an href) marked. Phase 2 adds Enrolled devices, ADE
-/// profiles, Groups, OS defaults and Settings > ABM Integration here as their pages land.
+/// The navigation, with `current` (an href) marked. Phase 2 adds Enrolled devices and
+/// Settings > ABM Integration here as their pages land.
 pub(crate) fn nav(current: &str) -> Vec<NavSection> {
     let item = |label, href: &'static str| NavItem {
         label,
         href,
         current: current == href,
     };
-    vec![NavSection {
-        group: "Devices",
-        items: vec![item("ABM Devices", "/devices")],
-    }]
+    vec![
+        NavSection {
+            group: "Devices",
+            items: vec![item("ABM Devices", "/devices"), item("Groups", "/groups")],
+        },
+        NavSection {
+            group: "Enrollment",
+            items: vec![
+                item("ADE profiles", "/profiles"),
+                item("OS defaults", "/os-defaults"),
+            ],
+        },
+    ]
 }
 
 /// A token banner: an ABM entry whose token needs an admin.
@@ -237,5 +302,13 @@ mod tests {
         let n = nav("/devices");
         assert!(n[0].items[0].current);
         assert!(!nav("/other")[0].items[0].current);
+        let n = nav("/os-defaults");
+        let current: Vec<&str> = n
+            .iter()
+            .flat_map(|s| &s.items)
+            .filter(|i| i.current)
+            .map(|i| i.label)
+            .collect();
+        assert_eq!(current, ["OS defaults"]);
     }
 }

@@ -33,7 +33,33 @@ pub(crate) const CSRF_HEADER: &str = "x-csrf-token";
 const MAX_FORM_BYTES: usize = 256 * 1024;
 
 /// Flash messages by code.
-const FLASHES: &[(&str, &str)] = &[("signed_out", "You are signed out.")];
+const FLASHES: &[(&str, &str)] = &[
+    ("signed_out", "You are signed out."),
+    (
+        "profile_created",
+        "Profile created. Make it an OS default, give it to a group, or assign it to devices.",
+    ),
+    (
+        "profile_saved",
+        "Saved as a new version: GuardMDM defines it at Apple and re-assigns its devices.",
+    ),
+    (
+        "profile_unchanged",
+        "Nothing changed: the profile is the same as its current version.",
+    ),
+    ("profile_deleted", "Profile deleted."),
+    (
+        "default_saved",
+        "OS default saved: devices are resolved again and assigned at Apple.",
+    ),
+    ("group_created", "Group created."),
+    (
+        "group_saved",
+        "Group saved: its devices are resolved again.",
+    ),
+    ("group_deleted", "Group deleted."),
+    ("members_removed", "Removed from the group."),
+];
 
 /// A `Set-Cookie` value showing flash `code` on the next page.
 pub(crate) fn flash(code: &'static str) -> HeaderValue {
