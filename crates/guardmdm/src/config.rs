@@ -69,6 +69,10 @@ pub struct ServeArgs {
     /// A dashboard session ends this long after sign-in, used or not (`12h`, `1d`).
     #[arg(long, env = "GUARDMDM_SESSION_LIFETIME", default_value = "12h", value_parser = parse_duration)]
     pub session_lifetime: time::Duration,
+    /// Also accept SCEP requests enveloped with single DES (56-bit). Apple devices use AES;
+    /// only legacy SCEP clients such as micromdm's `scepclient` need this. Off by default.
+    #[arg(long, env = "GUARDMDM_SCEP_ALLOW_SINGLE_DES")]
+    pub scep_allow_single_des: bool,
 }
 
 /// A duration like `45s`, `30m`, `2h` or `1d` (a whole number and a unit).
@@ -190,6 +194,7 @@ impl Settings {
         if args.session_idle_timeout > args.session_lifetime {
             bail!("--session-idle-timeout must not be longer than --session-lifetime");
         }
+        mdm.scep_single_des = args.scep_allow_single_des;
         Ok(Self {
             sessions: guardmdm_service::SessionPolicy {
                 idle_timeout: args.session_idle_timeout,

@@ -14,98 +14,11 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use common::TestApp;
-use guardmdm_crypto::{DeviceCa, PushCertificate};
-use guardmdm_sim::{ApnsSim, DeviceError, DeviceFamily, RunningApnsSim, SimDevice};
+use common::mdm::{TOPIC, buy, enrollment, setup, setup_with};
+use guardmdm_crypto::DeviceCa;
+use guardmdm_sim::{DeviceError, DeviceFamily, SimDevice};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-
-const TOPIC: &str = "com.apple.mgmt.External.9f0e6c7a-1b2c-4d3e-8f90-a1b2c3d4e5f6";
-
-struct Mdm {
-    app: TestApp,
-    apns: RunningApnsSim,
-    ca: DeviceCa,
-    _files: tempfile::TempDir,
-}
-
-/// A server trusting a simulated device CA, pushing to the APNs simulator, with a push
-/// certificate, an ABM entry and an iOS default profile that waits for DeviceConfigured.
-async fn setup(backend: common::Backend) -> Mdm {
-    setup_with(backend, &[]).await
-}
-
-/// [`setup`] with extra `serve` flags.
-async fn setup_with(backend: common::Backend, extra: &[&str]) -> Mdm {
-    let files = tempfile::tempdir().unwrap();
-    let ca = DeviceCa::generate("Enrollment Test Devices").unwrap();
-    let anchors = files.path().join("device-ca.pem");
-    std::fs::write(&anchors, ca.anchor_pem()).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let apns = ApnsSim::for_topic(TOPIC).start(listener).unwrap();
-    let mut flags = vec![
-        "--device-ca-file".to_string(),
-        anchors.to_str().unwrap().to_string(),
-        "--apns-url".to_string(),
-        apns.base_url(),
-    ];
-    flags.extend(extra.iter().map(ToString::to_string));
-    let app = TestApp::spawn_reachable(backend, &flags).await;
-    let push = PushCertificate::generate_self_signed(TOPIC).unwrap();
-    let pem = push.identity_pem();
-    let split = pem.find("-----BEGIN PRIVATE KEY-----").unwrap();
-    let (status, view) = app
-        .json(
-            Method::PUT,
-            "/api/v1/apns",
-            Some(json!({ "certificate_pem": &pem[..split], "key_pem": &pem[split..] })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{view}");
-    assert_eq!(view["topic"], TOPIC);
-    app.connect_abm("main").await;
-    let (status, body) = app
-        .json(
-            Method::POST,
-            "/api/v1/profiles",
-            Some(json!({ "name": "phones", "await_device_configured": true })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let (status, body) = app
-        .json(
-            Method::PUT,
-            "/api/v1/os-defaults/ios",
-            Some(json!({ "profile": "phones" })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
-    Mdm {
-        app,
-        apns,
-        ca,
-        _files: files,
-    }
-}
-
-/// Purchases `n` iPhones and syncs (the pass assigns them the default profile at Apple).
-async fn buy(mdm: &Mdm, n: usize) -> Vec<String> {
-    let devices = mdm.app.abm.sim.add_devices(n, Some(DeviceFamily::IPhone));
-    let run = mdm.app.sync("main", false).await;
-    assert_eq!(run["outcome"], "succeeded", "{run}");
-    devices.into_iter().map(|d| d.serial_number).collect()
-}
-
-async fn enrollment(app: &TestApp, serial: &str) -> Value {
-    let (status, list) = app
-        .json(
-            Method::GET,
-            &format!("/api/v1/enrollments?serial={serial}"),
-            None,
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{list}");
-    list[0].clone()
-}
 
 /// Waits until a command reaches a final status.
 async fn wait_command(app: &TestApp, uuid: &str) -> Value {
@@ -368,6 +281,134 @@ async fn a_device_goes_from_abm_assignment_to_enrolled_to_answering_commands() {
         assert_eq!(installed["status"], "acknowledged", "{installed}");
         mdm.app.stop().await;
     }
+}
+
+#[tokio::test]
+async fn a_profiles_initial_commands_run_before_device_configured() {
+    for backend in common::backends() {
+        let mdm = setup(backend).await;
+        let app = &mdm.app;
+        let payload =
+            base64::engine::general_purpose::STANDARD.encode(mobileconfig("com.example.setup"));
+        let (status, body) = app
+            .json(
+                Method::POST,
+                "/api/v1/profiles",
+                Some(json!({
+                    "name": "setup-phones",
+                    "await_device_configured": true,
+                    "initial_commands": [
+                        { "request_type": "InstallProfile", "payload_base64": payload },
+                        { "request_type": "DeviceInformation", "queries": ["SerialNumber"] }
+                    ]
+                })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        let (status, body) = app
+            .json(
+                Method::PUT,
+                "/api/v1/os-defaults/ios",
+                Some(json!({ "profile": "setup-phones" })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let serials = buy(&mdm, 1).await;
+
+        // The device puts off the first initial command: Setup Assistant keeps waiting.
+        let device = SimDevice::new(&app.abm.sim, &serials[0], &mdm.ca).unwrap();
+        device.answer_not_now(1);
+        let report = device.enroll_and_run(&app.abm.sim).await.unwrap();
+        assert!(report.enrolled, "{report:?}");
+        let first: Vec<(String, String)> = report
+            .first_poll
+            .unwrap()
+            .commands
+            .into_iter()
+            .map(|c| (c.request_type, c.status))
+            .collect();
+        assert_eq!(
+            first,
+            [
+                ("InstallProfile".to_string(), "NotNow".to_string()),
+                ("DeviceInformation".to_string(), "Acknowledged".to_string()),
+            ],
+            "the initial commands in order, and no DeviceConfigured while one is open"
+        );
+        let udid = device.udid().to_string();
+        let (_, list) = app
+            .json(
+                Method::GET,
+                &format!("/api/v1/enrollments/{udid}/commands"),
+                None,
+            )
+            .await;
+        let list = list.as_array().unwrap().clone();
+        assert_eq!(list.len(), 2, "{list:?}");
+        assert!(
+            list.iter().all(|c| c["created_by"] == "initial-commands"),
+            "{list:?}"
+        );
+        assert_eq!(
+            enrollment(app, &serials[0]).await["awaiting_configuration"],
+            true
+        );
+
+        // Next session: the put-off command is answered, and DeviceConfigured follows in the
+        // same session.
+        let second: Vec<(String, String)> = device
+            .poll()
+            .await
+            .unwrap()
+            .commands
+            .into_iter()
+            .map(|c| (c.request_type, c.status))
+            .collect();
+        assert_eq!(
+            second,
+            [
+                ("InstallProfile".to_string(), "Acknowledged".to_string()),
+                ("DeviceConfigured".to_string(), "Acknowledged".to_string()),
+            ]
+        );
+        assert!(
+            device
+                .installed_profiles()
+                .iter()
+                .any(|p| p.identifier == "com.example.setup")
+        );
+        assert_eq!(
+            enrollment(app, &serials[0]).await["awaiting_configuration"],
+            false
+        );
+        mdm.app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn invalid_initial_commands_are_refused_with_the_field_and_code() {
+    let app = TestApp::spawn(common::Backend::Sqlite).await;
+    let (status, body) = app
+        .json(
+            Method::POST,
+            "/api/v1/profiles",
+            Some(json!({
+                "name": "bad",
+                "await_device_configured": true,
+                "initial_commands": [
+                    { "request_type": "ProfileList" },
+                    { "request_type": "EraseDevice" }
+                ]
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let text = body.to_string();
+    assert!(
+        text.contains("initial_commands[1]") && text.contains("INITIAL_COMMAND_INVALID"),
+        "{text}"
+    );
+    app.stop().await;
 }
 
 fn http_status(err: &DeviceError) -> Option<u16> {

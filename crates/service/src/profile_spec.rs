@@ -47,6 +47,7 @@
 mod parse;
 mod validate;
 
+use crate::mdm::CommandSpec;
 use serde::{Deserialize, Serialize};
 
 pub use parse::{SpecFormat, SpecParseError};
@@ -174,6 +175,11 @@ pub struct ProfileSpec {
     /// Setup Assistant panes to skip ([`crate::skip_keys`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skip_setup_items: Option<Vec<String>>,
+    /// GuardMDM's own: commands every device of this profile gets right after it enrolls, in
+    /// order; with `await_device_configured`, Setup Assistant waits until each has been
+    /// answered, then GuardMDM sends `DeviceConfigured`. Not sent to Apple.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initial_commands: Option<Vec<CommandSpec>>,
 }
 
 /// Every key a spec may have, in declaration order (used to suggest a fix for a typo).
@@ -199,6 +205,7 @@ pub const SPEC_FIELDS: &[&str] = &[
     "anchor_certs",
     "supervising_host_certs",
     "skip_setup_items",
+    "initial_commands",
 ];
 
 impl ProfileSpec {

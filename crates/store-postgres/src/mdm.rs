@@ -362,6 +362,19 @@ impl MdmStore for PostgresStore {
         row.as_ref().map(command_from_row).transpose()
     }
 
+    async fn count_open_commands(&self, udid: &str, created_by: &str) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM mdm_commands WHERE udid = $1 AND created_by = $2 \
+             AND status IN ('queued', 'sent', 'not_now')",
+        )
+        .bind(udid)
+        .bind(created_by)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(u64::try_from(n).unwrap_or_default())
+    }
+
     async fn list_commands(&self, udid: &str, limit: u32) -> Result<Vec<MdmCommand>, StoreError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT {COMMAND_COLUMNS} FROM mdm_commands WHERE udid = $1 \

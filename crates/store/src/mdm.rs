@@ -306,6 +306,10 @@ pub trait MdmStore: Send + Sync {
     /// One command.
     async fn command(&self, uuid: &str) -> Result<Option<MdmCommand>, StoreError>;
 
+    /// How many of a device's commands queued by `created_by` have no final answer yet
+    /// (`queued`, `sent` or `not_now`).
+    async fn count_open_commands(&self, udid: &str, created_by: &str) -> Result<u64, StoreError>;
+
     /// A device's commands, newest first (by `created_at`, then the reverse of the order they
     /// were queued in), at most `limit`.
     async fn list_commands(&self, udid: &str, limit: u32) -> Result<Vec<MdmCommand>, StoreError>;

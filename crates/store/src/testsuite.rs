@@ -71,6 +71,7 @@ where
     mdm::new_sessions_requeue_sent_and_not_now(make().await).await;
     mdm::command_results_are_recorded_per_device(make().await).await;
     mdm::commands_enqueue_audit_conflict_and_list(make().await).await;
+    mdm::open_commands_are_counted_per_device_and_sender(make().await).await;
     mdm::concurrent_next_commands_never_share_one(make().await).await;
     mdm::secrets_init_first_writer_wins_and_put_replaces(make().await).await;
 }

@@ -11,6 +11,8 @@
     clippy::panic
 )]
 
+pub mod mdm;
+
 use std::path::Path;
 use std::sync::Arc;
 

@@ -5,9 +5,8 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use base64::Engine as _;
-use guardmdm_mdm_protocol::CommandRequest;
 use guardmdm_service::mdm::{
-    CommandView, EnrollmentView, NewCommandRequest, PushCertificateView, PushUpload,
+    CommandSpec, CommandView, EnrollmentView, NewCommandRequest, PushCertificateView, PushUpload,
 };
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -45,25 +44,6 @@ pub(crate) struct EnrollmentsQuery {
 #[serde(deny_unknown_fields)]
 pub(crate) struct LimitQuery {
     limit: Option<u32>,
-}
-
-/// A typed command in JSON.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct CommandBody {
-    /// `DeviceInformation`, `ProfileList`, `InstallProfile`, `RemoveProfile`, `DeviceLock`,
-    /// `EraseDevice`, `DeviceConfigured`.
-    request_type: String,
-    /// DeviceInformation: the queries (default: a standard set).
-    queries: Option<Vec<String>>,
-    /// InstallProfile: the profile (`.mobileconfig`), base64.
-    payload_base64: Option<String>,
-    /// RemoveProfile: the profile's PayloadIdentifier.
-    identifier: Option<String>,
-    /// DeviceLock / EraseDevice: the PIN (macOS).
-    pin: Option<String>,
-    /// DeviceLock: the message on the lock screen.
-    message: Option<String>,
 }
 
 pub(crate) async fn show_push_certificate(
@@ -145,45 +125,6 @@ pub(crate) async fn command(
     Ok(Json(state.services.mdm.command(&uuid).await?))
 }
 
-fn typed(body: CommandBody) -> Result<CommandRequest, ApiError> {
-    Ok(match body.request_type.as_str() {
-        "DeviceInformation" => match body.queries {
-            Some(q) => CommandRequest::device_information_with(q),
-            None => CommandRequest::device_information(),
-        },
-        "ProfileList" => CommandRequest::ProfileList,
-        "InstallProfile" => {
-            let payload = body.payload_base64.ok_or_else(|| {
-                ApiError::BadRequest("InstallProfile needs payload_base64".to_string())
-            })?;
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(payload.trim())
-                .map_err(|e| ApiError::BadRequest(format!("payload_base64 is not base64: {e}")))?;
-            CommandRequest::install_profile(bytes)
-        }
-        "RemoveProfile" => {
-            CommandRequest::remove_profile(body.identifier.ok_or_else(|| {
-                ApiError::BadRequest("RemoveProfile needs identifier".to_string())
-            })?)
-        }
-        "DeviceLock" => CommandRequest::DeviceLock(guardmdm_mdm_protocol::DeviceLock {
-            pin: body.pin,
-            message: body.message,
-            ..Default::default()
-        }),
-        "EraseDevice" => CommandRequest::EraseDevice(guardmdm_mdm_protocol::EraseDevice {
-            pin: body.pin,
-            ..Default::default()
-        }),
-        "DeviceConfigured" => CommandRequest::DeviceConfigured,
-        other => {
-            return Err(ApiError::BadRequest(format!(
-                "unknown request_type {other:?}: use DeviceInformation, ProfileList, InstallProfile, RemoveProfile, DeviceLock, EraseDevice or DeviceConfigured, or send a raw plist (Content-Type: application/x-plist)"
-            )));
-        }
-    })
-}
-
 /// `POST /enrollments/{udid}/commands`: JSON for the common commands, or a raw command
 /// plist (`application/x-plist`, `application/xml`, `text/xml`).
 pub(crate) async fn send_command(
@@ -207,9 +148,13 @@ pub(crate) async fn send_command(
             NewCommandRequest::Raw(body.to_vec())
         }
         "application/json" => {
-            let parsed: CommandBody = serde_json::from_slice(&body)
+            let parsed: CommandSpec = serde_json::from_slice(&body)
                 .map_err(|e| ApiError::BadRequest(format!("the command is malformed: {e}")))?;
-            NewCommandRequest::Typed(typed(parsed)?)
+            NewCommandRequest::Typed(parsed.to_request().map_err(|e| {
+                ApiError::BadRequest(format!(
+                    "{e}; or send a raw plist (Content-Type: application/x-plist)"
+                ))
+            })?)
         }
         other => {
             return Err(ApiError::BadRequest(format!(

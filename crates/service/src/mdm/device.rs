@@ -11,6 +11,10 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::{MdmError, MdmService};
+use crate::profile_spec::ProfileSpec;
+
+/// `created_by` of the commands queued from an ADE profile's `initial_commands`.
+pub const INITIAL_COMMANDS_SENDER: &str = "initial-commands";
 
 /// How a request proves the device's identity.
 #[derive(Debug, Clone)]
@@ -234,11 +238,18 @@ impl MdmService {
         }
     }
 
-    /// After the first TokenUpdate: a device waiting in Setup Assistant gets
-    /// `DeviceConfigured` (there are no admin-defined initial commands yet, so at once), and
-    /// the device is pushed.
+    /// After the first TokenUpdate: the initial commands of the device's ADE profile are
+    /// queued; a device waiting in Setup Assistant gets `DeviceConfigured` at once when there
+    /// are none (otherwise once they are answered, see [`Self::connect`]); the device is
+    /// pushed.
     async fn on_enrolled(&self, enrollment: &Enrollment) -> Result<(), MdmError> {
-        if enrollment.awaiting_configuration {
+        let initial = self.initial_commands(enrollment).await?;
+        let none = initial.is_empty();
+        for request in initial {
+            self.queue(&enrollment.udid, request, INITIAL_COMMANDS_SENDER, None)
+                .await?;
+        }
+        if enrollment.awaiting_configuration && none {
             self.queue(
                 &enrollment.udid,
                 guardmdm_mdm_protocol::CommandRequest::DeviceConfigured,
@@ -249,6 +260,65 @@ impl MdmService {
         }
         if let Err(e) = self.push(std::slice::from_ref(&enrollment.udid)).await {
             tracing::warn!(udid = %enrollment.udid, error = %e, "push after enrollment failed");
+        }
+        Ok(())
+    }
+
+    /// The `initial_commands` of the ADE profile the device was given (its current version).
+    async fn initial_commands(
+        &self,
+        enrollment: &Enrollment,
+    ) -> Result<Vec<guardmdm_mdm_protocol::CommandRequest>, MdmError> {
+        let Some(serial) = &enrollment.serial_number else {
+            return Ok(Vec::new());
+        };
+        let Some(Some(profile)) = self.given_profile(serial).await? else {
+            return Ok(Vec::new());
+        };
+        let spec: ProfileSpec = match serde_json::from_value(profile.spec) {
+            Ok(spec) => spec,
+            Err(e) => {
+                tracing::warn!(profile = %profile.name, error = %e, "stored ADE profile unreadable: no initial commands");
+                return Ok(Vec::new());
+            }
+        };
+        let mut requests = Vec::new();
+        for command in spec.initial_commands.unwrap_or_default() {
+            match command.to_request() {
+                Ok(request) => requests.push(request),
+                // Validated when the profile was written; a rule tightened since.
+                Err(e) => {
+                    tracing::warn!(profile = %profile.name, request_type = %command.request_type, error = %e, "initial command skipped");
+                }
+            }
+        }
+        tracing::info!(udid = %enrollment.udid, profile = %profile.name, commands = requests.len(), "initial commands queued");
+        Ok(requests)
+    }
+
+    /// After an initial command's final answer: when it was the last one open and the device
+    /// still waits in Setup Assistant, `DeviceConfigured` is queued.
+    async fn after_initial_command(&self, udid: &str) -> Result<(), MdmError> {
+        let awaiting = self
+            .store
+            .enrollment(udid)
+            .await?
+            .is_some_and(|e| e.awaiting_configuration);
+        if awaiting
+            && self
+                .store
+                .count_open_commands(udid, INITIAL_COMMANDS_SENDER)
+                .await?
+                == 0
+        {
+            tracing::info!(udid = %udid, "initial commands answered: DeviceConfigured");
+            self.queue(
+                udid,
+                guardmdm_mdm_protocol::CommandRequest::DeviceConfigured,
+                "system",
+                None,
+            )
+            .await?;
         }
         Ok(())
     }
@@ -311,6 +381,9 @@ impl MdmService {
                 self.store
                     .set_awaiting_configuration(udid, false, now)
                     .await?;
+            }
+            if command.created_by == INITIAL_COMMANDS_SENDER && status != "not_now" {
+                self.after_initial_command(udid).await?;
             }
         }
         let next = self.store.next_command(udid, status.is_none(), now).await?;

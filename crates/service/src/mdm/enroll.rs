@@ -7,7 +7,7 @@ use guardmdm_mdm_protocol::enrollment::{
     EnrollmentProfile, MdmSettings as MdmPayload, ProfileUuids, ScepSettings, TrustAnchor,
 };
 use guardmdm_mdm_protocol::{MachineInfo, decode_device_info_header, parse_machine_info};
-use guardmdm_store::{DeviceQuery, EnrollChallenge, IssuedIdentity};
+use guardmdm_store::{AdeProfile, DeviceQuery, EnrollChallenge, IssuedIdentity};
 use secrecy::SecretString;
 
 use super::{CHALLENGE_TTL, CHECKIN_PATH, CONNECT_PATH, MdmError, MdmService, SCEP_PATH};
@@ -55,36 +55,11 @@ impl MdmService {
 
     async fn enrollment_profile(&self, info: &MachineInfo) -> Result<Vec<u8>, MdmError> {
         let serial = info.serial.trim().to_ascii_uppercase();
-        let devices = self
-            .store
-            .list_abm_devices(&DeviceQuery {
-                serial: Some(serial.clone()),
-                removed: Some(false),
-                limit: 10,
-                ..DeviceQuery::default()
-            })
-            .await?;
-        let Some(device) = devices.first() else {
+        let Some(profile) = self.given_profile(&serial).await? else {
             tracing::warn!(serial = %serial, udid = %info.udid, "enrollment refused: not an ABM device of this server");
             return Err(MdmError::forbidden(format!(
                 "serial {serial} is not assigned to this MDM server in Apple Business Manager"
             )));
-        };
-        // The ADE profile the device was given, for what the enrollment profile reflects.
-        let record = self
-            .store
-            .assignments(device.entry_id, std::slice::from_ref(&serial))
-            .await?
-            .into_iter()
-            .next();
-        let profile = match record.and_then(|r| r.profile_id) {
-            Some(id) => self
-                .store
-                .list_profiles()
-                .await?
-                .into_iter()
-                .find(|p| p.id == id),
-            None => None,
         };
         let spec: Option<ProfileSpec> = profile
             .as_ref()
@@ -140,6 +115,43 @@ impl MdmService {
         let signed = sign_profile(&xml, &keys.signer).map_err(MdmError::internal)?;
         tracing::info!(serial = %serial, udid = %info.udid, profile = profile.as_ref().map_or("", |p| p.name.as_str()), "enrollment profile issued");
         Ok(signed)
+    }
+
+    /// The ADE profile (current version) an ABM device of this server was given: `None` when
+    /// the serial is not one of this server's ABM devices, `Some(None)` when it has no
+    /// profile.
+    pub(super) async fn given_profile(
+        &self,
+        serial: &str,
+    ) -> Result<Option<Option<AdeProfile>>, MdmError> {
+        let devices = self
+            .store
+            .list_abm_devices(&DeviceQuery {
+                serial: Some(serial.to_string()),
+                removed: Some(false),
+                limit: 10,
+                ..DeviceQuery::default()
+            })
+            .await?;
+        let Some(device) = devices.first() else {
+            return Ok(None);
+        };
+        let record = self
+            .store
+            .assignments(device.entry_id, &[serial.to_string()])
+            .await?
+            .into_iter()
+            .next();
+        let profile = match record.and_then(|r| r.profile_id) {
+            Some(id) => self
+                .store
+                .list_profiles()
+                .await?
+                .into_iter()
+                .find(|p| p.id == id),
+            None => None,
+        };
+        Ok(Some(profile))
     }
 
     /// `GetCACaps`.

@@ -30,6 +30,7 @@ struct StoredPair {
 pub(super) async fn load_or_create(
     store: &dyn Store,
     secrets: &SecretKey,
+    single_des: bool,
 ) -> Result<ServerKeys, MdmError> {
     let ca = pair(store, secrets, CA_SECRET, || {
         let ca = ScepCa::generate("GuardMDM Device CA").map_err(MdmError::internal)?;
@@ -42,6 +43,11 @@ pub(super) async fn load_or_create(
         &SecretString::from(ca.key_pem),
     )
     .map_err(MdmError::internal)?;
+    let ca = if single_des {
+        ca.with_single_des().map_err(MdmError::internal)?
+    } else {
+        ca
+    };
     let signer = pair(store, secrets, SIGNER_SECRET, || {
         let id = Identity::generate_self_signed("GuardMDM Profile Signing")
             .map_err(MdmError::internal)?;

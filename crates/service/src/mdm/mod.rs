@@ -5,6 +5,7 @@
 //! Device-facing calls return [`MdmError`], whose status is never 401: a 401 makes a device
 //! unenroll (§7.1).
 
+mod command_spec;
 mod commands;
 mod device;
 mod enroll;
@@ -17,8 +18,9 @@ use guardmdm_crypto::{SecretKey, TrustAnchors};
 use guardmdm_store::Store;
 use tokio::sync::OnceCell;
 
+pub use command_spec::{COMMAND_SPEC_TYPES, CommandSpec};
 pub use commands::{CommandView, NewCommandRequest};
-pub use device::{DeviceIdentityProof, EnrollmentView};
+pub use device::{DeviceIdentityProof, EnrollmentView, INITIAL_COMMANDS_SENDER};
 pub use keys::ServerKeys;
 pub use push::{PushCertificateView, PushSettings, PushUpload};
 
@@ -44,6 +46,9 @@ pub struct MdmSettings {
     pub device_anchors: TrustAnchors,
     /// Where pushes go.
     pub push: PushSettings,
+    /// Accept SCEP requests enveloped with single DES (`--scep-allow-single-des`): legacy
+    /// clients such as micromdm's `scepclient` need it; Apple devices use AES.
+    pub scep_single_des: bool,
 }
 
 impl MdmSettings {
@@ -58,6 +63,7 @@ impl MdmSettings {
             device_anchors: TrustAnchors::apple()
                 .map_err(|e| crate::ServiceError::Internal(e.to_string()))?,
             push: PushSettings::default(),
+            scep_single_des: false,
         })
     }
 
@@ -151,9 +157,13 @@ impl MdmService {
     pub async fn keys(&self) -> Result<Arc<ServerKeys>, MdmError> {
         self.keys
             .get_or_try_init(|| async {
-                keys::load_or_create(self.store.as_ref(), &self.secrets)
-                    .await
-                    .map(Arc::new)
+                keys::load_or_create(
+                    self.store.as_ref(),
+                    &self.secrets,
+                    self.settings.scep_single_des,
+                )
+                .await
+                .map(Arc::new)
             })
             .await
             .cloned()

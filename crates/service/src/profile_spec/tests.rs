@@ -76,6 +76,11 @@ skip_setup_items:
   - AppleID
   - Siri
   - Diagnostics
+initial_commands:
+  - request_type: InstallProfile
+    payload_base64: PHBsaXN0Lz4=
+  - request_type: DeviceInformation
+    queries: [SerialNumber, OSVersion]
 ";
 
 const FULL_JSON: &str = r#"{
@@ -99,7 +104,11 @@ const FULL_JSON: &str = r#"{
   "region": "US",
   "anchor_certs": ["MAMCAQU="],
   "supervising_host_certs": ["MAMCAQU="],
-  "skip_setup_items": ["AppleID", "Siri", "Diagnostics"]
+  "skip_setup_items": ["AppleID", "Siri", "Diagnostics"],
+  "initial_commands": [
+    { "request_type": "InstallProfile", "payload_base64": "PHBsaXN0Lz4=" },
+    { "request_type": "DeviceInformation", "queries": ["SerialNumber", "OSVersion"] }
+  ]
 }"#;
 
 // ---- parsing ----
@@ -848,4 +857,83 @@ fn plain_http_is_accepted_for_loopback_hosts_only_with_a_warning() {
     ] {
         assert!(validate(&spec("lab"), url).is_err(), "{url}");
     }
+}
+
+// ---- initial commands ----
+
+fn command(request_type: &str) -> CommandSpec {
+    CommandSpec {
+        request_type: request_type.to_owned(),
+        ..CommandSpec::default()
+    }
+}
+
+#[test]
+fn initial_commands_are_checked_one_by_one_and_never_sent_to_apple() {
+    let full = ProfileSpec::from_json(FULL_JSON).unwrap();
+    assert_eq!(full.initial_commands.as_ref().unwrap().len(), 2);
+    let apple = serde_json::to_value(valid(&full).apple).unwrap();
+    assert!(apple.get("initial_commands").is_none(), "{apple}");
+
+    let mut s = spec("lab");
+    s.await_device_configured = Some(true);
+    s.initial_commands = Some(vec![
+        command("ProfileList"),
+        command("DeviceConfigured"),
+        command("EraseDevice"),
+        command("InstallProfile"),
+        command("Restart"),
+    ]);
+    let found = errors(&s);
+    let fields: Vec<&str> = found.iter().map(|e| e.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "initial_commands[1]",
+            "initial_commands[2]",
+            "initial_commands[3]",
+            "initial_commands[4]"
+        ],
+        "{found:?}"
+    );
+    assert!(
+        found
+            .iter()
+            .all(|e| e.code == codes::INITIAL_COMMAND_INVALID)
+    );
+    assert!(
+        found[0].message.contains("sent by GuardMDM itself"),
+        "{found:?}"
+    );
+    assert!(
+        found[1].message.contains("middle of its setup"),
+        "{found:?}"
+    );
+    assert!(
+        found[2].message.contains("needs payload_base64"),
+        "{found:?}"
+    );
+    assert!(
+        found[3].message.contains("unknown request_type"),
+        "{found:?}"
+    );
+
+    s.initial_commands = Some(vec![command("ProfileList"); 21]);
+    let e = one_error(&s, "initial_commands", codes::INITIAL_COMMAND_INVALID);
+    assert!(e.message.contains("at most 20"), "{e:?}");
+}
+
+#[test]
+fn initial_commands_without_awaiting_configuration_warn() {
+    let mut s = spec("lab");
+    s.initial_commands = Some(vec![command("ProfileList")]);
+    let warnings = valid(&s).warnings;
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("set `await_device_configured: true`")),
+        "{warnings:?}"
+    );
+    s.await_device_configured = Some(true);
+    assert!(valid(&s).warnings.is_empty());
 }

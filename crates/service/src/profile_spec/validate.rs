@@ -36,6 +36,9 @@ pub mod codes {
     pub const CERT_INVALID: &str = "CERT_INVALID";
     /// `enrollment_type` and `is_mandatory` disagree (GuardMDM).
     pub const ENROLLMENT_TYPE_CONFLICT: &str = "ENROLLMENT_TYPE_CONFLICT";
+    /// An `initial_commands` entry is malformed, not allowed during setup, or there are
+    /// too many (GuardMDM).
+    pub const INITIAL_COMMAND_INVALID: &str = "INITIAL_COMMAND_INVALID";
 }
 
 /// Longest `profile_name` and `department`, in characters.
@@ -48,6 +51,8 @@ const MAX_PHONE: usize = 50;
 const MAX_EMAIL: usize = 250;
 /// Longest `org_magic`.
 const MAX_MAGIC: usize = 256;
+/// Most `initial_commands` a profile may have.
+const MAX_INITIAL_COMMANDS: usize = 20;
 
 /// One problem with one key of a spec.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -218,6 +223,7 @@ impl Checker {
         }
         self.flags(spec);
         self.locale(spec.language.as_deref(), spec.region.as_deref());
+        self.initial_commands(spec);
         Checked {
             url,
             configuration_web_url,
@@ -227,6 +233,43 @@ impl Checker {
                 spec.supervising_host_certs.as_deref(),
             ),
             skip_setup_items: self.skip_items(spec.skip_setup_items.as_deref()),
+        }
+    }
+
+    fn initial_commands(&mut self, spec: &ProfileSpec) {
+        let Some(commands) = &spec.initial_commands else {
+            return;
+        };
+        if commands.len() > MAX_INITIAL_COMMANDS {
+            self.error(
+                "initial_commands",
+                codes::INITIAL_COMMAND_INVALID,
+                format!(
+                    "{} initial commands: at most {MAX_INITIAL_COMMANDS} are allowed",
+                    commands.len()
+                ),
+            );
+        }
+        for (i, command) in commands.iter().enumerate() {
+            let field = format!("initial_commands[{i}]");
+            let problem = match command.request_type.as_str() {
+                "DeviceConfigured" => Some(
+                    "DeviceConfigured is sent by GuardMDM itself once the initial commands are answered (with `await_device_configured: true`); leave it out".to_string(),
+                ),
+                "DeviceLock" | "EraseDevice" => Some(format!(
+                    "{} would stop the device in the middle of its setup; it cannot be an initial command",
+                    command.request_type
+                )),
+                _ => command.to_request().err(),
+            };
+            if let Some(message) = problem {
+                self.error(&field, codes::INITIAL_COMMAND_INVALID, message);
+            }
+        }
+        if !commands.is_empty() && spec.await_device_configured != Some(true) {
+            self.warnings.push(
+                "`initial_commands` are sent right after enrollment, but Setup Assistant does not wait for them: set `await_device_configured: true` to hold the device until they are answered".into(),
+            );
         }
     }
 

@@ -998,3 +998,70 @@ pub(super) async fn secrets_init_first_writer_wins_and_put_replaces(store: Arc<d
         answers.iter().next()
     );
 }
+
+pub(super) async fn open_commands_are_counted_per_device_and_sender(store: Arc<dyn Store>) {
+    let t = now();
+    let by = |uuid: &str, udid: &str, created_by: &str| {
+        let mut c = command(uuid, udid, t);
+        c.created_by = created_by.to_string();
+        c
+    };
+    for c in [
+        by("s1", "U1", "setup"),
+        by("s2", "U1", "setup"),
+        by("s3", "U1", "setup"),
+        by("a1", "U1", "admin"),
+        by("s4", "U2", "setup"),
+    ] {
+        store.enqueue_command(&c, None).await.unwrap();
+    }
+    let open = |udid: &'static str, created_by: &'static str| {
+        let store = store.clone();
+        async move { store.count_open_commands(udid, created_by).await.unwrap() }
+    };
+    assert_eq!(open("U1", "setup").await, 3, "queued ones are open");
+    assert_eq!(open("U1", "admin").await, 1);
+    assert_eq!(open("U2", "setup").await, 1);
+    assert_eq!(open("U3", "setup").await, 0, "an unknown device has none");
+
+    let s1 = t + Duration::seconds(1);
+    next_is(&store, "U1", true, s1, Some("s1"), "oldest first").await;
+    assert_eq!(open("U1", "setup").await, 3, "a sent command is still open");
+    store
+        .record_command_result("U1", "s1", "not_now", None, s1)
+        .await
+        .unwrap();
+    assert_eq!(open("U1", "setup").await, 3, "NotNow keeps it open");
+    next_is(&store, "U1", false, s1, Some("s2"), "the next one").await;
+    store
+        .record_command_result("U1", "s2", "acknowledged", Some(b"<plist/>"), s1)
+        .await
+        .unwrap();
+    assert_eq!(open("U1", "setup").await, 2, "an answered command is done");
+    next_is(&store, "U1", false, s1, Some("s3"), "then s3").await;
+    store
+        .record_command_result("U1", "s3", "error", Some(b"<plist/>"), s1)
+        .await
+        .unwrap();
+    assert_eq!(
+        open("U1", "setup").await,
+        1,
+        "an error is a final answer too"
+    );
+    let s2 = s1 + Duration::seconds(1);
+    next_is(
+        &store,
+        "U1",
+        true,
+        s2,
+        Some("s1"),
+        "NotNow again next session",
+    )
+    .await;
+    store
+        .record_command_result("U1", "s1", "command_format_error", Some(b"<plist/>"), s2)
+        .await
+        .unwrap();
+    assert_eq!(open("U1", "setup").await, 0);
+    assert_eq!(open("U2", "setup").await, 1, "U2's untouched");
+}

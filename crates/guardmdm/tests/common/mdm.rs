@@ -1,0 +1,98 @@
+//! An MDM-ready test server: a simulated device CA, the APNs simulator, a push certificate,
+//! an ABM entry and an iOS default profile; purchases and enrollment lookups.
+#![allow(dead_code)]
+
+use guardmdm_crypto::{DeviceCa, PushCertificate};
+use guardmdm_sim::{ApnsSim, DeviceFamily, RunningApnsSim};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use super::{Backend, TestApp};
+
+pub const TOPIC: &str = "com.apple.mgmt.External.9f0e6c7a-1b2c-4d3e-8f90-a1b2c3d4e5f6";
+
+pub struct Mdm {
+    pub app: TestApp,
+    pub apns: RunningApnsSim,
+    pub ca: DeviceCa,
+    pub files: tempfile::TempDir,
+}
+
+/// A server trusting a simulated device CA, pushing to the APNs simulator, with a push
+/// certificate, an ABM entry and an iOS default profile that waits for DeviceConfigured.
+pub async fn setup(backend: Backend) -> Mdm {
+    setup_with(backend, &[]).await
+}
+
+/// [`setup`] with extra `serve` flags.
+pub async fn setup_with(backend: Backend, extra: &[&str]) -> Mdm {
+    let files = tempfile::tempdir().unwrap();
+    let ca = DeviceCa::generate("Enrollment Test Devices").unwrap();
+    let anchors = files.path().join("device-ca.pem");
+    std::fs::write(&anchors, ca.anchor_pem()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let apns = ApnsSim::for_topic(TOPIC).start(listener).unwrap();
+    let mut flags = vec![
+        "--device-ca-file".to_string(),
+        anchors.to_str().unwrap().to_string(),
+        "--apns-url".to_string(),
+        apns.base_url(),
+    ];
+    flags.extend(extra.iter().map(ToString::to_string));
+    let app = TestApp::spawn_reachable(backend, &flags).await;
+    let push = PushCertificate::generate_self_signed(TOPIC).unwrap();
+    let pem = push.identity_pem();
+    let split = pem.find("-----BEGIN PRIVATE KEY-----").unwrap();
+    let (status, view) = app
+        .json(
+            Method::PUT,
+            "/api/v1/apns",
+            Some(json!({ "certificate_pem": &pem[..split], "key_pem": &pem[split..] })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["topic"], TOPIC);
+    app.connect_abm("main").await;
+    let (status, body) = app
+        .json(
+            Method::POST,
+            "/api/v1/profiles",
+            Some(json!({ "name": "phones", "await_device_configured": true })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = app
+        .json(
+            Method::PUT,
+            "/api/v1/os-defaults/ios",
+            Some(json!({ "profile": "phones" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    Mdm {
+        app,
+        apns,
+        ca,
+        files,
+    }
+}
+
+/// Purchases `n` iPhones and syncs (the pass assigns them the default profile at Apple).
+pub async fn buy(mdm: &Mdm, n: usize) -> Vec<String> {
+    let devices = mdm.app.abm.sim.add_devices(n, Some(DeviceFamily::IPhone));
+    let run = mdm.app.sync("main", false).await;
+    assert_eq!(run["outcome"], "succeeded", "{run}");
+    devices.into_iter().map(|d| d.serial_number).collect()
+}
+
+pub async fn enrollment(app: &TestApp, serial: &str) -> Value {
+    let (status, list) = app
+        .json(
+            Method::GET,
+            &format!("/api/v1/enrollments?serial={serial}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    list[0].clone()
+}
