@@ -6,33 +6,14 @@
 
 mod common;
 
-use std::process::Stdio;
-
 use common::web::WebClient;
 use common::{ADMIN_TOKEN, Backend, CliOutput, TestApp, run_cli};
 use reqwest::{Method, StatusCode};
-use tokio::io::AsyncWriteExt as _;
 
-/// Runs `guardmdm args…` with `stdin` piped in.
+use common::run_cli_stdin as run_with_stdin_impl;
+
 async fn run_with_stdin(app: &TestApp, args: &[&str], stdin: &str) -> CliOutput {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_guardmdm"))
-        .args(args)
-        .env("GUARDMDM_URL", &app.base)
-        .env("GUARDMDM_API_TOKEN", ADMIN_TOKEN)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin.as_bytes()).await.unwrap();
-    drop(input);
-    let out = child.wait_with_output().await.unwrap();
-    CliOutput {
-        ok: out.status.success(),
-        stdout: String::from_utf8(out.stdout).unwrap(),
-        stderr: String::from_utf8(out.stderr).unwrap(),
-    }
+    run_with_stdin_impl(app, args, stdin).await
 }
 
 #[tokio::test]

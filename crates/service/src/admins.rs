@@ -398,6 +398,7 @@ impl AdminService {
     }
 }
 
+#[allow(clippy::needless_pass_by_value)] // used as `map_err(internal)`
 fn internal(e: password::PasswordError) -> ServiceError {
     ServiceError::Internal(e.to_string())
 }

@@ -118,7 +118,7 @@ pub fn timeline(detail: &DeviceDetail, commands: &[CommandView]) -> Vec<Timeline
             format!("Command {} answered: {}", c.request_type, c.status),
         );
     }
-    out.sort_by(|a, b| b.at.cmp(&a.at));
+    out.sort_by_key(|e| std::cmp::Reverse(e.at));
     out
 }
 

@@ -25,6 +25,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use tokio::net::TcpListener;
 
+pub mod browser;
 pub mod web;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
@@ -424,6 +425,29 @@ pub async fn run_cli(app: &TestApp, token: Option<&str>, cwd: &Path, args: &[&st
         cmd.env("GUARDMDM_API_TOKEN", token);
     }
     let out = cmd.output().await.unwrap();
+    CliOutput {
+        ok: out.status.success(),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+/// Runs the `guardmdm` binary against `app` with the admin token and `stdin` piped in.
+pub async fn run_cli_stdin(app: &TestApp, args: &[&str], stdin: &str) -> CliOutput {
+    use tokio::io::AsyncWriteExt as _;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_guardmdm"))
+        .args(args)
+        .env("GUARDMDM_URL", &app.base)
+        .env("GUARDMDM_API_TOKEN", ADMIN_TOKEN)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.as_bytes()).await.unwrap();
+    drop(input);
+    let out = child.wait_with_output().await.unwrap();
     CliOutput {
         ok: out.status.success(),
         stdout: String::from_utf8(out.stdout).unwrap(),

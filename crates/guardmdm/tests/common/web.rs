@@ -1,6 +1,12 @@
 //! A cookie-carrying HTTP client for the dashboard (no browser): sign in, keep the session
 //! cookie, read CSRF tokens from pages, post forms with or without them.
-#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::panic)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 
 use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
 use reqwest::{Method, StatusCode};

@@ -543,7 +543,7 @@ fn record(
         facts.push(("Last seen", when(e.last_seen_at)));
     }
     let profile_summary = match &d.resolution.profile {
-        Some(p) => format!("Profile {p}, from the rule {}.", d.resolution.rule),
+        Some(p) => format!("Profile {p}, given by the {}.", d.resolution.rule),
         None => format!(
             "Unassigned: {}.",
             d.resolution
