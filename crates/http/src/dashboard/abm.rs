@@ -196,7 +196,7 @@ pub(crate) async fn create(State(state): State<AppState>, page: Page, req: Reque
     match result {
         Ok(view) => see_other(&entry_href(&view.name), "abm_created"),
         Err(e) => {
-            let (status, message) = shown(e);
+            let (status, message) = shown(&e);
             list_page(&state, &page, entered, Some(message), status).await
         }
     }
@@ -320,7 +320,7 @@ pub(crate) async fn upload_token(
     {
         Ok(_) => see_other(&entry_href(&name), "token_uploaded"),
         Err(e) => {
-            let (status, message) = shown(e);
+            let (status, message) = shown(&e);
             entry_page(&state, &page, &name, fail(message), status).await
         }
     }
@@ -354,7 +354,7 @@ pub(crate) async fn update_settings(
     match result {
         Ok(()) => see_other(&entry_href(&name), "settings_saved"),
         Err(e) => {
-            let (status, message) = shown(e);
+            let (status, message) = shown(&e);
             let errors = EntryErrors {
                 settings: Some(message),
                 ..EntryErrors::default()
@@ -426,7 +426,7 @@ pub(crate) async fn delete(
     {
         Ok(()) => see_other(NAV, "abm_deleted"),
         Err(e) => {
-            let (status, message) = shown(e);
+            let (status, message) = shown(&e);
             delete_page(&state, &page, &name, Some(message), status).await
         }
     }

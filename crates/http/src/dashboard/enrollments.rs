@@ -337,7 +337,7 @@ async fn device_page(
         chrome: page.chrome(NAV),
         href: row.href.clone(),
         udid: e.udid.clone(),
-        serial_href: row.serial_href.clone(),
+        serial_href: row.serial_href,
         facts,
         info,
         enrolled: e.status == "enrolled",
@@ -418,7 +418,7 @@ pub(crate) async fn send(
             .mdm
             .send_command(&page.session.actor(), &udid, NewCommandRequest::Typed(r))
             .await
-            .map_err(shown),
+            .map_err(|e| shown(&e)),
         Err(message) => Err((StatusCode::BAD_REQUEST, message)),
     };
     match result {

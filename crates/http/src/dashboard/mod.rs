@@ -141,8 +141,8 @@ pub(crate) fn path_segment(s: &str) -> String {
 
 /// A service error as a form shows it: the status to answer and the service's message.
 /// Internal errors are logged and shown generically.
-pub(crate) fn shown(err: ServiceError) -> (StatusCode, String) {
-    let status = match &err {
+pub(crate) fn shown(err: &ServiceError) -> (StatusCode, String) {
+    let status = match err {
         ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
         ServiceError::Conflict(_) => StatusCode::CONFLICT,
         ServiceError::Unauthorized(_) => StatusCode::FORBIDDEN,

@@ -295,7 +295,7 @@ pub(crate) async fn start(
         Ok(_) => see_other(&here, "sync_running"),
         Err(e @ ServiceError::NotFound(_)) => error_page(&page, e),
         Err(e) => {
-            let (status, message) = shown(e);
+            let (status, message) = shown(&e);
             sync_page(&state, &page, &name, Some(message), status, false).await
         }
     }
@@ -358,8 +358,8 @@ mod tests {
         let a = run("running", false);
         let mut b = a.clone();
         b.pages += 1;
-        assert_ne!(version(&[a.clone()]), version(&[b]));
-        assert_eq!(version(&[a.clone()]), version(&[a]));
+        assert_ne!(version(std::slice::from_ref(&a)), version(&[b]));
+        assert_eq!(version(std::slice::from_ref(&a)), version(&[a]));
         assert_eq!(version(&[]), "none");
     }
 
