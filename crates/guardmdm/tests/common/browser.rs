@@ -303,6 +303,18 @@ impl Browser {
         .unwrap();
     }
 
+    /// Chooses the file at `path` in the file input `css`.
+    pub async fn choose_file(&self, css: &str, path: &Path) {
+        let el = self.find(css).await;
+        self.try_call(
+            reqwest::Method::POST,
+            &format!("/element/{}/value", el.0),
+            json!({ "text": path.to_str().unwrap() }),
+        )
+        .await
+        .unwrap();
+    }
+
     /// Picks the option with `value` in the select `css`.
     pub async fn select(&self, css: &str, value: &str) {
         let option = self.find(&format!("{css} option[value=\"{value}\"]")).await;
