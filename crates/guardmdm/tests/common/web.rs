@@ -150,6 +150,72 @@ impl WebClient {
         Self::page(req.send().await.unwrap()).await
     }
 
+    /// Gets `path` with an extra cookie (`name=value`), as a browser sends a flash cookie.
+    pub async fn get_with_cookie(&self, path: &str, cookie: &str) -> Page {
+        let mut value = cookie.to_string();
+        if let Some(s) = &self.session {
+            value = format!("guardmdm_session={s}; {value}");
+        }
+        let req = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("cookie", value);
+        Self::page(req.send().await.unwrap()).await
+    }
+
+    /// Gets `path` as an htmx poll does (`HX-Request`, not boosted).
+    pub async fn get_htmx(&self, path: &str) -> Page {
+        let req = self.request(Method::GET, path).header("hx-request", "true");
+        Self::page(req.send().await.unwrap()).await
+    }
+
+    /// Posts `multipart/form-data` as htmx does (the CSRF token, when given, in
+    /// `X-CSRF-Token`): text fields, then files as (field, file name, contents).
+    pub async fn post_multipart(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+        files: &[(&str, &str, &[u8])],
+        csrf_header: Option<&str>,
+    ) -> Page {
+        let boundary = "----guardmdm-test-boundary-7d1f";
+        let mut body = Vec::new();
+        for (name, value) in fields {
+            body.extend_from_slice(
+                format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+                )
+                .as_bytes(),
+            );
+        }
+        for (name, file_name, contents) in files {
+            body.extend_from_slice(
+                format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{file_name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+                )
+                .as_bytes(),
+            );
+            body.extend_from_slice(contents);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+        let mut req = self
+            .request(Method::POST, path)
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .header("hx-request", "true")
+            .body(body);
+        if let Some(o) = &self.origin {
+            req = req.header("origin", o);
+        }
+        if let Some(t) = csrf_header {
+            req = req.header("x-csrf-token", t);
+        }
+        Self::page(req.send().await.unwrap()).await
+    }
+
     /// Signs in; on success keeps the session cookie. Returns the answer.
     pub async fn sign_in(&mut self, name: &str, password: &str, next: &str) -> Page {
         let page = self

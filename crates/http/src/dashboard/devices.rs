@@ -17,14 +17,14 @@ use super::{Chrome, Page};
 use crate::AppState;
 
 /// `2026-12-06 05:37 UTC`.
-fn when(t: OffsetDateTime) -> String {
+pub(super) fn when(t: OffsetDateTime) -> String {
     t.format(time::macros::format_description!(
         "[year]-[month]-[day] [hour]:[minute] UTC"
     ))
     .unwrap_or_default()
 }
 
-fn rfc3339(t: OffsetDateTime) -> String {
+pub(super) fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
 }
@@ -237,6 +237,16 @@ pub(crate) struct DevicesPage {
     has_filters: bool,
     next_href: Option<String>,
     first_href: Option<String>,
+    sync_entries: Vec<SyncEntry>,
+}
+
+/// An ABM entry in the devices page's sync panel.
+pub(crate) struct SyncEntry {
+    name: String,
+    sync_href: String,
+    can_sync: bool,
+    state: &'static str,
+    last_sync: String,
 }
 
 const OS_CHOICES: [(&str, &str); 5] = [
@@ -265,6 +275,19 @@ pub(crate) async fn list(
 ) -> Response {
     let choices = match state.services.device_list.choices().await {
         Ok(c) => c,
+        Err(e) => return error_page(&page, e),
+    };
+    let sync_entries = match state.services.abm.list().await {
+        Ok(entries) => entries
+            .iter()
+            .map(|e| SyncEntry {
+                sync_href: format!("/settings/abm/{}/sync", super::path_segment(&e.name)),
+                name: e.name.clone(),
+                can_sync: e.health.state != TokenState::Pending,
+                state: super::abm::state_label(e.health.state),
+                last_sync: e.last_sync_at.map_or_else(|| "never".to_string(), when),
+            })
+            .collect(),
         Err(e) => return error_page(&page, e),
     };
     let (rows, next, error) = match form.request() {
@@ -361,6 +384,7 @@ pub(crate) async fn list(
         first_href: (!form.after.is_empty()).then(|| form.href(&[])),
         error: error.clone(),
         form,
+        sync_entries,
     };
     let status = if error.is_some() {
         StatusCode::BAD_REQUEST
@@ -426,6 +450,7 @@ pub(crate) struct RecordView {
     apple: Vec<(&'static str, String)>,
     hints: Vec<Hint>,
     timeline: Vec<EventView>,
+    enrollment_href: Option<String>,
 }
 
 #[derive(Template, WebTemplate)]
@@ -565,6 +590,10 @@ fn record(
         ),
     ];
     RecordView {
+        enrollment_href: d
+            .enrollment
+            .as_ref()
+            .map(|e| format!("/enrollments/{}", super::path_segment(&e.udid))),
         entry: d.abm_entry.clone(),
         status: status.label(),
         status_class: status.as_str(),

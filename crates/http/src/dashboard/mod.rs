@@ -7,6 +7,14 @@
 //! - `GET /signin`, `POST /signin`: the sign-in form (argon2id passwords, rate-limited; see
 //!   [`guardmdm_service::admins`]). `POST /signout` ends the session.
 //! - `GET /devices`: Devices > ABM Devices. `GET /devices/{serial}`: one device.
+//! - `GET /enrollments`: Devices > Enrolled devices. `GET /enrollments/{udid}`: one enrolled
+//!   device with its commands; `POST /enrollments/{udid}/commands` sends one
+//!   (`GET …/commands` is the command table htmx polls while one awaits its answer).
+//! - `GET /settings/abm`: Settings > ABM Integration; `POST` there is "Generate Token" (a new
+//!   entry). Per entry, under `/settings/abm/{name}`: the page, `public-key` (the PEM),
+//!   `POST token` (the server token), `POST settings`, `GET`/`POST delete` (confirm, delete),
+//!   and `sync`: `POST` is Sync Now, `GET` the progress and recent runs (a fragment for htmx
+//!   polls, a page otherwise).
 //! - `GET /assets/{file}`: the stylesheet and htmx, cached for a year (the URLs carry a
 //!   content hash, `?v=`).
 //! - `/profiles`: ADE profiles: list, `new` (form) and `new/yaml`, and per profile its page
@@ -38,6 +46,7 @@
 //!    integration test over a real socket (`crates/guardmdm/tests/dashboard.rs`), and a browser
 //!    flow in `crates/guardmdm/tests/browser.rs` if the page has interaction.
 
+mod abm;
 mod assets;
 mod devices;
 mod forms;
@@ -45,13 +54,17 @@ mod groups;
 mod os_defaults;
 mod profile_form;
 mod profiles;
+mod enrollments;
+mod form;
 mod session;
+mod sync;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
 use axum::response::Redirect;
 use axum::routing::{get, post};
-use guardmdm_service::TokenState;
+use guardmdm_service::{ServiceError, TokenState};
 
 use crate::AppState;
 
@@ -156,6 +169,53 @@ fn protected_routes() -> Router<AppState> {
             post(groups::add).layer(DefaultBodyLimit::max(forms::MAX_BULK_BODY_BYTES)),
         )
         .route("/groups/{name}/members/remove", post(groups::remove))
+        .route("/enrollments", get(enrollments::list))
+        .route("/enrollments/{udid}", get(enrollments::show))
+        .route(
+            "/enrollments/{udid}/commands",
+            get(enrollments::commands).post(enrollments::send),
+        )
+        .route("/settings/abm", get(abm::list).post(abm::create))
+        .route("/settings/abm/{name}", get(abm::show))
+        .route("/settings/abm/{name}/public-key", get(abm::public_key))
+        .route("/settings/abm/{name}/token", post(abm::upload_token))
+        .route("/settings/abm/{name}/settings", post(abm::update_settings))
+        .route(
+            "/settings/abm/{name}/delete",
+            get(abm::confirm_delete).post(abm::delete),
+        )
+        .route(
+            "/settings/abm/{name}/sync",
+            get(sync::show).post(sync::start),
+        )
+}
+
+/// A path segment, percent-encoded (names, serials and UDIDs in hrefs).
+pub(crate) fn path_segment(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// A service error as a form shows it: the status to answer and the service's message.
+/// Internal errors are logged and shown generically.
+pub(crate) fn shown(err: &ServiceError) -> (StatusCode, String) {
+    let status = match err {
+        ServiceError::NotFound(_) => StatusCode::NOT_FOUND,
+        ServiceError::Conflict(_) => StatusCode::CONFLICT,
+        ServiceError::Unauthorized(_) => StatusCode::FORBIDDEN,
+        ServiceError::Invalid(_)
+        | ServiceError::Validation { .. }
+        | ServiceError::BadToken(_)
+        | ServiceError::TokenExpired { .. }
+        | ServiceError::TokenRejected(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        ServiceError::Internal(_) => {
+            tracing::error!(error = %err, "dashboard: internal error");
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Internal error: see the server log.".to_string(),
+            );
+        }
+    };
+    (status, err.to_string())
 }
 
 /// One nav entry.
@@ -173,8 +233,7 @@ pub(crate) struct NavSection {
     pub(crate) items: Vec<NavItem>,
 }
 
-/// The navigation, with `current` (an href) marked. Phase 2 adds Enrolled devices and
-/// Settings > ABM Integration here as their pages land.
+/// The navigation, with `current` (an href) marked.
 pub(crate) fn nav(current: &str) -> Vec<NavSection> {
     let item = |label, href: &'static str| NavItem {
         label,
@@ -184,7 +243,11 @@ pub(crate) fn nav(current: &str) -> Vec<NavSection> {
     vec![
         NavSection {
             group: "Devices",
-            items: vec![item("ABM Devices", "/devices"), item("Groups", "/groups")],
+            items: vec![
+                item("ABM Devices", "/devices"),
+                item("Enrolled devices", "/enrollments"),
+                item("Groups", "/groups"),
+            ],
         },
         NavSection {
             group: "Enrollment",
@@ -192,6 +255,10 @@ pub(crate) fn nav(current: &str) -> Vec<NavSection> {
                 item("ADE profiles", "/profiles"),
                 item("OS defaults", "/os-defaults"),
             ],
+        },
+        NavSection {
+            group: "Settings",
+            items: vec![item("ABM Integration", "/settings/abm")],
         },
     ]
 }
@@ -302,13 +369,16 @@ mod tests {
         let n = nav("/devices");
         assert!(n[0].items[0].current);
         assert!(!nav("/other")[0].items[0].current);
-        let n = nav("/os-defaults");
-        let current: Vec<&str> = n
-            .iter()
-            .flat_map(|s| &s.items)
-            .filter(|i| i.current)
-            .map(|i| i.label)
-            .collect();
-        assert_eq!(current, ["OS defaults"]);
+        let current = |href: &str| -> Vec<&'static str> {
+            nav(href)
+                .iter()
+                .flat_map(|s| s.items.clone())
+                .filter(|i| i.current)
+                .map(|i| i.label)
+                .collect()
+        };
+        assert_eq!(current("/os-defaults"), ["OS defaults"]);
+        assert_eq!(current("/settings/abm"), ["ABM Integration"]);
+        assert_eq!(current("/enrollments"), ["Enrolled devices"]);
     }
 }

@@ -59,6 +59,25 @@ const FLASHES: &[(&str, &str)] = &[
     ),
     ("group_deleted", "Group deleted."),
     ("members_removed", "Removed from the group."),
+    (
+        "abm_created",
+        "Token generated: download the public key below and upload it to Apple Business Manager.",
+    ),
+    (
+        "token_uploaded",
+        "Server token installed: GuardMDM can now sync this MDM server's devices.",
+    ),
+    ("settings_saved", "Settings saved."),
+    ("abm_deleted", "The ABM entry was deleted."),
+    ("sync_started", "Sync started: its progress is below."),
+    (
+        "sync_running",
+        "A sync of this entry is already running: its progress is below.",
+    ),
+    (
+        "command_sent",
+        "Command queued and the device was pushed: its result appears below when it answers.",
+    ),
 ];
 
 /// A `Set-Cookie` value showing flash `code` on the next page.

@@ -21,6 +21,7 @@ use tokio::sync::OnceCell;
 pub use command_spec::{COMMAND_SPEC_TYPES, CommandSpec};
 pub use commands::{CommandView, NewCommandRequest};
 pub use device::{DeviceIdentityProof, EnrollmentView, INITIAL_COMMANDS_SENDER};
+pub use guardmdm_store::mdm::ENROLLMENT_STATUSES;
 pub use keys::ServerKeys;
 pub use push::{PushCertificateView, PushSettings, PushUpload};
 
