@@ -10,19 +10,11 @@
 
 mod common;
 
-use std::path::PathBuf;
-
-use common::browser::Browser;
+use common::browser::{Browser, screenshot_path};
 use common::web::PASSWORD;
 use common::{Backend, TestApp, run_cli_stdin};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-
-fn screenshot_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../docs/screenshots")
-        .join(name)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_signs_in_finds_devices_and_signs_out() {

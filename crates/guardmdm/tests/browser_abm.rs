@@ -12,19 +12,11 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use common::Backend;
-use common::browser::Browser;
+use common::browser::{Browser, screenshot_path};
 use common::mdm::{buy, setup};
 use common::web::{PASSWORD, create_admin};
 use guardmdm_sim::{Fault, SimDevice};
-
-fn screenshot_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../docs/screenshots")
-        .join(name)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_admin_connects_abm_syncs_and_sends_a_command() {

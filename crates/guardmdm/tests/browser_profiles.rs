@@ -11,18 +11,10 @@
 
 mod common;
 
-use std::path::PathBuf;
-
-use common::browser::Browser;
+use common::browser::{Browser, screenshot_path};
 use common::web::{PASSWORD, create_admin};
 use common::{Backend, TestApp};
 use reqwest::{Method, StatusCode};
-
-fn screenshot_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../docs/screenshots")
-        .join(name)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_profile_becomes_the_ios_default_and_a_csv_fills_a_group() {

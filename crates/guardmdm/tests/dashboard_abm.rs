@@ -17,7 +17,7 @@ mod common;
 use std::time::Duration;
 
 use common::TestApp;
-use common::mdm::{buy, enrollment, setup};
+use common::mdm::{buy, enrollment, mobileconfig, setup};
 use common::web::{PASSWORD, Page, WebClient, create_admin};
 use guardmdm_sim::{Fault, SimDevice};
 use reqwest::{Method, StatusCode};
@@ -759,20 +759,4 @@ async fn wait_answered(web: &WebClient, udid: &str) -> Page {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("a command of {udid} was not answered");
-}
-
-fn mobileconfig(identifier: &str) -> Vec<u8> {
-    format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?>
-<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
-<plist version="1.0"><dict>
-<key>PayloadType</key><string>Configuration</string>
-<key>PayloadIdentifier</key><string>{identifier}</string>
-<key>PayloadUUID</key><string>6C8F0D3B-4E5A-4B2C-8D9E-0F1A2B3C4D5E</string>
-<key>PayloadVersion</key><integer>1</integer>
-<key>PayloadDisplayName</key><string>Wi-Fi</string>
-<key>PayloadContent</key><array/>
-</dict></plist>"#
-    )
-    .into_bytes()
 }

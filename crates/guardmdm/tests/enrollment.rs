@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use common::TestApp;
-use common::mdm::{TOPIC, buy, enrollment, ios_default, setup, setup_with};
+use common::mdm::{TOPIC, buy, enrollment, ios_default, mobileconfig, setup, setup_with};
 use guardmdm_crypto::DeviceCa;
 use guardmdm_sim::{DeviceError, DeviceFamily, SimDevice};
 use reqwest::{Method, StatusCode};
@@ -46,22 +46,6 @@ async fn send(app: &TestApp, udid: &str, body: Value) -> Value {
         .await;
     assert_eq!(status, StatusCode::CREATED, "{c}");
     wait_command(app, c["uuid"].as_str().unwrap()).await
-}
-
-fn mobileconfig(identifier: &str) -> Vec<u8> {
-    format!(
-        r#"<?xml version="1.0" encoding="UTF-8"?>
-<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
-<plist version="1.0"><dict>
-<key>PayloadType</key><string>Configuration</string>
-<key>PayloadIdentifier</key><string>{identifier}</string>
-<key>PayloadUUID</key><string>5B7E9C2A-3D4F-4A1B-9C8D-7E6F5A4B3C2D</string>
-<key>PayloadVersion</key><integer>1</integer>
-<key>PayloadDisplayName</key><string>Wi-Fi</string>
-<key>PayloadContent</key><array/>
-</dict></plist>"#
-    )
-    .into_bytes()
 }
 
 #[tokio::test]

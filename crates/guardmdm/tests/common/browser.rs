@@ -21,6 +21,13 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde_json::{Value, json};
 
+/// Where the browser tests save their screenshots: `docs/screenshots/NAME`.
+pub fn screenshot_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../docs/screenshots")
+        .join(name)
+}
+
 /// The W3C key of an element reference.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 /// How long `wait_*` polls.

@@ -101,3 +101,20 @@ pub async fn ios_default(app: &TestApp, spec: Value) {
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
+
+/// A small unsigned configuration profile (`.mobileconfig`) with `identifier`.
+pub fn mobileconfig(identifier: &str) -> Vec<u8> {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">
+<plist version="1.0"><dict>
+<key>PayloadType</key><string>Configuration</string>
+<key>PayloadIdentifier</key><string>{identifier}</string>
+<key>PayloadUUID</key><string>5B7E9C2A-3D4F-4A1B-9C8D-7E6F5A4B3C2D</string>
+<key>PayloadVersion</key><integer>1</integer>
+<key>PayloadDisplayName</key><string>Wi-Fi</string>
+<key>PayloadContent</key><array/>
+</dict></plist>"#
+    )
+    .into_bytes()
+}

@@ -49,13 +49,13 @@
 mod abm;
 mod assets;
 mod devices;
+mod enrollments;
+mod form;
 mod forms;
 mod groups;
 mod os_defaults;
 mod profile_form;
 mod profiles;
-mod enrollments;
-mod form;
 mod session;
 mod sync;
 
