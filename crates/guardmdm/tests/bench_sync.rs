@@ -631,6 +631,22 @@ async fn profile(
     (fetch, reduce, apply, total, pages)
 }
 
+/// The SQLite file's and its WAL's sizes (nothing for PostgreSQL).
+fn sqlite_sizes(database: &Database, when: &str) {
+    if let Database::Sqlite(path) = database {
+        let size = |suffix: &str| {
+            let mut p = path.as_os_str().to_owned();
+            p.push(suffix);
+            std::fs::metadata(p).map_or(0, |m| m.len())
+        };
+        println!(
+            "  SQLite file {when}: {:.0} MiB (+ WAL {:.0} MiB)",
+            size("") as f64 / 1048576.0,
+            size("-wal") as f64 / 1048576.0
+        );
+    }
+}
+
 /// Times the dashboard's device list (`DeviceListService::page`, 50 rows, what `/devices`
 /// renders) for common views: the median of 5 runs of each, in ms.
 async fn device_list(services: &Services) {
@@ -808,6 +824,7 @@ async fn bench_abm_device_sync() {
     // instances): wait that out first, as the 5 minutes between scheduled syncs would, or
     // the pass would revisit the last 30 s of the initial sync.
     tokio::time::sleep(Duration::from_secs(31)).await;
+    sqlite_sizes(&database, "before the incremental syncs");
     let added = portal_call(
         &portal,
         Method::POST,
@@ -829,6 +846,7 @@ async fn bench_abm_device_sync() {
         mib(incr_add_peak)
     );
     report_usage(before, after);
+    sqlite_sizes(&database, "after the new purchases");
 
     let mut serials = Vec::with_capacity(changes);
     while serials.len() < changes {
@@ -876,18 +894,7 @@ async fn bench_abm_device_sync() {
         floor_mean.as_secs_f64(),
         full.as_secs_f64() / floor_mean.as_secs_f64()
     );
-    if let Database::Sqlite(path) = &database {
-        let size = |suffix: &str| {
-            let mut p = path.as_os_str().to_owned();
-            p.push(suffix);
-            std::fs::metadata(p).map_or(0, |m| m.len())
-        };
-        println!(
-            "  SQLite file: {:.0} MiB (+ WAL {:.0} MiB)",
-            size("") as f64 / 1048576.0,
-            size("-wal") as f64 / 1048576.0
-        );
-    }
+    sqlite_sizes(&database, "after the syncs");
     println!(
         "  simulator process peak RSS: {:.0} MiB",
         mib(sim.peak_rss_kib())
