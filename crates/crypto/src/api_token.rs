@@ -13,12 +13,21 @@ pub const TOKEN_PREFIX: &str = "gmdm_";
 /// # Errors
 /// When OpenSSL's random generator fails (it does not on a working system).
 pub fn generate() -> Result<SecretString, openssl::error::ErrorStack> {
-    let mut bytes = [0u8; 32];
-    openssl::rand::rand_bytes(&mut bytes)?;
     Ok(SecretString::from(format!(
         "{TOKEN_PREFIX}{}",
-        URL_SAFE_NO_PAD.encode(bytes)
+        random_token()?.expose_secret()
     )))
+}
+
+/// 256 random bits in URL-safe base64 (43 characters), without the API prefix: dashboard
+/// session cookies, CSRF tokens, generated passwords.
+///
+/// # Errors
+/// When OpenSSL's random generator fails.
+pub fn random_token() -> Result<SecretString, openssl::error::ErrorStack> {
+    let mut bytes = [0u8; 32];
+    openssl::rand::rand_bytes(&mut bytes)?;
+    Ok(SecretString::from(URL_SAFE_NO_PAD.encode(bytes)))
 }
 
 /// The hash under which a token is stored and looked up: lowercase hex SHA-256.
@@ -49,6 +58,13 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn random_tokens_are_43_characters_and_differ() {
+        let a = random_token().unwrap();
+        assert_eq!(a.expose_secret().len(), 43);
+        assert_ne!(a.expose_secret(), random_token().unwrap().expose_secret());
+    }
 
     #[test]
     fn tokens_are_prefixed_random_and_hash_stably() {

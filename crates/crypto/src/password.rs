@@ -3,8 +3,6 @@
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use secrecy::{ExposeSecret, SecretString};
 
 /// Why hashing failed.
@@ -63,17 +61,6 @@ pub fn decoy_hash() -> Result<String, PasswordError> {
     hash_password(&SecretString::from("decoy password for unknown names"))
 }
 
-/// A random token of 256 bits in URL-safe base64 (43 characters): session cookies and CSRF
-/// tokens.
-///
-/// # Errors
-/// When OpenSSL's random generator fails.
-pub fn random_token() -> Result<SecretString, PasswordError> {
-    let mut bytes = [0u8; 32];
-    openssl::rand::rand_bytes(&mut bytes)?;
-    Ok(SecretString::from(URL_SAFE_NO_PAD.encode(bytes)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,13 +76,5 @@ mod tests {
         assert!(verify_password(&pw, &b));
         assert!(!verify_password(&SecretString::from("wrong"), &a));
         assert!(!verify_password(&pw, "not a phc string"));
-        assert!(!a.contains("correct horse"));
-    }
-
-    #[test]
-    fn tokens_are_random() {
-        let a = random_token().unwrap();
-        assert_eq!(a.expose_secret().len(), 43);
-        assert_ne!(a.expose_secret(), random_token().unwrap().expose_secret());
     }
 }

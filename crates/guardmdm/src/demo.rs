@@ -195,7 +195,7 @@ pub async fn start(args: DemoArgs) -> anyhow::Result<RunningDemo> {
 
     // The first dashboard admin, as `guardmdm admins create` would make it.
     let admin_password: String = secrecy::ExposeSecret::expose_secret(
-        &guardmdm_crypto::password::random_token().context("generating the admin password")?,
+        &guardmdm_crypto::api_token::random_token().context("generating the admin password")?,
     )
     .chars()
     .take(20)

@@ -7,14 +7,10 @@
 mod common;
 
 use common::web::WebClient;
-use common::{ADMIN_TOKEN, Backend, CliOutput, TestApp, run_cli};
+use common::{ADMIN_TOKEN, Backend, TestApp, run_cli};
 use reqwest::{Method, StatusCode};
 
-use common::run_cli_stdin as run_with_stdin_impl;
-
-async fn run_with_stdin(app: &TestApp, args: &[&str], stdin: &str) -> CliOutput {
-    run_with_stdin_impl(app, args, stdin).await
-}
+use common::run_cli_stdin as run_with_stdin;
 
 #[tokio::test]
 async fn admins_create_list_delete_from_the_cli() {
@@ -63,6 +59,14 @@ async fn admins_create_list_delete_from_the_cli() {
         "{}",
         no_flag.stderr
     );
+    let spaced = run_with_stdin(
+        &app,
+        &["admins", "create", "alice smith", "--password-stdin"],
+        "a long enough password\n",
+    )
+    .await;
+    assert!(!spaced.ok);
+    assert!(spaced.stderr.contains("admin name"), "{}", spaced.stderr);
     let dup = run_with_stdin(
         &app,
         &["admins", "create", "alice", "--password-stdin"],

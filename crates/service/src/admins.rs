@@ -308,8 +308,8 @@ impl AdminService {
             tracing::info!(admin = %name, client, "sign-in failed");
             return Err(SignInError::WrongCredentials);
         };
-        let token = password::random_token().map_err(internal)?;
-        let csrf = password::random_token().map_err(internal)?;
+        let token = api_token::random_token().map_err(|e| internal(e.into()))?;
+        let csrf = api_token::random_token().map_err(|e| internal(e.into()))?;
         let session = NewSession {
             token_hash: api_token::hash(&token),
             admin_id: admin.id,
@@ -432,13 +432,6 @@ mod tests {
         assert!(short.to_string().contains("at least 12"), "{short}");
         assert!(validate_password(&" ".repeat(20)).is_err());
         assert!(validate_password(&"x".repeat(MAX_PASSWORD_LEN + 1)).is_err());
-    }
-
-    #[test]
-    fn admin_names_follow_the_name_rules() {
-        validate_name("alice", "admin name").unwrap();
-        let err = validate_name("alice smith", "admin name").unwrap_err();
-        assert!(err.to_string().contains("admin name"));
     }
 
     fn minutes_ago(list: &[i64]) -> Vec<OffsetDateTime> {

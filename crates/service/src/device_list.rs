@@ -112,15 +112,8 @@ pub fn device_status(
 pub fn parse_status_filter(status: &str, query: &mut DeviceQuery) -> Result<(), ServiceError> {
     let state = |s: &str| Some(s.to_string());
     match status {
-        "unassigned" => {
-            query.removed = Some(false);
-            query.assignment_state = state("unassigned");
-        }
-        "pending" => {
-            query.removed = Some(false);
-            query.assignment_state = state("pending");
-        }
-        "assigned" | "pushed" => {
+        // An enrolled device shows as Enrolled whatever its assignment state.
+        "unassigned" | "pending" | "assigned" | "pushed" => {
             query.removed = Some(false);
             query.enrolled = Some(false);
             query.assignment_state = state(status);
@@ -525,8 +518,20 @@ mod tests {
         );
         let err = parse_status_filter("gone", &mut q).unwrap_err();
         assert!(err.to_string().contains("unassigned"), "{err}");
+        // A device matching a status filter's fields shows that status, and only an
+        // Enrolled filter takes enrolled devices.
         for s in DeviceStatus::ALL {
-            parse_status_filter(s.as_str(), &mut DeviceQuery::default()).unwrap();
+            let mut q = DeviceQuery::default();
+            parse_status_filter(s.as_str(), &mut q).unwrap();
+            let removed = q.removed == Some(true);
+            let enrollment = (q.enrolled == Some(true)).then_some("enrolled");
+            assert_eq!(
+                device_status(removed, enrollment, q.assignment_state.as_deref(), None),
+                s
+            );
+            if !matches!(s, DeviceStatus::Enrolled | DeviceStatus::Removed) {
+                assert_eq!(q.enrolled, Some(false), "{s:?}");
+            }
         }
     }
 

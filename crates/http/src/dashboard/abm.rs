@@ -6,14 +6,15 @@ use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use guardmdm_service::abm_tokens::{DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, MAX_TOKEN_FILE_BYTES};
 use guardmdm_service::{AbmEntryView, EntrySettings, NewEntry, ServiceError, TokenState};
 
-use super::devices::{error_page, when};
-use super::form::FormData;
+use super::devices::error_page;
+use super::forms::FormData;
 use super::sync::{self, SyncView};
-use super::{Chrome, Page, path_segment, session, shown};
+use super::{Chrome, Page, path_segment, shown};
+use super::{see_other, when};
 use crate::AppState;
 
 /// The nav entry of these pages.
@@ -122,18 +123,17 @@ struct ListPage {
 }
 
 /// `GET /settings/abm`.
-pub(crate) async fn list(State(state): State<AppState>, page: Page) -> Response {
-    list_page(&state, &page, CreateForm::default(), None, StatusCode::OK).await
+pub(crate) async fn list(page: Page) -> Response {
+    list_page(&page, CreateForm::default(), None, StatusCode::OK).await
 }
 
 async fn list_page(
-    state: &AppState,
     page: &Page,
     form: CreateForm,
     error: Option<String>,
     status: StatusCode,
 ) -> Response {
-    let entries = match state.services.abm.list().await {
+    let entries = match page.abm_entries() {
         Ok(e) => e,
         Err(e) => return error_page(page, e),
     };
@@ -160,21 +160,13 @@ fn batch_size(text: Option<&str>) -> Result<Option<u32>, ServiceError> {
     .transpose()
 }
 
-/// A 303 to `to`, showing flash `code` there.
-pub(super) fn see_other(to: &str, code: &'static str) -> Response {
-    let mut r = Redirect::to(to).into_response();
-    r.headers_mut()
-        .append(header::SET_COOKIE, session::flash(code));
-    r
-}
-
 /// `POST /settings/abm`: Generate Token, a new entry with its key pair.
 pub(crate) async fn create(State(state): State<AppState>, page: Page, req: Request) -> Response {
     let form = match FormData::read(req, 16 * 1024).await {
         Ok(f) => f,
         Err(e) => {
             let s = StatusCode::BAD_REQUEST;
-            return list_page(&state, &page, CreateForm::default(), Some(e), s).await;
+            return list_page(&page, CreateForm::default(), Some(e), s).await;
         }
     };
     let entered = CreateForm {
@@ -197,7 +189,7 @@ pub(crate) async fn create(State(state): State<AppState>, page: Page, req: Reque
         Ok(view) => see_other(&entry_href(&view.name), "abm_created"),
         Err(e) => {
             let (status, message) = shown(&e);
-            list_page(&state, &page, entered, Some(message), status).await
+            list_page(&page, entered, Some(message), status).await
         }
     }
 }

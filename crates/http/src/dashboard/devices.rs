@@ -11,23 +11,9 @@ use guardmdm_service::resolve::StepOutcome;
 use guardmdm_service::troubleshoot::{self, Hint};
 use guardmdm_service::{DeviceListRequest, ServiceError, TokenState};
 use serde::Deserialize;
-use time::OffsetDateTime;
 
-use super::{Chrome, Page};
+use super::{Chrome, Page, rfc3339, when};
 use crate::AppState;
-
-/// `2026-12-06 05:37 UTC`.
-pub(super) fn when(t: OffsetDateTime) -> String {
-    t.format(time::macros::format_description!(
-        "[year]-[month]-[day] [hour]:[minute] UTC"
-    ))
-    .unwrap_or_default()
-}
-
-pub(super) fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
-}
 
 /// The list's query string, as the GET form sends it (empty fields mean "any").
 #[derive(Debug, Default, Deserialize)]
@@ -277,7 +263,7 @@ pub(crate) async fn list(
         Ok(c) => c,
         Err(e) => return error_page(&page, e),
     };
-    let sync_entries = match state.services.abm.list().await {
+    let sync_entries = match page.abm_entries() {
         Ok(entries) => entries
             .iter()
             .map(|e| SyncEntry {
@@ -403,18 +389,17 @@ struct ErrorPage {
 }
 
 pub(super) fn error_page(page: &Page, err: ServiceError) -> Response {
-    let (status, heading, message) = match err {
-        ServiceError::NotFound(m) => (StatusCode::NOT_FOUND, "Not found", m),
-        ServiceError::Invalid(m) => (StatusCode::BAD_REQUEST, "Not a valid request", m),
-        ServiceError::Conflict(m) => (StatusCode::CONFLICT, "Not done", m),
-        other => {
-            tracing::error!(error = %other, "dashboard: internal error");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Something went wrong",
-                "Internal error: see the server log.".to_string(),
-            )
-        }
+    // A bad link or filter is a 400 here; everything else as forms show it.
+    let (status, message) = match err {
+        ServiceError::Invalid(m) => (StatusCode::BAD_REQUEST, m),
+        other => super::shown(&other),
+    };
+    let heading = match status {
+        StatusCode::NOT_FOUND => "Not found",
+        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => "Not a valid request",
+        StatusCode::CONFLICT => "Not done",
+        StatusCode::FORBIDDEN => "Not allowed",
+        _ => "Something went wrong",
     };
     (
         status,

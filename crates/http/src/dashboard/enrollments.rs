@@ -15,10 +15,10 @@ use guardmdm_service::mdm::{
 };
 use serde::Deserialize;
 
-use super::abm::see_other;
-use super::devices::{error_page, rfc3339, when};
-use super::form::FormData;
+use super::devices::error_page;
+use super::forms::FormData;
 use super::{Chrome, Page, path_segment, shown};
+use super::{rfc3339, see_other, when};
 use crate::AppState;
 
 const NAV: &str = "/enrollments";

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use base64::Engine as _;
 use guardmdm_service::serial_csv::{CsvReport, RowOutcome};
 use guardmdm_service::serial_list::SerialInput;
@@ -18,16 +18,31 @@ pub(crate) const MAX_UPLOAD_BYTES: usize = 4 * 1024 * 1024;
 /// The body limit of bulk routes: an upload, or its base64 carried to the "apply" form.
 pub(crate) const MAX_BULK_BODY_BYTES: usize = 8 * 1024 * 1024;
 
-/// An uploaded file.
-pub(crate) struct Upload {
-    pub(crate) bytes: Vec<u8>,
-}
-
-/// The fields of a posted form, in order (a name may repeat: checkbox groups).
-#[derive(Default)]
+/// The fields of a posted form, urlencoded (a plain `<form>`, which works without
+/// JavaScript) or `multipart/form-data` (a form with a file input, sent by htmx with the CSRF
+/// token in its header, see the module doc of [`super`]). Fields keep their order (a name may
+/// repeat: checkbox groups); a file input left empty counts as absent.
+#[derive(Debug, Default)]
 pub(crate) struct FormData {
     fields: Vec<(String, String)>,
-    files: HashMap<String, Upload>,
+    files: HashMap<String, Vec<u8>>,
+}
+
+/// Why a form could not be read.
+enum ReadError {
+    /// The body or a file is over the limit.
+    TooLarge(usize),
+    /// Anything else, as a message for the admin.
+    Malformed(String),
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::TooLarge(limit) => write!(f, "the form is larger than {} KiB", limit / 1024),
+            Self::Malformed(message) => f.write_str(message),
+        }
+    }
 }
 
 impl FormData {
@@ -50,13 +65,27 @@ impl FormData {
 
     /// The value of `name` trimmed, `None` when blank.
     pub(crate) fn opt(&self, name: &str) -> Option<String> {
-        let v = self.get(name).trim();
-        (!v.is_empty()).then(|| v.to_string())
+        self.text(name).map(str::to_string)
     }
 
-    /// A non-empty uploaded file `name`.
-    pub(crate) fn file(&self, name: &str) -> Option<&Upload> {
-        self.files.get(name).filter(|f| !f.bytes.is_empty())
+    /// The value of `name` trimmed; `None` when absent or blank.
+    pub(crate) fn text(&self, name: &str) -> Option<&str> {
+        Some(self.get(name).trim()).filter(|v| !v.is_empty())
+    }
+
+    /// The value of `name` as given (not trimmed); `None` when absent or blank.
+    pub(crate) fn raw(&self, name: &str) -> Option<&str> {
+        Some(self.get(name)).filter(|v| !v.trim().is_empty())
+    }
+
+    /// Whether a checkbox was ticked.
+    pub(crate) fn checked(&self, name: &str) -> bool {
+        self.fields.iter().any(|(k, _)| k == name)
+    }
+
+    /// An uploaded file's bytes; `None` when no file was chosen.
+    pub(crate) fn file(&self, name: &str) -> Option<&[u8]> {
+        self.files.get(name).map(Vec::as_slice)
     }
 
     #[cfg(test)]
@@ -69,6 +98,77 @@ impl FormData {
             files: HashMap::new(),
         }
     }
+
+    /// Reads a request body of at most `limit` bytes, urlencoded or multipart.
+    ///
+    /// # Errors
+    /// A message for the admin: the body is too large, malformed, or of another type.
+    pub(crate) async fn read(req: Request, limit: usize) -> Result<Self, String> {
+        Self::read_body(req, limit).await.map_err(|e| e.to_string())
+    }
+
+    async fn read_body(req: Request, limit: usize) -> Result<Self, ReadError> {
+        let content_type = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if content_type.starts_with("multipart/form-data") {
+            let multipart = Multipart::from_request(req, &())
+                .await
+                .map_err(|e| unreadable(&e.body_text()))?;
+            Self::from_multipart(multipart, limit).await
+        } else if content_type.starts_with("application/x-www-form-urlencoded") {
+            let bytes = axum::body::to_bytes(req.into_body(), limit)
+                .await
+                .map_err(|_| ReadError::TooLarge(limit))?;
+            Ok(Self {
+                fields: form_urlencoded::parse(&bytes).into_owned().collect(),
+                files: HashMap::new(),
+            })
+        } else {
+            Err(ReadError::Malformed(
+                "send the form from its page (urlencoded or multipart form data)".to_string(),
+            ))
+        }
+    }
+
+    async fn from_multipart(mut multipart: Multipart, limit: usize) -> Result<Self, ReadError> {
+        let mut form = Self::default();
+        let mut total = 0usize;
+        while let Some(field) = multipart
+            .next_field()
+            .await
+            .map_err(|e| unreadable(&e.body_text()))?
+        {
+            let name = field.name().unwrap_or_default().to_string();
+            let is_file = field.file_name().is_some();
+            let bytes = field
+                .bytes()
+                .await
+                .map_err(|e| unreadable(&e.body_text()))?;
+            total += bytes.len();
+            if total > limit {
+                return Err(ReadError::TooLarge(limit));
+            }
+            if is_file {
+                if !bytes.is_empty() {
+                    form.files.insert(name, bytes.to_vec());
+                }
+            } else {
+                let text = String::from_utf8(bytes.to_vec()).map_err(|_| {
+                    ReadError::Malformed(format!("the form field {name:?} is not UTF-8 text"))
+                })?;
+                form.fields.push((name, text));
+            }
+        }
+        Ok(form)
+    }
+}
+
+fn unreadable(detail: &str) -> ReadError {
+    ReadError::Malformed(format!("the form could not be read: {detail}"))
 }
 
 fn too_large() -> Response {
@@ -78,56 +178,27 @@ fn too_large() -> Response {
     )
 }
 
+/// The extractor of the profile, group and OS-default forms: a body up to
+/// [`MAX_BULK_BODY_BYTES`] (a CSV carried to its "apply" form), files up to
+/// [`MAX_UPLOAD_BYTES`].
 impl<S: Send + Sync> FromRequest<S> for FormData {
     type Rejection = Response;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Response> {
-        let is_multipart = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("multipart/form-data"));
-        if !is_multipart {
-            let bytes = axum::body::Bytes::from_request(req, state)
-                .await
-                .map_err(|_| too_large())?;
-            return Ok(Self {
-                fields: form_urlencoded::parse(&bytes).into_owned().collect(),
-                files: HashMap::new(),
-            });
-        }
-        let mut multipart = Multipart::from_request(req, state)
+    async fn from_request(req: Request, _: &S) -> Result<Self, Response> {
+        let form = Self::read_body(req, MAX_BULK_BODY_BYTES)
             .await
-            .map_err(IntoResponse::into_response)?;
-        let mut form = Self::default();
-        let bad = |e: axum::extract::multipart::MultipartError| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                too_large()
-            } else {
-                refused(
-                    StatusCode::BAD_REQUEST,
-                    &format!("The form could not be read: {}", e.body_text()),
-                )
-            }
-        };
-        while let Some(field) = multipart.next_field().await.map_err(bad)? {
-            let name = field.name().unwrap_or_default().to_string();
-            let is_file = field.file_name().is_some();
-            let bytes = field.bytes().await.map_err(bad)?;
-            if is_file {
-                if bytes.len() > MAX_UPLOAD_BYTES {
-                    return Err(too_large());
+            .map_err(|e| match e {
+                ReadError::TooLarge(_) => too_large(),
+                ReadError::Malformed(message) => {
+                    let mut chars = message.chars();
+                    let sentence = chars.next().map_or_else(String::new, |first| {
+                        first.to_uppercase().chain(chars).collect::<String>()
+                    });
+                    refused(StatusCode::BAD_REQUEST, &format!("{sentence}."))
                 }
-                form.files.insert(
-                    name,
-                    Upload {
-                        bytes: bytes.to_vec(),
-                    },
-                );
-            } else {
-                form.fields
-                    .push((name, String::from_utf8_lossy(&bytes).into_owned()));
-            }
+            })?;
+        if form.files.values().any(|f| f.len() > MAX_UPLOAD_BYTES) {
+            return Err(too_large());
         }
         Ok(form)
     }
@@ -160,9 +231,9 @@ pub(crate) fn bulk_input(form: &FormData) -> Result<BulkInput, String> {
     let engine = base64::engine::general_purpose::STANDARD;
     if let Some(file) = form.file("csv") {
         return Ok(BulkInput {
-            input: SerialInput::Csv(file.bytes.clone()),
+            input: SerialInput::Csv(file.to_vec()),
             serials_text: String::new(),
-            upload_b64: engine.encode(&file.bytes),
+            upload_b64: engine.encode(file),
         });
     }
     if let Some(carried) = form.opt("upload_b64") {
@@ -378,5 +449,66 @@ mod tests {
         );
         assert!(is_dry_run(&FormData::from_pairs(&[])));
         assert!(!is_dry_run(&FormData::from_pairs(&[("mode", "apply")])));
+    }
+}
+
+#[cfg(test)]
+mod read_tests {
+    use super::*;
+    use axum::body::Body;
+
+    fn request(content_type: &str, body: &'static str) -> Request {
+        Request::builder()
+            .method("POST")
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::from(body))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn reads_urlencoded_fields() {
+        let form = FormData::read(
+            request(
+                "application/x-www-form-urlencoded",
+                "name=+main+&empty=&confirm=on",
+            ),
+            1024,
+        )
+        .await
+        .unwrap();
+        assert_eq!(form.text("name"), Some("main"));
+        assert_eq!(form.raw("name"), Some(" main "));
+        assert_eq!(form.text("empty"), None);
+        assert!(form.checked("confirm"));
+        assert!(!form.checked("other"));
+    }
+
+    #[tokio::test]
+    async fn reads_multipart_fields_and_files_and_skips_empty_files() {
+        let body = "--X\r\nContent-Disposition: form-data; name=\"kind\"\r\n\r\nInstallProfile\r\n\
+                    --X\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.mobileconfig\"\r\n\
+                    Content-Type: application/octet-stream\r\n\r\n<plist/>\r\n\
+                    --X\r\nContent-Disposition: form-data; name=\"none\"; filename=\"\"\r\n\r\n\r\n--X--\r\n";
+        let form = FormData::read(request("multipart/form-data; boundary=X", body), 1024)
+            .await
+            .unwrap();
+        assert_eq!(form.text("kind"), Some("InstallProfile"));
+        assert_eq!(form.file("file"), Some(&b"<plist/>"[..]));
+        assert_eq!(form.file("none"), None);
+    }
+
+    #[tokio::test]
+    async fn refuses_large_and_unknown_bodies() {
+        let err = FormData::read(
+            request("application/x-www-form-urlencoded", "a=0123456789"),
+            4,
+        )
+        .await
+        .unwrap_err();
+        assert!(err.contains("larger than"), "{err}");
+        let err = FormData::read(request("application/json", "{}"), 1024)
+            .await
+            .unwrap_err();
+        assert!(err.contains("urlencoded or multipart"), "{err}");
     }
 }

@@ -14,7 +14,8 @@ use serde::Deserialize;
 
 use super::devices::error_page;
 use super::forms::{self, BulkForm, FormData, ReportView};
-use super::profiles::{ConfirmPage, see_other};
+use super::profiles::ConfirmPage;
+use super::see_other;
 use super::{Chrome, Page};
 use crate::AppState;
 

@@ -50,7 +50,6 @@ mod abm;
 mod assets;
 mod devices;
 mod enrollments;
-mod form;
 mod forms;
 mod groups;
 mod os_defaults;
@@ -188,6 +187,29 @@ fn protected_routes() -> Router<AppState> {
             "/settings/abm/{name}/sync",
             get(sync::show).post(sync::start),
         )
+}
+
+/// `2026-12-06 05:37 UTC`.
+pub(crate) fn when(t: time::OffsetDateTime) -> String {
+    t.format(time::macros::format_description!(
+        "[year]-[month]-[day] [hour]:[minute] UTC"
+    ))
+    .unwrap_or_default()
+}
+
+/// RFC 3339, for `<time datetime>`.
+pub(crate) fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// A 303 to `to` showing flash `code` there.
+pub(crate) fn see_other(to: &str, code: &'static str) -> axum::response::Response {
+    use axum::response::IntoResponse as _;
+    let mut r = Redirect::to(to).into_response();
+    r.headers_mut()
+        .append(axum::http::header::SET_COOKIE, session::flash(code));
+    r
 }
 
 /// A path segment, percent-encoded (names, serials and UDIDs in hrefs).

@@ -9,7 +9,7 @@ use guardmdm_service::os::OsKey;
 
 use super::devices::error_page;
 use super::forms::FormData;
-use super::profiles::see_other;
+use super::see_other;
 use super::{Chrome, Page};
 use crate::AppState;
 

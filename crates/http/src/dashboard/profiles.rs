@@ -5,8 +5,8 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Path, State};
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use guardmdm_service::ServiceError;
 use guardmdm_service::os::OsKey;
 use guardmdm_service::profile_spec::{FieldError, ProfileSpec};
@@ -15,26 +15,10 @@ use guardmdm_service::profiles::{DefinitionView, ProfileView};
 use super::devices::error_page;
 use super::forms::{self, BulkForm, FormData, ReportView};
 use super::profile_form::{ProfileFormView, ProfileValues, errors_of};
-use super::session::flash;
-use super::{Chrome, Page};
+use super::{Chrome, Page, see_other, when};
 use crate::AppState;
 
 const NAV: &str = "/profiles";
-
-/// `2026-12-06 05:37 UTC`.
-pub(super) fn when(t: time::OffsetDateTime) -> String {
-    t.format(time::macros::format_description!(
-        "[year]-[month]-[day] [hour]:[minute] UTC"
-    ))
-    .unwrap_or_default()
-}
-
-/// A 303 to `to` showing flash `code` there.
-pub(super) fn see_other(to: &str, code: &'static str) -> Response {
-    let mut r = Redirect::to(to).into_response();
-    r.headers_mut().append(header::SET_COOKIE, flash(code));
-    r
-}
 
 fn os_labels(keys: &[String]) -> Vec<&'static str> {
     keys.iter()

@@ -13,7 +13,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
-use guardmdm_service::{DashboardSession, SignInError};
+use guardmdm_service::{AbmEntryView, DashboardSession, ServiceError, SignInError};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -182,6 +182,21 @@ pub(crate) struct Page {
     pub(super) session: DashboardSession,
     pub(super) banners: Vec<Banner>,
     pub(super) flash: Option<&'static str>,
+    /// The ABM entries the banners were made from (`None` when they could not be read),
+    /// for the pages that list them too.
+    entries: Option<Vec<AbmEntryView>>,
+}
+
+impl Page {
+    /// The ABM entries, read once per request.
+    ///
+    /// # Errors
+    /// When the store could not be read at the start of the request (logged then).
+    pub(super) fn abm_entries(&self) -> Result<&[AbmEntryView], ServiceError> {
+        self.entries
+            .as_deref()
+            .ok_or_else(|| ServiceError::Internal("the ABM entries could not be read".into()))
+    }
 }
 
 impl FromRequestParts<AppState> for Page {
@@ -193,20 +208,23 @@ impl FromRequestParts<AppState> for Page {
             .get::<DashboardSession>()
             .cloned()
             .ok_or_else(|| refused(StatusCode::UNAUTHORIZED, "Sign in first."))?;
-        let banners = match state.services.abm.list().await {
-            Ok(entries) => entries
-                .iter()
-                .filter_map(|e| super::banner(&e.name, e.health.state, &e.health.message))
-                .collect(),
+        let entries = match state.services.abm.list().await {
+            Ok(entries) => Some(entries),
             Err(e) => {
                 tracing::error!(error = %e, "dashboard: cannot read ABM entries for the banner");
-                Vec::new()
+                None
             }
         };
+        let banners = entries
+            .iter()
+            .flatten()
+            .filter_map(|e| super::banner(&e.name, e.health.state, &e.health.message))
+            .collect();
         Ok(Self {
             session,
             banners,
             flash: flash_message(&parts.headers),
+            entries,
         })
     }
 }

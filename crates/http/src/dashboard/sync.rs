@@ -14,10 +14,11 @@ use guardmdm_service::{AbmEntryView, ServiceError, TokenState};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use super::abm::{EntryView, entry_href, see_other};
-use super::devices::{error_page, rfc3339, when};
-use super::form::FormData;
+use super::abm::{EntryView, entry_href};
+use super::devices::error_page;
+use super::forms::FormData;
 use super::{Chrome, Page, path_segment, shown};
+use super::{rfc3339, see_other, when};
 use crate::AppState;
 
 /// How many recent runs the pages show.
