@@ -9,11 +9,14 @@
 //!    the profile's challenge password, and a throw-away self-signed certificate;
 //! 3. sends a `PKCSReq`: a CMS `SignedData`, signed with the self-signed certificate, whose
 //!    content is a CMS `EnvelopedData`, encrypted to the CA certificate, holding the CSR; the
-//!    SCEP fields (`messageType`, `transactionID`, `senderNonce`) are signed attributes;
+//!    SCEP fields (`messageType`, `transactionID`, `senderNonce`) are signed attributes. The
+//!    self-signed certificate is usually for the CSR's key; some clients (mdmb) make it for a
+//!    separate key of their own, which is accepted: the CSR's own signature proves possession
+//!    of the key to certify, and the challenge authorizes the request;
 //! 4. receives a `CertRep` ([`ScepCa::pki_operation`]): a `SignedData` signed by the CA, with
 //!    `pkiStatus`, `failInfo`, `recipientNonce` (its own nonce back), a fresh `senderNonce`
 //!    and its `transactionID` as signed attributes, and, on success, an `EnvelopedData`
-//!    encrypted to the self-signed certificate holding a certificates-only `SignedData` with
+//!    encrypted to the request's signer certificate holding a certificates-only `SignedData` with
 //!    the issued certificate. The device then uses that identity for MDM check-ins.
 //!
 //! The device's side (building the `PKCSReq`, reading the `CertRep`) is [`client`], for the

@@ -95,7 +95,8 @@ impl PkiRequest {
             .map(ExposeSecret::expose_secret)
     }
 
-    /// The certificate that signed the request (the client's self-signed one).
+    /// The certificate that signed the request: the client's self-signed one, for the CSR's
+    /// key or for a separate key of its own. A SUCCESS reply is encrypted to it.
     #[must_use]
     pub fn signer(&self) -> Option<&Certificate> {
         self.signer.as_ref()
@@ -188,7 +189,7 @@ fn examine(ca: &ScepCa, p7: &Pkcs7, request: &mut PkiRequest) -> Result<(), Prob
                 "the signer's certificate is not included",
             )
         })?;
-    request.signer = Some(signer.clone());
+    request.signer = Some(signer);
     let store = X509StoreBuilder::new().map_err(internal)?.build();
     let mut envelope = Vec::new();
     p7.verify(
@@ -215,19 +216,11 @@ fn examine(ca: &ScepCa, p7: &Pkcs7, request: &mut PkiRequest) -> Result<(), Prob
     }
     let (der, reply_cipher) = decrypt(ca, &envelope)?;
     request.reply_cipher = reply_cipher;
-    let csr = parse_csr(&der)?;
-    let signer_key_matches = signer
-        .x509()
-        .public_key()
-        .and_then(|k| Ok(k.public_eq(csr.request.public_key()?.as_ref())))
-        .unwrap_or(false);
-    if !signer_key_matches {
-        return Err(problem(
-            FailInfo::BadRequest,
-            "the request is signed with a key other than the CSR's (RFC 8894 §2.3)",
-        ));
-    }
-    request.csr = Some(csr);
+    // The CSR's own signature is the proof of possession of the key to certify (checked by
+    // `parse_csr`), and the challenge authorizes it. The signer may hold another key: some
+    // clients (mdmb) sign with a separate throw-away "SCEP SIGNER" certificate; the reply is
+    // then encrypted to that certificate, the one that signed the request (RFC 8894 §3.3.2).
+    request.csr = Some(parse_csr(&der)?);
     Ok(())
 }
 
