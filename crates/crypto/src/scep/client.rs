@@ -231,6 +231,7 @@ impl ScepClient {
         subject: &[(&str, &str)],
         challenge: Option<&str>,
     ) -> Result<(Vec<u8>, PendingRequest), ScepError> {
+        let _queue = crate::error_queue::isolate();
         let subject = subject_name(subject)?;
         let (signer_key, self_signed) = if self.separate_signer {
             let signer_key = pki::rsa_key(2048)?;
@@ -366,6 +367,7 @@ impl PendingRequest {
     /// A [`ScepClientError`]: not signed by the CA, not an answer to this request (transaction,
     /// nonce), a FAILURE (with its `failInfo`) or PENDING status, or no usable certificate.
     pub fn read_cert_rep(&self, der: &[u8]) -> Result<Certificate, ScepClientError> {
+        let _queue = crate::error_queue::isolate();
         let malformed = |what: String| ScepClientError::Malformed(what);
         let p7 = Pkcs7::from_der(der).map_err(|e| malformed(describe(&e)))?;
         let normalized = p7.to_der().map_err(|e| malformed(describe(&e)))?;
@@ -455,7 +457,7 @@ impl PendingRequest {
             .find(|cert| {
                 cert.public_key()
                     .is_ok_and(|k| k.public_eq(self.key.pkey()))
-                    && cert.verify(&ca_key).unwrap_or(false)
+                    && crate::error_queue::verdict(cert.verify(&ca_key))
             })
             .ok_or(ScepClientError::NoCertificate)
             .and_then(|cert| {

@@ -413,7 +413,10 @@ fn a_separate_signer_does_not_excuse_a_csr_that_does_not_verify() {
     let request = ca.decode_request(&pkcs_req(&ca, &mixed)).unwrap();
     let (fail_info, reason) = request.problem().unwrap();
     assert_eq!(fail_info, FailInfo::BadMessageCheck);
-    assert!(reason.contains("CSR's signature does not verify"), "{reason}");
+    assert!(
+        reason.contains("CSR's signature does not verify"),
+        "{reason}"
+    );
     let response = ca.pki_operation(&pkcs_req(&ca, &mixed), &policy()).unwrap();
     assert_failure(&response, &ca, FailInfo::BadMessageCheck);
 }
