@@ -5,6 +5,7 @@ use der::asn1::ObjectIdentifier;
 use der::{Tag, Tagged};
 use openssl::cms::CmsContentInfo;
 use openssl::pkcs7::{Pkcs7, Pkcs7Flags};
+use openssl::pkey::Id;
 use openssl::stack::Stack;
 use openssl::symm::Cipher;
 use openssl::x509::store::X509StoreBuilder;
@@ -189,7 +190,7 @@ fn examine(ca: &ScepCa, p7: &Pkcs7, request: &mut PkiRequest) -> Result<(), Prob
                 "the signer's certificate is not included",
             )
         })?;
-    request.signer = Some(signer);
+    request.signer = Some(signer.clone());
     let store = X509StoreBuilder::new().map_err(internal)?.build();
     let mut envelope = Vec::new();
     p7.verify(
@@ -205,6 +206,18 @@ fn examine(ca: &ScepCa, p7: &Pkcs7, request: &mut PkiRequest) -> Result<(), Prob
             format!("the request signature does not verify: {}", describe(&e)),
         )
     })?;
+    // The answer is encrypted to the signer certificate by key transport, so its key must be
+    // RSA (it is the CSR's RSA key unless the client signs with a separate one).
+    let signer_is_rsa = signer
+        .x509()
+        .public_key()
+        .is_ok_and(|key| key.id() == Id::RSA);
+    if !signer_is_rsa {
+        return Err(problem(
+            FailInfo::BadAlg,
+            "the signer certificate's key is not RSA; the answer is encrypted to it",
+        ));
+    }
     if request.message_type != PKCS_REQ {
         return Err(problem(
             FailInfo::BadRequest,

@@ -404,6 +404,26 @@ fn a_request_signed_with_a_separate_key_certifies_the_csr_key() {
 }
 
 #[test]
+fn a_separate_signer_must_have_an_rsa_key() {
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::nid::Nid;
+    let ca = ca();
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+    let key = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
+    let name = pki::name("SCEP SIGNER", None).unwrap();
+    let signer = Client {
+        self_signed: client::self_signed(&key, &name).unwrap(),
+        key,
+        csr: Vec::new(),
+    };
+    let mixed = signed_by(&client("device-10", Some(CHALLENGE)), &signer);
+    let request = ca.decode_request(&pkcs_req(&ca, &mixed)).unwrap();
+    let (fail_info, reason) = request.problem().unwrap();
+    assert_eq!(fail_info, FailInfo::BadAlg, "{reason}");
+    assert!(reason.contains("not RSA"), "{reason}");
+}
+
+#[test]
 fn a_separate_signer_does_not_excuse_a_csr_that_does_not_verify() {
     let ca = ca();
     let device = client("device-10", Some(CHALLENGE));
