@@ -320,7 +320,6 @@ impl ScepCa {
     /// The `GetCACert` answer: the CA certificate, DER ([`CA_CERT_CONTENT_TYPE`]).
     #[must_use]
     pub fn get_ca_cert(&self) -> Vec<u8> {
-        let _queue = crate::error_queue::isolate();
         self.certificate.to_der().to_vec()
     }
 
