@@ -153,6 +153,7 @@ impl TrustAnchors {
     /// # Errors
     /// Never in practice: the embedded certificate is checked by a test.
     pub fn apple() -> Result<Self, CmsError> {
+        let _queue = crate::error_queue::isolate();
         Self::from_pem(APPLE_ROOT_CA_PEM)
     }
 
@@ -161,6 +162,7 @@ impl TrustAnchors {
     /// # Errors
     /// [`CmsError::Anchors`] naming the problem: not PEM, no certificate, a corrupt block.
     pub fn from_pem(bundle: &[u8]) -> Result<Self, CmsError> {
+        let _queue = crate::error_queue::isolate();
         let certificates = Certificate::chain_from_pem(bundle)
             .map_err(|e| CmsError::Anchors(format!("the trust anchor file is unusable: {e}")))?;
         Self::from_certificates(certificates)
@@ -173,6 +175,7 @@ impl TrustAnchors {
     pub fn from_certificates(
         certificates: impl IntoIterator<Item = Certificate>,
     ) -> Result<Self, CmsError> {
+        let _queue = crate::error_queue::isolate();
         let certificates: Vec<Certificate> = certificates.into_iter().collect();
         if certificates.is_empty() {
             return Err(CmsError::Anchors("no trust anchor given".to_string()));
@@ -204,6 +207,7 @@ impl TrustAnchors {
         leaf: &Certificate,
         intermediates: &[Certificate],
     ) -> Result<(), CmsError> {
+        let _queue = crate::error_queue::isolate();
         let internal = |e: openssl::error::ErrorStack| CmsError::Internal(describe(&e));
         let mut store = X509StoreBuilder::new().map_err(internal)?;
         for anchor in &self.certificates {
@@ -255,6 +259,7 @@ impl TrustAnchors {
 /// A [`CmsError`]: the input is not a single-signer `SignedData` with attached content, the
 /// signature does not verify, or the signer is not trusted ([`CmsError::is_trust_failure`]).
 pub fn verify_attached(der: &[u8], anchors: &TrustAnchors) -> Result<VerifiedContent, CmsError> {
+    let _queue = crate::error_queue::isolate();
     let message = Message::parse(der)?;
     if !message.has_content {
         return Err(CmsError::NoContent);
@@ -289,6 +294,7 @@ pub struct SignedContent {
 /// A [`CmsError`]: the input is not a single-signer `SignedData` with attached content, or the
 /// signature does not verify.
 pub fn verify_attached_signature(der: &[u8]) -> Result<SignedContent, CmsError> {
+    let _queue = crate::error_queue::isolate();
     let message = Message::parse(der)?;
     if !message.has_content {
         return Err(CmsError::NoContent);
@@ -310,6 +316,7 @@ pub fn verify_attached_signature(der: &[u8]) -> Result<SignedContent, CmsError> 
 /// A [`CmsError`]: not a single-signer detached `SignedData`, the signature does not verify
 /// over `body`, or the signer certificate is expired or not yet valid.
 pub fn verify_detached(signature: &[u8], body: &[u8]) -> Result<Certificate, CmsError> {
+    let _queue = crate::error_queue::isolate();
     let message = Message::parse(signature)?;
     if message.has_content {
         return Err(CmsError::UnexpectedContent);
@@ -340,6 +347,7 @@ pub fn verify_detached(signature: &[u8], body: &[u8]) -> Result<Certificate, Cms
 /// # Errors
 /// [`CmsError::Base64`] for text that looks like base64 but does not decode.
 pub fn decode_base64_or_der(input: &[u8]) -> Result<Vec<u8>, CmsError> {
+    let _queue = crate::error_queue::isolate();
     let is_text = input.first().is_some_and(|b| *b != 0x30)
         && input
             .iter()
