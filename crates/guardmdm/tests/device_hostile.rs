@@ -4,6 +4,9 @@
 //! and a device cannot claim another device's serial number. On SQLite, and on PostgreSQL
 //! when `GUARDMDM_TEST_DATABASE_URL` is set.
 
+// Helpers outside #[test] functions fail by panicking too.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
 mod common;
 
 use std::time::Duration;
@@ -133,7 +136,9 @@ async fn a_strangers_huge_body_is_refused_before_it_is_read() {
         let long = "A".repeat(20 * 1024);
         let (status, text) = answer_before_body(
             &app,
-            &format!("PUT /mdm/connect HTTP/1.1\r\nMdm-Signature: {long}\r\nContent-Length: {HUGE}"),
+            &format!(
+                "PUT /mdm/connect HTTP/1.1\r\nMdm-Signature: {long}\r\nContent-Length: {HUGE}"
+            ),
             &prefix,
         )
         .await;
@@ -252,10 +257,7 @@ async fn a_body_must_match_its_signature_and_fit_the_limit() {
 
         // The device itself still works.
         device.poll().await.unwrap();
-        assert_eq!(
-            enrollment(app, device.serial()).await["status"],
-            "enrolled"
-        );
+        assert_eq!(enrollment(app, device.serial()).await["status"], "enrolled");
         mdm.app.stop().await;
     }
 }
@@ -263,8 +265,7 @@ async fn a_body_must_match_its_signature_and_fit_the_limit() {
 #[tokio::test]
 async fn a_forwarded_client_certificate_is_checked_before_the_body() {
     for backend in common::backends() {
-        let (mdm, device) =
-            enrolled(backend, &["--client-cert-header", "X-Client-Cert"]).await;
+        let (mdm, device) = enrolled(backend, &["--client-cert-header", "X-Client-Cert"]).await;
         let app = &mdm.app;
         // A certificate GuardMDM's CA did not issue (the device's own ADE identity).
         let foreign = device.device_certificate().to_pem().replace('\n', "%0A");

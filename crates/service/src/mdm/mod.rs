@@ -117,7 +117,7 @@ impl MdmSettings {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct MdmError {
-    /// 400, 403, 404, 409, 410, 413, 500 or 503.
+    /// 400, 403, 404, 409, 410, 413, 431, 500 or 503.
     pub status: u16,
     /// What is wrong.
     pub message: String,
