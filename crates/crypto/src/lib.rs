@@ -47,7 +47,7 @@ mod test_pki;
 
 pub use certificate::{Certificate, CertificateError};
 pub use cms_verify::{
-    CmsError, SignedContent, TrustAnchors, VerifiedContent, verify_attached,
+    CmsError, DetachedSignature, SignedContent, TrustAnchors, VerifiedContent, verify_attached,
     verify_attached_signature, verify_detached,
 };
 pub use dep_token::{DepTokenError, DepTokens, decrypt_server_token, encrypt_server_token};

@@ -73,6 +73,57 @@ pub struct ServeArgs {
     /// A dashboard session ends this long after sign-in, used or not (`12h`, `1d`).
     #[arg(long, env = "GUARDMDM_SESSION_LIFETIME", default_value = "12h", value_parser = parse_duration)]
     pub session_lifetime: time::Duration,
+    /// The largest check-in body a device may send (`256KiB`, `1MiB`, or bytes), at most
+    /// 1 MiB. Check-ins are a few KB; a larger body is refused (413) before it is read, and
+    /// only once the device's identity is checked.
+    #[arg(long, env = "GUARDMDM_CHECKIN_MAX_BYTES", default_value = "256KiB", value_parser = parse_byte_size)]
+    pub checkin_max_bytes: usize,
+    /// The largest command report a device may send (`8MiB`, or bytes), at most 32 MiB. The
+    /// largest reports are lists (installed apps, certificates) of a few MB on a Mac.
+    #[arg(long, env = "GUARDMDM_REPORT_MAX_BYTES", default_value = "8MiB", value_parser = parse_byte_size)]
+    pub report_max_bytes: usize,
+    /// The longest `Mdm-Signature` header accepted (`16KiB`, or bytes), at most 64 KiB. A
+    /// device's signature is a few KB; a longer header is refused (431) before it is decoded.
+    #[arg(long, env = "GUARDMDM_MDM_SIGNATURE_MAX_BYTES", default_value = "16KiB", value_parser = parse_byte_size)]
+    pub mdm_signature_max_bytes: usize,
+}
+
+/// A size like `4096`, `16KiB` or `8MiB` (also `16k`, `8m`; binary units).
+///
+/// # Errors
+/// Says what a size looks like.
+pub fn parse_byte_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: usize = number.parse().map_err(|_| {
+        format!("{text:?} is not a size: write a number of bytes, or KiB or MiB (e.g. 256KiB)")
+    })?;
+    let factor = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1024,
+        "m" | "mib" => 1024 * 1024,
+        _ => {
+            return Err(format!(
+                "{text:?}: the unit must be KiB or MiB (e.g. 256KiB)"
+            ));
+        }
+    };
+    match n.checked_mul(factor) {
+        Some(0) => Err(format!("{text:?}: must be more than zero")),
+        Some(bytes) => Ok(bytes),
+        None => Err(format!("{text:?} is too large")),
+    }
+}
+
+/// `value` of `flag` must be at most `ceiling` bytes.
+fn at_most(flag: &str, value: usize, ceiling: usize) -> anyhow::Result<usize> {
+    if value > ceiling {
+        bail!("{flag} is {value} bytes; at most {ceiling} is allowed");
+    }
+    Ok(value)
 }
 
 /// A duration like `45s`, `30m`, `2h` or `1d` (a whole number and a unit).
@@ -192,6 +243,24 @@ impl Settings {
         }
         mdm.push.endpoint = validate_url(&args.apns_url, "--apns-url")?;
         mdm.scep_single_des = args.scep_allow_single_des;
+        let ceiling = guardmdm_service::mdm::DeviceLimits::CEILING;
+        mdm.limits = guardmdm_service::mdm::DeviceLimits {
+            checkin_bytes: at_most(
+                "--checkin-max-bytes",
+                args.checkin_max_bytes,
+                ceiling.checkin_bytes,
+            )?,
+            report_bytes: at_most(
+                "--report-max-bytes",
+                args.report_max_bytes,
+                ceiling.report_bytes,
+            )?,
+            signature_bytes: at_most(
+                "--mdm-signature-max-bytes",
+                args.mdm_signature_max_bytes,
+                ceiling.signature_bytes,
+            )?,
+        };
         if args.session_idle_timeout > args.session_lifetime {
             bail!("--session-idle-timeout must not be longer than --session-lifetime");
         }
@@ -406,6 +475,49 @@ mod tests {
             s.secret_key.to_base64().expose_secret()
         );
         assert!(!format!("{again:?}").contains(s.admin_token.expose_secret()));
+    }
+
+    #[test]
+    fn device_body_limits_default_to_the_protocol_crates_and_have_ceilings() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        let s = Settings::from_args(args(&["--data-dir", d])).unwrap();
+        assert_eq!(s.mdm.limits, guardmdm_service::mdm::DeviceLimits::default());
+        let s = Settings::from_args(args(&[
+            "--data-dir",
+            d,
+            "--checkin-max-bytes",
+            "64k",
+            "--report-max-bytes",
+            "32MiB",
+            "--mdm-signature-max-bytes",
+            "8192",
+        ]))
+        .unwrap();
+        assert_eq!(s.mdm.limits.checkin_bytes, 64 * 1024);
+        assert_eq!(s.mdm.limits.report_bytes, 32 * 1024 * 1024);
+        assert_eq!(s.mdm.limits.signature_bytes, 8192);
+        for flag in [
+            "--checkin-max-bytes",
+            "--report-max-bytes",
+            "--mdm-signature-max-bytes",
+        ] {
+            let err = format!(
+                "{:#}",
+                Settings::from_args(args(&["--data-dir", d, flag, "33MiB"])).unwrap_err()
+            );
+            assert!(err.contains(flag) && err.contains("at most"), "{err}");
+        }
+    }
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(parse_byte_size("4096"), Ok(4096));
+        assert_eq!(parse_byte_size("16KiB"), Ok(16 * 1024));
+        assert_eq!(parse_byte_size("8m"), Ok(8 * 1024 * 1024));
+        for bad in ["", "KiB", "0", "5 GB", "-1k", "1.5MiB"] {
+            assert!(parse_byte_size(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -450,9 +450,18 @@ async fn bad_device_requests_are_refused_with_the_reason_and_never_401() {
                 .header("content-type", "application/x-apple-aspen-mdm-checkin")
                 .body(body)
         };
-        // Not a plist.
-        let resp = checkin(b"not a plist".to_vec()).send().await.unwrap();
+        // Not a plist, from the device itself (a stranger's is refused before it is read).
+        let resp = checkin(b"not a plist".to_vec())
+            .header(
+                "mdm-signature",
+                device.mdm_signature(b"not a plist").unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+        let resp = checkin(b"not a plist".to_vec()).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
         // No identity at all.
         let body = format!(
             r#"<?xml version="1.0" encoding="UTF-8"?><plist version="1.0"><dict><key>MessageType</key><string>CheckOut</string><key>Topic</key><string>{TOPIC}</string><key>UDID</key><string>{}</string></dict></plist>"#,
@@ -468,8 +477,13 @@ async fn bad_device_requests_are_refused_with_the_reason_and_never_401() {
             .unwrap();
         assert_eq!(resp.status(), StatusCode::FORBIDDEN);
         assert!(resp.text().await.unwrap().contains("Mdm-Signature"));
-        // Oversized.
-        let resp = checkin(vec![b'x'; 2 * 1024 * 1024]).send().await.unwrap();
+        // Oversized, from the device itself.
+        let big = vec![b'x'; 2 * 1024 * 1024];
+        let resp = checkin(big.clone())
+            .header("mdm-signature", device.mdm_signature(&big).unwrap())
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
         // Wrong content type.
         let resp = app
