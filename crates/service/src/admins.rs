@@ -419,6 +419,8 @@ impl AdminService {
             tracing::info!(admin = %name, client, "sign-in failed");
             return Err(SignInError::WrongCredentials);
         };
+        // The session starts now, after the check (which may have waited for its turn).
+        let now = guardmdm_store::now();
         let token = api_token::random_token().map_err(|e| internal(e.into()))?;
         let csrf = api_token::random_token().map_err(|e| internal(e.into()))?;
         let session = NewSession {
