@@ -89,11 +89,9 @@ async fn stored_failures(app: &TestApp, name: &str, client: &str) -> (usize, usi
 async fn thirty_concurrent_guesses_for_one_name_get_exactly_five_password_checks() {
     for backend in common::backends() {
         // A wait long enough that no guess is answered busy: the limit alone decides.
-        let app = TestApp::spawn_reachable(
-            backend,
-            &["--password-check-wait".into(), "60s".into()],
-        )
-        .await;
+        let app =
+            TestApp::spawn_reachable(backend, &["--password-check-wait".into(), "60s".into()])
+                .await;
         create_admin(&app, "alice", PASSWORD).await;
         let from = IpAddr::V4(Ipv4Addr::LOCALHOST);
         let guesses = (0..30)
@@ -164,7 +162,11 @@ async fn password_checks_are_capped_and_the_rest_answered_busy() {
             count(StatusCode::UNAUTHORIZED),
             count(StatusCode::SERVICE_UNAVAILABLE),
         );
-        assert_eq!(ok + wrong + busy, 60, "{backend:?}: nothing else (no other 5xx)");
+        assert_eq!(
+            ok + wrong + busy,
+            60,
+            "{backend:?}: nothing else (no other 5xx)"
+        );
         assert!(busy > 0, "{backend:?}: some were answered busy");
         assert!(ok + wrong > 0, "{backend:?}: some were checked");
         for a in answers
@@ -186,13 +188,22 @@ async fn password_checks_are_capped_and_the_rest_answered_busy() {
                 .await
                 .0;
         }
-        assert_eq!(failures, wrong, "{backend:?}: one failure per checked guess");
+        assert_eq!(
+            failures, wrong,
+            "{backend:?}: one failure per checked guess"
+        );
         // The server still answers, and a busy admin can sign in now.
         let retry = answers[..10]
             .iter()
             .position(|a| a.status != StatusCode::SEE_OTHER)
             .unwrap_or(0);
-        let again = sign_in(&app.base, loopback(retry), &format!("admin{retry}"), PASSWORD).await;
+        let again = sign_in(
+            &app.base,
+            loopback(retry),
+            &format!("admin{retry}"),
+            PASSWORD,
+        )
+        .await;
         assert_eq!(again.status, StatusCode::SEE_OTHER, "{}", again.body);
         app.stop().await;
     }

@@ -615,8 +615,14 @@ mod tests {
     fn sessions_end_when_idle_or_too_old() {
         let p = SessionPolicy::default();
         assert!(session_valid(&session(60, 1), p, NOW));
-        assert!(!session_valid(&session(180, 122), p, NOW), "idle 2 h and a touch interval");
-        assert!(session_valid(&session(180, 120), p, NOW), "within the touch interval");
+        assert!(
+            !session_valid(&session(180, 122), p, NOW),
+            "idle 2 h and a touch interval"
+        );
+        assert!(
+            session_valid(&session(180, 120), p, NOW),
+            "within the touch interval"
+        );
         assert!(session_valid(&session(180, 119), p, NOW));
         assert!(!session_valid(&session(12 * 60, 0), p, NOW), "12 h old");
     }
@@ -628,8 +634,14 @@ mod tests {
             lifetime: Duration::hours(12),
         };
         assert_eq!(touch_interval(p(Duration::hours(2))), Duration::seconds(60));
-        assert_eq!(touch_interval(p(Duration::seconds(90))), Duration::milliseconds(900));
-        assert_eq!(touch_interval(p(Duration::seconds(3))), Duration::milliseconds(30));
+        assert_eq!(
+            touch_interval(p(Duration::seconds(90))),
+            Duration::milliseconds(900)
+        );
+        assert_eq!(
+            touch_interval(p(Duration::seconds(3))),
+            Duration::milliseconds(30)
+        );
     }
 
     /// A session used at the given seconds after sign-in, with the store's rule for touches
@@ -643,7 +655,10 @@ mod tests {
         s.expires_at = NOW + policy.lifetime;
         for u in uses {
             let now = NOW + secs(*u);
-            assert!(session_valid(&s, policy, now), "ended before its use at {u} s");
+            assert!(
+                session_valid(&s, policy, now),
+                "ended before its use at {u} s"
+            );
             if s.last_seen_at <= now - touch_interval(policy) {
                 s.last_seen_at = now;
             }

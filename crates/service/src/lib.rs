@@ -40,8 +40,7 @@ pub use abm_tokens::{
 };
 pub use actor::Actor;
 pub use admins::{
-    AdminService, AdminView, DashboardSession, PasswordChecks, SessionPolicy, SignInError,
-    SignedIn,
+    AdminService, AdminView, DashboardSession, PasswordChecks, SessionPolicy, SignInError, SignedIn,
 };
 pub use api_keys::{ApiKeyView, AuthService, CreatedApiKey};
 pub use audit::AuditService;

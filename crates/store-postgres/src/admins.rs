@@ -294,7 +294,13 @@ async fn recent_failures(
 ) -> Result<SignInFailures, StoreError> {
     let mut out = SignInFailures::default();
     for (column, only, value, limit, into) in [
-        ("name", "counts_for_name AND ", name, limits.0, &mut out.by_name),
+        (
+            "name",
+            "counts_for_name AND ",
+            name,
+            limits.0,
+            &mut out.by_name,
+        ),
         ("client", "", client, limits.1, &mut out.by_client),
     ] {
         *into = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(

@@ -279,7 +279,13 @@ async fn recent_failures(
 ) -> Result<SignInFailures, StoreError> {
     let mut out = SignInFailures::default();
     for (column, only, value, limit, into) in [
-        ("name", "counts_for_name = 1 AND ", name, limits.0, &mut out.by_name),
+        (
+            "name",
+            "counts_for_name = 1 AND ",
+            name,
+            limits.0,
+            &mut out.by_name,
+        ),
         ("client", "", client, limits.1, &mut out.by_client),
     ] {
         let times: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(

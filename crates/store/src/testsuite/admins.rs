@@ -165,7 +165,10 @@ pub(super) async fn sessions_open_touch_close_and_purge(store: Arc<dyn Store>) {
 
     // Touches are rate limited.
     let soon = s.created_at + Duration::seconds(10);
-    store.touch_session("h1", soon, Duration::seconds(60)).await.unwrap();
+    store
+        .touch_session("h1", soon, Duration::seconds(60))
+        .await
+        .unwrap();
     assert_eq!(
         store
             .find_session("h1")
@@ -176,7 +179,10 @@ pub(super) async fn sessions_open_touch_close_and_purge(store: Arc<dyn Store>) {
         s.created_at
     );
     let later = s.created_at + Duration::seconds(90);
-    store.touch_session("h1", later, Duration::seconds(60)).await.unwrap();
+    store
+        .touch_session("h1", later, Duration::seconds(60))
+        .await
+        .unwrap();
     assert_eq!(
         store
             .find_session("h1")
@@ -323,13 +329,26 @@ pub(super) async fn sign_in_reservations_respect_the_limits(store: Arc<dyn Store
     let reserved = |r: &SignInReservation| matches!(r, SignInReservation::Reserved { .. });
 
     // Thirty concurrent reservations for one name, from thirty clients: exactly five.
-    let answers = race(&store, |i| ("alice".to_string(), format!("10.1.0.{i}")), limits).await;
-    assert_eq!(answers.iter().filter(|r| reserved(r)).count(), 5, "{answers:?}");
+    let answers = race(
+        &store,
+        |i| ("alice".to_string(), format!("10.1.0.{i}")),
+        limits,
+    )
+    .await;
+    assert_eq!(
+        answers.iter().filter(|r| reserved(r)).count(),
+        5,
+        "{answers:?}"
+    );
     for refused in answers.iter().filter(|r| !reserved(r)) {
         let SignInReservation::Refused(f) = refused else {
             unreachable!()
         };
-        assert_eq!(f.by_name, vec![at; 5], "the refusal says which failures count");
+        assert_eq!(
+            f.by_name,
+            vec![at; 5],
+            "the refusal says which failures count"
+        );
     }
     let f = store
         .sign_in_failures("alice", "10.1.0.0", limits.since, 100)
@@ -338,7 +357,12 @@ pub(super) async fn sign_in_reservations_respect_the_limits(store: Arc<dyn Store
     assert_eq!(f.by_name.len(), 5, "refused attempts record nothing");
 
     // Thirty concurrent reservations from one client, for thirty names: exactly twenty.
-    let answers = race(&store, |i| (format!("guess{i}"), "10.2.0.1".to_string()), limits).await;
+    let answers = race(
+        &store,
+        |i| (format!("guess{i}"), "10.2.0.1".to_string()),
+        limits,
+    )
+    .await;
     assert_eq!(answers.iter().filter(|r| reserved(r)).count(), 20);
 
     // A withdrawn attempt (never checked) counts for nobody; withdrawing twice is harmless.
