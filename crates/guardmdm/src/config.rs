@@ -86,6 +86,14 @@ pub struct ServeArgs {
     /// device's signature is a few KB; a longer header is refused (431) before it is decoded.
     #[arg(long, env = "GUARDMDM_MDM_SIGNATURE_MAX_BYTES", default_value = "16KiB", value_parser = parse_byte_size)]
     pub mdm_signature_max_bytes: usize,
+    /// Dashboard password checks (argon2id, about 19 MiB of memory each) running at once.
+    /// Default: the number of CPU cores.
+    #[arg(long, env = "GUARDMDM_PASSWORD_CHECK_CONCURRENCY", value_parser = clap::value_parser!(u16).range(1..))]
+    pub password_check_concurrency: Option<u16>,
+    /// How long a dashboard sign-in waits for a free password check before it is answered
+    /// 503 busy (`0s` answers at once; also `500ms`, `2s`).
+    #[arg(long, env = "GUARDMDM_PASSWORD_CHECK_WAIT", default_value = "2s", value_parser = parse_wait)]
+    pub password_check_wait: std::time::Duration,
 }
 
 /// A size like `4096`, `16KiB` or `8MiB` (also `16k`, `8m`; binary units).
@@ -125,6 +133,34 @@ fn at_most(flag: &str, value: usize, ceiling: usize) -> anyhow::Result<usize> {
     }
     Ok(value)
 }
+
+/// A short wait: `500ms`, `2s`, `0s`.
+///
+/// # Errors
+/// Says what a wait looks like.
+pub fn parse_wait(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let wait = match text.strip_suffix("ms") {
+        Some(ms) => ms.parse().map(std::time::Duration::from_millis),
+        None => text
+            .strip_suffix('s')
+            .unwrap_or("not a number")
+            .parse()
+            .map(std::time::Duration::from_secs),
+    };
+    let wait =
+        wait.map_err(|_| format!("{text:?} is not a wait: write a number and ms or s (e.g. 2s)"))?;
+    if wait > MAX_WAIT {
+        return Err(format!(
+            "{text:?}: at most {}s (a sign-in should not hang)",
+            MAX_WAIT.as_secs()
+        ));
+    }
+    Ok(wait)
+}
+
+/// The longest [`parse_wait`] accepts.
+const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A duration like `45s`, `30m`, `2h` or `1d` (a whole number and a unit).
 ///
@@ -202,6 +238,8 @@ pub struct Settings {
     pub client_cert_header: Option<String>,
     /// How long dashboard sessions last.
     pub sessions: guardmdm_service::SessionPolicy,
+    /// How many dashboard password checks run at once, and how long a sign-in waits.
+    pub password_checks: guardmdm_service::PasswordChecks,
 }
 
 impl Settings {
@@ -264,7 +302,15 @@ impl Settings {
         if args.session_idle_timeout > args.session_lifetime {
             bail!("--session-idle-timeout must not be longer than --session-lifetime");
         }
+        let mut password_checks = guardmdm_service::PasswordChecks {
+            wait: args.password_check_wait,
+            ..Default::default()
+        };
+        if let Some(n) = args.password_check_concurrency {
+            password_checks.concurrency = usize::from(n);
+        }
         Ok(Self {
+            password_checks,
             sessions: guardmdm_service::SessionPolicy {
                 idle_timeout: args.session_idle_timeout,
                 lifetime: args.session_lifetime,
@@ -527,6 +573,17 @@ mod tests {
         assert_eq!(parse_duration("1d"), Ok(time::Duration::days(1)));
         for bad in ["", "h", "10", "5 minutes", "0m", "-1h"] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn waits() {
+        use std::time::Duration;
+        assert_eq!(parse_wait("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_wait("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_wait("0s"), Ok(Duration::ZERO));
+        for bad in ["", "2", "s", "-1s", "1m", "61s", "2 s"] {
+            assert!(parse_wait(bad).is_err(), "{bad:?}");
         }
     }
 

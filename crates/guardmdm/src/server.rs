@@ -96,7 +96,8 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
         settings.mdm.clone(),
         shutdown.child_token(),
     )
-    .with_session_policy(settings.sessions);
+    .with_session_policy(settings.sessions)
+    .with_password_checks(settings.password_checks);
     let jobs = TaskTracker::new();
     jobs.spawn(guardmdm_service::jobs::run_token_health_monitor(
         services.abm.clone(),

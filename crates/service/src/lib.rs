@@ -39,7 +39,9 @@ pub use abm_tokens::{
     AbmEntryView, AbmSettings, AbmTokenService, AccountView, EntrySettings, NewEntry,
 };
 pub use actor::Actor;
-pub use admins::{AdminService, AdminView, DashboardSession, SessionPolicy, SignInError, SignedIn};
+pub use admins::{
+    AdminService, AdminView, DashboardSession, PasswordChecks, SessionPolicy, SignInError, SignedIn,
+};
 pub use api_keys::{ApiKeyView, AuthService, CreatedApiKey};
 pub use audit::AuditService;
 pub use dep_sync::{DeviceFilter, DeviceView, SyncService, SyncStart, Trigger};
@@ -114,7 +116,14 @@ impl Services {
     /// Uses `policy` for dashboard sessions instead of the default.
     #[must_use]
     pub fn with_session_policy(mut self, policy: SessionPolicy) -> Self {
-        self.admins = AdminService::new(self.store.clone(), policy);
+        self.admins = self.admins.with_policy(policy);
+        self
+    }
+
+    /// Uses `checks` to cap concurrent password checks instead of the default.
+    #[must_use]
+    pub fn with_password_checks(mut self, checks: PasswordChecks) -> Self {
+        self.admins = self.admins.with_password_checks(checks);
         self
     }
 }

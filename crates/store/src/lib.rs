@@ -21,7 +21,10 @@ pub mod meta;
 pub mod testsuite;
 
 pub use abm::{AbmAccount, AbmEntry, AbmEntryStore, NewAbmEntry, ServerTokenRecord, TokenProblem};
-pub use admins::{Admin, AdminStore, NewAdmin, NewSession, Session, SignInFailures};
+pub use admins::{
+    Admin, AdminStore, NewAdmin, NewSession, Session, SignInFailures, SignInLimits,
+    SignInReservation,
+};
 pub use api_keys::{ApiKey, ApiKeyStore, NewApiKey};
 pub use assignment::{
     AdeProfile, AdeProfileVersion, AssignmentConfig, AssignmentConfigStore, AssignmentInput,

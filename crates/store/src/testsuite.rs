@@ -39,6 +39,7 @@ where
     admins::admins_create_find_list_delete(make().await).await;
     admins::sessions_open_touch_close_and_purge(make().await).await;
     admins::sign_in_failures_count_per_name_and_client(make().await).await;
+    admins::sign_in_reservations_respect_the_limits(make().await).await;
     devices::pages_apply_latest_wins_remove_and_restore(make().await).await;
     devices::reconcile_marks_unseen_devices_removed(make().await).await;
     devices::a_page_is_all_or_nothing_even_when_dropped_midway(make().await).await;

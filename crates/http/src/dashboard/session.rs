@@ -488,6 +488,19 @@ pub(crate) async fn signin(
             }
             response
         }
+        Err(SignInError::Busy { retry_after }) => {
+            let wait = retry_after.as_secs_f64().ceil().max(1.0);
+            let mut response = page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The server is busy checking other sign-ins, so your password was not checked \
+                 (and the attempt does not count). Try again in a few seconds."
+                    .to_string(),
+            );
+            if let Ok(v) = HeaderValue::from_str(&format!("{wait:.0}")) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            response
+        }
         Err(SignInError::Service(e)) => {
             tracing::error!(error = %e, "sign-in failed");
             page(
