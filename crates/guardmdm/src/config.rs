@@ -73,6 +73,17 @@ pub struct ServeArgs {
     /// A dashboard session ends this long after sign-in, used or not (`12h`, `1d`).
     #[arg(long, env = "GUARDMDM_SESSION_LIFETIME", default_value = "12h", value_parser = parse_duration)]
     pub session_lifetime: time::Duration,
+    /// Limit for connecting to APNs and for each push request (`10s`); a push is tried up to
+    /// three times. Commands are answered without waiting for pushes.
+    #[arg(long, env = "GUARDMDM_APNS_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub apns_timeout: time::Duration,
+    /// Devices that may wait for a background push; beyond it a device is not pushed (its
+    /// push state says so) and gets its commands when it next checks in.
+    #[arg(long, env = "GUARDMDM_PUSH_QUEUE_SIZE", default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub push_queue_size: u32,
+    /// Pushes in flight at once (HTTP/2 streams to APNs).
+    #[arg(long, env = "GUARDMDM_PUSH_CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub push_concurrency: u32,
 }
 
 /// A duration like `45s`, `30m`, `2h` or `1d` (a whole number and a unit).
@@ -191,6 +202,14 @@ impl Settings {
                 .with_context(|| format!("--device-ca-file {}", path.display()))?;
         }
         mdm.push.endpoint = validate_url(&args.apns_url, "--apns-url")?;
+        mdm.push.timeout = args
+            .apns_timeout
+            .try_into()
+            .context("--apns-timeout is out of range")?;
+        mdm.push.queue_size =
+            usize::try_from(args.push_queue_size).context("--push-queue-size is out of range")?;
+        mdm.push.concurrency =
+            usize::try_from(args.push_concurrency).context("--push-concurrency is out of range")?;
         mdm.scep_single_des = args.scep_allow_single_des;
         if args.session_idle_timeout > args.session_lifetime {
             bail!("--session-idle-timeout must not be longer than --session-lifetime");
