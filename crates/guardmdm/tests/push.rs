@@ -59,11 +59,7 @@ async fn commands_are_answered_while_pushes_to_an_unreachable_apns_hang() {
     for backend in common::backends() {
         let (apns_url, silent) = silent_apns().await;
         // Each push: 3 attempts of 3 s, so it hangs about 9 s before it fails.
-        let mdm = setup_with(
-            backend,
-            &["--apns-url", &apns_url, "--apns-timeout", "3s"],
-        )
-        .await;
+        let mdm = setup_with(backend, &["--apns-url", &apns_url, "--apns-timeout", "3s"]).await;
         let app = &mdm.app;
         let serials = buy(&mdm, 1).await;
         // No APNs attached to the device: it runs one session itself after enrolling.

@@ -416,7 +416,9 @@ async fn push(
     if *held.borrow_and_update() {
         apns.shared.waiting.send_modify(|n| *n += 1);
         let _ = held.wait_for(|h| !*h).await;
-        apns.shared.waiting.send_modify(|n| *n = n.saturating_sub(1));
+        apns.shared
+            .waiting
+            .send_modify(|n| *n = n.saturating_sub(1));
     }
     let mut record = PushRecord {
         token: token.clone(),

@@ -88,6 +88,31 @@ pub async fn enrollment(app: &TestApp, serial: &str) -> Value {
     list[0].clone()
 }
 
+/// Waits until the push to `udid` asked for last has an outcome (pushes run in the
+/// background), then until the device it woke has finished its session.
+pub async fn pushed(mdm: &Mdm, udid: &str) {
+    let mut push = Value::Null;
+    for _ in 0..600 {
+        let (status, e) = mdm
+            .app
+            .json(Method::GET, &format!("/api/v1/enrollments/{udid}"), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{e}");
+        push = e["push"].clone();
+        if push["state"] != "pending" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_ne!(push["state"], "pending", "the push never ended: {push}");
+    assert!(
+        mdm.apns
+            .apns
+            .settle(std::time::Duration::from_secs(30))
+            .await
+    );
+}
+
 /// Creates the profile `spec` and makes it the iOS default.
 pub async fn ios_default(app: &TestApp, spec: Value) {
     let (status, body) = app

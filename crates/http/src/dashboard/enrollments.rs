@@ -341,11 +341,15 @@ async fn device_page(
         ("Push", row.push.clone()),
         (
             "Last push attempt",
-            e.push.last_attempt_at.map_or_else(|| "never".to_string(), when),
+            e.push
+                .last_attempt_at
+                .map_or_else(|| "never".to_string(), when),
         ),
         (
             "Last push sent",
-            e.push.last_success_at.map_or_else(|| "never".to_string(), when),
+            e.push
+                .last_success_at
+                .map_or_else(|| "never".to_string(), when),
         ),
     ];
     let info = e

@@ -398,11 +398,10 @@ impl MdmService {
                     attempt = service.push_device(&udid) => attempt,
                 };
                 drop(permit);
-                let again =
-                    queue
-                        .states
-                        .lock()
-                        .finish(&udid, attempt, OffsetDateTime::now_utc());
+                let again = queue
+                    .states
+                    .lock()
+                    .finish(&udid, attempt, OffsetDateTime::now_utc());
                 if again {
                     queue.wake.notify_one();
                 }
@@ -429,7 +428,9 @@ impl MdmService {
             Err(message) => return Ok(Attempt::Failed(message)),
         };
         let Some(enrollment) = self.store.enrollment(udid).await? else {
-            return Ok(Attempt::Failed(format!("no enrolled device with UDID {udid}")));
+            return Ok(Attempt::Failed(format!(
+                "no enrolled device with UDID {udid}"
+            )));
         };
         if enrollment.status != "enrolled" {
             return Ok(Attempt::Failed(format!(
