@@ -394,6 +394,35 @@ mod tests {
     }
 
     #[test]
+    fn push_flags_default_to_the_services_defaults_and_refuse_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().to_str().unwrap();
+        let s = Settings::from_args(args(&["--data-dir", data])).unwrap();
+        let defaults = guardmdm_service::mdm::PushSettings::default();
+        assert_eq!(s.mdm.push.timeout, defaults.timeout);
+        assert_eq!(s.mdm.push.queue_size, defaults.queue_size);
+        assert_eq!(s.mdm.push.concurrency, defaults.concurrency);
+        let s = Settings::from_args(args(&[
+            "--data-dir",
+            data,
+            "--apns-timeout",
+            "3s",
+            "--push-queue-size",
+            "500",
+            "--push-concurrency",
+            "4",
+        ]))
+        .unwrap();
+        assert_eq!(s.mdm.push.timeout, std::time::Duration::from_secs(3));
+        assert_eq!(s.mdm.push.queue_size, 500);
+        assert_eq!(s.mdm.push.concurrency, 4);
+        for flag in ["--push-queue-size", "--push-concurrency"] {
+            assert!(Wrapper::try_parse_from(["x", flag, "0"]).is_err(), "{flag}");
+        }
+        assert!(Wrapper::try_parse_from(["x", "--push-concurrency", "1001"]).is_err());
+    }
+
+    #[test]
     fn first_start_creates_private_key_and_token_files_and_reuses_them() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");

@@ -464,10 +464,8 @@ impl MdmService {
                 tracing::warn!(udid = %udid, status, reason = %reason, "APNs refused the push");
                 Attempt::Failed(format!("APNs refused the push: HTTP {status} {reason}"))
             }
-            Some(PushOutcome::Failed { message }) => {
-                tracing::warn!(udid = %udid, error = %message, "push not sent");
-                Attempt::Failed(message)
-            }
+            // The APNs client has logged it.
+            Some(PushOutcome::Failed { message }) => Attempt::Failed(message),
             None => Attempt::Failed("APNs returned no outcome".to_string()),
         })
     }
