@@ -231,3 +231,55 @@ async fn commands_to_one_device_are_coalesced_into_few_pushes() {
         mdm.app.stop().await;
     }
 }
+
+#[tokio::test]
+async fn a_full_push_queue_refuses_the_push_and_says_so() {
+    for backend in common::backends() {
+        let (apns_url, silent) = silent_apns().await;
+        // One push in flight (hanging for minutes), one device waiting: the third is refused.
+        let mdm = setup_with(
+            backend,
+            &[
+                "--apns-url",
+                &apns_url,
+                "--apns-timeout",
+                "60s",
+                "--push-concurrency",
+                "1",
+                "--push-queue-size",
+                "1",
+            ],
+        )
+        .await;
+        let app = &mdm.app;
+        let serials = buy(&mdm, 3).await;
+        let mut udids = Vec::new();
+        for serial in &serials {
+            let device = SimDevice::new(&app.abm.sim, serial, &mdm.ca).unwrap();
+            let report = tokio::time::timeout(SAFETY, device.enroll_and_run(&app.abm.sim))
+                .await
+                .expect("enrolling does not wait for the push")
+                .unwrap();
+            assert!(report.enrolled, "{report:?}");
+            udids.push(device.udid().to_string());
+        }
+        assert_eq!(push_of(app, &udids[0]).await["state"], "pending");
+        assert_eq!(push_of(app, &udids[1]).await["state"], "pending");
+        let third = push_of(app, &udids[2]).await;
+        assert_eq!(third["state"], "failed", "{third}");
+        assert!(
+            third["error"]
+                .as_str()
+                .unwrap()
+                .contains("the push queue is full"),
+            "{third}"
+        );
+        // A command to it is still queued and answered.
+        post_command(app, &udids[2]).await;
+        assert_eq!(push_of(app, &udids[2]).await["state"], "failed");
+        tokio::time::timeout(SAFETY, mdm.app.stop())
+            .await
+            .expect("the server stops with a push in flight");
+        silent.abort();
+    }
+}
