@@ -2,7 +2,7 @@
 //! (a listener that accepts and never answers) commands are still answered at once while the
 //! pushes hang, and the enrollment shows its push pending, then failed with the reason (REST,
 //! CLI, dashboard); with APNs stalled, 50 commands to one device make at most two pushes and
-//! the device still gets all 50.
+//! the device still gets all 50; a full push queue refuses a device's push and says why.
 
 // Helpers outside #[test] functions fail by panicking too.
 #![allow(clippy::unwrap_used, clippy::panic, clippy::disallowed_methods)]
