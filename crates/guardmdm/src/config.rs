@@ -94,6 +94,17 @@ pub struct ServeArgs {
     /// 503 busy (`0s` answers at once; also `500ms`, `2s`).
     #[arg(long, env = "GUARDMDM_PASSWORD_CHECK_WAIT", default_value = "2s", value_parser = parse_wait)]
     pub password_check_wait: std::time::Duration,
+    /// Limit for connecting to APNs and for each push request (`10s`); a push is tried up to
+    /// three times. Commands are answered without waiting for pushes.
+    #[arg(long, env = "GUARDMDM_APNS_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub apns_timeout: time::Duration,
+    /// Devices that may wait for a background push; beyond it a device is not pushed (its
+    /// push state says so) and gets its commands when it next checks in.
+    #[arg(long, env = "GUARDMDM_PUSH_QUEUE_SIZE", default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub push_queue_size: u32,
+    /// Pushes in flight at once (HTTP/2 streams to APNs).
+    #[arg(long, env = "GUARDMDM_PUSH_CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub push_concurrency: u32,
 }
 
 /// A size like `4096`, `16KiB` or `8MiB` (also `16k`, `8m`; binary units).
@@ -280,6 +291,14 @@ impl Settings {
                 .with_context(|| format!("--device-ca-file {}", path.display()))?;
         }
         mdm.push.endpoint = validate_url(&args.apns_url, "--apns-url")?;
+        mdm.push.timeout = args
+            .apns_timeout
+            .try_into()
+            .context("--apns-timeout is out of range")?;
+        mdm.push.queue_size =
+            usize::try_from(args.push_queue_size).context("--push-queue-size is out of range")?;
+        mdm.push.concurrency =
+            usize::try_from(args.push_concurrency).context("--push-concurrency is out of range")?;
         mdm.scep_single_des = args.scep_allow_single_des;
         let ceiling = guardmdm_service::mdm::DeviceLimits::CEILING;
         mdm.limits = guardmdm_service::mdm::DeviceLimits {
@@ -487,6 +506,35 @@ mod tests {
         let mut argv = vec!["x"];
         argv.extend_from_slice(extra);
         Wrapper::parse_from(argv).args
+    }
+
+    #[test]
+    fn push_flags_default_to_the_services_defaults_and_refuse_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().to_str().unwrap();
+        let s = Settings::from_args(args(&["--data-dir", data])).unwrap();
+        let defaults = guardmdm_service::mdm::PushSettings::default();
+        assert_eq!(s.mdm.push.timeout, defaults.timeout);
+        assert_eq!(s.mdm.push.queue_size, defaults.queue_size);
+        assert_eq!(s.mdm.push.concurrency, defaults.concurrency);
+        let s = Settings::from_args(args(&[
+            "--data-dir",
+            data,
+            "--apns-timeout",
+            "3s",
+            "--push-queue-size",
+            "500",
+            "--push-concurrency",
+            "4",
+        ]))
+        .unwrap();
+        assert_eq!(s.mdm.push.timeout, std::time::Duration::from_secs(3));
+        assert_eq!(s.mdm.push.queue_size, 500);
+        assert_eq!(s.mdm.push.concurrency, 4);
+        for flag in ["--push-queue-size", "--push-concurrency"] {
+            assert!(Wrapper::try_parse_from(["x", flag, "0"]).is_err(), "{flag}");
+        }
+        assert!(Wrapper::try_parse_from(["x", "--push-concurrency", "1001"]).is_err());
     }
 
     #[test]

@@ -106,6 +106,7 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
     ));
     jobs.spawn(services.sync.clone().run_schedule(SYNC_INTERVAL));
     let sync = services.sync.clone();
+    let mdm = services.mdm.clone();
     let app = guardmdm_http::router(
         guardmdm_http::AppState::new(services)
             .with_client_cert_header(settings.client_cert_header)
@@ -126,6 +127,7 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
         let all_stopped = async {
             jobs.wait().await;
             sync.wait().await;
+            mdm.wait_pushes().await;
         };
         if tokio::time::timeout(JOB_SHUTDOWN_GRACE, all_stopped)
             .await

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use common::TestApp;
-use common::mdm::{TOPIC, buy, enrollment, ios_default, mobileconfig, setup, setup_with};
+use common::mdm::{TOPIC, buy, enrollment, ios_default, mobileconfig, pushed, setup, setup_with};
 use guardmdm_crypto::DeviceCa;
 use guardmdm_sim::{DeviceError, DeviceFamily, SimDevice};
 use reqwest::{Method, StatusCode};
@@ -59,7 +59,7 @@ async fn a_device_goes_from_abm_assignment_to_enrolled_to_answering_commands() {
         device.attach_apns(&mdm.apns.apns);
         let report = device.enroll_and_run(&app.abm.sim).await.unwrap();
         assert!(report.enrolled, "{report:?}");
-        assert!(mdm.apns.apns.settle(Duration::from_secs(10)).await);
+        pushed(&mdm, device.udid()).await;
 
         // Enrolled in GuardMDM, and released from Setup Assistant with DeviceConfigured.
         let e = enrollment(app, &serials[0]).await;
@@ -222,7 +222,7 @@ async fn a_device_goes_from_abm_assignment_to_enrolled_to_answering_commands() {
             )
             .await;
         let uuid = c["uuid"].as_str().unwrap().to_string();
-        assert!(mdm.apns.apns.settle(Duration::from_secs(10)).await);
+        pushed(&mdm, &udid).await;
         let (_, kept) = app
             .json(Method::GET, &format!("/api/v1/commands/{uuid}"), None)
             .await;

@@ -95,13 +95,13 @@ impl Services {
     ) -> Self {
         // The default enrollment URL of ADE profiles: this server's enrollment endpoint.
         let enroll_url = mdm.url(mdm::ENROLL_PATH);
-        let mdm = mdm::MdmService::new(store.clone(), secrets.clone(), mdm);
+        let mdm = mdm::MdmService::new(store.clone(), secrets.clone(), mdm, cancel.clone());
         let abm = AbmTokenService::new(store.clone(), secrets, abm);
         let sync = SyncService::new(store.clone(), abm.clone(), enroll_url, cancel);
         Self {
             profiles: ProfileService::new(store.clone(), sync.clone()),
             groups: GroupService::new(store.clone(), sync.clone()),
-            devices: DeviceService::new(store.clone()),
+            devices: DeviceService::new(store.clone(), mdm.push_states()),
             device_list: DeviceListService::new(store.clone()),
             mdm,
             sync,

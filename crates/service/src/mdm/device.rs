@@ -54,6 +54,18 @@ pub struct EnrollmentView {
     /// Its last request.
     #[serde(with = "time::serde::rfc3339")]
     pub last_seen_at: OffsetDateTime,
+    /// Its push state, as the instance answering knows it.
+    #[serde(default)]
+    pub push: super::PushStatus,
+}
+
+impl EnrollmentView {
+    /// The view with its push state.
+    #[must_use]
+    pub fn with_push(mut self, push: super::PushStatus) -> Self {
+        self.push = push;
+        self
+    }
 }
 
 impl From<Enrollment> for EnrollmentView {
@@ -67,6 +79,7 @@ impl From<Enrollment> for EnrollmentView {
             device_info: e.device_info,
             enrolled_at: e.enrolled_at,
             last_seen_at: e.last_seen_at,
+            push: super::PushStatus::none(),
         }
     }
 }
@@ -317,7 +330,7 @@ impl MdmService {
     /// After the first TokenUpdate: the initial commands of the device's ADE profile are
     /// queued; a device waiting in Setup Assistant gets `DeviceConfigured` at once when there
     /// are none (otherwise once they are answered, see [`Self::connect`]); the device is
-    /// pushed.
+    /// pushed in the background.
     async fn on_enrolled(&self, enrollment: &Enrollment) -> Result<(), MdmError> {
         let initial = self.initial_commands(enrollment).await?;
         let none = initial.is_empty();
@@ -334,9 +347,7 @@ impl MdmService {
             )
             .await?;
         }
-        if let Err(e) = self.push(std::slice::from_ref(&enrollment.udid)).await {
-            tracing::warn!(udid = %enrollment.udid, error = %e, "push after enrollment failed");
-        }
+        self.request_push(&enrollment.udid);
         Ok(())
     }
 

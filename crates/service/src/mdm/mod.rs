@@ -11,6 +11,7 @@ mod device;
 mod enroll;
 mod keys;
 mod push;
+mod push_queue;
 
 use std::sync::Arc;
 
@@ -23,7 +24,11 @@ pub use commands::{CommandView, NewCommandRequest};
 pub use device::{DeviceIdentityProof, EnrollmentView, INITIAL_COMMANDS_SENDER, ProvenDevice};
 pub use guardmdm_store::mdm::ENROLLMENT_STATUSES;
 pub use keys::ServerKeys;
-pub use push::{PushCertificateView, PushSettings, PushUpload};
+pub use push::{
+    DEFAULT_APNS_TIMEOUT, DEFAULT_PUSH_CONCURRENCY, DEFAULT_PUSH_QUEUE_SIZE, PushCertificateView,
+    PushSettings, PushStates, PushUpload,
+};
+pub use push_queue::PushStatus;
 
 /// How long a SCEP challenge handed out in an enrollment profile stays valid.
 pub const CHALLENGE_TTL: time::Duration = time::Duration::hours(1);
@@ -183,9 +188,15 @@ pub struct MdmService {
 }
 
 impl MdmService {
-    /// The MDM services over `store`, sealing server secrets with `secrets`.
-    pub fn new(store: Arc<dyn Store>, secrets: Arc<SecretKey>, settings: MdmSettings) -> Self {
-        let pusher = push::Pusher::new(settings.push.clone());
+    /// The MDM services over `store`, sealing server secrets with `secrets`; `cancel` stops
+    /// the background pushes (graceful shutdown).
+    pub fn new(
+        store: Arc<dyn Store>,
+        secrets: Arc<SecretKey>,
+        settings: MdmSettings,
+        cancel: tokio_util::sync::CancellationToken,
+    ) -> Self {
+        let pusher = push::Pusher::new(settings.push.clone(), cancel);
         Self {
             store,
             secrets,
