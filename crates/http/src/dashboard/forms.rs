@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::{StatusCode, header};
 use axum::response::Response;
@@ -30,7 +31,7 @@ pub(crate) struct FormData {
 
 /// Why a form could not be read.
 enum ReadError {
-    /// The body or a file is over the limit.
+    /// The body or a file is over the limit (bytes).
     TooLarge(usize),
     /// Anything else, as a message for the admin.
     Malformed(String),
@@ -39,9 +40,43 @@ enum ReadError {
 impl std::fmt::Display for ReadError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::TooLarge(limit) => write!(f, "the form is larger than {} KiB", limit / 1024),
+            Self::TooLarge(limit) => write!(
+                f,
+                "the form is larger than this page's limit of {}",
+                size(*limit)
+            ),
             Self::Malformed(message) => f.write_str(message),
         }
+    }
+}
+
+/// A form that could not be read: the status to answer and a message for the admin.
+pub(crate) struct FormError {
+    /// 413 when the body is over the limit, 400 otherwise.
+    pub(crate) status: StatusCode,
+    /// What is wrong (names the limit when it is the size).
+    pub(crate) message: String,
+}
+
+impl From<ReadError> for FormError {
+    fn from(e: ReadError) -> Self {
+        let status = match e {
+            ReadError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ReadError::Malformed(_) => StatusCode::BAD_REQUEST,
+        };
+        Self {
+            status,
+            message: e.to_string(),
+        }
+    }
+}
+
+/// `4 MiB`, `16 KiB`: a limit as admins read it.
+pub(crate) fn size(bytes: usize) -> String {
+    if bytes >= 1024 * 1024 && bytes % (1024 * 1024) == 0 {
+        format!("{} MiB", bytes / (1024 * 1024))
+    } else {
+        format!("{} KiB", bytes.div_ceil(1024))
     }
 }
 
@@ -107,6 +142,19 @@ impl FormData {
         Self::read_body(req, limit).await.map_err(|e| e.to_string())
     }
 
+    /// As [`Self::read`], with the status to answer: 413 Payload Too Large when the body is
+    /// over `limit`, 400 when it is malformed.
+    ///
+    /// # Errors
+    /// As [`Self::read`].
+    pub(crate) async fn read_checked(req: Request, limit: usize) -> Result<Self, FormError> {
+        Self::read_body(req, limit).await.map_err(FormError::from)
+    }
+
+    /// Reads the body, `limit` bytes at most whatever its type: a `Content-Length` over the
+    /// limit is refused before reading, and the body is cut off at the limit otherwise.
+    /// (The dashboard's routes have axum's own default limit turned off, so this is the one
+    /// limit and the one message.)
     async fn read_body(req: Request, limit: usize) -> Result<Self, ReadError> {
         let content_type = req
             .headers()
@@ -114,13 +162,22 @@ impl FormData {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_ascii_lowercase();
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit as u64) {
+            return Err(ReadError::TooLarge(limit));
+        }
+        let req = req.map(|body| Body::new(http_body_util::Limited::new(body, limit)));
         if content_type.starts_with("multipart/form-data") {
             let multipart = Multipart::from_request(req, &())
                 .await
                 .map_err(|e| unreadable(&e.body_text()))?;
             Self::from_multipart(multipart, limit).await
         } else if content_type.starts_with("application/x-www-form-urlencoded") {
-            let bytes = axum::body::to_bytes(req.into_body(), limit)
+            let bytes = axum::body::to_bytes(req.into_body(), usize::MAX)
                 .await
                 .map_err(|_| ReadError::TooLarge(limit))?;
             Ok(Self {
@@ -137,17 +194,17 @@ impl FormData {
     async fn from_multipart(mut multipart: Multipart, limit: usize) -> Result<Self, ReadError> {
         let mut form = Self::default();
         let mut total = 0usize;
-        while let Some(field) = multipart
-            .next_field()
-            .await
-            .map_err(|e| unreadable(&e.body_text()))?
-        {
+        let failed = |e: axum::extract::multipart::MultipartError| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ReadError::TooLarge(limit)
+            } else {
+                unreadable(&e.body_text())
+            }
+        };
+        while let Some(field) = multipart.next_field().await.map_err(failed)? {
             let name = field.name().unwrap_or_default().to_string();
             let is_file = field.file_name().is_some();
-            let bytes = field
-                .bytes()
-                .await
-                .map_err(|e| unreadable(&e.body_text()))?;
+            let bytes = field.bytes().await.map_err(failed)?;
             total += bytes.len();
             if total > limit {
                 return Err(ReadError::TooLarge(limit));
@@ -174,13 +231,17 @@ fn unreadable(detail: &str) -> ReadError {
 fn too_large() -> Response {
     refused(
         StatusCode::PAYLOAD_TOO_LARGE,
-        "The upload is too large: the dashboard takes CSV files up to 4 MB; split the file, or use `guardmdm profiles assign --csv` / `guardmdm groups add --csv`.",
+        &format!(
+            "The upload is too large: the dashboard takes CSV files up to {} and forms up to {}; split the file, or use `guardmdm profiles assign --csv` / `guardmdm groups add --csv`.",
+            size(MAX_UPLOAD_BYTES),
+            size(MAX_BULK_BODY_BYTES)
+        ),
     )
 }
 
 /// The extractor of the profile, group and OS-default forms: a body up to
 /// [`MAX_BULK_BODY_BYTES`] (a CSV carried to its "apply" form), files up to
-/// [`MAX_UPLOAD_BYTES`].
+/// [`MAX_UPLOAD_BYTES`]; larger ones are 413 naming the limits.
 impl<S: Send + Sync> FromRequest<S> for FormData {
     type Rejection = Response;
 
@@ -505,7 +566,7 @@ mod read_tests {
         )
         .await
         .unwrap_err();
-        assert!(err.contains("larger than"), "{err}");
+        assert!(err.contains("larger than this page's limit of 1 KiB"), "{err}");
         let err = FormData::read(request("application/json", "{}"), 1024)
             .await
             .unwrap_err();
