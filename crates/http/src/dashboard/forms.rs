@@ -273,6 +273,11 @@ pub(crate) struct BulkInput {
     pub(crate) serials_text: String,
     /// An uploaded CSV, base64 (kept for the apply form).
     pub(crate) upload_b64: String,
+    /// The SHA-256 of the input (the file's bytes, or the pasted text), hex: an input too
+    /// large to carry in the page is chosen again, and checked against it.
+    pub(crate) digest: String,
+    /// The input's size in bytes.
+    pub(crate) size: usize,
 }
 
 /// Serials typed or pasted in a textarea: separated by white space, commas or semicolons.
@@ -284,17 +289,32 @@ pub(crate) fn split_serials(text: &str) -> Vec<String> {
 }
 
 /// The serials of a bulk form: an uploaded file `csv` first, else a CSV carried from a dry
-/// run (`upload_b64`), else the textarea `serials`.
+/// run (`upload_b64`), else the textarea `serials`. When the form carries `expect_sha256`
+/// (an input chosen again after a dry run), the input must be the one the dry run read.
 ///
 /// # Errors
-/// A message for the admin when nothing was given or the carried file is damaged.
+/// A message for the admin when nothing was given, the carried file is damaged, or the
+/// input is not the one the dry run read.
 pub(crate) fn bulk_input(form: &FormData) -> Result<BulkInput, String> {
+    let input = read_bulk_input(form)?;
+    match form.text("expect_sha256") {
+        Some(expected) if !expected.eq_ignore_ascii_case(&input.digest) => Err(
+            "this is not the input the dry run checked (its contents differ): run the dry run again with it"
+                .to_string(),
+        ),
+        _ => Ok(input),
+    }
+}
+
+fn read_bulk_input(form: &FormData) -> Result<BulkInput, String> {
     let engine = base64::engine::general_purpose::STANDARD;
     if let Some(file) = form.file("csv") {
         return Ok(BulkInput {
             input: SerialInput::Csv(file.to_vec()),
             serials_text: String::new(),
             upload_b64: engine.encode(file),
+            digest: sha256_hex(file),
+            size: file.len(),
         });
     }
     if let Some(carried) = form.opt("upload_b64") {
@@ -303,6 +323,8 @@ pub(crate) fn bulk_input(form: &FormData) -> Result<BulkInput, String> {
                 .to_string()
         })?;
         return Ok(BulkInput {
+            digest: sha256_hex(&bytes),
+            size: bytes.len(),
             input: SerialInput::Csv(bytes),
             serials_text: String::new(),
             upload_b64: carried,
@@ -327,13 +349,27 @@ pub(crate) fn bulk_input(form: &FormData) -> Result<BulkInput, String> {
         input: SerialInput::Serials(serials),
         serials_text: text.to_string(),
         upload_b64: String::new(),
+        digest: sha256_hex(text.as_bytes()),
+        size: text.len(),
     })
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    guardmdm_crypto::digest::sha256_hex(bytes)
 }
 
 /// Whether a bulk form asks for a dry run (the default) rather than applying.
 pub(crate) fn is_dry_run(form: &FormData) -> bool {
     form.get("mode") != "apply"
 }
+
+/// Rows shown on a report page: the first problem rows (not applied); the CSV download has
+/// every row. 100 rows keep the page near 20 KB whatever the input.
+pub(crate) const MAX_SHOWN_ROWS: usize = 100;
+/// The largest input a report page carries to its "apply" and "download" forms (base64 in
+/// a hidden field, a third larger): 32 KiB, about 2,500 serials. A larger input is chosen
+/// again and checked against the dry run's SHA-256, so the page stays small.
+pub(crate) const MAX_CARRIED_BYTES: usize = 32 * 1024;
 
 /// One row of a report, for the template.
 pub(crate) struct ReportRow {
@@ -344,14 +380,35 @@ pub(crate) struct ReportRow {
     pub(crate) detail: String,
 }
 
-/// A bulk operation's per-row report, for the template, with the input to apply it.
+/// The count of one outcome, for the template.
+pub(crate) struct OutcomeCount {
+    /// `applied`, `unknown_serial`, … (as in the CSV and the REST API).
+    pub(crate) key: &'static str,
+    pub(crate) label: &'static str,
+    pub(crate) class: &'static str,
+    pub(crate) count: u64,
+}
+
+/// A bulk operation's report, for the template: the counts, the first problem rows, and the
+/// input to apply it or download the whole report.
 pub(crate) struct ReportView {
     pub(crate) dry_run: bool,
     pub(crate) summary: String,
+    pub(crate) counts: Vec<OutcomeCount>,
+    /// The first [`MAX_SHOWN_ROWS`] rows that were not applied.
     pub(crate) rows: Vec<ReportRow>,
+    /// Rows not applied, in all.
+    pub(crate) problems: u64,
+    /// Rows not applied that are not shown.
+    pub(crate) hidden: u64,
     pub(crate) applicable: u64,
+    /// Whether the input is carried in the page (else it is chosen again).
+    pub(crate) carried: bool,
+    /// Whether the input was a file (else pasted serials).
+    pub(crate) is_file: bool,
     pub(crate) serials_text: String,
     pub(crate) upload_b64: String,
+    pub(crate) digest: String,
 }
 
 fn outcome_label(o: RowOutcome) -> (&'static str, &'static str) {
@@ -384,28 +441,107 @@ impl ReportView {
             if c.duplicate_row == 1 { "" } else { "s" },
             c.malformed,
         );
+        let counts = RowOutcome::ALL
+            .into_iter()
+            .map(|o| {
+                let (label, class) = outcome_label(o);
+                OutcomeCount {
+                    key: o.as_str(),
+                    label,
+                    class,
+                    count: c.get(o),
+                }
+            })
+            .collect();
+        let problems = c.total() - c.applied;
+        let rows: Vec<ReportRow> = report
+            .rows
+            .into_iter()
+            .filter(|r| r.outcome != RowOutcome::Applied)
+            .take(MAX_SHOWN_ROWS)
+            .map(|r| {
+                let (outcome, class) = outcome_label(r.outcome);
+                ReportRow {
+                    line: r.line,
+                    serial: r.serial.unwrap_or_else(|| "(empty)".to_string()),
+                    outcome,
+                    class,
+                    detail: r.detail.unwrap_or_default(),
+                }
+            })
+            .collect();
+        let carried = input.size <= MAX_CARRIED_BYTES;
         Self {
             dry_run: report.dry_run,
             summary,
+            counts,
+            hidden: problems.saturating_sub(rows.len() as u64),
+            rows,
+            problems,
             applicable: c.applied,
-            rows: report
-                .rows
-                .into_iter()
-                .map(|r| {
-                    let (outcome, class) = outcome_label(r.outcome);
-                    ReportRow {
-                        line: r.line,
-                        serial: r.serial.unwrap_or_else(|| "(empty)".to_string()),
-                        outcome,
-                        class,
-                        detail: r.detail.unwrap_or_default(),
-                    }
-                })
-                .collect(),
-            serials_text: input.serials_text,
-            upload_b64: input.upload_b64,
+            carried,
+            is_file: matches!(input.input, SerialInput::Csv(_)),
+            serials_text: if carried {
+                input.serials_text
+            } else {
+                String::new()
+            },
+            upload_b64: if carried {
+                input.upload_b64
+            } else {
+                String::new()
+            },
+            digest: input.digest,
         }
     }
+}
+
+/// The query of a bulk form's route: `?report=csv` answers the whole per-row report of a dry
+/// run of the posted input as a CSV download instead of the page.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct ReportQuery {
+    #[serde(default)]
+    report: String,
+}
+
+impl ReportQuery {
+    /// Whether the CSV download is asked for.
+    ///
+    /// # Errors
+    /// A message when `report` names another format.
+    pub(crate) fn wants_csv(&self) -> Result<bool, String> {
+        match self.report.as_str() {
+            "" => Ok(false),
+            "csv" => Ok(true),
+            other => Err(format!(
+                "unknown report format {other:?}: the report downloads as `?report=csv`"
+            )),
+        }
+    }
+}
+
+/// The whole report as a CSV download named `file_stem-report.csv`.
+pub(crate) fn csv_download(file_stem: &str, report: &CsvReport) -> Response {
+    use axum::response::IntoResponse as _;
+    let stem: String = file_stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let disposition = format!("attachment; filename=\"{stem}-report.csv\"");
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        report.to_csv(),
+    )
+        .into_response()
 }
 
 /// A choice of what a bulk form does (a radio button).
