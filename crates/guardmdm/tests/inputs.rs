@@ -24,7 +24,12 @@ fn nested_yaml() -> String {
     )
 }
 
-async fn api_post(app: &TestApp, path: &str, content_type: &str, body: Vec<u8>) -> (StatusCode, Value) {
+async fn api_post(
+    app: &TestApp,
+    path: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> (StatusCode, Value) {
     let resp = app
         .admin(Method::POST, path)
         .header("content-type", content_type)
@@ -35,7 +40,10 @@ async fn api_post(app: &TestApp, path: &str, content_type: &str, body: Vec<u8>) 
         .unwrap();
     let status = resp.status();
     let text = resp.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 #[tokio::test]
@@ -44,12 +52,18 @@ async fn deeply_nested_profile_specs_are_refused_before_parsing() {
         let app = TestApp::spawn(backend).await;
 
         // REST API, YAML and JSON: 400 with the depth and the bound; nothing stored.
-        let (status, body) =
-            api_post(&app, "/api/v1/profiles", "application/yaml", nested_yaml().into_bytes()).await;
+        let (status, body) = api_post(
+            &app,
+            "/api/v1/profiles",
+            "application/yaml",
+            nested_yaml().into_bytes(),
+        )
+        .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
         let message = body["message"].as_str().unwrap();
         assert!(
-            message.contains("YAML line 2: lists and maps are nested 100001 levels deep; at most 32"),
+            message
+                .contains("YAML line 2: lists and maps are nested 100001 levels deep; at most 32"),
             "{message}"
         );
         let json = format!(
@@ -57,11 +71,19 @@ async fn deeply_nested_profile_specs_are_refused_before_parsing() {
             "[".repeat(100_000),
             "]".repeat(100_000)
         );
-        let (status, body) =
-            api_post(&app, "/api/v1/profiles", "application/json", json.into_bytes()).await;
+        let (status, body) = api_post(
+            &app,
+            "/api/v1/profiles",
+            "application/json",
+            json.into_bytes(),
+        )
+        .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
         assert!(
-            body["message"].as_str().unwrap().contains("nested 100001 levels deep; at most 32"),
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("nested 100001 levels deep; at most 32"),
             "{body}"
         );
         let (status, list) = app.json(Method::GET, "/api/v1/profiles", None).await;
@@ -74,11 +96,19 @@ async fn deeply_nested_profile_specs_are_refused_before_parsing() {
         let csrf = web.get("/profiles/new").await.csrf();
         let yaml = nested_yaml();
         let page = web
-            .post("/profiles/new/yaml", &[("spec", yaml.as_str())], Some(&csrf))
+            .post(
+                "/profiles/new/yaml",
+                &[("spec", yaml.as_str())],
+                Some(&csrf),
+            )
             .await;
         assert!(page.status.is_client_error(), "{}", page.status);
         assert!(page.body.contains("nested 100001 levels deep; at most 32"));
-        let commands = format!("- request_type: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+        let commands = format!(
+            "- request_type: {}{}\n",
+            "[".repeat(100_000),
+            "]".repeat(100_000)
+        );
         let page = web
             .post(
                 "/profiles/new",
@@ -124,17 +154,39 @@ async fn oversized_bodies_answer_413_naming_the_limit() {
         assert!(page.body.contains("CSV files up to 4 MiB"), "{}", page.body);
         // A body over 8 MiB: the form's limit (multipart was answered 400 before).
         let csv = vec![b'A'; 9 * 1024 * 1024];
-        for path in ["/groups/loaners/members", "/profiles/new/yaml", "/groups/new"] {
+        for path in [
+            "/groups/loaners/members",
+            "/profiles/new/yaml",
+            "/groups/new",
+        ] {
             let page = web
-                .post_multipart(path, &[("mode", "dry_run")], &[("csv", "big.csv", &csv)], Some(&csrf))
+                .post_multipart(
+                    path,
+                    &[("mode", "dry_run")],
+                    &[("csv", "big.csv", &csv)],
+                    Some(&csrf),
+                )
                 .await;
-            assert_eq!(page.status, StatusCode::PAYLOAD_TOO_LARGE, "{path}: {}", page.body);
-            assert!(page.body.contains("forms up to 8 MiB"), "{path}: {}", page.body);
+            assert_eq!(
+                page.status,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "{path}: {}",
+                page.body
+            );
+            assert!(
+                page.body.contains("forms up to 8 MiB"),
+                "{path}: {}",
+                page.body
+            );
         }
         // The same as a urlencoded form.
         let text = "A".repeat(9 * 1024 * 1024);
         let page = web
-            .post("/profiles/new/yaml", &[("spec", text.as_str())], Some(&csrf))
+            .post(
+                "/profiles/new/yaml",
+                &[("spec", text.as_str())],
+                Some(&csrf),
+            )
             .await;
         assert_eq!(page.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", page.body);
         assert!(page.body.contains("forms up to 8 MiB"), "{}", page.body);
@@ -164,7 +216,10 @@ async fn oversized_bodies_answer_413_naming_the_limit() {
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
         assert_eq!(body["error"], "payload_too_large", "{body}");
         assert!(
-            body["message"].as_str().unwrap().contains("limit of 1024 KiB"),
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("limit of 1024 KiB"),
             "{body}"
         );
         app.stop().await;
@@ -223,7 +278,10 @@ async fn a_large_csv_report_page_stays_small_and_downloads_in_full() {
         for d in &devices {
             csv.push_str(&format!("A{rows:06},{},first copy xx\r\n", d.serial_number));
             rows += 1;
-            csv.push_str(&format!("A{rows:06},{},second copy x\r\n", d.serial_number.to_lowercase()));
+            csv.push_str(&format!(
+                "A{rows:06},{},second copy x\r\n",
+                d.serial_number.to_lowercase()
+            ));
             rows += 1;
         }
         for i in 0..1_000 {
@@ -234,7 +292,11 @@ async fn a_large_csv_report_page_stays_small_and_downloads_in_full() {
             csv.push_str(&format!("A{rows:06},ZZ{rows:010},not ours yet\r\n"));
             rows += 1;
         }
-        assert!(csv.len() > 3_000_000 && csv.len() < 4 * 1024 * 1024, "{}", csv.len());
+        assert!(
+            csv.len() > 3_000_000 && csv.len() < 4 * 1024 * 1024,
+            "{}",
+            csv.len()
+        );
         let unknown = 100_000 - 24 - 1_000;
 
         let dry = web
@@ -245,10 +307,21 @@ async fn a_large_csv_report_page_stays_small_and_downloads_in_full() {
                 Some(&csrf),
             )
             .await;
-        assert_eq!(dry.status, StatusCode::OK, "{}", &dry.body[..dry.body.len().min(2000)]);
-        assert!(dry.body.len() < 100_000, "the page is {} bytes", dry.body.len());
+        assert_eq!(
+            dry.status,
+            StatusCode::OK,
+            "{}",
+            &dry.body[..dry.body.len().min(2000)]
+        );
+        assert!(
+            dry.body.len() < 100_000,
+            "the page is {} bytes",
+            dry.body.len()
+        );
         for needle in [
-            format!("100000 rows: 12 would be applied, {unknown} unknown serials, 0 not in ABM, 12 duplicates, 1000 malformed."),
+            format!(
+                "100000 rows: 12 would be applied, {unknown} unknown serials, 0 not in ABM, 12 duplicates, 1000 malformed."
+            ),
             "<strong data-outcome=\"applied\">12</strong>".to_string(),
             format!("<strong data-outcome=\"unknown_serial\">{unknown}</strong>"),
             "<strong data-outcome=\"duplicate_row\">12</strong>".to_string(),
@@ -260,7 +333,10 @@ async fn a_large_csv_report_page_stays_small_and_downloads_in_full() {
             assert!(dry.body.contains(&needle), "{needle:?} not in the page");
         }
         assert_eq!(dry.body.matches("<tr class=\"outcome-").count(), 100);
-        assert!(!dry.body.contains("name=\"upload_b64\""), "the file is not carried");
+        assert!(
+            !dry.body.contains("name=\"upload_b64\""),
+            "the file is not carried"
+        );
         let digest = hidden(&dry, "expect_sha256");
         assert_eq!(digest.len(), 64);
 
@@ -270,8 +346,14 @@ async fn a_large_csv_report_page_stays_small_and_downloads_in_full() {
             .header("content-type", "multipart/form-data; boundary=XyZ")
             .header("origin", &web.base)
             .header("x-csrf-token", &csrf)
-            .header("cookie", format!("guardmdm_session={}", web.session.as_deref().unwrap()))
-            .body(multipart(&[("expect_sha256", &digest)], Some(csv.as_bytes())))
+            .header(
+                "cookie",
+                format!("guardmdm_session={}", web.session.as_deref().unwrap()),
+            )
+            .body(multipart(
+                &[("expect_sha256", &digest)],
+                Some(csv.as_bytes()),
+            ))
             .send()
             .await
             .unwrap();
@@ -325,7 +407,11 @@ async fn a_large_csv_report_page_stays_small_and_downloads_in_full() {
             )
             .await;
         assert_eq!(page.status, StatusCode::OK);
-        assert!(page.body.len() < 100_000, "the page is {} bytes", page.body.len());
+        assert!(
+            page.body.len() < 100_000,
+            "the page is {} bytes",
+            page.body.len()
+        );
         assert!(page.body.contains("<h3>Done</h3>"));
         let (_, g) = app.json(Method::GET, "/api/v1/groups/big", None).await;
         assert_eq!(g["member_count"], 12);
@@ -341,19 +427,29 @@ async fn a_large_csv_report_page_stays_small_and_downloads_in_full() {
         let dry = web
             .post(
                 "/profiles/loaner/assign",
-                &[("action", "assign"), ("serials", serials.as_str()), ("mode", "dry_run")],
+                &[
+                    ("action", "assign"),
+                    ("serials", serials.as_str()),
+                    ("mode", "dry_run"),
+                ],
                 Some(&csrf),
             )
             .await;
         assert_eq!(dry.status, StatusCode::OK, "{}", dry.body);
-        assert!(dry.body.contains("action=\"/profiles/loaner/assign?report=csv\""));
+        assert!(
+            dry.body
+                .contains("action=\"/profiles/loaner/assign?report=csv\"")
+        );
         let carried = hidden(&dry, "serials");
         assert!(!carried.is_empty());
         let resp = reqwest::Client::new()
             .post(format!("{}/profiles/loaner/assign?report=csv", web.base))
             .header("content-type", "application/x-www-form-urlencoded")
             .header("origin", &web.base)
-            .header("cookie", format!("guardmdm_session={}", web.session.as_deref().unwrap()))
+            .header(
+                "cookie",
+                format!("guardmdm_session={}", web.session.as_deref().unwrap()),
+            )
             .body(
                 url::form_urlencoded::Serializer::new(String::new())
                     .extend_pairs([

@@ -73,7 +73,7 @@ impl From<ReadError> for FormError {
 
 /// `4 MiB`, `16 KiB`: a limit as admins read it.
 pub(crate) fn size(bytes: usize) -> String {
-    if bytes >= 1024 * 1024 && bytes % (1024 * 1024) == 0 {
+    if bytes >= 1024 * 1024 && bytes.is_multiple_of(1024 * 1024) {
         format!("{} MiB", bytes / (1024 * 1024))
     } else {
         format!("{} KiB", bytes.div_ceil(1024))
@@ -702,7 +702,10 @@ mod read_tests {
         )
         .await
         .unwrap_err();
-        assert!(err.contains("larger than this page's limit of 1 KiB"), "{err}");
+        assert!(
+            err.contains("larger than this page's limit of 1 KiB"),
+            "{err}"
+        );
         let err = FormData::read(request("application/json", "{}"), 1024)
             .await
             .unwrap_err();

@@ -375,9 +375,10 @@ pub(crate) async fn add(
         Ok(v) => v,
         Err(e) => return error_page(&page, e),
     };
-    let (wants_csv, input) = match query.wants_csv().and_then(|csv| {
-        forms::bulk_input(&form).map(|input| (csv, input))
-    }) {
+    let (wants_csv, input) = match query
+        .wants_csv()
+        .and_then(|csv| forms::bulk_input(&form).map(|input| (csv, input)))
+    {
         Ok(given) => given,
         Err(m) => {
             view.bulk.error = Some(m);

@@ -602,9 +602,10 @@ pub(crate) async fn assign(
     };
     let action = form.get("action").to_string();
     let mut view = ShowPage::new(&page, p, &action);
-    let (wants_csv, input) = match query.wants_csv().and_then(|csv| {
-        forms::bulk_input(&form).map(|input| (csv, input))
-    }) {
+    let (wants_csv, input) = match query
+        .wants_csv()
+        .and_then(|csv| forms::bulk_input(&form).map(|input| (csv, input)))
+    {
         Ok(given) => given,
         Err(m) => {
             view.bulk.error = Some(m);

@@ -286,8 +286,7 @@ impl<'a> YamlScan<'a> {
             match c {
                 b'[' | b'{' if flow || token_start => {
                     self.flow += 1;
-                    self.deepest
-                        .saw(self.block.len() + self.flow, self.line);
+                    self.deepest.saw(self.block.len() + self.flow, self.line);
                     self.i += 1;
                     token_start = true;
                 }
@@ -418,7 +417,9 @@ mod tests {
         assert_eq!((n.depth, n.over_at_line), (40, Some(1)));
         // Unclosed brackets count too.
         assert_eq!(yaml(&"[".repeat(100_000)), 100_000);
-        let stairs: String = (0..50).map(|i| format!("{}k{i}:\n", " ".repeat(i))).collect();
+        let stairs: String = (0..50)
+            .map(|i| format!("{}k{i}:\n", " ".repeat(i)))
+            .collect();
         let n = yaml_nesting(&stairs, 32);
         assert_eq!((n.depth, n.over_at_line), (50, Some(33)));
         let dashes = format!("{}x\n", "- ".repeat(45));

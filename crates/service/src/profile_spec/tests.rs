@@ -313,7 +313,11 @@ fn parse_refuses_empty_and_non_utf8_files() {
 #[test]
 fn deep_nesting_and_huge_files_are_refused_before_parsing() {
     // 100,000 levels of `[`: refused by the scan, with the depth and the bound.
-    let deep = format!("name: lab\nskip_setup_items: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+    let deep = format!(
+        "name: lab\nskip_setup_items: {}{}\n",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
     let e = ProfileSpec::from_yaml(&deep).unwrap_err();
     assert_eq!((e.format, e.line), (SpecFormat::Yaml, Some(2)));
     assert!(
@@ -322,11 +326,20 @@ fn deep_nesting_and_huge_files_are_refused_before_parsing() {
     );
     let e = ProfileSpec::parse(deep.as_bytes(), Some("p.yaml")).unwrap_err();
     assert!(e.message.contains("at most 32"), "{e}");
-    let json = format!("{{\"name\": \"lab\", \"x\": {}{}}}", "[".repeat(40), "]".repeat(40));
+    let json = format!(
+        "{{\"name\": \"lab\", \"x\": {}{}}}",
+        "[".repeat(40),
+        "]".repeat(40)
+    );
     let e = ProfileSpec::from_json(&json).unwrap_err();
-    assert!(e.message.contains("nested 41 levels deep; at most 32"), "{e}");
+    assert!(
+        e.message.contains("nested 41 levels deep; at most 32"),
+        "{e}"
+    );
     // Block nesting by indentation counts too.
-    let stairs: String = (0..40).map(|i| format!("{}k{i}:\n", "  ".repeat(i))).collect();
+    let stairs: String = (0..40)
+        .map(|i| format!("{}k{i}:\n", "  ".repeat(i)))
+        .collect();
     let e = ProfileSpec::from_yaml(&format!("name: lab\nx:\n{stairs}")).unwrap_err();
     assert!(e.message.contains("at most 32"), "{e}");
     // 32 levels are read (and refused for what they hold, not for their depth).
@@ -340,7 +353,8 @@ fn deep_nesting_and_huge_files_are_refused_before_parsing() {
     assert!(e.message.contains("at most 1024 KiB"), "{e}");
     let e = ProfileSpec::parse(big.as_bytes(), None).unwrap_err();
     assert!(e.message.contains("at most 1024 KiB"), "{e}");
-    let e = ProfileSpec::from_json(&format!("{{\"name\": \"{}\"}}", "a".repeat(MAX_SPEC_BYTES))).unwrap_err();
+    let e = ProfileSpec::from_json(&format!("{{\"name\": \"{}\"}}", "a".repeat(MAX_SPEC_BYTES)))
+        .unwrap_err();
     assert!(e.message.contains("at most 1024 KiB"), "{e}");
 
     // The full examples are well within both bounds.

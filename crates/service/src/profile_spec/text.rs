@@ -153,7 +153,11 @@ mod tests {
 
     #[test]
     fn deeply_nested_initial_commands_are_refused_before_parsing() {
-        let text = format!("- request_type: {}{}\n", "[".repeat(50_000), "]".repeat(50_000));
+        let text = format!(
+            "- request_type: {}{}\n",
+            "[".repeat(50_000),
+            "]".repeat(50_000)
+        );
         let err = initial_commands_from_text(&text).unwrap_err();
         assert_eq!(err.code, codes::INITIAL_COMMAND_INVALID);
         assert!(

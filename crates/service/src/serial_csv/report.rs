@@ -217,7 +217,9 @@ mod csv_tests {
                 line: 3,
                 serial: Some("=HYPERLINK(\"x\",1)".into()),
                 outcome: RowOutcome::Malformed,
-                detail: Some("the serial number contains \"=\", a character serials never have".into()),
+                detail: Some(
+                    "the serial number contains \"=\", a character serials never have".into(),
+                ),
             },
             RowReport {
                 line: 2,
@@ -240,12 +242,11 @@ mod csv_tests {
              3,\"'=HYPERLINK(\"\"x\"\",1)\",malformed,\"the serial number contains \"\"=\"\", a character serials never have\"\r\n\
              4,,malformed,empty\r\n"
         );
-        let back: Vec<csv::StringRecord> = csv::Reader::from_reader(
-            CsvReport::new(Vec::new(), true).to_csv().as_slice(),
-        )
-        .records()
-        .collect::<Result<_, _>>()
-        .unwrap();
+        let back: Vec<csv::StringRecord> =
+            csv::Reader::from_reader(CsvReport::new(Vec::new(), true).to_csv().as_slice())
+                .records()
+                .collect::<Result<_, _>>()
+                .unwrap();
         assert!(back.is_empty());
         let names: Vec<&str> = RowOutcome::ALL.iter().map(|o| o.as_str()).collect();
         for (o, name) in RowOutcome::ALL.iter().zip(&names) {
