@@ -650,6 +650,90 @@ mod tests {
 }
 
 #[cfg(test)]
+mod report_tests {
+    use super::*;
+    use guardmdm_service::serial_csv::RowReport;
+
+    fn input(size: usize) -> BulkInput {
+        BulkInput {
+            input: SerialInput::Csv(vec![b'A'; size]),
+            serials_text: String::new(),
+            upload_b64: "QQ==".to_string(),
+            digest: "ab".repeat(32),
+            size,
+        }
+    }
+
+    fn report(applied: u64, unknown: u64) -> CsvReport {
+        let rows = (1..=applied + unknown)
+            .map(|line| RowReport {
+                line,
+                serial: Some(format!("S{line:011}")),
+                outcome: if line <= applied {
+                    RowOutcome::Applied
+                } else {
+                    RowOutcome::UnknownSerial
+                },
+                detail: None,
+            })
+            .collect();
+        CsvReport::new(rows, true)
+    }
+
+    #[test]
+    fn a_report_lists_the_first_rows_not_applied_and_counts_every_outcome() {
+        let view = ReportView::new(report(3, 250), input(10));
+        assert_eq!(view.rows.len(), MAX_SHOWN_ROWS);
+        assert_eq!(view.rows[0].line, 4, "applied rows are counted, not listed");
+        assert_eq!((view.problems, view.hidden, view.applicable), (250, 150, 3));
+        let counts: Vec<(&str, u64)> = view.counts.iter().map(|c| (c.key, c.count)).collect();
+        assert_eq!(
+            counts,
+            [
+                ("applied", 3),
+                ("unknown_serial", 250),
+                ("not_in_abm", 0),
+                ("duplicate_row", 0),
+                ("malformed", 0)
+            ]
+        );
+        assert!(view.carried);
+        assert_eq!(view.upload_b64, "QQ==");
+        let small = ReportView::new(report(2, 1), input(MAX_CARRIED_BYTES));
+        assert_eq!((small.rows.len(), small.hidden), (1, 0));
+        assert!(small.carried);
+        let big = ReportView::new(report(2, 1), input(MAX_CARRIED_BYTES + 1));
+        assert!(!big.carried && big.is_file);
+        assert_eq!(big.upload_b64, "", "a large input is not carried");
+    }
+
+    #[test]
+    fn an_input_chosen_again_must_be_the_one_the_dry_run_read() {
+        let text = "C02AAA111222";
+        let digest = guardmdm_crypto::digest::sha256_hex(text.as_bytes());
+        let form = FormData::from_pairs(&[("serials", text), ("expect_sha256", &digest)]);
+        assert_eq!(bulk_input(&form).unwrap().digest, digest);
+        let form = FormData::from_pairs(&[("serials", "C02AAA111223"), ("expect_sha256", &digest)]);
+        assert!(
+            bulk_input(&form)
+                .unwrap_err()
+                .contains("not the input the dry run checked")
+        );
+        assert!(ReportQuery::default().wants_csv() == Ok(false));
+        let q = ReportQuery {
+            report: "csv".into(),
+        };
+        assert_eq!(q.wants_csv(), Ok(true));
+        let q = ReportQuery {
+            report: "pdf".into(),
+        };
+        assert!(q.wants_csv().unwrap_err().contains("?report=csv"));
+        assert_eq!(size(8 * 1024 * 1024), "8 MiB");
+        assert_eq!(size(80 * 1024), "80 KiB");
+    }
+}
+
+#[cfg(test)]
 mod read_tests {
     use super::*;
     use axum::body::Body;
