@@ -162,12 +162,9 @@ fn batch_size(text: Option<&str>) -> Result<Option<u32>, ServiceError> {
 
 /// `POST /settings/abm`: Generate Token, a new entry with its key pair.
 pub(crate) async fn create(State(state): State<AppState>, page: Page, req: Request) -> Response {
-    let form = match FormData::read(req, 16 * 1024).await {
+    let form = match FormData::read_checked(req, 16 * 1024).await {
         Ok(f) => f,
-        Err(e) => {
-            let s = StatusCode::BAD_REQUEST;
-            return list_page(&page, CreateForm::default(), Some(e), s).await;
-        }
+        Err(e) => return list_page(&page, CreateForm::default(), Some(e.message), e.status).await,
     };
     let entered = CreateForm {
         name: form.text("name").unwrap_or_default().to_string(),
@@ -283,12 +280,9 @@ pub(crate) async fn upload_token(
         token: Some(message),
         ..EntryErrors::default()
     };
-    let form = match FormData::read(req, MAX_TOKEN_FILE_BYTES + 16 * 1024).await {
+    let form = match FormData::read_checked(req, MAX_TOKEN_FILE_BYTES + 16 * 1024).await {
         Ok(f) => f,
-        Err(e) => {
-            let status = StatusCode::BAD_REQUEST;
-            return entry_page(&state, &page, &name, fail(e), status).await;
-        }
+        Err(e) => return entry_page(&state, &page, &name, fail(e.message), e.status).await,
     };
     let file = match (form.file("token_file"), form.raw("token_text")) {
         (Some(file), _) => file.to_vec(),
@@ -401,9 +395,9 @@ pub(crate) async fn delete(
     Path(name): Path<String>,
     req: Request,
 ) -> Response {
-    let typed = match FormData::read(req, 16 * 1024).await {
+    let typed = match FormData::read_checked(req, 16 * 1024).await {
         Ok(form) => form.text("confirm_name").unwrap_or_default().to_string(),
-        Err(e) => return delete_page(&state, &page, &name, Some(e), StatusCode::BAD_REQUEST).await,
+        Err(e) => return delete_page(&state, &page, &name, Some(e.message), e.status).await,
     };
     if typed != name {
         let message =
