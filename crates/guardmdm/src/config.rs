@@ -73,6 +73,11 @@ pub struct ServeArgs {
     /// A dashboard session ends this long after sign-in, used or not (`12h`, `1d`).
     #[arg(long, env = "GUARDMDM_SESSION_LIFETIME", default_value = "12h", value_parser = parse_duration)]
     pub session_lifetime: time::Duration,
+    /// How long an ABM sync lease lasts without renewal (`2m`, `45s`; 2 s to 1 h): a sync
+    /// whose instance stopped is shown as ended, and Sync Now starts a new one, this long
+    /// after its last renewal. Renewed every quarter of it.
+    #[arg(long, env = "GUARDMDM_SYNC_LEASE_TTL", default_value = "2m", value_parser = parse_duration)]
+    pub sync_lease_ttl: time::Duration,
 }
 
 /// A duration like `45s`, `30m`, `2h` or `1d` (a whole number and a unit).
@@ -151,6 +156,8 @@ pub struct Settings {
     pub client_cert_header: Option<String>,
     /// How long dashboard sessions last.
     pub sessions: guardmdm_service::SessionPolicy,
+    /// How long an ABM sync lease lasts without renewal.
+    pub sync_lease_ttl: std::time::Duration,
 }
 
 impl Settings {
@@ -195,6 +202,11 @@ impl Settings {
         if args.session_idle_timeout > args.session_lifetime {
             bail!("--session-idle-timeout must not be longer than --session-lifetime");
         }
+        if !(time::Duration::seconds(2)..=time::Duration::hours(1)).contains(&args.sync_lease_ttl) {
+            bail!("--sync-lease-ttl must be between 2s and 1h");
+        }
+        let sync_lease_ttl =
+            std::time::Duration::try_from(args.sync_lease_ttl).context("--sync-lease-ttl")?;
         Ok(Self {
             sessions: guardmdm_service::SessionPolicy {
                 idle_timeout: args.session_idle_timeout,
@@ -210,6 +222,7 @@ impl Settings {
             admin_token,
             secret_key,
             log_format: args.log_format,
+            sync_lease_ttl,
         })
     }
 }
@@ -460,5 +473,23 @@ mod tests {
             shown.contains("****") && !shown.contains("hunter2"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn the_sync_lease_ttl_defaults_to_two_minutes_and_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let data_arg = data.to_str().unwrap();
+        let s = Settings::from_args(args(&["--data-dir", data_arg])).unwrap();
+        assert_eq!(s.sync_lease_ttl, std::time::Duration::from_secs(120));
+        let s =
+            Settings::from_args(args(&["--data-dir", data_arg, "--sync-lease-ttl", "3s"])).unwrap();
+        assert_eq!(s.sync_lease_ttl, std::time::Duration::from_secs(3));
+        for bad in ["1s", "2h"] {
+            let e = Settings::from_args(args(&["--data-dir", data_arg, "--sync-lease-ttl", bad]))
+                .err()
+                .unwrap();
+            assert!(e.to_string().contains("--sync-lease-ttl"), "{e}");
+        }
     }
 }
