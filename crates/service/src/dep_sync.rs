@@ -298,17 +298,26 @@ impl SyncService {
         }
     }
 
+    /// Claims the entry and launches its run in a task of their own: a caller that goes away
+    /// (a client that disconnects) cannot leave a half-made claim behind, such as an entry
+    /// reserved here forever, a claim transaction dropped midway, or a run nobody executes.
     async fn start(&self, entry: &AbmEntry, trigger: Trigger) -> Result<SyncStart, ServiceError> {
-        let start = self.claim(entry, trigger).await?;
-        if start.started {
-            let this = self.clone();
-            let entry = entry.clone();
-            let run_id = start.run.id;
-            self.tasks.spawn(async move {
-                this.run_claimed(&entry, run_id, trigger).await;
-            });
-        }
-        Ok(start)
+        let this = self.clone();
+        let entry = entry.clone();
+        self.tasks
+            .spawn(async move {
+                let start = this.claim(&entry, trigger).await?;
+                if start.started {
+                    let runner = this.clone();
+                    let run_id = start.run.id;
+                    this.tasks.spawn(async move {
+                        runner.run_claimed(&entry, run_id, trigger).await;
+                    });
+                }
+                Ok(start)
+            })
+            .await
+            .map_err(|e| ServiceError::Internal(format!("claiming the sync: {e}")))?
     }
 
     /// Runs a sync of `name` in the caller's task, to its end: what a crash test aborts at an
@@ -322,7 +331,14 @@ impl SyncService {
         trigger: Trigger,
     ) -> Result<Option<SyncRun>, ServiceError> {
         let entry = self.abm.entry(name).await?;
-        let start = self.claim(&entry, trigger).await?;
+        // The claim in a task of its own, as in [`Self::start`]; the run in the caller's.
+        let claimer = self.clone();
+        let claimed = entry.clone();
+        let start = self
+            .tasks
+            .spawn(async move { claimer.claim(&claimed, trigger).await })
+            .await
+            .map_err(|e| ServiceError::Internal(format!("claiming the sync: {e}")))??;
         if !start.started {
             return Ok(None);
         }
