@@ -330,7 +330,9 @@ async fn a_crash_at_any_moment_loses_and_duplicates_nothing() {
             .unwrap();
         let store = app.store().await;
         let entry_id = store.get_abm_entry("main").await.unwrap().id;
-        for crash_after_ms in [10_u64, 40, 75, 120, 180, 260, 350] {
+        // The first crash lands once the first page is stored (so one run surely dies
+        // mid-way, however loaded the machine), the others at fixed moments after the start.
+        for crash_after_ms in [0_u64, 10, 40, 75, 120, 180, 260, 350] {
             let crashed = app.instance().await;
             let holder = crashed.sync.holder().to_string();
             let sync = crashed.sync.clone();
@@ -338,6 +340,15 @@ async fn a_crash_at_any_moment_loses_and_duplicates_nothing() {
                 sync.sync_inline("main", guardmdm_service::Trigger::Manual)
                     .await
             });
+            if crash_after_ms == 0 {
+                for _ in 0..2000 {
+                    let runs = store.list_sync_runs(entry_id, 1).await.unwrap();
+                    if runs.first().is_some_and(|r| r.pages > 0) {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
             tokio::time::sleep(Duration::from_millis(crash_after_ms)).await;
             task.abort();
             let _ = task.await;
