@@ -430,8 +430,49 @@ async fn two_instances_on_postgresql_never_sync_one_entry_twice() {
         let run = a.wait_run("main", ra["run"]["id"].as_i64().unwrap()).await;
         assert_eq!(run["outcome"], "succeeded", "{run}");
     }
+    // The same from the dashboard: one instance starts the run, the other says it runs.
+    common::web::create_admin(&a, "alice", common::web::PASSWORD).await;
+    let web_a = common::web::WebClient::signed_in(&a, "alice").await;
+    let web_b = common::web::WebClient::signed_in(&b, "alice").await;
+    let csrf_a = web_a.get("/settings/abm").await.csrf();
+    let csrf_b = web_b.get("/settings/abm").await.csrf();
+    a.abm
+        .sim
+        .inject_fault(Fault::Delay {
+            millis: 150,
+            count: Some(6),
+            path: None,
+        })
+        .unwrap();
+    let form = "/settings/abm/main/sync";
+    let (fields_a, fields_b) = (
+        [("csrf_token", csrf_a.as_str())],
+        [("csrf_token", csrf_b.as_str())],
+    );
+    let (pa, pb) = tokio::join!(
+        web_a.post(form, &fields_a, None),
+        web_b.post(form, &fields_b, None)
+    );
+    let mut flashes: Vec<String> = [&pa, &pb]
+        .iter()
+        .map(|p| {
+            assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+            p.set_cookies()
+                .into_iter()
+                .find_map(|c| {
+                    c.strip_prefix("guardmdm_flash=")
+                        .map(|v| v.split(';').next().unwrap().to_string())
+                })
+                .unwrap()
+        })
+        .collect();
+    flashes.sort();
+    assert_eq!(flashes, ["sync_running", "sync_started"]);
     let (_, runs) = b.json(Method::GET, path, None).await;
-    assert_eq!(runs.as_array().unwrap().len(), 4, "one run a round: {runs}");
+    let run = a.wait_run("main", runs[0]["id"].as_i64().unwrap()).await;
+    assert_eq!(run["outcome"], "succeeded", "{run}");
+    let (_, runs) = b.json(Method::GET, path, None).await;
+    assert_eq!(runs.as_array().unwrap().len(), 5, "one run a round: {runs}");
     assert_eq!(b.device_set("main", "assigned").await, a.abm_set(&server));
 
     // Instance "dead" took the lease and stopped without giving it back; it expires in 2 s.
