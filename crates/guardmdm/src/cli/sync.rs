@@ -73,10 +73,13 @@ pub(crate) async fn sync_now(
             Ok(())
         }
         "interrupted" => bail!(
-            "sync #{} of {name:?} stopped before it finished ({}): {} Start a new one with `guardmdm abm sync {name}`.",
+            "sync #{} of {name:?} stopped before it finished ({}): {}. Start a new one with `guardmdm abm sync {name}`.",
             run.id,
             counts(&run),
-            run.error.as_deref().unwrap_or("no details")
+            run.error
+                .as_deref()
+                .unwrap_or("no details")
+                .trim_end_matches('.')
         ),
         outcome => bail!(
             "sync #{} of {name:?} {outcome}: {}",
