@@ -105,6 +105,11 @@ pub struct ServeArgs {
     /// Pushes in flight at once (HTTP/2 streams to APNs).
     #[arg(long, env = "GUARDMDM_PUSH_CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub push_concurrency: u32,
+    /// How long an ABM sync lease lasts without renewal (`2m`, `45s`; 2 s to 1 h): a sync
+    /// whose instance stopped is shown as ended, and Sync Now starts a new one, this long
+    /// after its last renewal. Renewed every quarter of it.
+    #[arg(long, env = "GUARDMDM_SYNC_LEASE_TTL", default_value = "2m", value_parser = parse_duration)]
+    pub sync_lease_ttl: time::Duration,
 }
 
 /// A size like `4096`, `16KiB` or `8MiB` (also `16k`, `8m`; binary units).
@@ -251,6 +256,8 @@ pub struct Settings {
     pub sessions: guardmdm_service::SessionPolicy,
     /// How many dashboard password checks run at once, and how long a sign-in waits.
     pub password_checks: guardmdm_service::PasswordChecks,
+    /// How long an ABM sync lease lasts without renewal.
+    pub sync_lease_ttl: std::time::Duration,
 }
 
 impl Settings {
@@ -328,6 +335,11 @@ impl Settings {
         if let Some(n) = args.password_check_concurrency {
             password_checks.concurrency = usize::from(n);
         }
+        if !(time::Duration::seconds(2)..=time::Duration::hours(1)).contains(&args.sync_lease_ttl) {
+            bail!("--sync-lease-ttl must be between 2s and 1h");
+        }
+        let sync_lease_ttl =
+            std::time::Duration::try_from(args.sync_lease_ttl).context("--sync-lease-ttl")?;
         Ok(Self {
             password_checks,
             sessions: guardmdm_service::SessionPolicy {
@@ -344,6 +356,7 @@ impl Settings {
             admin_token,
             secret_key,
             log_format: args.log_format,
+            sync_lease_ttl,
         })
     }
 }
@@ -677,5 +690,23 @@ mod tests {
             shown.contains("****") && !shown.contains("hunter2"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn the_sync_lease_ttl_defaults_to_two_minutes_and_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let data_arg = data.to_str().unwrap();
+        let s = Settings::from_args(args(&["--data-dir", data_arg])).unwrap();
+        assert_eq!(s.sync_lease_ttl, std::time::Duration::from_secs(120));
+        let s =
+            Settings::from_args(args(&["--data-dir", data_arg, "--sync-lease-ttl", "3s"])).unwrap();
+        assert_eq!(s.sync_lease_ttl, std::time::Duration::from_secs(3));
+        for bad in ["1s", "2h"] {
+            let e = Settings::from_args(args(&["--data-dir", data_arg, "--sync-lease-ttl", bad]))
+                .err()
+                .unwrap();
+            assert!(e.to_string().contains("--sync-lease-ttl"), "{e}");
+        }
     }
 }

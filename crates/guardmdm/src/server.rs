@@ -97,7 +97,11 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
         shutdown.child_token(),
     )
     .with_session_policy(settings.sessions)
-    .with_password_checks(settings.password_checks);
+    .with_password_checks(settings.password_checks)
+    .with_sync_lease_ttl(settings.sync_lease_ttl);
+    if !matches!(settings.database, Database::Postgres(_)) {
+        services.sync.recover_sole_instance().await?; // SQLite: one process, so any run left is dead
+    }
     let jobs = TaskTracker::new();
     jobs.spawn(guardmdm_service::jobs::run_token_health_monitor(
         services.abm.clone(),

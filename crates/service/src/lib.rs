@@ -113,6 +113,17 @@ impl Services {
         }
     }
 
+    /// Uses `ttl` as the ABM sync lease's time to live instead of
+    /// [`dep_sync::DEFAULT_LEASE_TTL`] (every service that starts syncs or assignment passes
+    /// gets it).
+    #[must_use]
+    pub fn with_sync_lease_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.sync = self.sync.with_lease_ttl(ttl);
+        self.profiles = ProfileService::new(self.store.clone(), self.sync.clone());
+        self.groups = GroupService::new(self.store.clone(), self.sync.clone());
+        self
+    }
+
     /// Uses `policy` for dashboard sessions instead of the default.
     #[must_use]
     pub fn with_session_policy(mut self, policy: SessionPolicy) -> Self {

@@ -34,7 +34,7 @@ pub use assignment::{
 pub use audit::{AuditEvent, AuditStore, NewAuditEvent};
 pub use devices::{
     AbmDevice, DeviceCursor, DeviceOrder, DeviceQuery, DeviceSyncStore, EnrollmentState,
-    PageCounts, PageWrite, StoredAbmDevice, SyncPhase, SyncRun, SyncState,
+    PageCounts, PageWrite, StoredAbmDevice, SyncClaim, SyncPhase, SyncRun, SyncState,
 };
 pub use error::StoreError;
 pub use mdm::{

@@ -47,6 +47,7 @@ where
     devices::device_listing_by_assignment_state(make().await).await;
     devices::device_listing_orders_prefixes_and_cursors(make().await).await;
     devices::runs_and_leases(make().await).await;
+    devices::claims_start_or_find_the_run_and_end_dead_ones(make().await).await;
     assignment::profiles_create_update_and_keep_versions(make().await).await;
     assignment::profile_delete_is_refused_while_used(make().await).await;
     assignment::definitions_are_idempotent_per_entry_profile_and_version(make().await).await;
