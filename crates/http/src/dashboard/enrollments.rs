@@ -426,10 +426,10 @@ pub(crate) async fn send(
         Ok(f) => f,
         Err(e) => {
             let form = CommandForm {
-                error: Some(e),
+                error: Some(e.message),
                 ..CommandForm::default()
             };
-            return device_page(&state, &page, &udid, form, StatusCode::BAD_REQUEST).await;
+            return device_page(&state, &page, &udid, form, e.status).await;
         }
     };
     let kept = CommandForm {

@@ -51,6 +51,7 @@ impl std::fmt::Display for ReadError {
 }
 
 /// A form that could not be read: the status to answer and a message for the admin.
+#[derive(Debug)]
 pub(crate) struct FormError {
     /// 413 when the body is over the limit, 400 otherwise.
     pub(crate) status: StatusCode,
@@ -134,20 +135,13 @@ impl FormData {
         }
     }
 
-    /// Reads a request body of at most `limit` bytes, urlencoded or multipart.
+    /// Reads a request body of at most `limit` bytes, urlencoded or multipart, with the
+    /// status to answer when it cannot: 413 Payload Too Large when the body is over `limit`
+    /// (the message names the limit), 400 when it is malformed or of another type.
     ///
     /// # Errors
-    /// A message for the admin: the body is too large, malformed, or of another type.
-    pub(crate) async fn read(req: Request, limit: usize) -> Result<Self, String> {
-        Self::read_body(req, limit).await.map_err(|e| e.to_string())
-    }
-
-    /// As [`Self::read`], with the status to answer: 413 Payload Too Large when the body is
-    /// over `limit`, 400 when it is malformed.
-    ///
-    /// # Errors
-    /// As [`Self::read`].
-    pub(crate) async fn read_checked(req: Request, limit: usize) -> Result<Self, FormError> {
+    /// A [`FormError`] for the admin.
+    pub(crate) async fn read(req: Request, limit: usize) -> Result<Self, FormError> {
         Self::read_body(req, limit).await.map_err(FormError::from)
     }
 
@@ -786,13 +780,16 @@ mod read_tests {
         )
         .await
         .unwrap_err();
+        assert_eq!(err.status, StatusCode::PAYLOAD_TOO_LARGE);
         assert!(
-            err.contains("larger than this page's limit of 1 KiB"),
-            "{err}"
+            err.message.contains("larger than this page's limit of 1 KiB"),
+            "{}",
+            err.message
         );
         let err = FormData::read(request("application/json", "{}"), 1024)
             .await
             .unwrap_err();
-        assert!(err.contains("urlencoded or multipart"), "{err}");
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert!(err.message.contains("urlencoded or multipart"), "{}", err.message);
     }
 }

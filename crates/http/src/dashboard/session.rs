@@ -328,7 +328,15 @@ async fn csrf_token_of(req: Request) -> Result<(Option<String>, Request), Respon
     let (parts, body) = req.into_parts();
     let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
         .await
-        .map_err(|_| refused(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large."))?;
+        .map_err(|_| {
+            refused(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!(
+                    "The form is larger than {} KiB, the limit for a form without JavaScript; nothing was changed.",
+                    MAX_FORM_BYTES / 1024
+                ),
+            )
+        })?;
     let token = form_urlencoded::parse(&bytes)
         .find(|(k, _)| k == CSRF_FIELD)
         .map(|(_, v)| v.into_owned());

@@ -278,8 +278,8 @@ pub(crate) async fn start(
                 &state,
                 &page,
                 &name,
-                Some(e),
-                StatusCode::BAD_REQUEST,
+                Some(e.message),
+                e.status,
                 false,
             )
             .await;
