@@ -204,6 +204,24 @@ async fn oversized_bodies_answer_413_naming_the_limit() {
             .await;
         assert_eq!(page.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", page.body);
         assert!(page.body.contains("limit of 80 KiB"), "{}", page.body);
+        // The entry's settings and Sync Now forms (16 KiB): answered 400 before.
+        let filler = vec![b'A'; 20 * 1024];
+        for path in ["/settings/abm/main/settings", "/settings/abm/main/sync"] {
+            let page = web
+                .post_multipart(path, &[], &[("filler", "filler.txt", &filler)], Some(&csrf))
+                .await;
+            assert_eq!(
+                page.status,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "{path}: {}",
+                page.body
+            );
+            assert!(
+                page.body.contains("limit of 16 KiB"),
+                "{path}: {}",
+                page.body
+            );
+        }
 
         // The REST API: a profile body over 1 MiB.
         let (status, body) = api_post(

@@ -782,7 +782,8 @@ mod read_tests {
         .unwrap_err();
         assert_eq!(err.status, StatusCode::PAYLOAD_TOO_LARGE);
         assert!(
-            err.message.contains("larger than this page's limit of 1 KiB"),
+            err.message
+                .contains("larger than this page's limit of 1 KiB"),
             "{}",
             err.message
         );
@@ -790,6 +791,10 @@ mod read_tests {
             .await
             .unwrap_err();
         assert_eq!(err.status, StatusCode::BAD_REQUEST);
-        assert!(err.message.contains("urlencoded or multipart"), "{}", err.message);
+        assert!(
+            err.message.contains("urlencoded or multipart"),
+            "{}",
+            err.message
+        );
     }
 }
