@@ -31,12 +31,6 @@ async fn sqlite_uses_wal_and_reopens_with_data() {
     assert_eq!(again.get_meta("k").await.unwrap().as_deref(), Some("v"));
 }
 
-#[cfg(unix)]
-fn mode(path: &std::path::Path) -> u32 {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
-}
-
 /// The database and its `-wal` and `-shm` files hold every secret's ciphertext and every
 /// device record: only their owner may read them, whatever the umask (the test process runs
 /// with the usual 022, under which SQLite alone would create them 0644).
@@ -44,6 +38,9 @@ fn mode(path: &std::path::Path) -> u32 {
 #[tokio::test]
 async fn sqlite_files_are_created_readable_by_their_owner_only() {
     use guardmdm_store::MetaStore;
+    use std::os::unix::fs::PermissionsExt;
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("g.db");
     let store = SqliteStore::open(&path).await.unwrap();
@@ -54,7 +51,6 @@ async fn sqlite_files_are_created_readable_by_their_owner_only() {
     drop(store);
 
     // A file an earlier version left readable by others is restricted when opened.
-    use std::os::unix::fs::PermissionsExt;
     let old = dir.path().join("old.db");
     std::fs::write(&old, b"").unwrap();
     std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
