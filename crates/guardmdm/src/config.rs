@@ -73,6 +73,43 @@ pub struct ServeArgs {
     /// A dashboard session ends this long after sign-in, used or not (`12h`, `1d`).
     #[arg(long, env = "GUARDMDM_SESSION_LIFETIME", default_value = "12h", value_parser = parse_duration)]
     pub session_lifetime: time::Duration,
+    /// Where `/metrics` and `/healthz` are served without a token (`off` for nowhere). On the
+    /// main listener `/metrics` needs an admin or API token.
+    #[arg(long, env = "GUARDMDM_METRICS_LISTEN", default_value = "127.0.0.1:9464", value_parser = parse_optional_addr)]
+    pub metrics_listen: OptionalAddr,
+    /// A new connection's first request head, and any later head once its first byte has
+    /// arrived, must arrive in full within this long, or the connection is closed.
+    #[arg(long, env = "GUARDMDM_HEADER_READ_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
+    pub header_read_timeout: time::Duration,
+    /// A request body must arrive in full within this long of its head (else 408 and the
+    /// connection is closed).
+    #[arg(long, env = "GUARDMDM_REQUEST_BODY_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub request_body_timeout: time::Duration,
+    /// A connection with no request in progress is closed after this long without a byte.
+    #[arg(long, env = "GUARDMDM_KEEP_ALIVE_TIMEOUT", default_value = "75s", value_parser = parse_duration)]
+    pub keep_alive_timeout: time::Duration,
+    /// Most connections open at once on the main listener; further ones are closed at once.
+    /// Keep it well below the open-files limit (`ulimit -n`).
+    #[arg(long, env = "GUARDMDM_MAX_CONNECTIONS", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+}
+
+/// A listen address, or none (`off`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptionalAddr(pub Option<SocketAddr>);
+
+/// `off`, or an address and port such as `127.0.0.1:9464`.
+///
+/// # Errors
+/// Says what is expected.
+pub fn parse_optional_addr(text: &str) -> Result<OptionalAddr, String> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(OptionalAddr(None));
+    }
+    text.parse()
+        .map(|a| OptionalAddr(Some(a)))
+        .map_err(|_| format!("{text:?} is not an address and port (e.g. 127.0.0.1:9464) or `off`"))
 }
 
 /// A duration like `45s`, `30m`, `2h` or `1d` (a whole number and a unit).
@@ -151,6 +188,10 @@ pub struct Settings {
     pub client_cert_header: Option<String>,
     /// How long dashboard sessions last.
     pub sessions: guardmdm_service::SessionPolicy,
+    /// Where `/metrics` is served without a token, if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
+    /// The limits of every HTTP connection.
+    pub edge: crate::edge::EdgeLimits,
 }
 
 impl Settings {
@@ -195,7 +236,16 @@ impl Settings {
         if args.session_idle_timeout > args.session_lifetime {
             bail!("--session-idle-timeout must not be longer than --session-lifetime");
         }
+        let edge = crate::edge::EdgeLimits {
+            header_read_timeout: std_duration(args.header_read_timeout),
+            request_body_timeout: std_duration(args.request_body_timeout),
+            keep_alive_timeout: std_duration(args.keep_alive_timeout),
+            max_connections: usize::try_from(args.max_connections)
+                .context("--max-connections is too large")?,
+        };
         Ok(Self {
+            metrics_listen: args.metrics_listen.0,
+            edge,
             sessions: guardmdm_service::SessionPolicy {
                 idle_timeout: args.session_idle_timeout,
                 lifetime: args.session_lifetime,
@@ -212,6 +262,11 @@ impl Settings {
             log_format: args.log_format,
         })
     }
+}
+
+/// A positive duration from [`parse_duration`] as a `std` one.
+fn std_duration(d: time::Duration) -> std::time::Duration {
+    std::time::Duration::try_from(d).unwrap_or(std::time::Duration::ZERO)
 }
 
 fn default_data_dir() -> PathBuf {
