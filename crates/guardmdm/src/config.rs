@@ -504,6 +504,42 @@ mod tests {
     }
 
     #[test]
+    fn edge_limits_and_the_metrics_listener() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        let s = Settings::from_args(args(&["--data-dir", d])).unwrap();
+        assert_eq!(s.metrics_listen, Some("127.0.0.1:9464".parse().unwrap()));
+        assert_eq!(
+            s.edge,
+            crate::edge::EdgeLimits {
+                header_read_timeout: std::time::Duration::from_secs(20),
+                request_body_timeout: std::time::Duration::from_secs(60),
+                keep_alive_timeout: std::time::Duration::from_secs(75),
+                max_connections: 512,
+            }
+        );
+        let s = Settings::from_args(args(&[
+            "--data-dir",
+            d,
+            "--metrics-listen",
+            "off",
+            "--keep-alive-timeout",
+            "5s",
+            "--max-connections",
+            "3",
+        ]))
+        .unwrap();
+        assert_eq!(s.metrics_listen, None);
+        assert_eq!(s.edge.keep_alive_timeout, std::time::Duration::from_secs(5));
+        assert_eq!(s.edge.max_connections, 3);
+        assert!(parse_optional_addr("localhost").is_err());
+        assert!(
+            Wrapper::try_parse_from(["x", "--max-connections", "0"]).is_err(),
+            "a cap of 0 would refuse everything"
+        );
+    }
+
+    #[test]
     fn postgres_urls_are_redacted_in_debug() {
         let db = parse_database(
             Some("postgres://guard:hunter2@db:5432/guardmdm"),

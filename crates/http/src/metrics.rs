@@ -84,21 +84,6 @@ pub(crate) async fn record(State(state): State<AppState>, req: Request, next: Ne
     response
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn methods_outside_the_standard_set_share_one_label() {
-        assert_eq!(method_label(&Method::PUT), "PUT");
-        assert_eq!(method_label(&Method::OPTIONS), "OPTIONS");
-        for junk in ["M000001XXXX", "PROPFIND", "get"] {
-            let method = Method::from_bytes(junk.as_bytes()).unwrap();
-            assert_eq!(method_label(&method), "other", "{junk}");
-        }
-    }
-}
-
 const ALL_STATES: [TokenState; 6] = [
     TokenState::Pending,
     TokenState::Active,
@@ -173,4 +158,19 @@ pub(crate) fn render(
     encode_registry(&mut out, &registry)?;
     encode_eof(&mut out)?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_outside_the_standard_set_share_one_label() {
+        assert_eq!(method_label(&Method::PUT), "PUT");
+        assert_eq!(method_label(&Method::OPTIONS), "OPTIONS");
+        for junk in ["M000001XXXX", "PROPFIND", "get"] {
+            let method = Method::from_bytes(junk.as_bytes()).unwrap();
+            assert_eq!(method_label(&method), "other", "{junk}");
+        }
+    }
 }
