@@ -1,7 +1,8 @@
 //! The HTTP edge against hostile clients, over raw sockets: junk methods mint no metric
 //! labels and `/metrics` needs a token on the main listener; connections that send half a
 //! head, half a body, nothing, or sit idle are closed by the server; the connection cap
-//! closes connections beyond it at once and frees its slots when connections end.
+//! closes connections beyond it at once and frees its slots when connections end; HTTP/2
+//! (prior knowledge) is served and held to the same limits.
 //!
 //! The edge does not touch storage, so these run on SQLite only.
 
@@ -226,5 +227,34 @@ async fn connections_beyond_the_cap_are_closed_at_once_until_one_ends() {
     })
     .await;
     assert!(served.is_ok(), "no slot was freed after a connection ended");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn http2_is_still_served_and_a_silent_http2_connection_is_closed() {
+    let app = quick_timeouts().await;
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    for _ in 0..2 {
+        let resp = client.get(app.url("/healthz")).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.version(), reqwest::Version::HTTP_2);
+    }
+
+    // An HTTP/2 connection that opens (preface and SETTINGS) and then sends no request is
+    // closed as an HTTP/1 one is: hyper has no such limit of its own for HTTP/2.
+    let mut stream = connect(&app).await;
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .unwrap();
+    let settings = read_until_closed(&mut stream).await;
+    assert_eq!(
+        settings.get(3),
+        Some(&4),
+        "the server's SETTINGS frame first"
+    );
     app.stop().await;
 }
