@@ -92,6 +92,10 @@ pub struct ServeArgs {
     /// Keep it well below the open-files limit (`ulimit -n`).
     #[arg(long, env = "GUARDMDM_MAX_CONNECTIONS", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
+    /// A connection with a response to send that the client has let nothing through for this
+    /// long (it does not read) is closed.
+    #[arg(long, env = "GUARDMDM_SEND_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub send_timeout: time::Duration,
 }
 
 /// A listen address, or none (`off`).
@@ -240,6 +244,7 @@ impl Settings {
             header_read_timeout: std_duration(args.header_read_timeout),
             request_body_timeout: std_duration(args.request_body_timeout),
             keep_alive_timeout: std_duration(args.keep_alive_timeout),
+            send_timeout: std_duration(args.send_timeout),
             max_connections: usize::try_from(args.max_connections)
                 .context("--max-connections is too large")?,
         };
@@ -515,6 +520,7 @@ mod tests {
                 header_read_timeout: std::time::Duration::from_secs(20),
                 request_body_timeout: std::time::Duration::from_secs(60),
                 keep_alive_timeout: std::time::Duration::from_secs(75),
+                send_timeout: std::time::Duration::from_secs(60),
                 max_connections: 512,
             }
         );

@@ -12,9 +12,11 @@
 //! - after a request, the next head started but did not end within the header read timeout;
 //!
 //! and a request whose body has not arrived in full within the request body timeout is
-//! answered 408 and its connection closed. A request is "in progress" from its head until its
-//! response has been written; these limits apply to HTTP/1 and HTTP/2 alike (hyper's own
-//! header timeout only exists for HTTP/1, and hyper-util's protocol detection has none).
+//! answered 408 and its connection closed; a connection with a response to write that the
+//! client has not let through for the send timeout (it does not read) is closed. A request is
+//! "in progress" from its head until its response has been written; these limits apply to
+//! HTTP/1 and HTTP/2 alike (hyper's own header timeout only exists for HTTP/1, and
+//! hyper-util's protocol detection has none).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -60,6 +62,9 @@ pub struct EdgeLimits {
     /// A connection with no request in progress and no byte of a new one is closed after this
     /// long.
     pub keep_alive_timeout: Duration,
+    /// A connection with a response to write that has written nothing for this long (the
+    /// client does not read) is closed.
+    pub send_timeout: Duration,
     /// At most this many connections are open at once; further ones are closed at once.
     pub max_connections: usize,
 }
@@ -210,7 +215,7 @@ where
             () = activity.changed.notified() => {}
             () = sleep_until(deadline) => {
                 if activity.deadline(&limits).is_some_and(|d| d <= Instant::now()) {
-                    tracing::debug!(%peer, "closing a connection that sent no request in time");
+                    tracing::debug!(%peer, "closing a connection that sent no request, or read no response, in time");
                     return;
                 }
             }
@@ -236,7 +241,7 @@ async fn handle(
     app: Router,
     req: Request<Incoming>,
     peer: SocketAddr,
-    in_flight: InFlight,
+    mut in_flight: InFlight,
     body_timeout: Duration,
 ) -> Result<Response<Body>, Infallible> {
     let timed_out = Arc::new(AtomicBool::new(false));
@@ -253,6 +258,7 @@ async fn handle(
         Ok(response) => response,
         Err(never) => match never {},
     };
+    in_flight.responding();
     let response = if timed_out.load(Ordering::Acquire) {
         body_timeout_response(body_timeout)
     } else {
@@ -299,6 +305,12 @@ struct Activity {
 
 struct ActivityState {
     in_flight: usize,
+    /// Requests in progress whose handler has answered: their response is being written.
+    responding: usize,
+    /// When the connection last wrote a byte, or a response became ready to write.
+    last_write: Instant,
+    /// Since when the socket has refused more bytes (the client does not read), if it does.
+    write_blocked_since: Option<Instant>,
     /// Whether a request has started on this connection.
     served: bool,
     /// When the connection opened, or its last request ended.
@@ -312,6 +324,9 @@ impl Activity {
         Self {
             state: Mutex::new(ActivityState {
                 in_flight: 0,
+                responding: 0,
+                last_write: Instant::now(),
+                write_blocked_since: None,
                 served: false,
                 idle_since: Instant::now(),
                 first_byte: None,
@@ -325,11 +340,18 @@ impl Activity {
         f(&mut state)
     }
 
-    /// When the connection is to be closed, if nothing changes; none while a request is in
-    /// progress.
+    /// When the connection is to be closed, if nothing changes; none while requests are in
+    /// progress and their answers, if any, are being written.
     fn deadline(&self, limits: &EdgeLimits) -> Option<Instant> {
         self.with(|s| {
-            if s.in_flight > 0 {
+            // The client does not read: the socket takes no more bytes (hyper may have
+            // buffered a whole response and released it), or an answer is ready and nothing
+            // has been written (HTTP/2 flow control the client does not open).
+            let blocked = s
+                .write_blocked_since
+                .map(|since| since + limits.send_timeout);
+            let stalled = (s.responding > 0).then(|| s.last_write + limits.send_timeout);
+            let waiting = if s.in_flight > 0 {
                 None
             } else if !s.served {
                 Some(s.idle_since + limits.header_read_timeout)
@@ -337,8 +359,31 @@ impl Activity {
                 Some(first + limits.header_read_timeout)
             } else {
                 Some(s.idle_since + limits.keep_alive_timeout)
-            }
+            };
+            [blocked, stalled, waiting].into_iter().flatten().min()
         })
+    }
+
+    fn write_outcome(&self, written: &Poll<io::Result<usize>>) {
+        match written {
+            Poll::Ready(Ok(n)) if *n > 0 => self.with(|s| {
+                s.last_write = Instant::now();
+                s.write_blocked_since = None;
+            }),
+            Poll::Pending => {
+                let first = self.with(|s| {
+                    let first = s.write_blocked_since.is_none();
+                    if first {
+                        s.write_blocked_since = Some(Instant::now());
+                    }
+                    first
+                });
+                if first {
+                    self.changed.notify_one();
+                }
+            }
+            Poll::Ready(_) => {}
+        }
     }
 
     fn bytes_read(&self) {
@@ -357,7 +402,10 @@ impl Activity {
 
 /// A request in progress on its connection, from its head until its response is written
 /// (or abandoned).
-struct InFlight(Arc<Activity>);
+struct InFlight {
+    activity: Arc<Activity>,
+    responding: bool,
+}
 
 impl InFlight {
     fn start(activity: Arc<Activity>) -> Self {
@@ -367,20 +415,41 @@ impl InFlight {
             s.first_byte = None;
         });
         activity.changed.notify_one();
-        Self(activity)
+        Self {
+            activity,
+            responding: false,
+        }
+    }
+
+    /// The handler has answered: from now on the response is to be written.
+    fn responding(&mut self) {
+        if !self.responding {
+            self.responding = true;
+            self.activity.with(|s| {
+                if s.responding == 0 {
+                    s.last_write = Instant::now();
+                }
+                s.responding += 1;
+            });
+            self.activity.changed.notify_one();
+        }
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.with(|s| {
+        let responding = self.responding;
+        self.activity.with(|s| {
+            if responding {
+                s.responding = s.responding.saturating_sub(1);
+            }
             s.in_flight = s.in_flight.saturating_sub(1);
             if s.in_flight == 0 {
                 s.idle_since = Instant::now();
                 s.first_byte = None;
             }
         });
-        self.0.changed.notify_one();
+        self.activity.changed.notify_one();
     }
 }
 
@@ -411,7 +480,9 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
+        let written = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.activity.write_outcome(&written);
+        written
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -427,7 +498,9 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+        let written = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.activity.write_outcome(&written);
+        written
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -1,6 +1,6 @@
 //! The HTTP edge against hostile clients, over raw sockets: junk methods mint no metric
 //! labels and `/metrics` needs a token on the main listener; connections that send half a
-//! head, half a body, nothing, or sit idle are closed by the server; the connection cap
+//! head, half a body, nothing, sit idle, or read no answer are closed by the server; the connection cap
 //! closes connections beyond it at once and frees its slots when connections end; HTTP/2
 //! (prior knowledge) is served and held to the same limits.
 //!
@@ -29,8 +29,9 @@ async fn read_until_closed(stream: &mut TcpStream) -> Vec<u8> {
     loop {
         match tokio::time::timeout(SAFETY, stream.read(&mut buf)).await {
             Err(_) => panic!(
-                "the server kept the connection open for {SAFETY:?}; it sent {:?}",
-                String::from_utf8_lossy(&received)
+                "the server kept the connection open for {SAFETY:?}; it sent {} bytes, starting {:?}",
+                received.len(),
+                String::from_utf8_lossy(&received[..received.len().min(200)])
             ),
             Ok(Ok(0)) => return received,
             Ok(Ok(n)) => received.extend_from_slice(&buf[..n]),
@@ -54,6 +55,8 @@ async fn quick_timeouts() -> TestApp {
         "--request-body-timeout",
         "1s",
         "--keep-alive-timeout",
+        "1s",
+        "--send-timeout",
         "1s",
     ]
     .iter()
@@ -178,6 +181,35 @@ async fn an_idle_keep_alive_connection_is_closed_after_its_answer() {
             .unwrap();
         assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
     }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_does_not_read_its_answers_is_closed() {
+    // Connections idle for a minute may stay: only the send timeout can close this one.
+    let flags = ["--send-timeout", "1s", "--keep-alive-timeout", "60s"].map(String::from);
+    let app = TestApp::spawn_reachable(Backend::Sqlite, &flags).await;
+    // A small receive window, and 200 pipelined requests for the 120 KB OpenAPI document:
+    // far more than the kernel buffers hold, so the server's writes stall.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = socket
+        .connect(app.base.trim_start_matches("http://").parse().unwrap())
+        .await
+        .unwrap();
+    let request = b"GET /api/v1/openapi.json HTTP/1.1\r\nHost: x\r\n\r\n".repeat(200);
+    stream.write_all(&request).await.unwrap();
+    // Read nothing for a while (longer than the send timeout, well within the safety net).
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let received = read_until_closed(&mut stream).await;
+    let answers = received
+        .windows(15)
+        .filter(|w| w == b"HTTP/1.1 200 OK")
+        .count();
+    assert!(
+        answers < 200,
+        "all {answers} answers were sent to a client that did not read"
+    );
     app.stop().await;
 }
 
