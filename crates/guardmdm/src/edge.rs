@@ -83,7 +83,13 @@ pub async fn serve(
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let connections = TaskTracker::new();
     let force = CancellationToken::new();
-    let builder = Arc::new(auto::Builder::new(TokioExecutor::new()));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // The watchdog below bounds the wait for request heads on HTTP/1 and HTTP/2 alike.
+    // hyper's own HTTP/1 header timeout (30 s by default, active only with a timer) starts
+    // as soon as a kept-alive connection goes idle, so it would also cap the keep-alive
+    // wait; it stays off.
+    builder.http1().header_read_timeout(None);
+    let builder = Arc::new(builder);
     let mut last_warning: Option<Instant> = None;
     loop {
         let accepted = tokio::select! {
