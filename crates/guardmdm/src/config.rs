@@ -110,6 +110,47 @@ pub struct ServeArgs {
     /// after its last renewal. Renewed every quarter of it.
     #[arg(long, env = "GUARDMDM_SYNC_LEASE_TTL", default_value = "2m", value_parser = parse_duration)]
     pub sync_lease_ttl: time::Duration,
+    /// Where `/metrics` and `/healthz` are served without a token (`off` for nowhere). On the
+    /// main listener `/metrics` needs an admin or API token.
+    #[arg(long, env = "GUARDMDM_METRICS_LISTEN", default_value = "127.0.0.1:9464", value_parser = parse_optional_addr)]
+    pub metrics_listen: OptionalAddr,
+    /// A new connection's first request head, and any later head once its first byte has
+    /// arrived, must arrive in full within this long, or the connection is closed.
+    #[arg(long, env = "GUARDMDM_HEADER_READ_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
+    pub header_read_timeout: time::Duration,
+    /// A request body must arrive in full within this long of its head (else 408 and the
+    /// connection is closed).
+    #[arg(long, env = "GUARDMDM_REQUEST_BODY_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub request_body_timeout: time::Duration,
+    /// A connection with no request in progress is closed after this long without a byte.
+    #[arg(long, env = "GUARDMDM_KEEP_ALIVE_TIMEOUT", default_value = "75s", value_parser = parse_duration)]
+    pub keep_alive_timeout: time::Duration,
+    /// Most connections open at once on the main listener; further ones are closed at once.
+    /// Keep it well below the open-files limit (`ulimit -n`).
+    #[arg(long, env = "GUARDMDM_MAX_CONNECTIONS", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+    /// A connection with a response to send that the client has let nothing through for this
+    /// long (it does not read) is closed.
+    #[arg(long, env = "GUARDMDM_SEND_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub send_timeout: time::Duration,
+}
+
+/// A listen address, or none (`off`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptionalAddr(pub Option<SocketAddr>);
+
+/// `off`, or an address and port such as `127.0.0.1:9464`.
+///
+/// # Errors
+/// Says what is expected.
+pub fn parse_optional_addr(text: &str) -> Result<OptionalAddr, String> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(OptionalAddr(None));
+    }
+    text.parse()
+        .map(|a| OptionalAddr(Some(a)))
+        .map_err(|_| format!("{text:?} is not an address and port (e.g. 127.0.0.1:9464) or `off`"))
 }
 
 /// A size like `4096`, `16KiB` or `8MiB` (also `16k`, `8m`; binary units).
@@ -258,6 +299,10 @@ pub struct Settings {
     pub password_checks: guardmdm_service::PasswordChecks,
     /// How long an ABM sync lease lasts without renewal.
     pub sync_lease_ttl: std::time::Duration,
+    /// Where `/metrics` is served without a token, if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
+    /// The limits of every HTTP connection.
+    pub edge: crate::edge::EdgeLimits,
 }
 
 impl Settings {
@@ -340,8 +385,18 @@ impl Settings {
         }
         let sync_lease_ttl =
             std::time::Duration::try_from(args.sync_lease_ttl).context("--sync-lease-ttl")?;
+        let edge = crate::edge::EdgeLimits {
+            header_read_timeout: std_duration(args.header_read_timeout),
+            request_body_timeout: std_duration(args.request_body_timeout),
+            keep_alive_timeout: std_duration(args.keep_alive_timeout),
+            send_timeout: std_duration(args.send_timeout),
+            max_connections: usize::try_from(args.max_connections)
+                .context("--max-connections is too large")?,
+        };
         Ok(Self {
             password_checks,
+            metrics_listen: args.metrics_listen.0,
+            edge,
             sessions: guardmdm_service::SessionPolicy {
                 idle_timeout: args.session_idle_timeout,
                 lifetime: args.session_lifetime,
@@ -359,6 +414,11 @@ impl Settings {
             sync_lease_ttl,
         })
     }
+}
+
+/// A positive duration from [`parse_duration`] as a `std` one.
+fn std_duration(d: time::Duration) -> std::time::Duration {
+    std::time::Duration::try_from(d).unwrap_or(std::time::Duration::ZERO)
 }
 
 fn default_data_dir() -> PathBuf {
@@ -675,6 +735,43 @@ mod tests {
         assert!(
             err.contains("secret key file") && err.contains("corrupt"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn edge_limits_and_the_metrics_listener() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        let s = Settings::from_args(args(&["--data-dir", d])).unwrap();
+        assert_eq!(s.metrics_listen, Some("127.0.0.1:9464".parse().unwrap()));
+        assert_eq!(
+            s.edge,
+            crate::edge::EdgeLimits {
+                header_read_timeout: std::time::Duration::from_secs(20),
+                request_body_timeout: std::time::Duration::from_secs(60),
+                keep_alive_timeout: std::time::Duration::from_secs(75),
+                send_timeout: std::time::Duration::from_secs(60),
+                max_connections: 512,
+            }
+        );
+        let s = Settings::from_args(args(&[
+            "--data-dir",
+            d,
+            "--metrics-listen",
+            "off",
+            "--keep-alive-timeout",
+            "5s",
+            "--max-connections",
+            "3",
+        ]))
+        .unwrap();
+        assert_eq!(s.metrics_listen, None);
+        assert_eq!(s.edge.keep_alive_timeout, std::time::Duration::from_secs(5));
+        assert_eq!(s.edge.max_connections, 3);
+        assert!(parse_optional_addr("localhost").is_err());
+        assert!(
+            Wrapper::try_parse_from(["x", "--max-connections", "0"]).is_err(),
+            "a cap of 0 would refuse everything"
         );
     }
 

@@ -100,15 +100,7 @@ async fn a_device_goes_from_abm_assignment_to_enrolled_to_answering_commands() {
             )
             .await;
         assert_eq!(shown[0]["enrollment"]["status"], "enrolled", "{shown}");
-        let metrics = app
-            .http
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = app.metrics().await;
         assert!(
             metrics.contains("guardmdm_apns_certificate_expiry_timestamp_seconds"),
             "{metrics}"
