@@ -153,33 +153,21 @@ pub fn parse_optional_addr(text: &str) -> Result<OptionalAddr, String> {
         .map_err(|_| format!("{text:?} is not an address and port (e.g. 127.0.0.1:9464) or `off`"))
 }
 
-/// A size like `4096`, `16KiB` or `8MiB` (also `16k`, `8m`; binary units).
+/// A size like `4096`, `16KiB` or `8MiB` (IEC units are powers of 1024; `kB`, `MB` are
+/// powers of 1000), read by the `bytesize` crate.
 ///
 /// # Errors
 /// Says what a size looks like.
 pub fn parse_byte_size(text: &str) -> Result<usize, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let n: usize = number.parse().map_err(|_| {
-        format!("{text:?} is not a size: write a number of bytes, or KiB or MiB (e.g. 256KiB)")
+    let size: bytesize::ByteSize = text.trim().parse().map_err(|e| {
+        format!(
+            "{text:?} is not a size ({e}): write bytes, or a number and KiB or MiB (e.g. 256KiB)"
+        )
     })?;
-    let factor = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kib" => 1024,
-        "m" | "mib" => 1024 * 1024,
-        _ => {
-            return Err(format!(
-                "{text:?}: the unit must be KiB or MiB (e.g. 256KiB)"
-            ));
-        }
-    };
-    match n.checked_mul(factor) {
-        Some(0) => Err(format!("{text:?}: must be more than zero")),
-        Some(bytes) => Ok(bytes),
-        None => Err(format!("{text:?} is too large")),
+    match usize::try_from(size.as_u64()) {
+        Ok(0) => Err(format!("{text:?}: must be more than zero")),
+        Ok(bytes) => Ok(bytes),
+        Err(_) => Err(format!("{text:?} is too large")),
     }
 }
 
@@ -191,22 +179,14 @@ fn at_most(flag: &str, value: usize, ceiling: usize) -> anyhow::Result<usize> {
     Ok(value)
 }
 
-/// A short wait: `500ms`, `2s`, `0s`.
+/// A short wait: `500ms`, `2s`, `0s` (read by `humantime`), at most a minute.
 ///
 /// # Errors
 /// Says what a wait looks like.
 pub fn parse_wait(text: &str) -> Result<std::time::Duration, String> {
-    let text = text.trim();
-    let wait = match text.strip_suffix("ms") {
-        Some(ms) => ms.parse().map(std::time::Duration::from_millis),
-        None => text
-            .strip_suffix('s')
-            .unwrap_or("not a number")
-            .parse()
-            .map(std::time::Duration::from_secs),
-    };
-    let wait =
-        wait.map_err(|_| format!("{text:?} is not a wait: write a number and ms or s (e.g. 2s)"))?;
+    let wait = humantime::parse_duration(text.trim()).map_err(|e| {
+        format!("{text:?} is not a wait ({e}): write a number and ms or s (e.g. 2s)")
+    })?;
     if wait > MAX_WAIT {
         return Err(format!(
             "{text:?}: at most {}s (a sign-in should not hang)",
@@ -219,34 +199,20 @@ pub fn parse_wait(text: &str) -> Result<std::time::Duration, String> {
 /// The longest [`parse_wait`] accepts.
 const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// A duration like `45s`, `30m`, `2h` or `1d` (a whole number and a unit).
+/// A duration like `45s`, `30m`, `2h`, `1d` or `1h 30m` (read by `humantime`), more than
+/// zero.
 ///
 /// # Errors
 /// Says what a duration looks like.
 pub fn parse_duration(text: &str) -> Result<time::Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let n: i64 = number.parse().map_err(|_| {
-        format!("{text:?} is not a duration: write a number and s, m, h or d (e.g. 30m)")
+    let parsed = humantime::parse_duration(text.trim()).map_err(|e| {
+        format!("{text:?} is not a duration ({e}): write a number and s, m, h or d (e.g. 30m)")
     })?;
-    let d = match unit {
-        "s" => time::Duration::seconds(n),
-        "m" => time::Duration::minutes(n),
-        "h" => time::Duration::hours(n),
-        "d" => time::Duration::days(n),
-        _ => {
-            return Err(format!(
-                "{text:?}: the unit must be s, m, h or d (e.g. 30m)"
-            ));
-        }
-    };
-    if d <= time::Duration::ZERO {
-        return Err(format!("{text:?}: must be more than zero"));
+    match time::Duration::try_from(parsed) {
+        Ok(d) if d > time::Duration::ZERO => Ok(d),
+        Ok(_) => Err(format!("{text:?}: must be more than zero")),
+        Err(_) => Err(format!("{text:?} is too long")),
     }
-    Ok(d)
 }
 
 /// Where the data lives.
@@ -654,7 +620,7 @@ mod tests {
             "--data-dir",
             d,
             "--checkin-max-bytes",
-            "64k",
+            "64KiB",
             "--report-max-bytes",
             "32MiB",
             "--mdm-signature-max-bytes",
@@ -681,8 +647,9 @@ mod tests {
     fn byte_sizes() {
         assert_eq!(parse_byte_size("4096"), Ok(4096));
         assert_eq!(parse_byte_size("16KiB"), Ok(16 * 1024));
-        assert_eq!(parse_byte_size("8m"), Ok(8 * 1024 * 1024));
-        for bad in ["", "KiB", "0", "5 GB", "-1k", "1.5MiB"] {
+        assert_eq!(parse_byte_size("8MiB"), Ok(8 * 1024 * 1024));
+        assert_eq!(parse_byte_size("256 kB"), Ok(256_000));
+        for bad in ["", "KiB", "0", "0MiB", "-1k", "lots"] {
             assert!(parse_byte_size(bad).is_err(), "{bad:?}");
         }
     }
@@ -692,7 +659,8 @@ mod tests {
         assert_eq!(parse_duration("90s"), Ok(time::Duration::seconds(90)));
         assert_eq!(parse_duration("2h"), Ok(time::Duration::hours(2)));
         assert_eq!(parse_duration("1d"), Ok(time::Duration::days(1)));
-        for bad in ["", "h", "10", "5 minutes", "0m", "-1h"] {
+        assert_eq!(parse_duration("1h 30m"), Ok(time::Duration::minutes(90)));
+        for bad in ["", "h", "10", "0m", "-1h", "2 fortnights"] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
         }
     }
@@ -703,7 +671,8 @@ mod tests {
         assert_eq!(parse_wait("2s"), Ok(Duration::from_secs(2)));
         assert_eq!(parse_wait("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_wait("0s"), Ok(Duration::ZERO));
-        for bad in ["", "2", "s", "-1s", "1m", "61s", "2 s"] {
+        assert_eq!(parse_wait("1m"), Ok(Duration::from_secs(60)));
+        for bad in ["", "2", "s", "-1s", "61s", "2m"] {
             assert!(parse_wait(bad).is_err(), "{bad:?}");
         }
     }

@@ -140,9 +140,11 @@ async fn half_a_body_is_answered_408_and_closed() {
     let mut stream = connect(&app).await;
     stream
         .write_all(
-            b"PUT /mdm/checkin HTTP/1.1\r\nHost: x\r\n\
-              Content-Type: application/x-apple-aspen-mdm-checkin\r\n\
-              Content-Length: 1000\r\n\r\n<?xml version=\"1.0\"",
+            // The enrollment endpoint reads a body from anyone (the MachineInfo is its own
+            // proof); check-ins are refused before their body without a device identity.
+            b"POST /mdm/enroll HTTP/1.1\r\nHost: x\r\n\
+              Content-Type: application/pkcs7-signature\r\n\
+              Content-Length: 1000\r\n\r\n0\x82\x03",
         )
         .await
         .unwrap();
