@@ -90,9 +90,9 @@ fn binary_plist(xml: &str) -> Vec<u8> {
 fn cms_refused<T>(result: Result<T, CmsError>) -> Verdict {
     match result {
         Ok(_) => Verdict::Accepted,
-        Err(CmsError::Internal(reason)) => {
-            Verdict::Broken(format!("bad input reported as an OpenSSL failure: {reason}"))
-        }
+        Err(CmsError::Internal(reason)) => Verdict::Broken(format!(
+            "bad input reported as an OpenSSL failure: {reason}"
+        )),
         Err(e) => {
             let _ = (e.to_string(), e.is_trust_failure());
             Verdict::Refused
@@ -199,7 +199,9 @@ fn scep(bytes: &[u8]) -> Verdict {
         request.challenge(),
         request.signer().map(|c| c.subject().to_string()),
         request.problem(),
-        request.csr().map(|c| (c.subject().to_string(), c.public_key_bits())),
+        request
+            .csr()
+            .map(|c| (c.subject().to_string(), c.public_key_bits())),
     );
     // Whatever decoded gets an answer: SUCCESS (the challenge passed) or FAILURE.
     for decision in [Ok(()), Err(Rejection::new("the challenge is wrong"))] {
@@ -218,7 +220,10 @@ fn token_seeds() -> Mutator {
     let other_keys = generate_token_key_pair("GuardMDM other").unwrap();
     let foreign = encrypt_server_token(TOKEN_JSON, &other_keys.certificate_pem).unwrap();
     let text = String::from_utf8(file.clone()).unwrap();
-    let crlf = text.replace("\r\n", "\n").replace('\n', "\r\n").into_bytes();
+    let crlf = text
+        .replace("\r\n", "\n")
+        .replace('\n', "\r\n")
+        .into_bytes();
     Mutator::new(vec![file, foreign, crlf]).with_tokens([
         "Content-Type: application/pkcs7-mime; smime-type=enveloped-data; name=\"smime.p7m\"\n",
         "Content-Transfer-Encoding: base64\n",
@@ -261,8 +266,23 @@ fn token_json_seeds() -> Mutator {
 }
 
 const JSON_TOKENS: &[&str] = &[
-    "{", "}", "[", "]", ",", ":", "\"", "null", "true", "1e999", "\"\\u0000\"", "\"\\ud800\"",
-    "\"access_token_expiry\":", "\"consumer_key\":", "\"\":", "{\"a\":[[[[[[[[", "]]]]]]]]}",
+    "{",
+    "}",
+    "[",
+    "]",
+    ",",
+    ":",
+    "\"",
+    "null",
+    "true",
+    "1e999",
+    "\"\\u0000\"",
+    "\"\\ud800\"",
+    "\"access_token_expiry\":",
+    "\"consumer_key\":",
+    "\"\":",
+    "{\"a\":[[[[[[[[",
+    "]]]]]]]]}",
 ];
 
 fn token_json(bytes: &[u8]) -> Verdict {
@@ -285,7 +305,9 @@ macro_rules! harness {
     ($smoke:ident, $full:ident, $name:literal, $mutator:expr, $target:ident) => {
         #[test]
         fn $smoke() {
-            Campaign::smoke($name).run(&$mutator, $target).assert_clean();
+            Campaign::smoke($name)
+                .run(&$mutator, $target)
+                .assert_clean();
         }
 
         #[test]
@@ -338,10 +360,22 @@ harness!(
 #[test]
 fn every_harness_starts_from_valid_messages() {
     let pki = &*PKI;
-    assert!(matches!(attached(&attached_seeds().seeds()[0]), Verdict::Accepted));
-    assert!(matches!(detached(&detached_seeds().seeds()[0]), Verdict::Accepted));
+    assert!(matches!(
+        attached(&attached_seeds().seeds()[0]),
+        Verdict::Accepted
+    ));
+    assert!(matches!(
+        detached(&detached_seeds().seeds()[0]),
+        Verdict::Accepted
+    ));
     assert!(matches!(scep(&scep_seeds().seeds()[0]), Verdict::Accepted));
-    assert!(matches!(token(&token_seeds().seeds()[0]), Verdict::Accepted));
-    assert!(matches!(token_json(TOKEN_JSON.as_bytes()), Verdict::Accepted));
+    assert!(matches!(
+        token(&token_seeds().seeds()[0]),
+        Verdict::Accepted
+    ));
+    assert!(matches!(
+        token_json(TOKEN_JSON.as_bytes()),
+        Verdict::Accepted
+    ));
     let _ = pki.ca.root_certificate();
 }

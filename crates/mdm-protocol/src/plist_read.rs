@@ -47,12 +47,32 @@ pub(crate) fn read_dictionary(
         what,
         reason: e.to_string(),
     })?;
+    if contains_uid(&value) {
+        // Only keyed archives use UIDs, and they cannot be written as XML: an upload holding
+        // one could be accepted but never queued (found by fuzzing).
+        return Err(ProtocolError::NotAPlist {
+            what,
+            reason: "it holds a UID value, which only keyed archives use, never MDM messages"
+                .to_string(),
+        });
+    }
     match value {
         Value::Dictionary(dict) => Ok(dict),
         other => Err(ProtocolError::NotADictionary {
             what,
             found: kind(&other),
         }),
+    }
+}
+
+/// Whether `value` holds a binary plist UID anywhere. Recursion is bounded: [`check_shape`]
+/// has already refused anything nested deeper than [`MAX_NESTING_DEPTH`].
+fn contains_uid(value: &Value) -> bool {
+    match value {
+        Value::Uid(_) => true,
+        Value::Array(items) => items.iter().any(contains_uid),
+        Value::Dictionary(dict) => dict.values().any(contains_uid),
+        _ => false,
     }
 }
 
@@ -373,6 +393,23 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn a_uid_anywhere_is_refused() {
+        let mut inner = Dictionary::new();
+        inner.insert("u".into(), Value::Uid(plist::Uid::new(8)));
+        let mut dict = Dictionary::new();
+        dict.insert("RequestType".into(), Value::String("RestartDevice".into()));
+        dict.insert("a".into(), Value::Array(vec![Value::Dictionary(inner)]));
+        let mut body = Vec::new();
+        Value::Dictionary(dict).to_writer_binary(&mut body).unwrap();
+        let err = read_dictionary(&body, "test", LIMIT).unwrap_err();
+        assert!(
+            matches!(&err, ProtocolError::NotAPlist { reason, .. } if reason.contains("UID")),
+            "{err:?}"
+        );
+        assert!(err.is_bad_input());
     }
 
     #[test]

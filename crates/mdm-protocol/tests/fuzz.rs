@@ -217,7 +217,9 @@ macro_rules! harness {
     ($smoke:ident, $full:ident, $name:literal, $mutator:expr, $target:ident) => {
         #[test]
         fn $smoke() {
-            Campaign::smoke($name).run(&$mutator, $target).assert_clean();
+            Campaign::smoke($name)
+                .run(&$mutator, $target)
+                .assert_clean();
         }
 
         #[test]
