@@ -301,6 +301,8 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "a non-string panic payload".to_string())
 }
 
+// Test support, not the server: the campaign's knobs come from the environment of the test run.
+#[allow(clippy::disallowed_methods)]
 fn env_u64(name: &str) -> Option<u64> {
     let text = std::env::var(name).ok()?;
     let text = text.trim();
