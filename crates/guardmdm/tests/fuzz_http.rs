@@ -183,13 +183,13 @@ fn plist_mutator(device: &Device, dir: &str) -> Mutator {
 }
 
 /// PUTs `body`, signed by the device's SCEP identity when `signer` is given.
-async fn put(
+fn put_request(
     mdm: &Mdm,
     path: &str,
     content_type: &str,
     body: &[u8],
     signer: Option<&Device>,
-) -> StatusCode {
+) -> reqwest::RequestBuilder {
     let mut request = mdm
         .app
         .http
@@ -200,7 +200,40 @@ async fn put(
         let signature = sign_detached(body, &device.mdm_identity).unwrap();
         request = request.header("mdm-signature", STANDARD.encode(signature));
     }
-    request.send().await.unwrap().status()
+    request
+}
+
+async fn put(
+    mdm: &Mdm,
+    path: &str,
+    content_type: &str,
+    body: &[u8],
+    signer: Option<&Device>,
+) -> StatusCode {
+    put_request(mdm, path, content_type, body, signer)
+        .send()
+        .await
+        .unwrap()
+        .status()
+}
+
+/// What became of one request.
+enum Sent {
+    /// The server answered.
+    Status(StatusCode),
+    /// The mutated input cannot be sent at all (a header value with a line break, a URL
+    /// longer than HTTP clients build).
+    Unsendable,
+    /// The request failed on the way: the server dropped the connection.
+    Failed(String),
+}
+
+async fn send(request: reqwest::RequestBuilder) -> Sent {
+    match request.send().await {
+        Ok(resp) => Sent::Status(resp.status()),
+        Err(e) if e.is_builder() => Sent::Unsendable,
+        Err(e) => Sent::Failed(e.to_string()),
+    }
 }
 
 /// A status a device may get: anything but a 5xx or a 401.
@@ -214,25 +247,26 @@ fn judge(status: StatusCode) -> Verdict {
     }
 }
 
-/// One endpoint's campaign: `send` makes and sends case `i`'s request and returns its status
-/// (`None`: the mutated input cannot even be sent, e.g. a header value with a line break).
-async fn endpoint<F, Fut>(mdm: &Mdm, campaign: &Campaign, cases: u64, mut send: F)
+/// One endpoint's campaign: `case_request` makes and sends case `i`'s request and returns
+/// what became of it.
+async fn endpoint<F, Fut>(mdm: &Mdm, campaign: &Campaign, cases: u64, mut case_request: F)
 where
     F: FnMut(u64) -> Fut,
-    Fut: Future<Output = (Vec<u8>, Option<StatusCode>)>,
+    Fut: Future<Output = (Vec<u8>, Sent)>,
 {
     let mut stats = Stats::new(campaign);
     let mut statuses: BTreeMap<u16, u64> = BTreeMap::new();
     let numbers = campaign.case_numbers();
     for case in numbers.start..numbers.end.min(numbers.start + cases) {
         let started = Instant::now();
-        let (input, status) = send(case).await;
+        let (input, status) = case_request(case).await;
         let verdict = match status {
-            Some(status) => {
+            Sent::Status(status) => {
                 *statuses.entry(status.as_u16()).or_default() += 1;
                 judge(status)
             }
-            None => Verdict::Refused,
+            Sent::Unsendable => Verdict::Refused,
+            Sent::Failed(e) => Verdict::Broken(format!("the request failed: {e}")),
         };
         stats.record(case, input, started.elapsed(), verdict);
     }
@@ -272,8 +306,8 @@ async fn fuzz_every_endpoint(full: bool) {
             let (mdm, device) = (&mdm, &device);
             async move {
                 let signer = signed.then_some(device);
-                let status = put(mdm, "/mdm/checkin", CHECKIN_CONTENT_TYPE, &body, signer).await;
-                (body, Some(status))
+                let request = put_request(mdm, "/mdm/checkin", CHECKIN_CONTENT_TYPE, &body, signer);
+                (body, send(request).await)
             }
         })
         .await;
@@ -289,8 +323,8 @@ async fn fuzz_every_endpoint(full: bool) {
             let (mdm, device) = (&mdm, &device);
             async move {
                 let signer = signed.then_some(device);
-                let status = put(mdm, "/mdm/connect", REPORT_CONTENT_TYPE, &body, signer).await;
-                (body, Some(status))
+                let request = put_request(mdm, "/mdm/connect", REPORT_CONTENT_TYPE, &body, signer);
+                (body, send(request).await)
             }
         })
         .await;
@@ -313,20 +347,16 @@ async fn fuzz_every_endpoint(full: bool) {
                     mutated.clone()
                 };
                 let Ok(value) = HeaderValue::from_bytes(&value) else {
-                    return (mutated, None);
+                    return (mutated, Sent::Unsendable);
                 };
-                let status = mdm
+                let request = mdm
                     .app
                     .http
                     .put(mdm.app.url("/mdm/connect"))
                     .header("content-type", REPORT_CONTENT_TYPE)
                     .header("mdm-signature", value)
-                    .body(idle.clone())
-                    .send()
-                    .await
-                    .unwrap()
-                    .status();
-                (mutated, Some(status))
+                    .body(idle.clone());
+                (mutated, send(request).await)
             }
         })
         .await;
@@ -346,17 +376,13 @@ async fn fuzz_every_endpoint(full: bool) {
             };
             let mdm = &mdm;
             async move {
-                let status = mdm
+                let request = mdm
                     .app
                     .http
                     .post(mdm.app.url("/mdm/enroll"))
                     .header("content-type", MACHINE_INFO_CONTENT_TYPE)
-                    .body(body.clone())
-                    .send()
-                    .await
-                    .unwrap()
-                    .status();
-                (body, Some(status))
+                    .body(body.clone());
+                (body, send(request).await)
             }
         })
         .await;
@@ -375,18 +401,14 @@ async fn fuzz_every_endpoint(full: bool) {
             let mdm = &mdm;
             async move {
                 let Ok(header) = HeaderValue::from_bytes(&value) else {
-                    return (value, None);
+                    return (value, Sent::Unsendable);
                 };
-                let status = mdm
+                let request = mdm
                     .app
                     .http
                     .get(mdm.app.url("/mdm/enroll"))
-                    .header(DEVICE_INFO_HEADER, header)
-                    .send()
-                    .await
-                    .unwrap()
-                    .status();
-                (value, Some(status))
+                    .header(DEVICE_INFO_HEADER, header);
+                (value, send(request).await)
             }
         })
         .await;
@@ -412,8 +434,7 @@ async fn fuzz_every_endpoint(full: bool) {
                         .header("content-type", PKI_MESSAGE_CONTENT_TYPE)
                         .body(der.clone())
                 };
-                let status = request.send().await.unwrap().status();
-                (der, Some(status))
+                (der, send(request).await)
             }
         })
         .await;
