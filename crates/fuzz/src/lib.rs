@@ -15,7 +15,9 @@
 //!
 //! Environment: `GUARDMDM_FUZZ_CASES` (cases of a full campaign), `GUARDMDM_FUZZ_SEED`
 //! (decimal or `0x` hex; a full campaign otherwise takes one from the clock, a smoke run uses
-//! a fixed one), `GUARDMDM_FUZZ_CASE` (run only that case and print its input).
+//! a fixed one), `GUARDMDM_FUZZ_CASE` (run only that case and print its input),
+//! `GUARDMDM_FUZZ_LAST_INPUT` (a file each input is written to before it runs, so a crash
+//! that aborts the process, such as a stack overflow, leaves its input behind).
 
 mod der;
 mod mutate;
@@ -135,6 +137,7 @@ pub struct Campaign {
     cases: u64,
     seed: u64,
     only: Option<u64>,
+    last_input: Option<std::path::PathBuf>,
 }
 
 impl Campaign {
@@ -146,6 +149,7 @@ impl Campaign {
             cases: SMOKE_CASES,
             seed: env_u64("GUARDMDM_FUZZ_SEED").unwrap_or(SMOKE_SEED),
             only: env_u64("GUARDMDM_FUZZ_CASE"),
+            last_input: env_path("GUARDMDM_FUZZ_LAST_INPUT"),
         }
     }
 
@@ -165,7 +169,14 @@ impl Campaign {
             cases: env_u64("GUARDMDM_FUZZ_CASES").unwrap_or(default_cases),
             seed,
             only: env_u64("GUARDMDM_FUZZ_CASE"),
+            last_input: env_path("GUARDMDM_FUZZ_LAST_INPUT"),
         }
+    }
+
+    /// The campaign's name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
     }
 
     /// The campaign's seed.
@@ -212,6 +223,11 @@ impl Campaign {
                     input.len(),
                     hex(&input)
                 );
+            }
+            if let Some(path) = &self.last_input {
+                // A crash that unwinding cannot catch (a stack overflow aborts) leaves its
+                // input here.
+                let _ = std::fs::write(path, &input);
             }
             let started = Instant::now();
             let verdict = catch_unwind(AssertUnwindSafe(|| target(&input)));
@@ -299,6 +315,12 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .map(|s| (*s).to_string())
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "a non-string panic payload".to_string())
+}
+
+// Test support, not the server: the campaign's knobs come from the environment of the test run.
+#[allow(clippy::disallowed_methods)]
+fn env_path(name: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os(name).map(std::path::PathBuf::from)
 }
 
 // Test support, not the server: the campaign's knobs come from the environment of the test run.

@@ -29,7 +29,8 @@ use guardmdm_crypto::scep::PKI_MESSAGE_CONTENT_TYPE;
 use guardmdm_crypto::{Certificate, DeviceKey, Identity, ScepClient, sign_attached, sign_detached};
 use guardmdm_fuzz::{Campaign, Mutator, Stats, Verdict};
 use guardmdm_mdm_protocol::{
-    CHECKIN_CONTENT_TYPE, DEVICE_INFO_HEADER, MACHINE_INFO_CONTENT_TYPE, REPORT_CONTENT_TYPE,
+    CHECKIN_CONTENT_TYPE, DEVICE_INFO_HEADER, MACHINE_INFO_CONTENT_TYPE, MAX_CHECKIN_BYTES,
+    MAX_REPORT_BYTES, REPORT_CONTENT_TYPE,
 };
 use guardmdm_sim::SimDevice;
 use reqwest::StatusCode;
@@ -254,6 +255,11 @@ where
     F: FnMut(u64) -> Fut,
     Fut: Future<Output = (Vec<u8>, Sent)>,
 {
+    eprintln!(
+        "fuzz {}: seed {:#x} (set GUARDMDM_FUZZ_SEED to repeat)",
+        campaign.name(),
+        campaign.seed()
+    );
     let mut stats = Stats::new(campaign);
     let mut statuses: BTreeMap<u16, u64> = BTreeMap::new();
     let numbers = campaign.case_numbers();
@@ -464,12 +470,13 @@ fn machine_info(device: &Device) -> Vec<u8> {
     .into_bytes()
 }
 
-#[tokio::test]
+// The server runs on worker threads, as `guardmdm serve` does, not on the test's own thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fuzz_http_smoke() {
     fuzz_every_endpoint(false).await;
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a long fuzz campaign; run in release with --ignored"]
 async fn fuzz_http_full() {
     fuzz_every_endpoint(true).await;
@@ -507,6 +514,45 @@ async fn a_command_upload_holding_a_uid_is_refused_with_400() {
         let text = resp.text().await.unwrap();
         assert_eq!(status, StatusCode::BAD_REQUEST, "{text}");
         assert!(text.contains("UID"), "{text}");
+        mdm.app.stop().await;
+    }
+}
+
+/// Found by fuzzing `parse_checkin`: dictionaries nested where a key belongs escaped the depth
+/// limit and overflowed the stack, aborting the whole server. Now a 400, and the server lives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dictionaries_nested_in_key_position_are_refused_and_the_server_lives() {
+    for backend in common::backends() {
+        let mdm = setup(backend).await;
+        let head = r#"<?xml version="1.0"?><plist version="1.0"><dict><key>MessageType</key>"#;
+        for (path, content_type, limit) in [
+            ("/mdm/checkin", CHECKIN_CONTENT_TYPE, MAX_CHECKIN_BYTES),
+            ("/mdm/connect", REPORT_CONTENT_TYPE, MAX_REPORT_BYTES),
+        ] {
+            let levels = (limit - head.len()) / "<dict>".len();
+            let body = format!("{head}{}", "<dict>".repeat(levels));
+            let resp = mdm
+                .app
+                .http
+                .put(mdm.app.url(path))
+                .header("content-type", content_type)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = resp.status();
+            let text = resp.text().await.unwrap();
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {text}");
+            assert!(text.contains("levels deep"), "{path}: {text}");
+        }
+        let health = mdm
+            .app
+            .http
+            .get(mdm.app.url("/healthz"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(health.status(), StatusCode::OK);
         mdm.app.stop().await;
     }
 }

@@ -12,7 +12,7 @@ use std::fmt;
 use std::io::Cursor;
 
 use plist::{Dictionary, Value};
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::error::ProtocolError;
 
@@ -206,7 +206,10 @@ impl<'de> Visitor<'de> for Walk {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let depth = self.enter()?;
-        while map.next_key::<IgnoredAny>()?.is_some() {
+        // Keys are walked too: the reader hands a container found where a key belongs to the
+        // key's deserializer, and ignoring it would recurse without the depth budget (found
+        // by fuzzing: `<dict>` repeated after a value overflowed the stack).
+        while map.next_key_seed(Walk { depth })?.is_some() {
             map.next_value_seed(Walk { depth })?;
         }
         Ok(())
@@ -360,6 +363,27 @@ mod tests {
         // 100 000 levels abort a 2 MiB thread if built as a `plist::Value`; run the check on
         // such a thread to prove it does not recurse per level.
         let body = nested_arrays(100_000);
+        let result = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || read_dictionary(&body, "test", 4 << 20))
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(
+            matches!(result, Err(ProtocolError::TooDeep { .. })),
+            "{result:?}"
+        );
+    }
+
+    #[test]
+    fn containers_where_a_key_belongs_are_within_the_depth_budget() {
+        // Found by fuzzing: dictionaries nested where a key is expected were skipped without
+        // the depth budget and overflowed the stack. Run on a 2 MiB thread, like a server's.
+        let body = format!(
+            "<?xml version=\"1.0\"?><plist version=\"1.0\"><dict><key>MessageType</key>{}",
+            "<dict>".repeat(100_000)
+        )
+        .into_bytes();
         let result = std::thread::Builder::new()
             .stack_size(2 << 20)
             .spawn(move || read_dictionary(&body, "test", 4 << 20))
