@@ -529,7 +529,7 @@ async fn dictionaries_nested_in_key_position_are_refused_and_the_server_lives() 
             ("/mdm/checkin", CHECKIN_CONTENT_TYPE, MAX_CHECKIN_BYTES),
             ("/mdm/connect", REPORT_CONTENT_TYPE, MAX_REPORT_BYTES),
         ] {
-            let levels = (limit - head.len()) / "<dict>".len();
+            let levels = (limit.min(MAX_CHECKIN_BYTES) - head.len()) / "<dict>".len();
             let body = format!("{head}{}", "<dict>".repeat(levels));
             let resp = mdm
                 .app
