@@ -556,3 +556,28 @@ async fn dictionaries_nested_in_key_position_are_refused_and_the_server_lives() 
         mdm.app.stop().await;
     }
 }
+
+/// Found by fuzzing `/mdm/connect` on PostgreSQL: a `CommandUUID` holding a NUL character
+/// reached the database, which cannot store one in text, and the device got a 500. Strings
+/// with a NUL are refused by the parser now: a 400 on every backend.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nul_in_a_report_string_is_refused_with_400() {
+    for backend in common::backends() {
+        let mdm = setup(backend).await;
+        let device = enrolled_device(&mdm).await;
+        let report = format!(
+            r#"<?xml version="1.0" encoding="UTF-8"?><plist version="1.0"><dict><key>CommandUUID</key><string>6A2B3C4D-5E6F-4A7B-8C9D-0E1F{}A3B4C5D</string><key>Status</key><string>Acknowledged</string><key>UDID</key><string>{}</string></dict></plist>"#,
+            '\0', device.udid
+        );
+        let status = put(
+            &mdm,
+            "/mdm/connect",
+            REPORT_CONTENT_TYPE,
+            report.as_bytes(),
+            Some(&device),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{backend:?}");
+        mdm.app.stop().await;
+    }
+}

@@ -273,11 +273,18 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// A string; an absent key and an empty string are both `None`.
+    /// A string; an absent key and an empty string are both `None`. A NUL character is
+    /// refused: no MDM value holds one, and PostgreSQL cannot store one in text (found by
+    /// fuzzing: a `CommandUUID` with a NUL made the command channel answer 500).
     pub(crate) fn string(&self, key: &str) -> Result<Option<String>, ProtocolError> {
         match self.dict.get(key) {
             None => Ok(None),
             Some(Value::String(s)) if s.is_empty() => Ok(None),
+            Some(Value::String(s)) if s.contains('\0') => Err(ProtocolError::InvalidValue {
+                what: self.what,
+                key: self.key(key),
+                reason: "it contains a NUL character".into(),
+            }),
             Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(other) => Err(self.wrong_type(key, "a string", other)),
         }
@@ -431,6 +438,24 @@ mod tests {
         let err = read_dictionary(&body, "test", LIMIT).unwrap_err();
         assert!(
             matches!(&err, ProtocolError::NotAPlist { reason, .. } if reason.contains("UID")),
+            "{err:?}"
+        );
+        assert!(err.is_bad_input());
+    }
+
+    #[test]
+    fn a_string_with_a_nul_is_refused_naming_its_key() {
+        let dict = read_dictionary(
+            &xml_dict("<key>CommandUUID</key><string>6A2B\u{0}3C4D</string>"),
+            "test",
+            LIMIT,
+        )
+        .unwrap();
+        let err = Fields::new(&dict, "test")
+            .string("CommandUUID")
+            .unwrap_err();
+        assert!(
+            matches!(&err, ProtocolError::InvalidValue { key, .. } if key == "CommandUUID"),
             "{err:?}"
         );
         assert!(err.is_bad_input());
