@@ -13,6 +13,7 @@ pub const TOKEN_PREFIX: &str = "gmdm_";
 /// # Errors
 /// When OpenSSL's random generator fails (it does not on a working system).
 pub fn generate() -> Result<SecretString, openssl::error::ErrorStack> {
+    let _queue = crate::error_queue::isolate();
     Ok(SecretString::from(format!(
         "{TOKEN_PREFIX}{}",
         random_token()?.expose_secret()
@@ -25,6 +26,7 @@ pub fn generate() -> Result<SecretString, openssl::error::ErrorStack> {
 /// # Errors
 /// When OpenSSL's random generator fails.
 pub fn random_token() -> Result<SecretString, openssl::error::ErrorStack> {
+    let _queue = crate::error_queue::isolate();
     let mut bytes = [0u8; 32];
     openssl::rand::rand_bytes(&mut bytes)?;
     Ok(SecretString::from(URL_SAFE_NO_PAD.encode(bytes)))
@@ -35,11 +37,13 @@ pub fn random_token() -> Result<SecretString, openssl::error::ErrorStack> {
 /// A fast hash is right here: the tokens carry 256 random bits, so there is nothing to
 /// brute-force, and lookups happen on every API request.
 pub fn hash(token: &SecretString) -> String {
+    let _queue = crate::error_queue::isolate();
     hex(&sha256(token.expose_secret().as_bytes()))
 }
 
 /// Whether two secrets are equal, in time that does not depend on where they differ.
 pub fn constant_time_eq(a: &SecretString, b: &SecretString) -> bool {
+    let _queue = crate::error_queue::isolate();
     let ha = sha256(a.expose_secret().as_bytes());
     let hb = sha256(b.expose_secret().as_bytes());
     openssl::memcmp::eq(&ha, &hb)

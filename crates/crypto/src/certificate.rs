@@ -37,6 +37,7 @@ impl Certificate {
     /// # Errors
     /// [`CertificateError`] when the bytes are not one X.509 certificate.
     pub fn from_der(der: &[u8]) -> Result<Self, CertificateError> {
+        let _queue = crate::error_queue::isolate();
         let x509 = X509::from_der(der).map_err(|e| {
             CertificateError(format!(
                 "not a DER X.509 certificate (corrupt or truncated?): {}",
@@ -52,6 +53,7 @@ impl Certificate {
     /// # Errors
     /// [`CertificateError`] when the text holds no readable certificate.
     pub fn from_pem(pem: &[u8]) -> Result<Self, CertificateError> {
+        let _queue = crate::error_queue::isolate();
         Self::chain_from_pem(pem)?
             .into_iter()
             .next()
@@ -64,6 +66,7 @@ impl Certificate {
     /// [`CertificateError`] when the text is not PEM, holds no certificate, or one block is
     /// corrupt.
     pub fn chain_from_pem(pem: &[u8]) -> Result<Vec<Self>, CertificateError> {
+        let _queue = crate::error_queue::isolate();
         if !pem
             .windows(b"-----BEGIN CERTIFICATE-----".len())
             .any(|w| w == b"-----BEGIN CERTIFICATE-----")

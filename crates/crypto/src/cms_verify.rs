@@ -153,6 +153,7 @@ impl TrustAnchors {
     /// # Errors
     /// Never in practice: the embedded certificate is checked by a test.
     pub fn apple() -> Result<Self, CmsError> {
+        let _queue = crate::error_queue::isolate();
         Self::from_pem(APPLE_ROOT_CA_PEM)
     }
 
@@ -161,6 +162,7 @@ impl TrustAnchors {
     /// # Errors
     /// [`CmsError::Anchors`] naming the problem: not PEM, no certificate, a corrupt block.
     pub fn from_pem(bundle: &[u8]) -> Result<Self, CmsError> {
+        let _queue = crate::error_queue::isolate();
         let certificates = Certificate::chain_from_pem(bundle)
             .map_err(|e| CmsError::Anchors(format!("the trust anchor file is unusable: {e}")))?;
         Self::from_certificates(certificates)
@@ -173,6 +175,7 @@ impl TrustAnchors {
     pub fn from_certificates(
         certificates: impl IntoIterator<Item = Certificate>,
     ) -> Result<Self, CmsError> {
+        let _queue = crate::error_queue::isolate();
         let certificates: Vec<Certificate> = certificates.into_iter().collect();
         if certificates.is_empty() {
             return Err(CmsError::Anchors("no trust anchor given".to_string()));
@@ -204,6 +207,7 @@ impl TrustAnchors {
         leaf: &Certificate,
         intermediates: &[Certificate],
     ) -> Result<(), CmsError> {
+        let _queue = crate::error_queue::isolate();
         let internal = |e: openssl::error::ErrorStack| CmsError::Internal(describe(&e));
         let mut store = X509StoreBuilder::new().map_err(internal)?;
         for anchor in &self.certificates {
@@ -255,6 +259,7 @@ impl TrustAnchors {
 /// A [`CmsError`]: the input is not a single-signer `SignedData` with attached content, the
 /// signature does not verify, or the signer is not trusted ([`CmsError::is_trust_failure`]).
 pub fn verify_attached(der: &[u8], anchors: &TrustAnchors) -> Result<VerifiedContent, CmsError> {
+    let _queue = crate::error_queue::isolate();
     let message = Message::parse(der)?;
     if !message.has_content {
         return Err(CmsError::NoContent);
@@ -289,6 +294,7 @@ pub struct SignedContent {
 /// A [`CmsError`]: the input is not a single-signer `SignedData` with attached content, or the
 /// signature does not verify.
 pub fn verify_attached_signature(der: &[u8]) -> Result<SignedContent, CmsError> {
+    let _queue = crate::error_queue::isolate();
     let message = Message::parse(der)?;
     if !message.has_content {
         return Err(CmsError::NoContent);
@@ -305,31 +311,79 @@ pub fn verify_attached_signature(der: &[u8]) -> Result<SignedContent, CmsError> 
 /// Verifies a detached CMS signature over `body` (the `Mdm-Signature` header: base64 as sent,
 /// or already-decoded DER) and returns the signer certificate, which must be inside its
 /// validity period. Whether the signer is trusted is for the caller to decide.
+/// [`DetachedSignature`] does the same in two steps, so that the signer can be judged before
+/// the body is read.
 ///
 /// # Errors
 /// A [`CmsError`]: not a single-signer detached `SignedData`, the signature does not verify
 /// over `body`, or the signer certificate is expired or not yet valid.
 pub fn verify_detached(signature: &[u8], body: &[u8]) -> Result<Certificate, CmsError> {
-    let message = Message::parse(signature)?;
-    if message.has_content {
-        return Err(CmsError::UnexpectedContent);
+    let signature = DetachedSignature::parse(signature)?;
+    signature.verify(body)?;
+    Ok(signature.message.signer)
+}
+
+/// A detached CMS signature (the `Mdm-Signature` header) whose signer is known but whose
+/// signature is not checked yet: [`DetachedSignature::parse`] needs only the signature, so a
+/// server can refuse a stranger before reading the body it signed;
+/// [`DetachedSignature::verify`] then checks the signature over the exact body bytes.
+pub struct DetachedSignature {
+    message: Message,
+}
+
+impl std::fmt::Debug for DetachedSignature {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DetachedSignature")
+            .field("signer", &self.message.signer.subject())
+            .finish_non_exhaustive()
     }
-    message.verify_signature(Some(body), None)?;
-    let now = OffsetDateTime::now_utc();
-    let signer = message.signer;
-    if now > signer.not_after() {
-        return Err(CmsError::Expired {
-            subject: signer.subject().to_string(),
-            not_after: signer.not_after(),
-        });
+}
+
+impl DetachedSignature {
+    /// Decodes a detached signature (base64 as sent, or DER) and takes its signer
+    /// certificate, which must be inside its validity period. The signature itself is not
+    /// checked: that needs the content ([`Self::verify`]).
+    ///
+    /// # Errors
+    /// A [`CmsError`]: not a single-signer `SignedData`, one that carries its own content,
+    /// no signer certificate inside, or a signer that is expired or not yet valid.
+    pub fn parse(signature: &[u8]) -> Result<Self, CmsError> {
+        let _queue = crate::error_queue::isolate();
+        let message = Message::parse(signature)?;
+        if message.has_content {
+            return Err(CmsError::UnexpectedContent);
+        }
+        let now = OffsetDateTime::now_utc();
+        let signer = &message.signer;
+        if now > signer.not_after() {
+            return Err(CmsError::Expired {
+                subject: signer.subject().to_string(),
+                not_after: signer.not_after(),
+            });
+        }
+        if now < signer.not_before() {
+            return Err(CmsError::NotYetValid {
+                subject: signer.subject().to_string(),
+                not_before: signer.not_before(),
+            });
+        }
+        Ok(Self { message })
     }
-    if now < signer.not_before() {
-        return Err(CmsError::NotYetValid {
-            subject: signer.subject().to_string(),
-            not_before: signer.not_before(),
-        });
+
+    /// The certificate that claims to have signed (not proven until [`Self::verify`]).
+    #[must_use]
+    pub fn signer(&self) -> &Certificate {
+        &self.message.signer
     }
-    Ok(signer)
+
+    /// Checks the signature over `content`, byte for byte.
+    ///
+    /// # Errors
+    /// [`CmsError::BadSignature`] when `content` is not what the signer signed.
+    pub fn verify(&self, content: &[u8]) -> Result<(), CmsError> {
+        let _queue = crate::error_queue::isolate();
+        self.message.verify_signature(Some(content), None)
+    }
 }
 
 /// Decodes a CMS blob that may have arrived as text: standard or URL-safe base64, with or
@@ -340,6 +394,7 @@ pub fn verify_detached(signature: &[u8], body: &[u8]) -> Result<Certificate, Cms
 /// # Errors
 /// [`CmsError::Base64`] for text that looks like base64 but does not decode.
 pub fn decode_base64_or_der(input: &[u8]) -> Result<Vec<u8>, CmsError> {
+    let _queue = crate::error_queue::isolate();
     let is_text = input.first().is_some_and(|b| *b != 0x30)
         && input
             .iter()

@@ -169,6 +169,7 @@ pub fn decrypt_server_token(
     certificate_pem: &str,
     private_key_pem: &SecretString,
 ) -> Result<DepTokens, DepTokenError> {
+    let _queue = crate::error_queue::isolate();
     let der = unwrap_smime(file)?;
     let cert =
         X509::from_pem(certificate_pem.as_bytes()).map_err(|e| DepTokenError::Key(describe(&e)))?;
@@ -358,6 +359,7 @@ fn unwrap_message(plain: &[u8]) -> Result<String, DepTokenError> {
 /// [`DepTokenError::Key`] for an unreadable certificate, [`DepTokenError::Decrypt`] when
 /// OpenSSL fails to encrypt.
 pub fn encrypt_server_token(json: &str, certificate_pem: &str) -> Result<Vec<u8>, DepTokenError> {
+    let _queue = crate::error_queue::isolate();
     let cert =
         X509::from_pem(certificate_pem.as_bytes()).map_err(|e| DepTokenError::Key(describe(&e)))?;
     let mut certs = Stack::new().map_err(|e| DepTokenError::Key(describe(&e)))?;

@@ -42,6 +42,7 @@ impl DeviceCa {
     /// [`IdentityError::BadCommonName`] for an empty name or one over 56 characters,
     /// [`IdentityError::Internal`] if OpenSSL fails.
     pub fn generate(name: &str) -> Result<Self, IdentityError> {
+        let _queue = crate::error_queue::isolate();
         if name.trim().is_empty() || name.chars().count() > MAX_NAME {
             return Err(IdentityError::BadCommonName);
         }
@@ -112,6 +113,7 @@ impl DeviceCa {
     /// [`IdentityError::BadCommonName`] for an empty name or one over 64 characters,
     /// [`IdentityError::Internal`] if OpenSSL fails.
     pub fn issue(&self, key: &DeviceKey, common_name: &str) -> Result<Certificate, IdentityError> {
+        let _queue = crate::error_queue::isolate();
         if common_name.is_empty() || common_name.chars().count() > 64 {
             return Err(IdentityError::BadCommonName);
         }
@@ -138,6 +140,7 @@ impl DeviceCa {
     /// # Errors
     /// As [`DeviceCa::issue`].
     pub fn issue_identity(&self, common_name: &str) -> Result<Identity, IdentityError> {
+        let _queue = crate::error_queue::isolate();
         let key = DeviceKey::generate()?;
         let cert = self.issue(&key, common_name)?;
         Identity::from_device_key(cert, &key, vec![self.issuing.clone()])

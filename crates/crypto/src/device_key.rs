@@ -24,6 +24,7 @@ impl DeviceKey {
     /// # Errors
     /// [`IdentityError::Internal`] if OpenSSL fails.
     pub fn generate() -> Result<Self, IdentityError> {
+        let _queue = crate::error_queue::isolate();
         Self::generate_rsa(2048)
     }
 
@@ -32,6 +33,7 @@ impl DeviceKey {
     /// # Errors
     /// [`IdentityError::Key`] for another size, [`IdentityError::Internal`] if OpenSSL fails.
     pub fn generate_rsa(bits: u32) -> Result<Self, IdentityError> {
+        let _queue = crate::error_queue::isolate();
         if !DEVICE_KEY_SIZES.contains(&bits) {
             return Err(IdentityError::Key(format!(
                 "an RSA key of {bits} bits; devices make 1024, 2048 or 4096"
@@ -47,6 +49,7 @@ impl DeviceKey {
     /// # Errors
     /// [`IdentityError::Key`] when the PEM is unreadable or not an RSA key.
     pub fn from_pem(pem: &SecretString) -> Result<Self, IdentityError> {
+        let _queue = crate::error_queue::isolate();
         let key = PKey::private_key_from_pem(pem.expose_secret().as_bytes())
             .map_err(|e| IdentityError::Key(describe(&e)))?;
         if key.id() != Id::RSA {
@@ -62,6 +65,7 @@ impl DeviceKey {
     /// # Errors
     /// [`IdentityError::Internal`] if OpenSSL fails to encode.
     pub fn to_pem(&self) -> Result<SecretString, IdentityError> {
+        let _queue = crate::error_queue::isolate();
         let pem = self.key.private_key_to_pem_pkcs8()?;
         String::from_utf8(pem)
             .map(SecretString::from)
@@ -71,6 +75,7 @@ impl DeviceKey {
     /// The modulus size in bits.
     #[must_use]
     pub fn bits(&self) -> u32 {
+        let _queue = crate::error_queue::isolate();
         self.key.bits()
     }
 
@@ -79,6 +84,7 @@ impl DeviceKey {
     /// # Errors
     /// [`IdentityError::Internal`] if OpenSSL fails to encode.
     pub fn public_key_der(&self) -> Result<Vec<u8>, IdentityError> {
+        let _queue = crate::error_queue::isolate();
         Ok(self.key.public_key_to_der()?)
     }
 

@@ -12,6 +12,7 @@ use openssl::sign::Signer;
 /// never equals a real signature.
 #[must_use]
 pub fn hmac_sha1(key: &[u8], data: &[u8]) -> Vec<u8> {
+    let _queue = crate::error_queue::isolate();
     // OpenSSL refuses an empty HMAC key. RFC 2104 pads the key with zeros to the block size,
     // so an empty key and a single zero byte are the same key.
     let key = if key.is_empty() { &[0u8][..] } else { key };
@@ -28,6 +29,7 @@ pub fn hmac_sha1(key: &[u8], data: &[u8]) -> Vec<u8> {
 /// payload's `CAFingerprint`); empty only if OpenSSL fails.
 #[must_use]
 pub fn sha1(data: &[u8]) -> Vec<u8> {
+    let _queue = crate::error_queue::isolate();
     hash(MessageDigest::sha1(), data)
         .map(|d| d.to_vec())
         .unwrap_or_default()
@@ -37,6 +39,7 @@ pub fn sha1(data: &[u8]) -> Vec<u8> {
 /// `CAFingerprint`); empty only if OpenSSL fails.
 #[must_use]
 pub fn md5(data: &[u8]) -> Vec<u8> {
+    let _queue = crate::error_queue::isolate();
     hash(MessageDigest::md5(), data)
         .map(|d| d.to_vec())
         .unwrap_or_default()
@@ -45,6 +48,7 @@ pub fn md5(data: &[u8]) -> Vec<u8> {
 /// SHA-256 of `data` (32 bytes); empty only if OpenSSL fails, which it does not in practice.
 #[must_use]
 pub fn sha256(data: &[u8]) -> Vec<u8> {
+    let _queue = crate::error_queue::isolate();
     hash(MessageDigest::sha256(), data)
         .map(|d| d.to_vec())
         .unwrap_or_default()
@@ -61,6 +65,7 @@ pub fn sha256_hex(data: &[u8]) -> String {
 /// # Errors
 /// When OpenSSL's generator fails.
 pub fn random_bytes(buf: &mut [u8]) -> Result<(), openssl::error::ErrorStack> {
+    let _queue = crate::error_queue::isolate();
     openssl::rand::rand_bytes(buf)
 }
 

@@ -57,6 +57,7 @@ impl From<openssl::error::ErrorStack> for KeyPairError {
 /// # Errors
 /// Only when OpenSSL fails, or `common_name` is empty or longer than 64 characters.
 pub fn generate_token_key_pair(common_name: &str) -> Result<TokenKeyPair, KeyPairError> {
+    let _queue = crate::error_queue::isolate();
     if common_name.is_empty() || common_name.chars().count() > 64 {
         return Err(KeyPairError(
             "the certificate common name must be 1 to 64 characters".to_string(),

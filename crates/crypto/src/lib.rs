@@ -21,7 +21,9 @@
 //!
 //! OpenSSL does all cryptography. The RustCrypto `cms`/`der`/`x509-cert` crates are used for
 //! ASN.1 structure only (SCEP's signed attributes, which rust-openssl cannot read or write);
-//! see the [`scep`] module documentation for why.
+//! see the [`scep`] module documentation for why. OpenSSL's per-thread error queue is emptied
+//! at the start and end of every public operation that calls it (`error_queue`), so that an
+//! error message describes only its own request, never one served earlier on the same thread.
 
 pub mod api_token;
 pub mod certificate;
@@ -31,6 +33,7 @@ pub mod dep_token;
 pub mod device_ca;
 pub mod device_key;
 pub mod digest;
+mod error_queue;
 pub mod keypair;
 pub mod password;
 mod pki;
@@ -44,7 +47,7 @@ mod test_pki;
 
 pub use certificate::{Certificate, CertificateError};
 pub use cms_verify::{
-    CmsError, SignedContent, TrustAnchors, VerifiedContent, verify_attached,
+    CmsError, DetachedSignature, SignedContent, TrustAnchors, VerifiedContent, verify_attached,
     verify_attached_signature, verify_detached,
 };
 pub use dep_token::{DepTokenError, DepTokens, decrypt_server_token, encrypt_server_token};

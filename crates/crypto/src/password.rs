@@ -29,6 +29,7 @@ fn hasher() -> Result<Argon2<'static>, PasswordError> {
 /// # Errors
 /// When the random generator or argon2 fails.
 pub fn hash_password(password: &SecretString) -> Result<String, PasswordError> {
+    let _queue = crate::error_queue::isolate();
     let mut salt = [0u8; 16];
     openssl::rand::rand_bytes(&mut salt)?;
     let salt = SaltString::encode_b64(&salt).map_err(|e| PasswordError::Hash(e.to_string()))?;
@@ -41,6 +42,7 @@ pub fn hash_password(password: &SecretString) -> Result<String, PasswordError> {
 /// Whether `password` matches the PHC string `stored` (with the parameters it records). A
 /// malformed `stored` matches nothing.
 pub fn verify_password(password: &SecretString, stored: &str) -> bool {
+    let _queue = crate::error_queue::isolate();
     let Ok(parsed) = PasswordHash::new(stored) else {
         return false;
     };

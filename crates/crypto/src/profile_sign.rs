@@ -77,6 +77,7 @@ impl Identity {
         certificates_pem: &[u8],
         private_key_pem: &SecretString,
     ) -> Result<Self, IdentityError> {
+        let _queue = crate::error_queue::isolate();
         let mut certs = Certificate::chain_from_pem(certificates_pem)
             .map_err(|e| IdentityError::Certificate(e.to_string()))?
             .into_iter();
@@ -98,6 +99,7 @@ impl Identity {
         key: &DeviceKey,
         chain: Vec<Certificate>,
     ) -> Result<Self, IdentityError> {
+        let _queue = crate::error_queue::isolate();
         Self::new(certificate, key.pkey().clone(), chain)
     }
 
@@ -130,6 +132,7 @@ impl Identity {
     /// # Errors
     /// [`IdentityError::BadCommonName`], or [`IdentityError::Internal`] if OpenSSL fails.
     pub fn generate_self_signed(common_name: &str) -> Result<Self, IdentityError> {
+        let _queue = crate::error_queue::isolate();
         if common_name.is_empty() || common_name.chars().count() > 64 {
             return Err(IdentityError::BadCommonName);
         }
@@ -174,6 +177,7 @@ impl Identity {
     /// # Errors
     /// [`IdentityError::Internal`] if OpenSSL fails to encode.
     pub fn private_key_pem(&self) -> Result<SecretString, IdentityError> {
+        let _queue = crate::error_queue::isolate();
         let pem = self.key.private_key_to_pem_pkcs8()?;
         String::from_utf8(pem)
             .map(SecretString::from)
@@ -198,6 +202,7 @@ impl std::fmt::Debug for Identity {
 /// # Errors
 /// [`IdentityError::Internal`] if OpenSSL fails.
 pub fn sign_profile(content: &[u8], signer: &Identity) -> Result<Vec<u8>, IdentityError> {
+    let _queue = crate::error_queue::isolate();
     sign_attached(content, signer)
 }
 
@@ -208,6 +213,7 @@ pub fn sign_profile(content: &[u8], signer: &Identity) -> Result<Vec<u8>, Identi
 /// # Errors
 /// [`IdentityError::Internal`] if OpenSSL fails.
 pub fn sign_attached(content: &[u8], signer: &Identity) -> Result<Vec<u8>, IdentityError> {
+    let _queue = crate::error_queue::isolate();
     sign(content, signer, Pkcs7Flags::empty())
 }
 
@@ -219,6 +225,7 @@ pub fn sign_attached(content: &[u8], signer: &Identity) -> Result<Vec<u8>, Ident
 /// # Errors
 /// [`IdentityError::Internal`] if OpenSSL fails.
 pub fn sign_detached(body: &[u8], signer: &Identity) -> Result<Vec<u8>, IdentityError> {
+    let _queue = crate::error_queue::isolate();
     sign(body, signer, Pkcs7Flags::DETACHED)
 }
 

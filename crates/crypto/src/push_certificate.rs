@@ -74,6 +74,7 @@ impl PushCertificate {
     /// # Errors
     /// [`PushCertificateError`] saying which part is wrong.
     pub fn from_pem(cert_pem: &[u8], key_pem: &[u8]) -> Result<Self, PushCertificateError> {
+        let _queue = crate::error_queue::isolate();
         let x509 = X509::from_pem(cert_pem)
             .map_err(|e| PushCertificateError::Certificate(describe(&e)))?;
         let key = PKey::private_key_from_pem(key_pem).map_err(|e| {
@@ -90,6 +91,7 @@ impl PushCertificate {
     /// # Errors
     /// [`PushCertificateError`] saying what is wrong.
     pub fn from_pkcs12(der: &[u8], password: &str) -> Result<Self, PushCertificateError> {
+        let _queue = crate::error_queue::isolate();
         let parsed = Pkcs12::from_der(der)
             .and_then(|p| p.parse2(password))
             .map_err(|e| {
@@ -152,6 +154,7 @@ impl PushCertificate {
     /// # Errors
     /// [`PushCertificateError::Certificate`] when OpenSSL fails.
     pub fn generate_self_signed(topic: &str) -> Result<Self, PushCertificateError> {
+        let _queue = crate::error_queue::isolate();
         let make = || -> Result<(X509, PKey<Private>), openssl::error::ErrorStack> {
             let key = pki::rsa_key(2048)?;
             let mut name = openssl::x509::X509NameBuilder::new()?;

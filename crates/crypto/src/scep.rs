@@ -9,11 +9,14 @@
 //!    the profile's challenge password, and a throw-away self-signed certificate;
 //! 3. sends a `PKCSReq`: a CMS `SignedData`, signed with the self-signed certificate, whose
 //!    content is a CMS `EnvelopedData`, encrypted to the CA certificate, holding the CSR; the
-//!    SCEP fields (`messageType`, `transactionID`, `senderNonce`) are signed attributes;
+//!    SCEP fields (`messageType`, `transactionID`, `senderNonce`) are signed attributes. The
+//!    self-signed certificate is usually for the CSR's key; some clients (mdmb) make it for a
+//!    separate key of their own, which is accepted: the CSR's own signature proves possession
+//!    of the key to certify, and the challenge authorizes the request;
 //! 4. receives a `CertRep` ([`ScepCa::pki_operation`]): a `SignedData` signed by the CA, with
 //!    `pkiStatus`, `failInfo`, `recipientNonce` (its own nonce back), a fresh `senderNonce`
 //!    and its `transactionID` as signed attributes, and, on success, an `EnvelopedData`
-//!    encrypted to the self-signed certificate holding a certificates-only `SignedData` with
+//!    encrypted to the request's signer certificate holding a certificates-only `SignedData` with
 //!    the issued certificate. The device then uses that identity for MDM check-ins.
 //!
 //! The device's side (building the `PKCSReq`, reading the `CertRep`) is [`client`], for the
@@ -207,6 +210,7 @@ impl ScepCa {
     /// # Errors
     /// [`ScepError::Ca`] for an empty or over-long (64) common name or an OpenSSL failure.
     pub fn generate(common_name: &str) -> Result<Self, ScepError> {
+        let _queue = crate::error_queue::isolate();
         if common_name.is_empty() || common_name.chars().count() > 64 {
             return Err(ScepError::Ca(
                 "the CA common name must be 1 to 64 characters".to_string(),
@@ -242,6 +246,7 @@ impl ScepCa {
         certificate_pem: &[u8],
         private_key_pem: &SecretString,
     ) -> Result<Self, ScepError> {
+        let _queue = crate::error_queue::isolate();
         let certificate =
             Certificate::from_pem(certificate_pem).map_err(|e| ScepError::Ca(e.to_string()))?;
         let key = PKey::private_key_from_pem(private_key_pem.expose_secret().as_bytes()).map_err(
@@ -276,6 +281,7 @@ impl ScepCa {
     /// # Errors
     /// [`ScepError::Internal`] if OpenSSL fails to encode the key.
     pub fn to_pem(&self) -> Result<(String, SecretString), ScepError> {
+        let _queue = crate::error_queue::isolate();
         let key = self
             .key
             .private_key_to_pem_pkcs8()
@@ -293,6 +299,7 @@ impl ScepCa {
     /// # Errors
     /// [`ScepError::Ca`] when the legacy provider cannot be loaded (not installed).
     pub fn with_single_des(mut self) -> Result<Self, ScepError> {
+        let _queue = crate::error_queue::isolate();
         legacy::load().map_err(ScepError::Ca)?;
         self.single_des = true;
         Ok(self)
@@ -327,6 +334,7 @@ impl ScepCa {
     /// Says nothing of the validity period (see [`ScepCa::trust_anchors`]).
     #[must_use]
     pub fn issued_by_me(&self, cert: &Certificate) -> bool {
+        let _queue = crate::error_queue::isolate();
         let ca = self.certificate.x509();
         let same_issuer = match (
             cert.x509().issuer_name().to_der(),
@@ -335,7 +343,7 @@ impl ScepCa {
             (Ok(a), Ok(b)) => a == b,
             _ => false,
         };
-        same_issuer && cert.x509().verify(&self.key).unwrap_or(false)
+        same_issuer && crate::error_queue::verdict(cert.x509().verify(&self.key))
     }
 
     /// Answers a `PKIOperation` message (the POST body, or the decoded GET `message`
@@ -351,6 +359,7 @@ impl ScepCa {
         message: &[u8],
         policy: &dyn ChallengePolicy,
     ) -> Result<PkiResponse, ScepError> {
+        let _queue = crate::error_queue::isolate();
         let request = self.decode_request(message)?;
         let decision = match (request.problem(), request.csr()) {
             (None, Some(csr)) => policy.check(request.challenge(), csr),
@@ -365,6 +374,7 @@ impl ScepCa {
     /// # Errors
     /// [`ScepError::Malformed`] for a message too broken to answer.
     pub fn decode_request(&self, message: &[u8]) -> Result<PkiRequest, ScepError> {
+        let _queue = crate::error_queue::isolate();
         request::decode(self, message)
     }
 
@@ -378,6 +388,7 @@ impl ScepCa {
         request: &PkiRequest,
         decision: Result<(), Rejection>,
     ) -> Result<PkiResponse, ScepError> {
+        let _queue = crate::error_queue::isolate();
         response::respond(self, request, decision)
     }
 }
@@ -399,6 +410,7 @@ impl std::fmt::Debug for ScepCa {
 /// # Errors
 /// [`ScepError::Malformed`] when it is not base64.
 pub fn decode_message_param(param: &str) -> Result<Vec<u8>, ScepError> {
+    let _queue = crate::error_queue::isolate();
     let restored: String = param
         .trim()
         .chars()

@@ -57,6 +57,7 @@ impl SecretKey {
     /// # Errors
     /// When OpenSSL's random generator fails.
     pub fn generate() -> Result<Self, SecretKeyError> {
+        let _queue = crate::error_queue::isolate();
         let mut key = Box::new([0u8; KEY_LEN]);
         openssl::rand::rand_bytes(key.as_mut())?;
         Ok(Self(SecretBox::new(key)))
@@ -67,6 +68,7 @@ impl SecretKey {
     /// # Errors
     /// [`SecretKeyError::BadKey`] unless the text is base64 of exactly 32 bytes.
     pub fn from_base64(text: &str) -> Result<Self, SecretKeyError> {
+        let _queue = crate::error_queue::isolate();
         let bytes = STANDARD
             .decode(text.trim())
             .map_err(|e| SecretKeyError::BadKey(e.to_string()))?;
@@ -87,6 +89,7 @@ impl SecretKey {
     /// # Errors
     /// Only when OpenSSL fails.
     pub fn seal(&self, plaintext: &[u8], context: &str) -> Result<Vec<u8>, SecretKeyError> {
+        let _queue = crate::error_queue::isolate();
         let mut nonce = [0u8; NONCE_LEN];
         openssl::rand::rand_bytes(&mut nonce)?;
         let mut tag = [0u8; TAG_LEN];
@@ -112,6 +115,7 @@ impl SecretKey {
     /// [`SecretKeyError::Open`] when the value is malformed, was sealed with another key or
     /// under another context, or was altered.
     pub fn open(&self, sealed: &[u8], context: &str) -> Result<SecretSlice<u8>, SecretKeyError> {
+        let _queue = crate::error_queue::isolate();
         if sealed.len() < 1 + NONCE_LEN + TAG_LEN || sealed[0] != VERSION {
             return Err(SecretKeyError::Open);
         }
@@ -138,6 +142,7 @@ impl SecretKey {
         secret: &SecretString,
         context: &str,
     ) -> Result<Vec<u8>, SecretKeyError> {
+        let _queue = crate::error_queue::isolate();
         self.seal(secret.expose_secret().as_bytes(), context)
     }
 
@@ -146,6 +151,7 @@ impl SecretKey {
     /// # Errors
     /// As [`SecretKey::open`], and [`SecretKeyError::Open`] when the plaintext is not UTF-8.
     pub fn open_str(&self, sealed: &[u8], context: &str) -> Result<SecretString, SecretKeyError> {
+        let _queue = crate::error_queue::isolate();
         let bytes = self.open(sealed, context)?;
         std::str::from_utf8(bytes.expose_secret())
             .map(SecretString::from)

@@ -73,7 +73,151 @@ pub struct ServeArgs {
     /// A dashboard session ends this long after sign-in, used or not (`12h`, `1d`).
     #[arg(long, env = "GUARDMDM_SESSION_LIFETIME", default_value = "12h", value_parser = parse_duration)]
     pub session_lifetime: time::Duration,
+    /// The largest check-in body a device may send (`256KiB`, `1MiB`, or bytes), at most
+    /// 1 MiB. Check-ins are a few KB; a larger body is refused (413) before it is read, and
+    /// only once the device's identity is checked.
+    #[arg(long, env = "GUARDMDM_CHECKIN_MAX_BYTES", default_value = "256KiB", value_parser = parse_byte_size)]
+    pub checkin_max_bytes: usize,
+    /// The largest command report a device may send (`8MiB`, or bytes), at most 32 MiB. The
+    /// largest reports are lists (installed apps, certificates) of a few MB on a Mac.
+    #[arg(long, env = "GUARDMDM_REPORT_MAX_BYTES", default_value = "8MiB", value_parser = parse_byte_size)]
+    pub report_max_bytes: usize,
+    /// The longest `Mdm-Signature` header accepted (`16KiB`, or bytes), at most 64 KiB. A
+    /// device's signature is a few KB; a longer header is refused (431) before it is decoded.
+    #[arg(long, env = "GUARDMDM_MDM_SIGNATURE_MAX_BYTES", default_value = "16KiB", value_parser = parse_byte_size)]
+    pub mdm_signature_max_bytes: usize,
+    /// Dashboard password checks (argon2id, about 19 MiB of memory each) running at once.
+    /// Default: the number of CPU cores.
+    #[arg(long, env = "GUARDMDM_PASSWORD_CHECK_CONCURRENCY", value_parser = clap::value_parser!(u16).range(1..))]
+    pub password_check_concurrency: Option<u16>,
+    /// How long a dashboard sign-in waits for a free password check before it is answered
+    /// 503 busy (`0s` answers at once; also `500ms`, `2s`).
+    #[arg(long, env = "GUARDMDM_PASSWORD_CHECK_WAIT", default_value = "2s", value_parser = parse_wait)]
+    pub password_check_wait: std::time::Duration,
+    /// Limit for connecting to APNs and for each push request (`10s`); a push is tried up to
+    /// three times. Commands are answered without waiting for pushes.
+    #[arg(long, env = "GUARDMDM_APNS_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    pub apns_timeout: time::Duration,
+    /// Devices that may wait for a background push; beyond it a device is not pushed (its
+    /// push state says so) and gets its commands when it next checks in.
+    #[arg(long, env = "GUARDMDM_PUSH_QUEUE_SIZE", default_value_t = 100_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub push_queue_size: u32,
+    /// Pushes in flight at once (HTTP/2 streams to APNs).
+    #[arg(long, env = "GUARDMDM_PUSH_CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub push_concurrency: u32,
+    /// How long an ABM sync lease lasts without renewal (`2m`, `45s`; 2 s to 1 h): a sync
+    /// whose instance stopped is shown as ended, and Sync Now starts a new one, this long
+    /// after its last renewal. Renewed every quarter of it.
+    #[arg(long, env = "GUARDMDM_SYNC_LEASE_TTL", default_value = "2m", value_parser = parse_duration)]
+    pub sync_lease_ttl: time::Duration,
+    /// Where `/metrics` and `/healthz` are served without a token (`off` for nowhere). On the
+    /// main listener `/metrics` needs an admin or API token.
+    #[arg(long, env = "GUARDMDM_METRICS_LISTEN", default_value = "127.0.0.1:9464", value_parser = parse_optional_addr)]
+    pub metrics_listen: OptionalAddr,
+    /// A new connection's first request head, and any later head once its first byte has
+    /// arrived, must arrive in full within this long, or the connection is closed.
+    #[arg(long, env = "GUARDMDM_HEADER_READ_TIMEOUT", default_value = "20s", value_parser = parse_duration)]
+    pub header_read_timeout: time::Duration,
+    /// A request body must arrive in full within this long of its head (else 408 and the
+    /// connection is closed).
+    #[arg(long, env = "GUARDMDM_REQUEST_BODY_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub request_body_timeout: time::Duration,
+    /// A connection with no request in progress is closed after this long without a byte.
+    #[arg(long, env = "GUARDMDM_KEEP_ALIVE_TIMEOUT", default_value = "75s", value_parser = parse_duration)]
+    pub keep_alive_timeout: time::Duration,
+    /// Most connections open at once on the main listener; further ones are closed at once.
+    /// Keep it well below the open-files limit (`ulimit -n`).
+    #[arg(long, env = "GUARDMDM_MAX_CONNECTIONS", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+    /// A connection with a response to send that the client has let nothing through for this
+    /// long (it does not read) is closed.
+    #[arg(long, env = "GUARDMDM_SEND_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub send_timeout: time::Duration,
 }
+
+/// A listen address, or none (`off`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptionalAddr(pub Option<SocketAddr>);
+
+/// `off`, or an address and port such as `127.0.0.1:9464`.
+///
+/// # Errors
+/// Says what is expected.
+pub fn parse_optional_addr(text: &str) -> Result<OptionalAddr, String> {
+    let text = text.trim();
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(OptionalAddr(None));
+    }
+    text.parse()
+        .map(|a| OptionalAddr(Some(a)))
+        .map_err(|_| format!("{text:?} is not an address and port (e.g. 127.0.0.1:9464) or `off`"))
+}
+
+/// A size like `4096`, `16KiB` or `8MiB` (also `16k`, `8m`; binary units).
+///
+/// # Errors
+/// Says what a size looks like.
+pub fn parse_byte_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let n: usize = number.parse().map_err(|_| {
+        format!("{text:?} is not a size: write a number of bytes, or KiB or MiB (e.g. 256KiB)")
+    })?;
+    let factor = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1024,
+        "m" | "mib" => 1024 * 1024,
+        _ => {
+            return Err(format!(
+                "{text:?}: the unit must be KiB or MiB (e.g. 256KiB)"
+            ));
+        }
+    };
+    match n.checked_mul(factor) {
+        Some(0) => Err(format!("{text:?}: must be more than zero")),
+        Some(bytes) => Ok(bytes),
+        None => Err(format!("{text:?} is too large")),
+    }
+}
+
+/// `value` of `flag` must be at most `ceiling` bytes.
+fn at_most(flag: &str, value: usize, ceiling: usize) -> anyhow::Result<usize> {
+    if value > ceiling {
+        bail!("{flag} is {value} bytes; at most {ceiling} is allowed");
+    }
+    Ok(value)
+}
+
+/// A short wait: `500ms`, `2s`, `0s`.
+///
+/// # Errors
+/// Says what a wait looks like.
+pub fn parse_wait(text: &str) -> Result<std::time::Duration, String> {
+    let text = text.trim();
+    let wait = match text.strip_suffix("ms") {
+        Some(ms) => ms.parse().map(std::time::Duration::from_millis),
+        None => text
+            .strip_suffix('s')
+            .unwrap_or("not a number")
+            .parse()
+            .map(std::time::Duration::from_secs),
+    };
+    let wait =
+        wait.map_err(|_| format!("{text:?} is not a wait: write a number and ms or s (e.g. 2s)"))?;
+    if wait > MAX_WAIT {
+        return Err(format!(
+            "{text:?}: at most {}s (a sign-in should not hang)",
+            MAX_WAIT.as_secs()
+        ));
+    }
+    Ok(wait)
+}
+
+/// The longest [`parse_wait`] accepts.
+const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// A duration like `45s`, `30m`, `2h` or `1d` (a whole number and a unit).
 ///
@@ -151,6 +295,14 @@ pub struct Settings {
     pub client_cert_header: Option<String>,
     /// How long dashboard sessions last.
     pub sessions: guardmdm_service::SessionPolicy,
+    /// How many dashboard password checks run at once, and how long a sign-in waits.
+    pub password_checks: guardmdm_service::PasswordChecks,
+    /// How long an ABM sync lease lasts without renewal.
+    pub sync_lease_ttl: std::time::Duration,
+    /// Where `/metrics` is served without a token, if anywhere.
+    pub metrics_listen: Option<SocketAddr>,
+    /// The limits of every HTTP connection.
+    pub edge: crate::edge::EdgeLimits,
 }
 
 impl Settings {
@@ -191,11 +343,60 @@ impl Settings {
                 .with_context(|| format!("--device-ca-file {}", path.display()))?;
         }
         mdm.push.endpoint = validate_url(&args.apns_url, "--apns-url")?;
+        mdm.push.timeout = args
+            .apns_timeout
+            .try_into()
+            .context("--apns-timeout is out of range")?;
+        mdm.push.queue_size =
+            usize::try_from(args.push_queue_size).context("--push-queue-size is out of range")?;
+        mdm.push.concurrency =
+            usize::try_from(args.push_concurrency).context("--push-concurrency is out of range")?;
         mdm.scep_single_des = args.scep_allow_single_des;
+        let ceiling = guardmdm_service::mdm::DeviceLimits::CEILING;
+        mdm.limits = guardmdm_service::mdm::DeviceLimits {
+            checkin_bytes: at_most(
+                "--checkin-max-bytes",
+                args.checkin_max_bytes,
+                ceiling.checkin_bytes,
+            )?,
+            report_bytes: at_most(
+                "--report-max-bytes",
+                args.report_max_bytes,
+                ceiling.report_bytes,
+            )?,
+            signature_bytes: at_most(
+                "--mdm-signature-max-bytes",
+                args.mdm_signature_max_bytes,
+                ceiling.signature_bytes,
+            )?,
+        };
         if args.session_idle_timeout > args.session_lifetime {
             bail!("--session-idle-timeout must not be longer than --session-lifetime");
         }
+        let mut password_checks = guardmdm_service::PasswordChecks {
+            wait: args.password_check_wait,
+            ..Default::default()
+        };
+        if let Some(n) = args.password_check_concurrency {
+            password_checks.concurrency = usize::from(n);
+        }
+        if !(time::Duration::seconds(2)..=time::Duration::hours(1)).contains(&args.sync_lease_ttl) {
+            bail!("--sync-lease-ttl must be between 2s and 1h");
+        }
+        let sync_lease_ttl =
+            std::time::Duration::try_from(args.sync_lease_ttl).context("--sync-lease-ttl")?;
+        let edge = crate::edge::EdgeLimits {
+            header_read_timeout: std_duration(args.header_read_timeout),
+            request_body_timeout: std_duration(args.request_body_timeout),
+            keep_alive_timeout: std_duration(args.keep_alive_timeout),
+            send_timeout: std_duration(args.send_timeout),
+            max_connections: usize::try_from(args.max_connections)
+                .context("--max-connections is too large")?,
+        };
         Ok(Self {
+            password_checks,
+            metrics_listen: args.metrics_listen.0,
+            edge,
             sessions: guardmdm_service::SessionPolicy {
                 idle_timeout: args.session_idle_timeout,
                 lifetime: args.session_lifetime,
@@ -210,8 +411,14 @@ impl Settings {
             admin_token,
             secret_key,
             log_format: args.log_format,
+            sync_lease_ttl,
         })
     }
+}
+
+/// A positive duration from [`parse_duration`] as a `std` one.
+fn std_duration(d: time::Duration) -> std::time::Duration {
+    std::time::Duration::try_from(d).unwrap_or(std::time::Duration::ZERO)
 }
 
 fn default_data_dir() -> PathBuf {
@@ -375,6 +582,35 @@ mod tests {
     }
 
     #[test]
+    fn push_flags_default_to_the_services_defaults_and_refuse_zero() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().to_str().unwrap();
+        let s = Settings::from_args(args(&["--data-dir", data])).unwrap();
+        let defaults = guardmdm_service::mdm::PushSettings::default();
+        assert_eq!(s.mdm.push.timeout, defaults.timeout);
+        assert_eq!(s.mdm.push.queue_size, defaults.queue_size);
+        assert_eq!(s.mdm.push.concurrency, defaults.concurrency);
+        let s = Settings::from_args(args(&[
+            "--data-dir",
+            data,
+            "--apns-timeout",
+            "3s",
+            "--push-queue-size",
+            "500",
+            "--push-concurrency",
+            "4",
+        ]))
+        .unwrap();
+        assert_eq!(s.mdm.push.timeout, std::time::Duration::from_secs(3));
+        assert_eq!(s.mdm.push.queue_size, 500);
+        assert_eq!(s.mdm.push.concurrency, 4);
+        for flag in ["--push-queue-size", "--push-concurrency"] {
+            assert!(Wrapper::try_parse_from(["x", flag, "0"]).is_err(), "{flag}");
+        }
+        assert!(Wrapper::try_parse_from(["x", "--push-concurrency", "1001"]).is_err());
+    }
+
+    #[test]
     fn first_start_creates_private_key_and_token_files_and_reuses_them() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("data");
@@ -409,12 +645,66 @@ mod tests {
     }
 
     #[test]
+    fn device_body_limits_default_to_the_protocol_crates_and_have_ceilings() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        let s = Settings::from_args(args(&["--data-dir", d])).unwrap();
+        assert_eq!(s.mdm.limits, guardmdm_service::mdm::DeviceLimits::default());
+        let s = Settings::from_args(args(&[
+            "--data-dir",
+            d,
+            "--checkin-max-bytes",
+            "64k",
+            "--report-max-bytes",
+            "32MiB",
+            "--mdm-signature-max-bytes",
+            "8192",
+        ]))
+        .unwrap();
+        assert_eq!(s.mdm.limits.checkin_bytes, 64 * 1024);
+        assert_eq!(s.mdm.limits.report_bytes, 32 * 1024 * 1024);
+        assert_eq!(s.mdm.limits.signature_bytes, 8192);
+        for flag in [
+            "--checkin-max-bytes",
+            "--report-max-bytes",
+            "--mdm-signature-max-bytes",
+        ] {
+            let err = format!(
+                "{:#}",
+                Settings::from_args(args(&["--data-dir", d, flag, "33MiB"])).unwrap_err()
+            );
+            assert!(err.contains(flag) && err.contains("at most"), "{err}");
+        }
+    }
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(parse_byte_size("4096"), Ok(4096));
+        assert_eq!(parse_byte_size("16KiB"), Ok(16 * 1024));
+        assert_eq!(parse_byte_size("8m"), Ok(8 * 1024 * 1024));
+        for bad in ["", "KiB", "0", "5 GB", "-1k", "1.5MiB"] {
+            assert!(parse_byte_size(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration("90s"), Ok(time::Duration::seconds(90)));
         assert_eq!(parse_duration("2h"), Ok(time::Duration::hours(2)));
         assert_eq!(parse_duration("1d"), Ok(time::Duration::days(1)));
         for bad in ["", "h", "10", "5 minutes", "0m", "-1h"] {
             assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn waits() {
+        use std::time::Duration;
+        assert_eq!(parse_wait("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_wait("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_wait("0s"), Ok(Duration::ZERO));
+        for bad in ["", "2", "s", "-1s", "1m", "61s", "2 s"] {
+            assert!(parse_wait(bad).is_err(), "{bad:?}");
         }
     }
 
@@ -449,6 +739,43 @@ mod tests {
     }
 
     #[test]
+    fn edge_limits_and_the_metrics_listener() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        let s = Settings::from_args(args(&["--data-dir", d])).unwrap();
+        assert_eq!(s.metrics_listen, Some("127.0.0.1:9464".parse().unwrap()));
+        assert_eq!(
+            s.edge,
+            crate::edge::EdgeLimits {
+                header_read_timeout: std::time::Duration::from_secs(20),
+                request_body_timeout: std::time::Duration::from_secs(60),
+                keep_alive_timeout: std::time::Duration::from_secs(75),
+                send_timeout: std::time::Duration::from_secs(60),
+                max_connections: 512,
+            }
+        );
+        let s = Settings::from_args(args(&[
+            "--data-dir",
+            d,
+            "--metrics-listen",
+            "off",
+            "--keep-alive-timeout",
+            "5s",
+            "--max-connections",
+            "3",
+        ]))
+        .unwrap();
+        assert_eq!(s.metrics_listen, None);
+        assert_eq!(s.edge.keep_alive_timeout, std::time::Duration::from_secs(5));
+        assert_eq!(s.edge.max_connections, 3);
+        assert!(parse_optional_addr("localhost").is_err());
+        assert!(
+            Wrapper::try_parse_from(["x", "--max-connections", "0"]).is_err(),
+            "a cap of 0 would refuse everything"
+        );
+    }
+
+    #[test]
     fn postgres_urls_are_redacted_in_debug() {
         let db = parse_database(
             Some("postgres://guard:hunter2@db:5432/guardmdm"),
@@ -460,5 +787,23 @@ mod tests {
             shown.contains("****") && !shown.contains("hunter2"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn the_sync_lease_ttl_defaults_to_two_minutes_and_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let data_arg = data.to_str().unwrap();
+        let s = Settings::from_args(args(&["--data-dir", data_arg])).unwrap();
+        assert_eq!(s.sync_lease_ttl, std::time::Duration::from_secs(120));
+        let s =
+            Settings::from_args(args(&["--data-dir", data_arg, "--sync-lease-ttl", "3s"])).unwrap();
+        assert_eq!(s.sync_lease_ttl, std::time::Duration::from_secs(3));
+        for bad in ["1s", "2h"] {
+            let e = Settings::from_args(args(&["--data-dir", data_arg, "--sync-lease-ttl", bad]))
+                .err()
+                .unwrap();
+            assert!(e.to_string().contains("--sync-lease-ttl"), "{e}");
+        }
     }
 }

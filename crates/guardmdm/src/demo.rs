@@ -47,6 +47,8 @@ const DEMO_ADMIN: &str = "admin";
 pub struct RunningDemo {
     /// GuardMDM's base URL.
     pub url: String,
+    /// Where `/metrics` is served without a token (a loopback port of its own).
+    pub metrics_url: String,
     /// The admin token.
     pub admin_token: String,
     /// The dashboard admin's name (`admin`).
@@ -174,6 +176,8 @@ pub async fn start(args: DemoArgs) -> anyhow::Result<RunningDemo> {
         anchors.display().to_string(),
         "--apns-url".into(),
         apns.base_url(),
+        "--metrics-listen".into(),
+        "127.0.0.1:0".into(),
     ];
     #[derive(clap::Parser)]
     struct Wrapper {
@@ -184,6 +188,9 @@ pub async fn start(args: DemoArgs) -> anyhow::Result<RunningDemo> {
     let admin_token = secrecy::ExposeSecret::expose_secret(&settings.admin_token).to_string();
     let server = crate::server::start(settings, listener).await?;
     let url = format!("http://{}", server.addr);
+    let metrics_url = server
+        .metrics_addr
+        .map_or_else(String::new, |at| format!("http://{at}/metrics"));
     let admin = Admin {
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(120))
@@ -352,6 +359,7 @@ pub async fn start(args: DemoArgs) -> anyhow::Result<RunningDemo> {
     };
     Ok(RunningDemo {
         url,
+        metrics_url,
         admin_token,
         admin_name: DEMO_ADMIN.to_string(),
         admin_password,
@@ -393,6 +401,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
          \n  dashboard:   {url}/ (sign in as {name} with password {password})\
          \n  data dir:    {dir} (SQLite)\
          \n  admin token: {token}\
+         \n  metrics:     {metrics}\
          \n\nA simulated organisation is connected through Apple Business Manager (simulated),\
          \nits devices are synced and have ADE profiles, and one device is switched on every {every} s\
          \nand enrolls. In another terminal:\
@@ -406,6 +415,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         url = demo.url,
         dir = demo.data_dir.display(),
         token = demo.admin_token,
+        metrics = demo.metrics_url,
         name = demo.admin_name,
         password = demo.admin_password,
     );

@@ -18,7 +18,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{Database, ServeArgs, Settings};
 
-/// How long background jobs get to finish after shutdown starts.
+/// How long background jobs, and requests in progress, get to finish after shutdown starts.
 const JOB_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
 /// Opens the configured database and applies its migrations.
@@ -53,6 +53,8 @@ pub async fn open_store(database: &Database) -> anyhow::Result<Arc<dyn Store>> {
 pub struct RunningServer {
     /// The address it listens on (useful with port 0).
     pub addr: SocketAddr,
+    /// The address `/metrics` is served on without a token (`--metrics-listen`), if any.
+    pub metrics_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -81,6 +83,19 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
     let addr = listener
         .local_addr()
         .context("reading the listen address")?;
+    let metrics_listener = match settings.metrics_listen {
+        Some(at) => Some(
+            TcpListener::bind(at)
+                .await
+                .with_context(|| format!("cannot listen on {at} (--metrics-listen)"))?,
+        ),
+        None => None,
+    };
+    let metrics_addr = metrics_listener
+        .as_ref()
+        .map(TcpListener::local_addr)
+        .transpose()
+        .context("reading the metrics listen address")?;
     let store = open_store(&settings.database).await?;
     guardmdm_service::secrets::verify_secret_key(store.as_ref(), &settings.secret_key).await?;
     let abm = AbmSettings {
@@ -96,7 +111,12 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
         settings.mdm.clone(),
         shutdown.child_token(),
     )
-    .with_session_policy(settings.sessions);
+    .with_session_policy(settings.sessions)
+    .with_password_checks(settings.password_checks)
+    .with_sync_lease_ttl(settings.sync_lease_ttl);
+    if !matches!(settings.database, Database::Postgres(_)) {
+        services.sync.recover_sole_instance().await?; // SQLite: one process, so any run left is dead
+    }
     let jobs = TaskTracker::new();
     jobs.spawn(guardmdm_service::jobs::run_token_health_monitor(
         services.abm.clone(),
@@ -105,26 +125,35 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
     ));
     jobs.spawn(services.sync.clone().run_schedule(SYNC_INTERVAL));
     let sync = services.sync.clone();
-    let app = guardmdm_http::router(
-        guardmdm_http::AppState::new(services)
-            .with_client_cert_header(settings.client_cert_header)
-            .with_public_url(&settings.public_url),
-    );
+    let mdm = services.mdm.clone();
+    let state = guardmdm_http::AppState::new(services)
+        .with_client_cert_header(settings.client_cert_header)
+        .with_public_url(&settings.public_url);
+    let app = guardmdm_http::router(state.clone());
+    let limits = settings.edge;
+    let metrics = metrics_listener.map(|listener| {
+        tokio::spawn(crate::edge::serve(
+            listener,
+            guardmdm_http::metrics_router(state),
+            limits,
+            shutdown.clone(),
+            JOB_SHUTDOWN_GRACE,
+        ))
+    });
     let stop = shutdown.clone();
     let task = tokio::spawn(async move {
-        // The peer address feeds the dashboard's per-client sign-in limits.
-        let served = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(stop.clone().cancelled_owned())
-        .await
-        .context("serving HTTP");
+        crate::edge::serve(listener, app, limits, stop.clone(), JOB_SHUTDOWN_GRACE).await;
         stop.cancel();
+        if let Some(metrics) = metrics
+            && let Err(e) = metrics.await
+        {
+            tracing::error!(error = %e, "the metrics listener's task failed");
+        }
         jobs.close();
         let all_stopped = async {
             jobs.wait().await;
             sync.wait().await;
+            mdm.wait_pushes().await;
         };
         if tokio::time::timeout(JOB_SHUTDOWN_GRACE, all_stopped)
             .await
@@ -132,10 +161,11 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
         {
             tracing::warn!("background jobs did not stop within {JOB_SHUTDOWN_GRACE:?}");
         }
-        served
+        Ok(())
     });
     tracing::info!(
         listen = %addr,
+        metrics_listen = ?metrics_addr,
         database = ?settings.database,
         data_dir = %settings.data_dir.display(),
         public_url = %settings.public_url,
@@ -145,6 +175,7 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
     );
     Ok(RunningServer {
         addr,
+        metrics_addr,
         shutdown,
         task,
     })

@@ -327,15 +327,7 @@ async fn expired_and_problem_states_show_in_list_and_metrics() {
         );
         assert_eq!(list[1]["health"]["days_left"], -2);
 
-        let metrics = app
-            .http
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = app.metrics().await;
         let expiry = (now - time::Duration::days(2)).unix_timestamp();
         assert!(
             metrics.contains(&format!(

@@ -104,7 +104,7 @@ async fn every_documented_operation_is_routed() {
 }
 
 #[tokio::test]
-async fn healthz_and_metrics_are_public() {
+async fn healthz_is_public_and_metrics_need_a_token_or_the_metrics_listener() {
     for backend in common::backends() {
         let app = TestApp::spawn(backend).await;
         let resp = app.http.get(app.url("/healthz")).send().await.unwrap();
@@ -120,9 +120,7 @@ async fn healthz_and_metrics_are_public() {
             (body["status"].as_str(), body["database"].as_str()),
             (Some("ok"), Some(db))
         );
-        let metrics = app.http.get(app.url("/metrics")).send().await.unwrap();
-        assert_eq!(metrics.status(), StatusCode::OK);
-        let text = metrics.text().await.unwrap();
+        let text = app.metrics().await;
         assert!(text.contains("guardmdm_build_info{version=\""), "{text}");
         assert!(
             text.contains(
@@ -131,6 +129,46 @@ async fn healthz_and_metrics_are_public() {
             "{text}"
         );
         assert!(text.ends_with("# EOF\n"));
+
+        // On the main listener: an admin or API token, else 401 with the API's JSON error.
+        let anonymous = app.http.get(app.url("/metrics")).send().await.unwrap();
+        assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+        let body: Value = anonymous.json().await.unwrap();
+        assert_eq!(body["error"], "unauthorized", "{body}");
+        let wrong = app
+            .http
+            .get(app.url("/metrics"))
+            .bearer_auth("not-the-token-at-all")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+        let with_token = app.admin(Method::GET, "/metrics").send().await.unwrap();
+        assert_eq!(with_token.status(), StatusCode::OK);
+        assert!(
+            with_token
+                .text()
+                .await
+                .unwrap()
+                .contains("guardmdm_build_info")
+        );
+
+        // The metrics listener serves /healthz too, and nothing else.
+        let health = app
+            .http
+            .get(format!("{}/healthz", app.metrics_base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(health.status(), StatusCode::OK);
+        let other = app
+            .http
+            .get(format!("{}/api/v1/audit", app.metrics_base))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(other.status(), StatusCode::NOT_FOUND);
         app.stop().await;
     }
 }

@@ -150,6 +150,48 @@ async fn a_profile_becomes_the_ios_default_and_a_csv_fills_a_group() {
     let (_, g) = app.json(Method::GET, "/api/v1/groups/loaners", None).await;
     assert_eq!(g["member_count"], 2);
 
+    // A file too large to carry in the page (over 32 KiB): chosen again, its full report
+    // downloads through report.js (fetch with the CSRF header), as CSV with every row.
+    let big = dir.path().join("big.csv");
+    let mut text = String::from("serial\n");
+    for i in 0..3_000 {
+        text.push_str(&format!("ZZ{i:010}\n"));
+    }
+    std::fs::write(&big, &text).unwrap();
+    browser.choose_file("#b-csv", &big).await;
+    browser
+        .click(&browser.find("button[name=mode][value=dry_run]").await)
+        .await;
+    browser
+        .wait_for("#report-caption", "The first 100 of 3000 rows not applied")
+        .await;
+    browser.choose_file("#again-csv", &big).await;
+    browser
+        .run_async(
+            "const f = window.fetch; window.__csv = null; \
+             window.fetch = (...a) => f(...a).then(r => { r.clone().text().then(t => { window.__csv = t; }); return r; }); \
+             arguments[0](true)",
+        )
+        .await;
+    browser.click(&browser.find("#download-report").await).await;
+    let mut csv = serde_json::Value::Null;
+    for _ in 0..100 {
+        csv = browser.run_async("arguments[0](window.__csv)").await;
+        if !csv.is_null() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let csv = csv.as_str().expect("report.js fetched the report");
+    assert!(csv.starts_with("line,serial,outcome,detail\r\n2,ZZ0000000000,unknown_serial,"));
+    assert_eq!(csv.lines().count(), 3_001);
+    browser.wait_for("#report-caption", "The first 100").await;
+    let error = browser.find("#download-error").await;
+    assert_eq!(
+        browser.attr(&error, "hidden").await.as_deref(),
+        Some("true")
+    );
+
     browser.quit().await;
     app.stop().await;
 }

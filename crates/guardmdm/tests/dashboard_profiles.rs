@@ -712,15 +712,18 @@ async fn os_defaults_groups_and_csv_uploads() {
             &[
                 "Dry run: nothing was changed",
                 "5 rows: 2 would be applied, 1 unknown serial, 0 not in ABM, 1 duplicate, 1 malformed.",
-                &format!(
-                    "<td data-label=\"Row\">2</td><td data-label=\"Serial\" class=\"serial\">{a}</td><td data-label=\"Outcome\"><span class=\"status status-ok\">applied</span>"
-                ),
+                // Counts per outcome; the rows listed are those not applied.
+                "<strong data-outcome=\"applied\">2</strong>",
+                "<strong data-outcome=\"unknown_serial\">1</strong>",
+                "Every row not applied.",
                 "<td data-label=\"Row\">4</td><td data-label=\"Serial\" class=\"serial\">ZZZZ00000001</td><td data-label=\"Outcome\"><span class=\"status status-warn\">unknown serial</span>",
                 "duplicate row</span></td><td data-label=\"Detail\">the same serial number is on line 2",
                 "malformed</span></td><td data-label=\"Detail\">the serial number contains",
                 "Apply to 2 devices",
             ],
         );
+        // Line 2 was applied: not listed (its duplicate on line 5 is).
+        assert!(!dry.body.contains("<td data-label=\"Row\">2</td>"));
         assert_eq!(api(&app, "/api/v1/groups/loaners").await["member_count"], 0);
         // Apply: the file is carried by the dry run's form.
         let carried = hidden(&dry, "upload_b64");

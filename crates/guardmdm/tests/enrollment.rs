@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use common::TestApp;
-use common::mdm::{TOPIC, buy, enrollment, ios_default, mobileconfig, setup, setup_with};
+use common::mdm::{TOPIC, buy, enrollment, ios_default, mobileconfig, pushed, setup, setup_with};
 use guardmdm_crypto::DeviceCa;
 use guardmdm_sim::{DeviceError, DeviceFamily, SimDevice};
 use reqwest::{Method, StatusCode};
@@ -59,7 +59,7 @@ async fn a_device_goes_from_abm_assignment_to_enrolled_to_answering_commands() {
         device.attach_apns(&mdm.apns.apns);
         let report = device.enroll_and_run(&app.abm.sim).await.unwrap();
         assert!(report.enrolled, "{report:?}");
-        assert!(mdm.apns.apns.settle(Duration::from_secs(10)).await);
+        pushed(&mdm, device.udid()).await;
 
         // Enrolled in GuardMDM, and released from Setup Assistant with DeviceConfigured.
         let e = enrollment(app, &serials[0]).await;
@@ -100,15 +100,7 @@ async fn a_device_goes_from_abm_assignment_to_enrolled_to_answering_commands() {
             )
             .await;
         assert_eq!(shown[0]["enrollment"]["status"], "enrolled", "{shown}");
-        let metrics = app
-            .http
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = app.metrics().await;
         assert!(
             metrics.contains("guardmdm_apns_certificate_expiry_timestamp_seconds"),
             "{metrics}"
@@ -222,7 +214,7 @@ async fn a_device_goes_from_abm_assignment_to_enrolled_to_answering_commands() {
             )
             .await;
         let uuid = c["uuid"].as_str().unwrap().to_string();
-        assert!(mdm.apns.apns.settle(Duration::from_secs(10)).await);
+        pushed(&mdm, &udid).await;
         let (_, kept) = app
             .json(Method::GET, &format!("/api/v1/commands/{uuid}"), None)
             .await;
@@ -450,9 +442,18 @@ async fn bad_device_requests_are_refused_with_the_reason_and_never_401() {
                 .header("content-type", "application/x-apple-aspen-mdm-checkin")
                 .body(body)
         };
-        // Not a plist.
-        let resp = checkin(b"not a plist".to_vec()).send().await.unwrap();
+        // Not a plist, from the device itself (a stranger's is refused before it is read).
+        let resp = checkin(b"not a plist".to_vec())
+            .header(
+                "mdm-signature",
+                device.mdm_signature(b"not a plist").unwrap(),
+            )
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+        let resp = checkin(b"not a plist".to_vec()).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN);
         // No identity at all.
         let body = format!(
             r#"<?xml version="1.0" encoding="UTF-8"?><plist version="1.0"><dict><key>MessageType</key><string>CheckOut</string><key>Topic</key><string>{TOPIC}</string><key>UDID</key><string>{}</string></dict></plist>"#,
@@ -468,8 +469,13 @@ async fn bad_device_requests_are_refused_with_the_reason_and_never_401() {
             .unwrap();
         assert_eq!(resp.status(), StatusCode::FORBIDDEN);
         assert!(resp.text().await.unwrap().contains("Mdm-Signature"));
-        // Oversized.
-        let resp = checkin(vec![b'x'; 2 * 1024 * 1024]).send().await.unwrap();
+        // Oversized, from the device itself.
+        let big = vec![b'x'; 2 * 1024 * 1024];
+        let resp = checkin(big.clone())
+            .header("mdm-signature", device.mdm_signature(&big).unwrap())
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
         // Wrong content type.
         let resp = app

@@ -41,6 +41,8 @@ async fn run_serve(args: &[&str]) -> (serde_json::Value, String, Vec<String>) {
         .args(args)
         .env("XDG_DATA_HOME", home.path())
         .env("GUARDMDM_LISTEN", format!("127.0.0.1:{port}"))
+        // Tests run side by side: each metrics listener on a port of its own.
+        .env("GUARDMDM_METRICS_LISTEN", "127.0.0.1:0")
         .env_remove("GUARDMDM_DATABASE_URL")
         .env_remove("GUARDMDM_ADMIN_TOKEN")
         .env_remove("GUARDMDM_SECRET_KEY")

@@ -330,7 +330,9 @@ async fn a_crash_at_any_moment_loses_and_duplicates_nothing() {
             .unwrap();
         let store = app.store().await;
         let entry_id = store.get_abm_entry("main").await.unwrap().id;
-        for crash_after_ms in [10_u64, 40, 75, 120, 180, 260, 350] {
+        // The first crash lands once the first page is stored (so one run surely dies
+        // mid-way, however loaded the machine), the others at fixed moments after the start.
+        for crash_after_ms in [0_u64, 10, 40, 75, 120, 180, 260, 350] {
             let crashed = app.instance().await;
             let holder = crashed.sync.holder().to_string();
             let sync = crashed.sync.clone();
@@ -338,9 +340,21 @@ async fn a_crash_at_any_moment_loses_and_duplicates_nothing() {
                 sync.sync_inline("main", guardmdm_service::Trigger::Manual)
                     .await
             });
+            if crash_after_ms == 0 {
+                for _ in 0..2000 {
+                    let runs = store.list_sync_runs(entry_id, 1).await.unwrap();
+                    if runs.first().is_some_and(|r| r.pages > 0) {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
             tokio::time::sleep(Duration::from_millis(crash_after_ms)).await;
             task.abort();
             let _ = task.await;
+            // Its claim runs in a task of its own (a caller going away cannot cut it short):
+            // the instance is gone once that has settled.
+            crashed.sync.wait().await;
             // The dead instance's lease would expire; let it go now.
             store.release_sync_lease(entry_id, &holder).await.unwrap();
         }
@@ -366,7 +380,7 @@ async fn a_crash_at_any_moment_loses_and_duplicates_nothing() {
         );
         assert!(
             runs.iter().any(|r| r.outcome == "interrupted"),
-            "crashed runs are marked interrupted"
+            "crashed runs are marked interrupted: {runs:?}"
         );
         assert!(runs.iter().all(|r| r.outcome != "running"));
         app.stop().await;
@@ -385,6 +399,43 @@ async fn two_instances_on_postgresql_never_sync_one_entry_twice() {
     let b = a.second_instance().await;
     let server = a.connect_abm("main").await;
     let _ = a.abm.sim.add_devices(400, None);
+    let path = "/api/v1/abm/tokens/main/syncs";
+    // Sync Now on both at the same moment: one starts the run, the other is answered that
+    // same run (never a 409 while a run exists). Several rounds, as it is a race.
+    for round in 0..4 {
+        let _ = a.abm.sim.add_devices(10, None);
+        a.abm
+            .sim
+            .inject_fault(Fault::Delay {
+                millis: 150,
+                count: Some(6),
+                path: None,
+            })
+            .unwrap();
+        let ((sa, ra), (sb, rb)) = tokio::join!(
+            a.json(Method::POST, path, None),
+            b.json(Method::POST, path, None)
+        );
+        let mut statuses = [sa, sb];
+        statuses.sort();
+        assert_eq!(
+            statuses,
+            [StatusCode::OK, StatusCode::ACCEPTED],
+            "round {round}: one starts, the other is answered the run: {sa} {ra} / {sb} {rb}"
+        );
+        assert_eq!(
+            ra["run"]["id"], rb["run"]["id"],
+            "round {round}: the same run: {ra} / {rb}"
+        );
+        let run = a.wait_run("main", ra["run"]["id"].as_i64().unwrap()).await;
+        assert_eq!(run["outcome"], "succeeded", "{run}");
+    }
+    // The same from the dashboard: one instance starts the run, the other says it runs.
+    common::web::create_admin(&a, "alice", common::web::PASSWORD).await;
+    let web_a = common::web::WebClient::signed_in(&a, "alice").await;
+    let web_b = common::web::WebClient::signed_in(&b, "alice").await;
+    let csrf_a = web_a.get("/settings/abm").await.csrf();
+    let csrf_b = web_b.get("/settings/abm").await.csrf();
     a.abm
         .sim
         .inject_fault(Fault::Delay {
@@ -393,38 +444,35 @@ async fn two_instances_on_postgresql_never_sync_one_entry_twice() {
             path: None,
         })
         .unwrap();
-    let path = "/api/v1/abm/tokens/main/syncs";
-    let ((sa, ra), (sb, rb)) = tokio::join!(
-        a.json(Method::POST, path, None),
-        b.json(Method::POST, path, None)
+    let form = "/settings/abm/main/sync";
+    let (fields_a, fields_b) = (
+        [("csrf_token", csrf_a.as_str())],
+        [("csrf_token", csrf_b.as_str())],
     );
-    let started: Vec<bool> = [&ra, &rb]
+    let (pa, pb) = tokio::join!(
+        web_a.post(form, &fields_a, None),
+        web_b.post(form, &fields_b, None)
+    );
+    let mut flashes: Vec<String> = [&pa, &pb]
         .iter()
-        .map(|r| r["started"].as_bool() == Some(true))
+        .map(|p| {
+            assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+            p.set_cookies()
+                .into_iter()
+                .find_map(|c| {
+                    c.strip_prefix("guardmdm_flash=")
+                        .map(|v| v.split(';').next().unwrap().to_string())
+                })
+                .unwrap()
+        })
         .collect();
-    assert_eq!(
-        started.iter().filter(|s| **s).count(),
-        1,
-        "exactly one instance starts: {sa} {ra} / {sb} {rb}"
-    );
-    for (status, body) in [(sa, &ra), (sb, &rb)] {
-        assert!(
-            status == StatusCode::ACCEPTED
-                || status == StatusCode::OK
-                || status == StatusCode::CONFLICT,
-            "{status} {body}"
-        );
-    }
-    let id = if started[0] {
-        ra["run"]["id"].as_i64()
-    } else {
-        rb["run"]["id"].as_i64()
-    }
-    .unwrap();
-    let run = a.wait_run("main", id).await;
+    flashes.sort();
+    assert_eq!(flashes, ["sync_running", "sync_started"]);
+    let (_, runs) = b.json(Method::GET, path, None).await;
+    let run = a.wait_run("main", runs[0]["id"].as_i64().unwrap()).await;
     assert_eq!(run["outcome"], "succeeded", "{run}");
     let (_, runs) = b.json(Method::GET, path, None).await;
-    assert_eq!(runs.as_array().unwrap().len(), 1, "one run: {runs}");
+    assert_eq!(runs.as_array().unwrap().len(), 5, "one run a round: {runs}");
     assert_eq!(b.device_set("main", "assigned").await, a.abm_set(&server));
 
     // Instance "dead" took the lease and stopped without giving it back; it expires in 2 s.

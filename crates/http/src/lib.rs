@@ -3,7 +3,10 @@
 //!
 //! - `/`, `/signin`, `/signout`, `/devices…`, `/assets/…`: the web dashboard (see the
 //!   `dashboard` module: sessions, CSRF, layout, and how to add a page).
-//! - `/healthz`, `/metrics` (Prometheus/OpenMetrics text): unauthenticated.
+//! - `/healthz`: unauthenticated.
+//! - `/metrics` (Prometheus/OpenMetrics text): with an admin or API bearer token (it names
+//!   ABM entries and the APNs topic); [`metrics_router`] serves it without one, for a
+//!   separate listen address only the monitoring system reaches.
 //! - `/api/v1/openapi.json`: the API description, unauthenticated.
 //! - `/api/v1/…`: the admin REST API, `Authorization: Bearer <token>` on every route
 //!   (401 with a JSON error otherwise, unknown routes included).
@@ -91,7 +94,13 @@ pub fn router(state: AppState) -> Router {
     let request_id = axum::http::HeaderName::from_static("x-request-id");
     Router::new()
         .route("/healthz", get(routes::health::healthz))
-        .route("/metrics", get(routes::health::metrics))
+        .route(
+            "/metrics",
+            get(routes::health::metrics).route_layer(axum::middleware::from_fn_with_state(
+                state.clone(),
+                auth::require_admin,
+            )),
+        )
         .nest("/api/v1", api)
         .route(
             "/mdm/enroll",
@@ -118,6 +127,18 @@ pub fn router(state: AppState) -> Router {
         .layer(SetSensitiveRequestHeadersLayer::new([
             axum::http::header::AUTHORIZATION,
         ]))
+        .layer(CatchPanicLayer::custom(error::panic_response))
+        .with_state(state)
+}
+
+/// `/metrics` and `/healthz` without a token, for a listen address of their own that only
+/// the monitoring system reaches (`--metrics-listen`). Its requests are not counted in the
+/// HTTP metrics.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(routes::health::healthz))
+        .route("/metrics", get(routes::health::metrics))
+        .fallback(error::not_found)
         .layer(CatchPanicLayer::custom(error::panic_response))
         .with_state(state)
 }

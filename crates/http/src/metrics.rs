@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use guardmdm_service::{AbmEntryView, TokenState};
@@ -37,9 +38,28 @@ impl Default for HttpMetrics {
     }
 }
 
-/// Counts and times every request by method, matched route and status.
+/// The method as a label: the standard methods by name, anything else as `other`, so that
+/// anonymous requests cannot mint labels (each would live in memory and in `/metrics`).
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::CONNECT => "CONNECT",
+        Method::TRACE => "TRACE",
+        _ => "other",
+    }
+}
+
+/// Counts and times every request by method, matched route and status: each label comes from
+/// a closed set (the standard methods or `other`, the router's own routes or `unmatched`,
+/// the status code).
 pub(crate) async fn record(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let method = req.method().to_string();
+    let method = method_label(req.method()).to_string();
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -138,4 +158,19 @@ pub(crate) fn render(
     encode_registry(&mut out, &registry)?;
     encode_eof(&mut out)?;
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn methods_outside_the_standard_set_share_one_label() {
+        assert_eq!(method_label(&Method::PUT), "PUT");
+        assert_eq!(method_label(&Method::OPTIONS), "OPTIONS");
+        for junk in ["M000001XXXX", "PROPFIND", "get"] {
+            let method = Method::from_bytes(junk.as_bytes()).unwrap();
+            assert_eq!(method_label(&method), "other", "{junk}");
+        }
+    }
 }

@@ -29,6 +29,14 @@ pub const CHECKIN_CONTENT_TYPE: &str = "application/x-apple-aspen-mdm-checkin";
 /// layer should refuse bigger bodies before reading them; [`parse_checkin`] refuses them too.
 pub const MAX_CHECKIN_BYTES: usize = 1024 * 1024;
 
+/// The check-in body limit a server applies unless told otherwise: 256 KiB. The check-ins
+/// GuardMDM handles are small: an `Authenticate` is about 1 KB, a `TokenUpdate` with its
+/// `UnlockToken` 2 to 5 KB, a `CheckOut` a few hundred bytes; the kinds it does not handle
+/// (`SetBootstrapToken`, `DeclarativeManagement` status reports) stay in the tens of KB.
+/// 256 KiB is some 50 times the largest handled message and caps what one request costs;
+/// a server may allow up to [`MAX_CHECKIN_BYTES`].
+pub const DEFAULT_CHECKIN_BYTES: usize = 256 * 1024;
+
 const WHAT: &str = "check-in message";
 
 /// A parsed check-in message, by `MessageType`.

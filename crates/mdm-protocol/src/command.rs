@@ -11,8 +11,8 @@ mod report;
 mod request;
 
 pub use report::{
-    CommandStatus, DeviceReport, ErrorChainItem, MAX_REPORT_BYTES, REPORT_CONTENT_TYPE,
-    parse_report,
+    CommandStatus, DEFAULT_REPORT_BYTES, DeviceReport, ErrorChainItem, MAX_REPORT_BYTES,
+    REPORT_CONTENT_TYPE, parse_report,
 };
 pub use request::{
     Command, CommandRequest, DEFAULT_DEVICE_INFORMATION_QUERIES, DeviceLock, EraseDevice,

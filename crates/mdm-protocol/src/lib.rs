@@ -52,13 +52,13 @@ mod plist_read;
 mod test_support;
 
 pub use checkin::{
-    Authenticate, CHECKIN_CONTENT_TYPE, CheckOut, CheckinMessage, MAX_CHECKIN_BYTES, TokenUpdate,
-    parse_checkin,
+    Authenticate, CHECKIN_CONTENT_TYPE, CheckOut, CheckinMessage, DEFAULT_CHECKIN_BYTES,
+    MAX_CHECKIN_BYTES, TokenUpdate, parse_checkin,
 };
 pub use command::{
-    Command, CommandRequest, CommandStatus, DEFAULT_DEVICE_INFORMATION_QUERIES, DeviceLock,
-    DeviceReport, EraseDevice, ErrorChainItem, MAX_COMMAND_BYTES, MAX_REPORT_BYTES,
-    REPORT_CONTENT_TYPE, command_from_upload, parse_command, parse_report,
+    Command, CommandRequest, CommandStatus, DEFAULT_DEVICE_INFORMATION_QUERIES,
+    DEFAULT_REPORT_BYTES, DeviceLock, DeviceReport, EraseDevice, ErrorChainItem, MAX_COMMAND_BYTES,
+    MAX_REPORT_BYTES, REPORT_CONTENT_TYPE, command_from_upload, parse_command, parse_report,
 };
 pub use enrollment::{
     ACCESS_RIGHTS_ALL, CAPABILITY_BOOTSTRAP_TOKEN, CAPABILITY_PER_USER_CONNECTIONS,
@@ -72,6 +72,20 @@ pub use machine_info::{
     decode_device_info_header, parse_machine_info,
 };
 pub use plist_read::MAX_NESTING_DEPTH;
+
+/// The header a device signs its check-ins and command reports in: base64 of a detached CMS
+/// signature over the exact body, made with its SCEP identity (when the MDM payload's
+/// `SignMessage` is true).
+pub const MDM_SIGNATURE_HEADER: &str = "Mdm-Signature";
+
+/// The `Mdm-Signature` header length a server accepts unless told otherwise: 16 KiB. The
+/// signature holds the signer's certificate (1 to 2 KB of DER), perhaps its issuer's, and one
+/// signer info (a few hundred bytes); in base64 that is under 8 KB. A longer header is not a
+/// device's signature, and is refused before it is decoded.
+pub const DEFAULT_MDM_SIGNATURE_BYTES: usize = 16 * 1024;
+
+/// The longest `Mdm-Signature` header a server may be configured to accept: 64 KiB.
+pub const MAX_MDM_SIGNATURE_BYTES: usize = 64 * 1024;
 
 /// A fresh random (version 4) UUID in Apple's usual upper-case form, for `CommandUUID`s and
 /// payload UUIDs.

@@ -2,20 +2,28 @@
 //! sign-in attempts.
 //!
 //! The rules are plain functions ([`validate_password`], [`sign_in_allowed`],
-//! [`session_valid`]); [`AdminService`] applies them over the store. Failed attempts are
-//! stored, so the limits hold across every instance sharing the database: at most
-//! [`MAX_FAILURES_PER_NAME`] failures for one name or [`MAX_FAILURES_PER_CLIENT`] from one
-//! client address within [`FAILURE_WINDOW_MINUTES`] minutes; a successful sign-in clears the
-//! name's count. Sessions end after an idle timeout and an absolute lifetime
-//! ([`SessionPolicy`]); only a SHA-256 of the session token is stored.
+//! [`session_valid`], [`touch_interval`]); [`AdminService`] applies them over the store.
+//! Failed attempts are stored, so the limits hold across every instance sharing the database:
+//! at most [`MAX_FAILURES_PER_NAME`] failures for one name or [`MAX_FAILURES_PER_CLIENT`] from
+//! one client address within [`FAILURE_WINDOW_MINUTES`] minutes. Each attempt is reserved (as
+//! a failure) before its password is checked, so concurrent attempts cannot overrun a limit;
+//! a successful sign-in deletes its reservation and clears the name's count. Password checks
+//! (argon2id, about 19 MiB each) run at most [`PasswordChecks::concurrency`] at a time; a
+//! sign-in that cannot get a turn within [`PasswordChecks::wait`] is answered busy. Sessions
+//! end after an idle timeout and an absolute lifetime ([`SessionPolicy`]); only a SHA-256 of
+//! the session token is stored.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use guardmdm_crypto::{api_token, password};
-use guardmdm_store::{NewAdmin, NewSession, Session, SignInFailures, Store, StoreError};
+use guardmdm_store::{
+    NewAdmin, NewSession, Session, SignInFailures, SignInLimits, SignInReservation, Store,
+    StoreError,
+};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
 use crate::abm_tokens::audit;
@@ -32,8 +40,8 @@ pub const MAX_FAILURES_PER_NAME: usize = 5;
 pub const MAX_FAILURES_PER_CLIENT: usize = 20;
 /// The window failed attempts count in.
 pub const FAILURE_WINDOW_MINUTES: i64 = 15;
-/// How often at most a session's last use is written.
-const TOUCH_INTERVAL_SECS: i64 = 60;
+/// The longest interval between two writes of a session's last use.
+const MAX_TOUCH_INTERVAL: Duration = Duration::seconds(60);
 
 /// How long sessions last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,6 +58,30 @@ impl Default for SessionPolicy {
         Self {
             idle_timeout: Duration::hours(2),
             lifetime: Duration::hours(12),
+        }
+    }
+}
+
+/// How many password checks run at once, and how long a sign-in waits for its turn.
+///
+/// Each argon2id check takes tens of milliseconds of one core and about 19 MiB of memory, so
+/// the cap bounds both; a sign-in that cannot start its check within `wait` is answered busy
+/// at once instead of queueing without end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordChecks {
+    /// Password checks running at once, at least 1.
+    pub concurrency: usize,
+    /// How long a sign-in waits for a free check before it is answered busy.
+    pub wait: std::time::Duration,
+}
+
+impl Default for PasswordChecks {
+    /// One check per core (more only queue for the CPU while holding their memory), and a
+    /// two-second wait: about as long as a person waits for a sign-in without retrying.
+    fn default() -> Self {
+        Self {
+            concurrency: std::thread::available_parallelism().map_or(1, std::num::NonZero::get),
+            wait: std::time::Duration::from_secs(2),
         }
     }
 }
@@ -102,9 +134,21 @@ pub fn sign_in_allowed(
     retry_at.map_or(Ok(()), Err)
 }
 
-/// Whether a session is still valid at `now` under `policy`.
+/// How often at most a session's last use is written: a hundredth of the idle timeout, and
+/// at most a minute. A request within this interval of the stored last use writes nothing, so
+/// the stored value may be up to this much older than the true last use.
+pub fn touch_interval(policy: SessionPolicy) -> Duration {
+    (policy.idle_timeout / 100_i32).min(MAX_TOUCH_INTERVAL)
+}
+
+/// Whether a session is still valid at `now` under `policy`: before its absolute end, and
+/// used within the idle timeout. The stored last use lags the true one by less than
+/// [`touch_interval`], so a session is accepted until the stored last use plus the idle
+/// timeout plus that interval: a session used at `t` never ends before `t + idle_timeout`,
+/// and ends at most one touch interval after it.
 pub fn session_valid(session: &Session, policy: SessionPolicy, now: OffsetDateTime) -> bool {
-    now < session.expires_at && now - session.last_seen_at < policy.idle_timeout
+    now < session.expires_at
+        && now - session.last_seen_at < policy.idle_timeout + touch_interval(policy)
 }
 
 /// An admin as the API and CLI show it: never the password hash.
@@ -177,6 +221,12 @@ pub enum SignInError {
         /// When a new attempt will be accepted.
         retry_at: OffsetDateTime,
     },
+    /// Too many password checks in progress: the attempt was not checked, nor counted.
+    #[error("too many sign-ins are being checked at once: try again in a few seconds")]
+    Busy {
+        /// When to try again.
+        retry_after: std::time::Duration,
+    },
     /// Anything else.
     #[error(transparent)]
     Service(#[from] ServiceError),
@@ -193,17 +243,37 @@ impl From<StoreError> for SignInError {
 pub struct AdminService {
     store: Arc<dyn Store>,
     policy: SessionPolicy,
-    decoy: Arc<std::sync::OnceLock<String>>,
+    decoy: Arc<OnceLock<String>>,
+    checks: Arc<Semaphore>,
+    check_wait: std::time::Duration,
 }
 
 impl AdminService {
-    /// A service over `store` with session `policy`.
+    /// A service over `store` with session `policy` and the default [`PasswordChecks`].
     pub fn new(store: Arc<dyn Store>, policy: SessionPolicy) -> Self {
+        let checks = PasswordChecks::default();
         Self {
             store,
             policy,
-            decoy: Arc::new(std::sync::OnceLock::new()),
+            decoy: Arc::new(OnceLock::new()),
+            checks: Arc::new(Semaphore::new(checks.concurrency.max(1))),
+            check_wait: checks.wait,
         }
+    }
+
+    /// The same service with session `policy`.
+    #[must_use]
+    pub fn with_policy(mut self, policy: SessionPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The same service with password `checks` limits.
+    #[must_use]
+    pub fn with_password_checks(mut self, checks: PasswordChecks) -> Self {
+        self.checks = Arc::new(Semaphore::new(checks.concurrency.max(1)));
+        self.check_wait = checks.wait;
+        self
     }
 
     /// The session policy.
@@ -224,7 +294,16 @@ impl AdminService {
     ) -> Result<AdminView, ServiceError> {
         validate_name(name, "admin name")?;
         validate_password(password.expose_secret())?;
-        let hash = hash_blocking(password).await?;
+        // An authenticated caller: waits for its turn as long as it takes.
+        let permit = self
+            .checks
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| ServiceError::Internal(e.to_string()))?;
+        let hash = blocking(permit, move || password::hash_password(&password))
+            .await?
+            .map_err(internal)?;
         let now = guardmdm_store::now();
         let new = NewAdmin {
             id: Uuid::new_v4(),
@@ -275,10 +354,15 @@ impl AdminService {
 
     /// Signs `name` in from `client` (its address), opening a session.
     ///
+    /// The attempt is first reserved in the store as a failure, atomically with the count of
+    /// recent failures (so concurrent attempts cannot overrun a limit), then its password is
+    /// checked when a check is free; a correct password deletes the reservation.
+    ///
     /// # Errors
     /// [`SignInError::TooManyAttempts`] over a limit (checked before the password, so a
-    /// guesser learns nothing), [`SignInError::WrongCredentials`] for an unknown name or a
-    /// wrong password (recorded as a failure).
+    /// guesser learns nothing), [`SignInError::Busy`] when no password check is free in time
+    /// (not counted), [`SignInError::WrongCredentials`] for an unknown name or a wrong
+    /// password (counted as a failure).
     pub async fn sign_in(
         &self,
         name: &str,
@@ -287,27 +371,56 @@ impl AdminService {
     ) -> Result<SignedIn, SignInError> {
         let now = guardmdm_store::now();
         let window_start = now - Duration::minutes(FAILURE_WINDOW_MINUTES);
-        let limit =
-            u32::try_from(MAX_FAILURES_PER_CLIENT.max(MAX_FAILURES_PER_NAME)).unwrap_or(u32::MAX);
-        let failures = self
-            .store
-            .sign_in_failures(name, client, window_start, limit)
-            .await?;
-        if let Err(retry_at) = sign_in_allowed(&failures, now) {
-            tracing::warn!(admin = %name, client, "sign-in refused: too many failed attempts");
-            return Err(SignInError::TooManyAttempts { retry_at });
-        }
-        let admin = self.store.find_admin(name).await?;
-        let stored = match &admin {
-            Some(a) => a.password_hash.clone(),
-            None => self.decoy_hash()?,
+        let limits = SignInLimits {
+            since: window_start,
+            per_name: u32::try_from(MAX_FAILURES_PER_NAME).unwrap_or(u32::MAX),
+            per_client: u32::try_from(MAX_FAILURES_PER_CLIENT).unwrap_or(u32::MAX),
         };
-        let matches = verify_blocking(password, stored).await?;
+        let attempt = match self
+            .store
+            .reserve_sign_in_attempt(name, client, now, limits)
+            .await?
+        {
+            SignInReservation::Reserved { attempt } => attempt,
+            SignInReservation::Refused(failures) => {
+                // The store refused at a limit; the failures it saw say when one leaves the
+                // window (the whole window if they somehow do not).
+                let retry_at = sign_in_allowed(&failures, now)
+                    .err()
+                    .unwrap_or(now + Duration::minutes(FAILURE_WINDOW_MINUTES));
+                tracing::warn!(admin = %name, client, "sign-in refused: too many failed attempts");
+                return Err(SignInError::TooManyAttempts { retry_at });
+            }
+        };
+        let admin = self.store.find_admin(name).await?;
+        let Ok(Ok(permit)) =
+            tokio::time::timeout(self.check_wait, self.checks.clone().acquire_owned()).await
+        else {
+            // Not checked: the attempt is withdrawn and counts for nobody.
+            self.store.release_sign_in_attempt(attempt).await?;
+            tracing::warn!(admin = %name, client, "sign-in refused: too many password checks in progress");
+            return Err(SignInError::Busy {
+                retry_after: self.check_wait,
+            });
+        };
+        let stored = admin.as_ref().map(|a| a.password_hash.clone());
+        let decoy = self.decoy.clone();
+        let matches = blocking(permit, move || {
+            let stored = match stored {
+                Some(hash) => hash,
+                None => decoy_hash(&decoy)?,
+            };
+            Ok(password::verify_password(&password, &stored))
+        })
+        .await?
+        .map_err(internal)?;
         let Some(admin) = admin.filter(|_| matches) else {
-            self.store.record_sign_in_failure(name, client, now).await?;
+            // The reservation stays: it is this failure.
             tracing::info!(admin = %name, client, "sign-in failed");
             return Err(SignInError::WrongCredentials);
         };
+        // The session starts now, after the check (which may have waited for its turn).
+        let now = guardmdm_store::now();
         let token = api_token::random_token().map_err(|e| internal(e.into()))?;
         let csrf = api_token::random_token().map_err(|e| internal(e.into()))?;
         let session = NewSession {
@@ -316,6 +429,7 @@ impl AdminService {
             csrf_token: csrf.expose_secret().to_string(),
             created_at: now,
             expires_at: now + self.policy.lifetime,
+            attempt: Some(attempt),
         };
         let actor = Actor::Admin {
             name: admin.name.clone(),
@@ -331,9 +445,8 @@ impl AdminService {
             .open_session(&session, &admin.name, &event)
             .await?;
         // Housekeeping rides on sign-ins: nothing else needs a timer.
-        self.store
-            .purge_sessions(now, now - self.policy.idle_timeout)
-            .await?;
+        let idle_before = now - self.policy.idle_timeout - touch_interval(self.policy);
+        self.store.purge_sessions(now, idle_before).await?;
         self.store.purge_sign_in_failures(window_start).await?;
         tracing::info!(admin = %admin.name, client, "signed in");
         Ok(SignedIn {
@@ -358,7 +471,7 @@ impl AdminService {
             return Ok(None);
         }
         self.store
-            .touch_session(&hash, now, TOUCH_INTERVAL_SECS)
+            .touch_session(&hash, now, touch_interval(self.policy))
             .await?;
         Ok(Some(DashboardSession {
             admin: session.admin_name,
@@ -388,14 +501,16 @@ impl AdminService {
         self.store.close_session(&hash, Some(&event)).await?;
         Ok(())
     }
+}
 
-    fn decoy_hash(&self) -> Result<String, ServiceError> {
-        if let Some(h) = self.decoy.get() {
-            return Ok(h.clone());
-        }
-        let h = password::decoy_hash().map_err(internal)?;
-        Ok(self.decoy.get_or_init(|| h).clone())
+/// The hash unknown names are checked against, made once (on a blocking thread holding a
+/// password-check permit: making it is one more argon2 run).
+fn decoy_hash(decoy: &OnceLock<String>) -> Result<String, password::PasswordError> {
+    if let Some(h) = decoy.get() {
+        return Ok(h.clone());
     }
+    let h = password::decoy_hash()?;
+    Ok(decoy.get_or_init(|| h).clone())
 }
 
 #[allow(clippy::needless_pass_by_value)] // used as `map_err(internal)`
@@ -403,18 +518,18 @@ fn internal(e: password::PasswordError) -> ServiceError {
     ServiceError::Internal(e.to_string())
 }
 
-/// argon2 takes tens of milliseconds of CPU: off the async workers.
-async fn hash_blocking(pw: SecretString) -> Result<String, ServiceError> {
-    tokio::task::spawn_blocking(move || password::hash_password(&pw))
-        .await
-        .map_err(|e| ServiceError::Internal(e.to_string()))?
-        .map_err(internal)
-}
-
-async fn verify_blocking(pw: SecretString, stored: String) -> Result<bool, ServiceError> {
-    tokio::task::spawn_blocking(move || password::verify_password(&pw, &stored))
-        .await
-        .map_err(|e| ServiceError::Internal(e.to_string()))
+/// Runs `f` (argon2: tens of milliseconds of CPU) off the async workers, holding `permit` until
+/// it ends, even when the request that started it is dropped meanwhile.
+async fn blocking<T: Send + 'static>(
+    permit: OwnedSemaphorePermit,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ServiceError> {
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        f()
+    })
+    .await
+    .map_err(|e| ServiceError::Internal(e.to_string()))
 }
 
 #[cfg(test)]
@@ -500,8 +615,79 @@ mod tests {
     fn sessions_end_when_idle_or_too_old() {
         let p = SessionPolicy::default();
         assert!(session_valid(&session(60, 1), p, NOW));
-        assert!(!session_valid(&session(180, 121), p, NOW), "idle 2 h");
+        assert!(
+            !session_valid(&session(180, 122), p, NOW),
+            "idle 2 h and a touch interval"
+        );
+        assert!(
+            session_valid(&session(180, 120), p, NOW),
+            "within the touch interval"
+        );
         assert!(session_valid(&session(180, 119), p, NOW));
         assert!(!session_valid(&session(12 * 60, 0), p, NOW), "12 h old");
+    }
+
+    #[test]
+    fn the_touch_interval_is_a_hundredth_of_the_idle_timeout_and_at_most_a_minute() {
+        let p = |idle| SessionPolicy {
+            idle_timeout: idle,
+            lifetime: Duration::hours(12),
+        };
+        assert_eq!(touch_interval(p(Duration::hours(2))), Duration::seconds(60));
+        assert_eq!(
+            touch_interval(p(Duration::seconds(90))),
+            Duration::milliseconds(900)
+        );
+        assert_eq!(
+            touch_interval(p(Duration::seconds(3))),
+            Duration::milliseconds(30)
+        );
+    }
+
+    /// A session used at the given seconds after sign-in, with the store's rule for touches
+    /// (a write only when the stored last use is at least one touch interval old): whether it
+    /// is valid at `at`, and the stored last use then.
+    fn used_at(policy: SessionPolicy, uses: &[f64], at: f64) -> (bool, OffsetDateTime) {
+        let secs = Duration::seconds_f64;
+        let mut s = session(0, 0);
+        s.created_at = NOW;
+        s.last_seen_at = NOW;
+        s.expires_at = NOW + policy.lifetime;
+        for u in uses {
+            let now = NOW + secs(*u);
+            assert!(
+                session_valid(&s, policy, now),
+                "ended before its use at {u} s"
+            );
+            if s.last_seen_at <= now - touch_interval(policy) {
+                s.last_seen_at = now;
+            }
+        }
+        (session_valid(&s, policy, NOW + secs(at)), s.last_seen_at)
+    }
+
+    #[test]
+    fn a_session_in_use_never_ends_before_its_last_use_plus_the_idle_timeout() {
+        let p = SessionPolicy {
+            idle_timeout: Duration::seconds(90),
+            lifetime: Duration::hours(12),
+        };
+        // Used at 0, 30 and 59 s: alive at 91 s and until 59 + 90 = 149 s.
+        assert!(used_at(p, &[0.0, 30.0, 59.0], 91.0).0);
+        assert!(used_at(p, &[0.0, 30.0, 59.0], 148.99).0);
+        // Ends at most one touch interval (0.9 s) after that.
+        assert!(!used_at(p, &[0.0, 30.0, 59.0], 149.9).0);
+        // Uses closer together than the touch interval write nothing, and still count.
+        let (alive, stored) = used_at(p, &[0.0, 0.5, 0.8], 90.7);
+        assert_eq!(stored, NOW, "no write within the touch interval");
+        assert!(alive, "used at 0.8 s: alive until 90.8 s");
+        assert!(!used_at(p, &[0.0, 0.5, 0.8], 90.9).0);
+        // With the default policy (a minute between writes), a session used every 59 s for
+        // hours lives; one used at 0 and 59 s ends within a minute after 59 s + 2 h.
+        let d = SessionPolicy::default();
+        let every_59: Vec<f64> = (0..200).map(|i| f64::from(i) * 59.0).collect();
+        let last = every_59[199];
+        assert!(used_at(d, &every_59, last + 7199.0).0);
+        assert!(!used_at(d, &[0.0, 59.0], 59.0 + 7200.0 + 60.0).0);
     }
 }

@@ -33,8 +33,6 @@ pub const FULL_PASS_EVERY: time::Duration = time::Duration::hours(24);
 /// How far before the last pass an incremental pass looks for devices Apple changed: room for
 /// clock differences between instances (NTP keeps them well under a second).
 pub const CLOCK_MARGIN: time::Duration = time::Duration::seconds(30);
-/// Renew the entry's lease when it is older than this.
-const LEASE_RENEW_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// What one pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +75,8 @@ pub struct Assigner {
     store: Arc<dyn Store>,
     abm: AbmTokenService,
     enroll_url: String,
+    /// The entry lease's time to live; a pass renews it after a quarter of it.
+    lease_ttl: std::time::Duration,
 }
 
 /// The Apple side of one pass: a client, or why there is none.
@@ -105,7 +105,13 @@ impl Assigner {
             store,
             abm,
             enroll_url,
+            lease_ttl: crate::dep_sync::DEFAULT_LEASE_TTL,
         }
+    }
+
+    /// Uses `ttl` as the entry lease's time to live.
+    pub(crate) fn set_lease_ttl(&mut self, ttl: std::time::Duration) {
+        self.lease_ttl = ttl;
     }
 
     /// The default enrollment URL.
@@ -182,11 +188,16 @@ impl Assigner {
         let mut after: Option<String> = None;
         let mut lease_renewed = std::time::Instant::now();
         loop {
-            if lease_renewed.elapsed() > LEASE_RENEW_AFTER {
+            if lease_renewed.elapsed() > crate::sync_rules::lease_renew_after(self.lease_ttl) {
                 let now = guardmdm_store::now();
                 if !self
                     .store
-                    .try_acquire_sync_lease(entry.id, holder, now, crate::dep_sync::LEASE_TTL_SECS)
+                    .try_acquire_sync_lease(
+                        entry.id,
+                        holder,
+                        now,
+                        crate::sync_rules::lease_ttl_secs(self.lease_ttl),
+                    )
                     .await?
                 {
                     state.stop = Some("the lease was lost to another instance".to_string());

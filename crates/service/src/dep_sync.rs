@@ -3,15 +3,18 @@
 //! against the DEP API and the store.
 //!
 //! One sync per entry at a time, across instances: a run needs the entry's lease in the
-//! database ([`LEASE_TTL_SECS`], renewed between pages); an instance that dies loses it within
-//! one interval. Within an instance, asking for a sync while one runs returns the running one.
+//! database ([`DEFAULT_LEASE_TTL`] unless configured, renewed between pages), taken in the
+//! same transaction that records the run, so every Sync Now either starts the run or is
+//! answered it. A run's end is recorded while its lease is still held: a `running` run
+//! whose holder no longer has a live lease is dead (its instance stopped), is marked
+//! interrupted, and the next Sync Now starts a new run from the saved cursor at once.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use guardmdm_abm::{Client, DepError};
-use guardmdm_store::{AbmEntry, DeviceQuery, PageWrite, Store, SyncState};
+use guardmdm_store::{AbmEntry, DeviceQuery, PageWrite, Store, SyncClaim, SyncState};
 pub use guardmdm_store::{PageCounts, StoredAbmDevice, SyncRun};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -21,20 +24,22 @@ use uuid::Uuid;
 use crate::assignment::{AppleSide, Assigner};
 use crate::health::TokenState;
 use crate::sync_rules::{
-    AfterPage, Recovery, TOKEN_EXPIRED_MESSAGE, after_error, after_page, full_refetch, reduce_page,
-    run_error_message,
+    AfterPage, INSTANCE_STOPPED_MESSAGE, Recovery, TOKEN_EXPIRED_MESSAGE, after_error, after_page,
+    full_refetch, lease_renew_after, lease_ttl_secs, reduce_page, run_error_message,
 };
 use crate::{AbmTokenService, Actor, ServiceError};
 
 /// The automatic sync interval: 5 minutes, fixed, as the product page says.
 pub const SYNC_INTERVAL: Duration = Duration::from_secs(5 * 60);
-/// How long a sync lease lasts without renewal: well inside one interval, so a dead
-/// instance's entries are taken over at the next tick.
-pub const LEASE_TTL_SECS: i64 = 120;
-/// How long Sync Now waits for this instance's assignment pass of the same entry.
+/// How long a sync lease lasts without renewal unless configured (`--sync-lease-ttl`): well
+/// inside one interval, so a dead instance's entries are taken over at the next tick, and
+/// its runs are shown as ended (and Sync Now starts anew) once it lapsed.
+pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(120);
+/// How long Sync Now waits for an assignment pass of the same entry (here or on another
+/// instance) before answering that the entry is busy.
 const ASSIGN_WAIT: Duration = Duration::from_secs(60);
-/// Renew the lease when it is older than this.
-const LEASE_RENEW_AFTER: Duration = Duration::from_secs(30);
+/// How often Sync Now looks again while an assignment pass holds the entry.
+const BUSY_POLL: Duration = Duration::from_millis(50);
 
 /// What started a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,6 +102,8 @@ pub struct SyncService {
     tasks: TaskTracker,
     cancel: CancellationToken,
     assigner: Assigner,
+    /// The entry lease's time to live.
+    lease_ttl: Duration,
 }
 
 impl SyncService {
@@ -116,7 +123,38 @@ impl SyncService {
             local: Arc::default(),
             tasks: TaskTracker::new(),
             cancel,
+            lease_ttl: DEFAULT_LEASE_TTL,
         }
+    }
+
+    /// Uses `ttl` as the entry lease's time to live instead of [`DEFAULT_LEASE_TTL`]: how
+    /// long after an instance stopped its runs are taken over. Call before cloning.
+    #[must_use]
+    pub fn with_lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = ttl;
+        self.assigner.set_lease_ttl(ttl);
+        self
+    }
+
+    /// At the start-up of a server whose store only it serves (SQLite): every sync lease and
+    /// every run still `running` are a previous, stopped process's. Ends those runs and drops
+    /// those leases, so Sync Now starts a new run at once. Returns how many runs it ended.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn recover_sole_instance(&self) -> Result<u64, ServiceError> {
+        self.store.clear_sync_leases().await?;
+        let ended = self
+            .store
+            .end_dead_runs(None, guardmdm_store::now(), INSTANCE_STOPPED_MESSAGE)
+            .await?;
+        if ended > 0 {
+            tracing::warn!(
+                runs = ended,
+                "sync runs left running by a stopped GuardMDM were marked interrupted; the next sync continues from the saved cursor"
+            );
+        }
+        Ok(ended)
     }
 
     /// The default enrollment URL of ADE profiles that give none.
@@ -211,10 +249,33 @@ impl SyncService {
     /// [`ServiceError::NotFound`].
     pub async fn runs(&self, name: &str, limit: u32) -> Result<Vec<SyncRun>, ServiceError> {
         let entry = self.abm.entry(name).await?;
-        Ok(self
+        let limit = limit.clamp(1, 500);
+        let runs = self.store.list_sync_runs(entry.id, limit).await?;
+        if self.ended_dead_runs(&runs).await? {
+            return Ok(self.store.list_sync_runs(entry.id, limit).await?);
+        }
+        Ok(runs)
+    }
+
+    /// When `runs` show a run running on another instance (or a previous process of this
+    /// one), ends the entry's runs whose holder stopped renewing its lease, so nobody follows
+    /// a dead run. Whether it ended any.
+    async fn ended_dead_runs(&self, runs: &[SyncRun]) -> Result<bool, ServiceError> {
+        let Some(foreign) = runs
+            .iter()
+            .find(|r| r.outcome == "running" && r.holder != *self.holder)
+        else {
+            return Ok(false);
+        };
+        let ended = self
             .store
-            .list_sync_runs(entry.id, limit.clamp(1, 500))
-            .await?)
+            .end_dead_runs(
+                Some(foreign.entry_id),
+                guardmdm_store::now(),
+                INSTANCE_STOPPED_MESSAGE,
+            )
+            .await?;
+        Ok(ended > 0)
     }
 
     /// One run of an entry.
@@ -224,7 +285,12 @@ impl SyncService {
     pub async fn run(&self, name: &str, run_id: i64) -> Result<SyncRun, ServiceError> {
         let entry = self.abm.entry(name).await?;
         match self.store.get_sync_run(run_id).await {
-            Ok(run) if run.entry_id == entry.id => Ok(run),
+            Ok(run) if run.entry_id == entry.id => {
+                if self.ended_dead_runs(std::slice::from_ref(&run)).await? {
+                    return Ok(self.store.get_sync_run(run_id).await?);
+                }
+                Ok(run)
+            }
             Ok(_) | Err(guardmdm_store::StoreError::NotFound) => Err(ServiceError::NotFound(
                 format!("no sync run {run_id} of {name:?}"),
             )),
@@ -232,17 +298,26 @@ impl SyncService {
         }
     }
 
+    /// Claims the entry and launches its run in a task of their own: a caller that goes away
+    /// (a client that disconnects) cannot leave a half-made claim behind, such as an entry
+    /// reserved here forever, a claim transaction dropped midway, or a run nobody executes.
     async fn start(&self, entry: &AbmEntry, trigger: Trigger) -> Result<SyncStart, ServiceError> {
-        let start = self.claim(entry, trigger).await?;
-        if start.started {
-            let this = self.clone();
-            let entry = entry.clone();
-            let run_id = start.run.id;
-            self.tasks.spawn(async move {
-                this.run_claimed(&entry, run_id, trigger).await;
-            });
-        }
-        Ok(start)
+        let this = self.clone();
+        let entry = entry.clone();
+        self.tasks
+            .spawn(async move {
+                let start = this.claim(&entry, trigger).await?;
+                if start.started {
+                    let runner = this.clone();
+                    let run_id = start.run.id;
+                    this.tasks.spawn(async move {
+                        runner.run_claimed(&entry, run_id, trigger).await;
+                    });
+                }
+                Ok(start)
+            })
+            .await
+            .map_err(|e| ServiceError::Internal(format!("claiming the sync: {e}")))?
     }
 
     /// Runs a sync of `name` in the caller's task, to its end: what a crash test aborts at an
@@ -256,7 +331,14 @@ impl SyncService {
         trigger: Trigger,
     ) -> Result<Option<SyncRun>, ServiceError> {
         let entry = self.abm.entry(name).await?;
-        let start = self.claim(&entry, trigger).await?;
+        // The claim in a task of its own, as in [`Self::start`]; the run in the caller's.
+        let claimer = self.clone();
+        let claimed = entry.clone();
+        let start = self
+            .tasks
+            .spawn(async move { claimer.claim(&claimed, trigger).await })
+            .await
+            .map_err(|e| ServiceError::Internal(format!("claiming the sync: {e}")))??;
         if !start.started {
             return Ok(None);
         }
@@ -286,10 +368,15 @@ impl SyncService {
             match found {
                 Local::Running(run_id) => {
                     let run = self.store.get_sync_run(run_id).await?;
-                    return Ok(SyncStart {
-                        run,
-                        started: false,
-                    });
+                    if run.outcome == "running" {
+                        return Ok(SyncStart {
+                            run,
+                            started: false,
+                        });
+                    }
+                    // Ended a moment ago and still giving its lease back: start the next.
+                    tokio::time::sleep(BUSY_POLL).await;
+                    waited += BUSY_POLL;
                 }
                 Local::Reserved => break,
                 Local::Busy if waited >= ASSIGN_WAIT => {
@@ -299,8 +386,8 @@ impl SyncService {
                     )));
                 }
                 Local::Busy => {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    waited += Duration::from_millis(50);
+                    tokio::time::sleep(BUSY_POLL).await;
+                    waited += BUSY_POLL;
                 }
             }
         }
@@ -316,46 +403,65 @@ impl SyncService {
         claimed
     }
 
-    /// [`Self::claim`] once the entry is reserved in this instance: the lease, then the run.
+    /// [`Self::claim`] once the entry is reserved in this instance: the lease and the run in
+    /// one transaction (after ending the entry's dead runs), or the run another instance is
+    /// executing. While another instance holds the lease without a run (an assignment pass,
+    /// or a run that has just ended), looks again for a while.
     async fn claim_reserved(
         &self,
         entry: &AbmEntry,
         trigger: Trigger,
     ) -> Result<SyncStart, ServiceError> {
-        let now = guardmdm_store::now();
-        if !self
-            .store
-            .try_acquire_sync_lease(entry.id, &self.holder, now, LEASE_TTL_SECS)
-            .await?
-        {
-            let runs = self.store.list_sync_runs(entry.id, 5).await?;
-            return match runs.into_iter().find(|r| r.outcome == "running") {
-                Some(run) => Ok(SyncStart {
-                    run,
-                    started: false,
-                }),
-                None => Err(ServiceError::Conflict(format!(
-                    "another GuardMDM instance holds the sync of {:?}; try again shortly",
-                    entry.name
-                ))),
-            };
+        let mut waited = Duration::ZERO;
+        loop {
+            let claim = self
+                .store
+                .claim_sync_run(
+                    entry.id,
+                    trigger.as_str(),
+                    &self.holder,
+                    guardmdm_store::now(),
+                    lease_ttl_secs(self.lease_ttl),
+                    INSTANCE_STOPPED_MESSAGE,
+                )
+                .await?;
+            match claim {
+                SyncClaim::Started(run) => return Ok(SyncStart { run, started: true }),
+                SyncClaim::Running(run) => {
+                    return Ok(SyncStart {
+                        run,
+                        started: false,
+                    });
+                }
+                SyncClaim::Held { holder } if waited >= ASSIGN_WAIT => {
+                    return Err(ServiceError::Conflict(format!(
+                        "another GuardMDM instance ({holder}) is assigning profiles to the devices of {:?}; try again shortly",
+                        entry.name
+                    )));
+                }
+                SyncClaim::Held { .. } => {
+                    tokio::time::sleep(BUSY_POLL).await;
+                    waited += BUSY_POLL;
+                }
+            }
         }
-        self.store
-            .interrupt_stale_runs(entry.id, &self.holder, now)
-            .await?;
-        let run = self
-            .store
-            .start_sync_run(entry.id, trigger.as_str(), &self.holder, now)
-            .await?;
-        Ok(SyncStart { run, started: true })
     }
 
-    /// Executes a claimed run, gives the lease back, and records the run's end last: whoever
-    /// sees the run finished can start the next one at once.
+    /// Executes a claimed run, records its end, and only then gives the lease back: a run
+    /// shown `running` always has its holder's live lease, so one without is dead. Whoever
+    /// asks in between waits for the lease (see [`Self::claim_reserved`]).
     async fn run_claimed(&self, entry: &AbmEntry, run_id: i64, trigger: Trigger) {
         let (outcome, error) = self.execute(entry, run_id, trigger).await;
         if outcome != "interrupted" {
             self.assign_passes(entry).await;
+        }
+        let at = guardmdm_store::now();
+        if let Err(e) = self
+            .store
+            .finish_sync_run(run_id, outcome, error.as_deref(), at)
+            .await
+        {
+            tracing::error!(abm_entry = %entry.name, error = %e, "could not record the end of a sync run");
         }
         if let Err(e) = self.store.release_sync_lease(entry.id, &self.holder).await {
             tracing::warn!(abm_entry = %entry.name, error = %e, "could not release the sync lease");
@@ -363,6 +469,7 @@ impl SyncService {
         if let Ok(mut l) = self.local.lock() {
             l.running.remove(&entry.id);
         }
+        tracing::info!(abm_entry = %entry.name, run = run_id, outcome, error = error.as_deref().unwrap_or(""), "sync ended");
         // A configuration change that arrived while this run was finishing was left to it:
         // pass again if its last pass did not see it.
         if let (Ok(current), Ok(Some(pass))) = (
@@ -379,15 +486,6 @@ impl SyncService {
                 }
             });
         }
-        let at = guardmdm_store::now();
-        if let Err(e) = self
-            .store
-            .finish_sync_run(run_id, outcome, error.as_deref(), at)
-            .await
-        {
-            tracing::error!(abm_entry = %entry.name, error = %e, "could not record the end of a sync run");
-        }
-        tracing::info!(abm_entry = %entry.name, run = run_id, outcome, error = error.as_deref().unwrap_or(""), "sync ended");
     }
 
     /// Runs one sync to its end: the outcome and the admin-facing error.
@@ -474,11 +572,16 @@ impl SyncService {
             if self.cancel.is_cancelled() {
                 return Err(SyncFailure::Interrupted);
             }
-            if lease_renewed.elapsed() > LEASE_RENEW_AFTER {
+            if lease_renewed.elapsed() > lease_renew_after(self.lease_ttl) {
                 let now = guardmdm_store::now();
                 let kept = self
                     .store
-                    .try_acquire_sync_lease(entry.id, &self.holder, now, LEASE_TTL_SECS)
+                    .try_acquire_sync_lease(
+                        entry.id,
+                        &self.holder,
+                        now,
+                        lease_ttl_secs(self.lease_ttl),
+                    )
                     .await?;
                 if !kept {
                     return Err(SyncFailure::Stopped(
@@ -676,7 +779,7 @@ impl SyncService {
         let now = guardmdm_store::now();
         if !self
             .store
-            .try_acquire_sync_lease(entry.id, &self.holder, now, LEASE_TTL_SECS)
+            .try_acquire_sync_lease(entry.id, &self.holder, now, lease_ttl_secs(self.lease_ttl))
             .await?
         {
             return Ok(false);

@@ -110,12 +110,13 @@ pub struct DeviceDetail {
 #[derive(Clone)]
 pub struct DeviceService {
     store: Arc<dyn Store>,
+    pushes: crate::mdm::PushStates,
 }
 
 impl DeviceService {
-    /// A service over `store`.
-    pub fn new(store: Arc<dyn Store>) -> Self {
-        Self { store }
+    /// A service over `store`, showing enrolled devices' push state from `pushes`.
+    pub fn new(store: Arc<dyn Store>, pushes: crate::mdm::PushStates) -> Self {
+        Self { store, pushes }
     }
 
     /// Every ABM record of a serial (one per entry that has it), explained.
@@ -157,7 +158,10 @@ impl DeviceService {
             .await?
             .into_iter()
             .next()
-            .map(crate::mdm::EnrollmentView::from);
+            .map(|e| {
+                let push = self.pushes.status(&e.udid);
+                crate::mdm::EnrollmentView::from(e).with_push(push)
+            });
         let statics = self.store.groups_of_serial(&serial).await?;
         let mut details = Vec::with_capacity(devices.len());
         for stored in devices {

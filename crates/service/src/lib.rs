@@ -39,7 +39,9 @@ pub use abm_tokens::{
     AbmEntryView, AbmSettings, AbmTokenService, AccountView, EntrySettings, NewEntry,
 };
 pub use actor::Actor;
-pub use admins::{AdminService, AdminView, DashboardSession, SessionPolicy, SignInError, SignedIn};
+pub use admins::{
+    AdminService, AdminView, DashboardSession, PasswordChecks, SessionPolicy, SignInError, SignedIn,
+};
 pub use api_keys::{ApiKeyView, AuthService, CreatedApiKey};
 pub use audit::AuditService;
 pub use dep_sync::{DeviceFilter, DeviceView, SyncService, SyncStart, Trigger};
@@ -93,13 +95,13 @@ impl Services {
     ) -> Self {
         // The default enrollment URL of ADE profiles: this server's enrollment endpoint.
         let enroll_url = mdm.url(mdm::ENROLL_PATH);
-        let mdm = mdm::MdmService::new(store.clone(), secrets.clone(), mdm);
+        let mdm = mdm::MdmService::new(store.clone(), secrets.clone(), mdm, cancel.clone());
         let abm = AbmTokenService::new(store.clone(), secrets, abm);
         let sync = SyncService::new(store.clone(), abm.clone(), enroll_url, cancel);
         Self {
             profiles: ProfileService::new(store.clone(), sync.clone()),
             groups: GroupService::new(store.clone(), sync.clone()),
-            devices: DeviceService::new(store.clone()),
+            devices: DeviceService::new(store.clone(), mdm.push_states()),
             device_list: DeviceListService::new(store.clone()),
             mdm,
             sync,
@@ -111,10 +113,28 @@ impl Services {
         }
     }
 
+    /// Uses `ttl` as the ABM sync lease's time to live instead of
+    /// [`dep_sync::DEFAULT_LEASE_TTL`] (every service that starts syncs or assignment passes
+    /// gets it).
+    #[must_use]
+    pub fn with_sync_lease_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.sync = self.sync.with_lease_ttl(ttl);
+        self.profiles = ProfileService::new(self.store.clone(), self.sync.clone());
+        self.groups = GroupService::new(self.store.clone(), self.sync.clone());
+        self
+    }
+
     /// Uses `policy` for dashboard sessions instead of the default.
     #[must_use]
     pub fn with_session_policy(mut self, policy: SessionPolicy) -> Self {
-        self.admins = AdminService::new(self.store.clone(), policy);
+        self.admins = self.admins.with_policy(policy);
+        self
+    }
+
+    /// Uses `checks` to cap concurrent password checks instead of the default.
+    #[must_use]
+    pub fn with_password_checks(mut self, checks: PasswordChecks) -> Self {
+        self.admins = self.admins.with_password_checks(checks);
         self
     }
 }

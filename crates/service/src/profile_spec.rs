@@ -44,6 +44,7 @@
 //! skip_setup_items: [AppleID, Siri, Diagnostics]
 //! ```
 
+mod bounds;
 mod parse;
 mod text;
 mod validate;
@@ -51,6 +52,7 @@ mod validate;
 use crate::mdm::CommandSpec;
 use serde::{Deserialize, Serialize};
 
+pub use bounds::{MAX_SPEC_BYTES, MAX_SPEC_DEPTH};
 pub use parse::{SpecFormat, SpecParseError};
 pub use text::{
     certs_from_text, certs_to_text, initial_commands_from_text, initial_commands_to_text,

@@ -85,6 +85,10 @@ struct Shared {
     state: Mutex<ApnsState>,
     /// Woken sessions still running.
     in_flight: tokio::sync::watch::Sender<usize>,
+    /// While `true`, pushes are held unanswered ([`ApnsSim::hold`]).
+    held: tokio::sync::watch::Sender<bool>,
+    /// Pushes being held now.
+    waiting: tokio::sync::watch::Sender<usize>,
 }
 
 /// The simulated push service. Cheap to clone; every clone is the same service.
@@ -137,10 +141,14 @@ impl ApnsSim {
 
     fn with_state(state: ApnsState) -> Self {
         let (in_flight, _) = tokio::sync::watch::channel(0);
+        let (held, _) = tokio::sync::watch::channel(false);
+        let (waiting, _) = tokio::sync::watch::channel(0);
         Self {
             shared: Arc::new(Shared {
                 state: Mutex::new(state),
                 in_flight,
+                held,
+                waiting,
             }),
         }
     }
@@ -229,6 +237,25 @@ impl ApnsSim {
         for _ in 0..count {
             state.faults.push_back((status, reason.to_string()));
         }
+    }
+
+    /// Holds every push from now on unanswered (as a slow or stalled APNs does) until
+    /// [`Self::release`]; held pushes are not in [`Self::pushes`] until answered.
+    pub fn hold(&self) {
+        self.shared.held.send_replace(true);
+    }
+
+    /// Answers the held pushes and stops holding.
+    pub fn release(&self) {
+        self.shared.held.send_replace(false);
+    }
+
+    /// Waits until at least `count` pushes are being held; `false` on timeout.
+    pub async fn wait_held(&self, count: usize, timeout: Duration) -> bool {
+        let mut rx = self.shared.waiting.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|n| *n >= count))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     /// Every push answered so far, oldest first.
@@ -384,6 +411,14 @@ async fn push(
     }
     if method != Method::POST {
         return refusal(405, "MethodNotAllowed", &new_apns_id(), None);
+    }
+    let mut held = apns.shared.held.subscribe();
+    if *held.borrow_and_update() {
+        apns.shared.waiting.send_modify(|n| *n += 1);
+        let _ = held.wait_for(|h| !*h).await;
+        apns.shared
+            .waiting
+            .send_modify(|n| *n = n.saturating_sub(1));
     }
     let mut record = PushRecord {
         token: token.clone(),

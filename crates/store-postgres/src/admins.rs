@@ -1,9 +1,10 @@
 use async_trait::async_trait;
 use guardmdm_store::{
-    Admin, AdminStore, NewAdmin, NewAuditEvent, NewSession, Session, SignInFailures, StoreError,
+    Admin, AdminStore, NewAdmin, NewAuditEvent, NewSession, Session, SignInFailures, SignInLimits,
+    SignInReservation, StoreError,
 };
-use sqlx::Row;
 use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Row};
 use time::OffsetDateTime;
 
 use crate::{PostgresStore, backend, insert_audit};
@@ -116,6 +117,13 @@ impl AdminStore for PostgresStore {
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
+        if let Some(attempt) = session.attempt {
+            sqlx::query("DELETE FROM admin_sign_in_failures WHERE id = $1")
+                .bind(attempt)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
         sqlx::query("UPDATE admin_sign_in_failures SET counts_for_name = FALSE WHERE name = $1")
             .bind(name)
             .execute(&mut *tx)
@@ -143,9 +151,9 @@ impl AdminStore for PostgresStore {
         &self,
         token_hash: &str,
         at: OffsetDateTime,
-        min_interval_secs: i64,
+        min_interval: time::Duration,
     ) -> Result<(), StoreError> {
-        let threshold = at - time::Duration::seconds(min_interval_secs);
+        let threshold = at - min_interval;
         sqlx::query(
             "UPDATE admin_sessions SET last_seen_at = $1 WHERE token_hash = $2 AND last_seen_at <= $3",
         )
@@ -192,16 +200,57 @@ impl AdminStore for PostgresStore {
         Ok(done.rows_affected())
     }
 
-    async fn record_sign_in_failure(
+    async fn reserve_sign_in_attempt(
         &self,
         name: &str,
         client: &str,
         at: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO admin_sign_in_failures (name, client, at) VALUES ($1, $2, $3)")
-            .bind(name)
-            .bind(client)
-            .bind(at)
+        limits: SignInLimits,
+    ) -> Result<SignInReservation, StoreError> {
+        let mut tx = self.write_tx().await?;
+        // Reservations for one name, and from one client, take turns across every instance:
+        // transaction-scoped advisory locks, always the name's before the client's, so two
+        // reservations never wait on each other in a cycle. Each statement after the locks
+        // reads what the previous holder committed (READ COMMITTED).
+        for (class, key) in [(SIGN_IN_NAME_LOCK, name), (SIGN_IN_CLIENT_LOCK, client)] {
+            sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+                .bind(class)
+                .bind(key)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        let failures = recent_failures(
+            &mut tx,
+            name,
+            client,
+            limits.since,
+            (limits.per_name, limits.per_client),
+        )
+        .await?;
+        if failures.by_name.len() >= usize::try_from(limits.per_name).unwrap_or(usize::MAX)
+            || failures.by_client.len() >= usize::try_from(limits.per_client).unwrap_or(usize::MAX)
+        {
+            tx.rollback().await.map_err(backend)?;
+            return Ok(SignInReservation::Refused(failures));
+        }
+        let attempt: i64 = sqlx::query_scalar(
+            "INSERT INTO admin_sign_in_failures (name, client, at) VALUES ($1, $2, $3) \
+             RETURNING id",
+        )
+        .bind(name)
+        .bind(client)
+        .bind(at)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(SignInReservation::Reserved { attempt })
+    }
+
+    async fn release_sign_in_attempt(&self, attempt: i64) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM admin_sign_in_failures WHERE id = $1")
+            .bind(attempt)
             .execute(&self.pool)
             .await
             .map_err(backend)?;
@@ -215,23 +264,8 @@ impl AdminStore for PostgresStore {
         since: OffsetDateTime,
         limit: u32,
     ) -> Result<SignInFailures, StoreError> {
-        let mut out = SignInFailures::default();
-        for (column, only, value, into) in [
-            ("name", "counts_for_name AND ", name, &mut out.by_name),
-            ("client", "", client, &mut out.by_client),
-        ] {
-            *into = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "SELECT at FROM admin_sign_in_failures WHERE {only}{column} = $1 AND at >= $2 \
-                 ORDER BY at DESC LIMIT $3"
-            )))
-            .bind(value)
-            .bind(since)
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(backend)?;
-        }
-        Ok(out)
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        recent_failures(&mut conn, name, client, since, (limit, limit)).await
     }
 
     async fn purge_sign_in_failures(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
@@ -242,6 +276,45 @@ impl AdminStore for PostgresStore {
             .map_err(backend)?;
         Ok(done.rows_affected())
     }
+}
+
+/// The advisory lock class of sign-in reservations per name (the key is the name's hash).
+const SIGN_IN_NAME_LOCK: i32 = 0x5349_4e31; // "SIN1"
+/// The advisory lock class of sign-in reservations per client address.
+const SIGN_IN_CLIENT_LOCK: i32 = 0x5349_4e32; // "SIN2"
+
+/// Failures since `since`, newest first: at most `limits.0` for the name (those still
+/// counting for it) and `limits.1` from the client.
+async fn recent_failures(
+    conn: &mut PgConnection,
+    name: &str,
+    client: &str,
+    since: OffsetDateTime,
+    limits: (u32, u32),
+) -> Result<SignInFailures, StoreError> {
+    let mut out = SignInFailures::default();
+    for (column, only, value, limit, into) in [
+        (
+            "name",
+            "counts_for_name AND ",
+            name,
+            limits.0,
+            &mut out.by_name,
+        ),
+        ("client", "", client, limits.1, &mut out.by_client),
+    ] {
+        *into = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT at FROM admin_sign_in_failures WHERE {only}{column} = $1 AND at >= $2 \
+             ORDER BY at DESC LIMIT $3"
+        )))
+        .bind(value)
+        .bind(since)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(backend)?;
+    }
+    Ok(out)
 }
 
 fn admin_from_row(row: &PgRow) -> Result<Admin, StoreError> {

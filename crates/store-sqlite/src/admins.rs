@@ -1,9 +1,10 @@
 use async_trait::async_trait;
 use guardmdm_store::{
-    Admin, AdminStore, NewAdmin, NewAuditEvent, NewSession, Session, SignInFailures, StoreError,
+    Admin, AdminStore, NewAdmin, NewAuditEvent, NewSession, Session, SignInFailures, SignInLimits,
+    SignInReservation, StoreError,
 };
-use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqliteConnection};
 use time::OffsetDateTime;
 
 use crate::{SqliteStore, backend, from_micros, insert_audit, micros, opt_from_micros};
@@ -116,6 +117,13 @@ impl AdminStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
+        if let Some(attempt) = session.attempt {
+            sqlx::query("DELETE FROM admin_sign_in_failures WHERE id = ?")
+                .bind(attempt)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
         sqlx::query("UPDATE admin_sign_in_failures SET counts_for_name = 0 WHERE name = ?")
             .bind(name)
             .execute(&mut *tx)
@@ -143,9 +151,9 @@ impl AdminStore for SqliteStore {
         &self,
         token_hash: &str,
         at: OffsetDateTime,
-        min_interval_secs: i64,
+        min_interval: time::Duration,
     ) -> Result<(), StoreError> {
-        let threshold = micros(at) - min_interval_secs.saturating_mul(1_000_000);
+        let threshold = micros(at - min_interval);
         sqlx::query(
             "UPDATE admin_sessions SET last_seen_at = ? WHERE token_hash = ? AND last_seen_at <= ?",
         )
@@ -192,16 +200,47 @@ impl AdminStore for SqliteStore {
         Ok(done.rows_affected())
     }
 
-    async fn record_sign_in_failure(
+    async fn reserve_sign_in_attempt(
         &self,
         name: &str,
         client: &str,
         at: OffsetDateTime,
-    ) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO admin_sign_in_failures (name, client, at) VALUES (?, ?, ?)")
-            .bind(name)
-            .bind(client)
-            .bind(micros(at))
+        limits: SignInLimits,
+    ) -> Result<SignInReservation, StoreError> {
+        // BEGIN IMMEDIATE: the one writer, so the count and the insert are never interleaved
+        // with another reservation's, in this process or another on the same file.
+        let mut tx = self.write_tx().await?;
+        let failures = recent_failures(
+            &mut tx,
+            name,
+            client,
+            limits.since,
+            (limits.per_name, limits.per_client),
+        )
+        .await?;
+        if failures.by_name.len() >= usize::try_from(limits.per_name).unwrap_or(usize::MAX)
+            || failures.by_client.len() >= usize::try_from(limits.per_client).unwrap_or(usize::MAX)
+        {
+            tx.rollback().await.map_err(backend)?;
+            return Ok(SignInReservation::Refused(failures));
+        }
+        let done =
+            sqlx::query("INSERT INTO admin_sign_in_failures (name, client, at) VALUES (?, ?, ?)")
+                .bind(name)
+                .bind(client)
+                .bind(micros(at))
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(SignInReservation::Reserved {
+            attempt: done.last_insert_rowid(),
+        })
+    }
+
+    async fn release_sign_in_attempt(&self, attempt: i64) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM admin_sign_in_failures WHERE id = ?")
+            .bind(attempt)
             .execute(&self.pool)
             .await
             .map_err(backend)?;
@@ -215,27 +254,8 @@ impl AdminStore for SqliteStore {
         since: OffsetDateTime,
         limit: u32,
     ) -> Result<SignInFailures, StoreError> {
-        let mut out = SignInFailures::default();
-        for (column, only, value, into) in [
-            ("name", "counts_for_name = 1 AND ", name, &mut out.by_name),
-            ("client", "", client, &mut out.by_client),
-        ] {
-            let times: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "SELECT at FROM admin_sign_in_failures WHERE {only}{column} = ? AND at >= ? \
-                 ORDER BY at DESC LIMIT ?"
-            )))
-            .bind(value)
-            .bind(micros(since))
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(backend)?;
-            *into = times
-                .into_iter()
-                .map(from_micros)
-                .collect::<Result<_, _>>()?;
-        }
-        Ok(out)
+        let mut conn = self.pool.acquire().await.map_err(backend)?;
+        recent_failures(&mut conn, name, client, since, (limit, limit)).await
     }
 
     async fn purge_sign_in_failures(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
@@ -246,6 +266,44 @@ impl AdminStore for SqliteStore {
             .map_err(backend)?;
         Ok(done.rows_affected())
     }
+}
+
+/// Failures since `since`, newest first: at most `limits.0` for the name (those still
+/// counting for it) and `limits.1` from the client.
+async fn recent_failures(
+    conn: &mut SqliteConnection,
+    name: &str,
+    client: &str,
+    since: OffsetDateTime,
+    limits: (u32, u32),
+) -> Result<SignInFailures, StoreError> {
+    let mut out = SignInFailures::default();
+    for (column, only, value, limit, into) in [
+        (
+            "name",
+            "counts_for_name = 1 AND ",
+            name,
+            limits.0,
+            &mut out.by_name,
+        ),
+        ("client", "", client, limits.1, &mut out.by_client),
+    ] {
+        let times: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT at FROM admin_sign_in_failures WHERE {only}{column} = ? AND at >= ? \
+             ORDER BY at DESC LIMIT ?"
+        )))
+        .bind(value)
+        .bind(micros(since))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(backend)?;
+        *into = times
+            .into_iter()
+            .map(from_micros)
+            .collect::<Result<_, _>>()?;
+    }
+    Ok(out)
 }
 
 fn admin_from_row(row: &SqliteRow) -> Result<Admin, StoreError> {

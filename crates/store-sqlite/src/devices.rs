@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use guardmdm_store::devices::{count_page, removed_at, serial_prefix_upper_bound};
 use guardmdm_store::{
     AbmDevice, DeviceOrder, DeviceQuery, DeviceSyncStore, EnrollmentState, PageCounts, PageWrite,
-    StoreError, StoredAbmDevice, SyncPhase, SyncRun, SyncState,
+    StoreError, StoredAbmDevice, SyncClaim, SyncPhase, SyncRun, SyncState,
 };
 use sqlx::sqlite::SqliteRow;
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
@@ -382,25 +382,125 @@ impl DeviceSyncStore for SqliteStore {
         Ok(())
     }
 
-    async fn interrupt_stale_runs(
+    async fn claim_sync_run(
         &self,
         entry_id: Uuid,
+        trigger: &str,
         holder: &str,
         at: OffsetDateTime,
-    ) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE abm_sync_runs SET outcome = 'interrupted', finished_at = ?, \
-             error = 'the instance running this sync stopped before it finished' \
-             WHERE entry_id = ? AND outcome = 'running' AND holder <> ?",
+        ttl_secs: i64,
+        dead_error: &str,
+    ) -> Result<SyncClaim, StoreError> {
+        // BEGIN IMMEDIATE: one claim at a time; the others see its lease and its run.
+        let mut tx = self.write_tx().await?;
+        end_dead_runs(&mut tx, Some(entry_id), at, dead_error).await?;
+        let expires = at + time::Duration::seconds(ttl_secs);
+        let taken = sqlx::query(
+            "INSERT INTO abm_sync_leases (entry_id, holder, expires_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (entry_id) DO UPDATE SET holder = ?2, expires_at = ?3 \
+             WHERE abm_sync_leases.holder = ?2 OR abm_sync_leases.expires_at <= ?4",
         )
-        .bind(micros(at))
         .bind(entry_id)
         .bind(holder)
-        .execute(&self.pool)
+        .bind(micros(expires))
+        .bind(micros(at))
+        .execute(&mut *tx)
         .await
-        .map_err(backend)?;
+        .map_err(backend)?
+        .rows_affected()
+            == 1;
+        let claim = if taken {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO abm_sync_runs (entry_id, trigger, holder, started_at, outcome) \
+                 VALUES (?, ?, ?, ?, 'running') RETURNING id",
+            )
+            .bind(entry_id)
+            .bind(trigger)
+            .bind(holder)
+            .bind(micros(at))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(backend)?;
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!("{RUN_COLUMNS} WHERE id = ?")))
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(backend)?;
+            SyncClaim::Started(run_from_row(&row)?)
+        } else {
+            let running = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "{RUN_COLUMNS} WHERE entry_id = ? AND outcome = 'running' ORDER BY id DESC LIMIT 1"
+            )))
+            .bind(entry_id)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(backend)?;
+            match running {
+                Some(row) => SyncClaim::Running(run_from_row(&row)?),
+                None => SyncClaim::Held {
+                    holder: sqlx::query_scalar(
+                        "SELECT holder FROM abm_sync_leases WHERE entry_id = ?",
+                    )
+                    .bind(entry_id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(backend)?
+                    .unwrap_or_default(),
+                },
+            }
+        };
+        tx.commit().await.map_err(backend)?;
+        Ok(claim)
+    }
+
+    async fn end_dead_runs(
+        &self,
+        entry_id: Option<Uuid>,
+        at: OffsetDateTime,
+        error: &str,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let n = end_dead_runs(&mut tx, entry_id, at, error).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(n)
+    }
+
+    async fn clear_sync_leases(&self) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM abm_sync_leases")
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
         Ok(done.rows_affected())
     }
+}
+
+/// [`DeviceSyncStore::end_dead_runs`] inside a transaction.
+async fn end_dead_runs(
+    tx: &mut Transaction<'static, Sqlite>,
+    entry_id: Option<Uuid>,
+    at: OffsetDateTime,
+    error: &str,
+) -> Result<u64, StoreError> {
+    // One statement per shape, so the entry's index is used when there is an entry.
+    let which = if entry_id.is_some() {
+        "entry_id = ?3 AND"
+    } else {
+        ""
+    };
+    let query = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE abm_sync_runs SET outcome = 'interrupted', finished_at = ?1, error = ?2 \
+         WHERE {which} outcome = 'running' \
+         AND NOT EXISTS (SELECT 1 FROM abm_sync_leases l WHERE l.entry_id = abm_sync_runs.entry_id \
+                         AND l.holder = abm_sync_runs.holder AND l.expires_at > ?1)"
+    )))
+    .bind(micros(at))
+    .bind(error);
+    let query = match entry_id {
+        Some(entry_id) => query.bind(entry_id),
+        None => query,
+    };
+    let done = query.execute(&mut **tx).await.map_err(backend)?;
+    Ok(done.rows_affected())
 }
 
 /// The page's serials that are stored already, with whether they are removed.

@@ -41,6 +41,7 @@ impl SqliteStore {
     /// # Errors
     /// When the file cannot be opened or a migration fails.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        prepare_private_file(path)?;
         let options = SqliteConnectOptions::new().filename(path);
         Self::connect(options).await
     }
@@ -51,6 +52,9 @@ impl SqliteStore {
     /// When the URL is malformed, the file cannot be opened, or a migration fails.
     pub async fn open_url(url: &str) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url).map_err(backend)?;
+        if !is_in_memory_url(url) {
+            prepare_private_file(options.get_filename())?;
+        }
         Self::connect(options).await
     }
 
@@ -122,6 +126,62 @@ impl MetaStore for SqliteStore {
         tx.commit().await.map_err(backend)?;
         Ok(stored)
     }
+}
+
+/// Whether a `sqlite:` URL names an in-memory database (no file to protect).
+fn is_in_memory_url(url: &str) -> bool {
+    url.contains(":memory:") || url.contains("mode=memory")
+}
+
+/// Makes the database file readable by its owner only before SQLite opens it: creates it empty
+/// with mode 0600 when it does not exist (SQLite takes an empty file as a new database), and
+/// restricts an existing one (and its `-wal` and `-shm` files) that others could read.
+/// SQLite creates the `-wal` and `-shm` files with the database file's mode, so they are 0600
+/// too, whatever the process umask.
+fn prepare_private_file(path: &Path) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let created = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path);
+        match created {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let mut files = vec![path.to_path_buf()];
+                for suffix in ["-wal", "-shm"] {
+                    let mut name = path.as_os_str().to_owned();
+                    name.push(suffix);
+                    files.push(name.into());
+                }
+                for file in files {
+                    let Ok(meta) = std::fs::metadata(&file) else {
+                        continue;
+                    };
+                    if meta.is_file() && meta.permissions().mode() & 0o077 != 0 {
+                        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                            .map_err(|e| {
+                                StoreError::Backend(
+                                    format!("cannot restrict {} to its owner: {e}", file.display())
+                                        .into(),
+                                )
+                            })?;
+                        tracing::warn!(path = %file.display(), "the SQLite file was readable by other users: restricted it to mode 0600");
+                    }
+                }
+            }
+            Err(e) => {
+                return Err(StoreError::Backend(
+                    format!("cannot create the SQLite file {}: {e}", path.display()).into(),
+                ));
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 /// Writes an audit event inside a transaction.

@@ -30,3 +30,35 @@ async fn sqlite_uses_wal_and_reopens_with_data() {
     let again = SqliteStore::open_url(&url).await.unwrap();
     assert_eq!(again.get_meta("k").await.unwrap().as_deref(), Some("v"));
 }
+
+/// The database and its `-wal` and `-shm` files hold every secret's ciphertext and every
+/// device record: only their owner may read them, whatever the umask (the test process runs
+/// with the usual 022, under which SQLite alone would create them 0644).
+#[cfg(unix)]
+#[tokio::test]
+async fn sqlite_files_are_created_readable_by_their_owner_only() {
+    use guardmdm_store::MetaStore;
+    use std::os::unix::fs::PermissionsExt;
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    store.init_meta("k", "v").await.unwrap();
+    for name in ["g.db", "g.db-wal", "g.db-shm"] {
+        assert_eq!(mode(&dir.path().join(name)), 0o600, "{name}");
+    }
+    drop(store);
+
+    // A file an earlier version left readable by others is restricted when opened.
+    let old = dir.path().join("old.db");
+    std::fs::write(&old, b"").unwrap();
+    std::fs::set_permissions(&old, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let store = SqliteStore::open_url(&format!("sqlite://{}", old.display()))
+        .await
+        .unwrap();
+    store.init_meta("k", "v").await.unwrap();
+    for name in ["old.db", "old.db-wal", "old.db-shm"] {
+        assert_eq!(mode(&dir.path().join(name)), 0o600, "{name}");
+    }
+}

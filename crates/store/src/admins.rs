@@ -1,6 +1,8 @@
 //! Dashboard accounts: admins (with an argon2id password hash), their sign-in sessions (only
 //! a SHA-256 of each session token is stored), and failed sign-in attempts, counted in the
-//! database so rate limiting holds across several instances.
+//! database so rate limiting holds across several instances. An attempt is reserved (counted
+//! as a failure) before its password is checked, in one transaction with the count, so
+//! concurrent attempts cannot all slip under a limit.
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
@@ -53,6 +55,9 @@ pub struct NewSession {
     pub created_at: OffsetDateTime,
     /// When it ends at the latest, used or not (absolute lifetime).
     pub expires_at: OffsetDateTime,
+    /// The sign-in attempt reserved for this sign-in ([`SignInReservation::Reserved`]): it
+    /// was correct, so it is deleted and counts as a failure for nobody.
+    pub attempt: Option<i64>,
 }
 
 /// A stored session with its admin's name.
@@ -68,7 +73,7 @@ pub struct Session {
     pub csrf_token: String,
     /// When it was opened.
     pub created_at: OffsetDateTime,
-    /// The last request seen with it (kept to about a minute).
+    /// The last request seen with it (written at most once per touch interval).
     pub last_seen_at: OffsetDateTime,
     /// Absolute end.
     pub expires_at: OffsetDateTime,
@@ -81,6 +86,32 @@ pub struct SignInFailures {
     pub by_name: Vec<OffsetDateTime>,
     /// Failures from the client address since the window's start (at most the limit).
     pub by_client: Vec<OffsetDateTime>,
+}
+
+/// The limits a sign-in attempt is reserved under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SignInLimits {
+    /// Failures before this count (older ones have left the window).
+    pub since: OffsetDateTime,
+    /// At most this many failures (and attempts in progress) for one name.
+    pub per_name: u32,
+    /// At most this many failures (and attempts in progress) from one client address.
+    pub per_client: u32,
+}
+
+/// The answer to a reservation of a sign-in attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignInReservation {
+    /// Under both limits: the attempt is recorded as a failure until the password proves
+    /// right (then [`NewSession::attempt`] deletes it) or the attempt is withdrawn
+    /// ([`AdminStore::release_sign_in_attempt`]).
+    Reserved {
+        /// The attempt's identifier.
+        attempt: i64,
+    },
+    /// A limit is reached: nothing was recorded. The recent failures, newest first (at most
+    /// the limit of each kind), say when to retry.
+    Refused(SignInFailures),
 }
 
 /// Storage of admins, sessions and failed sign-ins.
@@ -103,9 +134,9 @@ pub trait AdminStore: Send + Sync {
     /// name.
     async fn delete_admin(&self, name: &str, audit: &NewAuditEvent) -> Result<Admin, StoreError>;
 
-    /// A successful sign-in: opens `session`, records the admin's last sign-in, stops the
-    /// name's failed attempts counting against the name (they still count against their
-    /// client), and writes `audit`, in one transaction.
+    /// A successful sign-in: opens `session`, records the admin's last sign-in, deletes the
+    /// session's reserved attempt, stops the name's failed attempts counting against the
+    /// name (they still count against their client), and writes `audit`, in one transaction.
     async fn open_session(
         &self,
         session: &NewSession,
@@ -116,12 +147,12 @@ pub trait AdminStore: Send + Sync {
     /// The session with this token hash, if it exists (expired or not: the caller decides).
     async fn find_session(&self, token_hash: &str) -> Result<Option<Session>, StoreError>;
 
-    /// Records a use at `at`, unless one was recorded after `at - min_interval_secs`.
+    /// Records a use at `at`, unless one was recorded after `at - min_interval`.
     async fn touch_session(
         &self,
         token_hash: &str,
         at: OffsetDateTime,
-        min_interval_secs: i64,
+        min_interval: time::Duration,
     ) -> Result<(), StoreError>;
 
     /// Ends a session; writes `audit` when given and the session existed. Returns whether it
@@ -140,13 +171,22 @@ pub trait AdminStore: Send + Sync {
         idle_before: OffsetDateTime,
     ) -> Result<u64, StoreError>;
 
-    /// Records a failed sign-in for `name` from `client` at `at`.
-    async fn record_sign_in_failure(
+    /// Reserves a sign-in attempt for `name` from `client` at `at`: in one transaction
+    /// (serialised per name and per client across every instance sharing the database),
+    /// counts the failures since `limits.since` for the name and for the client and, when
+    /// both are under their limits, records this attempt as a failure. Concurrent calls
+    /// never grant more attempts than the limits allow.
+    async fn reserve_sign_in_attempt(
         &self,
         name: &str,
         client: &str,
         at: OffsetDateTime,
-    ) -> Result<(), StoreError>;
+        limits: SignInLimits,
+    ) -> Result<SignInReservation, StoreError>;
+
+    /// Withdraws a reserved attempt whose password was never checked (the server was too
+    /// busy): it counts for nobody. A no-op for an unknown attempt.
+    async fn release_sign_in_attempt(&self, attempt: i64) -> Result<(), StoreError>;
 
     /// Failures since `since`, newest first, at most `limit` of each kind.
     async fn sign_in_failures(

@@ -385,14 +385,49 @@ pub trait DeviceSyncStore: Send + Sync {
     /// Gives the lease up if `holder` has it.
     async fn release_sync_lease(&self, entry_id: Uuid, holder: &str) -> Result<(), StoreError>;
 
-    /// Marks the entry's `running` runs of holders other than `holder` as `interrupted` (their
-    /// instance stopped: the caller holds the lease now). Returns how many.
-    async fn interrupt_stale_runs(
+    /// Sync Now's claim, in one transaction, so that every caller either starts the run or
+    /// sees it: ends the entry's dead runs ([`DeviceSyncStore::end_dead_runs`] with
+    /// `dead_error`), then takes or renews the entry's lease for `holder` until
+    /// `at + ttl_secs` and records a new `running` run of `trigger`. When another holder has
+    /// an unexpired lease: its newest running run, or [`SyncClaim::Held`] when it has none
+    /// (it is assigning profiles, or has just finished a run).
+    async fn claim_sync_run(
         &self,
         entry_id: Uuid,
+        trigger: &str,
         holder: &str,
         at: OffsetDateTime,
+        ttl_secs: i64,
+        dead_error: &str,
+    ) -> Result<SyncClaim, StoreError>;
+
+    /// Marks as `interrupted`, with `error`, every `running` run (of `entry_id`, or of every
+    /// entry) whose holder no longer has an unexpired lease on its entry: that instance
+    /// stopped renewing it, so it stopped syncing. Returns how many.
+    async fn end_dead_runs(
+        &self,
+        entry_id: Option<Uuid>,
+        at: OffsetDateTime,
+        error: &str,
     ) -> Result<u64, StoreError>;
+
+    /// Drops every sync lease, whoever holds it. Only for a store one process serves, at its
+    /// start-up: any lease left there is a previous, stopped process's. Returns how many.
+    async fn clear_sync_leases(&self) -> Result<u64, StoreError>;
+}
+
+/// What [`DeviceSyncStore::claim_sync_run`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SyncClaim {
+    /// The caller holds the lease and this run is recorded: it is the caller's to execute.
+    Started(SyncRun),
+    /// Another instance holds the lease and is executing this run.
+    Running(SyncRun),
+    /// Another instance holds the lease without a running run.
+    Held {
+        /// The lease's holder.
+        holder: String,
+    },
 }
 
 /// What a page will change, given which of its serials are stored already (`true`: stored and

@@ -21,7 +21,10 @@ pub mod meta;
 pub mod testsuite;
 
 pub use abm::{AbmAccount, AbmEntry, AbmEntryStore, NewAbmEntry, ServerTokenRecord, TokenProblem};
-pub use admins::{Admin, AdminStore, NewAdmin, NewSession, Session, SignInFailures};
+pub use admins::{
+    Admin, AdminStore, NewAdmin, NewSession, Session, SignInFailures, SignInLimits,
+    SignInReservation,
+};
 pub use api_keys::{ApiKey, ApiKeyStore, NewApiKey};
 pub use assignment::{
     AdeProfile, AdeProfileVersion, AssignmentConfig, AssignmentConfigStore, AssignmentInput,
@@ -31,7 +34,7 @@ pub use assignment::{
 pub use audit::{AuditEvent, AuditStore, NewAuditEvent};
 pub use devices::{
     AbmDevice, DeviceCursor, DeviceOrder, DeviceQuery, DeviceSyncStore, EnrollmentState,
-    PageCounts, PageWrite, StoredAbmDevice, SyncPhase, SyncRun, SyncState,
+    PageCounts, PageWrite, StoredAbmDevice, SyncClaim, SyncPhase, SyncRun, SyncState,
 };
 pub use error::StoreError;
 pub use mdm::{

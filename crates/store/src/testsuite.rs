@@ -39,6 +39,7 @@ where
     admins::admins_create_find_list_delete(make().await).await;
     admins::sessions_open_touch_close_and_purge(make().await).await;
     admins::sign_in_failures_count_per_name_and_client(make().await).await;
+    admins::sign_in_reservations_respect_the_limits(make().await).await;
     devices::pages_apply_latest_wins_remove_and_restore(make().await).await;
     devices::reconcile_marks_unseen_devices_removed(make().await).await;
     devices::a_page_is_all_or_nothing_even_when_dropped_midway(make().await).await;
@@ -46,6 +47,7 @@ where
     devices::device_listing_by_assignment_state(make().await).await;
     devices::device_listing_orders_prefixes_and_cursors(make().await).await;
     devices::runs_and_leases(make().await).await;
+    devices::claims_start_or_find_the_run_and_end_dead_ones(make().await).await;
     assignment::profiles_create_update_and_keep_versions(make().await).await;
     assignment::profile_delete_is_refused_while_used(make().await).await;
     assignment::definitions_are_idempotent_per_entry_profile_and_version(make().await).await;

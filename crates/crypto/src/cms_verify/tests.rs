@@ -270,6 +270,8 @@ fn an_expired_signer_is_expired() {
     let detached = sign(&old, &[], b"body", Pkcs7Flags::DETACHED);
     let err = verify_detached(&detached, b"body").unwrap_err();
     assert!(matches!(err, CmsError::Expired { .. }), "{err}");
+    let err = DetachedSignature::parse(&detached).unwrap_err();
+    assert!(matches!(err, CmsError::Expired { .. }), "{err}");
 }
 
 #[test]
@@ -332,6 +334,29 @@ fn a_detached_signature_over_another_body_is_bad() {
     let der = sign(&pki.device, &[], b"body one", Pkcs7Flags::DETACHED);
     let err = verify_detached(&der, b"body two").unwrap_err();
     assert!(matches!(err, CmsError::BadSignature { .. }), "{err}");
+}
+
+#[test]
+fn a_detached_signature_names_its_signer_before_the_body_is_known() {
+    let pki = device_pki();
+    let body = b"<plist><dict><key>Status</key><string>Idle</string></dict></plist>";
+    let der = sign(&pki.device, &[], body, Pkcs7Flags::DETACHED);
+    let header = STANDARD.encode(&der);
+    let parsed = DetachedSignature::parse(header.as_bytes()).unwrap();
+    assert_eq!(parsed.signer().to_der(), pki.device.cert.to_der().unwrap());
+    parsed.verify(body).unwrap();
+    let err = parsed.verify(b"another body").unwrap_err();
+    assert!(matches!(err, CmsError::BadSignature { .. }), "{err}");
+    // What a stranger sends instead of a signature is refused before any body matters.
+    assert!(matches!(
+        DetachedSignature::parse(b"AAAA").unwrap_err(),
+        CmsError::NotCms(_)
+    ));
+    let attached = sign(&pki.device, &[], body, Pkcs7Flags::empty());
+    assert_eq!(
+        DetachedSignature::parse(&attached).unwrap_err(),
+        CmsError::UnexpectedContent
+    );
 }
 
 #[test]

@@ -6,7 +6,9 @@
 //! 3. [`ScepClient::pkcs_req`]: a PKCS#10 CSR with the challenge password, enveloped to the CA
 //!    certificate (AES-128-CBC when the CA advertises AES, otherwise triple DES), signed by a
 //!    throw-away self-signed certificate for the same key with SHA-256, with `messageType` 19,
-//!    a `transactionID` (SHA-256 of the public key, hex) and a random 16-byte `senderNonce`;
+//!    a `transactionID` (SHA-256 of the public key, hex) and a random 16-byte `senderNonce`.
+//!    [`ScepClient::with_separate_signer`] signs instead with a certificate for a second,
+//!    freshly generated key, as the mdmb simulator does;
 //! 4. the HTTP `PKIOperation`, then [`PendingRequest::read_cert_rep`]: the `CertRep` must be
 //!    signed by the CA, answer this `transactionID` with this nonce as its `recipientNonce`,
 //!    and, for `SUCCESS`, hold a certificate for this key issued by the CA.
@@ -18,7 +20,7 @@ use openssl::cms::{CMSOptions, CmsContentInfo};
 use openssl::error::ErrorStack;
 use openssl::hash::MessageDigest;
 use openssl::pkcs7::{Pkcs7, Pkcs7Flags};
-use openssl::pkey::{PKeyRef, Private};
+use openssl::pkey::{PKey, PKeyRef, Private};
 use openssl::stack::Stack;
 use openssl::symm::Cipher;
 use openssl::x509::store::X509StoreBuilder;
@@ -124,11 +126,12 @@ impl EnvelopeCipher {
     }
 }
 
-/// Builds `PKCSReq` messages. `Default` envelopes with AES-128-CBC; see
-/// [`ScepClient::for_capabilities`] to choose as a device does.
+/// Builds `PKCSReq` messages. `Default` envelopes with AES-128-CBC and signs with the
+/// requested key; see [`ScepClient::for_capabilities`] to choose as a device does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ScepClient {
     cipher: EnvelopeCipher,
+    separate_signer: bool,
 }
 
 impl Default for ScepClient {
@@ -141,7 +144,28 @@ impl ScepClient {
     /// A client that envelopes with `cipher`.
     #[must_use]
     pub fn new(cipher: EnvelopeCipher) -> Self {
-        Self { cipher }
+        Self {
+            cipher,
+            separate_signer: false,
+        }
+    }
+
+    /// This client, signing each request with a self-signed `CN=SCEP SIGNER` certificate for
+    /// a second RSA-2048 key made for that request alone, rather than with the requested key
+    /// (what the mdmb device simulator does). The CSR is still signed by the requested key,
+    /// and the CA encrypts its answer to the signer certificate.
+    #[must_use]
+    pub fn with_separate_signer(self) -> Self {
+        Self {
+            separate_signer: true,
+            ..self
+        }
+    }
+
+    /// Whether requests are signed with a separate key ([`ScepClient::with_separate_signer`]).
+    #[must_use]
+    pub fn separate_signer(&self) -> bool {
+        self.separate_signer
     }
 
     /// Chooses as a device does from the CA's capabilities: AES-128 when AES is advertised,
@@ -167,7 +191,7 @@ impl ScepClient {
                 "the CA advertises neither AES nor DES3 (single DES is not used)".to_string(),
             ));
         };
-        Ok(Self { cipher })
+        Ok(Self::new(cipher))
     }
 
     /// The envelope cipher.
@@ -207,8 +231,16 @@ impl ScepClient {
         subject: &[(&str, &str)],
         challenge: Option<&str>,
     ) -> Result<(Vec<u8>, PendingRequest), ScepError> {
+        let _queue = crate::error_queue::isolate();
         let subject = subject_name(subject)?;
-        let self_signed = self_signed(key.pkey(), &subject)?;
+        let (signer_key, self_signed) = if self.separate_signer {
+            let signer_key = pki::rsa_key(2048)?;
+            let signer_name = pki::name("SCEP SIGNER", None)?;
+            let cert = self_signed(&signer_key, &signer_name)?;
+            (signer_key, cert)
+        } else {
+            (key.pkey().clone(), self_signed(key.pkey(), &subject)?)
+        };
         let csr = csr(key.pkey(), &subject.to_der()?, challenge)?;
         let public_key = key
             .public_key_der()
@@ -219,7 +251,7 @@ impl ScepClient {
         let envelope = envelope(&csr, ca_cert.x509(), self.cipher.openssl())?;
         let der = signed_message(
             &self_signed,
-            key.pkey(),
+            &signer_key,
             &envelope,
             PKCS_REQ,
             &transaction_id,
@@ -230,7 +262,9 @@ impl ScepClient {
             PendingRequest {
                 ca: ca_cert.clone(),
                 key: key.clone(),
-                self_signed,
+                signer_key,
+                signer: Certificate::from_x509(self_signed)
+                    .map_err(|e| ScepError::Internal(e.to_string()))?,
                 transaction_id,
                 sender_nonce: nonce.to_vec(),
             },
@@ -243,7 +277,10 @@ impl ScepClient {
 pub struct PendingRequest {
     ca: Certificate,
     key: DeviceKey,
-    self_signed: X509,
+    /// The key that signed the request: `key`'s, or a separate one.
+    signer_key: PKey<Private>,
+    /// The signer's self-signed certificate; the CA encrypts its answer to it.
+    signer: Certificate,
     transaction_id: String,
     sender_nonce: Vec<u8>,
 }
@@ -315,6 +352,14 @@ impl PendingRequest {
         &self.key
     }
 
+    /// The self-signed certificate that signed the request (for the requested key, or for a
+    /// separate one with [`ScepClient::with_separate_signer`]); the CA encrypts its answer to
+    /// it.
+    #[must_use]
+    pub fn signer_certificate(&self) -> &Certificate {
+        &self.signer
+    }
+
     /// Reads the `CertRep` (the `PKIOperation` answer, DER) and returns the issued
     /// certificate.
     ///
@@ -322,6 +367,7 @@ impl PendingRequest {
     /// A [`ScepClientError`]: not signed by the CA, not an answer to this request (transaction,
     /// nonce), a FAILURE (with its `failInfo`) or PENDING status, or no usable certificate.
     pub fn read_cert_rep(&self, der: &[u8]) -> Result<Certificate, ScepClientError> {
+        let _queue = crate::error_queue::isolate();
         let malformed = |what: String| ScepClientError::Malformed(what);
         let p7 = Pkcs7::from_der(der).map_err(|e| malformed(describe(&e)))?;
         let normalized = p7.to_der().map_err(|e| malformed(describe(&e)))?;
@@ -398,7 +444,7 @@ impl PendingRequest {
             ScepClientError::Envelope("a SUCCESS reply without a pkcsPKIEnvelope".to_string())
         })?;
         let degenerate = CmsContentInfo::from_der(envelope)
-            .and_then(|cms| cms.decrypt(self.key.pkey(), &self.self_signed))
+            .and_then(|cms| cms.decrypt(&self.signer_key, self.signer.x509()))
             .map_err(fail)?;
         let p7 = Pkcs7::from_der(&degenerate).map_err(fail)?;
         let ca_key = self.ca.x509().public_key().map_err(fail)?;
@@ -411,7 +457,7 @@ impl PendingRequest {
             .find(|cert| {
                 cert.public_key()
                     .is_ok_and(|k| k.public_eq(self.key.pkey()))
-                    && cert.verify(&ca_key).unwrap_or(false)
+                    && crate::error_queue::verdict(cert.verify(&ca_key))
             })
             .ok_or(ScepClientError::NoCertificate)
             .and_then(|cert| {

@@ -82,7 +82,7 @@ pub(super) fn parse_csr(der: &[u8]) -> Result<Csr, Problem> {
             format!("the CSR's key: {}", describe(&e)),
         )
     })?;
-    if !request.verify(&key).unwrap_or(false) {
+    if !crate::error_queue::verdict(request.verify(&key)) {
         return Err(problem(
             FailInfo::BadMessageCheck,
             "the CSR's signature does not verify with its own key",

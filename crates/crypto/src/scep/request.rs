@@ -5,6 +5,7 @@ use der::asn1::ObjectIdentifier;
 use der::{Tag, Tagged};
 use openssl::cms::CmsContentInfo;
 use openssl::pkcs7::{Pkcs7, Pkcs7Flags};
+use openssl::pkey::Id;
 use openssl::stack::Stack;
 use openssl::symm::Cipher;
 use openssl::x509::store::X509StoreBuilder;
@@ -95,7 +96,8 @@ impl PkiRequest {
             .map(ExposeSecret::expose_secret)
     }
 
-    /// The certificate that signed the request (the client's self-signed one).
+    /// The certificate that signed the request: the client's self-signed one, for the CSR's
+    /// key or for a separate key of its own. A SUCCESS reply is encrypted to it.
     #[must_use]
     pub fn signer(&self) -> Option<&Certificate> {
         self.signer.as_ref()
@@ -204,6 +206,18 @@ fn examine(ca: &ScepCa, p7: &Pkcs7, request: &mut PkiRequest) -> Result<(), Prob
             format!("the request signature does not verify: {}", describe(&e)),
         )
     })?;
+    // The answer is encrypted to the signer certificate by key transport, so its key must be
+    // RSA (it is the CSR's RSA key unless the client signs with a separate one).
+    let signer_is_rsa = signer
+        .x509()
+        .public_key()
+        .is_ok_and(|key| key.id() == Id::RSA);
+    if !signer_is_rsa {
+        return Err(problem(
+            FailInfo::BadAlg,
+            "the signer certificate's key is not RSA; the answer is encrypted to it",
+        ));
+    }
     if request.message_type != PKCS_REQ {
         return Err(problem(
             FailInfo::BadRequest,
@@ -215,19 +229,11 @@ fn examine(ca: &ScepCa, p7: &Pkcs7, request: &mut PkiRequest) -> Result<(), Prob
     }
     let (der, reply_cipher) = decrypt(ca, &envelope)?;
     request.reply_cipher = reply_cipher;
-    let csr = parse_csr(&der)?;
-    let signer_key_matches = signer
-        .x509()
-        .public_key()
-        .and_then(|k| Ok(k.public_eq(csr.request.public_key()?.as_ref())))
-        .unwrap_or(false);
-    if !signer_key_matches {
-        return Err(problem(
-            FailInfo::BadRequest,
-            "the request is signed with a key other than the CSR's (RFC 8894 §2.3)",
-        ));
-    }
-    request.csr = Some(csr);
+    // The CSR's own signature is the proof of possession of the key to certify (checked by
+    // `parse_csr`), and the challenge authorizes it. The signer may hold another key: some
+    // clients (mdmb) sign with a separate throw-away "SCEP SIGNER" certificate; the reply is
+    // then encrypted to that certificate, the one that signed the request (RFC 8894 §3.3.2).
+    request.csr = Some(parse_csr(&der)?);
     Ok(())
 }
 

@@ -365,18 +365,91 @@ fn a_small_rsa_key_is_a_bad_alg() {
     assert_failure(&response, &ca, FailInfo::BadAlg);
 }
 
+/// `device`'s CSR in a request signed by `signer`'s key and self-signed certificate, as mdmb
+/// signs with a separate "SCEP SIGNER" key.
+fn signed_by(device: &Client, signer: &Client) -> Client {
+    Client {
+        key: signer.key.clone(),
+        self_signed: signer.self_signed.clone(),
+        csr: device.csr.clone(),
+    }
+}
+
 #[test]
-fn a_csr_for_another_key_is_a_bad_request() {
+fn a_request_signed_with_a_separate_key_certifies_the_csr_key() {
     let ca = ca();
     let device = client("device-10", Some(CHALLENGE));
-    let other = client("device-10", Some(CHALLENGE));
-    let msg = message_with_content(
-        &device,
-        &envelope(&other.csr, ca.certificate().x509(), Cipher::aes_256_cbc()),
-        "19",
+    let signer = client("unused", None);
+    let mixed = signed_by(&device, &signer);
+    let response = ca.pki_operation(&pkcs_req(&ca, &mixed), &policy()).unwrap();
+    let reply = read_reply(&response.der, &ca);
+    assert_eq!(reply.status, "0", "{:?}", response.outcome);
+    // The envelope is for the signer certificate: its key opens it, the CSR's does not.
+    let issued = issued_certificate(&reply, &mixed);
+    assert!(
+        CmsContentInfo::from_der(reply.envelope.as_ref().unwrap())
+            .unwrap()
+            .decrypt(&device.key, &device.self_signed)
+            .is_err()
     );
-    let response = ca.pki_operation(&msg, &policy()).unwrap();
-    assert_failure(&response, &ca, FailInfo::BadRequest);
+    assert!(
+        issued.public_key().unwrap().public_eq(&device.key),
+        "the CSR's key is certified"
+    );
+    assert!(!issued.public_key().unwrap().public_eq(&signer.key));
+    let PkiOutcome::Issued(reported) = &response.outcome else {
+        panic!("{:?}", response.outcome);
+    };
+    assert_eq!(reported.subject(), "O=GuardMDM Device, CN=device-10");
+}
+
+#[test]
+fn a_separate_signer_must_have_an_rsa_key() {
+    use openssl::ec::{EcGroup, EcKey};
+    use openssl::nid::Nid;
+    let ca = ca();
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+    let key = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
+    let name = pki::name("SCEP SIGNER", None).unwrap();
+    let signer = Client {
+        self_signed: client::self_signed(&key, &name).unwrap(),
+        key,
+        csr: Vec::new(),
+    };
+    let mixed = signed_by(&client("device-10", Some(CHALLENGE)), &signer);
+    let request = ca.decode_request(&pkcs_req(&ca, &mixed)).unwrap();
+    let (fail_info, reason) = request.problem().unwrap();
+    assert_eq!(fail_info, FailInfo::BadAlg, "{reason}");
+    assert!(reason.contains("not RSA"), "{reason}");
+}
+
+#[test]
+fn a_separate_signer_does_not_excuse_a_csr_that_does_not_verify() {
+    let ca = ca();
+    let device = client("device-10", Some(CHALLENGE));
+    let mut mixed = signed_by(&device, &client("unused", None));
+    let last = mixed.csr.len() - 1; // the CSR's signature value ends it
+    mixed.csr[last] ^= 0x01;
+    let request = ca.decode_request(&pkcs_req(&ca, &mixed)).unwrap();
+    let (fail_info, reason) = request.problem().unwrap();
+    assert_eq!(fail_info, FailInfo::BadMessageCheck);
+    assert!(
+        reason.contains("CSR's signature does not verify"),
+        "{reason}"
+    );
+    let response = ca.pki_operation(&pkcs_req(&ca, &mixed), &policy()).unwrap();
+    assert_failure(&response, &ca, FailInfo::BadMessageCheck);
+}
+
+#[test]
+fn a_separate_signer_still_needs_the_challenge() {
+    let ca = ca();
+    let signer = client("unused", Some(CHALLENGE));
+    for challenge in [Some("guess"), None] {
+        let mixed = signed_by(&client("device-10", challenge), &signer);
+        let response = ca.pki_operation(&pkcs_req(&ca, &mixed), &policy()).unwrap();
+        assert_failure(&response, &ca, FailInfo::BadRequest);
+    }
 }
 
 #[test]
@@ -564,6 +637,43 @@ fn the_client_enrolls_with_the_ca() {
     assert!(ca.issued_by_me(&cert));
     crate::Identity::from_device_key(cert, &key, Vec::new()).unwrap();
     assert!(!format!("{pending:?}").contains("PRIVATE"));
+}
+
+#[test]
+fn the_client_can_sign_with_a_separate_key_as_mdmb_does() {
+    let ca = ca();
+    let key = device_key();
+    let client = ScepClient::default().with_separate_signer();
+    assert!(client.separate_signer());
+    assert!(!ScepClient::default().separate_signer());
+    let (message, pending) = client
+        .pkcs_req(ca.certificate(), &key, "device", CHALLENGE)
+        .unwrap();
+    let request = ca.decode_request(&message).unwrap();
+    assert_eq!(request.problem(), None);
+    let signer = request.signer().unwrap();
+    assert_eq!(signer, pending.signer_certificate());
+    assert_eq!(signer.subject(), "CN=SCEP SIGNER");
+    assert!(
+        crate::Identity::from_device_key(signer.clone(), &key, Vec::new()).is_err(),
+        "the signer certificate is for another key"
+    );
+    let cert = pending
+        .read_cert_rep(&ca.respond(&request, Ok(())).unwrap().der)
+        .unwrap();
+    assert_eq!(cert.subject(), "CN=device");
+    crate::Identity::from_device_key(cert, &key, Vec::new()).unwrap();
+
+    let (message, pending) = client
+        .pkcs_req(ca.certificate(), &key, "device", "wrong")
+        .unwrap();
+    let response = ca.pki_operation(&message, &policy()).unwrap();
+    assert_eq!(
+        pending.read_cert_rep(&response.der).unwrap_err(),
+        ScepClientError::Failure {
+            fail_info: Some(FailInfo::BadRequest)
+        }
+    );
 }
 
 #[test]

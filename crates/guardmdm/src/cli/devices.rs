@@ -49,6 +49,28 @@ fn time(t: Option<OffsetDateTime>) -> String {
     t.map_or(String::new(), |t| t.format(&Rfc3339).unwrap_or_default())
 }
 
+/// An enrolled device's push state on one line: the state, the reason of a failure, the last
+/// attempt and the last success.
+fn push_line(push: &guardmdm_service::mdm::PushStatus) -> String {
+    let never = |t: Option<OffsetDateTime>| {
+        if t.is_some() {
+            time(t)
+        } else {
+            "never".to_string()
+        }
+    };
+    let state = match (push.state.as_str(), &push.error) {
+        ("none", _) => "none (not pushed by this server instance since it started)".to_string(),
+        ("failed", Some(reason)) => format!("failed: {reason}"),
+        (state, _) => state.to_string(),
+    };
+    format!(
+        "{state}; last attempt {}, last success {}",
+        never(push.last_attempt_at),
+        never(push.last_success_at)
+    )
+}
+
 pub(crate) async fn run(client: &ApiClient, command: DevicesCommand) -> anyhow::Result<()> {
     match command {
         DevicesCommand::List {
@@ -210,6 +232,9 @@ fn print_detail(d: &DeviceDetail) {
             None => "not enrolled yet".to_string(),
         },
     ));
+    if let Some(e) = &d.enrollment {
+        lines.push(("Push", push_line(&e.push)));
+    }
     let apple = &d.apple;
     lines.push((
         "Apple reports",

@@ -40,7 +40,7 @@ pub(crate) enum ApnsCommand {
 
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum CommandsCommand {
-    /// Send a command to an enrolled device (it is pushed at once).
+    /// Send a command to an enrolled device (answered once queued; the push runs in the background).
     Send {
         /// The device's UDID.
         udid: String,

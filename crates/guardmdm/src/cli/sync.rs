@@ -3,7 +3,7 @@
 use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 use guardmdm_service::SyncStart;
 use guardmdm_service::dep_sync::SyncRun;
 use reqwest::Method;
@@ -43,7 +43,12 @@ pub(crate) async fn sync_now(
     let tty = std::io::stderr().is_terminal();
     let mut last = String::new();
     let run = loop {
-        let run: SyncRun = client.get(&["abm", "tokens", name, "syncs", &id]).await?;
+        // The server ends a run whose instance stopped renewing its lease (killed, crashed):
+        // following it ends with that run's `interrupted` outcome, not forever.
+        let run: SyncRun = client
+            .get(&["abm", "tokens", name, "syncs", &id])
+            .await
+            .with_context(|| format!("following sync #{id} of {name:?}"))?;
         let line = progress(&run);
         if line != last {
             if tty {
@@ -67,6 +72,15 @@ pub(crate) async fn sync_now(
             println!("Sync #{} of {name:?} succeeded: {}.", run.id, counts(&run));
             Ok(())
         }
+        "interrupted" => bail!(
+            "sync #{} of {name:?} stopped before it finished ({}): {}. Start a new one with `guardmdm abm sync {name}`.",
+            run.id,
+            counts(&run),
+            run.error
+                .as_deref()
+                .unwrap_or("no details")
+                .trim_end_matches('.')
+        ),
         outcome => bail!(
             "sync #{} of {name:?} {outcome}: {}",
             run.id,

@@ -35,9 +35,11 @@ pub async fn setup_with(backend: Backend, extra: &[&str]) -> Mdm {
     let mut flags = vec![
         "--device-ca-file".to_string(),
         anchors.to_str().unwrap().to_string(),
-        "--apns-url".to_string(),
-        apns.base_url(),
     ];
+    // A test may point pushes elsewhere (an APNs that never answers).
+    if !extra.contains(&"--apns-url") {
+        flags.extend(["--apns-url".to_string(), apns.base_url()]);
+    }
     flags.extend(extra.iter().map(ToString::to_string));
     let app = TestApp::spawn_reachable(backend, &flags).await;
     let push = PushCertificate::generate_self_signed(TOPIC).unwrap();
@@ -84,6 +86,31 @@ pub async fn enrollment(app: &TestApp, serial: &str) -> Value {
         .await;
     assert_eq!(status, StatusCode::OK, "{list}");
     list[0].clone()
+}
+
+/// Waits until the push to `udid` asked for last has an outcome (pushes run in the
+/// background), then until the device it woke has finished its session.
+pub async fn pushed(mdm: &Mdm, udid: &str) {
+    let mut push = Value::Null;
+    for _ in 0..600 {
+        let (status, e) = mdm
+            .app
+            .json(Method::GET, &format!("/api/v1/enrollments/{udid}"), None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{e}");
+        push = e["push"].clone();
+        if push["state"] != "pending" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_ne!(push["state"], "pending", "the push never ended: {push}");
+    assert!(
+        mdm.apns
+            .apns
+            .settle(std::time::Duration::from_secs(30))
+            .await
+    );
 }
 
 /// Creates the profile `spec` and makes it the iOS default.

@@ -64,6 +64,8 @@ struct Wrapper {
 
 pub struct TestApp {
     pub base: String,
+    /// The unauthenticated metrics listener's base URL (`--metrics-listen 127.0.0.1:0`).
+    pub metrics_base: String,
     pub http: reqwest::Client,
     pub backend: Backend,
     pub database_url: Option<String>,
@@ -122,6 +124,8 @@ impl TestApp {
             },
             "--abm-url".into(),
             share.map_or_else(|| abm.base_url(), |first| first.abm.base_url()),
+            "--metrics-listen".into(),
+            "127.0.0.1:0".into(),
         ];
         if let Some(url) = &database_url {
             argv.extend(["--database-url".into(), url.clone()]);
@@ -134,6 +138,7 @@ impl TestApp {
         let server = guardmdm::server::start(settings, listener).await.unwrap();
         Self {
             base: format!("http://{}", server.addr),
+            metrics_base: format!("http://{}", server.metrics_addr.unwrap()),
             http: reqwest::Client::builder().build().unwrap(),
             backend,
             database_url,
@@ -189,6 +194,18 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// `/metrics` as the monitoring system reads it, on the metrics listener.
+    pub async fn metrics(&self) -> String {
+        let resp = self
+            .http
+            .get(format!("{}/metrics", self.metrics_base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        resp.text().await.unwrap()
     }
 
     /// A request with the admin token.

@@ -164,10 +164,7 @@ fn batch_size(text: Option<&str>) -> Result<Option<u32>, ServiceError> {
 pub(crate) async fn create(State(state): State<AppState>, page: Page, req: Request) -> Response {
     let form = match FormData::read(req, 16 * 1024).await {
         Ok(f) => f,
-        Err(e) => {
-            let s = StatusCode::BAD_REQUEST;
-            return list_page(&page, CreateForm::default(), Some(e), s).await;
-        }
+        Err(e) => return list_page(&page, CreateForm::default(), Some(e.message), e.status).await,
     };
     let entered = CreateForm {
         name: form.text("name").unwrap_or_default().to_string(),
@@ -285,10 +282,7 @@ pub(crate) async fn upload_token(
     };
     let form = match FormData::read(req, MAX_TOKEN_FILE_BYTES + 16 * 1024).await {
         Ok(f) => f,
-        Err(e) => {
-            let status = StatusCode::BAD_REQUEST;
-            return entry_page(&state, &page, &name, fail(e), status).await;
-        }
+        Err(e) => return entry_page(&state, &page, &name, fail(e.message), e.status).await,
     };
     let file = match (form.file("token_file"), form.raw("token_text")) {
         (Some(file), _) => file.to_vec(),
@@ -325,23 +319,30 @@ pub(crate) async fn update_settings(
     Path(name): Path<String>,
     req: Request,
 ) -> Response {
-    let result = match FormData::read(req, 16 * 1024).await {
-        Ok(form) => match batch_size(form.text("batch_size")) {
-            Ok(batch_size) => {
-                let settings = EntrySettings {
-                    batch_size,
-                    abm_url: Some(form.text("abm_url").map(str::to_string)),
-                };
-                state
-                    .services
-                    .abm
-                    .update_settings(&page.session.actor(), &name, settings)
-                    .await
-                    .map(|_| ())
-            }
-            Err(e) => Err(e),
-        },
-        Err(e) => Err(ServiceError::Invalid(e)),
+    let form = match FormData::read(req, 16 * 1024).await {
+        Ok(form) => form,
+        Err(e) => {
+            let errors = EntryErrors {
+                settings: Some(e.message),
+                ..EntryErrors::default()
+            };
+            return entry_page(&state, &page, &name, errors, e.status).await;
+        }
+    };
+    let result = match batch_size(form.text("batch_size")) {
+        Ok(batch_size) => {
+            let settings = EntrySettings {
+                batch_size,
+                abm_url: Some(form.text("abm_url").map(str::to_string)),
+            };
+            state
+                .services
+                .abm
+                .update_settings(&page.session.actor(), &name, settings)
+                .await
+                .map(|_| ())
+        }
+        Err(e) => Err(e),
     };
     match result {
         Ok(()) => see_other(&entry_href(&name), "settings_saved"),
@@ -403,7 +404,7 @@ pub(crate) async fn delete(
 ) -> Response {
     let typed = match FormData::read(req, 16 * 1024).await {
         Ok(form) => form.text("confirm_name").unwrap_or_default().to_string(),
-        Err(e) => return delete_page(&state, &page, &name, Some(e), StatusCode::BAD_REQUEST).await,
+        Err(e) => return delete_page(&state, &page, &name, Some(e.message), e.status).await,
     };
     if typed != name {
         let message =

@@ -11,7 +11,7 @@ use base64::Engine as _;
 use guardmdm_mdm_protocol::MAX_COMMAND_BYTES;
 use guardmdm_service::ServiceError;
 use guardmdm_service::mdm::{
-    CommandSpec, CommandView, ENROLLMENT_STATUSES, EnrollmentView, NewCommandRequest,
+    CommandSpec, CommandView, ENROLLMENT_STATUSES, EnrollmentView, NewCommandRequest, PushStatus,
 };
 use serde::Deserialize;
 
@@ -86,6 +86,8 @@ pub(crate) struct Row {
     last_seen_at: String,
     pushable: &'static str,
     awaiting: &'static str,
+    push: String,
+    push_class: String,
 }
 
 impl From<&EnrollmentView> for Row {
@@ -104,7 +106,20 @@ impl From<&EnrollmentView> for Row {
             last_seen_at: rfc3339(e.last_seen_at),
             pushable: yes_no(e.pushable),
             awaiting: yes_no(e.awaiting_configuration),
+            push: push_label(&e.push),
+            push_class: e.push.state.clone(),
         }
+    }
+}
+
+/// A push state in words; a failure with its reason.
+fn push_label(push: &PushStatus) -> String {
+    match (push.state.as_str(), &push.error) {
+        ("pending", _) => "Pending".to_string(),
+        ("sent", _) => "Sent".to_string(),
+        ("failed", Some(reason)) => format!("Failed: {reason}"),
+        ("failed", None) => "Failed".to_string(),
+        _ => "Not pushed since this server started".to_string(),
     }
 }
 
@@ -323,6 +338,19 @@ async fn device_page(
         ("Last seen", row.last_seen.clone()),
         ("Pushable", row.pushable.to_string()),
         ("Awaiting configuration", row.awaiting.to_string()),
+        ("Push", row.push.clone()),
+        (
+            "Last push attempt",
+            e.push
+                .last_attempt_at
+                .map_or_else(|| "never".to_string(), when),
+        ),
+        (
+            "Last push sent",
+            e.push
+                .last_success_at
+                .map_or_else(|| "never".to_string(), when),
+        ),
     ];
     let info = e
         .device_info
@@ -398,10 +426,10 @@ pub(crate) async fn send(
         Ok(f) => f,
         Err(e) => {
             let form = CommandForm {
-                error: Some(e),
+                error: Some(e.message),
                 ..CommandForm::default()
             };
-            return device_page(&state, &page, &udid, form, StatusCode::BAD_REQUEST).await;
+            return device_page(&state, &page, &udid, form, e.status).await;
         }
     };
     let kept = CommandForm {

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 
+use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::{StatusCode, header};
 use axum::response::Response;
@@ -30,7 +31,7 @@ pub(crate) struct FormData {
 
 /// Why a form could not be read.
 enum ReadError {
-    /// The body or a file is over the limit.
+    /// The body or a file is over the limit (bytes).
     TooLarge(usize),
     /// Anything else, as a message for the admin.
     Malformed(String),
@@ -39,9 +40,44 @@ enum ReadError {
 impl std::fmt::Display for ReadError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::TooLarge(limit) => write!(f, "the form is larger than {} KiB", limit / 1024),
+            Self::TooLarge(limit) => write!(
+                f,
+                "the form is larger than this page's limit of {}",
+                size(*limit)
+            ),
             Self::Malformed(message) => f.write_str(message),
         }
+    }
+}
+
+/// A form that could not be read: the status to answer and a message for the admin.
+#[derive(Debug)]
+pub(crate) struct FormError {
+    /// 413 when the body is over the limit, 400 otherwise.
+    pub(crate) status: StatusCode,
+    /// What is wrong (names the limit when it is the size).
+    pub(crate) message: String,
+}
+
+impl From<ReadError> for FormError {
+    fn from(e: ReadError) -> Self {
+        let status = match e {
+            ReadError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ReadError::Malformed(_) => StatusCode::BAD_REQUEST,
+        };
+        Self {
+            status,
+            message: e.to_string(),
+        }
+    }
+}
+
+/// `4 MiB`, `16 KiB`: a limit as admins read it.
+pub(crate) fn size(bytes: usize) -> String {
+    if bytes >= 1024 * 1024 && bytes.is_multiple_of(1024 * 1024) {
+        format!("{} MiB", bytes / (1024 * 1024))
+    } else {
+        format!("{} KiB", bytes.div_ceil(1024))
     }
 }
 
@@ -99,14 +135,20 @@ impl FormData {
         }
     }
 
-    /// Reads a request body of at most `limit` bytes, urlencoded or multipart.
+    /// Reads a request body of at most `limit` bytes, urlencoded or multipart, with the
+    /// status to answer when it cannot: 413 Payload Too Large when the body is over `limit`
+    /// (the message names the limit), 400 when it is malformed or of another type.
     ///
     /// # Errors
-    /// A message for the admin: the body is too large, malformed, or of another type.
-    pub(crate) async fn read(req: Request, limit: usize) -> Result<Self, String> {
-        Self::read_body(req, limit).await.map_err(|e| e.to_string())
+    /// A [`FormError`] for the admin.
+    pub(crate) async fn read(req: Request, limit: usize) -> Result<Self, FormError> {
+        Self::read_body(req, limit).await.map_err(FormError::from)
     }
 
+    /// Reads the body, `limit` bytes at most whatever its type: a `Content-Length` over the
+    /// limit is refused before reading, and the body is cut off at the limit otherwise.
+    /// (The dashboard's routes have axum's own default limit turned off, so this is the one
+    /// limit and the one message.)
     async fn read_body(req: Request, limit: usize) -> Result<Self, ReadError> {
         let content_type = req
             .headers()
@@ -114,13 +156,22 @@ impl FormData {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_ascii_lowercase();
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit as u64) {
+            return Err(ReadError::TooLarge(limit));
+        }
+        let req = req.map(|body| Body::new(http_body_util::Limited::new(body, limit)));
         if content_type.starts_with("multipart/form-data") {
             let multipart = Multipart::from_request(req, &())
                 .await
                 .map_err(|e| unreadable(&e.body_text()))?;
             Self::from_multipart(multipart, limit).await
         } else if content_type.starts_with("application/x-www-form-urlencoded") {
-            let bytes = axum::body::to_bytes(req.into_body(), limit)
+            let bytes = axum::body::to_bytes(req.into_body(), usize::MAX)
                 .await
                 .map_err(|_| ReadError::TooLarge(limit))?;
             Ok(Self {
@@ -137,17 +188,17 @@ impl FormData {
     async fn from_multipart(mut multipart: Multipart, limit: usize) -> Result<Self, ReadError> {
         let mut form = Self::default();
         let mut total = 0usize;
-        while let Some(field) = multipart
-            .next_field()
-            .await
-            .map_err(|e| unreadable(&e.body_text()))?
-        {
+        let failed = |e: axum::extract::multipart::MultipartError| {
+            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ReadError::TooLarge(limit)
+            } else {
+                unreadable(&e.body_text())
+            }
+        };
+        while let Some(field) = multipart.next_field().await.map_err(failed)? {
             let name = field.name().unwrap_or_default().to_string();
             let is_file = field.file_name().is_some();
-            let bytes = field
-                .bytes()
-                .await
-                .map_err(|e| unreadable(&e.body_text()))?;
+            let bytes = field.bytes().await.map_err(failed)?;
             total += bytes.len();
             if total > limit {
                 return Err(ReadError::TooLarge(limit));
@@ -174,13 +225,17 @@ fn unreadable(detail: &str) -> ReadError {
 fn too_large() -> Response {
     refused(
         StatusCode::PAYLOAD_TOO_LARGE,
-        "The upload is too large: the dashboard takes CSV files up to 4 MB; split the file, or use `guardmdm profiles assign --csv` / `guardmdm groups add --csv`.",
+        &format!(
+            "The upload is too large: the dashboard takes CSV files up to {} and forms up to {}; split the file, or use `guardmdm profiles assign --csv` / `guardmdm groups add --csv`.",
+            size(MAX_UPLOAD_BYTES),
+            size(MAX_BULK_BODY_BYTES)
+        ),
     )
 }
 
 /// The extractor of the profile, group and OS-default forms: a body up to
 /// [`MAX_BULK_BODY_BYTES`] (a CSV carried to its "apply" form), files up to
-/// [`MAX_UPLOAD_BYTES`].
+/// [`MAX_UPLOAD_BYTES`]; larger ones are 413 naming the limits.
 impl<S: Send + Sync> FromRequest<S> for FormData {
     type Rejection = Response;
 
@@ -212,6 +267,11 @@ pub(crate) struct BulkInput {
     pub(crate) serials_text: String,
     /// An uploaded CSV, base64 (kept for the apply form).
     pub(crate) upload_b64: String,
+    /// The SHA-256 of the input (the file's bytes, or the pasted text), hex: an input too
+    /// large to carry in the page is chosen again, and checked against it.
+    pub(crate) digest: String,
+    /// The input's size in bytes.
+    pub(crate) size: usize,
 }
 
 /// Serials typed or pasted in a textarea: separated by white space, commas or semicolons.
@@ -223,17 +283,32 @@ pub(crate) fn split_serials(text: &str) -> Vec<String> {
 }
 
 /// The serials of a bulk form: an uploaded file `csv` first, else a CSV carried from a dry
-/// run (`upload_b64`), else the textarea `serials`.
+/// run (`upload_b64`), else the textarea `serials`. When the form carries `expect_sha256`
+/// (an input chosen again after a dry run), the input must be the one the dry run read.
 ///
 /// # Errors
-/// A message for the admin when nothing was given or the carried file is damaged.
+/// A message for the admin when nothing was given, the carried file is damaged, or the
+/// input is not the one the dry run read.
 pub(crate) fn bulk_input(form: &FormData) -> Result<BulkInput, String> {
+    let input = read_bulk_input(form)?;
+    match form.text("expect_sha256") {
+        Some(expected) if !expected.eq_ignore_ascii_case(&input.digest) => Err(
+            "this is not the input the dry run checked (its contents differ): run the dry run again with it"
+                .to_string(),
+        ),
+        _ => Ok(input),
+    }
+}
+
+fn read_bulk_input(form: &FormData) -> Result<BulkInput, String> {
     let engine = base64::engine::general_purpose::STANDARD;
     if let Some(file) = form.file("csv") {
         return Ok(BulkInput {
             input: SerialInput::Csv(file.to_vec()),
             serials_text: String::new(),
             upload_b64: engine.encode(file),
+            digest: sha256_hex(file),
+            size: file.len(),
         });
     }
     if let Some(carried) = form.opt("upload_b64") {
@@ -242,6 +317,8 @@ pub(crate) fn bulk_input(form: &FormData) -> Result<BulkInput, String> {
                 .to_string()
         })?;
         return Ok(BulkInput {
+            digest: sha256_hex(&bytes),
+            size: bytes.len(),
             input: SerialInput::Csv(bytes),
             serials_text: String::new(),
             upload_b64: carried,
@@ -266,13 +343,27 @@ pub(crate) fn bulk_input(form: &FormData) -> Result<BulkInput, String> {
         input: SerialInput::Serials(serials),
         serials_text: text.to_string(),
         upload_b64: String::new(),
+        digest: sha256_hex(text.as_bytes()),
+        size: text.len(),
     })
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    guardmdm_crypto::digest::sha256_hex(bytes)
 }
 
 /// Whether a bulk form asks for a dry run (the default) rather than applying.
 pub(crate) fn is_dry_run(form: &FormData) -> bool {
     form.get("mode") != "apply"
 }
+
+/// Rows shown on a report page: the first problem rows (not applied); the CSV download has
+/// every row. 100 rows keep the page near 20 KB whatever the input.
+pub(crate) const MAX_SHOWN_ROWS: usize = 100;
+/// The largest input a report page carries to its "apply" and "download" forms (base64 in
+/// a hidden field, a third larger): 32 KiB, about 2,500 serials. A larger input is chosen
+/// again and checked against the dry run's SHA-256, so the page stays small.
+pub(crate) const MAX_CARRIED_BYTES: usize = 32 * 1024;
 
 /// One row of a report, for the template.
 pub(crate) struct ReportRow {
@@ -283,14 +374,35 @@ pub(crate) struct ReportRow {
     pub(crate) detail: String,
 }
 
-/// A bulk operation's per-row report, for the template, with the input to apply it.
+/// The count of one outcome, for the template.
+pub(crate) struct OutcomeCount {
+    /// `applied`, `unknown_serial`, … (as in the CSV and the REST API).
+    pub(crate) key: &'static str,
+    pub(crate) label: &'static str,
+    pub(crate) class: &'static str,
+    pub(crate) count: u64,
+}
+
+/// A bulk operation's report, for the template: the counts, the first problem rows, and the
+/// input to apply it or download the whole report.
 pub(crate) struct ReportView {
     pub(crate) dry_run: bool,
     pub(crate) summary: String,
+    pub(crate) counts: Vec<OutcomeCount>,
+    /// The first [`MAX_SHOWN_ROWS`] rows that were not applied.
     pub(crate) rows: Vec<ReportRow>,
+    /// Rows not applied, in all.
+    pub(crate) problems: u64,
+    /// Rows not applied that are not shown.
+    pub(crate) hidden: u64,
     pub(crate) applicable: u64,
+    /// Whether the input is carried in the page (else it is chosen again).
+    pub(crate) carried: bool,
+    /// Whether the input was a file (else pasted serials).
+    pub(crate) is_file: bool,
     pub(crate) serials_text: String,
     pub(crate) upload_b64: String,
+    pub(crate) digest: String,
 }
 
 fn outcome_label(o: RowOutcome) -> (&'static str, &'static str) {
@@ -323,28 +435,107 @@ impl ReportView {
             if c.duplicate_row == 1 { "" } else { "s" },
             c.malformed,
         );
+        let counts = RowOutcome::ALL
+            .into_iter()
+            .map(|o| {
+                let (label, class) = outcome_label(o);
+                OutcomeCount {
+                    key: o.as_str(),
+                    label,
+                    class,
+                    count: c.get(o),
+                }
+            })
+            .collect();
+        let problems = c.total() - c.applied;
+        let rows: Vec<ReportRow> = report
+            .rows
+            .into_iter()
+            .filter(|r| r.outcome != RowOutcome::Applied)
+            .take(MAX_SHOWN_ROWS)
+            .map(|r| {
+                let (outcome, class) = outcome_label(r.outcome);
+                ReportRow {
+                    line: r.line,
+                    serial: r.serial.unwrap_or_else(|| "(empty)".to_string()),
+                    outcome,
+                    class,
+                    detail: r.detail.unwrap_or_default(),
+                }
+            })
+            .collect();
+        let carried = input.size <= MAX_CARRIED_BYTES;
         Self {
             dry_run: report.dry_run,
             summary,
+            counts,
+            hidden: problems.saturating_sub(rows.len() as u64),
+            rows,
+            problems,
             applicable: c.applied,
-            rows: report
-                .rows
-                .into_iter()
-                .map(|r| {
-                    let (outcome, class) = outcome_label(r.outcome);
-                    ReportRow {
-                        line: r.line,
-                        serial: r.serial.unwrap_or_else(|| "(empty)".to_string()),
-                        outcome,
-                        class,
-                        detail: r.detail.unwrap_or_default(),
-                    }
-                })
-                .collect(),
-            serials_text: input.serials_text,
-            upload_b64: input.upload_b64,
+            carried,
+            is_file: matches!(input.input, SerialInput::Csv(_)),
+            serials_text: if carried {
+                input.serials_text
+            } else {
+                String::new()
+            },
+            upload_b64: if carried {
+                input.upload_b64
+            } else {
+                String::new()
+            },
+            digest: input.digest,
         }
     }
+}
+
+/// The query of a bulk form's route: `?report=csv` answers the whole per-row report of a dry
+/// run of the posted input as a CSV download instead of the page.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct ReportQuery {
+    #[serde(default)]
+    report: String,
+}
+
+impl ReportQuery {
+    /// Whether the CSV download is asked for.
+    ///
+    /// # Errors
+    /// A message when `report` names another format.
+    pub(crate) fn wants_csv(&self) -> Result<bool, String> {
+        match self.report.as_str() {
+            "" => Ok(false),
+            "csv" => Ok(true),
+            other => Err(format!(
+                "unknown report format {other:?}: the report downloads as `?report=csv`"
+            )),
+        }
+    }
+}
+
+/// The whole report as a CSV download named `file_stem-report.csv`.
+pub(crate) fn csv_download(file_stem: &str, report: &CsvReport) -> Response {
+    use axum::response::IntoResponse as _;
+    let stem: String = file_stem
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let disposition = format!("attachment; filename=\"{stem}-report.csv\"");
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        report.to_csv(),
+    )
+        .into_response()
 }
 
 /// A choice of what a bulk form does (a radio button).
@@ -453,6 +644,90 @@ mod tests {
 }
 
 #[cfg(test)]
+mod report_tests {
+    use super::*;
+    use guardmdm_service::serial_csv::RowReport;
+
+    fn input(size: usize) -> BulkInput {
+        BulkInput {
+            input: SerialInput::Csv(vec![b'A'; size]),
+            serials_text: String::new(),
+            upload_b64: "QQ==".to_string(),
+            digest: "ab".repeat(32),
+            size,
+        }
+    }
+
+    fn report(applied: u64, unknown: u64) -> CsvReport {
+        let rows = (1..=applied + unknown)
+            .map(|line| RowReport {
+                line,
+                serial: Some(format!("S{line:011}")),
+                outcome: if line <= applied {
+                    RowOutcome::Applied
+                } else {
+                    RowOutcome::UnknownSerial
+                },
+                detail: None,
+            })
+            .collect();
+        CsvReport::new(rows, true)
+    }
+
+    #[test]
+    fn a_report_lists_the_first_rows_not_applied_and_counts_every_outcome() {
+        let view = ReportView::new(report(3, 250), input(10));
+        assert_eq!(view.rows.len(), MAX_SHOWN_ROWS);
+        assert_eq!(view.rows[0].line, 4, "applied rows are counted, not listed");
+        assert_eq!((view.problems, view.hidden, view.applicable), (250, 150, 3));
+        let counts: Vec<(&str, u64)> = view.counts.iter().map(|c| (c.key, c.count)).collect();
+        assert_eq!(
+            counts,
+            [
+                ("applied", 3),
+                ("unknown_serial", 250),
+                ("not_in_abm", 0),
+                ("duplicate_row", 0),
+                ("malformed", 0)
+            ]
+        );
+        assert!(view.carried);
+        assert_eq!(view.upload_b64, "QQ==");
+        let small = ReportView::new(report(2, 1), input(MAX_CARRIED_BYTES));
+        assert_eq!((small.rows.len(), small.hidden), (1, 0));
+        assert!(small.carried);
+        let big = ReportView::new(report(2, 1), input(MAX_CARRIED_BYTES + 1));
+        assert!(!big.carried && big.is_file);
+        assert_eq!(big.upload_b64, "", "a large input is not carried");
+    }
+
+    #[test]
+    fn an_input_chosen_again_must_be_the_one_the_dry_run_read() {
+        let text = "C02AAA111222";
+        let digest = guardmdm_crypto::digest::sha256_hex(text.as_bytes());
+        let form = FormData::from_pairs(&[("serials", text), ("expect_sha256", &digest)]);
+        assert_eq!(bulk_input(&form).unwrap().digest, digest);
+        let form = FormData::from_pairs(&[("serials", "C02AAA111223"), ("expect_sha256", &digest)]);
+        assert!(
+            bulk_input(&form)
+                .unwrap_err()
+                .contains("not the input the dry run checked")
+        );
+        assert!(ReportQuery::default().wants_csv() == Ok(false));
+        let q = ReportQuery {
+            report: "csv".into(),
+        };
+        assert_eq!(q.wants_csv(), Ok(true));
+        let q = ReportQuery {
+            report: "pdf".into(),
+        };
+        assert!(q.wants_csv().unwrap_err().contains("?report=csv"));
+        assert_eq!(size(8 * 1024 * 1024), "8 MiB");
+        assert_eq!(size(80 * 1024), "80 KiB");
+    }
+}
+
+#[cfg(test)]
 mod read_tests {
     use super::*;
     use axum::body::Body;
@@ -505,10 +780,21 @@ mod read_tests {
         )
         .await
         .unwrap_err();
-        assert!(err.contains("larger than"), "{err}");
+        assert_eq!(err.status, StatusCode::PAYLOAD_TOO_LARGE);
+        assert!(
+            err.message
+                .contains("larger than this page's limit of 1 KiB"),
+            "{}",
+            err.message
+        );
         let err = FormData::read(request("application/json", "{}"), 1024)
             .await
             .unwrap_err();
-        assert!(err.contains("urlencoded or multipart"), "{err}");
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        assert!(
+            err.message.contains("urlencoded or multipart"),
+            "{}",
+            err.message
+        );
     }
 }

@@ -363,31 +363,36 @@ pub(crate) async fn show(
 }
 
 /// `POST /groups/{name}/members`: add serials to a static group; a dry run unless
-/// `mode=apply`.
+/// `mode=apply`. With `?report=csv`, a dry run answered as the whole report in CSV.
 pub(crate) async fn add(
     State(state): State<AppState>,
     page: Page,
     Path(name): Path<String>,
+    Query(query): Query<forms::ReportQuery>,
     form: FormData,
 ) -> Response {
     let mut view = match show_page(&state, &page, &name, "").await {
         Ok(v) => v,
         Err(e) => return error_page(&page, e),
     };
-    let input = match forms::bulk_input(&form) {
-        Ok(i) => i,
+    let (wants_csv, input) = match query
+        .wants_csv()
+        .and_then(|csv| forms::bulk_input(&form).map(|input| (csv, input)))
+    {
+        Ok(given) => given,
         Err(m) => {
             view.bulk.error = Some(m);
             return (StatusCode::BAD_REQUEST, view).into_response();
         }
     };
-    let dry_run = forms::is_dry_run(&form);
+    let dry_run = wants_csv || forms::is_dry_run(&form);
     match state
         .services
         .groups
         .add(&page.session.actor(), &name, input.input.clone(), dry_run)
         .await
     {
+        Ok(report) if wants_csv => forms::csv_download(&format!("group-{name}"), &report),
         Ok(report) => {
             if !dry_run && let Ok(v) = show_page(&state, &page, &name, "").await {
                 view = v;

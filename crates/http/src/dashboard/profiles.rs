@@ -4,7 +4,7 @@
 
 use askama::Template;
 use askama_web::WebTemplate;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use guardmdm_service::ServiceError;
@@ -587,11 +587,13 @@ pub(crate) async fn delete(
 }
 
 /// `POST /profiles/{name}/assign`: give serials this profile explicitly (`action=assign`)
-/// or clear their explicit profile (`action=unassign`); a dry run unless `mode=apply`.
+/// or clear their explicit profile (`action=unassign`); a dry run unless `mode=apply`. With
+/// `?report=csv`, a dry run answered as the whole report in CSV.
 pub(crate) async fn assign(
     State(state): State<AppState>,
     page: Page,
     Path(name): Path<String>,
+    Query(query): Query<forms::ReportQuery>,
     form: FormData,
 ) -> Response {
     let p = match state.services.profiles.get(&name).await {
@@ -600,14 +602,17 @@ pub(crate) async fn assign(
     };
     let action = form.get("action").to_string();
     let mut view = ShowPage::new(&page, p, &action);
-    let input = match forms::bulk_input(&form) {
-        Ok(i) => i,
+    let (wants_csv, input) = match query
+        .wants_csv()
+        .and_then(|csv| forms::bulk_input(&form).map(|input| (csv, input)))
+    {
+        Ok(given) => given,
         Err(m) => {
             view.bulk.error = Some(m);
             return (StatusCode::BAD_REQUEST, view).into_response();
         }
     };
-    let dry_run = forms::is_dry_run(&form);
+    let dry_run = wants_csv || forms::is_dry_run(&form);
     let profile = (view.bulk.action == "assign").then_some(name.as_str());
     match state
         .services
@@ -615,6 +620,10 @@ pub(crate) async fn assign(
         .assign(&page.session.actor(), profile, input.input.clone(), dry_run)
         .await
     {
+        Ok(report) if wants_csv => {
+            let stem = format!("profile-{name}-{}", view.bulk.action);
+            forms::csv_download(&stem, &report)
+        }
         Ok(report) => {
             if !dry_run {
                 // Show the profile as it is now (its explicit device count changed).

@@ -328,7 +328,15 @@ async fn csrf_token_of(req: Request) -> Result<(Option<String>, Request), Respon
     let (parts, body) = req.into_parts();
     let bytes = axum::body::to_bytes(body, MAX_FORM_BYTES)
         .await
-        .map_err(|_| refused(StatusCode::PAYLOAD_TOO_LARGE, "The form is too large."))?;
+        .map_err(|_| {
+            refused(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!(
+                    "The form is larger than {} KiB, the limit for a form without JavaScript; nothing was changed.",
+                    MAX_FORM_BYTES / 1024
+                ),
+            )
+        })?;
     let token = form_urlencoded::parse(&bytes)
         .find(|(k, _)| k == CSRF_FIELD)
         .map(|(_, v)| v.into_owned());
@@ -484,6 +492,19 @@ pub(crate) async fn signin(
                 ),
             );
             if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            response
+        }
+        Err(SignInError::Busy { retry_after }) => {
+            let wait = retry_after.as_secs_f64().ceil().max(1.0);
+            let mut response = page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The server is busy checking other sign-ins, so your password was not checked \
+                 (and the attempt does not count). Try again in a few seconds."
+                    .to_string(),
+            );
+            if let Ok(v) = HeaderValue::from_str(&format!("{wait:.0}")) {
                 response.headers_mut().insert(header::RETRY_AFTER, v);
             }
             response

@@ -274,15 +274,7 @@ pub(crate) async fn start(
     let full = match FormData::read(req, 16 * 1024).await {
         Ok(form) => form.checked("full"),
         Err(e) => {
-            return sync_page(
-                &state,
-                &page,
-                &name,
-                Some(e),
-                StatusCode::BAD_REQUEST,
-                false,
-            )
-            .await;
+            return sync_page(&state, &page, &name, Some(e.message), e.status, false).await;
         }
     };
     let here = format!("{}/sync", entry_href(&name));

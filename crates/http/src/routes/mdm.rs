@@ -8,10 +8,10 @@ use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use guardmdm_mdm_protocol::{
-    CHECKIN_CONTENT_TYPE, DEVICE_INFO_HEADER, MAX_CHECKIN_BYTES, MAX_MACHINE_INFO_BYTES,
-    MAX_REPORT_BYTES,
+    CHECKIN_CONTENT_TYPE, DEVICE_INFO_HEADER, MAX_MACHINE_INFO_BYTES, MDM_SIGNATURE_HEADER,
 };
-use guardmdm_service::mdm::{DeviceIdentityProof, MdmError};
+use guardmdm_service::mdm::{DeviceIdentityProof, MdmError, ProvenDevice};
+use http_body_util::BodyExt as _;
 use serde::Deserialize;
 
 use crate::AppState;
@@ -37,18 +37,40 @@ fn failure(e: &MdmError) -> Response {
         .into_response()
 }
 
-async fn body(request: Request, limit: usize) -> Result<Bytes, Response> {
-    axum::body::to_bytes(request.into_body(), limit)
+/// Reads a body of at most `limit` bytes: a `Content-Length` over it is refused (413) before a
+/// byte is read, and a body without one (chunked) is cut off at the limit (413).
+async fn body(request: Request, what: &str, limit: usize) -> Result<Bytes, Response> {
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > u64::try_from(limit).unwrap_or(u64::MAX)) {
+        return Err(failure(&MdmError::too_large(what, declared, limit)));
+    }
+    match http_body_util::Limited::new(request.into_body(), limit)
+        .collect()
         .await
-        .map_err(|_| {
-            failure(&MdmError {
-                status: 413,
-                message: format!(
-                    "the body is larger than {} KiB, or unreadable",
-                    limit / 1024
-                ),
-            })
-        })
+    {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(failure(&MdmError::too_large(what, None, limit)))
+        }
+        Err(e) => Err(failure(&MdmError {
+            status: 400,
+            message: format!("the {what} could not be read: {e}"),
+        })),
+    }
+}
+
+/// The device behind a request, proven from its headers before its body is read.
+async fn prove(state: &AppState, proof: DeviceIdentityProof) -> Result<ProvenDevice, Response> {
+    state
+        .services
+        .mdm
+        .prove_device(&proof)
+        .await
+        .map_err(|e| failure(&e))
 }
 
 /// The identity a request proves: a client certificate from the trusted proxy header when
@@ -59,7 +81,7 @@ fn proof(state: &AppState, headers: &HeaderMap) -> DeviceIdentityProof {
     {
         return DeviceIdentityProof::ClientCertificate(forwarded_certificate(value));
     }
-    match headers.get("mdm-signature") {
+    match headers.get(MDM_SIGNATURE_HEADER) {
         Some(v) => DeviceIdentityProof::MdmSignature(v.as_bytes().to_vec()),
         None => DeviceIdentityProof::Missing,
     }
@@ -98,7 +120,8 @@ fn percent_decode(text: &str) -> String {
 
 /// `POST /mdm/enroll`: the signed MachineInfo in, the signed enrollment profile out.
 pub(crate) async fn enroll(State(state): State<AppState>, request: Request) -> Response {
-    let bytes = match body(request, MAX_MACHINE_INFO_BYTES).await {
+    // The MachineInfo's signature is verified before its plist is read (`enroll`).
+    let bytes = match body(request, "MachineInfo", MAX_MACHINE_INFO_BYTES).await {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -125,10 +148,11 @@ pub(crate) async fn enroll_web(State(state): State<AppState>, headers: HeaderMap
     }
 }
 
-/// `PUT /mdm/checkin`.
+/// `PUT /mdm/checkin`: the identity is checked from the headers, then the body read within
+/// `--checkin-max-bytes`, then its signature verified, and only then is it parsed.
 pub(crate) async fn checkin(State(state): State<AppState>, request: Request) -> Response {
-    let headers = request.headers().clone();
-    let content_type = headers
+    let content_type = request
+        .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
@@ -138,34 +162,34 @@ pub(crate) async fn checkin(State(state): State<AppState>, request: Request) -> 
             message: format!("a check-in must be sent as {CHECKIN_CONTENT_TYPE}"),
         });
     }
-    let bytes = match body(request, MAX_CHECKIN_BYTES).await {
+    let device = match prove(&state, proof(&state, request.headers())).await {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    let limit = state.services.mdm.settings().limits.checkin_bytes;
+    let bytes = match body(request, "check-in", limit).await {
         Ok(b) => b,
         Err(r) => return r,
     };
-    match state
-        .services
-        .mdm
-        .checkin(&proof(&state, &headers), &bytes)
-        .await
-    {
+    match state.services.mdm.checkin(&device, &bytes).await {
         Ok(answer) => answer.into_response(),
         Err(e) => failure(&e),
     }
 }
 
-/// `PUT /mdm/connect`: a result in, the next command out.
+/// `PUT /mdm/connect`: a result in, the next command out. As for check-ins, the identity
+/// comes first, then the body within `--report-max-bytes`, its signature, and its plist.
 pub(crate) async fn connect(State(state): State<AppState>, request: Request) -> Response {
-    let headers = request.headers().clone();
-    let bytes = match body(request, MAX_REPORT_BYTES).await {
+    let device = match prove(&state, proof(&state, request.headers())).await {
+        Ok(d) => d,
+        Err(r) => return r,
+    };
+    let limit = state.services.mdm.settings().limits.report_bytes;
+    let bytes = match body(request, "command report", limit).await {
         Ok(b) => b,
         Err(r) => return r,
     };
-    match state
-        .services
-        .mdm
-        .connect(&proof(&state, &headers), &bytes)
-        .await
-    {
+    match state.services.mdm.connect(&device, &bytes).await {
         Ok(command) if command.is_empty() => StatusCode::OK.into_response(),
         Ok(command) => (
             [(header::CONTENT_TYPE, "application/xml; charset=utf-8")],
@@ -244,7 +268,7 @@ pub(crate) async fn scep_post(
             message: format!("POST supports PKIOperation only, not {:?}", query.operation),
         });
     }
-    match body(request, MAX_SCEP_BYTES).await {
+    match body(request, "SCEP message", MAX_SCEP_BYTES).await {
         Ok(der) => pki_operation(&state, &der).await,
         Err(r) => r,
     }

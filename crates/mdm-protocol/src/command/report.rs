@@ -11,11 +11,18 @@ use crate::plist_read::{Fields, KeysOnly, read_dictionary};
 /// The `Content-Type` devices send on the command channel.
 pub const REPORT_CONTENT_TYPE: &str = "application/x-apple-aspen-mdm";
 
-/// The largest command report accepted: 32 MiB. Results such as `InstalledApplicationList`,
-/// `ProfileList` or `CertificateList` on a well-used Mac run to megabytes. The HTTP layer must
-/// raise its body limit to this on the MDM route (axum's default is 2 MB);
-/// [`parse_report`] refuses bigger bodies too.
+/// The largest command report [`parse_report`] accepts at all: 32 MiB, the ceiling for a
+/// server's configured limit ([`DEFAULT_REPORT_BYTES`] unless told otherwise), which it
+/// enforces before reading a body.
 pub const MAX_REPORT_BYTES: usize = 32 * 1024 * 1024;
+
+/// The command report limit a server applies unless told otherwise: 8 MiB. Most results are
+/// a few KB (`DeviceInformation`, `SecurityInfo`: under 20 KB); the large ones are lists:
+/// `InstalledApplicationList` takes about 0.5 KB an app (2,000 apps on a Mac: about 1 MB),
+/// `CertificateList` 2 to 3 KB a certificate with its DER (500 certificates: about 1.5 MB),
+/// `ProfileList` with its signer certificates about as much. 8 MiB is several times the
+/// largest of these; a server may allow up to [`MAX_REPORT_BYTES`].
+pub const DEFAULT_REPORT_BYTES: usize = 8 * 1024 * 1024;
 
 const WHAT: &str = "command report";
 

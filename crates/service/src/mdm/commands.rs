@@ -1,5 +1,6 @@
-//! The admin side of the command queue: send a command to an enrolled device (it is pushed at
-//! once), list a device's commands and read their results; the enrolled devices.
+//! The admin side of the command queue: send a command to an enrolled device (answered once
+//! it is queued; the push runs in the background), list a device's commands and read their
+//! results; the enrolled devices.
 
 use guardmdm_mdm_protocol::{Command, CommandRequest, command_from_upload};
 use guardmdm_store::{EnrollmentQuery, MdmCommand, NewAuditEvent, NewCommand};
@@ -109,7 +110,8 @@ impl MdmService {
             .await?)
     }
 
-    /// Sends a command to an enrolled device: queued, then the device is pushed.
+    /// Sends a command to an enrolled device: queued, and a push to the device is asked for
+    /// (it runs in the background, coalesced with the device's other pushes).
     ///
     /// # Errors
     /// [`ServiceError::NotFound`] for an unknown device; [`ServiceError::Conflict`] for one
@@ -148,9 +150,7 @@ impl MdmService {
             .queue_command(udid, command, &actor.audit_name(), Some(&audit))
             .await
             .map_err(|e| ServiceError::Internal(e.message))?;
-        if let Err(e) = self.push(&[udid.to_string()]).await {
-            tracing::warn!(udid = %udid, error = %e, "push after queueing failed; the device gets the command at its next check-in");
-        }
+        self.request_push(udid);
         Ok(queued.into())
     }
 
@@ -219,7 +219,7 @@ impl MdmService {
             })
             .await?
             .into_iter()
-            .map(EnrollmentView::from)
+            .map(|e| self.enrollment_view(e))
             .collect())
     }
 
@@ -231,7 +231,13 @@ impl MdmService {
         self.store
             .enrollment(udid)
             .await?
-            .map(EnrollmentView::from)
+            .map(|e| self.enrollment_view(e))
             .ok_or_else(|| ServiceError::NotFound(format!("no enrolled device with UDID {udid}")))
+    }
+
+    /// An enrolled device with this instance's push state.
+    fn enrollment_view(&self, e: guardmdm_store::Enrollment) -> EnrollmentView {
+        let push = self.push_status(&e.udid);
+        EnrollmentView::from(e).with_push(push)
     }
 }

@@ -1,9 +1,15 @@
 //! What enrolled devices say: check-in (`Authenticate`, `TokenUpdate`, `CheckOut`) and the
 //! command channel (`Idle`, results, `NotNow`) (`dep-api.md` §7). A device proves who it is
-//! with the identity GuardMDM's CA issued it, and may only speak for the UDID that identity
-//! was issued to.
+//! with the identity GuardMDM's CA issued it, and may only speak for the UDID and serial number
+//! that identity was issued to.
+//!
+//! The order matters on a public server: [`MdmService::prove_device`] checks the identity from
+//! the request's headers alone (the `Mdm-Signature`'s signer, or a forwarded client
+//! certificate), so a stranger is refused before its body is read; the HTTP layer then reads
+//! the body within [`super::DeviceLimits`]; [`MdmService::checkin`] and
+//! [`MdmService::connect`] verify the signature over the raw bytes before parsing them.
 
-use guardmdm_crypto::{Certificate, verify_detached};
+use guardmdm_crypto::{Certificate, DetachedSignature};
 use guardmdm_mdm_protocol::{CheckinMessage, CommandStatus, parse_checkin, parse_report};
 use guardmdm_store::{Authenticated, Enrollment, IssuedIdentity, TokenUpdated};
 use secrecy::ExposeSecret;
@@ -48,6 +54,18 @@ pub struct EnrollmentView {
     /// Its last request.
     #[serde(with = "time::serde::rfc3339")]
     pub last_seen_at: OffsetDateTime,
+    /// Its push state, as the instance answering knows it.
+    #[serde(default)]
+    pub push: super::PushStatus,
+}
+
+impl EnrollmentView {
+    /// The view with its push state.
+    #[must_use]
+    pub fn with_push(mut self, push: super::PushStatus) -> Self {
+        self.push = push;
+        self
+    }
 }
 
 impl From<Enrollment> for EnrollmentView {
@@ -61,29 +79,99 @@ impl From<Enrollment> for EnrollmentView {
             device_info: e.device_info,
             enrolled_at: e.enrolled_at,
             last_seen_at: e.last_seen_at,
+            push: super::PushStatus::none(),
         }
     }
 }
 
+/// A device whose identity a request's headers proved: a certificate GuardMDM's CA issued,
+/// inside its validity, on record. With an `Mdm-Signature` the body must still match the
+/// signature; [`MdmService::checkin`] and [`MdmService::connect`] check that before they parse
+/// anything. Only [`MdmService::prove_device`] makes one.
+#[derive(Debug)]
+pub struct ProvenDevice {
+    identity: IssuedIdentity,
+    /// The signature the body must match; `None` for a client certificate (the TLS
+    /// handshake proved the key).
+    signature: Option<DetachedSignature>,
+}
+
+impl ProvenDevice {
+    /// The UDID the identity was issued to.
+    #[must_use]
+    pub fn udid(&self) -> &str {
+        &self.identity.udid
+    }
+
+    /// The identity, once `body` is proven to be what the device signed.
+    fn for_body(&self, body: &[u8]) -> Result<&IssuedIdentity, MdmError> {
+        if let Some(signature) = &self.signature {
+            signature.verify(body).map_err(|e| {
+                MdmError::forbidden(format!(
+                    "the Mdm-Signature does not verify over the body: {e}"
+                ))
+            })?;
+        }
+        Ok(&self.identity)
+    }
+}
+
+/// A check-in's `SerialNumber` must be the one the identity was issued for (the serial of
+/// the MachineInfo verified at enrollment); one without a serial takes that one.
+fn same_serial(identity: &IssuedIdentity, claimed: Option<&str>) -> Result<(), MdmError> {
+    match claimed {
+        Some(claimed) if !claimed.trim().eq_ignore_ascii_case(&identity.serial_number) => {
+            tracing::warn!(udid = %identity.udid, bound = %identity.serial_number, claimed = %claimed, "a device claimed another serial number");
+            Err(MdmError::forbidden(format!(
+                "this identity was issued to serial number {}, not {claimed}",
+                identity.serial_number
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
 impl MdmService {
-    /// The identity a request proves, issued by GuardMDM's CA and recorded at issuance.
-    async fn identify(
+    /// The identity a request proves from its headers alone, before its body is read:
+    /// issued by GuardMDM's CA, inside its validity, and recorded at issuance. With
+    /// `Mdm-Signature`, the signature over the body is checked later, by
+    /// [`Self::checkin`] or [`Self::connect`].
+    ///
+    /// # Errors
+    /// 431 for an `Mdm-Signature` header longer than `--mdm-signature-max-bytes`; 403 for a
+    /// missing identity, a signature that is not a detached CMS signature, a certificate
+    /// GuardMDM's CA did not issue, one outside its validity, or one it has no record of.
+    pub async fn prove_device(
         &self,
         proof: &DeviceIdentityProof,
-        body: &[u8],
-    ) -> Result<IssuedIdentity, MdmError> {
-        let cert = match proof {
-            DeviceIdentityProof::MdmSignature(signature) => verify_detached(signature, body)
-                .map_err(|e| {
-                    MdmError::forbidden(format!("the Mdm-Signature does not verify: {e}"))
-                })?,
-            DeviceIdentityProof::ClientCertificate(bytes) => Certificate::from_der(bytes)
-                .or_else(|_| Certificate::from_pem(bytes))
-                .map_err(|e| {
-                    MdmError::forbidden(format!(
-                        "the forwarded client certificate is unreadable: {e}"
-                    ))
-                })?,
+    ) -> Result<ProvenDevice, MdmError> {
+        let (cert, signature) = match proof {
+            DeviceIdentityProof::MdmSignature(header) => {
+                let limit = self.settings.limits.signature_bytes;
+                if header.len() > limit {
+                    return Err(MdmError {
+                        status: 431,
+                        message: format!(
+                            "the Mdm-Signature header is {} bytes; a device's signature takes far less, and this server accepts at most {limit}",
+                            header.len()
+                        ),
+                    });
+                }
+                let signature = DetachedSignature::parse(header).map_err(|e| {
+                    MdmError::forbidden(format!("the Mdm-Signature is not usable: {e}"))
+                })?;
+                (signature.signer().clone(), Some(signature))
+            }
+            DeviceIdentityProof::ClientCertificate(bytes) => (
+                Certificate::from_der(bytes)
+                    .or_else(|_| Certificate::from_pem(bytes))
+                    .map_err(|e| {
+                        MdmError::forbidden(format!(
+                            "the forwarded client certificate is unreadable: {e}"
+                        ))
+                    })?,
+                None,
+            ),
             DeviceIdentityProof::Missing => {
                 return Err(MdmError::forbidden(
                     "no device identity: the request has neither an Mdm-Signature header nor a client certificate from a trusted proxy",
@@ -103,10 +191,15 @@ impl MdmService {
                 cert.not_after()
             )));
         }
-        self.store
+        let identity = self
+            .store
             .identity(cert.sha256_fingerprint())
             .await?
-            .ok_or_else(|| MdmError::forbidden("this identity is unknown to GuardMDM"))
+            .ok_or_else(|| MdmError::forbidden("this identity is unknown to GuardMDM"))?;
+        Ok(ProvenDevice {
+            identity,
+            signature,
+        })
     }
 
     fn same_device(identity: &IssuedIdentity, claimed: &str) -> Result<(), MdmError> {
@@ -121,24 +214,23 @@ impl MdmService {
         }
     }
 
-    /// A check-in (`PUT` to the `CheckInURL`). Answers an empty 200 body.
+    /// A check-in (`PUT` to the `CheckInURL`) from `device` ([`Self::prove_device`]).
+    /// Answers an empty 200 body. The enrollment's serial number is always the one the
+    /// identity was issued for.
     ///
     /// # Errors
-    /// 400 for a malformed plist or an unsupported message; 403 for a missing, forged or
-    /// foreign identity, or a wrong topic; 410 for user-channel authentication (GuardMDM does
-    /// not manage user channels).
-    pub async fn checkin(
-        &self,
-        proof: &DeviceIdentityProof,
-        body: &[u8],
-    ) -> Result<Vec<u8>, MdmError> {
+    /// 403 for a body that does not match the `Mdm-Signature`, another device's UDID or
+    /// serial number, or a wrong topic; 400 for a malformed plist or an unsupported message;
+    /// 410 for user-channel authentication (GuardMDM does not manage user channels).
+    pub async fn checkin(&self, device: &ProvenDevice, body: &[u8]) -> Result<Vec<u8>, MdmError> {
+        let identity = device.for_body(body)?;
         let message = parse_checkin(body)
             .map_err(|e| MdmError::bad_request(format!("the check-in is malformed: {e}")))?;
-        let identity = self.identify(proof, body).await?;
-        Self::same_device(&identity, message.identity().as_str())?;
+        Self::same_device(identity, message.identity().as_str())?;
         let now = guardmdm_store::now();
         match message {
             CheckinMessage::Authenticate(auth) => {
+                same_serial(identity, auth.serial_number.as_deref())?;
                 self.check_topic(&auth.topic).await?;
                 let info = serde_json::json!({
                     "OSVersion": auth.os_version,
@@ -153,10 +245,7 @@ impl MdmService {
                 self.store
                     .record_authenticate(&Authenticated {
                         udid: identity.udid.clone(),
-                        serial_number: auth
-                            .serial_number
-                            .clone()
-                            .or(Some(identity.serial_number.clone())),
+                        serial_number: Some(identity.serial_number.clone()),
                         topic: auth.topic,
                         identity_fingerprint: Some(identity.fingerprint.clone()),
                         device_info: info,
@@ -241,7 +330,7 @@ impl MdmService {
     /// After the first TokenUpdate: the initial commands of the device's ADE profile are
     /// queued; a device waiting in Setup Assistant gets `DeviceConfigured` at once when there
     /// are none (otherwise once they are answered, see [`Self::connect`]); the device is
-    /// pushed.
+    /// pushed in the background.
     async fn on_enrolled(&self, enrollment: &Enrollment) -> Result<(), MdmError> {
         let initial = self.initial_commands(enrollment).await?;
         let none = initial.is_empty();
@@ -258,9 +347,7 @@ impl MdmService {
             )
             .await?;
         }
-        if let Err(e) = self.push(std::slice::from_ref(&enrollment.udid)).await {
-            tracing::warn!(udid = %enrollment.udid, error = %e, "push after enrollment failed");
-        }
+        self.request_push(&enrollment.udid);
         Ok(())
     }
 
@@ -323,22 +410,19 @@ impl MdmService {
         Ok(())
     }
 
-    /// The command channel (`PUT` to the `ServerURL`): records a result and answers the next
-    /// command's plist, or an empty body when there is none.
+    /// The command channel (`PUT` to the `ServerURL`) from `device`
+    /// ([`Self::prove_device`]): records a result and answers the next command's plist, or an
+    /// empty body when there is none.
     ///
     /// # Errors
-    /// 400 for a malformed report or an unknown status; 403 for a missing, forged or foreign
-    /// identity or a device that is not enrolled; 404 for a result to a command it does not
-    /// have.
-    pub async fn connect(
-        &self,
-        proof: &DeviceIdentityProof,
-        body: &[u8],
-    ) -> Result<Vec<u8>, MdmError> {
+    /// 403 for a body that does not match the `Mdm-Signature`, another device's UDID or a
+    /// device that is not enrolled; 400 for a malformed report or an unknown status; 404 for
+    /// a result to a command it does not have.
+    pub async fn connect(&self, device: &ProvenDevice, body: &[u8]) -> Result<Vec<u8>, MdmError> {
+        let identity = device.for_body(body)?;
         let report = parse_report(body)
             .map_err(|e| MdmError::bad_request(format!("the report is malformed: {e}")))?;
-        let identity = self.identify(proof, body).await?;
-        Self::same_device(&identity, report.identity.as_str())?;
+        Self::same_device(identity, report.identity.as_str())?;
         let udid = identity.udid.as_str();
         let enrollment = self.store.enrollment(udid).await?;
         if !enrollment.is_some_and(|e| matches!(e.status.as_str(), "enrolled" | "authenticated")) {
@@ -388,5 +472,44 @@ impl MdmService {
         }
         let next = self.store.next_command(udid, status.is_none(), now).await?;
         Ok(next.map(|c| c.payload).unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn identity() -> IssuedIdentity {
+        IssuedIdentity {
+            fingerprint: "AB:CD".to_string(),
+            cert_serial: "01".to_string(),
+            udid: "00008140-001A2B3C4D5E801C".to_string(),
+            serial_number: "C39J79WQ529Q".to_string(),
+            issued_at: OffsetDateTime::UNIX_EPOCH,
+            not_after: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn a_check_in_keeps_to_the_bound_serial() {
+        let identity = identity();
+        assert!(same_serial(&identity, None).is_ok());
+        assert!(same_serial(&identity, Some("C39J79WQ529Q")).is_ok());
+        // Devices send serials upper case; a stray space or case is not another device.
+        assert!(same_serial(&identity, Some(" c39j79wq529q ")).is_ok());
+        let err = same_serial(&identity, Some("G6T9JDPKV93Y")).unwrap_err();
+        assert_eq!(err.status, 403);
+        assert!(
+            err.message.contains("C39J79WQ529Q") && err.message.contains("G6T9JDPKV93Y"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_device_speaks_only_for_its_own_udid() {
+        let identity = identity();
+        assert!(MdmService::same_device(&identity, "00008140-001A2B3C4D5E801C").is_ok());
+        let err = MdmService::same_device(&identity, "00008140-FFFFFFFFFFFFFFFF").unwrap_err();
+        assert_eq!(err.status, 403);
     }
 }

@@ -11,6 +11,7 @@ mod device;
 mod enroll;
 mod keys;
 mod push;
+mod push_queue;
 
 use std::sync::Arc;
 
@@ -20,10 +21,14 @@ use tokio::sync::OnceCell;
 
 pub use command_spec::{COMMAND_SPEC_TYPES, CommandSpec};
 pub use commands::{CommandView, NewCommandRequest};
-pub use device::{DeviceIdentityProof, EnrollmentView, INITIAL_COMMANDS_SENDER};
+pub use device::{DeviceIdentityProof, EnrollmentView, INITIAL_COMMANDS_SENDER, ProvenDevice};
 pub use guardmdm_store::mdm::ENROLLMENT_STATUSES;
 pub use keys::ServerKeys;
-pub use push::{PushCertificateView, PushSettings, PushUpload};
+pub use push::{
+    DEFAULT_APNS_TIMEOUT, DEFAULT_PUSH_CONCURRENCY, DEFAULT_PUSH_QUEUE_SIZE, PushCertificateView,
+    PushSettings, PushStates, PushUpload,
+};
+pub use push_queue::PushStatus;
 
 /// How long a SCEP challenge handed out in an enrollment profile stays valid.
 pub const CHALLENGE_TTL: time::Duration = time::Duration::hours(1);
@@ -50,6 +55,43 @@ pub struct MdmSettings {
     /// Accept SCEP requests enveloped with single DES (`--scep-allow-single-des`): legacy
     /// clients such as micromdm's `scepclient` need it; Apple devices use AES.
     pub scep_single_des: bool,
+    /// How much a device may send.
+    pub limits: DeviceLimits,
+}
+
+/// How much a device may send on the check-in and command URLs. The HTTP layer refuses a
+/// longer body (413) before reading it; a device's identity is checked before that.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceLimits {
+    /// Largest check-in body (`--checkin-max-bytes`), at most
+    /// [`guardmdm_mdm_protocol::MAX_CHECKIN_BYTES`].
+    pub checkin_bytes: usize,
+    /// Largest command report body (`--report-max-bytes`), at most
+    /// [`guardmdm_mdm_protocol::MAX_REPORT_BYTES`].
+    pub report_bytes: usize,
+    /// Longest `Mdm-Signature` header (`--mdm-signature-max-bytes`), at most
+    /// [`guardmdm_mdm_protocol::MAX_MDM_SIGNATURE_BYTES`].
+    pub signature_bytes: usize,
+}
+
+impl DeviceLimits {
+    /// The most a server may be configured to accept: what the protocol parsers take at all.
+    pub const CEILING: Self = Self {
+        checkin_bytes: guardmdm_mdm_protocol::MAX_CHECKIN_BYTES,
+        report_bytes: guardmdm_mdm_protocol::MAX_REPORT_BYTES,
+        signature_bytes: guardmdm_mdm_protocol::MAX_MDM_SIGNATURE_BYTES,
+    };
+}
+
+impl Default for DeviceLimits {
+    /// The protocol crate's defaults (see their reasons there).
+    fn default() -> Self {
+        Self {
+            checkin_bytes: guardmdm_mdm_protocol::DEFAULT_CHECKIN_BYTES,
+            report_bytes: guardmdm_mdm_protocol::DEFAULT_REPORT_BYTES,
+            signature_bytes: guardmdm_mdm_protocol::DEFAULT_MDM_SIGNATURE_BYTES,
+        }
+    }
 }
 
 impl MdmSettings {
@@ -65,6 +107,7 @@ impl MdmSettings {
                 .map_err(|e| crate::ServiceError::Internal(e.to_string()))?,
             push: PushSettings::default(),
             scep_single_des: false,
+            limits: DeviceLimits::default(),
         })
     }
 
@@ -79,7 +122,7 @@ impl MdmSettings {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct MdmError {
-    /// 400, 403, 404, 409, 410, 413, 500 or 503.
+    /// 400, 403, 404, 409, 410, 413, 431, 500 or 503.
     pub status: u16,
     /// What is wrong.
     pub message: String,
@@ -97,6 +140,18 @@ impl MdmError {
         Self {
             status: 403,
             message: message.into(),
+        }
+    }
+
+    /// 413: a body over `limit` bytes, on the URL `what` names.
+    #[must_use]
+    pub fn too_large(what: &str, size: Option<u64>, limit: usize) -> Self {
+        let size = size.map_or_else(String::new, |n| format!(" ({n} bytes)"));
+        Self {
+            status: 413,
+            message: format!(
+                "the {what} is too large{size}: this server accepts at most {limit} bytes"
+            ),
         }
     }
 
@@ -133,9 +188,15 @@ pub struct MdmService {
 }
 
 impl MdmService {
-    /// The MDM services over `store`, sealing server secrets with `secrets`.
-    pub fn new(store: Arc<dyn Store>, secrets: Arc<SecretKey>, settings: MdmSettings) -> Self {
-        let pusher = push::Pusher::new(settings.push.clone());
+    /// The MDM services over `store`, sealing server secrets with `secrets`; `cancel` stops
+    /// the background pushes (graceful shutdown).
+    pub fn new(
+        store: Arc<dyn Store>,
+        secrets: Arc<SecretKey>,
+        settings: MdmSettings,
+        cancel: tokio_util::sync::CancellationToken,
+    ) -> Self {
+        let pusher = push::Pusher::new(settings.push.clone(), cancel);
         Self {
             store,
             secrets,

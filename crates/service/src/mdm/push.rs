@@ -1,7 +1,14 @@
 //! The MDM push certificate (upload, topic, expiry) and pushing devices through APNs
 //! (`dep-api.md` §7.5).
+//!
+//! Pushes run in the background: whoever queues a command asks for a push
+//! ([`MdmService::request_push`]) and returns at once. One dispatcher per instance takes the
+//! devices from a bounded queue (coalesced per device, see [`super::push_queue`]) and pushes
+//! at most `concurrency` of them at a time, until the service's cancellation token fires.
 
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use guardmdm_apns::{ApnsClient, ApnsConfig, PushOutcome, PushProvider, PushTarget};
 use guardmdm_crypto::PushCertificate;
@@ -9,25 +16,74 @@ use guardmdm_store::NewAuditEvent;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
+use tokio::sync::{Notify, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
+use super::push_queue::{Attempt, PushBook, PushStatus, Requested};
 use super::{MdmError, MdmService};
 use crate::{Actor, ServiceError};
 
 const APNS_SECRET: &str = "apns";
 
-/// Where pushes go.
+/// Default [`PushSettings::queue_size`].
+pub const DEFAULT_PUSH_QUEUE_SIZE: usize = 100_000;
+/// Default [`PushSettings::concurrency`].
+pub const DEFAULT_PUSH_CONCURRENCY: usize = 32;
+/// Default [`PushSettings::timeout`].
+pub const DEFAULT_APNS_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where pushes go, and how many at once.
 #[derive(Debug, Clone)]
 pub struct PushSettings {
     /// The APNs endpoint (`--apns-url`; `https://api.push.apple.com`, or a local simulator).
     pub endpoint: String,
+    /// Limit for connecting to APNs and for each push request (`--apns-timeout`). A push is
+    /// tried up to three times.
+    pub timeout: Duration,
+    /// Devices that may wait for a push (`--push-queue-size`); a device asking for one when
+    /// the queue is full is not pushed, and its push state says so.
+    pub queue_size: usize,
+    /// Pushes in flight at once (`--push-concurrency`).
+    pub concurrency: usize,
 }
 
 impl Default for PushSettings {
     fn default() -> Self {
         Self {
             endpoint: guardmdm_apns::PRODUCTION_ENDPOINT.to_string(),
+            timeout: DEFAULT_APNS_TIMEOUT,
+            queue_size: DEFAULT_PUSH_QUEUE_SIZE,
+            concurrency: DEFAULT_PUSH_CONCURRENCY,
         }
     }
+}
+
+/// A read-only handle on this instance's push states, for the services that show devices.
+#[derive(Clone)]
+pub struct PushStates {
+    book: Arc<Mutex<PushBook>>,
+}
+
+impl PushStates {
+    fn lock(&self) -> MutexGuard<'_, PushBook> {
+        self.book.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The push state of `udid` as this instance knows it.
+    pub fn status(&self, udid: &str) -> PushStatus {
+        self.lock().status(udid)
+    }
+}
+
+/// The background pushes: the book, the dispatcher's wake-up, its tasks and its stop signal.
+#[derive(Clone)]
+struct PushQueue {
+    states: PushStates,
+    wake: Arc<Notify>,
+    started: Arc<AtomicBool>,
+    tasks: TaskTracker,
+    cancel: CancellationToken,
 }
 
 /// The push certificate as admins see it.
@@ -83,14 +139,25 @@ pub(super) struct Pusher {
     settings: PushSettings,
     cache: Arc<Mutex<CachedClient>>,
     opened: Arc<Mutex<CachedCertificate>>,
+    queue: PushQueue,
 }
 
 impl Pusher {
-    pub(super) fn new(settings: PushSettings) -> Self {
+    pub(super) fn new(settings: PushSettings, cancel: CancellationToken) -> Self {
+        let queue = PushQueue {
+            states: PushStates {
+                book: Arc::new(Mutex::new(PushBook::new(settings.queue_size))),
+            },
+            wake: Arc::new(Notify::new()),
+            started: Arc::new(AtomicBool::new(false)),
+            tasks: TaskTracker::new(),
+            cancel,
+        };
         Self {
             settings,
             cache: Arc::default(),
             opened: Arc::default(),
+            queue,
         }
     }
 
@@ -108,6 +175,7 @@ impl Pusher {
         let config = ApnsConfig {
             endpoint,
             identity_pem: Some(SecretString::from(cert.identity_pem().to_string())),
+            timeout: self.settings.timeout,
             ..ApnsConfig::default()
         };
         let client = Arc::new(ApnsClient::new(config).map_err(|e| e.to_string())?);
@@ -251,47 +319,154 @@ impl MdmService {
         Ok(view)
     }
 
-    /// Pushes the enrolled devices among `udids` (those with a push token). A device APNs
-    /// calls unregistered is marked so. Returns how many pushes APNs accepted.
-    ///
-    /// # Errors
-    /// Storage failures; APNs problems are logged per device, not returned.
-    pub async fn push(&self, udids: &[String]) -> Result<usize, MdmError> {
-        let Some((sealed, cert)) = self.push_certificate_sealed().await? else {
-            tracing::warn!(
-                "no APNs push certificate: devices are not pushed, they only get commands when they check in"
-            );
-            return Ok(0);
-        };
-        let client = self
-            .pusher
-            .client(&sealed, &cert)
-            .map_err(MdmError::unavailable)?;
-        let mut targets = Vec::new();
-        let mut who = Vec::new();
-        for udid in udids {
-            if let Some(e) = self.store.enrollment(udid).await?
-                && e.status == "enrolled"
-                && let (Some(token), Some(magic)) = (e.push_token, e.push_magic)
-            {
-                targets.push(PushTarget::new(token, magic, cert.topic.clone()));
-                who.push(e.udid);
+    /// Asks for a push to `udid` and returns at once: the push runs in the background,
+    /// coalesced with any push to the device already waiting or in flight (see
+    /// [`Self::push_status`] for what became of it).
+    pub fn request_push(&self, udid: &str) {
+        let queue = &self.pusher.queue;
+        let requested = queue.states.lock().request(udid);
+        match requested {
+            Requested::Queued => {
+                self.start_dispatcher();
+                queue.wake.notify_one();
             }
+            Requested::Coalesced => {}
+            Requested::Full => tracing::warn!(
+                udid = %udid,
+                queue_size = self.settings.push.queue_size,
+                "the push queue is full: device not pushed"
+            ),
         }
-        let outcomes = client.push(&targets).await;
-        let mut delivered = 0;
-        for (udid, outcome) in who.iter().zip(&outcomes) {
-            match outcome {
-                PushOutcome::Delivered { .. } => delivered += 1,
-                PushOutcome::Unregistered { .. } => {
-                    tracing::info!(udid = %udid, "APNs says the device is unregistered");
-                    self.store
-                        .set_enrollment_status(udid, "unregistered", guardmdm_store::now())
-                        .await?;
+    }
+
+    /// This instance's push state of `udid`.
+    pub fn push_status(&self, udid: &str) -> PushStatus {
+        self.pusher.queue.states.status(udid)
+    }
+
+    /// A handle on this instance's push states.
+    pub fn push_states(&self) -> PushStates {
+        self.pusher.queue.states.clone()
+    }
+
+    /// Waits until the push dispatcher and its pushes have stopped (after the service's
+    /// cancellation token fired).
+    pub async fn wait_pushes(&self) {
+        self.pusher.queue.tasks.close();
+        self.pusher.queue.tasks.wait().await;
+    }
+
+    /// Starts the dispatcher on the first push asked for.
+    fn start_dispatcher(&self) {
+        let queue = &self.pusher.queue;
+        if queue.started.swap(true, Ordering::SeqCst) || queue.cancel.is_cancelled() {
+            return;
+        }
+        let service = self.clone();
+        queue.tasks.spawn(service.dispatch());
+    }
+
+    /// Takes devices from the queue and pushes them, at most `concurrency` at a time, until
+    /// cancelled. A push cut short by cancellation is dropped (the device gets its commands
+    /// when it next contacts a GuardMDM instance).
+    async fn dispatch(self) {
+        let queue = self.pusher.queue.clone();
+        let permits = Arc::new(Semaphore::new(self.settings.push.concurrency.max(1)));
+        loop {
+            let permit = tokio::select! {
+                () = queue.cancel.cancelled() => return,
+                permit = permits.clone().acquire_owned() => match permit {
+                    Ok(p) => p,
+                    Err(_) => return,
+                },
+            };
+            let udid = loop {
+                let next = queue.states.lock().next(OffsetDateTime::now_utc());
+                if let Some(udid) = next {
+                    break udid;
                 }
-                other => tracing::warn!(udid = %udid, outcome = ?other, "push not delivered"),
-            }
+                tokio::select! {
+                    () = queue.cancel.cancelled() => return,
+                    () = queue.wake.notified() => {}
+                }
+            };
+            let service = self.clone();
+            let queue = queue.clone();
+            queue.tasks.clone().spawn(async move {
+                let attempt = tokio::select! {
+                    () = queue.cancel.cancelled() => return,
+                    attempt = service.push_device(&udid) => attempt,
+                };
+                drop(permit);
+                let again = queue
+                    .states
+                    .lock()
+                    .finish(&udid, attempt, OffsetDateTime::now_utc());
+                if again {
+                    queue.wake.notify_one();
+                }
+            });
         }
-        Ok(delivered)
+    }
+
+    /// One push to one device, now. A device APNs calls unregistered is marked so.
+    async fn push_device(&self, udid: &str) -> Attempt {
+        match self.try_push_device(udid).await {
+            Ok(attempt) => attempt,
+            Err(e) => Attempt::Failed(e.message),
+        }
+    }
+
+    async fn try_push_device(&self, udid: &str) -> Result<Attempt, MdmError> {
+        let Some((sealed, cert)) = self.push_certificate_sealed().await? else {
+            return Ok(Attempt::Failed(
+                "GuardMDM has no APNs push certificate: upload one (guardmdm apns upload); the device gets its commands when it next contacts GuardMDM".to_string(),
+            ));
+        };
+        let client = match self.pusher.client(&sealed, &cert) {
+            Ok(client) => client,
+            Err(message) => return Ok(Attempt::Failed(message)),
+        };
+        let Some(enrollment) = self.store.enrollment(udid).await? else {
+            return Ok(Attempt::Failed(format!(
+                "no enrolled device with UDID {udid}"
+            )));
+        };
+        if enrollment.status != "enrolled" {
+            return Ok(Attempt::Failed(format!(
+                "the device is {}, not enrolled: it is not pushed",
+                enrollment.status
+            )));
+        }
+        let (Some(token), Some(magic)) = (enrollment.push_token, enrollment.push_magic) else {
+            return Ok(Attempt::Failed(
+                "the device sent no push token (TokenUpdate) yet".to_string(),
+            ));
+        };
+        let target = PushTarget::new(token, magic, cert.topic.clone());
+        let outcome = client
+            .push(std::slice::from_ref(&target))
+            .await
+            .into_iter()
+            .next();
+        Ok(match outcome {
+            Some(PushOutcome::Delivered { .. }) => Attempt::Sent,
+            Some(PushOutcome::Unregistered { .. }) => {
+                tracing::info!(udid = %udid, "APNs says the device is unregistered");
+                self.store
+                    .set_enrollment_status(udid, "unregistered", guardmdm_store::now())
+                    .await?;
+                Attempt::Failed(
+                    "APNs answered 410 Unregistered: the device token is no longer valid (the device was erased or left management)".to_string(),
+                )
+            }
+            Some(PushOutcome::Rejected { status, reason }) => {
+                tracing::warn!(udid = %udid, status, reason = %reason, "APNs refused the push");
+                Attempt::Failed(format!("APNs refused the push: HTTP {status} {reason}"))
+            }
+            // The APNs client has logged it.
+            Some(PushOutcome::Failed { message }) => Attempt::Failed(message),
+            None => Attempt::Failed("APNs returned no outcome".to_string()),
+        })
     }
 }

@@ -5,6 +5,7 @@ use std::fmt;
 
 use serde::Serialize;
 
+use super::bounds::{self, MAX_SPEC_BYTES, MAX_SPEC_DEPTH, Nesting};
 use super::{ProfileSpec, SPEC_FIELDS};
 use crate::skip_keys::closest;
 
@@ -88,12 +89,14 @@ impl ProfileSpec {
     ///
     /// # Errors
     /// [`SpecParseError`] with the position and key of the first problem: bad syntax, an
-    /// unknown key, a missing `name`, a value of the wrong type.
+    /// unknown key, a missing `name`, a value of the wrong type; also a text larger than
+    /// [`MAX_SPEC_BYTES`] or nested deeper than [`MAX_SPEC_DEPTH`], refused before parsing.
     pub fn from_json(text: &str) -> Result<Self, SpecParseError> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         if text.trim().is_empty() {
             return Err(empty(SpecFormat::Json));
         }
+        check_bounds(SpecFormat::Json, text)?;
         let mut de = serde_json::Deserializer::from_str(text);
         let spec: Self = serde_path_to_error::deserialize(&mut de).map_err(|e| {
             let field = field_of(e.path());
@@ -124,6 +127,7 @@ impl ProfileSpec {
         if text.trim().is_empty() {
             return Err(empty(SpecFormat::Yaml));
         }
+        check_bounds(SpecFormat::Yaml, text)?;
         let de = serde_norway::Deserializer::from_str(text);
         serde_path_to_error::deserialize(de).map_err(|e| {
             let field = field_of(e.path());
@@ -149,11 +153,60 @@ impl ProfileSpec {
         let format = hint
             .and_then(SpecFormat::from_hint)
             .unwrap_or_else(|| SpecFormat::sniff(bytes));
+        if bytes.len() > MAX_SPEC_BYTES {
+            return Err(too_large(format, bytes.len()));
+        }
         let text = std::str::from_utf8(bytes).map_err(|e| not_utf8(format, bytes, &e))?;
         match format {
             SpecFormat::Json => Self::from_json(text),
             SpecFormat::Yaml => Self::from_yaml(text),
         }
+    }
+}
+
+/// Refuses a text over [`MAX_SPEC_BYTES`] or nested deeper than [`MAX_SPEC_DEPTH`], before
+/// any parser sees it.
+fn check_bounds(format: SpecFormat, text: &str) -> Result<(), SpecParseError> {
+    if text.len() > MAX_SPEC_BYTES {
+        return Err(too_large(format, text.len()));
+    }
+    let nesting = match format {
+        SpecFormat::Json => bounds::json_nesting(text, MAX_SPEC_DEPTH),
+        SpecFormat::Yaml => bounds::yaml_nesting(text, MAX_SPEC_DEPTH),
+    };
+    match nesting {
+        Nesting {
+            depth,
+            over_at_line: Some(line),
+        } => Err(SpecParseError {
+            format,
+            line: Some(line),
+            column: None,
+            field: None,
+            message: too_deep_message(depth),
+        }),
+        Nesting { .. } => Ok(()),
+    }
+}
+
+/// "nested 40 levels deep; at most 32", with what a profile needs.
+pub(crate) fn too_deep_message(depth: usize) -> String {
+    format!(
+        "lists and maps are nested {depth} levels deep; at most {MAX_SPEC_DEPTH} are read (a profile needs 4: the profile, `initial_commands`, a command, its `queries`)"
+    )
+}
+
+fn too_large(format: SpecFormat, len: usize) -> SpecParseError {
+    SpecParseError {
+        format,
+        line: None,
+        column: None,
+        field: None,
+        message: format!(
+            "the file is {} KiB; a profile file may be at most {} KiB (certificates and initial commands included)",
+            len.div_ceil(1024),
+            MAX_SPEC_BYTES / 1024
+        ),
     }
 }
 

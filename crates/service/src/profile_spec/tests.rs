@@ -310,6 +310,58 @@ fn parse_refuses_empty_and_non_utf8_files() {
     assert!(e.message.contains("UTF-8"), "{e}");
 }
 
+#[test]
+fn deep_nesting_and_huge_files_are_refused_before_parsing() {
+    // 100,000 levels of `[`: refused by the scan, with the depth and the bound.
+    let deep = format!(
+        "name: lab\nskip_setup_items: {}{}\n",
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let e = ProfileSpec::from_yaml(&deep).unwrap_err();
+    assert_eq!((e.format, e.line), (SpecFormat::Yaml, Some(2)));
+    assert!(
+        e.message.contains("nested 100001 levels deep; at most 32"),
+        "{e}"
+    );
+    let e = ProfileSpec::parse(deep.as_bytes(), Some("p.yaml")).unwrap_err();
+    assert!(e.message.contains("at most 32"), "{e}");
+    let json = format!(
+        "{{\"name\": \"lab\", \"x\": {}{}}}",
+        "[".repeat(40),
+        "]".repeat(40)
+    );
+    let e = ProfileSpec::from_json(&json).unwrap_err();
+    assert!(
+        e.message.contains("nested 41 levels deep; at most 32"),
+        "{e}"
+    );
+    // Block nesting by indentation counts too.
+    let stairs: String = (0..40)
+        .map(|i| format!("{}k{i}:\n", "  ".repeat(i)))
+        .collect();
+    let e = ProfileSpec::from_yaml(&format!("name: lab\nx:\n{stairs}")).unwrap_err();
+    assert!(e.message.contains("at most 32"), "{e}");
+    // 32 levels are read (and refused for what they hold, not for their depth).
+    let ok_depth = format!("name: lab\nx: {}{}\n", "[".repeat(31), "]".repeat(31));
+    let e = ProfileSpec::from_yaml(&ok_depth).unwrap_err();
+    assert!(!e.message.contains("nested"), "{e}");
+    assert_eq!(e.field.as_deref(), Some("x"));
+
+    let big = format!("name: lab\ndepartment: {}\n", "a".repeat(MAX_SPEC_BYTES));
+    let e = ProfileSpec::from_yaml(&big).unwrap_err();
+    assert!(e.message.contains("at most 1024 KiB"), "{e}");
+    let e = ProfileSpec::parse(big.as_bytes(), None).unwrap_err();
+    assert!(e.message.contains("at most 1024 KiB"), "{e}");
+    let e = ProfileSpec::from_json(&format!("{{\"name\": \"{}\"}}", "a".repeat(MAX_SPEC_BYTES)))
+        .unwrap_err();
+    assert!(e.message.contains("at most 1024 KiB"), "{e}");
+
+    // The full examples are well within both bounds.
+    assert!(ProfileSpec::from_yaml(FULL_YAML).is_ok());
+    assert!(ProfileSpec::from_json(FULL_JSON).is_ok());
+}
+
 // ---- defaults and what Apple receives ----
 
 #[test]

@@ -2,6 +2,8 @@
 //! YAML" view), the `initial_commands` list as a YAML or JSON block, and certificate lists
 //! as text with one certificate per paragraph.
 
+use super::bounds::{MAX_SPEC_BYTES, MAX_SPEC_DEPTH, yaml_nesting};
+use super::parse::too_deep_message;
 use super::{FieldError, ProfileSpec, codes};
 use crate::mdm::CommandSpec;
 
@@ -26,6 +28,25 @@ impl ProfileSpec {
 pub fn initial_commands_from_text(text: &str) -> Result<Option<Vec<CommandSpec>>, FieldError> {
     if text.trim().is_empty() {
         return Ok(None);
+    }
+    let refused = |message: String| FieldError {
+        field: "initial_commands".to_string(),
+        code: codes::INITIAL_COMMAND_INVALID.to_string(),
+        message,
+    };
+    if text.len() > MAX_SPEC_BYTES {
+        return Err(refused(format!(
+            "the initial commands are {} KiB; a profile may be at most {} KiB",
+            text.len().div_ceil(1024),
+            MAX_SPEC_BYTES / 1024
+        )));
+    }
+    let nesting = yaml_nesting(text, MAX_SPEC_DEPTH);
+    if let Some(line) = nesting.over_at_line {
+        return Err(refused(format!(
+            "the initial commands cannot be read (line {line}): {}",
+            too_deep_message(nesting.depth)
+        )));
     }
     let de = serde_norway::Deserializer::from_str(text);
     serde_path_to_error::deserialize::<_, Vec<CommandSpec>>(de)
@@ -128,6 +149,25 @@ mod tests {
         let err = initial_commands_from_text("request_type: ProfileList").unwrap_err();
         assert!(err.message.contains("Write a list"), "{}", err.message);
         assert_eq!(initial_commands_to_text(None), "");
+    }
+
+    #[test]
+    fn deeply_nested_initial_commands_are_refused_before_parsing() {
+        let text = format!(
+            "- request_type: {}{}\n",
+            "[".repeat(50_000),
+            "]".repeat(50_000)
+        );
+        let err = initial_commands_from_text(&text).unwrap_err();
+        assert_eq!(err.code, codes::INITIAL_COMMAND_INVALID);
+        assert!(
+            err.message.contains("nested 50002 levels deep; at most 32"),
+            "{}",
+            err.message
+        );
+        let big = format!("- request_type: {}\n", "a".repeat(MAX_SPEC_BYTES));
+        let err = initial_commands_from_text(&big).unwrap_err();
+        assert!(err.message.contains("at most 1024 KiB"), "{}", err.message);
     }
 
     #[test]

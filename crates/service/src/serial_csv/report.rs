@@ -28,6 +28,29 @@ pub enum RowOutcome {
     Malformed,
 }
 
+impl RowOutcome {
+    /// The outcome as written in reports: `applied`, `unknown_serial`, `not_in_abm`,
+    /// `duplicate_row`, `malformed` (as in the REST API's JSON).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::UnknownSerial => "unknown_serial",
+            Self::NotInAbm => "not_in_abm",
+            Self::DuplicateRow => "duplicate_row",
+            Self::Malformed => "malformed",
+        }
+    }
+
+    /// Every outcome, in the order reports list them.
+    pub const ALL: [Self; 5] = [
+        Self::Applied,
+        Self::UnknownSerial,
+        Self::NotInAbm,
+        Self::DuplicateRow,
+        Self::Malformed,
+    ];
+}
+
 /// One row of the report.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RowReport {
@@ -136,6 +159,98 @@ impl CsvReport {
             rows,
             counts,
             dry_run,
+        }
+    }
+}
+
+impl CsvReport {
+    /// The report as CSV, for a spreadsheet: a header `line,serial,outcome,detail`, then one
+    /// record per row in file order (an empty serial cell stays empty). A cell a spreadsheet
+    /// would run as a formula (starting with `=`, `+`, `-`, `@`, a tab or a carriage return,
+    /// which only a malformed serial can) is written with a leading `'`.
+    pub fn to_csv(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.rows.len() * 32 + 32);
+        out.extend_from_slice(b"line,serial,outcome,detail\r\n");
+        for row in &self.rows {
+            out.extend_from_slice(row.line.to_string().as_bytes());
+            out.push(b',');
+            push_cell(&mut out, row.serial.as_deref().unwrap_or_default());
+            out.push(b',');
+            out.extend_from_slice(row.outcome.as_str().as_bytes());
+            out.push(b',');
+            push_cell(&mut out, row.detail.as_deref().unwrap_or_default());
+            out.extend_from_slice(b"\r\n");
+        }
+        out
+    }
+}
+
+/// One CSV cell (RFC 4180 quoting), defused against formula injection.
+fn push_cell(out: &mut Vec<u8>, value: &str) {
+    let defuse = value.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    let quote = defuse || value.contains([',', '"', '\n', '\r']);
+    if quote {
+        out.push(b'"');
+    }
+    if defuse {
+        out.push(b'\'');
+    }
+    for b in value.bytes() {
+        if b == b'"' {
+            out.push(b'"');
+        }
+        out.push(b);
+    }
+    if quote {
+        out.push(b'"');
+    }
+}
+
+#[cfg(test)]
+mod csv_tests {
+    use super::*;
+
+    #[test]
+    fn the_csv_has_every_row_quoted_and_defused() {
+        let rows = vec![
+            RowReport {
+                line: 3,
+                serial: Some("=HYPERLINK(\"x\",1)".into()),
+                outcome: RowOutcome::Malformed,
+                detail: Some(
+                    "the serial number contains \"=\", a character serials never have".into(),
+                ),
+            },
+            RowReport {
+                line: 2,
+                serial: Some("C02AAA111222".into()),
+                outcome: RowOutcome::Applied,
+                detail: None,
+            },
+            RowReport {
+                line: 4,
+                serial: None,
+                outcome: RowOutcome::Malformed,
+                detail: Some("empty".into()),
+            },
+        ];
+        let csv = CsvReport::new(rows, true).to_csv();
+        assert_eq!(
+            String::from_utf8(csv).unwrap(),
+            "line,serial,outcome,detail\r\n\
+             2,C02AAA111222,applied,\r\n\
+             3,\"'=HYPERLINK(\"\"x\"\",1)\",malformed,\"the serial number contains \"\"=\"\", a character serials never have\"\r\n\
+             4,,malformed,empty\r\n"
+        );
+        let back: Vec<csv::StringRecord> =
+            csv::Reader::from_reader(CsvReport::new(Vec::new(), true).to_csv().as_slice())
+                .records()
+                .collect::<Result<_, _>>()
+                .unwrap();
+        assert!(back.is_empty());
+        let names: Vec<&str> = RowOutcome::ALL.iter().map(|o| o.as_str()).collect();
+        for (o, name) in RowOutcome::ALL.iter().zip(&names) {
+            assert_eq!(serde_json::to_value(o).unwrap(), *name);
         }
     }
 }

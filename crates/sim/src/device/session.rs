@@ -173,6 +173,29 @@ impl SimDevice {
         self.send(step, "PUT", url, request.body(body)).await
     }
 
+    /// The `Mdm-Signature` header value this device sends with `body` (base64 of a detached
+    /// CMS signature made with its SCEP identity): for tests that hand-craft a device's
+    /// requests, a hostile device's included.
+    ///
+    /// # Errors
+    /// [`DeviceError::OutOfOrder`] before SCEP, or a signing failure.
+    pub fn mdm_signature(&self, body: &[u8]) -> Result<String, DeviceError> {
+        const STEP: &str = "mdm_signature";
+        let identity = self
+            .state()
+            .mdm_identity
+            .clone()
+            .ok_or(DeviceError::OutOfOrder {
+                step: STEP,
+                missing: "scep",
+            })?;
+        let signature = sign_detached(body, &identity).map_err(|e| DeviceError::Crypto {
+            step: STEP,
+            reason: e.to_string(),
+        })?;
+        Ok(STANDARD.encode(signature))
+    }
+
     fn user_agent(&self) -> &'static str {
         if self.family() == DeviceFamily::Mac {
             "MDM-OSX/1.0 mdmclient/1"

@@ -6,7 +6,9 @@ use time::Duration;
 use uuid::Uuid;
 
 use super::{actions, audit};
-use crate::{NewAdmin, NewSession, Store, StoreError, now};
+use crate::{
+    NewAdmin, NewSession, SignInFailures, SignInLimits, SignInReservation, Store, StoreError, now,
+};
 
 fn new_admin(name: &str) -> NewAdmin {
     NewAdmin {
@@ -26,6 +28,28 @@ fn new_session(admin_id: Uuid, hash: &str) -> NewSession {
         csrf_token: format!("csrf-{hash}"),
         created_at: at,
         expires_at: at + Duration::hours(12),
+        attempt: None,
+    }
+}
+
+/// Limits so high they never refuse: for arranging failures.
+fn no_limits(since: time::OffsetDateTime) -> SignInLimits {
+    SignInLimits {
+        since,
+        per_name: 1000,
+        per_client: 1000,
+    }
+}
+
+/// Records a failed attempt (a reservation whose password was wrong).
+async fn fail(store: &Arc<dyn Store>, name: &str, client: &str, at: time::OffsetDateTime) -> i64 {
+    let reserved = store
+        .reserve_sign_in_attempt(name, client, at, no_limits(at - Duration::hours(1)))
+        .await
+        .unwrap();
+    match reserved {
+        SignInReservation::Reserved { attempt } => attempt,
+        SignInReservation::Refused(f) => panic!("refused under no limits: {f:?}"),
     }
 }
 
@@ -99,11 +123,13 @@ pub(super) async fn sessions_open_touch_close_and_purge(store: Arc<dyn Store>) {
         .create_admin(&a, &audit("admin.create", "alice"))
         .await
         .unwrap();
-    store
-        .record_sign_in_failure("alice", "10.0.0.1", now())
-        .await
-        .unwrap();
-    let s = new_session(a.id, "h1");
+    fail(&store, "alice", "10.0.0.1", now()).await;
+    // The successful attempt's own reservation is deleted with the session's opening.
+    let this_one = fail(&store, "alice", "10.0.0.1", now()).await;
+    let s = NewSession {
+        attempt: Some(this_one),
+        ..new_session(a.id, "h1")
+    };
     store
         .open_session(&s, "alice", &audit("admin.sign_in", "alice"))
         .await
@@ -131,11 +157,18 @@ pub(super) async fn sessions_open_touch_close_and_purge(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert!(failures.by_name.is_empty(), "{failures:?}");
-    assert_eq!(failures.by_client.len(), 1, "still counts for the client");
+    assert_eq!(
+        failures.by_client.len(),
+        1,
+        "the earlier failure still counts for the client, the successful attempt does not"
+    );
 
     // Touches are rate limited.
     let soon = s.created_at + Duration::seconds(10);
-    store.touch_session("h1", soon, 60).await.unwrap();
+    store
+        .touch_session("h1", soon, Duration::seconds(60))
+        .await
+        .unwrap();
     assert_eq!(
         store
             .find_session("h1")
@@ -146,7 +179,10 @@ pub(super) async fn sessions_open_touch_close_and_purge(store: Arc<dyn Store>) {
         s.created_at
     );
     let later = s.created_at + Duration::seconds(90);
-    store.touch_session("h1", later, 60).await.unwrap();
+    store
+        .touch_session("h1", later, Duration::seconds(60))
+        .await
+        .unwrap();
     assert_eq!(
         store
             .find_session("h1")
@@ -216,21 +252,12 @@ pub(super) async fn sessions_open_touch_close_and_purge(store: Arc<dyn Store>) {
 pub(super) async fn sign_in_failures_count_per_name_and_client(store: Arc<dyn Store>) {
     let t0 = now() - Duration::minutes(30);
     for i in 0..3 {
-        store
-            .record_sign_in_failure("alice", "10.0.0.1", t0 + Duration::minutes(i))
-            .await
-            .unwrap();
+        fail(&store, "alice", "10.0.0.1", t0 + Duration::minutes(i)).await;
     }
     for i in 0..4 {
-        store
-            .record_sign_in_failure("bob", "10.0.0.1", t0 + Duration::minutes(20 + i))
-            .await
-            .unwrap();
+        fail(&store, "bob", "10.0.0.1", t0 + Duration::minutes(20 + i)).await;
     }
-    store
-        .record_sign_in_failure("alice", "10.0.0.2", t0 + Duration::minutes(25))
-        .await
-        .unwrap();
+    fail(&store, "alice", "10.0.0.2", t0 + Duration::minutes(25)).await;
     let f = store
         .sign_in_failures("alice", "10.0.0.1", t0, 10)
         .await
@@ -258,4 +285,101 @@ pub(super) async fn sign_in_failures_count_per_name_and_client(store: Arc<dyn St
         .await
         .unwrap();
     assert_eq!((f.by_name.len(), f.by_client.len()), (1, 4));
+}
+
+/// Thirty reservations started at once (`who(i)` is the name and client of the i-th).
+async fn race(
+    store: &Arc<dyn Store>,
+    who: impl Fn(usize) -> (String, String),
+    limits: SignInLimits,
+) -> Vec<SignInReservation> {
+    const TRIES: usize = 30;
+    let at = limits.since + Duration::minutes(15);
+    let barrier = Arc::new(tokio::sync::Barrier::new(TRIES));
+    let tasks: Vec<_> = (0..TRIES)
+        .map(|i| {
+            let store = store.clone();
+            let barrier = barrier.clone();
+            let (name, client) = who(i);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store
+                    .reserve_sign_in_attempt(&name, &client, at, limits)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for task in tasks {
+        answers.push(task.await.unwrap());
+    }
+    answers
+}
+
+pub(super) async fn sign_in_reservations_respect_the_limits(store: Arc<dyn Store>) {
+    let at = now();
+    let limits = SignInLimits {
+        since: at - Duration::minutes(15),
+        per_name: 5,
+        per_client: 20,
+    };
+    // Older failures are outside the window and count for nothing.
+    fail(&store, "alice", "10.0.0.1", at - Duration::minutes(20)).await;
+    let reserved = |r: &SignInReservation| matches!(r, SignInReservation::Reserved { .. });
+
+    // Thirty concurrent reservations for one name, from thirty clients: exactly five.
+    let answers = race(
+        &store,
+        |i| ("alice".to_string(), format!("10.1.0.{i}")),
+        limits,
+    )
+    .await;
+    assert_eq!(
+        answers.iter().filter(|r| reserved(r)).count(),
+        5,
+        "{answers:?}"
+    );
+    for refused in answers.iter().filter(|r| !reserved(r)) {
+        let SignInReservation::Refused(f) = refused else {
+            unreachable!()
+        };
+        assert_eq!(
+            f.by_name,
+            vec![at; 5],
+            "the refusal says which failures count"
+        );
+    }
+    let f = store
+        .sign_in_failures("alice", "10.1.0.0", limits.since, 100)
+        .await
+        .unwrap();
+    assert_eq!(f.by_name.len(), 5, "refused attempts record nothing");
+
+    // Thirty concurrent reservations from one client, for thirty names: exactly twenty.
+    let answers = race(
+        &store,
+        |i| (format!("guess{i}"), "10.2.0.1".to_string()),
+        limits,
+    )
+    .await;
+    assert_eq!(answers.iter().filter(|r| reserved(r)).count(), 20);
+
+    // A withdrawn attempt (never checked) counts for nobody; withdrawing twice is harmless.
+    let SignInReservation::Reserved { attempt } = store
+        .reserve_sign_in_attempt("bob", "10.3.0.1", at, limits)
+        .await
+        .unwrap()
+    else {
+        panic!("bob has no failures");
+    };
+    store.release_sign_in_attempt(attempt).await.unwrap();
+    store.release_sign_in_attempt(attempt).await.unwrap();
+    assert_eq!(
+        store
+            .sign_in_failures("bob", "10.3.0.1", limits.since, 100)
+            .await
+            .unwrap(),
+        SignInFailures::default()
+    );
 }

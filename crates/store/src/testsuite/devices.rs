@@ -594,17 +594,23 @@ pub(super) async fn runs_and_leases(store: Arc<dyn Store>) {
     );
     let r2 = store.start_sync_run(e, "manual", "b", t).await.unwrap();
     assert!(r2.id > r1.id);
+    // a holds the lease until t+153; b has none: b's run is dead, a's is not.
     assert_eq!(
-        store.interrupt_stale_runs(e, "b", t).await.unwrap(),
+        store
+            .end_dead_runs(Some(e), t + Duration::seconds(100), "b stopped")
+            .await
+            .unwrap(),
         1,
-        "a's run"
+        "b's run"
     );
+    let dead = store.get_sync_run(r2.id).await.unwrap();
     assert_eq!(
-        store.get_sync_run(r1.id).await.unwrap().outcome,
-        "interrupted"
+        (dead.outcome.as_str(), dead.error.as_deref()),
+        ("interrupted", Some("b stopped"))
     );
+    assert_eq!(store.get_sync_run(r1.id).await.unwrap().outcome, "running");
     let done = store
-        .finish_sync_run(r2.id, "failed", Some("Token expired"), t)
+        .finish_sync_run(r1.id, "failed", Some("Token expired"), t)
         .await
         .unwrap();
     assert_eq!(
@@ -627,6 +633,125 @@ pub(super) async fn runs_and_leases(store: Arc<dyn Store>) {
             .unwrap_err()
             .is_not_found()
     );
+}
+
+pub(super) async fn claims_start_or_find_the_run_and_end_dead_ones(store: Arc<dyn Store>) {
+    use crate::SyncClaim;
+    let e = entry(&store, "e").await;
+    let f = entry(&store, "f").await;
+    let t = at_secs(now());
+    let secs = Duration::seconds;
+    let claim = |entry: Uuid, holder: &'static str, at: OffsetDateTime| {
+        let store = store.clone();
+        async move {
+            store
+                .claim_sync_run(entry, "manual", holder, at, 60, "its instance stopped")
+                .await
+                .unwrap()
+        }
+    };
+    let SyncClaim::Started(r1) = claim(e, "a", t).await else {
+        panic!("a starts")
+    };
+    assert_eq!(
+        (r1.outcome.as_str(), r1.holder.as_str(), r1.trigger.as_str()),
+        ("running", "a", "manual")
+    );
+    assert_eq!(
+        claim(e, "b", t + secs(10)).await,
+        SyncClaim::Running(r1.clone()),
+        "a's lease is alive: b gets a's run"
+    );
+    // a stops renewing: once its lease lapsed, b's claim ends a's run and starts its own.
+    let SyncClaim::Started(r2) = claim(e, "b", t + secs(61)).await else {
+        panic!("b takes over")
+    };
+    let dead = store.get_sync_run(r1.id).await.unwrap();
+    assert_eq!(
+        (
+            dead.outcome.as_str(),
+            dead.error.as_deref(),
+            dead.finished_at
+        ),
+        (
+            "interrupted",
+            Some("its instance stopped"),
+            Some(t + secs(61))
+        )
+    );
+    // A finished run whose holder still has the lease: nothing to show, the lease is held.
+    store
+        .finish_sync_run(r2.id, "succeeded", None, t + secs(62))
+        .await
+        .unwrap();
+    assert_eq!(
+        claim(e, "c", t + secs(63)).await,
+        SyncClaim::Held {
+            holder: "b".to_string()
+        }
+    );
+    assert_eq!(
+        store
+            .end_dead_runs(Some(e), t + secs(63), "x")
+            .await
+            .unwrap(),
+        0,
+        "a finished run is not touched"
+    );
+    assert_eq!(
+        store.get_sync_run(r2.id).await.unwrap().outcome,
+        "succeeded"
+    );
+    store.release_sync_lease(e, "b").await.unwrap();
+
+    // A store one process serves, at start-up: every lease and every running run is the
+    // previous process's.
+    let SyncClaim::Started(r3) = claim(e, "c", t + secs(64)).await else {
+        panic!("c starts e")
+    };
+    let SyncClaim::Started(r4) = claim(f, "c", t + secs(64)).await else {
+        panic!("c starts f")
+    };
+    assert_eq!(
+        store
+            .end_dead_runs(None, t + secs(65), "restart")
+            .await
+            .unwrap(),
+        0,
+        "c's leases are alive"
+    );
+    assert_eq!(store.clear_sync_leases().await.unwrap(), 2);
+    assert_eq!(
+        store
+            .end_dead_runs(None, t + secs(65), "restart")
+            .await
+            .unwrap(),
+        2
+    );
+    for id in [r3.id, r4.id] {
+        let run = store.get_sync_run(id).await.unwrap();
+        assert_eq!(
+            (run.outcome.as_str(), run.error.as_deref()),
+            ("interrupted", Some("restart"))
+        );
+    }
+
+    // Claims at the same moment: exactly one starts, the other is answered that run.
+    for round in 0..5_i64 {
+        let at = t + secs(100 + round * 100);
+        let (x, y) = tokio::join!(claim(e, "x", at), claim(e, "y", at));
+        let (started, seen) = match (x, y) {
+            (SyncClaim::Started(s), SyncClaim::Running(r))
+            | (SyncClaim::Running(r), SyncClaim::Started(s)) => (s, r),
+            other => panic!("one starts, the other sees it: {other:?}"),
+        };
+        assert_eq!(started, seen);
+        store
+            .finish_sync_run(started.id, "succeeded", None, at)
+            .await
+            .unwrap();
+        store.release_sync_lease(e, &started.holder).await.unwrap();
+    }
 }
 
 pub(super) async fn device_listing_orders_prefixes_and_cursors(store: Arc<dyn Store>) {
