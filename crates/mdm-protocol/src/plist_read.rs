@@ -12,7 +12,7 @@ use std::fmt;
 use std::io::Cursor;
 
 use plist::{Dictionary, Value};
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
 use crate::error::ProtocolError;
 
@@ -47,12 +47,32 @@ pub(crate) fn read_dictionary(
         what,
         reason: e.to_string(),
     })?;
+    if contains_uid(&value) {
+        // Only keyed archives use UIDs, and they cannot be written as XML: an upload holding
+        // one could be accepted but never queued (found by fuzzing).
+        return Err(ProtocolError::NotAPlist {
+            what,
+            reason: "it holds a UID value, which only keyed archives use, never MDM messages"
+                .to_string(),
+        });
+    }
     match value {
         Value::Dictionary(dict) => Ok(dict),
         other => Err(ProtocolError::NotADictionary {
             what,
             found: kind(&other),
         }),
+    }
+}
+
+/// Whether `value` holds a binary plist UID anywhere. Recursion is bounded: [`check_shape`]
+/// has already refused anything nested deeper than [`MAX_NESTING_DEPTH`].
+fn contains_uid(value: &Value) -> bool {
+    match value {
+        Value::Uid(_) => true,
+        Value::Array(items) => items.iter().any(contains_uid),
+        Value::Dictionary(dict) => dict.values().any(contains_uid),
+        _ => false,
     }
 }
 
@@ -186,7 +206,10 @@ impl<'de> Visitor<'de> for Walk {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let depth = self.enter()?;
-        while map.next_key::<IgnoredAny>()?.is_some() {
+        // Keys are walked too: the reader hands a container found where a key belongs to the
+        // key's deserializer, and ignoring it would recurse without the depth budget (found
+        // by fuzzing: `<dict>` repeated after a value overflowed the stack).
+        while map.next_key_seed(Walk { depth })?.is_some() {
             map.next_value_seed(Walk { depth })?;
         }
         Ok(())
@@ -250,11 +273,18 @@ impl<'a> Fields<'a> {
         }
     }
 
-    /// A string; an absent key and an empty string are both `None`.
+    /// A string; an absent key and an empty string are both `None`. A NUL character is
+    /// refused: no MDM value holds one, and PostgreSQL cannot store one in text (found by
+    /// fuzzing: a `CommandUUID` with a NUL made the command channel answer 500).
     pub(crate) fn string(&self, key: &str) -> Result<Option<String>, ProtocolError> {
         match self.dict.get(key) {
             None => Ok(None),
             Some(Value::String(s)) if s.is_empty() => Ok(None),
+            Some(Value::String(s)) if s.contains('\0') => Err(ProtocolError::InvalidValue {
+                what: self.what,
+                key: self.key(key),
+                reason: "it contains a NUL character".into(),
+            }),
             Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(other) => Err(self.wrong_type(key, "a string", other)),
         }
@@ -353,6 +383,27 @@ mod tests {
     }
 
     #[test]
+    fn containers_where_a_key_belongs_are_within_the_depth_budget() {
+        // Found by fuzzing: dictionaries nested where a key is expected were skipped without
+        // the depth budget and overflowed the stack. Run on a 2 MiB thread, like a server's.
+        let body = format!(
+            "<?xml version=\"1.0\"?><plist version=\"1.0\"><dict><key>MessageType</key>{}",
+            "<dict>".repeat(100_000)
+        )
+        .into_bytes();
+        let result = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || read_dictionary(&body, "test", 4 << 20))
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(
+            matches!(result, Err(ProtocolError::TooDeep { .. })),
+            "{result:?}"
+        );
+    }
+
+    #[test]
     fn shared_containers_cannot_expand_a_small_binary_plist() {
         let bomb = binary_bomb(40);
         assert!(bomb.len() < 256);
@@ -373,6 +424,41 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn a_uid_anywhere_is_refused() {
+        let mut inner = Dictionary::new();
+        inner.insert("u".into(), Value::Uid(plist::Uid::new(8)));
+        let mut dict = Dictionary::new();
+        dict.insert("RequestType".into(), Value::String("RestartDevice".into()));
+        dict.insert("a".into(), Value::Array(vec![Value::Dictionary(inner)]));
+        let mut body = Vec::new();
+        Value::Dictionary(dict).to_writer_binary(&mut body).unwrap();
+        let err = read_dictionary(&body, "test", LIMIT).unwrap_err();
+        assert!(
+            matches!(&err, ProtocolError::NotAPlist { reason, .. } if reason.contains("UID")),
+            "{err:?}"
+        );
+        assert!(err.is_bad_input());
+    }
+
+    #[test]
+    fn a_string_with_a_nul_is_refused_naming_its_key() {
+        let dict = read_dictionary(
+            &xml_dict("<key>CommandUUID</key><string>6A2B\u{0}3C4D</string>"),
+            "test",
+            LIMIT,
+        )
+        .unwrap();
+        let err = Fields::new(&dict, "test")
+            .string("CommandUUID")
+            .unwrap_err();
+        assert!(
+            matches!(&err, ProtocolError::InvalidValue { key, .. } if key == "CommandUUID"),
+            "{err:?}"
+        );
+        assert!(err.is_bad_input());
     }
 
     #[test]

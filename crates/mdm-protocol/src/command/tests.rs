@@ -580,3 +580,22 @@ fn the_device_side_parses_what_the_server_sends() {
         }
     );
 }
+
+/// Found by fuzzing (`command_upload_full`): a binary upload holding a UID was accepted, then
+/// failed to serialize when queued (a 500). It is refused as bad input now.
+#[test]
+fn an_upload_holding_a_uid_is_refused() {
+    let hex = "62706c6973743030d2010203045b52657175657374547970655a4e6f74696679557365725d\
+               5265737461727444657669636581080d1924320000000000000101000000000000000500000000\
+               000000000000000000000033";
+    let body: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+        .collect();
+    let err = command_from_upload(&body).unwrap_err();
+    assert!(
+        matches!(&err, ProtocolError::NotAPlist { reason, .. } if reason.contains("UID")),
+        "{err:?}"
+    );
+    assert!(err.is_bad_input());
+}
