@@ -29,8 +29,7 @@ use guardmdm_crypto::scep::PKI_MESSAGE_CONTENT_TYPE;
 use guardmdm_crypto::{Certificate, DeviceKey, Identity, ScepClient, sign_attached, sign_detached};
 use guardmdm_fuzz::{Campaign, Mutator, Stats, Verdict};
 use guardmdm_mdm_protocol::{
-    CHECKIN_CONTENT_TYPE, DEVICE_INFO_HEADER, MACHINE_INFO_CONTENT_TYPE, MAX_CHECKIN_BYTES,
-    MAX_REPORT_BYTES, REPORT_CONTENT_TYPE,
+    CHECKIN_CONTENT_TYPE, DEVICE_INFO_HEADER, MACHINE_INFO_CONTENT_TYPE, REPORT_CONTENT_TYPE,
 };
 use guardmdm_sim::SimDevice;
 use reqwest::StatusCode;
@@ -520,23 +519,23 @@ async fn a_command_upload_holding_a_uid_is_refused_with_400() {
 
 /// Found by fuzzing `parse_checkin`: dictionaries nested where a key belongs escaped the depth
 /// limit and overflowed the stack, aborting the whole server. Now a 400, and the server lives.
+/// The bodies are signed by an enrolled device: unsigned ones are refused before they are
+/// read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dictionaries_nested_in_key_position_are_refused_and_the_server_lives() {
     for backend in common::backends() {
         let mdm = setup(backend).await;
+        let device = enrolled_device(&mdm).await;
         let head = r#"<?xml version="1.0"?><plist version="1.0"><dict><key>MessageType</key>"#;
-        for (path, content_type, limit) in [
-            ("/mdm/checkin", CHECKIN_CONTENT_TYPE, MAX_CHECKIN_BYTES),
-            ("/mdm/connect", REPORT_CONTENT_TYPE, MAX_REPORT_BYTES),
+        // Under the default check-in limit (256 KiB): over 30,000 levels, three times what
+        // overflowed a worker's stack in a release build before the fix.
+        let levels = (200 * 1024 - head.len()) / "<dict>".len();
+        let body = format!("{head}{}", "<dict>".repeat(levels));
+        for (path, content_type) in [
+            ("/mdm/checkin", CHECKIN_CONTENT_TYPE),
+            ("/mdm/connect", REPORT_CONTENT_TYPE),
         ] {
-            let levels = (limit.min(MAX_CHECKIN_BYTES) - head.len()) / "<dict>".len();
-            let body = format!("{head}{}", "<dict>".repeat(levels));
-            let resp = mdm
-                .app
-                .http
-                .put(mdm.app.url(path))
-                .header("content-type", content_type)
-                .body(body)
+            let resp = put_request(&mdm, path, content_type, body.as_bytes(), Some(&device))
                 .send()
                 .await
                 .unwrap();
