@@ -28,7 +28,7 @@ use guardmdm_crypto::{
     generate_token_key_pair, sign_attached, sign_detached, verify_attached,
     verify_attached_signature, verify_detached,
 };
-use guardmdm_fuzz::{Campaign, Mutator, Verdict};
+use guardmdm_fuzz::{Mutator, Verdict};
 
 const FULL_CASES: u64 = 20_000;
 
@@ -301,59 +301,45 @@ fn token_json(bytes: &[u8]) -> Verdict {
     }
 }
 
-macro_rules! harness {
-    ($smoke:ident, $full:ident, $name:literal, $mutator:expr, $target:ident) => {
-        #[test]
-        fn $smoke() {
-            Campaign::smoke($name)
-                .run(&$mutator, $target)
-                .assert_clean();
-        }
-
-        #[test]
-        #[ignore = "a long fuzz campaign; run in release with --ignored"]
-        fn $full() {
-            Campaign::full($name, FULL_CASES)
-                .run(&$mutator, $target)
-                .assert_clean();
-        }
-    };
-}
-
-harness!(
+guardmdm_fuzz::harness!(
     attached_smoke,
     attached_full,
     "crypto verify_attached (MachineInfo CMS)",
     attached_seeds(),
-    attached
+    attached,
+    FULL_CASES
 );
-harness!(
+guardmdm_fuzz::harness!(
     detached_smoke,
     detached_full,
     "crypto verify_detached (Mdm-Signature)",
     detached_seeds(),
-    detached
+    detached,
+    FULL_CASES
 );
-harness!(
+guardmdm_fuzz::harness!(
     scep_smoke,
     scep_full,
     "crypto ScepCa decode_request/respond (PKIOperation)",
     scep_seeds(),
-    scep
+    scep,
+    FULL_CASES
 );
-harness!(
+guardmdm_fuzz::harness!(
     token_smoke,
     token_full,
     "crypto decrypt_server_token (ABM .p7m)",
     token_seeds(),
-    token
+    token,
+    FULL_CASES
 );
-harness!(
+guardmdm_fuzz::harness!(
     token_json_smoke,
     token_json_full,
     "crypto DepTokens::from_json",
     token_json_seeds(),
-    token_json
+    token_json,
+    FULL_CASES
 );
 
 /// The seeds themselves are accepted: the harnesses start from valid messages.

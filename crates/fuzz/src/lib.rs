@@ -333,3 +333,26 @@ fn env_u64(name: &str) -> Option<u64> {
         None => text.parse().ok(),
     }
 }
+
+/// Declares a parser's pair of fuzz tests: `$smoke`, a short run with a fixed seed that the
+/// normal `cargo test` runs, and `$full`, an ignored campaign of `$cases` cases (more with
+/// `GUARDMDM_FUZZ_CASES`), each from `$mutator`'s seeds into `$target`.
+#[macro_export]
+macro_rules! harness {
+    ($smoke:ident, $full:ident, $name:literal, $mutator:expr, $target:expr, $cases:expr $(,)?) => {
+        #[test]
+        fn $smoke() {
+            $crate::Campaign::smoke($name)
+                .run(&$mutator, $target)
+                .assert_clean();
+        }
+
+        #[test]
+        #[ignore = "a long fuzz campaign; run in release with --ignored"]
+        fn $full() {
+            $crate::Campaign::full($name, $cases)
+                .run(&$mutator, $target)
+                .assert_clean();
+        }
+    };
+}

@@ -18,6 +18,10 @@
 //! ```text
 //! cargo test --release -p guardmdm --test bench_hostile -- --ignored --nocapture
 //! ```
+//!
+//! `GUARDMDM_BENCH_BINARY=/path/to/guardmdm` measures another build instead (an older
+//! release, for a side-by-side comparison in one run); the benchmark only uses flags and
+//! variables every release has had.
 
 // Helpers outside #[test] functions fail by panicking too.
 #![allow(
@@ -315,7 +319,10 @@ async fn hostile_traffic() {
     let port = free_port();
     let address = format!("127.0.0.1:{port}");
     let base = format!("http://{address}");
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_guardmdm"))
+    let binary = std::env::var("GUARDMDM_BENCH_BINARY")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_guardmdm").to_string());
+    println!("server binary: {binary}");
+    let mut child = tokio::process::Command::new(&binary)
         .arg("serve")
         .env("GUARDMDM_LISTEN", &address)
         .env("GUARDMDM_DATA_DIR", dir.path().join("data"))
@@ -341,7 +348,7 @@ async fn hostile_traffic() {
     }
     assert!(up, "the server did not come up");
 
-    let mut create = tokio::process::Command::new(env!("CARGO_BIN_EXE_guardmdm"))
+    let mut create = tokio::process::Command::new(&binary)
         .args(["admins", "create", ADMIN, "--password-stdin"])
         .env("GUARDMDM_URL", &base)
         .env("GUARDMDM_API_TOKEN", ADMIN_TOKEN)

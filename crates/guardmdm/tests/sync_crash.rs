@@ -49,6 +49,8 @@ impl Serve {
             .arg(data_dir)
             .args(["--admin-token", ADMIN_TOKEN, "--public-url", PUBLIC_URL])
             .args(["--abm-url", abm_url])
+            // Two instances run side by side: each metrics listener takes a port of its own.
+            .args(["--metrics-listen", "127.0.0.1:0"])
             .args(args)
             .env("RUST_LOG", "info")
             .env_remove("GUARDMDM_DATABASE_URL")

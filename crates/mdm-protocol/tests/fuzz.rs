@@ -16,7 +16,7 @@ use std::path::Path;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use guardmdm_fuzz::{Campaign, Mutator, Verdict};
+use guardmdm_fuzz::{Mutator, Verdict};
 use guardmdm_mdm_protocol::{
     CheckinMessage, ProtocolError, command_from_upload, decode_device_info_header, parse_checkin,
     parse_command, parse_machine_info, parse_report,
@@ -213,57 +213,43 @@ fn aspen_seeds() -> Mutator {
     Mutator::new(seeds).with_tokens(["=", "==", "-", "_", "+", "/", " ", "\t", "%2B", "\u{e9}"])
 }
 
-macro_rules! harness {
-    ($smoke:ident, $full:ident, $name:literal, $mutator:expr, $target:ident) => {
-        #[test]
-        fn $smoke() {
-            Campaign::smoke($name)
-                .run(&$mutator, $target)
-                .assert_clean();
-        }
-
-        #[test]
-        #[ignore = "a long fuzz campaign; run in release with --ignored"]
-        fn $full() {
-            Campaign::full($name, FULL_CASES)
-                .run(&$mutator, $target)
-                .assert_clean();
-        }
-    };
-}
-
-harness!(
+guardmdm_fuzz::harness!(
     checkin_smoke,
     checkin_full,
     "mdm-protocol parse_checkin",
     plist_seeds(&["checkin"]),
-    checkin
+    checkin,
+    FULL_CASES
 );
-harness!(
+guardmdm_fuzz::harness!(
     report_smoke,
     report_full,
     "mdm-protocol parse_report",
     plist_seeds(&["report"]),
-    report
+    report,
+    FULL_CASES
 );
-harness!(
+guardmdm_fuzz::harness!(
     machine_info_smoke,
     machine_info_full,
     "mdm-protocol parse_machine_info",
     plist_seeds(&["machine_info"]),
-    machine_info
+    machine_info,
+    FULL_CASES
 );
-harness!(
+guardmdm_fuzz::harness!(
     command_upload_smoke,
     command_upload_full,
     "mdm-protocol command_from_upload",
     plist_seeds(&["command", "report"]),
-    command_upload
+    command_upload,
+    FULL_CASES
 );
-harness!(
+guardmdm_fuzz::harness!(
     aspen_header_smoke,
     aspen_header_full,
     "mdm-protocol decode_device_info_header",
     aspen_seeds(),
-    aspen_header
+    aspen_header,
+    FULL_CASES
 );

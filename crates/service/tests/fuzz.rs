@@ -15,7 +15,7 @@
 // Test code: failures are panics.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use guardmdm_fuzz::{Campaign, Mutator, Verdict};
+use guardmdm_fuzz::{Mutator, Verdict};
 use guardmdm_service::profile_spec::{ProfileSpec, initial_commands_from_text, validate};
 use guardmdm_service::serial_csv::{SerialCsv, check_serial, parse_all};
 
@@ -99,39 +99,8 @@ fn serial_cell(bytes: &[u8]) -> Verdict {
 
 // --- ADE profile files ---------------------------------------------------------------------
 
-const FULL_YAML: &str = "\
-# Staff Macs, locked to MDM
-name: staff-macs
-profile_name: Staff Macs
-enrollment_type: automated
-url: https://mdm.example.com/mdm/enroll?org=7
-configuration_web_url: https://mdm.example.com/ade/login
-is_supervised: true
-is_mandatory: true
-is_mdm_removable: false
-await_device_configured: true
-auto_advance_setup: false
-allow_pairing: false
-is_multi_user: false
-department: IT Department
-support_phone_number: \"+1 555 0100\"
-support_email_address: help@example.com
-org_magic: 913FABBB-0032-4E13-9966-D6BBAC900331
-language: en
-region: US
-anchor_certs:
-  - MAMCAQU=
-supervising_host_certs: [MAMCAQU=]
-skip_setup_items:
-  - AppleID
-  - Siri
-  - Diagnostics
-initial_commands:
-  - request_type: InstallProfile
-    payload_base64: PHBsaXN0Lz4=
-  - request_type: DeviceInformation
-    queries: [SerialNumber, OSVersion]
-";
+/// Every key of a profile file, as the unit tests read it.
+const FULL_YAML: &str = include_str!("../testdata/profile-full.yaml");
 
 const FULL_JSON: &str = r#"{
   "name": "staff-macs",
@@ -247,46 +216,37 @@ fn initial_commands(bytes: &[u8]) -> Verdict {
     }
 }
 
-macro_rules! harness {
-    ($smoke:ident, $full:ident, $name:literal, $mutator:expr, $target:ident) => {
-        #[test]
-        fn $smoke() {
-            Campaign::smoke($name)
-                .run(&$mutator, $target)
-                .assert_clean();
-        }
-
-        #[test]
-        #[ignore = "a long fuzz campaign; run in release with --ignored"]
-        fn $full() {
-            Campaign::full($name, FULL_CASES)
-                .run(&$mutator, $target)
-                .assert_clean();
-        }
-    };
-}
-
-harness!(csv_smoke, csv_full, "service serial_csv", csv_seeds(), csv);
-harness!(
+guardmdm_fuzz::harness!(
+    csv_smoke,
+    csv_full,
+    "service serial_csv",
+    csv_seeds(),
+    csv,
+    FULL_CASES
+);
+guardmdm_fuzz::harness!(
     serial_cell_smoke,
     serial_cell_full,
     "service check_serial",
     csv_seeds(),
-    serial_cell
+    serial_cell,
+    FULL_CASES
 );
-harness!(
+guardmdm_fuzz::harness!(
     profile_smoke,
     profile_full,
     "service ProfileSpec::parse (YAML/JSON)",
     profile_seeds(),
-    profile
+    profile,
+    FULL_CASES
 );
-harness!(
+guardmdm_fuzz::harness!(
     initial_commands_smoke,
     initial_commands_full,
     "service initial_commands_from_text",
     profile_seeds(),
-    initial_commands
+    initial_commands,
+    FULL_CASES
 );
 
 #[test]

@@ -69,11 +69,34 @@ pub async fn setup_with(backend: Backend, extra: &[&str]) -> Mdm {
 }
 
 /// Purchases `n` iPhones and syncs (the pass assigns them the default profile at Apple).
+/// Sync Now answers a run already going (the schedule's first tick can land after the token
+/// upload on a loaded machine), which may have fetched its pages before the purchase: then
+/// it syncs again.
 pub async fn buy(mdm: &Mdm, n: usize) -> Vec<String> {
-    let devices = mdm.app.abm.sim.add_devices(n, Some(DeviceFamily::IPhone));
-    let run = mdm.app.sync("main", false).await;
-    assert_eq!(run["outcome"], "succeeded", "{run}");
-    devices.into_iter().map(|d| d.serial_number).collect()
+    let serials: Vec<String> = mdm
+        .app
+        .abm
+        .sim
+        .add_devices(n, Some(DeviceFamily::IPhone))
+        .into_iter()
+        .map(|d| d.serial_number)
+        .collect();
+    for _ in 0..5 {
+        let run = mdm.app.sync("main", false).await;
+        assert_eq!(run["outcome"], "succeeded", "{run}");
+        let mut synced = true;
+        for serial in &serials {
+            let (status, _) = mdm
+                .app
+                .json(Method::GET, &format!("/api/v1/devices/{serial}"), None)
+                .await;
+            synced &= status == StatusCode::OK;
+        }
+        if synced {
+            return serials;
+        }
+    }
+    panic!("the purchased devices never showed up after five syncs");
 }
 
 pub async fn enrollment(app: &TestApp, serial: &str) -> Value {

@@ -49,39 +49,7 @@ fn der_b64(len: usize) -> String {
     base64::Engine::encode(&base64::engine::general_purpose::STANDARD, der)
 }
 
-const FULL_YAML: &str = "\
-# Staff Macs, locked to MDM
-name: staff-macs
-profile_name: Staff Macs
-enrollment_type: automated
-url: https://mdm.example.com/mdm/ade/enroll?org=7
-configuration_web_url: https://mdm.example.com/ade/login
-is_supervised: true
-is_mandatory: true
-is_mdm_removable: false
-await_device_configured: true
-auto_advance_setup: false
-allow_pairing: false
-is_multi_user: false
-department: IT Department
-support_phone_number: \"+1 555 0100\"
-support_email_address: help@example.com
-org_magic: 913FABBB-0032-4E13-9966-D6BBAC900331
-language: en
-region: US
-anchor_certs:
-  - MAMCAQU=
-supervising_host_certs: [MAMCAQU=]
-skip_setup_items:
-  - AppleID
-  - Siri
-  - Diagnostics
-initial_commands:
-  - request_type: InstallProfile
-    payload_base64: PHBsaXN0Lz4=
-  - request_type: DeviceInformation
-    queries: [SerialNumber, OSVersion]
-";
+const FULL_YAML: &str = include_str!("../../testdata/profile-full.yaml");
 
 const FULL_JSON: &str = r#"{
   "name": "staff-macs",
