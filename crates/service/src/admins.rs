@@ -244,8 +244,54 @@ pub struct AdminService {
     store: Arc<dyn Store>,
     policy: SessionPolicy,
     decoy: Arc<OnceLock<String>>,
-    checks: Arc<Semaphore>,
+    checks: CheckPool,
     check_wait: std::time::Duration,
+}
+
+type CheckJob = Box<dyn FnOnce() + Send>;
+
+/// Where password checks run: [`PasswordChecks::concurrency`] threads of their own, and as
+/// many permits. Dedicated threads bound the memory as well as the CPU: the allocator keeps
+/// each thread's last 19 MiB argon2 buffer for reuse, so checks spread over the runtime's
+/// blocking pool (up to hundreds of threads) would leave that much behind on every thread
+/// that ever ran one; here it is `concurrency` × 19 MiB at most, however many sign-ins come.
+#[derive(Clone)]
+struct CheckPool {
+    permits: Arc<Semaphore>,
+    jobs: std::sync::mpsc::Sender<CheckJob>,
+}
+
+impl CheckPool {
+    /// `threads` worker threads (at least one); they end when the last clone is dropped.
+    fn new(threads: usize) -> Self {
+        let threads = threads.max(1);
+        let (jobs, queue) = std::sync::mpsc::channel::<CheckJob>();
+        let queue = Arc::new(std::sync::Mutex::new(queue));
+        for n in 0..threads {
+            let queue = queue.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("password-check-{n}"))
+                .spawn(move || {
+                    loop {
+                        let job = match queue.lock() {
+                            Ok(q) => q.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return, // the pool is gone
+                        }
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a password-check thread");
+            }
+        }
+        Self {
+            permits: Arc::new(Semaphore::new(threads)),
+            jobs,
+        }
+    }
 }
 
 impl AdminService {
@@ -256,7 +302,7 @@ impl AdminService {
             store,
             policy,
             decoy: Arc::new(OnceLock::new()),
-            checks: Arc::new(Semaphore::new(checks.concurrency.max(1))),
+            checks: CheckPool::new(checks.concurrency),
             check_wait: checks.wait,
         }
     }
@@ -271,7 +317,7 @@ impl AdminService {
     /// The same service with password `checks` limits.
     #[must_use]
     pub fn with_password_checks(mut self, checks: PasswordChecks) -> Self {
-        self.checks = Arc::new(Semaphore::new(checks.concurrency.max(1)));
+        self.checks = CheckPool::new(checks.concurrency);
         self.check_wait = checks.wait;
         self
     }
@@ -297,13 +343,16 @@ impl AdminService {
         // An authenticated caller: waits for its turn as long as it takes.
         let permit = self
             .checks
+            .permits
             .clone()
             .acquire_owned()
             .await
             .map_err(|e| ServiceError::Internal(e.to_string()))?;
-        let hash = blocking(permit, move || password::hash_password(&password))
-            .await?
-            .map_err(internal)?;
+        let hash = blocking(&self.checks, permit, move || {
+            password::hash_password(&password)
+        })
+        .await?
+        .map_err(internal)?;
         let now = guardmdm_store::now();
         let new = NewAdmin {
             id: Uuid::new_v4(),
@@ -394,7 +443,8 @@ impl AdminService {
         };
         let admin = self.store.find_admin(name).await?;
         let Ok(Ok(permit)) =
-            tokio::time::timeout(self.check_wait, self.checks.clone().acquire_owned()).await
+            tokio::time::timeout(self.check_wait, self.checks.permits.clone().acquire_owned())
+                .await
         else {
             // Not checked: the attempt is withdrawn and counts for nobody.
             self.store.release_sign_in_attempt(attempt).await?;
@@ -405,7 +455,7 @@ impl AdminService {
         };
         let stored = admin.as_ref().map(|a| a.password_hash.clone());
         let decoy = self.decoy.clone();
-        let matches = blocking(permit, move || {
+        let matches = blocking(&self.checks, permit, move || {
             let stored = match stored {
                 Some(hash) => hash,
                 None => decoy_hash(&decoy)?,
@@ -518,18 +568,23 @@ fn internal(e: password::PasswordError) -> ServiceError {
     ServiceError::Internal(e.to_string())
 }
 
-/// Runs `f` (argon2: tens of milliseconds of CPU) off the async workers, holding `permit` until
-/// it ends, even when the request that started it is dropped meanwhile.
+/// Runs `f` (argon2: tens of milliseconds of CPU) on a password-check thread of `pool`,
+/// holding `permit` until it ends, even when the request that started it is dropped meanwhile.
 async fn blocking<T: Send + 'static>(
+    pool: &CheckPool,
     permit: OwnedSemaphorePermit,
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ServiceError> {
-    tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        f()
-    })
-    .await
-    .map_err(|e| ServiceError::Internal(e.to_string()))
+    let (answer, answered) = tokio::sync::oneshot::channel();
+    pool.jobs
+        .send(Box::new(move || {
+            let _permit = permit;
+            let _ = answer.send(f());
+        }))
+        .map_err(|_| ServiceError::Internal("the password-check threads are gone".to_string()))?;
+    answered
+        .await
+        .map_err(|_| ServiceError::Internal("a password check did not finish".to_string()))
 }
 
 #[cfg(test)]
