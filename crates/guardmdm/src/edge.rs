@@ -2,9 +2,9 @@
 //! under, and graceful shutdown.
 //!
 //! One connection goes: accept (or close at once when [`EdgeLimits::max_connections`] are
-//! open) → [`serve_io`] over the stream (HTTP/1 or HTTP/2, told apart by hyper-util) under a
+//! open) → `serve_io` over the stream (HTTP/1 or HTTP/2, told apart by hyper-util) under a
 //! watchdog. A TLS step slots in between the two: accept → the handshake, bounded by the
-//! header read timeout → the same [`serve_io`] over the TLS stream.
+//! header read timeout → the same `serve_io` over the TLS stream.
 //!
 //! The watchdog closes a connection that has no request in progress when
 //! - it was opened and no whole request head arrived within the header read timeout,

@@ -33,7 +33,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the server.
-    Serve(crate::config::ServeArgs),
+    Serve(Box<crate::config::ServeArgs>),
     /// The whole story on this machine: simulated ABM, APNs and devices enrolling into
     /// GuardMDM on an embedded SQLite database.
     Demo(crate::demo::DemoArgs),
@@ -110,7 +110,7 @@ enum Command {
 /// Whatever went wrong, worded for the person at the terminal.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve(args) => crate::server::serve(args).await,
+        Command::Serve(args) => crate::server::serve(*args).await,
         Command::Demo(args) => crate::demo::run(args).await,
         Command::AbmSim(args) => abm_sim::run(args).await,
         Command::Abm { client, command } => abm::run(&ApiClient::new(&client)?, command).await,
