@@ -1,4 +1,4 @@
-//! Errors of the DEP API, named after Apple's codes (`dep-api.md` §2.5, §3.0, §9).
+//! Errors of the DEP API, named after Apple's codes (`docs/protocol.md` §2.5, §3.0, §9).
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! Apple's device assignment service (the "DEP API" of Apple Business Manager), as a client.
 //!
-//! Protocol reference: `dep-api.md` in the shared docs, and Apple's "Device Assignment"
+//! Protocol reference: `docs/protocol.md`, and Apple's "Device Assignment"
 //! documentation (<https://developer.apple.com/documentation/devicemanagement/device-assignment>).
 //!
 //! - Authentication (§2): `GET /session` signed with OAuth 1.0a HMAC-SHA1 over the URL really

@@ -1,4 +1,4 @@
-//! Typed requests and responses of the DEP API (`dep-api.md` §3–§5).
+//! Typed requests and responses of the DEP API (`docs/protocol.md` §3–§5).
 //!
 //! Parsing is forgiving where Apple may evolve: unknown fields are ignored, enum values
 //! GuardMDM does not know yet are kept verbatim (`Other`), and a timestamp in an unexpected

@@ -1,4 +1,4 @@
-//! OAuth 1.0a (RFC 5849) signing of `GET /session` with HMAC-SHA1 (`dep-api.md` §2.1).
+//! OAuth 1.0a (RFC 5849) signing of `GET /session` with HMAC-SHA1 (`docs/protocol.md` §2.1).
 //!
 //! The signature covers the URL the request is really sent to, so a simulator base URL works.
 //! Only `/session` is signed; every later call carries `X-ADM-Auth-Session` instead.

@@ -1,5 +1,5 @@
 //! The client's session and retry rules against a scripted local server, one odd answer at a
-//! time (`dep-api.md` §2.4, §2.5, §3.15). Whole flows run against the ABM simulator in
+//! time (`docs/protocol.md` §2.4, §2.5, §3.15). Whole flows run against the ABM simulator in
 //! `simulator.rs`.
 
 // Helpers outside #[test] functions fail by panicking too.

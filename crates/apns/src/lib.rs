@@ -1,7 +1,7 @@
 //! MDM pushes through Apple Push Notification service (APNs).
 //!
 //! An MDM push carries no command: it only asks a device to contact its MDM server, which then
-//! hands out the queued commands. Protocol reference: `dep-api.md` §7.5 in the shared docs, and
+//! hands out the queued commands. Protocol reference: `docs/protocol.md` §7.5, and
 //! Apple's "Sending notification requests to APNs"
 //! (<https://developer.apple.com/documentation/usernotifications/sending-notification-requests-to-apns>)
 //! and "Handling error responses from APNs"

@@ -1,6 +1,6 @@
 //! Verifying the CMS signatures Apple devices send.
 //!
-//! - **ADE enrollment** (`dep-api.md` §6.1): the device POSTs a DER CMS `SignedData` whose
+//! - **ADE enrollment** (`docs/protocol.md` §6.1): the device POSTs a DER CMS `SignedData` whose
 //!   attached content is the MachineInfo plist, signed by the device identity whose chain leads
 //!   to Apple's device CA. In the web-view flow (§6.3) the same blob arrives base64 in the
 //!   `x-apple-aspen-deviceinfo` header. [`verify_attached`] checks the signature *and* the

@@ -1,7 +1,7 @@
 //! The ABM server token: the `<ServerName>_Token_<time>_smime.p7m` file an admin downloads
 //! from Apple Business Manager.
 //!
-//! Three layers (see `dep-api.md` §1.3):
+//! Three layers (see `docs/protocol.md` §1.3):
 //! 1. a MIME header block (`Content-Type: application/pkcs7-mime; … smime-type=enveloped-data`,
 //!    `Content-Transfer-Encoding: base64`), a blank line, then base64 of DER;
 //! 2. CMS `EnvelopedData` with an RSA key-transport recipient for the entry's certificate;

@@ -1,6 +1,6 @@
 //! A stand-in for Apple's device certificate authority, for simulated devices.
 //!
-//! A real device signs its ADE MachineInfo (`dep-api.md` §6.1) with an identity Apple built
+//! A real device signs its ADE MachineInfo (`docs/protocol.md` §6.1) with an identity Apple built
 //! into it, issued by an "Apple iPhone Device CA" intermediate under the Apple Root CA.
 //! Simulated devices cannot have such an identity, so they bring their own two-level PKI in
 //! the same shape: a self-signed root (`<name> Root CA`), an issuing intermediate

@@ -1,5 +1,5 @@
 //! Message authentication and hashing for Apple's DEP protocol: HMAC-SHA1 for OAuth 1.0a
-//! signatures (`dep-api.md` §2.1, RFC 5849 §3.4.2) and SHA-256 for identifiers such as
+//! signatures (`docs/protocol.md` §2.1, RFC 5849 §3.4.2) and SHA-256 for identifiers such as
 //! `org_id_hash` (§3.1); SHA-1 and MD5 only for the fingerprints older formats carry.
 
 use openssl::hash::{MessageDigest, hash};

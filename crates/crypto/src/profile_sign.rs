@@ -1,6 +1,6 @@
 //! Signing configuration profiles.
 //!
-//! The enrollment profile GuardMDM answers to an ADE device (`dep-api.md` §6.2, content type
+//! The enrollment profile GuardMDM answers to an ADE device (`docs/protocol.md` §6.2, content type
 //! `application/x-apple-aspen-config`) may be CMS-signed, and Apple recommends it: the device
 //! shows the signer and whether it is verified. The signature is an attached CMS `SignedData`
 //! in DER whose content is the profile plist
@@ -219,7 +219,7 @@ pub fn sign_attached(content: &[u8], signer: &Identity) -> Result<Vec<u8>, Ident
 
 /// A detached CMS `SignedData` (DER) over `body`: SHA-256, signed attributes, the signer's
 /// certificate and chain included, no content. Base64 of it is the `Mdm-Signature` header a
-/// device with `SignMessage` adds to every check-in and command request (`dep-api.md` §6.4);
+/// device with `SignMessage` adds to every check-in and command request (`docs/protocol.md` §6.4);
 /// [`crate::verify_detached`] reads it back.
 ///
 /// # Errors

@@ -1,6 +1,6 @@
 //! The MDM push certificate: the APNs client identity GuardMDM pushes with, uploaded by an
 //! admin as PEM (certificate and private key) or PKCS#12, as Apple's push certificate portal
-//! and the vendor CSR signing flow produce it (`dep-api.md` §7.5).
+//! and the vendor CSR signing flow produce it (`docs/protocol.md` §7.5).
 //!
 //! Its subject's user ID (`UID`, OID 0.9.2342.19200300.100.1.1) is the APNs topic,
 //! `com.apple.mgmt.External.<uuid>`: devices enroll with it as the MDM payload's `Topic`, and

@@ -1,7 +1,7 @@
 //! GuardMDM's SCEP certificate authority, server side (RFC 8894).
 //!
 //! The enrollment profile's `com.apple.security.scep` payload points the device at GuardMDM's
-//! `/scep` endpoint (`dep-api.md` §6.2,
+//! `/scep` endpoint (`docs/protocol.md` §6.2,
 //! <https://developer.apple.com/documentation/devicemanagement/scep>). The device
 //!
 //! 1. asks `GetCACaps` ([`ScepCa::get_ca_caps`]) and `GetCACert` ([`ScepCa::get_ca_cert`]);

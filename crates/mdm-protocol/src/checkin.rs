@@ -1,5 +1,5 @@
 //! Check-in messages: what a device `PUT`s to the MDM payload's `CheckInURL` (or `ServerURL`)
-//! with `Content-Type: application/x-apple-aspen-mdm-checkin` (`dep-api.md` §7.1–§7.2;
+//! with `Content-Type: application/x-apple-aspen-mdm-checkin` (`docs/protocol.md` §7.1–§7.2;
 //! <https://developer.apple.com/documentation/devicemanagement/check-in>).
 //!
 //! The flow: `Authenticate` when the MDM payload installs (answer 200; the device is not

@@ -1,5 +1,5 @@
 //! The command channel: what travels over `PUT` to the MDM payload's `ServerURL`
-//! (`dep-api.md` §7.3; <https://developer.apple.com/documentation/devicemanagement/commands-and-queries>).
+//! (`docs/protocol.md` §7.3; <https://developer.apple.com/documentation/devicemanagement/commands-and-queries>).
 //!
 //! The loop: after a push the device sends a [`DeviceReport`] with `Status: Idle`; the server
 //! answers with the next queued [`Command`] as an XML plist (or an empty 200 to end the

@@ -1,5 +1,5 @@
 //! The enrollment profile: the configuration profile a device installs to enroll
-//! (`dep-api.md` §6.2; <https://developer.apple.com/documentation/devicemanagement/mdm>).
+//! (`docs/protocol.md` §6.2; <https://developer.apple.com/documentation/devicemanagement/mdm>).
 //!
 //! One `Configuration` profile (`Content-Type: application/x-apple-aspen-config`) holding, in
 //! install order:
@@ -16,7 +16,7 @@
 //! is an input ([`ProfileUuids`], [`TrustAnchor::uuid`]); [`ProfileUuids::generate`] makes
 //! fresh ones for a new profile.
 //!
-//! From the ADE profile (`dep-api.md` §5.1): `is_mdm_removable: false` maps to
+//! From the ADE profile (`docs/protocol.md` §5.1): `is_mdm_removable: false` maps to
 //! [`EnrollmentProfile::removable`] `= false`, which sets `PayloadRemovalDisallowed` (honoured on
 //! supervised devices, which ADE devices are); `is_multi_user` needs the
 //! `com.apple.mdm.per-user-connections` capability, which is in the defaults; `anchor_certs`

@@ -1,6 +1,6 @@
 //! The device side of Apple's MDM wire as pure types: no I/O, no async, no cryptography.
 //!
-//! Protocol reference: `dep-api.md` §6–§7 in the shared docs, and Apple's "Device Management"
+//! Protocol reference: `docs/protocol.md` §6–§7, and Apple's "Device Management"
 //! documentation (<https://developer.apple.com/documentation/devicemanagement>).
 //!
 //! - [`checkin`]: the check-in messages a device `PUT`s to the `CheckInURL` (`Authenticate`,

@@ -1,5 +1,5 @@
 //! MachineInfo: who is asking for an enrollment profile during Automated Device Enrollment
-//! (`dep-api.md` §6.1, §6.3; <https://developer.apple.com/documentation/devicemanagement/machineinfo>).
+//! (`docs/protocol.md` §6.1, §6.3; <https://developer.apple.com/documentation/devicemanagement/machineinfo>).
 //!
 //! In Setup Assistant the device `POST`s to the ADE profile's `url` a CMS SignedData
 //! (`Content-Type: application/pkcs7-signature`) whose content is an XML property list,

@@ -1,5 +1,5 @@
 //! When a device's profile must be (re)sent to Apple, and what Apple's answer means for it:
-//! plain functions over plain types (`dep-api.md` §3.8 and §9).
+//! plain functions over plain types (`docs/protocol.md` §3.8 and §9).
 //!
 //! Per-device states: `unassigned` (no profile resolves), `pending` (to be sent), `assigned`
 //! (Apple accepted our profile), `pushed` (the device downloaded it in Setup Assistant),

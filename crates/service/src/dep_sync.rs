@@ -1,5 +1,5 @@
 //! ABM device sync: Sync Now, the automatic sync every 5 minutes, and full resyncs
-//! (`dep-api.md` §3.2–§3.4, §9.1). Rules are in [`crate::sync_rules`]; this module runs them
+//! (`docs/protocol.md` §3.2–§3.4, §9.1). Rules are in [`crate::sync_rules`]; this module runs them
 //! against the DEP API and the store.
 //!
 //! One sync per entry at a time, across instances: a run needs the entry's lease in the

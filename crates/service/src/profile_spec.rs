@@ -1,6 +1,6 @@
 //! GuardMDM's ADE profile specification: what an admin writes in a JSON or YAML file
 //! (`guardmdm profiles create --file F`) or sends over REST, and how it becomes the
-//! [`guardmdm_abm::Profile`] Apple receives (`dep-api.md` §3.6, §5.1).
+//! [`guardmdm_abm::Profile`] Apple receives (`docs/protocol.md` §3.6, §5.1).
 //!
 //! A spec names only what the admin cares about; [`validate`] fills in GuardMDM's defaults
 //! and always sends every boolean explicitly, because Apple's own defaults for an omitted key

@@ -1,7 +1,7 @@
 //! The catalogue of Setup Assistant panes an ADE profile can skip (`skip_setup_items`,
-//! `dep-api.md` §5.2), with the platforms and versions each key applies to.
+//! `docs/protocol.md` §5.2), with the platforms and versions each key applies to.
 //!
-//! Sources: the `dep-api.md` §5.2 table (Apple's `other/skipkeys.yaml` as of iOS 18.1 /
+//! Sources: the `docs/protocol.md` §5.2 table (Apple's `other/skipkeys.yaml` as of iOS 18.1 /
 //! macOS 15.1) and a later revision of that same Apple file, which adds visionOS 26 and the
 //! keys marked "(verify)" in §5.2. In Apple's file a key inherits every platform of the
 //! payload (iOS 7.0, macOS 10.9, tvOS 10.2, visionOS 26.0) unless it overrides it, often

@@ -1,4 +1,4 @@
-//! The rules of ABM device sync as plain functions (`dep-api.md` §3.2–§3.4, §9.1–§9.4):
+//! The rules of ABM device sync as plain functions (`docs/protocol.md` §3.2–§3.4, §9.1–§9.4):
 //! how Apple's records become stored ones, which record of a serial wins, and what the
 //! cursor state machine does after each page or error.
 

@@ -1,4 +1,4 @@
-//! A simulated Apple Push Notification service for MDM pushes (`dep-api.md` §7.5; Apple's
+//! A simulated Apple Push Notification service for MDM pushes (`docs/protocol.md` §7.5; Apple's
 //! "Sending notification requests to APNs" and "Handling notification responses from APNs").
 //!
 //! It speaks cleartext HTTP/2 with prior knowledge (h2c; Apple's service is HTTP/2 over TLS

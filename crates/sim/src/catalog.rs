@@ -1,5 +1,5 @@
 //! The simulated product line: every device family and OS Apple's DEP API names
-//! (`dep-api.md` §4: `device_family` iPhone, iPad, Mac, AppleTV, Vision; `os` iOS, iPadOS,
+//! (`docs/protocol.md` §4: `device_family` iPhone, iPad, Mac, AppleTV, Vision; `os` iOS, iPadOS,
 //! OSX, tvOS, visionOS), marketing model names, colours, capacities, and serial numbers
 //! shaped like Apple's (ten random characters since 2021, twelve before).
 

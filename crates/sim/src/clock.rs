@@ -1,5 +1,5 @@
 //! The simulated clock: real time plus an offset that tests and the portal can advance, so
-//! that seven-day cursor expiry (`dep-api.md` §3.3), session idle expiry (§2.4) and the
+//! that seven-day cursor expiry (`docs/protocol.md` §3.3), session idle expiry (§2.4) and the
 //! one-year token validity (§1.5) can be exercised without waiting.
 //!
 //! OAuth timestamps (§2.1) are checked against the *real* clock: a client signs with its own

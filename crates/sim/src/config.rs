@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-/// The simulated organisation, as `GET /account` reports it (`dep-api.md` §3.1).
+/// The simulated organisation, as `GET /account` reports it (`docs/protocol.md` §3.1).
 #[derive(Debug, Clone)]
 pub struct OrgConfig {
     /// `org_name`.
@@ -51,7 +51,7 @@ pub struct SimConfig {
     /// Where simulated time starts; the real time when `None`. Device dates are relative to
     /// it, so a fixed start and seed give identical devices on every run.
     pub start_time: Option<OffsetDateTime>,
-    /// A session token expires after this much inactivity (`dep-api.md` §2.4; the old
+    /// A session token expires after this much inactivity (`docs/protocol.md` §2.4; the old
     /// micromdm client assumed about three minutes).
     pub session_idle_timeout: Duration,
     /// Rotate the session token (a new `X-ADM-Auth-Session` response header) every this many

@@ -1,4 +1,4 @@
-//! Fetch and sync cursors (`dep-api.md` §3.2–§3.4) as pure functions.
+//! Fetch and sync cursors (`docs/protocol.md` §3.2–§3.4) as pure functions.
 //!
 //! A cursor is a position in one MDM server's append-only event log. It is opaque on the
 //! wire: base64 of `<issued>-<server>-<kind>-<position>-<end>-<generation>-<mac>` (observed

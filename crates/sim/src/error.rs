@@ -6,7 +6,7 @@ pub enum SimError {
     /// No MDM server has this `server_uuid`.
     #[error("there is no MDM server {0}")]
     UnknownServer(String),
-    /// MDM server names are unique in an organisation (`dep-api.md` §3.1).
+    /// MDM server names are unique in an organisation (`docs/protocol.md` §3.1).
     #[error("an MDM server named {0:?} already exists")]
     DuplicateServerName(String),
     /// The uploaded public key is not a usable PEM certificate.

@@ -1,4 +1,4 @@
-//! Fault injection: the ways Apple's service misbehaves, on demand (`dep-api.md` §2.5,
+//! Fault injection: the ways Apple's service misbehaves, on demand (`docs/protocol.md` §2.5,
 //! §3.4, §3.8, §3.15, §9). Faults apply to the DEP API only, never to the portal.
 
 use serde::{Deserialize, Serialize};

@@ -1,4 +1,4 @@
-//! OAuth 1.0a verification of `GET /session` (`dep-api.md` §2.1, RFC 5849), as pure
+//! OAuth 1.0a verification of `GET /session` (`docs/protocol.md` §2.1, RFC 5849), as pure
 //! functions: parsing the `Authorization: OAuth …` header (§3.5.1), the signature base string
 //! over the URL the request was really sent to (§3.4.1), HMAC-SHA1 (§3.4.2), and the problem
 //! names Apple answers with (§2.5: `signature_invalid`, `token_rejected`; the others are the

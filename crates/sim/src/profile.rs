@@ -1,4 +1,4 @@
-//! Validation of `POST /profile` bodies (`dep-api.md` §3.6, keys from §5.1), as a pure
+//! Validation of `POST /profile` bodies (`docs/protocol.md` §3.6, keys from §5.1), as a pure
 //! function.
 //!
 //! Checks run in the order of Apple's table and the first failure is the answer:

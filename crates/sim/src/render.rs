@@ -1,4 +1,4 @@
-//! The `Device` record on the wire (`dep-api.md` §4), gated by `X-Server-Protocol-Version`
+//! The `Device` record on the wire (`docs/protocol.md` §4), gated by `X-Server-Protocol-Version`
 //! (§2.3): `device_family` and `os` from version 2, `iPadOS` from 7, and the version-10
 //! fields (`is_replacement_device`, `imei`, `eid`, MAC addresses) from 10. Optional values
 //! are omitted rather than sent empty.

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::StoreError;
 
-/// A device record as Apple reports it (`dep-api.md` §4), for one ABM entry.
+/// A device record as Apple reports it (`docs/protocol.md` §4), for one ABM entry.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct AbmDevice {
     /// Serial number (the key within an entry).

@@ -1,4 +1,4 @@
-//! The device-facing endpoints (`dep-api.md` §6–§7): the ADE enrollment URL, SCEP, check-in
+//! The device-facing endpoints (`docs/protocol.md` §6–§7): the ADE enrollment URL, SCEP, check-in
 //! and the command channel. No admin token here: devices prove themselves with their SCEP
 //! identity (`Mdm-Signature`, or a client certificate a trusted proxy forwards). Errors are
 //! plain text with a 4xx/5xx status and never 401, which would make a device unenroll.

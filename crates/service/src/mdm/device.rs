@@ -1,5 +1,5 @@
 //! What enrolled devices say: check-in (`Authenticate`, `TokenUpdate`, `CheckOut`) and the
-//! command channel (`Idle`, results, `NotNow`) (`dep-api.md` §7). A device proves who it is
+//! command channel (`Idle`, results, `NotNow`) (`docs/protocol.md` §7). A device proves who it is
 //! with the identity GuardMDM's CA issued it, and may only speak for the UDID and serial number
 //! that identity was issued to.
 //!

@@ -1,5 +1,5 @@
 //! Automated Device Enrollment: the device posts its signed MachineInfo to the ADE profile's
-//! `url` and receives a signed enrollment profile (`dep-api.md` §6), then runs SCEP against
+//! `url` and receives a signed enrollment profile (`docs/protocol.md` §6), then runs SCEP against
 //! GuardMDM's CA with the one-time challenge in it.
 
 use guardmdm_crypto::{Rejection, ScepCa, sign_profile, verify_attached};

@@ -1,5 +1,5 @@
 //! The MDM side of GuardMDM: Automated Device Enrollment (the profile `url`), the SCEP CA that
-//! issues device identities, check-in, the command queue, and APNs pushes (`dep-api.md` §6,
+//! issues device identities, check-in, the command queue, and APNs pushes (`docs/protocol.md` §6,
 //! §7).
 //!
 //! Device-facing calls return [`MdmError`], whose status is never 401: a 401 makes a device

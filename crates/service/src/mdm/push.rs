@@ -1,5 +1,5 @@
 //! The MDM push certificate (upload, topic, expiry) and pushing devices through APNs
-//! (`dep-api.md` §7.5).
+//! (`docs/protocol.md` §7.5).
 //!
 //! Pushes run in the background: whoever queues a command asks for a push
 //! ([`MdmService::request_push`]) and returns at once. One dispatcher per instance takes the

@@ -1,4 +1,4 @@
-//! Checking a [`ProfileSpec`] against Apple's rules (`dep-api.md` §3.6, §5) and GuardMDM's,
+//! Checking a [`ProfileSpec`] against Apple's rules (`docs/protocol.md` §3.6, §5) and GuardMDM's,
 //! and building the exact profile Apple receives.
 
 use std::collections::HashSet;

@@ -5,7 +5,7 @@
 //! so the service fills them in after looking each well-formed serial up: `applied` when the
 //! operation was (or, in a dry run, would be) done for it, `unknown_serial` when GuardMDM
 //! has never seen the serial, `not_in_abm` when GuardMDM knows it but Apple Business Manager
-//! no longer lists it for this server (released, unassigned, disowned; `dep-api.md` §9.10).
+//! no longer lists it for this server (released, unassigned, disowned; `docs/protocol.md` §9.10).
 //! It then builds the [`CsvReport`], which counts.
 
 use serde::{Deserialize, Serialize};

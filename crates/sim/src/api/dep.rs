@@ -1,4 +1,4 @@
-//! DEP API handlers (`dep-api.md` §2–§3). Bodies are parsed here so that invalid JSON is
+//! DEP API handlers (`docs/protocol.md` §2–§3). Bodies are parsed here so that invalid JSON is
 //! Apple's 400 `MALFORMED_REQUEST_BODY` (§3.0).
 
 use axum::Extension;

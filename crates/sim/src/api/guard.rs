@@ -1,4 +1,4 @@
-//! What every DEP API request goes through before its handler (`dep-api.md` §2.3–§2.5):
+//! What every DEP API request goes through before its handler (`docs/protocol.md` §2.3–§2.5):
 //! injected delays and error statuses, `User-Agent` and `X-Server-Protocol-Version`, the
 //! terms-and-conditions block, the session token (with rotation), and afterwards the
 //! malformed-JSON fault.

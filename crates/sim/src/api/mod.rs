@@ -13,7 +13,7 @@ use axum::routing::{get, post};
 
 use crate::sim::Simulator;
 
-/// Apple's JSON media type (`dep-api.md` §2.3).
+/// Apple's JSON media type (`docs/protocol.md` §2.3).
 pub(crate) const JSON: &str = "application/json;charset=UTF8";
 /// Error bodies are bare codes (§2.5).
 const TEXT: &str = "text/plain;charset=UTF8";

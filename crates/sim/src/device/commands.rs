@@ -1,4 +1,4 @@
-//! Running one MDM command the way a device does, and the result it reports (`dep-api.md`
+//! Running one MDM command the way a device does, and the result it reports (`docs/protocol.md`
 //! §7.3; Apple's "Commands and Queries"). Error chains use the domains and codes of Apple's
 //! MDM protocol reference ("Error Codes"): `MCMDMErrorDomain` 12021 for an unknown
 //! `RequestType`, `MDMErrorDomain` 12075 for removing a profile that is not installed (what
@@ -31,7 +31,7 @@ pub(super) struct Outcome {
     pub(super) effect: Effect,
 }
 
-/// `AccessRights` bits (`dep-api.md` §6.2).
+/// `AccessRights` bits (`docs/protocol.md` §6.2).
 const INSPECT_PROFILES: u32 = 1;
 const INSTALL_PROFILES: u32 = 2;
 const LOCK: u32 = 4;

@@ -17,7 +17,7 @@ use secrecy::ExposeSecret;
 use super::{AdeProfile, DeviceError, EnrollmentInfo, Reply, SimDevice, plist_xml, profile};
 
 impl SimDevice {
-    /// The MachineInfo property list (`dep-api.md` §6.1).
+    /// The MachineInfo property list (`docs/protocol.md` §6.1).
     fn machine_info(&self) -> Result<Vec<u8>, DeviceError> {
         let f = &self.inner.facts;
         let mut d = Dictionary::new();

@@ -58,7 +58,7 @@ pub enum DeviceError {
         found: String,
     },
     /// The enrollment server demands an OS update first (403
-    /// `com.apple.softwareupdate.required`, `dep-api.md` §6.2).
+    /// `com.apple.softwareupdate.required`, `docs/protocol.md` §6.2).
     #[error("the server requires OS {os_version} before enrollment")]
     SoftwareUpdateRequired {
         /// `details.OSVersion`.
@@ -77,7 +77,7 @@ pub enum DeviceError {
     #[error("SCEP: {0}")]
     Scep(String),
     /// The server told the device it is no longer managed (401, or 403
-    /// `com.apple.unrecognized.device`, `dep-api.md` §7.1), or the MDM profile was removed.
+    /// `com.apple.unrecognized.device`, `docs/protocol.md` §7.1), or the MDM profile was removed.
     #[error("the device is no longer enrolled: {0}")]
     Unenrolled(String),
     /// The device was erased by `EraseDevice`; it runs Setup Assistant again from `activate`.

@@ -1,6 +1,6 @@
 //! Simulated Apple devices: an iPhone, iPad, Mac, Apple TV or Vision Pro of the simulated
 //! organisation that goes through Automated Device Enrollment against a real MDM server over
-//! HTTP, the way the device does it (`dep-api.md` §6–§7), and then obeys MDM commands.
+//! HTTP, the way the device does it (`docs/protocol.md` §6–§7), and then obeys MDM commands.
 //!
 //! [`SimDevice`] has one method per step of a device's life, usable alone or all together
 //! with [`SimDevice::enroll_and_run`]:
@@ -51,7 +51,7 @@ pub use profile::{EnrollmentInfo, InstalledProfile, MdmPayload, PayloadSummary, 
 /// How long a device waits for an HTTP answer.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The ADE profile a device received at activation (`dep-api.md` §5.1), as it reads it.
+/// The ADE profile a device received at activation (`docs/protocol.md` §5.1), as it reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdeProfile {
     /// `profile_uuid`.

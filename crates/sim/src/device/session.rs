@@ -14,7 +14,7 @@ use super::{
 use crate::catalog::DeviceFamily;
 
 impl SimDevice {
-    /// `Authenticate` on the check-in URL (`dep-api.md` §7.2): `MessageType`, `UDID`,
+    /// `Authenticate` on the check-in URL (`docs/protocol.md` §7.2): `MessageType`, `UDID`,
     /// `Topic`, `SerialNumber`, `OSVersion`, `BuildVersion`, `ProductName`, `IMEI` for cellular
     /// models, and `DeviceName`, `Model`, `ModelName` for a Mac. Expects 200.
     ///

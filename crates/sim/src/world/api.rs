@@ -1,4 +1,4 @@
-//! The DEP API operations on the organisation (`dep-api.md` §3), each for the MDM server
+//! The DEP API operations on the organisation (`docs/protocol.md` §3), each for the MDM server
 //! the session belongs to. Errors are `(HTTP status, Apple's code)`.
 
 use std::collections::BTreeMap;

@@ -1,4 +1,4 @@
-//! `GET /session` and the session token (`dep-api.md` §2): OAuth 1.0a verification against
+//! `GET /session` and the session token (`docs/protocol.md` §2): OAuth 1.0a verification against
 //! the server's current token, single-use nonces, idle expiry, rotation, and refusal of
 //! sessions whose token was replaced by a newer download (§9.8).
 

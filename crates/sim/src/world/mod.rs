@@ -1,7 +1,7 @@
 //! The simulated organisation: devices, MDM servers with their event logs, profiles and
 //! sessions, behind one lock. Every change to a device's assignment or profile appends an
 //! event to the log of each server concerned; fetch and sync cursors are positions in those
-//! logs (`dep-api.md` §3.2–§3.4), so a page costs `O(log n + limit)` however many devices
+//! logs (`docs/protocol.md` §3.2–§3.4), so a page costs `O(log n + limit)` however many devices
 //! exist.
 
 mod api;
@@ -22,7 +22,7 @@ use crate::rng::SplitMix64;
 /// "No server" / "no profile".
 pub(crate) const NONE: u32 = u32::MAX;
 
-/// `device_assigned_by` of automatic assignments (Fleet logs show `-1`, `dep-api.md` §4).
+/// `device_assigned_by` of automatic assignments (Fleet logs show `-1`, `docs/protocol.md` §4).
 pub(crate) const AUTOMATIC: u32 = 0;
 /// `device_assigned_by` of portal and CSV assignments: the organisation's administrator.
 pub(crate) const ADMIN: u32 = 1;

@@ -1,6 +1,6 @@
 //! The portal side of the organisation: MDM servers and their tokens, default servers, new
 //! devices, manual and CSV assignment, and what a device receives at activation. Each
-//! assignment change appends the events Apple's sync shows (`dep-api.md` §3.3, §9.2–§9.4).
+//! assignment change appends the events Apple's sync shows (`docs/protocol.md` §3.3, §9.2–§9.4).
 
 use serde::Serialize;
 

@@ -1,4 +1,4 @@
-//! Profile operations of the DEP API (`dep-api.md` §3.6–§3.10): define, get, assign,
+//! Profile operations of the DEP API (`docs/protocol.md` §3.6–§3.10): define, get, assign,
 //! remove, and disown, with per-serial results.
 
 use serde_json::{Value, json};

@@ -1,4 +1,4 @@
-//! `/session` verification, sessions, required headers (`dep-api.md` §2).
+//! `/session` verification, sessions, required headers (`docs/protocol.md` §2).
 
 use std::time::Duration;
 

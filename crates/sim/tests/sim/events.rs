@@ -1,4 +1,4 @@
-//! The sync events Apple produces for assignment and profile changes (`dep-api.md` §3.3,
+//! The sync events Apple produces for assignment and profile changes (`docs/protocol.md` §3.3,
 //! §3.9, §9.2–§9.4), and device details (§3.5).
 
 use serde_json::{Value, json};

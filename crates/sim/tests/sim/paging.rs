@@ -1,4 +1,4 @@
-//! Fetch and sync paging and cursor errors (`dep-api.md` §3.2–§3.4).
+//! Fetch and sync paging and cursor errors (`docs/protocol.md` §3.2–§3.4).
 
 use std::collections::HashSet;
 use std::time::Duration;

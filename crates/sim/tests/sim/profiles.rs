@@ -1,4 +1,4 @@
-//! Define, get, assign and disown (`dep-api.md` §3.6–§3.10).
+//! Define, get, assign and disown (`docs/protocol.md` §3.6–§3.10).
 
 use guardmdm_sim::{Fault, SimConfig};
 use reqwest::Method;
