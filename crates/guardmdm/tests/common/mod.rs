@@ -299,7 +299,9 @@ impl TestApp {
     /// An assignment pass started by a configuration change holds the entry for a moment:
     /// Sync Now answers 409 then, and is retried.
     pub async fn sync(&self, name: &str, full: bool) -> Value {
-        let mut answer = None;
+        // Sync Now answers 200 with a run already going (the schedule's first tick can land
+        // after the caller's changes at the simulator, its pages fetched before them): wait
+        // for that run and ask again, so the run returned here started after the call.
         for _ in 0..400 {
             let (status, start) = self
                 .json(
@@ -308,21 +310,19 @@ impl TestApp {
                     None,
                 )
                 .await;
-            if status != StatusCode::CONFLICT {
-                answer = Some((status, start));
-                break;
+            let id = start["run"]["id"].as_i64();
+            match status {
+                StatusCode::CONFLICT => {
+                    tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+                }
+                StatusCode::OK => {
+                    self.wait_run(name, id.unwrap()).await;
+                }
+                StatusCode::ACCEPTED => return self.wait_run(name, id.unwrap()).await,
+                other => panic!("Sync Now answered {other}: {start}"),
             }
-            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
         }
-        let Some((status, start)) = answer else {
-            panic!("Sync Now kept answering 409");
-        };
-        assert!(
-            status == StatusCode::ACCEPTED || status == StatusCode::OK,
-            "{status} {start}"
-        );
-        self.wait_run(name, start["run"]["id"].as_i64().unwrap())
-            .await
+        panic!("Sync Now never started a run of its own");
     }
 
     /// Polls a run until it is no longer running.
