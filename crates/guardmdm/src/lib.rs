@@ -7,3 +7,4 @@ pub mod demo;
 pub mod edge;
 pub mod server;
 pub mod telemetry;
+pub mod tls;
