@@ -133,6 +133,27 @@ pub struct ServeArgs {
     /// long (it does not read) is closed.
     #[arg(long, env = "GUARDMDM_SEND_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub send_timeout: time::Duration,
+    /// Serve HTTPS on `--listen` with this certificate (PEM: the server certificate, then
+    /// its intermediates). Needs `--tls-key`.
+    #[arg(long, env = "GUARDMDM_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `--tls-cert` (PEM, unencrypted).
+    #[arg(long, env = "GUARDMDM_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+/// Whether, and with what certificate, the main listener serves HTTPS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TlsSettings {
+    /// Plain HTTP (behind a TLS-terminating proxy, or for tests and the demo).
+    Off,
+    /// `--tls-cert` and `--tls-key`.
+    Files {
+        /// The certificate chain (PEM).
+        cert: PathBuf,
+        /// Its private key (PEM).
+        key: PathBuf,
+    },
 }
 
 /// A listen address, or none (`off`).
@@ -269,6 +290,8 @@ pub struct Settings {
     pub metrics_listen: Option<SocketAddr>,
     /// The limits of every HTTP connection.
     pub edge: crate::edge::EdgeLimits,
+    /// HTTPS on the main listener.
+    pub tls: TlsSettings,
 }
 
 impl Settings {
@@ -284,9 +307,14 @@ impl Settings {
         };
         create_private_dir(&data_dir)?;
         let database = parse_database(args.database_url.as_deref(), &data_dir)?;
+        let tls = match (args.tls_cert, args.tls_key) {
+            (Some(cert), Some(key)) => TlsSettings::Files { cert, key },
+            _ => TlsSettings::Off,
+        };
         let public_url = match args.public_url {
             Some(url) => validate_url(&url, "--public-url")?,
-            None => format!("http://{}", args.listen),
+            None if tls == TlsSettings::Off => format!("http://{}", args.listen),
+            None => format!("https://{}", args.listen),
         };
         let abm_url = validate_url(&args.abm_url, "--abm-url")?;
         let secret_key = match args.secret_key {
@@ -360,6 +388,7 @@ impl Settings {
                 .context("--max-connections is too large")?,
         };
         Ok(Self {
+            tls,
             password_checks,
             metrics_listen: args.metrics_listen.0,
             edge,

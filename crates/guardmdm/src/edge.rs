@@ -3,8 +3,9 @@
 //!
 //! One connection goes: accept (or close at once when [`EdgeLimits::max_connections`] are
 //! open) → `serve_io` over the stream (HTTP/1 or HTTP/2, told apart by hyper-util) under a
-//! watchdog. A TLS step slots in between the two: accept → the handshake, bounded by the
-//! header read timeout → the same `serve_io` over the TLS stream.
+//! watchdog. With TLS the handshake comes between the two, bounded by the header read
+//! timeout, and `serve_io` runs over the TLS stream; a TLS-ALPN-01 validation handshake
+//! (`acme-tls/1`) ends there.
 //!
 //! The watchdog closes a connection that has no request in progress when
 //! - it was opened and no whole request head arrived within the header read timeout,
@@ -69,7 +70,7 @@ pub struct EdgeLimits {
     pub max_connections: usize,
 }
 
-/// Serves `app` on `listener` until `shutdown` is cancelled, then lets open connections
+/// Serves `app` on `listener` (over TLS with `tls`, else plain HTTP) until `shutdown` is cancelled, then lets open connections
 /// finish their requests for up to `grace` and closes what is left.
 ///
 /// The peer address reaches handlers as [`ConnectInfo<SocketAddr>`].
@@ -77,9 +78,11 @@ pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: EdgeLimits,
+    tls: Option<Arc<rustls::ServerConfig>>,
     shutdown: CancellationToken,
     grace: Duration,
 ) {
+    let tls = tls.map(tokio_rustls::TlsAcceptor::from);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let connections = TaskTracker::new();
     let force = CancellationToken::new();
@@ -130,6 +133,7 @@ pub async fn serve(
                 shutdown: shutdown.clone(),
                 force: force.clone(),
             },
+            tls.clone(),
             permit,
         ));
     }
@@ -172,10 +176,35 @@ async fn serve_tcp(
     stream: TcpStream,
     peer: SocketAddr,
     connection: Connection,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     _slot: OwnedSemaphorePermit,
 ) {
-    // A TLS listener handshakes here (within `header_read_timeout`) and passes the TLS
-    // stream on instead.
+    let Some(tls) = tls else {
+        serve_io(stream, peer, connection).await;
+        return;
+    };
+    // The handshake counts against the wait for the first request head.
+    let handshake = tokio::select! {
+        done = tokio::time::timeout(connection.limits.header_read_timeout, tls.accept(stream)) => done,
+        () = connection.force.cancelled() => return,
+    };
+    let stream = match handshake {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(%peer, "closing a connection that did not finish its TLS handshake in time");
+            return;
+        }
+    };
+    if stream.get_ref().1.alpn_protocol() == Some(crate::tls::ACME_TLS_ALPN) {
+        // TLS-ALPN-01 validation: the handshake itself was the answer (RFC 8737 §3).
+        let mut stream = stream;
+        let _ = tokio::io::AsyncWriteExt::shutdown(&mut stream).await;
+        return;
+    }
     serve_io(stream, peer, connection).await;
 }
 

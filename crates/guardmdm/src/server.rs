@@ -16,7 +16,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Database, ServeArgs, Settings};
+use crate::config::{Database, ServeArgs, Settings, TlsSettings};
 
 /// How long background jobs, and requests in progress, get to finish after shutdown starts.
 const JOB_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -96,6 +96,14 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
         .map(TcpListener::local_addr)
         .transpose()
         .context("reading the metrics listen address")?;
+    let tls = match &settings.tls {
+        TlsSettings::Off => None,
+        TlsSettings::Files { cert, key } => {
+            let certificates = Arc::new(crate::tls::Certificates::default());
+            certificates.set(crate::tls::certified_key_from_files(cert, key)?);
+            Some(crate::tls::server_config(certificates)?)
+        }
+    };
     let store = open_store(&settings.database).await?;
     guardmdm_service::secrets::verify_secret_key(store.as_ref(), &settings.secret_key).await?;
     let abm = AbmSettings {
@@ -136,13 +144,14 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
             listener,
             guardmdm_http::metrics_router(state),
             limits,
+            None,
             shutdown.clone(),
             JOB_SHUTDOWN_GRACE,
         ))
     });
     let stop = shutdown.clone();
     let task = tokio::spawn(async move {
-        crate::edge::serve(listener, app, limits, stop.clone(), JOB_SHUTDOWN_GRACE).await;
+        crate::edge::serve(listener, app, limits, tls, stop.clone(), JOB_SHUTDOWN_GRACE).await;
         stop.cancel();
         if let Some(metrics) = metrics
             && let Err(e) = metrics.await

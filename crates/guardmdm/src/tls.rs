@@ -7,8 +7,14 @@
 //! one they started with, new ones get the new one, and no connection is dropped.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::{Arc, PoisonError, RwLock};
 
+use anyhow::{Context, bail};
+use rustls::ServerConfig;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 
@@ -70,4 +76,70 @@ impl ResolvesServerCert for Certificates {
         }
         self.current()
     }
+}
+
+/// The graph's one TLS crypto provider.
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// The TLS settings of the main listener: TLS 1.2 and 1.3 with rustls' safe defaults,
+/// HTTP/2 and HTTP/1.1 over ALPN, and `acme-tls/1` for TLS-ALPN-01 validation; the
+/// certificate is whatever `certificates` holds at each handshake.
+///
+/// # Errors
+/// When the crypto provider supports none of the protocol versions (it always does).
+pub fn server_config(certificates: Arc<Certificates>) -> anyhow::Result<Arc<ServerConfig>> {
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .context("setting up TLS")?
+        .with_no_client_auth()
+        .with_cert_resolver(certificates);
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec(), ACME_TLS_ALPN.to_vec()];
+    Ok(Arc::new(config))
+}
+
+/// A certificate chain and its private key from PEM: the server certificate first, then
+/// the intermediates; the key in PKCS#8, PKCS#1 (RSA) or SEC1 (EC) form. The key must be
+/// the certificate's.
+///
+/// # Errors
+/// What is wrong, naming `what` (the file or setting the PEM came from).
+pub fn certified_key_from_pem(
+    chain_pem: &[u8],
+    key_pem: &[u8],
+    what: &str,
+) -> anyhow::Result<Arc<CertifiedKey>> {
+    let chain = CertificateDer::pem_slice_iter(chain_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("{what}: the certificate PEM is unreadable: {e}"))?;
+    if chain.is_empty() {
+        bail!("{what}: no certificate (\"-----BEGIN CERTIFICATE-----\") found");
+    }
+    let key = PrivateKeyDer::from_pem_slice(key_pem)
+        .map_err(|e| anyhow::anyhow!("{what}: no usable private key: {e}"))?;
+    let key = CertifiedKey::from_der(chain, key, &provider()).map_err(|e| {
+        anyhow::anyhow!("{what}: the private key does not fit the certificate: {e}")
+    })?;
+    Ok(Arc::new(key))
+}
+
+/// [`certified_key_from_pem`] from two files.
+///
+/// # Errors
+/// A file that cannot be read, or what [`certified_key_from_pem`] finds wrong.
+pub fn certified_key_from_files(cert: &Path, key: &Path) -> anyhow::Result<Arc<CertifiedKey>> {
+    let chain_pem =
+        std::fs::read(cert).with_context(|| format!("--tls-cert: reading {}", cert.display()))?;
+    let key_pem =
+        std::fs::read(key).with_context(|| format!("--tls-key: reading {}", key.display()))?;
+    certified_key_from_pem(
+        &chain_pem,
+        &key_pem,
+        &format!(
+            "--tls-cert {} / --tls-key {}",
+            cert.display(),
+            key.display()
+        ),
+    )
 }
