@@ -126,6 +126,20 @@ impl Certificate {
         &self.x509
     }
 
+    /// The DNS names of its subject alternative name extension, in certificate order.
+    #[must_use]
+    pub fn dns_names(&self) -> Vec<String> {
+        self.x509
+            .subject_alt_names()
+            .map(|names| {
+                names
+                    .iter()
+                    .filter_map(|n| n.dnsname().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     /// The subject's first common name (CN), if it has one.
     #[must_use]
     pub fn subject_common_name(&self) -> Option<&str> {

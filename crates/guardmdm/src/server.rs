@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use guardmdm_abm::ClientOptions;
 use guardmdm_service::dep_sync::SYNC_INTERVAL;
+use guardmdm_service::tls_status::{CertificateSource, TlsStatus};
 use guardmdm_service::{AbmSettings, Services};
 use guardmdm_store::Store;
 use guardmdm_store_postgres::PostgresStore;
@@ -96,11 +97,17 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
         .map(TcpListener::local_addr)
         .transpose()
         .context("reading the metrics listen address")?;
+    let tls_status = Arc::new(TlsStatus::new(settings.tls != TlsSettings::Off));
     let tls = match &settings.tls {
         TlsSettings::Off => None,
         TlsSettings::Files { cert, key } => {
             let certificates = Arc::new(crate::tls::Certificates::default());
-            certificates.set(crate::tls::certified_key_from_files(cert, key)?);
+            let served = crate::tls::certified_key_from_files(cert, key)?;
+            tls_status.served(crate::tls::served_certificate(
+                &served,
+                CertificateSource::Files,
+            )?);
+            certificates.set(served);
             Some(crate::tls::server_config(certificates)?)
         }
     };
@@ -121,7 +128,8 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
     )
     .with_session_policy(settings.sessions)
     .with_password_checks(settings.password_checks)
-    .with_sync_lease_ttl(settings.sync_lease_ttl);
+    .with_sync_lease_ttl(settings.sync_lease_ttl)
+    .with_tls_status(tls_status);
     if !matches!(settings.database, Database::Postgres(_)) {
         services.sync.recover_sole_instance().await?; // SQLite: one process, so any run left is dead
     }

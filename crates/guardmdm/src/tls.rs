@@ -143,3 +143,16 @@ pub fn certified_key_from_files(cert: &Path, key: &Path) -> anyhow::Result<Arc<C
         ),
     )
 }
+
+/// What the status page and health checks show of a certificate being served.
+///
+/// # Errors
+/// When its end-entity certificate cannot be read.
+pub fn served_certificate(
+    key: &CertifiedKey,
+    source: guardmdm_service::tls_status::CertificateSource,
+) -> anyhow::Result<guardmdm_service::tls_status::ServedCertificate> {
+    let leaf = key.cert.first().context("an empty certificate chain")?;
+    guardmdm_service::tls_status::ServedCertificate::from_der(source, leaf)
+        .context("reading the served certificate")
+}

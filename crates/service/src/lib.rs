@@ -31,6 +31,7 @@ pub mod serial_csv;
 pub mod serial_list;
 pub mod skip_keys;
 pub mod sync_rules;
+pub mod tls_status;
 pub mod troubleshoot;
 
 use std::sync::Arc;
@@ -81,6 +82,8 @@ pub struct Services {
     pub mdm: mdm::MdmService,
     /// The store itself, for liveness checks.
     pub store: Arc<dyn Store>,
+    /// The HTTPS certificate this instance serves.
+    pub tls: Arc<tls_status::TlsStatus>,
 }
 
 impl Services {
@@ -110,6 +113,7 @@ impl Services {
             admins: AdminService::new(store.clone(), SessionPolicy::default()),
             audit: AuditService::new(store.clone()),
             store,
+            tls: Arc::new(tls_status::TlsStatus::default()),
         }
     }
 
@@ -128,6 +132,14 @@ impl Services {
     #[must_use]
     pub fn with_session_policy(mut self, policy: SessionPolicy) -> Self {
         self.admins = self.admins.with_policy(policy);
+        self
+    }
+
+    /// Uses `status` as this instance's HTTPS certificate status (the serving side keeps it
+    /// up to date).
+    #[must_use]
+    pub fn with_tls_status(mut self, status: Arc<tls_status::TlsStatus>) -> Self {
+        self.tls = status;
         self
     }
 
