@@ -416,7 +416,9 @@ fn std_duration(d: time::Duration) -> std::time::Duration {
     std::time::Duration::try_from(d).unwrap_or(std::time::Duration::ZERO)
 }
 
-fn default_data_dir() -> PathBuf {
+/// The data dir when `--data-dir` is not given: `$XDG_DATA_HOME/guardmdm`, else
+/// `~/.local/share/guardmdm`.
+pub fn default_data_dir() -> PathBuf {
     #[allow(clippy::disallowed_methods)] // the one place that reads the environment
     let xdg = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty());
     #[allow(clippy::disallowed_methods)]

@@ -10,100 +10,20 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
-use common::{ADMIN_TOKEN, PUBLIC_URL};
+use common::ADMIN_TOKEN;
+use common::serve::Serve;
 use guardmdm_sim::{Fault, RunningSimulator, SimConfig, Simulator};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use tokio::net::TcpListener;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 /// Devices in the simulated ABM: 40 pages of the default batch size.
 const DEVICES: usize = 4000;
 
-/// A `guardmdm serve` child process.
-struct Serve {
-    child: Child,
-    base: String,
-    http: reqwest::Client,
-}
-
 impl Serve {
-    /// Starts `guardmdm serve` on a free port with `args` and waits until it answers.
-    async fn start(data_dir: &Path, abm_url: &str, args: &[&str]) -> Self {
-        let port = {
-            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            probe.local_addr().unwrap().port()
-        };
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(data_dir.with_extension("log"))
-            .unwrap();
-        let listen = format!("127.0.0.1:{port}");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_guardmdm"));
-        cmd.args(["serve", "--listen", &listen, "--data-dir"])
-            .arg(data_dir)
-            .args(["--admin-token", ADMIN_TOKEN, "--public-url", PUBLIC_URL])
-            .args(["--abm-url", abm_url])
-            // Two instances run side by side: each metrics listener takes a port of its own.
-            .args(["--metrics-listen", "127.0.0.1:0"])
-            .args(args)
-            .env("RUST_LOG", "info")
-            .env_remove("GUARDMDM_DATABASE_URL")
-            .env_remove("GUARDMDM_SECRET_KEY")
-            .env_remove("GUARDMDM_SYNC_LEASE_TTL")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .kill_on_drop(true);
-        let child = cmd.spawn().unwrap();
-        let serve = Self {
-            child,
-            base: format!("http://{listen}"),
-            http: reqwest::Client::new(),
-        };
-        for _ in 0..300 {
-            if let Ok(resp) = serve.http.get(serve.url("/healthz")).send().await
-                && resp.status() == StatusCode::OK
-            {
-                return serve;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("guardmdm serve did not come up on {listen}");
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.base)
-    }
-
-    async fn json(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut req = self
-            .http
-            .request(method, self.url(path))
-            .bearer_auth(ADMIN_TOKEN);
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        let text = resp.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
-    /// SIGKILL: no shutdown, no lease given back, the run left `running`.
-    async fn kill_9(mut self) {
-        self.child.start_kill().unwrap();
-        let status = self.child.wait().await.unwrap();
-        assert!(!status.success(), "killed: {status:?}");
-    }
-
     /// Entry `main`, registered in the simulated ABM as its default MDM server, its token
     /// uploaded. Returns the server's uuid.
     async fn connect_abm(&self, abm: &RunningSimulator) -> String {

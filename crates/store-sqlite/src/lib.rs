@@ -8,6 +8,7 @@ mod admins;
 mod api_keys;
 mod assignment;
 mod audit;
+pub mod backup;
 mod devices;
 mod mdm;
 

@@ -10,6 +10,7 @@ mod abm_sim;
 mod admins;
 mod api_tokens;
 mod audit;
+mod backup;
 mod client;
 mod devices;
 mod groups;
@@ -95,6 +96,8 @@ enum Command {
         #[command(subcommand)]
         command: mdm::CommandsCommand,
     },
+    /// An online copy of the SQLite database, while the server runs.
+    Backup(backup::BackupArgs),
     /// The audit log, newest first.
     Audit {
         #[command(flatten)]
@@ -135,6 +138,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Commands { client, command } => {
             mdm::run_commands(&ApiClient::new(&client)?, command).await
         }
+        Command::Backup(args) => backup::run(args).await,
         Command::Audit { client, args } => audit::run(&ApiClient::new(&client)?, args).await,
     }
 }

@@ -12,6 +12,7 @@
 )]
 
 pub mod mdm;
+pub mod serve;
 
 use std::path::Path;
 use std::sync::Arc;
