@@ -1,6 +1,12 @@
 //! A `guardmdm serve` child process: the real binary on a free port, for tests of what only
 //! a whole process shows (signals, kills, restarts, command-line tools beside it).
-#![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::panic)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic
+)]
 
 use std::path::Path;
 use std::process::Stdio;
