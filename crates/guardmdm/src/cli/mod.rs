@@ -19,7 +19,8 @@ mod profiles;
 mod sync;
 mod table;
 
-use clap::{Parser, Subcommand};
+use anyhow::Context;
+use clap::{CommandFactory, Parser, Subcommand};
 
 pub use client::{ApiClient, ClientArgs};
 
@@ -98,6 +99,12 @@ enum Command {
     },
     /// An online copy of the SQLite database, while the server runs.
     Backup(backup::BackupArgs),
+    /// Write the manual pages (guardmdm.1, guardmdm-serve.1, …) into a directory.
+    #[command(hide = true)]
+    Man {
+        /// The directory to write them to (created if missing).
+        dir: std::path::PathBuf,
+    },
     /// The audit log, newest first.
     Audit {
         #[command(flatten)]
@@ -139,6 +146,34 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             mdm::run_commands(&ApiClient::new(&client)?, command).await
         }
         Command::Backup(args) => backup::run(args).await,
+        Command::Man { dir } => write_manual(&dir),
         Command::Audit { client, args } => audit::run(&ApiClient::new(&client)?, args).await,
     }
+}
+
+/// `guardmdm man DIR`: one roff page per command (`guardmdm.1`, `guardmdm-serve.1`,
+/// `guardmdm-abm-token-create.1`, …), from the same definitions as `--help`. Hidden commands
+/// and clap's `help` subcommands stay out.
+fn write_manual(dir: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut command = Cli::command();
+    command.build();
+    write_pages(&command, "guardmdm", dir)
+}
+
+fn write_pages(command: &clap::Command, name: &str, dir: &std::path::Path) -> anyhow::Result<()> {
+    let path = dir.join(format!("{name}.1"));
+    let mut page = Vec::new();
+    clap_mangen::Man::new(command.clone())
+        .title(name.to_string())
+        .render(&mut page)
+        .context("rendering a manual page")?;
+    std::fs::write(&path, page).with_context(|| format!("writing {}", path.display()))?;
+    for sub in command.get_subcommands() {
+        if sub.is_hide_set() || sub.get_name() == "help" {
+            continue;
+        }
+        write_pages(sub, &format!("{name}-{}", sub.get_name()), dir)?;
+    }
+    Ok(())
 }
