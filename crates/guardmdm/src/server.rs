@@ -161,6 +161,7 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
         services.abm.clone(),
         services.mdm.clone(),
         shutdown.child_token(),
+        services.tls.clone(),
     ));
     jobs.spawn(services.sync.clone().run_schedule(SYNC_INTERVAL));
     if let Some(files) = &tls_files {
@@ -261,7 +262,9 @@ async fn reload_on_hangup(server: &RunningServer) {
                 }
             }
         }
-        Err(e) => tracing::error!(error = %e, "cannot listen for SIGHUP; TLS files are still re-read when they change"),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGHUP; TLS files are still re-read when they change")
+        }
     }
     std::future::pending::<()>().await;
 }

@@ -99,6 +99,14 @@ impl TlsFiles {
     ) -> anyhow::Result<Self> {
         let contents = read(cert, key);
         let (certified, served) = usable(cert, key, &contents, OffsetDateTime::now_utc())?;
+        tracing::info!(
+            cert = %cert.display(),
+            key = %key.display(),
+            names = ?served.names,
+            not_after = %served.not_after,
+            fingerprint = %served.fingerprint,
+            "HTTPS certificate loaded from the TLS files; they are re-read when they change or on SIGHUP"
+        );
         certificates.set(certified);
         status.served(served);
         Ok(Self {
