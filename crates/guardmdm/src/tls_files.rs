@@ -143,7 +143,7 @@ impl TlsFiles {
                     problem: Some(problem.clone()),
                     reported: true,
                 };
-                self.reject(problem)
+                self.reject(&problem)
             }
         }
     }
@@ -159,7 +159,7 @@ impl TlsFiles {
                     // The same bad pair a whole interval later: no write in progress.
                     let problem = problem.clone();
                     seen.reported = true;
-                    self.reject(problem)
+                    self.reject(&problem)
                 }
                 _ => Reload::Unchanged,
             };
@@ -220,7 +220,7 @@ impl TlsFiles {
         Reload::Replaced(served)
     }
 
-    fn reject(&self, problem: String) -> Reload {
+    fn reject(&self, problem: &str) -> Reload {
         let in_use = self.status.snapshot().certificate.map_or_else(
             || "no certificate".to_string(),
             |c| format!("the certificate valid until {}", c.not_after.date()),

@@ -348,11 +348,14 @@ fn serve_command(data_dir: &Path, tls_dir: &Path, listen: &str, log: &Path) -> C
     cmd
 }
 
+/// Spoils the TLS files in a directory.
+type Breakage<'a> = Box<dyn Fn(&Path) + 'a>;
+
 #[tokio::test]
 async fn serve_refuses_to_start_with_an_unusable_pair_and_says_why() {
     let pki = Pki::new();
     let good = pki.issue(90);
-    let cases: [(&str, Box<dyn Fn(&Path)>, &str); 4] = [
+    let cases: [(&str, Breakage<'_>, &str); 4] = [
         (
             "a key of another certificate",
             Box::new(|dir: &Path| replace(&paths(dir).1, &pki.issue(90).key_pem)),
