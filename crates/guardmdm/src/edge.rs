@@ -5,7 +5,8 @@
 //! open) → `serve_io` over the stream (HTTP/1 or HTTP/2, told apart by hyper-util) under a
 //! watchdog. With TLS the handshake comes between the two, bounded by the header read
 //! timeout, and `serve_io` runs over the TLS stream; a TLS-ALPN-01 validation handshake
-//! (`acme-tls/1`) ends there.
+//! (`acme-tls/1`) ends there, and a plain-HTTP request on the TLS port is answered 400
+//! ("use https://") and closed.
 //!
 //! The watchdog closes a connection that has no request in progress when
 //! - it was opened and no whole request head arrived within the header read timeout,
@@ -184,13 +185,24 @@ async fn serve_tcp(
         return;
     };
     // The handshake counts against the wait for the first request head.
+    let handshake = async {
+        if starts_with_plain_http(&stream).await {
+            answer_plain_http(stream).await;
+            return None;
+        }
+        Some(tls.accept(stream).await)
+    };
     let handshake = tokio::select! {
-        done = tokio::time::timeout(connection.limits.header_read_timeout, tls.accept(stream)) => done,
+        done = tokio::time::timeout(connection.limits.header_read_timeout, handshake) => done,
         () = connection.force.cancelled() => return,
     };
     let stream = match handshake {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(e)) => {
+        Ok(None) => {
+            tracing::debug!(%peer, "answered a plain-HTTP request on the HTTPS port");
+            return;
+        }
+        Ok(Some(Ok(stream))) => stream,
+        Ok(Some(Err(e))) => {
             tracing::debug!(%peer, error = %e, "TLS handshake failed");
             return;
         }
@@ -206,6 +218,34 @@ async fn serve_tcp(
         return;
     }
     serve_io(stream, peer, connection).await;
+}
+
+/// Whether the connection's first byte is that of a plain-HTTP request (a method's first
+/// letter) rather than of a TLS handshake record (content type 22).
+async fn starts_with_plain_http(stream: &TcpStream) -> bool {
+    let mut first = [0u8; 1];
+    matches!(stream.peek(&mut first).await, Ok(1)) && first[0].is_ascii_uppercase()
+}
+
+/// Answers a plain-HTTP request sent to the HTTPS port with a 400 that says so, instead of
+/// a TLS alert the client cannot show, then closes the connection.
+async fn answer_plain_http(mut stream: TcpStream) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const BODY: &str = "This port serves HTTPS: use https:// in the URL.\n";
+    let mut buf = [0u8; 4096];
+    // The request head (what has arrived of it), so that closing does not reset the
+    // connection before the client has read the answer.
+    let _ = stream.read(&mut buf).await;
+    let answer = format!(
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    if stream.write_all(answer.as_bytes()).await.is_err() || stream.shutdown().await.is_err() {
+        return;
+    }
+    // Until the client closes its side (the caller's timeout bounds the wait).
+    while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
 }
 
 /// Serves HTTP/1 or HTTP/2 over `io` under the connection watchdog.

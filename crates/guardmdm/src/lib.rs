@@ -8,3 +8,4 @@ pub mod edge;
 pub mod server;
 pub mod telemetry;
 pub mod tls;
+pub mod tls_files;

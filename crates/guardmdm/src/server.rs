@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use guardmdm_abm::ClientOptions;
 use guardmdm_service::dep_sync::SYNC_INTERVAL;
-use guardmdm_service::tls_status::{CertificateSource, TlsStatus};
+use guardmdm_service::tls_status::TlsStatus;
 use guardmdm_service::{AbmSettings, Services};
 use guardmdm_store::Store;
 use guardmdm_store_postgres::PostgresStore;
@@ -56,6 +56,8 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     /// The address `/metrics` is served on without a token (`--metrics-listen`), if any.
     pub metrics_addr: Option<SocketAddr>,
+    tls_status: Arc<TlsStatus>,
+    tls_files: Option<Arc<crate::tls_files::TlsFiles>>,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -64,6 +66,24 @@ impl RunningServer {
     /// Begins a graceful shutdown.
     pub fn shutdown(&self) {
         self.shutdown.cancel();
+    }
+
+    /// Re-reads the `--tls-cert`/`--tls-key` files now, as SIGHUP does; `None` when the
+    /// server has none.
+    pub async fn reload_tls(&self) -> Option<crate::tls_files::Reload> {
+        let files = self.tls_files.clone()?;
+        match tokio::task::spawn_blocking(move || files.reload()).await {
+            Ok(outcome) => Some(outcome),
+            Err(e) => {
+                tracing::error!(error = %e, "reloading the TLS files failed");
+                None
+            }
+        }
+    }
+
+    /// What is known of the HTTPS certificate served (health, banner and metrics read it).
+    pub fn tls_status(&self) -> Arc<TlsStatus> {
+        self.tls_status.clone()
     }
 
     /// Waits until the server and its jobs have stopped.
@@ -98,17 +118,20 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
         .transpose()
         .context("reading the metrics listen address")?;
     let tls_status = Arc::new(TlsStatus::new(settings.tls != TlsSettings::Off));
-    let tls = match &settings.tls {
-        TlsSettings::Off => None,
+    let (tls, tls_files) = match &settings.tls {
+        TlsSettings::Off => (None, None),
         TlsSettings::Files { cert, key } => {
             let certificates = Arc::new(crate::tls::Certificates::default());
-            let served = crate::tls::certified_key_from_files(cert, key)?;
-            tls_status.served(crate::tls::served_certificate(
-                &served,
-                CertificateSource::Files,
-            )?);
-            certificates.set(served);
-            Some(crate::tls::server_config(certificates)?)
+            let files = crate::tls_files::TlsFiles::load(
+                cert,
+                key,
+                certificates.clone(),
+                tls_status.clone(),
+            )?;
+            (
+                Some(crate::tls::server_config(certificates)?),
+                Some(Arc::new(files)),
+            )
         }
     };
     let store = open_store(&settings.database).await?;
@@ -129,7 +152,7 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
     .with_session_policy(settings.sessions)
     .with_password_checks(settings.password_checks)
     .with_sync_lease_ttl(settings.sync_lease_ttl)
-    .with_tls_status(tls_status);
+    .with_tls_status(tls_status.clone());
     if !matches!(settings.database, Database::Postgres(_)) {
         services.sync.recover_sole_instance().await?; // SQLite: one process, so any run left is dead
     }
@@ -138,8 +161,12 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
         services.abm.clone(),
         services.mdm.clone(),
         shutdown.child_token(),
+        services.tls.clone(),
     ));
     jobs.spawn(services.sync.clone().run_schedule(SYNC_INTERVAL));
+    if let Some(files) = &tls_files {
+        jobs.spawn(files.clone().watch(shutdown.child_token()));
+    }
     let sync = services.sync.clone();
     let mdm = services.mdm.clone();
     let state = guardmdm_http::AppState::new(services)
@@ -193,6 +220,8 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
     Ok(RunningServer {
         addr,
         metrics_addr,
+        tls_status,
+        tls_files,
         shutdown,
         task,
     })
@@ -209,12 +238,35 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let server = start(settings, listener).await?;
-    shutdown_signal().await;
+    tokio::select! {
+        () = shutdown_signal() => {},
+        () = reload_on_hangup(&server) => {},
+    }
     tracing::info!("shutting down");
     server.shutdown();
     server.wait().await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Re-reads the TLS files on every SIGHUP (`systemctl reload`); never resolves. With no TLS
+/// files SIGHUP is logged and otherwise ignored (it no longer ends the process).
+async fn reload_on_hangup(server: &RunningServer) {
+    #[cfg(unix)]
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(mut hangups) => {
+            while hangups.recv().await.is_some() {
+                tracing::info!("SIGHUP: re-reading the TLS files");
+                if server.reload_tls().await.is_none() {
+                    tracing::info!("SIGHUP: there are no --tls-cert/--tls-key files to re-read");
+                }
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGHUP; TLS files are still re-read when they change")
+        }
+    }
+    std::future::pending::<()>().await;
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).

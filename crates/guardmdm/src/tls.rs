@@ -110,38 +110,70 @@ pub fn certified_key_from_pem(
     key_pem: &[u8],
     what: &str,
 ) -> anyhow::Result<Arc<CertifiedKey>> {
-    let chain = CertificateDer::pem_slice_iter(chain_pem)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| anyhow::anyhow!("{what}: the certificate PEM is unreadable: {e}"))?;
-    if chain.is_empty() {
-        bail!("{what}: no certificate (\"-----BEGIN CERTIFICATE-----\") found");
-    }
-    let key = PrivateKeyDer::from_pem_slice(key_pem)
-        .map_err(|e| anyhow::anyhow!("{what}: no usable private key: {e}"))?;
+    let chain = chain_from_pem(chain_pem, what)?;
+    let key = key_from_pem(key_pem, what)?;
     let key = CertifiedKey::from_der(chain, key, &provider()).map_err(|e| {
         anyhow::anyhow!("{what}: the private key does not fit the certificate: {e}")
     })?;
     Ok(Arc::new(key))
 }
 
-/// [`certified_key_from_pem`] from two files.
+/// [`certified_key_from_pem`] for the contents of the `--tls-cert` file `cert` and the
+/// `--tls-key` file `key`: each problem names the file it is in.
 ///
 /// # Errors
-/// A file that cannot be read, or what [`certified_key_from_pem`] finds wrong.
+/// What is wrong, and in which file.
+pub fn certified_key_from_file_contents(
+    cert: &Path,
+    chain_pem: &[u8],
+    key: &Path,
+    key_pem: &[u8],
+) -> anyhow::Result<Arc<CertifiedKey>> {
+    let chain = chain_from_pem(chain_pem, &format!("--tls-cert {}", cert.display()))?;
+    let key_der = key_from_pem(key_pem, &format!("--tls-key {}", key.display()))?;
+    let certified = CertifiedKey::from_der(chain, key_der, &provider()).map_err(|e| {
+        anyhow::anyhow!(
+            "the private key in --tls-key {} does not fit the certificate in --tls-cert {} ({e}): \
+             put the key of this certificate there (a certificate written before its key is \
+             picked up once the key follows)",
+            key.display(),
+            cert.display()
+        )
+    })?;
+    Ok(Arc::new(certified))
+}
+
+/// The certificates of a PEM chain, at least one.
+fn chain_from_pem(pem: &[u8], what: &str) -> anyhow::Result<Vec<CertificateDer<'static>>> {
+    let chain = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| anyhow::anyhow!("{what}: the certificate PEM is unreadable: {e}"))?;
+    if chain.is_empty() {
+        bail!("{what}: no certificate (\"-----BEGIN CERTIFICATE-----\") found");
+    }
+    Ok(chain)
+}
+
+/// The first private key of a PEM file.
+fn key_from_pem(pem: &[u8], what: &str) -> anyhow::Result<PrivateKeyDer<'static>> {
+    PrivateKeyDer::from_pem_slice(pem).map_err(|e| {
+        anyhow::anyhow!(
+            "{what}: no usable private key ({e}); it must be an unencrypted PEM \
+             \"PRIVATE KEY\", \"RSA PRIVATE KEY\" or \"EC PRIVATE KEY\""
+        )
+    })
+}
+
+/// [`certified_key_from_file_contents`] of two files.
+///
+/// # Errors
+/// A file that cannot be read, or what [`certified_key_from_file_contents`] finds wrong.
 pub fn certified_key_from_files(cert: &Path, key: &Path) -> anyhow::Result<Arc<CertifiedKey>> {
-    let chain_pem =
-        std::fs::read(cert).with_context(|| format!("--tls-cert: reading {}", cert.display()))?;
-    let key_pem =
-        std::fs::read(key).with_context(|| format!("--tls-key: reading {}", key.display()))?;
-    certified_key_from_pem(
-        &chain_pem,
-        &key_pem,
-        &format!(
-            "--tls-cert {} / --tls-key {}",
-            cert.display(),
-            key.display()
-        ),
-    )
+    let chain_pem = std::fs::read(cert)
+        .with_context(|| format!("--tls-cert {}: cannot read it", cert.display()))?;
+    let key_pem = std::fs::read(key)
+        .with_context(|| format!("--tls-key {}: cannot read it", key.display()))?;
+    certified_key_from_file_contents(cert, &chain_pem, key, &key_pem)
 }
 
 /// What the status page and health checks show of a certificate being served.

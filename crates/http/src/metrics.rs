@@ -98,6 +98,7 @@ pub(crate) fn render(
     metrics: &HttpMetrics,
     entries: &[AbmEntryView],
     push: Option<&guardmdm_service::mdm::PushCertificateView>,
+    tls: Option<&guardmdm_service::tls_status::ServedCertificate>,
 ) -> Result<String, std::fmt::Error> {
     let mut registry = Registry::default();
     let build: Family<Labels, Gauge> = Family::default();
@@ -142,6 +143,21 @@ pub(crate) fn render(
             "guardmdm_apns_certificate_expiry_timestamp_seconds",
             "When the MDM push certificate expires, Unix seconds (renew it with the same Apple Account before then)",
             apns,
+        );
+    }
+    if let Some(tls) = tls {
+        let served: Family<Labels, Gauge> = Family::default();
+        let source = match tls.source {
+            guardmdm_service::tls_status::CertificateSource::Files => "files",
+            guardmdm_service::tls_status::CertificateSource::Acme => "acme",
+        };
+        served
+            .get_or_create(&vec![("source".to_string(), source.to_string())])
+            .set(tls.not_after.unix_timestamp());
+        registry.register(
+            "guardmdm_tls_certificate_expiry_timestamp_seconds",
+            "When the HTTPS certificate served on --listen expires, Unix seconds (source: files or acme)",
+            served,
         );
     }
     registry.register(

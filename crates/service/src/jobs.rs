@@ -1,8 +1,11 @@
 //! Background jobs. Each runs until its `CancellationToken` is cancelled (graceful shutdown).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
+
+use crate::tls_status::{TlsHealth, TlsStatus, tls_health};
 
 use crate::health::TokenState;
 use crate::{AbmEntryView, AbmTokenService};
@@ -76,15 +79,40 @@ where
     }
 }
 
-/// Checks token health (and the MDM push certificate's expiry) at once and then every
-/// [`TOKEN_CHECK_INTERVAL`] until `cancel`. A failed check is logged and retried at the next
-/// tick.
+/// Logs a warning when the HTTPS certificate served needs an admin (expiring, expired,
+/// missing, or its last reload or renewal failed), and returns its health; `None` when the
+/// listener serves plain HTTP.
+pub fn check_tls_health(status: &TlsStatus) -> Option<TlsHealth> {
+    let state = status.snapshot();
+    let health = tls_health(&state, time::OffsetDateTime::now_utc())?;
+    let expires_at = state
+        .certificate
+        .map(|c| c.not_after.to_string())
+        .unwrap_or_default();
+    if health.needs_attention() {
+        tracing::warn!(
+            state = ?health.state,
+            expires_at = %expires_at,
+            "the HTTPS certificate needs attention: {}",
+            health.message
+        );
+    } else {
+        tracing::info!(expires_at = %expires_at, "HTTPS certificate checked: {}", health.message);
+    }
+    Some(health)
+}
+
+/// Checks token health (and the MDM push certificate's and the HTTPS certificate's expiry)
+/// at once and then every [`TOKEN_CHECK_INTERVAL`] until `cancel`. A failed check is logged
+/// and retried at the next tick.
 pub async fn run_token_health_monitor(
     abm: AbmTokenService,
     mdm: crate::mdm::MdmService,
     cancel: CancellationToken,
+    tls: Arc<TlsStatus>,
 ) {
     run_every(TOKEN_CHECK_INTERVAL, cancel, || async {
+        check_tls_health(&tls);
         if let Err(e) = check_token_health(&abm).await {
             tracing::error!(error = %e, "ABM token health check failed");
         }
@@ -108,8 +136,32 @@ pub async fn run_token_health_monitor(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn the_tls_check_flags_a_certificate_that_needs_an_admin() {
+        use crate::tls_status::{CertificateSource, ServedCertificate, TlsHealthState};
+        let now = time::OffsetDateTime::now_utc();
+        let served = |days: i64| ServedCertificate {
+            source: CertificateSource::Files,
+            names: vec!["mdm.example.com".to_string()],
+            not_before: now - time::Duration::days(10),
+            not_after: now + time::Duration::days(days),
+            fingerprint: "ab".to_string(),
+        };
+        assert_eq!(check_tls_health(&TlsStatus::new(false)), None, "plain HTTP");
+        let status = TlsStatus::new(true);
+        assert_eq!(
+            check_tls_health(&status).map(|h| h.state),
+            Some(TlsHealthState::Missing)
+        );
+        status.served(served(200));
+        assert!(!check_tls_health(&status).unwrap().needs_attention());
+        status.served(served(5));
+        let health = check_tls_health(&status).unwrap();
+        assert_eq!(health.state, TlsHealthState::Expiring);
+        assert!(health.message.contains("--tls-cert"), "{}", health.message);
+    }
 
     #[tokio::test(start_paused = true)]
     async fn run_every_ticks_at_once_then_each_period_until_cancelled() {

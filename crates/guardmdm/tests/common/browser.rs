@@ -77,6 +77,11 @@ impl Browser {
     /// Starts chromedriver and a headless Chromium session, or `None` when not installed
     /// (and not required).
     pub async fn start() -> Option<Self> {
+        Self::start_with(&[]).await
+    }
+
+    /// [`Browser::start`] with extra Chromium arguments.
+    pub async fn start_with(extra_args: &[&str]) -> Option<Self> {
         let required = std::env::var("GUARDMDM_REQUIRE_BROWSER").is_ok_and(|v| v == "1");
         let driver = in_path(&["chromedriver"]);
         let chromium = in_path(&["chromium", "chromium-browser", "google-chrome"]);
@@ -118,16 +123,19 @@ impl Browser {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        let mut args = vec![
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-dev-shm-usage",
+            "--disable-gpu",
+            "--window-size=1280,900",
+            "--lang=en-US",
+        ];
+        args.extend_from_slice(extra_args);
         let caps = json!({
             "capabilities": { "alwaysMatch": {
                 "browserName": "chrome",
-                "goog:chromeOptions": {
-                    "binary": chromium,
-                    "args": [
-                        "--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
-                        "--disable-gpu", "--window-size=1280,900", "--lang=en-US",
-                    ],
-                },
+                "goog:chromeOptions": { "binary": chromium, "args": args },
             }}
         });
         let resp: Value = http

@@ -27,6 +27,7 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 
 pub mod browser;
+pub mod tls;
 pub mod web;
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
@@ -73,6 +74,8 @@ pub struct TestApp {
     pub dir: tempfile::TempDir,
     /// The ABM simulator the server's `--abm-url` points at.
     pub abm: RunningSimulator,
+    /// The root CA clients trust when the server serves HTTPS ([`TestApp::spawn_tls`]).
+    pub tls_root: Option<String>,
     server: Option<RunningServer>,
 }
 
@@ -87,6 +90,34 @@ impl TestApp {
         Self::spawn_with(backend, None, extra).await
     }
 
+    /// A server serving HTTPS on `https://mdm.guardmdm.test:PORT` (its public URL; clients
+    /// from [`TestApp::client_builder`] resolve the name to it) with `--tls-cert`/`--tls-key`
+    /// in `extra`, and clients trusting `pki`'s root.
+    pub async fn spawn_tls(backend: Backend, pki: &tls::Pki, extra: &[String]) -> Self {
+        assert!(extra.iter().any(|a| a == "--tls-cert"), "{extra:?}");
+        let mut app = Self::spawn_with(backend, None, extra).await;
+        app.tls_root = Some(pki.root_pem.clone());
+        app.http = app.client_builder().build().unwrap();
+        app
+    }
+
+    /// The running server.
+    pub fn server(&self) -> &RunningServer {
+        self.server.as_ref().unwrap()
+    }
+
+    /// A client builder that reaches the server: trusting the test root and resolving
+    /// `mdm.guardmdm.test` to the server when it serves HTTPS.
+    pub fn client_builder(&self) -> reqwest::ClientBuilder {
+        let builder = reqwest::Client::builder();
+        match &self.tls_root {
+            Some(root) => builder
+                .tls_certs_only([reqwest::Certificate::from_pem(root.as_bytes()).unwrap()])
+                .resolve(tls::HOST, self.server().addr),
+            None => builder,
+        }
+    }
+
     /// A second instance sharing this one's database, secret key and ABM simulator, as
     /// several `serve` instances behind a load balancer do.
     pub async fn second_instance(&self) -> Self {
@@ -95,7 +126,13 @@ impl TestApp {
 
     async fn spawn_with(backend: Backend, share: Option<&TestApp>, extra: &[String]) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let own_url = format!("http://{}", listener.local_addr().unwrap());
+        let addr = listener.local_addr().unwrap();
+        let https = extra.iter().any(|a| a == "--tls-cert");
+        let own_url = if https {
+            format!("https://{}:{}", tls::HOST, addr.port())
+        } else {
+            format!("http://{addr}")
+        };
         let dir = tempfile::tempdir().unwrap();
         let database_url = match (backend, share) {
             (_, Some(first)) => first.database_url.clone(),
@@ -121,7 +158,7 @@ impl TestApp {
             if extra.is_empty() {
                 PUBLIC_URL.to_string()
             } else {
-                own_url
+                own_url.clone()
             },
             "--abm-url".into(),
             share.map_or_else(|| abm.base_url(), |first| first.abm.base_url()),
@@ -138,13 +175,18 @@ impl TestApp {
         let settings = Settings::from_args(Wrapper::parse_from(argv).args).unwrap();
         let server = guardmdm::server::start(settings, listener).await.unwrap();
         Self {
-            base: format!("http://{}", server.addr),
+            base: if https {
+                own_url
+            } else {
+                format!("http://{}", server.addr)
+            },
             metrics_base: format!("http://{}", server.metrics_addr.unwrap()),
             http: reqwest::Client::builder().build().unwrap(),
             backend,
             database_url,
             dir,
             abm,
+            tls_root: None,
             server: Some(server),
         }
     }

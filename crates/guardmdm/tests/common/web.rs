@@ -98,7 +98,8 @@ impl WebClient {
     pub fn new(app: &TestApp) -> Self {
         Self {
             base: app.base.clone(),
-            http: reqwest::Client::builder()
+            http: app
+                .client_builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),

@@ -63,6 +63,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::Redirect;
 use axum::routing::{get, post};
+use guardmdm_service::tls_status::{TlsHealth, TlsHealthState};
 use guardmdm_service::{ServiceError, TokenState};
 
 use crate::AppState;
@@ -335,6 +336,31 @@ pub(crate) fn banner(entry: &str, state: TokenState, message: &str) -> Option<Ba
     })
 }
 
+/// The banner about this instance's HTTPS certificate, when it needs an admin.
+#[derive(Debug, Clone)]
+pub(crate) struct TlsBanner {
+    pub(crate) title: &'static str,
+    /// What is wrong and what to do (from the health rule).
+    pub(crate) message: String,
+    pub(crate) severe: bool,
+}
+
+/// The HTTPS certificate banner for `health`, if it needs one.
+pub(crate) fn tls_banner(health: Option<TlsHealth>) -> Option<TlsBanner> {
+    let health = health.filter(TlsHealth::needs_attention)?;
+    let (title, severe) = match health.state {
+        TlsHealthState::Expiring => ("needs attention", false),
+        TlsHealthState::Expired => ("expired", true),
+        TlsHealthState::Missing => ("missing", true),
+        TlsHealthState::Active => return None,
+    };
+    Some(TlsBanner {
+        title,
+        message: health.message,
+        severe,
+    })
+}
+
 /// What every signed-in page shows around its content.
 #[derive(Debug, Clone)]
 pub(crate) struct Chrome {
@@ -342,6 +368,7 @@ pub(crate) struct Chrome {
     pub(crate) csrf_token: String,
     pub(crate) nav: Vec<NavSection>,
     pub(crate) banners: Vec<Banner>,
+    pub(crate) tls_banner: Option<TlsBanner>,
     pub(crate) flash: Option<&'static str>,
     pub(crate) asset_version: &'static str,
 }
@@ -354,6 +381,7 @@ impl Page {
             csrf_token: self.session.csrf_token.clone(),
             nav: nav(current),
             banners: self.banners.clone(),
+            tls_banner: self.tls_banner.clone(),
             flash: self.flash,
             asset_version: assets::version(),
         }
@@ -384,6 +412,21 @@ mod tests {
                 .action
                 .contains("accept the new terms")
         );
+    }
+
+    #[test]
+    fn a_tls_banner_only_when_the_certificate_needs_an_admin() {
+        let health = |state| {
+            Some(TlsHealth {
+                state,
+                message: "m".to_string(),
+            })
+        };
+        assert!(tls_banner(None).is_none(), "plain HTTP");
+        assert!(tls_banner(health(TlsHealthState::Active)).is_none());
+        assert!(!tls_banner(health(TlsHealthState::Expiring)).unwrap().severe);
+        assert!(tls_banner(health(TlsHealthState::Expired)).unwrap().severe);
+        assert!(tls_banner(health(TlsHealthState::Missing)).unwrap().severe);
     }
 
     #[test]

@@ -181,6 +181,7 @@ fn session_cookie(state: &AppState, token: &SecretString, max_age: i64) -> Heade
 pub(crate) struct Page {
     pub(super) session: DashboardSession,
     pub(super) banners: Vec<Banner>,
+    pub(super) tls_banner: Option<super::TlsBanner>,
     pub(super) flash: Option<&'static str>,
     /// The ABM entries the banners were made from (`None` when they could not be read),
     /// for the pages that list them too.
@@ -220,9 +221,14 @@ impl FromRequestParts<AppState> for Page {
             .flatten()
             .filter_map(|e| super::banner(&e.name, e.health.state, &e.health.message))
             .collect();
+        let tls_banner = super::tls_banner(guardmdm_service::tls_status::tls_health(
+            &state.services.tls.snapshot(),
+            OffsetDateTime::now_utc(),
+        ));
         Ok(Self {
             session,
             banners,
+            tls_banner,
             flash: flash_message(&parts.headers),
             entries,
         })
