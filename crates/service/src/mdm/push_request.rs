@@ -147,8 +147,8 @@ impl MdmService {
         match PushCertificate::from_pem(certificate_pem, stored.key_pem.as_bytes()) {
             Err(guardmdm_crypto::PushCertificateError::KeyMismatch) => {
                 Err(ServiceError::Invalid(format!(
-                    "this certificate was not issued for GuardMDM's last request (made {}); \
-                     upload its key too or make a new request",
+                    "this certificate was not issued for GuardMDM's last request; upload its \
+                     key too or make a new request (the last request was made {})",
                     crate::mdm::push::date_time(stored.created_at)
                 )))
             }
