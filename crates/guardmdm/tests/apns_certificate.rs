@@ -495,3 +495,159 @@ async fn the_cli_makes_signs_and_uploads_push_certificate_requests() {
     assert!(out.stdout.contains(OTHER_TOPIC), "{}", out.stdout);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_settings_page_walks_from_request_to_upload_with_a_banner_until_done() {
+    use common::web::{WebClient, create_admin};
+    for backend in common::backends() {
+        let app = TestApp::spawn(backend).await;
+        create_admin(&app, "alice", common::web::PASSWORD).await;
+        let web = WebClient::signed_in(&app, "alice").await;
+        let portal = PushPortal::generate().unwrap();
+        let banner = "<p><strong>Push certificate: ";
+
+        // Before ABM is connected a missing certificate is a set-up step, not a banner.
+        assert!(!web.get("/devices").await.body.contains(banner));
+        app.create_entry("main").await;
+        let devices = web.get("/devices").await;
+        assert!(
+            devices.body.contains("Push certificate: missing.</strong>"),
+            "{}",
+            devices.body
+        );
+        assert!(devices.body.contains("<a href=\"/settings/apns\">"));
+
+        let page = web.get("/settings/apns").await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(
+            page.body
+                .contains("href=\"/settings/apns\" aria-current=\"page\"")
+        );
+        assert!(page.body.contains(">Missing</span>"), "{}", page.body);
+        assert!(page.body.contains("No request yet."));
+        assert!(page.body.contains("identity.apple.com"));
+        assert!(
+            page.body
+                .contains("the same Apple Account for every renewal")
+        );
+        assert!(!page.body.contains("id=\"download-request\""));
+        let csrf = page.csrf();
+
+        // Changes need the session's CSRF token.
+        let refused = web.post("/settings/apns/request", &[], None).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN);
+        let (_, none) = app.json(Method::GET, "/api/v1/apns/csr", None).await;
+        assert_eq!(none, Value::Null);
+
+        let made = web
+            .post("/settings/apns/request", &[("csrf_token", &csrf)], None)
+            .await;
+        assert_eq!(made.status, StatusCode::SEE_OTHER, "{}", made.body);
+        assert_eq!(made.location(), "/settings/apns");
+        let page = web.get("/settings/apns").await;
+        assert!(
+            page.body.contains("id=\"download-request\""),
+            "{}",
+            page.body
+        );
+        assert!(page.body.contains("Pending request made"), "{}", page.body);
+        let download = web.get("/settings/apns/request.csr").await;
+        assert_eq!(download.status, StatusCode::OK);
+        assert_eq!(
+            download.headers["content-disposition"],
+            "attachment; filename=\"GuardMDM_push.csr\""
+        );
+        let (_, pending) = app.json(Method::GET, "/api/v1/apns/csr", None).await;
+        assert_eq!(download.body, pending["csr_pem"].as_str().unwrap());
+
+        // A certificate for another key: the reason on the form, nothing installed.
+        let stray = generate_push_request().unwrap();
+        let wrong = portal.issue(stray.csr_pem.as_bytes(), TOPIC, 365).unwrap();
+        let refused = web
+            .post(
+                "/settings/apns/certificate",
+                &[("csrf_token", &csrf), ("certificate_text", &wrong)],
+                None,
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(
+            refused
+                .body
+                .contains("this certificate was not issued for GuardMDM&#39;s last request")
+                || refused
+                    .body
+                    .contains("this certificate was not issued for GuardMDM&#x27;s last request"),
+            "{}",
+            refused.body
+        );
+        assert!(refused.body.contains("id=\"certificate-error\""));
+
+        // Apple's certificate as a file (htmx, multipart): installed, the banner goes.
+        let issued = portal.issue(download.body.as_bytes(), TOPIC, 365).unwrap();
+        let done = web
+            .post_multipart(
+                "/settings/apns/certificate",
+                &[],
+                &[(
+                    "certificate_file",
+                    "MDM_GuardMDM_Certificate.pem",
+                    issued.as_bytes(),
+                )],
+                Some(&csrf),
+            )
+            .await;
+        assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+        let page = web.get("/settings/apns").await;
+        assert!(page.body.contains(">Active</span>"), "{}", page.body);
+        assert!(page.body.contains(TOPIC));
+        assert!(
+            page.body
+                .contains("the installed certificate was issued for it")
+        );
+        assert!(!web.get("/devices").await.body.contains(banner));
+
+        // A renewal that expires soon: installed, with a warning banner on every page.
+        web.post("/settings/apns/request", &[("csrf_token", &csrf)], None)
+            .await;
+        let (_, renewal) = app.json(Method::GET, "/api/v1/apns/csr", None).await;
+        let csr = renewal["csr_pem"].as_str().unwrap().as_bytes().to_vec();
+        let soon = portal.issue(&csr, TOPIC, 10).unwrap();
+        let done = web
+            .post(
+                "/settings/apns/certificate",
+                &[("csrf_token", &csrf), ("certificate_text", &soon)],
+                None,
+            )
+            .await;
+        assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+        let page = web.get("/settings/apns").await;
+        assert!(page.body.contains(">Expiring soon</span>"), "{}", page.body);
+        let devices = web.get("/devices").await;
+        assert!(
+            devices
+                .body
+                .contains("Push certificate: expiring.</strong>"),
+            "{}",
+            devices.body
+        );
+        assert!(devices.body.contains("same Apple Account"));
+
+        // Another topic is refused with the reason unless the box is ticked.
+        let other = portal.issue(&csr, OTHER_TOPIC, 365).unwrap();
+        let refused = web
+            .post(
+                "/settings/apns/certificate",
+                &[("csrf_token", &csrf), ("certificate_text", &other)],
+                None,
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::CONFLICT);
+        assert!(
+            refused.body.contains("every enrolled device"),
+            "{}",
+            refused.body
+        );
+        app.stop().await;
+    }
+}

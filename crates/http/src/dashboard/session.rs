@@ -60,6 +60,18 @@ const FLASHES: &[(&str, &str)] = &[
     ("group_deleted", "Group deleted."),
     ("members_removed", "Removed from the group."),
     (
+        "apns_request_made",
+        "Certificate request made: download it, have it signed, and upload it at identity.apple.com.",
+    ),
+    (
+        "apns_request_replaced",
+        "New certificate request made with a new key: it replaces the earlier pending request, whose certificate can no longer be uploaded here.",
+    ),
+    (
+        "apns_uploaded",
+        "Push certificate installed: GuardMDM pushes devices with it from now on.",
+    ),
+    (
         "abm_created",
         "Token generated: download the public key below and upload it to Apple Business Manager.",
     ),
@@ -215,11 +227,20 @@ impl FromRequestParts<AppState> for Page {
                 None
             }
         };
-        let banners = entries
+        let mut banners: Vec<Banner> = entries
             .iter()
             .flatten()
             .filter_map(|e| super::banner(&e.name, e.health.state, &e.health.message))
             .collect();
+        match state.services.mdm.push_health().await {
+            Ok(health) => banners.extend(super::push_banner(
+                &health,
+                entries.as_ref().map_or(0, Vec::len),
+            )),
+            Err(e) => {
+                tracing::error!(error = %e, "dashboard: cannot read the push certificate for the banner")
+            }
+        }
         Ok(Self {
             session,
             banners,
