@@ -103,7 +103,9 @@ impl std::fmt::Debug for PushRequest {
 pub fn generate_push_request() -> Result<PushRequest, PushRequestError> {
     let _queue = crate::error_queue::isolate();
     let key = pki::rsa_key(PUSH_KEY_BITS).map_err(|e| generate_error(&e))?;
-    let make = || -> Result<(Vec<u8>, Vec<u8>, Vec<u8>), openssl::error::ErrorStack> {
+    /// The request, the private key and the public key, encoded.
+    type Encoded = (Vec<u8>, Vec<u8>, Vec<u8>);
+    let make = || -> Result<Encoded, openssl::error::ErrorStack> {
         let mut name = X509NameBuilder::new()?;
         name.append_entry_by_text("CN", REQUEST_COMMON_NAME)?;
         name.append_entry_by_text("O", "GuardMDM")?;
@@ -219,10 +221,7 @@ impl VendorSigner {
         let mut chain = vec![pool.remove(vendor_at)];
         let apple_root =
             X509::from_pem(crate::cms_verify::APPLE_ROOT_CA_PEM).map_err(|e| generate_error(&e))?;
-        loop {
-            let Some(current) = chain.last() else {
-                break;
-            };
+        while let Some(current) = chain.last() {
             if current.issued(current) == X509VerifyResult::OK
                 && verdict(current.public_key().and_then(|k| current.verify(&k)))
             {
