@@ -287,8 +287,8 @@ impl MdmService {
     /// current one is refused unless `force`: every enrolled device listens on the old
     /// topic and would be orphaned (renew the certificate with the same Apple Account
     /// instead of creating a new one). A certificate alone ([`PushUpload::Certificate`])
-    /// must have been issued for GuardMDM's pending request. Nothing is stored unless the
-    /// whole upload is usable.
+    /// must have been issued for GuardMDM's pending request (or for the installed certificate's
+    /// key, a renewal of its request). Nothing is stored unless the whole upload is usable.
     ///
     /// # Errors
     /// [`ServiceError::Invalid`] for an unusable upload (the reason), among them a

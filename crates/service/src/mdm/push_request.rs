@@ -131,7 +131,8 @@ impl MdmService {
         Ok(Some(view(stored, used, None, installed.is_some())))
     }
 
-    /// The certificate Apple issued for the pending request, with the request's key.
+    /// The certificate Apple issued for the pending request, with the request's key (or for
+    /// the installed certificate's key, with that key).
     pub(super) async fn certificate_for_pending_key(
         &self,
         certificate_pem: &[u8],
@@ -146,6 +147,20 @@ impl MdmService {
         };
         match PushCertificate::from_pem(certificate_pem, stored.key_pem.as_bytes()) {
             Err(guardmdm_crypto::PushCertificateError::KeyMismatch) => {
+                // A renewal issued for the installed certificate's key (its request signed
+                // again) is as good.
+                let installed = self
+                    .push_certificate_sealed()
+                    .await
+                    .map_err(|e| ServiceError::Internal(e.message))?;
+                if let Some((_, current)) = installed
+                    && let Ok(renewed) = PushCertificate::from_pem(
+                        certificate_pem,
+                        current.identity_pem().as_bytes(),
+                    )
+                {
+                    return Ok(renewed);
+                }
                 Err(ServiceError::Invalid(format!(
                     "this certificate was not issued for GuardMDM's last request; upload its \
                      key too or make a new request (the last request was made {})",
@@ -373,6 +388,32 @@ mod tests {
                 "apns.upload",
                 "apns.upload"
             ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_renewal_for_the_installed_key_is_taken_after_a_newer_request() {
+        let (mdm, _store, _dir) = service().await;
+        let admin = Actor::AdminToken;
+        let portal = PushPortal::generate().unwrap();
+        let first = mdm.create_push_request(&admin).await.unwrap();
+        let cert = portal.issue(first.csr_pem.as_bytes(), TOPIC, 365).unwrap();
+        mdm.upload_push_certificate(&admin, only(&cert), false)
+            .await
+            .unwrap();
+        mdm.create_push_request(&admin).await.unwrap();
+        // The first request signed again and renewed at Apple: the installed key fits.
+        let renewed = portal.issue(first.csr_pem.as_bytes(), TOPIC, 365).unwrap();
+        let view = mdm
+            .upload_push_certificate(&admin, only(&renewed), false)
+            .await
+            .unwrap();
+        assert_eq!(view.topic, TOPIC);
+        assert_ne!(
+            view.fingerprint,
+            guardmdm_crypto::Certificate::from_pem(cert.as_bytes())
+                .unwrap()
+                .sha256_fingerprint()
         );
     }
 
