@@ -12,6 +12,8 @@
 //! - [`certificate`]: [`Certificate`], an X.509 certificate without OpenSSL types.
 //! - [`profile_sign`]: signing configuration profiles with an [`Identity`].
 //! - [`push_certificate`]: the APNs push certificate and its topic.
+//! - [`push_request`]: the push certificate request GuardMDM makes, MDM vendor signing of it
+//!   for Apple's portal, and a stand-in for that portal.
 //! - [`scep`]: the SCEP CA (RFC 8894) that issues device identities; the device keeps its
 //!   private key, GuardMDM certifies only the public key in its CSR. [`scep::client`] is the
 //!   device's side, for simulators and tests.
@@ -39,6 +41,7 @@ pub mod password;
 mod pki;
 pub mod profile_sign;
 pub mod push_certificate;
+pub mod push_request;
 pub mod scep;
 pub mod secret_box;
 mod signed_data;
@@ -56,6 +59,10 @@ pub use device_key::DeviceKey;
 pub use keypair::{KeyPairError, TokenKeyPair, generate_token_key_pair};
 pub use profile_sign::{Identity, IdentityError, sign_attached, sign_detached, sign_profile};
 pub use push_certificate::{PushCertificate, PushCertificateError};
+pub use push_request::{
+    PushPortal, PushRequest, PushRequestError, VendorSigner, generate_push_request,
+    public_key_sha256_of_private_key,
+};
 pub use scep::{
     ChallengePolicy, CsrInfo, FailInfo, PendingRequest, PkiOutcome, PkiRequest, PkiResponse,
     Rejection, ScepCa, ScepCapabilities, ScepClient, ScepClientError, ScepError, StaticChallenge,

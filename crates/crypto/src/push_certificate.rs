@@ -143,6 +143,18 @@ impl PushCertificate {
         })
     }
 
+    /// SHA-256 (hex) of the certificate's public key (DER `SubjectPublicKeyInfo`), to match it
+    /// with the key of a certificate request.
+    pub fn public_key_sha256(&self) -> String {
+        let _queue = crate::error_queue::isolate();
+        self.certificate
+            .x509()
+            .public_key()
+            .and_then(|k| k.public_key_to_der())
+            .map(|der| crate::digest::sha256_hex(&der))
+            .unwrap_or_default()
+    }
+
     /// The certificate and key as PEM (`identity_pem` split back), for storage.
     pub fn identity_pem(&self) -> &str {
         self.identity_pem.expose_secret()
@@ -157,17 +169,7 @@ impl PushCertificate {
         let _queue = crate::error_queue::isolate();
         let make = || -> Result<(X509, PKey<Private>), openssl::error::ErrorStack> {
             let key = pki::rsa_key(2048)?;
-            let mut name = openssl::x509::X509NameBuilder::new()?;
-            name.append_entry_by_nid(Nid::USERID, topic)?;
-            let short: String = topic
-                .rsplit('.')
-                .next()
-                .unwrap_or(topic)
-                .chars()
-                .take(59)
-                .collect();
-            name.append_entry_by_text("CN", &format!("APSP:{short}"))?;
-            let name = name.build();
+            let name = crate::push_request::push_subject(topic)?;
             let template = Template {
                 subject: &name,
                 public_key: &key,

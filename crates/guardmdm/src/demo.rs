@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Parser as _;
-use guardmdm_crypto::{DeviceCa, PushCertificate};
+use guardmdm_crypto::{DeviceCa, PushPortal};
 use guardmdm_sim::{ApnsSim, RunningApnsSim, RunningSimulator, SimConfig, SimDevice, Simulator};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -239,14 +239,16 @@ pub async fn start(args: DemoArgs) -> anyhow::Result<RunningDemo> {
         .bytes(Method::PUT, "/abm/tokens/demo/server-token", token.contents)
         .await?;
     let topic = format!("com.apple.mgmt.External.{}", uuid_like(std::process::id()));
-    let push = PushCertificate::generate_self_signed(&topic)?;
-    let identity = push.identity_pem();
-    let split = identity.find("-----BEGIN PRIVATE KEY-----").unwrap_or(0);
+    // The push certificate as for real: GuardMDM makes the key and request, a stand-in for
+    // Apple's push portal issues the certificate, which is uploaded alone.
+    let request = admin.call(Method::POST, "/apns/csr", None).await?;
+    let csr = request["csr_pem"].as_str().unwrap_or_default();
+    let certificate = PushPortal::generate()?.issue(csr.as_bytes(), &topic, 365)?;
     admin
         .call(
             Method::PUT,
             "/apns",
-            Some(json!({ "certificate_pem": &identity[..split], "key_pem": &identity[split..] })),
+            Some(json!({ "certificate_pem": certificate })),
         )
         .await?;
     for (name, os, extra) in [

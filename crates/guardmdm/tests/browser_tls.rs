@@ -50,7 +50,7 @@ async fn the_https_certificate_banner_shows_until_the_certificate_is_renewed() {
         .await;
     browser.wait_url("/devices").await;
     let banner = browser
-        .wait_for("#tls-banner", "HTTPS certificate needs attention.")
+        .wait_for("#tls-banner", "HTTPS certificate: needs attention.")
         .await;
     let text = browser.text(&banner).await;
     assert!(text.contains("The HTTPS certificate expires in"), "{text}");

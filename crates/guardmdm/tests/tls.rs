@@ -273,7 +273,7 @@ async fn a_broken_replacement_keeps_the_old_certificate_and_is_reported_until_a_
     );
     let page = web.get("/devices").await;
     assert!(page.body.contains("id=\"tls-banner\""), "{}", page.body);
-    assert!(page.body.contains("HTTPS certificate needs attention"));
+    assert!(page.body.contains("HTTPS certificate: needs attention"));
     assert!(page.body.contains("the TLS files were not reloaded"));
 
     // A good pair clears it.

@@ -119,13 +119,13 @@ pub async fn run_token_health_monitor(
         match mdm.push_certificate().await {
             Ok(Some(push)) if push.state != "active" => tracing::warn!(
                 topic = %push.topic, state = %push.state, days_left = push.days_left,
-                "the MDM push certificate needs renewing: renew it at identity.apple.com with the same Apple Account (a new certificate orphans every enrolled device), then guardmdm apns upload"
+                "the MDM push certificate needs renewing: {}", push.message
             ),
             Ok(Some(push)) => {
                 tracing::info!(topic = %push.topic, days_left = push.days_left, "MDM push certificate checked");
             }
             Ok(None) => tracing::info!(
-                "no MDM push certificate yet: devices cannot enroll until one is uploaded (guardmdm apns upload)"
+                "no MDM push certificate yet: devices cannot enroll until one is uploaded (guardmdm apns csr, then guardmdm apns upload --cert)"
             ),
             Err(e) => tracing::error!(error = %e, "push certificate check failed"),
         }

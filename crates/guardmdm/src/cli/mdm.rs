@@ -5,20 +5,48 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use base64::Engine as _;
-use guardmdm_service::mdm::{CommandView, PushCertificateView};
+use guardmdm_crypto::VendorSigner;
+use guardmdm_service::mdm::{CommandView, PushCertificateView, PushRequestView};
 use reqwest::Method;
 
 use super::{ApiClient, table};
 
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum ApnsCommand {
-    /// Install or renew the MDM push certificate (PEM certificate and key, or PKCS#12).
-    Upload {
-        /// The certificate (PEM).
-        #[arg(long, requires = "key", conflicts_with = "p12")]
-        cert: Option<PathBuf>,
-        /// Its private key (PEM, unencrypted).
+    /// Make a push certificate request: GuardMDM makes the key (kept sealed on the server,
+    /// never shown) and writes the certificate request (PEM) for Apple's push portal. Each
+    /// run makes a new key and replaces the pending request; the installed certificate stays
+    /// in use until the certificate for the new request is uploaded. With --vendor-cert and
+    /// --vendor-key, signs the request with your MDM vendor certificate here (the vendor key
+    /// never leaves this machine) and writes the signed request identity.apple.com takes.
+    Csr {
+        /// Where to write it. Default: `GuardMDM_push.csr`, or `GuardMDM_push_request.b64`
+        /// when signing.
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+        /// Your MDM vendor certificate ("MDM CSR" from the Apple Developer Enterprise
+        /// Program), PEM; may also hold its chain (Apple's intermediate and root).
+        #[arg(long, requires = "vendor_key")]
+        vendor_cert: Option<PathBuf>,
+        /// The vendor certificate's private key (PEM, unencrypted).
+        #[arg(long, requires = "vendor_cert")]
+        vendor_key: Option<PathBuf>,
+        /// More certificates of the vendor chain (PEM), if not in --vendor-cert.
+        #[arg(long, requires = "vendor_cert")]
+        vendor_chain: Vec<PathBuf>,
+        /// Write the pending request again instead of making a new key.
         #[arg(long)]
+        pending: bool,
+    },
+    /// Install or renew the MDM push certificate: the certificate Apple issued for
+    /// GuardMDM's request alone (--cert), a PEM certificate and key, or PKCS#12.
+    Upload {
+        /// The certificate (PEM). Alone, it must have been issued for GuardMDM's last
+        /// request (guardmdm apns csr).
+        #[arg(long, conflicts_with = "p12")]
+        cert: Option<PathBuf>,
+        /// Its private key (PEM, unencrypted), when GuardMDM did not make it.
+        #[arg(long, requires = "cert")]
         key: Option<PathBuf>,
         /// A PKCS#12 file instead.
         #[arg(long)]
@@ -86,10 +114,99 @@ fn print_push(view: &PushCertificateView) {
     ] {
         println!("{:<11}{v}", format!("{k}:"));
     }
+    if !view.message.is_empty() {
+        println!("{}", view.message);
+    }
+}
+
+fn read(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+}
+
+/// `apns csr`: the vendor files are checked before the server makes a new key, so a mistake
+/// in them changes nothing.
+async fn push_request(
+    client: &ApiClient,
+    output: Option<PathBuf>,
+    vendor: Option<(PathBuf, PathBuf, Vec<PathBuf>)>,
+    pending: bool,
+) -> anyhow::Result<()> {
+    let signer = match &vendor {
+        Some((cert, key, chain)) => {
+            let mut texts = vec![read(cert)?];
+            for file in chain {
+                texts.push(read(file)?);
+            }
+            let refs: Vec<&[u8]> = texts.iter().map(Vec::as_slice).collect();
+            let signer = VendorSigner::new(&refs, &read(key)?)?;
+            for note in signer.notes() {
+                eprintln!("Note: {note}.");
+            }
+            Some(signer)
+        }
+        None => None,
+    };
+    let view: PushRequestView = if pending {
+        let view: Option<PushRequestView> = client.get(&["apns", "csr"]).await?;
+        view.context("GuardMDM has no pending push certificate request: run guardmdm apns csr")?
+    } else {
+        client
+            .send_json(Method::POST, &["apns", "csr"], &serde_json::json!({}))
+            .await?
+    };
+    let (contents, default) = match &signer {
+        Some(signer) => (
+            signer.sign_request(view.csr_pem.as_bytes())?,
+            "GuardMDM_push_request.b64",
+        ),
+        None => (view.csr_pem.clone(), "GuardMDM_push.csr"),
+    };
+    let path = output.unwrap_or_else(|| PathBuf::from(default));
+    std::fs::write(&path, contents).with_context(|| {
+        format!(
+            "cannot write {} (the request is kept on the server: write it again with guardmdm apns csr --pending -o FILE)",
+            path.display()
+        )
+    })?;
+    match &signer {
+        Some(signer) => {
+            eprintln!(
+                "Wrote the signed push certificate request to {} (signed by {}).",
+                path.display(),
+                signer.chain_subjects().first().map_or("", String::as_str)
+            );
+            eprintln!(
+                "Next: at https://identity.apple.com sign in with your organisation's Apple Account (the same one for every renewal), create a certificate (or renew the existing one), upload {}, download the certificate, then: guardmdm apns upload --cert FILE",
+                path.display()
+            );
+        }
+        None => {
+            eprintln!("Wrote the push certificate request to {}.", path.display());
+            eprintln!("{}", view.message);
+        }
+    }
+    if let Some(replaced) = view.replaced {
+        eprintln!(
+            "This made a new key and replaced the pending request of {replaced}: a certificate issued for that one cannot be uploaded without its key."
+        );
+    }
+    Ok(())
 }
 
 pub(crate) async fn run_apns(client: &ApiClient, command: ApnsCommand) -> anyhow::Result<()> {
     match command {
+        ApnsCommand::Csr {
+            output,
+            vendor_cert,
+            vendor_key,
+            vendor_chain,
+            pending,
+        } => {
+            let vendor = vendor_cert
+                .zip(vendor_key)
+                .map(|(c, k)| (c, k, vendor_chain));
+            push_request(client, output, vendor, pending).await?;
+        }
         ApnsCommand::Upload {
             cert,
             key,
@@ -97,9 +214,11 @@ pub(crate) async fn run_apns(client: &ApiClient, command: ApnsCommand) -> anyhow
             p12_password,
             force,
         } => {
-            let read =
-                |p: &PathBuf| std::fs::read(p).with_context(|| format!("reading {}", p.display()));
             let body = match (cert, key, p12) {
+                (Some(cert), None, None) => serde_json::json!({
+                    "certificate_pem": String::from_utf8_lossy(&read(&cert)?),
+                    "force": force,
+                }),
                 (Some(cert), Some(key), None) => serde_json::json!({
                     "certificate_pem": String::from_utf8_lossy(&read(&cert)?),
                     "key_pem": String::from_utf8_lossy(&read(&key)?),
@@ -110,7 +229,7 @@ pub(crate) async fn run_apns(client: &ApiClient, command: ApnsCommand) -> anyhow
                     "password": p12_password.unwrap_or_default(),
                     "force": force,
                 }),
-                _ => bail!("give --cert and --key, or --p12"),
+                _ => bail!("give --cert (alone, or with --key), or --p12"),
             };
             let view: PushCertificateView = client.send_json(Method::PUT, &["apns"], &body).await?;
             print_push(&view);
@@ -121,7 +240,9 @@ pub(crate) async fn run_apns(client: &ApiClient, command: ApnsCommand) -> anyhow
                 (v, true) => println!("{}", serde_json::to_string_pretty(&v)?),
                 (Some(v), false) => print_push(&v),
                 (None, false) => {
-                    println!("No push certificate yet: guardmdm apns upload --cert F --key F")
+                    println!(
+                        "No push certificate yet: make a request (guardmdm apns csr), then upload Apple's certificate (guardmdm apns upload --cert FILE)"
+                    )
                 }
             }
         }

@@ -26,6 +26,25 @@ pub async fn setup(backend: Backend) -> Mdm {
 
 /// [`setup`] with extra `serve` flags.
 pub async fn setup_with(backend: Backend, extra: &[&str]) -> Mdm {
+    let mdm = setup_without_push_certificate(backend, extra).await;
+    let push = PushCertificate::generate_self_signed(TOPIC).unwrap();
+    let pem = push.identity_pem();
+    let split = pem.find("-----BEGIN PRIVATE KEY-----").unwrap();
+    let (status, view) = mdm
+        .app
+        .json(
+            Method::PUT,
+            "/api/v1/apns",
+            Some(json!({ "certificate_pem": &pem[..split], "key_pem": &pem[split..] })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{view}");
+    assert_eq!(view["topic"], TOPIC);
+    mdm
+}
+
+/// [`setup_with`] without a push certificate: the test installs one.
+pub async fn setup_without_push_certificate(backend: Backend, extra: &[&str]) -> Mdm {
     let files = tempfile::tempdir().unwrap();
     let ca = DeviceCa::generate("Enrollment Test Devices").unwrap();
     let anchors = files.path().join("device-ca.pem");
@@ -42,18 +61,6 @@ pub async fn setup_with(backend: Backend, extra: &[&str]) -> Mdm {
     }
     flags.extend(extra.iter().map(ToString::to_string));
     let app = TestApp::spawn_reachable(backend, &flags).await;
-    let push = PushCertificate::generate_self_signed(TOPIC).unwrap();
-    let pem = push.identity_pem();
-    let split = pem.find("-----BEGIN PRIVATE KEY-----").unwrap();
-    let (status, view) = app
-        .json(
-            Method::PUT,
-            "/api/v1/apns",
-            Some(json!({ "certificate_pem": &pem[..split], "key_pem": &pem[split..] })),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{view}");
-    assert_eq!(view["topic"], TOPIC);
     app.connect_abm("main").await;
     ios_default(
         &app,

@@ -15,6 +15,9 @@
 //!   `POST token` (the server token), `POST settings`, `GET`/`POST delete` (confirm, delete),
 //!   and `sync`: `POST` is Sync Now, `GET` the progress and recent runs (a fragment for htmx
 //!   polls, a page otherwise).
+//! - `GET /settings/apns`: Settings > Push certificate; `POST …/request` makes a certificate
+//!   request, `GET …/request.csr` downloads it, `POST …/certificate` uploads Apple's
+//!   certificate.
 //! - `GET /assets/{file}`: the stylesheet and htmx, cached for a year (the URLs carry a
 //!   content hash, `?v=`).
 //! - `/profiles`: ADE profiles: list, `new` (form) and `new/yaml`, and per profile its page
@@ -47,6 +50,7 @@
 //!    flow in `crates/guardmdm/tests/browser.rs` if the page has interaction.
 
 mod abm;
+mod apns;
 mod assets;
 mod devices;
 mod enrollments;
@@ -63,6 +67,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use axum::response::Redirect;
 use axum::routing::{get, post};
+use guardmdm_service::mdm::{PushCertificateState, PushHealth};
 use guardmdm_service::tls_status::{TlsHealth, TlsHealthState};
 use guardmdm_service::{ServiceError, TokenState};
 
@@ -188,6 +193,10 @@ fn protected_pages() -> Router<AppState> {
             "/settings/abm/{name}/sync",
             get(sync::show).post(sync::start),
         )
+        .route(apns::NAV, get(apns::show))
+        .route("/settings/apns/request", post(apns::create_request))
+        .route("/settings/apns/request.csr", get(apns::download_request))
+        .route("/settings/apns/certificate", post(apns::upload_certificate))
 }
 
 /// `2026-12-06 05:37 UTC`.
@@ -281,19 +290,27 @@ pub(crate) fn nav(current: &str) -> Vec<NavSection> {
         },
         NavSection {
             group: "Settings",
-            items: vec![item("ABM Integration", "/settings/abm")],
+            items: vec![
+                item("ABM Integration", "/settings/abm"),
+                item("Push certificate", apns::NAV),
+            ],
         },
     ]
 }
 
-/// A token banner: an ABM entry whose token needs an admin.
+/// A banner: an ABM entry's token, or the push certificate, needs an admin.
 #[derive(Debug, Clone)]
 pub(crate) struct Banner {
-    pub(crate) entry: String,
+    /// What needs the admin (`ABM entry main`, `Push certificate`).
+    pub(crate) subject: String,
+    /// Where to act, if a page does it: (href, link text).
+    pub(crate) link: Option<(&'static str, &'static str)>,
     pub(crate) title: &'static str,
     pub(crate) message: String,
     pub(crate) action: &'static str,
     pub(crate) severe: bool,
+    /// The element id, for banners tests and links point at.
+    pub(crate) id: Option<&'static str>,
 }
 
 /// The banner for a token state, if it needs one: what is wrong and exactly what to do.
@@ -328,25 +345,19 @@ pub(crate) fn banner(entry: &str, state: TokenState, message: &str) -> Option<Ba
         TokenState::Pending | TokenState::Active => return None,
     };
     Some(Banner {
-        entry: entry.to_string(),
+        subject: format!("ABM entry {entry}"),
+        link: None,
         title,
         message: message.to_string(),
         action,
         severe,
+        id: None,
     })
 }
 
-/// The banner about this instance's HTTPS certificate, when it needs an admin.
-#[derive(Debug, Clone)]
-pub(crate) struct TlsBanner {
-    pub(crate) title: &'static str,
-    /// What is wrong and what to do (from the health rule).
-    pub(crate) message: String,
-    pub(crate) severe: bool,
-}
-
-/// The HTTPS certificate banner for `health`, if it needs one.
-pub(crate) fn tls_banner(health: Option<TlsHealth>) -> Option<TlsBanner> {
+/// The banner about this instance's HTTPS certificate, when it needs an admin (the message
+/// from the health rule says what to do).
+pub(crate) fn tls_banner(health: Option<TlsHealth>) -> Option<Banner> {
     let health = health.filter(TlsHealth::needs_attention)?;
     let (title, severe) = match health.state {
         TlsHealthState::Expiring => ("needs attention", false),
@@ -354,10 +365,51 @@ pub(crate) fn tls_banner(health: Option<TlsHealth>) -> Option<TlsBanner> {
         TlsHealthState::Missing => ("missing", true),
         TlsHealthState::Active => return None,
     };
-    Some(TlsBanner {
+    Some(Banner {
+        subject: "HTTPS certificate".to_string(),
+        link: None,
         title,
         message: health.message,
+        action: "",
         severe,
+        id: Some("tls-banner"),
+    })
+}
+
+/// The push certificate's banner, if it needs one. A missing certificate is shown once an
+/// ABM entry exists (devices assigned to GuardMDM cannot enroll without one); before that
+/// it is a set-up step, shown on its Settings page.
+pub(crate) fn push_banner(health: &PushHealth, abm_entries: usize) -> Option<Banner> {
+    let (title, action, severe) = match health.state {
+        PushCertificateState::Active => return None,
+        PushCertificateState::Missing if abm_entries == 0 => return None,
+        PushCertificateState::Missing => (
+            "missing",
+            "Devices cannot enroll until GuardMDM has one: make a certificate request, have \
+             it signed, upload it at identity.apple.com, and upload Apple's certificate here.",
+            true,
+        ),
+        PushCertificateState::Expiring => (
+            "expiring",
+            "Renew it at identity.apple.com with the same Apple Account that created it (not a \
+             new certificate: a new topic orphans every enrolled device), then upload it here.",
+            false,
+        ),
+        PushCertificateState::Expired => (
+            "expired",
+            "APNs refuses every push. Renew it at identity.apple.com with the same Apple \
+             Account that created it, then upload it here.",
+            true,
+        ),
+    };
+    Some(Banner {
+        subject: "Push certificate".to_string(),
+        link: Some((apns::NAV, "Settings > Push certificate")),
+        title,
+        message: health.message.clone(),
+        action,
+        severe,
+        id: Some("apns-banner"),
     })
 }
 
@@ -368,7 +420,6 @@ pub(crate) struct Chrome {
     pub(crate) csrf_token: String,
     pub(crate) nav: Vec<NavSection>,
     pub(crate) banners: Vec<Banner>,
-    pub(crate) tls_banner: Option<TlsBanner>,
     pub(crate) flash: Option<&'static str>,
     pub(crate) asset_version: &'static str,
 }
@@ -381,7 +432,6 @@ impl Page {
             csrf_token: self.session.csrf_token.clone(),
             nav: nav(current),
             banners: self.banners.clone(),
-            tls_banner: self.tls_banner.clone(),
             flash: self.flash,
             asset_version: assets::version(),
         }
@@ -430,6 +480,26 @@ mod tests {
     }
 
     #[test]
+    fn push_banners_for_a_certificate_that_needs_an_admin() {
+        use guardmdm_service::mdm::push_certificate_health;
+        let now = time::macros::datetime!(2026-12-07 12:00 UTC);
+        let at = |days: i64| push_certificate_health(Some(now + time::Duration::days(days)), now);
+        assert!(push_banner(&at(200), 3).is_none());
+        let missing = push_certificate_health(None, now);
+        assert!(
+            push_banner(&missing, 0).is_none(),
+            "a set-up step before ABM"
+        );
+        let b = push_banner(&missing, 1).unwrap();
+        assert!(b.severe && b.subject == "Push certificate");
+        assert_eq!(b.link.unwrap().0, "/settings/apns");
+        let b = push_banner(&at(12), 0).unwrap();
+        assert!(!b.severe);
+        assert!(b.action.contains("same Apple Account"));
+        assert!(push_banner(&at(-1), 0).unwrap().severe);
+    }
+
+    #[test]
     fn nav_marks_the_current_page() {
         let n = nav("/devices");
         assert!(n[0].items[0].current);
@@ -444,6 +514,7 @@ mod tests {
         };
         assert_eq!(current("/os-defaults"), ["OS defaults"]);
         assert_eq!(current("/settings/abm"), ["ABM Integration"]);
+        assert_eq!(current("/settings/apns"), ["Push certificate"]);
         assert_eq!(current("/enrollments"), ["Enrolled devices"]);
     }
 }

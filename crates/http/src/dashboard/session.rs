@@ -60,6 +60,18 @@ const FLASHES: &[(&str, &str)] = &[
     ("group_deleted", "Group deleted."),
     ("members_removed", "Removed from the group."),
     (
+        "apns_request_made",
+        "Certificate request made: download it, have it signed, and upload it at identity.apple.com.",
+    ),
+    (
+        "apns_request_replaced",
+        "New certificate request made with a new key: it replaces the earlier pending request, whose certificate can no longer be uploaded here.",
+    ),
+    (
+        "apns_uploaded",
+        "Push certificate installed: GuardMDM pushes devices with it from now on.",
+    ),
+    (
         "abm_created",
         "Token generated: download the public key below and upload it to Apple Business Manager.",
     ),
@@ -181,7 +193,6 @@ fn session_cookie(state: &AppState, token: &SecretString, max_age: i64) -> Heade
 pub(crate) struct Page {
     pub(super) session: DashboardSession,
     pub(super) banners: Vec<Banner>,
-    pub(super) tls_banner: Option<super::TlsBanner>,
     pub(super) flash: Option<&'static str>,
     /// The ABM entries the banners were made from (`None` when they could not be read),
     /// for the pages that list them too.
@@ -216,19 +227,27 @@ impl FromRequestParts<AppState> for Page {
                 None
             }
         };
-        let banners = entries
+        let mut banners: Vec<Banner> = entries
             .iter()
             .flatten()
             .filter_map(|e| super::banner(&e.name, e.health.state, &e.health.message))
             .collect();
-        let tls_banner = super::tls_banner(guardmdm_service::tls_status::tls_health(
+        banners.extend(super::tls_banner(guardmdm_service::tls_status::tls_health(
             &state.services.tls.snapshot(),
             OffsetDateTime::now_utc(),
-        ));
+        )));
+        match state.services.mdm.push_health().await {
+            Ok(health) => banners.extend(super::push_banner(
+                &health,
+                entries.as_ref().map_or(0, Vec::len),
+            )),
+            Err(e) => {
+                tracing::error!(error = %e, "dashboard: cannot read the push certificate for the banner")
+            }
+        }
         Ok(Self {
             session,
             banners,
-            tls_banner,
             flash: flash_message(&parts.headers),
             entries,
         })

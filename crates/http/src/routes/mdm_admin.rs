@@ -6,7 +6,8 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use base64::Engine as _;
 use guardmdm_service::mdm::{
-    CommandSpec, CommandView, EnrollmentView, NewCommandRequest, PushCertificateView, PushUpload,
+    CommandSpec, CommandView, EnrollmentView, NewCommandRequest, PushCertificateView,
+    PushRequestView, PushUpload,
 };
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -58,6 +59,9 @@ pub(crate) async fn upload_push_certificate(
     ApiJson(body): ApiJson<PushUploadBody>,
 ) -> Result<Json<PushCertificateView>, ApiError> {
     let upload = match (body.certificate_pem, body.key_pem, body.pkcs12_base64) {
+        (Some(certificate), None, None) if body.password.is_none() => PushUpload::Certificate {
+            certificate: certificate.into_bytes(),
+        },
         (Some(certificate), Some(key), None) => PushUpload::Pem {
             certificate: certificate.into_bytes(),
             key: key.into_bytes(),
@@ -70,7 +74,7 @@ pub(crate) async fn upload_push_certificate(
         },
         _ => {
             return Err(ApiError::BadRequest(
-                "send either certificate_pem and key_pem, or pkcs12_base64 (and password)"
+                "send certificate_pem alone (the certificate Apple issued for GuardMDM's request), certificate_pem and key_pem, or pkcs12_base64 (and password)"
                     .to_string(),
             ));
         }
@@ -81,6 +85,24 @@ pub(crate) async fn upload_push_certificate(
             .mdm
             .upload_push_certificate(&actor, upload, body.force)
             .await?,
+    ))
+}
+
+/// `GET /apns/csr`: the pending push certificate request.
+pub(crate) async fn push_request(
+    State(state): State<AppState>,
+) -> Result<Json<Option<PushRequestView>>, ApiError> {
+    Ok(Json(state.services.mdm.push_request().await?))
+}
+
+/// `POST /apns/csr`: a new key and certificate request (replacing the pending one).
+pub(crate) async fn create_push_request(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+) -> Result<(StatusCode, Json<PushRequestView>), ApiError> {
+    Ok((
+        StatusCode::CREATED,
+        Json(state.services.mdm.create_push_request(&actor).await?),
     ))
 }
 

@@ -79,6 +79,10 @@ pub(crate) fn api_router() -> Router<AppState> {
             "/apns",
             get(mdm_admin::show_push_certificate).put(mdm_admin::upload_push_certificate),
         )
+        .route(
+            "/apns/csr",
+            get(mdm_admin::push_request).post(mdm_admin::create_push_request),
+        )
         .route("/enrollments", get(mdm_admin::enrollments))
         .route("/enrollments/{udid}", get(mdm_admin::enrollment))
         .route(

@@ -11,7 +11,9 @@ mod device;
 mod enroll;
 mod keys;
 mod push;
+mod push_health;
 mod push_queue;
+mod push_request;
 
 use std::sync::Arc;
 
@@ -28,7 +30,11 @@ pub use push::{
     DEFAULT_APNS_TIMEOUT, DEFAULT_PUSH_CONCURRENCY, DEFAULT_PUSH_QUEUE_SIZE, PushCertificateView,
     PushSettings, PushStates, PushUpload,
 };
+pub use push_health::{
+    PUSH_EXPIRING_WITHIN_DAYS, PushCertificateState, PushHealth, push_certificate_health,
+};
 pub use push_queue::PushStatus;
+pub use push_request::PushRequestView;
 
 /// How long a SCEP challenge handed out in an enrollment profile stays valid.
 pub const CHALLENGE_TTL: time::Duration = time::Duration::hours(1);

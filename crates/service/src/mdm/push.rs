@@ -20,6 +20,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::push_health::{PushHealth, push_certificate_health};
 use super::push_queue::{Attempt, PushBook, PushStatus, Requested};
 use super::{MdmError, MdmService};
 use crate::{Actor, ServiceError};
@@ -101,30 +102,35 @@ pub struct PushCertificateView {
     /// Whole days until expiry (negative once expired).
     pub days_left: i64,
     /// `active`, `expiring` (30 days or less: renew it at identity.apple.com with the same
-    /// Apple Account) or `expired`.
+    /// Apple Account) or `expired` ([`push_certificate_health`]).
     pub state: String,
+    /// The state and what to do, in one sentence.
+    #[serde(default)]
+    pub message: String,
 }
 
 impl PushCertificateView {
     fn new(cert: &PushCertificate, now: OffsetDateTime) -> Self {
         let not_after = cert.certificate.not_after();
-        let days_left = (not_after - now).whole_days();
+        let health = push_certificate_health(Some(not_after), now);
         Self {
             topic: cert.topic.clone(),
             subject: cert.certificate.subject().to_string(),
             fingerprint: cert.certificate.sha256_fingerprint().to_string(),
             not_after,
-            days_left,
-            state: if not_after <= now {
-                "expired"
-            } else if days_left <= 30 {
-                "expiring"
-            } else {
-                "active"
-            }
-            .to_string(),
+            days_left: health.days_left.unwrap_or_default(),
+            state: health.state.as_str().to_string(),
+            message: health.message,
         }
     }
+}
+
+/// `2026-12-07 15:20 UTC`, for messages.
+pub(super) fn date_time(t: OffsetDateTime) -> String {
+    t.format(time::macros::format_description!(
+        "[year]-[month]-[day] [hour]:[minute] UTC"
+    ))
+    .unwrap_or_else(|_| t.to_string())
 }
 
 /// The client built for one sealed push certificate.
@@ -189,6 +195,12 @@ impl Pusher {
 /// What an admin uploads.
 #[derive(Debug, Clone)]
 pub enum PushUpload {
+    /// The PEM certificate Apple issued for GuardMDM's pending request
+    /// ([`MdmService::create_push_request`]), whose key GuardMDM holds.
+    Certificate {
+        /// The certificate.
+        certificate: Vec<u8>,
+    },
     /// PEM certificate and PEM private key.
     Pem {
         /// The certificate.
@@ -206,7 +218,7 @@ pub enum PushUpload {
 }
 
 impl MdmService {
-    async fn push_certificate_sealed(
+    pub(super) async fn push_certificate_sealed(
         &self,
     ) -> Result<Option<(Vec<u8>, PushCertificate)>, MdmError> {
         let Some(sealed) = self.store.get_secret(APNS_SECRET).await? else {
@@ -245,6 +257,22 @@ impl MdmService {
             .map(|(_, c)| PushCertificateView::new(&c, OffsetDateTime::now_utc())))
     }
 
+    /// The push certificate's health now: `missing` when none was uploaded.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn push_health(&self) -> Result<PushHealth, ServiceError> {
+        let not_after = self
+            .push_certificate_sealed()
+            .await
+            .map_err(|e| ServiceError::Internal(e.message))?
+            .map(|(_, c)| c.certificate.not_after());
+        Ok(push_certificate_health(
+            not_after,
+            OffsetDateTime::now_utc(),
+        ))
+    }
+
     /// The APNs topic devices enroll with, from the push certificate.
     pub(super) async fn topic(&self) -> Result<String, MdmError> {
         match self.push_certificate_sealed().await? {
@@ -258,10 +286,13 @@ impl MdmService {
     /// Installs or renews the push certificate. A certificate with another topic than the
     /// current one is refused unless `force`: every enrolled device listens on the old
     /// topic and would be orphaned (renew the certificate with the same Apple Account
-    /// instead of creating a new one).
+    /// instead of creating a new one). A certificate alone ([`PushUpload::Certificate`])
+    /// must have been issued for GuardMDM's pending request (or for the installed certificate's
+    /// key, a renewal of its request). Nothing is stored unless the whole upload is usable.
     ///
     /// # Errors
-    /// [`ServiceError::Invalid`] for an unusable upload (the reason);
+    /// [`ServiceError::Invalid`] for an unusable upload (the reason), among them a
+    /// certificate not issued for the pending request;
     /// [`ServiceError::Conflict`] for a topic change without `force`.
     pub async fn upload_push_certificate(
         &self,
@@ -270,12 +301,16 @@ impl MdmService {
         force: bool,
     ) -> Result<PushCertificateView, ServiceError> {
         let cert = match &upload {
-            PushUpload::Pem { certificate, key } => PushCertificate::from_pem(certificate, key),
+            PushUpload::Certificate { certificate } => {
+                self.certificate_for_pending_key(certificate).await?
+            }
+            PushUpload::Pem { certificate, key } => PushCertificate::from_pem(certificate, key)
+                .map_err(|e| ServiceError::Invalid(e.to_string()))?,
             PushUpload::Pkcs12 { der, password } => {
                 PushCertificate::from_pkcs12(der, password.expose_secret())
+                    .map_err(|e| ServiceError::Invalid(e.to_string()))?
             }
-        }
-        .map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        };
         let now = OffsetDateTime::now_utc();
         if cert.certificate.not_after() <= now {
             return Err(ServiceError::Invalid(format!(
@@ -312,6 +347,11 @@ impl MdmService {
                     details: serde_json::json!({
                         "fingerprint": view.fingerprint,
                         "not_after": view.not_after.to_string(),
+                        "key": match upload {
+                            PushUpload::Certificate { .. } => "pending_request",
+                            PushUpload::Pem { .. } => "uploaded",
+                            PushUpload::Pkcs12 { .. } => "pkcs12",
+                        },
                     }),
                 },
             )
