@@ -540,3 +540,40 @@ async fn the_cli_exits_zero_only_when_nothing_blocks() {
     assert_eq!(status(&report, "server"), "blocking");
     assert!(summary(&report, "server").contains("Cannot reach GuardMDM"));
 }
+
+#[tokio::test]
+async fn settings_health_shows_the_same_findings() {
+    for backend in common::backends() {
+        let app = TestApp::spawn(backend).await;
+        let anonymous = common::web::WebClient::new(&app)
+            .get("/settings/health")
+            .await;
+        assert_eq!(anonymous.status, StatusCode::SEE_OTHER);
+        assert!(anonymous.location().starts_with("/signin?next="));
+
+        common::web::create_admin(&app, "ada", common::web::PASSWORD).await;
+        let web = common::web::WebClient::signed_in(&app, "ada").await;
+        let page = web.get("/settings/health").await;
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        assert!(page.body.contains("<h1>Health</h1>"));
+        assert!(page.body.contains("Devices cannot enroll yet"));
+        assert!(
+            page.body
+                .contains(r#"<a href="/settings/health" aria-current="page">"#)
+        );
+        let report = doctor(&app).await;
+        for f in report["findings"].as_array().unwrap() {
+            let check = f["check"].as_str().unwrap();
+            assert!(
+                page.body.contains(&format!(r#"<tr id="check-{check}">"#)),
+                "{check} missing"
+            );
+        }
+        assert!(page.body.contains("No MDM push certificate"));
+        assert!(page.body.contains("guardmdm apns upload"));
+        // The nav leads there from every page.
+        let devices = web.get("/devices").await;
+        assert!(devices.body.contains(r#"href="/settings/health""#));
+        app.stop().await;
+    }
+}

@@ -15,6 +15,7 @@
 //!   `POST token` (the server token), `POST settings`, `GET`/`POST delete` (confirm, delete),
 //!   and `sync`: `POST` is Sync Now, `GET` the progress and recent runs (a fragment for htmx
 //!   polls, a page otherwise).
+//! - `GET /settings/health`: Settings > Health, the doctor's findings.
 //! - `GET /assets/{file}`: the stylesheet and htmx, cached for a year (the URLs carry a
 //!   content hash, `?v=`).
 //! - `/profiles`: ADE profiles: list, `new` (form) and `new/yaml`, and per profile its page
@@ -52,6 +53,7 @@ mod devices;
 mod enrollments;
 mod forms;
 mod groups;
+mod health;
 mod os_defaults;
 mod profile_form;
 mod profiles;
@@ -187,6 +189,7 @@ fn protected_pages() -> Router<AppState> {
             "/settings/abm/{name}/sync",
             get(sync::show).post(sync::start),
         )
+        .route("/settings/health", get(health::show))
 }
 
 /// `2026-12-06 05:37 UTC`.
@@ -280,7 +283,10 @@ pub(crate) fn nav(current: &str) -> Vec<NavSection> {
         },
         NavSection {
             group: "Settings",
-            items: vec![item("ABM Integration", "/settings/abm")],
+            items: vec![
+                item("ABM Integration", "/settings/abm"),
+                item("Health", "/settings/health"),
+            ],
         },
     ]
 }
@@ -402,5 +408,6 @@ mod tests {
         assert_eq!(current("/os-defaults"), ["OS defaults"]);
         assert_eq!(current("/settings/abm"), ["ABM Integration"]);
         assert_eq!(current("/enrollments"), ["Enrolled devices"]);
+        assert_eq!(current("/settings/health"), ["Health"]);
     }
 }
