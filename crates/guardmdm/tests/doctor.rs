@@ -83,9 +83,14 @@ impl Pki {
         base64::engine::general_purpose::STANDARD.encode(self.cert.der())
     }
 
-    /// A server config presenting a leaf for `names`, valid from `from` to `until` days from
-    /// now, with this CA after it.
-    fn server(&self, names: &[&str], from: i64, until: i64) -> Arc<rustls::ServerConfig> {
+    /// A leaf for `names`, valid from `from` to `until` days from now: the chain (leaf, then
+    /// this CA) and the leaf's key.
+    fn issue(
+        &self,
+        names: &[&str],
+        from: i64,
+        until: i64,
+    ) -> (Vec<rcgen::Certificate>, rcgen::KeyPair) {
         let mut params = rcgen::CertificateParams::new(
             names.iter().map(ToString::to_string).collect::<Vec<_>>(),
         )
@@ -96,7 +101,14 @@ impl Pki {
         let key = rcgen::KeyPair::generate().unwrap();
         let issuer = rcgen::Issuer::from_params(&self.params, &self.key);
         let leaf = params.signed_by(&key, &issuer).unwrap();
-        let chain = vec![leaf.der().clone(), self.cert.der().clone()];
+        (vec![leaf, self.cert.clone()], key)
+    }
+
+    /// A server config presenting a leaf for `names`, valid from `from` to `until` days from
+    /// now, with this CA after it.
+    fn server(&self, names: &[&str], from: i64, until: i64) -> Arc<rustls::ServerConfig> {
+        let (chain, key) = self.issue(names, from, until);
+        let chain = chain.iter().map(|c| c.der().clone()).collect();
         let key = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
         Arc::new(
             rustls::ServerConfig::builder_with_provider(Arc::new(
@@ -574,6 +586,88 @@ async fn settings_health_shows_the_same_findings() {
         // The nav leads there from every page.
         let devices = web.get("/devices").await;
         assert!(devices.body.contains(r#"href="/settings/health""#));
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn this_instances_own_https_certificate() {
+    let pki = Pki::new();
+    let files = tempfile::tempdir().unwrap();
+    let (chain, key) = pki.issue(&["localhost"], -80, 10);
+    let cert_file = files.path().join("cert.pem");
+    let key_file = files.path().join("key.pem");
+    std::fs::write(
+        &cert_file,
+        chain
+            .iter()
+            .map(rcgen::Certificate::pem)
+            .collect::<String>(),
+    )
+    .unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    for backend in common::backends() {
+        let app = TestApp::spawn_reachable(
+            backend,
+            &[
+                "--tls-cert".into(),
+                cert_file.to_str().unwrap().into(),
+                "--tls-key".into(),
+                key_file.to_str().unwrap().into(),
+            ],
+        )
+        .await;
+        // The listener speaks HTTPS now; its certificate is not what this check is about.
+        let https = reqwest::Client::builder()
+            .tls_danger_accept_invalid_certs(true)
+            .build()
+            .unwrap();
+        let report: Value = https
+            .get(format!(
+                "{}/api/v1/doctor",
+                app.base.replacen("http://", "https://", 1)
+            ))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(status(&report, "tls"), "warning");
+        assert!(summary(&report, "tls").contains("expires in"), "{report:#}");
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn an_expired_scep_ca_blocks() {
+    for backend in common::backends() {
+        let app = TestApp::spawn(backend).await;
+        // A CA that expired yesterday, stored before the server first needs its CA.
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Constrained(0));
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "GuardMDM Device CA");
+        let now = OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::days(3650);
+        params.not_after = now - time::Duration::days(1);
+        let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let pair = json!({ "certificate_pem": cert.pem(), "key_pem": key.serialize_pem() });
+        let secrets = guardmdm_crypto::SecretKey::from_base64(&app.secret_key()).unwrap();
+        let sealed = secrets
+            .seal(pair.to_string().as_bytes(), "scep_ca")
+            .unwrap();
+        let store = app.store().await;
+        assert_eq!(store.init_secret("scep_ca", &sealed).await.unwrap(), sealed);
+        let report = doctor(&app).await;
+        assert_eq!(status(&report, "scep_ca"), "blocking");
+        assert!(
+            summary(&report, "scep_ca").contains("expired"),
+            "{report:#}"
+        );
         app.stop().await;
     }
 }
