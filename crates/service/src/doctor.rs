@@ -155,18 +155,29 @@ pub async fn run(services: &Services) -> DoctorReport {
     let timeout = settings.timeout;
     let mut findings = Vec::new();
 
-    // The public URL, as a device reaches it.
+    // The network checks run at once: the public URL as a device reaches it, APNs with the
+    // push certificate, and Apple's clock.
     let public_url = services.mdm.settings().public_url.clone();
-    match rules::public_url(&public_url) {
-        Err(finding) => findings.push(finding),
-        Ok(host) => {
-            findings.push(Finding::ok(
-                "public_url",
-                format!("The public URL {public_url} is HTTPS."),
-            ));
-            findings.extend(check_public_url(services, &public_url, &host, timeout).await);
+    let abm_url = services.abm.default_url().to_string();
+    let public = async {
+        match rules::public_url(&public_url) {
+            Err(finding) => vec![finding],
+            Ok(host) => {
+                let mut found = vec![Finding::ok(
+                    "public_url",
+                    format!("The public URL {public_url} is HTTPS."),
+                )];
+                found.extend(check_public_url(services, &public_url, &host, timeout).await);
+                found
+            }
         }
-    }
+    };
+    let (public, apns, skew) = tokio::join!(
+        public,
+        services.mdm.probe_apns(),
+        probe::clock_skew(&abm_url, timeout)
+    );
+    findings.extend(public);
     let now = OffsetDateTime::now_utc();
     findings.push(rules::served_tls(
         crate::tls_status::tls_health(&services.tls.snapshot(), now).as_ref(),
@@ -180,12 +191,10 @@ pub async fn run(services: &Services) -> DoctorReport {
         .map_err(|e| e.to_string());
     findings.push(rules::push_certificate(push.as_ref().map(Option::as_ref)));
     let endpoint = services.mdm.settings().push.endpoint.clone();
-    findings.push(rules::apns(&endpoint, &services.mdm.probe_apns().await));
+    findings.push(rules::apns(&endpoint, &apns));
 
     // ABM entries, and the clock against Apple's.
     findings.extend(check_abm(services, now).await);
-    let abm_url = services.abm.default_url().to_string();
-    let skew = probe::clock_skew(&abm_url, timeout).await;
     findings.push(rules::clock(&abm_url, skew.as_ref().map(|s| *s)));
 
     // The SCEP CA.

@@ -82,7 +82,7 @@ pub fn reachable(url: &str, answer: &Result<u16, String>) -> Finding {
         Err(e) => Finding::blocking(
             "public_url.reachable",
             format!("GET {healthz} failed from this server: {e}."),
-            "Check that the public URL's host name resolves (DNS) to this server or its proxy, that the port is open in the firewall, and that HTTPS is served there (--tls-cert/--tls-key, or the proxy).",
+            "Check that the public URL's host name resolves (DNS) to this server or its proxy, that the port is open in the firewall, and that HTTPS is served there (--tls-cert/--tls-key, or the proxy). Some networks do not let a server reach its own public address: then check from outside too.",
         ),
     }
 }
