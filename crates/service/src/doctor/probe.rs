@@ -74,7 +74,8 @@ pub async fn public_url(public_url: &str, timeout: Duration) -> PublicSeen {
 }
 
 /// Whether the public URL's chain verifies (and names its host): against this system's
-/// trust store when `anchors` is `None`, else against only those certificates (base64 DER,
+/// trust store when `anchors` is `None` (reqwest's `rustls` feature verifies with
+/// `rustls-platform-verifier`, which reads the operating system's roots), else against only those certificates (base64 DER,
 /// as ADE profiles carry them). Any HTTP answer means the handshake verified.
 ///
 /// # Errors
