@@ -145,6 +145,23 @@ impl ApnsClient {
         })
     }
 
+    /// Connects to the endpoint as a push would (over `https`, the TLS handshake with the push
+    /// certificate) and sends one request that is not a push (`GET` on the device path
+    /// without a token). Returns the HTTP status APNs answered, which only shows that the
+    /// connection and the handshake succeeded.
+    ///
+    /// # Errors
+    /// Why no answer came: DNS, connection, TLS handshake (a revoked or foreign
+    /// certificate) or timeout, as one line.
+    pub async fn probe(&self) -> Result<u16, String> {
+        self.http
+            .get(&self.device_url)
+            .send()
+            .await
+            .map(|response| response.status().as_u16())
+            .map_err(error_chain)
+    }
+
     /// One target, with up to [`MAX_ATTEMPTS`] attempts for retriable failures.
     async fn push_one(&self, target: &PushTarget) -> PushOutcome {
         let url = format!("{}{}", self.device_url, target.token_hex());

@@ -152,7 +152,11 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
     .with_session_policy(settings.sessions)
     .with_password_checks(settings.password_checks)
     .with_sync_lease_ttl(settings.sync_lease_ttl)
-    .with_tls_status(tls_status.clone());
+    .with_tls_status(tls_status.clone())
+    .with_doctor_settings(guardmdm_service::doctor::DoctorSettings {
+        data_dir: Some(settings.data_dir.clone()),
+        ..guardmdm_service::doctor::DoctorSettings::default()
+    });
     if !matches!(settings.database, Database::Postgres(_)) {
         services.sync.recover_sole_instance().await?; // SQLite: one process, so any run left is dead
     }

@@ -292,6 +292,11 @@ impl AbmTokenService {
         Ok(views)
     }
 
+    /// The DEP API base URL of entries without their own (`--abm-url`).
+    pub fn default_url(&self) -> &str {
+        &self.abm.default_url
+    }
+
     /// The view of an entry, with the time of its last successful sync.
     async fn view(&self, entry: &AbmEntry) -> Result<AbmEntryView, ServiceError> {
         let mut view = AbmEntryView::from_entry(entry, OffsetDateTime::now_utc());

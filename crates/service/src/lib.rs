@@ -15,6 +15,7 @@ pub mod audit;
 pub mod dep_sync;
 pub mod device_list;
 pub mod devices;
+pub mod doctor;
 pub mod error;
 pub mod group_rule;
 pub mod groups;
@@ -84,6 +85,8 @@ pub struct Services {
     pub store: Arc<dyn Store>,
     /// The HTTPS certificate this instance serves.
     pub tls: Arc<tls_status::TlsStatus>,
+    /// What the doctor checks beyond the services (the data dir, its timeout).
+    pub doctor: doctor::DoctorSettings,
 }
 
 impl Services {
@@ -114,6 +117,7 @@ impl Services {
             audit: AuditService::new(store.clone()),
             store,
             tls: Arc::new(tls_status::TlsStatus::default()),
+            doctor: doctor::DoctorSettings::default(),
         }
     }
 
@@ -140,6 +144,13 @@ impl Services {
     #[must_use]
     pub fn with_tls_status(mut self, status: Arc<tls_status::TlsStatus>) -> Self {
         self.tls = status;
+        self
+    }
+
+    /// Uses `settings` for the doctor (the data dir whose free space it checks).
+    #[must_use]
+    pub fn with_doctor_settings(mut self, settings: doctor::DoctorSettings) -> Self {
+        self.doctor = settings;
         self
     }
 

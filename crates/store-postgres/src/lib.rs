@@ -14,9 +14,12 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use guardmdm_store::{Backend, MetaStore, NewAuditEvent, StoreError};
+use guardmdm_store::{Backend, MetaStore, MigrationStatus, NewAuditEvent, StoreError};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::{Postgres, Transaction};
+
+/// The migrations embedded in this binary, applied at open.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// The PostgreSQL implementation of [`guardmdm_store::Store`].
 #[derive(Clone)]
@@ -43,7 +46,7 @@ impl PostgresStore {
             .connect_with(options)
             .await
             .map_err(backend)?;
-        sqlx::migrate!("./migrations")
+        MIGRATOR
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(Box::new(e)))?;
@@ -67,6 +70,24 @@ impl Backend for PostgresStore {
             .await
             .map_err(backend)?;
         Ok(())
+    }
+
+    async fn migrations(&self) -> Result<MigrationStatus, StoreError> {
+        let known = MIGRATOR
+            .iter()
+            .filter(|m| !m.migration_type.is_down_migration())
+            .map(|m| m.version)
+            .collect();
+        let rows: Vec<(i64, bool)> =
+            sqlx::query_as("SELECT version, success FROM _sqlx_migrations ORDER BY version")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(backend)?;
+        Ok(MigrationStatus {
+            known,
+            applied: rows.iter().filter(|r| r.1).map(|r| r.0).collect(),
+            failed: rows.iter().filter(|r| !r.1).map(|r| r.0).collect(),
+        })
     }
 }
 

@@ -25,3 +25,33 @@ async fn postgres_passes_the_conformance_suite() {
     })
     .await;
 }
+
+/// A migration recorded by a newer GuardMDM shows as unknown; one that failed midway as
+/// failed (the doctor reports both).
+#[tokio::test]
+async fn postgres_reports_unknown_and_failed_migrations() {
+    use guardmdm_store::Backend;
+    #[allow(clippy::disallowed_methods)] // tests read their own switch
+    let Ok(admin_url) = std::env::var("GUARDMDM_TEST_DATABASE_URL") else {
+        eprintln!("SKIPPED: set GUARDMDM_TEST_DATABASE_URL to run the PostgreSQL migration case");
+        return;
+    };
+    let url = fresh_database(&admin_url).await.unwrap();
+    let store = PostgresStore::connect(&url).await.unwrap();
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    for (version, success) in [(99_990_101_000_000_i64, true), (99_990_102_000_000, false)] {
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES ($1, 'from a newer GuardMDM', $2, '\\x00'::bytea, 0)",
+        )
+        .bind(version)
+        .bind(success)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    let status = store.migrations().await.unwrap();
+    assert_eq!(status.unknown(), vec![99_990_101_000_000]);
+    assert_eq!(status.failed, vec![99_990_102_000_000]);
+    assert!(status.missing().is_empty());
+}

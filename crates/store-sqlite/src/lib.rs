@@ -17,12 +17,15 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use guardmdm_store::{Backend, MetaStore, NewAuditEvent, StoreError};
+use guardmdm_store::{Backend, MetaStore, MigrationStatus, NewAuditEvent, StoreError};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Sqlite, Transaction};
 use time::OffsetDateTime;
+
+/// The migrations embedded in this binary, applied at open.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// The SQLite implementation of [`guardmdm_store::Store`].
 #[derive(Clone)]
@@ -71,7 +74,7 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(backend)?;
-        sqlx::migrate!("./migrations")
+        MIGRATOR
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(Box::new(e)))?;
@@ -98,6 +101,24 @@ impl Backend for SqliteStore {
             .await
             .map_err(backend)?;
         Ok(())
+    }
+
+    async fn migrations(&self) -> Result<MigrationStatus, StoreError> {
+        let known = MIGRATOR
+            .iter()
+            .filter(|m| !m.migration_type.is_down_migration())
+            .map(|m| m.version)
+            .collect();
+        let rows: Vec<(i64, bool)> =
+            sqlx::query_as("SELECT version, success FROM _sqlx_migrations ORDER BY version")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(backend)?;
+        Ok(MigrationStatus {
+            known,
+            applied: rows.iter().filter(|r| r.1).map(|r| r.0).collect(),
+            failed: rows.iter().filter(|r| !r.1).map(|r| r.0).collect(),
+        })
     }
 }
 

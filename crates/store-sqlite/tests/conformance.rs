@@ -62,3 +62,31 @@ async fn sqlite_files_are_created_readable_by_their_owner_only() {
         assert_eq!(mode(&dir.path().join(name)), 0o600, "{name}");
     }
 }
+
+/// A migration recorded by a newer GuardMDM shows as unknown; one that failed midway as
+/// failed (the doctor reports both).
+#[tokio::test]
+async fn sqlite_reports_unknown_and_failed_migrations() {
+    use guardmdm_store::Backend;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    for (version, success) in [(99_990_101_000_000_i64, true), (99_990_102_000_000, false)] {
+        sqlx::query(
+            "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+             VALUES (?, 'from a newer GuardMDM', ?, X'00', 0)",
+        )
+        .bind(version)
+        .bind(success)
+        .execute(&pool)
+        .await
+        .unwrap();
+    }
+    let status = store.migrations().await.unwrap();
+    assert_eq!(status.unknown(), vec![99_990_101_000_000]);
+    assert_eq!(status.failed, vec![99_990_102_000_000]);
+    assert!(status.missing().is_empty());
+}

@@ -41,7 +41,7 @@ pub use mdm::{
     Authenticated, COMMAND_RESULT_STATUSES, ENROLLMENT_STATUSES, EnrollChallenge, Enrollment,
     EnrollmentQuery, IssuedIdentity, MdmCommand, MdmStore, NewCommand, TokenUpdated,
 };
-pub use meta::{Backend, MetaStore};
+pub use meta::{Backend, MetaStore, MigrationStatus};
 
 use time::OffsetDateTime;
 

@@ -12,6 +12,41 @@ pub trait Backend: Send + Sync {
 
     /// A round trip to the database; `Ok` means it answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// The schema migrations this binary carries and those the database records as applied.
+    async fn migrations(&self) -> Result<MigrationStatus, StoreError>;
+}
+
+/// The schema migrations of this binary against those recorded in the database.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MigrationStatus {
+    /// The versions this binary carries, ascending.
+    pub known: Vec<i64>,
+    /// The versions the database records as applied, ascending.
+    pub applied: Vec<i64>,
+    /// The versions recorded as started but not finished (a migration that failed midway).
+    pub failed: Vec<i64>,
+}
+
+impl MigrationStatus {
+    /// This binary's migrations the database has not applied.
+    pub fn missing(&self) -> Vec<i64> {
+        self.known
+            .iter()
+            .filter(|v| !self.applied.contains(v))
+            .copied()
+            .collect()
+    }
+
+    /// Migrations the database has applied that this binary does not know: a newer
+    /// GuardMDM migrated it.
+    pub fn unknown(&self) -> Vec<i64> {
+        self.applied
+            .iter()
+            .filter(|v| !self.known.contains(v))
+            .copied()
+            .collect()
+    }
 }
 
 /// Server-wide facts such as the check value of the secret key.

@@ -25,6 +25,7 @@ where
     Fut: Future<Output = Arc<dyn Store>>,
 {
     backend_answers(make().await).await;
+    migrations_are_all_applied_and_known(make().await).await;
     meta_init_is_first_writer_wins(make().await).await;
     abm_entries_create_get_list(make().await).await;
     abm_entry_names_are_unique(make().await).await;
@@ -140,6 +141,21 @@ async fn actions(store: &Arc<dyn Store>) -> Vec<String> {
 async fn backend_answers(store: Arc<dyn Store>) {
     store.ping().await.expect("backend_answers: ping");
     assert!(["sqlite", "postgres"].contains(&store.backend_name()));
+}
+
+async fn migrations_are_all_applied_and_known(store: Arc<dyn Store>) {
+    let status = store.migrations().await.expect("migrations: status");
+    assert!(
+        !status.known.is_empty(),
+        "migrations: the binary carries some"
+    );
+    assert_eq!(
+        status.applied, status.known,
+        "migrations: all applied at open"
+    );
+    assert!(status.failed.is_empty(), "migrations: none failed");
+    assert!(status.missing().is_empty(), "migrations: none missing");
+    assert!(status.unknown().is_empty(), "migrations: none unknown");
 }
 
 async fn meta_init_is_first_writer_wins(store: Arc<dyn Store>) {

@@ -1,5 +1,5 @@
 //! The command line. `serve` runs the server; the admin commands (`abm`, `profiles`,
-//! `groups`, `devices`, `admins`, `api-tokens`, `audit`) call a running server's REST API at
+//! `groups`, `devices`, `admins`, `api-tokens`, `audit`, `doctor`) call a running server's REST API at
 //! `GUARDMDM_URL` with `GUARDMDM_API_TOKEN`, like `fleetctl`. Every list takes `--json`; errors go to stderr with a non-zero exit.
 
 // The CLI's job is printing to stdout.
@@ -13,6 +13,7 @@ mod audit;
 mod backup;
 mod client;
 mod devices;
+mod doctor;
 mod groups;
 mod mdm;
 mod profiles;
@@ -112,6 +113,15 @@ enum Command {
         #[command(flatten)]
         args: audit::AuditArgs,
     },
+    /// Check the deployment as devices and Apple see it (public URL and its certificate,
+    /// push certificate and APNs, ABM entries, clock, SCEP CA, database, disk). Exits
+    /// non-zero when something blocks enrollment.
+    Doctor {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(flatten)]
+        args: doctor::DoctorArgs,
+    },
 }
 
 /// Runs a parsed command line.
@@ -148,6 +158,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backup(args) => backup::run(args).await,
         Command::Man { dir } => write_manual(&dir),
         Command::Audit { client, args } => audit::run(&ApiClient::new(&client)?, args).await,
+        Command::Doctor { client, args } => doctor::run(&client, args).await,
     }
 }
 

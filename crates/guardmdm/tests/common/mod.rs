@@ -154,17 +154,20 @@ impl TestApp {
             data_dir.to_str().unwrap().into(),
             "--admin-token".into(),
             ADMIN_TOKEN.into(),
-            "--public-url".into(),
-            if extra.is_empty() {
-                PUBLIC_URL.to_string()
-            } else {
-                own_url.clone()
-            },
             "--abm-url".into(),
             share.map_or_else(|| abm.base_url(), |first| first.abm.base_url()),
             "--metrics-listen".into(),
             "127.0.0.1:0".into(),
         ];
+        // A test may give its own public URL (an HTTPS front of its own).
+        if !extra.iter().any(|a| a == "--public-url") {
+            let public_url = if extra.is_empty() {
+                PUBLIC_URL.to_string()
+            } else {
+                own_url
+            };
+            argv.extend(["--public-url".into(), public_url]);
+        }
         if let Some(url) = &database_url {
             argv.extend(["--database-url".into(), url.clone()]);
         }

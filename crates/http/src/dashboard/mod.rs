@@ -18,6 +18,7 @@
 //! - `GET /settings/apns`: Settings > Push certificate; `POST …/request` makes a certificate
 //!   request, `GET …/request.csr` downloads it, `POST …/certificate` uploads Apple's
 //!   certificate.
+//! - `GET /settings/health`: Settings > Health, the doctor's findings.
 //! - `GET /assets/{file}`: the stylesheet and htmx, cached for a year (the URLs carry a
 //!   content hash, `?v=`).
 //! - `/profiles`: ADE profiles: list, `new` (form) and `new/yaml`, and per profile its page
@@ -56,6 +57,7 @@ mod devices;
 mod enrollments;
 mod forms;
 mod groups;
+mod health;
 mod os_defaults;
 mod profile_form;
 mod profiles;
@@ -197,6 +199,7 @@ fn protected_pages() -> Router<AppState> {
         .route("/settings/apns/request", post(apns::create_request))
         .route("/settings/apns/request.csr", get(apns::download_request))
         .route("/settings/apns/certificate", post(apns::upload_certificate))
+        .route("/settings/health", get(health::show))
 }
 
 /// `2026-12-06 05:37 UTC`.
@@ -293,6 +296,7 @@ pub(crate) fn nav(current: &str) -> Vec<NavSection> {
             items: vec![
                 item("ABM Integration", "/settings/abm"),
                 item("Push certificate", apns::NAV),
+                item("Health", "/settings/health"),
             ],
         },
     ]
@@ -516,5 +520,6 @@ mod tests {
         assert_eq!(current("/settings/abm"), ["ABM Integration"]);
         assert_eq!(current("/settings/apns"), ["Push certificate"]);
         assert_eq!(current("/enrollments"), ["Enrolled devices"]);
+        assert_eq!(current("/settings/health"), ["Health"]);
     }
 }

@@ -4,6 +4,7 @@ pub(crate) mod abm;
 pub(crate) mod admins;
 pub(crate) mod api_tokens;
 pub(crate) mod audit;
+pub(crate) mod doctor;
 pub(crate) mod groups;
 pub(crate) mod health;
 pub(crate) mod mdm;
@@ -91,4 +92,5 @@ pub(crate) fn api_router() -> Router<AppState> {
         )
         .route("/commands/{uuid}", get(mdm_admin::command))
         .route("/audit", get(audit::list))
+        .route("/doctor", get(doctor::run))
 }

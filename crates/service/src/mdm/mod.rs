@@ -27,8 +27,8 @@ pub use device::{DeviceIdentityProof, EnrollmentView, INITIAL_COMMANDS_SENDER, P
 pub use guardmdm_store::mdm::ENROLLMENT_STATUSES;
 pub use keys::ServerKeys;
 pub use push::{
-    DEFAULT_APNS_TIMEOUT, DEFAULT_PUSH_CONCURRENCY, DEFAULT_PUSH_QUEUE_SIZE, PushCertificateView,
-    PushSettings, PushStates, PushUpload,
+    ApnsProbe, DEFAULT_APNS_TIMEOUT, DEFAULT_PUSH_CONCURRENCY, DEFAULT_PUSH_QUEUE_SIZE,
+    PushCertificateView, PushSettings, PushStates, PushUpload,
 };
 pub use push_health::{
     PUSH_EXPIRING_WITHIN_DAYS, PushCertificateState, PushHealth, push_certificate_health,

@@ -510,3 +510,33 @@ impl MdmService {
         })
     }
 }
+
+/// What connecting to APNs with the push certificate showed (the doctor's check).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApnsProbe {
+    /// No push certificate to connect with.
+    NoCertificate,
+    /// APNs answered with this HTTP status: the connection and handshake work.
+    Answered(u16),
+    /// No answer, and why.
+    Failed(String),
+}
+
+impl MdmService {
+    /// Connects to the APNs endpoint with the current push certificate, as a push would,
+    /// without pushing anything.
+    pub async fn probe_apns(&self) -> ApnsProbe {
+        let (sealed, cert) = match self.push_certificate_sealed().await {
+            Ok(Some(found)) => found,
+            Ok(None) => return ApnsProbe::NoCertificate,
+            Err(e) => return ApnsProbe::Failed(e.message),
+        };
+        match self.pusher.client(&sealed, &cert) {
+            Ok(client) => match client.probe().await {
+                Ok(status) => ApnsProbe::Answered(status),
+                Err(e) => ApnsProbe::Failed(e),
+            },
+            Err(e) => ApnsProbe::Failed(e),
+        }
+    }
+}

@@ -39,7 +39,25 @@ pub(crate) fn router(sim: Simulator) -> Router {
     Router::new()
         .merge(dep)
         .nest("/portal", portal::routes())
+        .layer(axum::middleware::map_response_with_state(
+            sim.clone(),
+            date_header,
+        ))
         .with_state(sim)
+}
+
+/// Every answer carries the simulated time in `Date`, as Apple's carry Apple's time
+/// (clients read it to compare clocks; [`Simulator::advance_clock`] moves it).
+async fn date_header(
+    axum::extract::State(sim): axum::extract::State<Simulator>,
+    mut response: Response,
+) -> Response {
+    let now = std::time::UNIX_EPOCH
+        + std::time::Duration::from_secs(u64::try_from(sim.now().unix_timestamp()).unwrap_or(0));
+    if let Ok(value) = HeaderValue::from_str(&httpdate::fmt_http_date(now)) {
+        response.headers_mut().insert(header::DATE, value);
+    }
+    response
 }
 
 /// A bare-code error reply, as Apple sends them.

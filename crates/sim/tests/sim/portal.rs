@@ -298,3 +298,28 @@ async fn the_portal_client_drives_a_running_simulator() {
     let gone = portal.get("org").await.unwrap_err();
     assert!(matches!(gone, PortalError::Unreachable { .. }), "{gone}");
 }
+
+/// Every answer's `Date` is the simulated time, as Apple's is Apple's: moving the clock moves
+/// it (what a client comparing clocks sees).
+#[tokio::test]
+async fn answers_carry_the_simulated_time_in_date() {
+    let running = spawn(SimConfig::default()).await;
+    let http = http();
+    let date = |response: &reqwest::Response| {
+        let value = response.headers()[reqwest::header::DATE].to_str().unwrap();
+        let at = httpdate::parse_http_date(value).unwrap();
+        i64::try_from(at.duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()).unwrap()
+    };
+    let before = http.get(running.base_url()).send().await.unwrap();
+    assert!((date(&before) - running.sim.now().unix_timestamp()).abs() <= 1);
+    running
+        .sim
+        .advance_clock(std::time::Duration::from_secs(3600));
+    let session = http
+        .get(format!("{}/session", running.base_url()))
+        .send()
+        .await
+        .unwrap();
+    let real = time::OffsetDateTime::now_utc().unix_timestamp();
+    assert!((date(&session) - real - 3600).abs() <= 2, "{session:?}");
+}
