@@ -618,15 +618,14 @@ async fn this_instances_own_https_certificate() {
         )
         .await;
         // The listener speaks HTTPS now; its certificate is not what this check is about.
-        let https = reqwest::Client::builder()
+        let https = app
+            .client_builder()
+            .resolve(common::tls::HOST, app.server().addr)
             .tls_danger_accept_invalid_certs(true)
             .build()
             .unwrap();
         let report: Value = https
-            .get(format!(
-                "{}/api/v1/doctor",
-                app.base.replacen("http://", "https://", 1)
-            ))
+            .get(format!("{}/api/v1/doctor", app.base))
             .bearer_auth(ADMIN_TOKEN)
             .send()
             .await

@@ -164,7 +164,7 @@ impl TestApp {
             let public_url = if extra.is_empty() {
                 PUBLIC_URL.to_string()
             } else {
-                own_url
+                own_url.clone()
             };
             argv.extend(["--public-url".into(), public_url]);
         }

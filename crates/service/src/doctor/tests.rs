@@ -143,6 +143,7 @@ fn push_view(state: &str, days_left: i64, topic: &str) -> PushCertificateView {
         not_after: now() + Duration::days(days_left),
         days_left,
         state: state.into(),
+        message: String::new(),
     }
 }
 
