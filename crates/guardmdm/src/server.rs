@@ -56,11 +56,17 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     /// The address `/metrics` is served on without a token (`--metrics-listen`), if any.
     pub metrics_addr: Option<SocketAddr>,
+    tls_status: Arc<TlsStatus>,
     shutdown: CancellationToken,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
 
 impl RunningServer {
+    /// This instance's HTTPS certificate status (what health checks and the doctor read).
+    pub fn tls_status(&self) -> Arc<TlsStatus> {
+        self.tls_status.clone()
+    }
+
     /// Begins a graceful shutdown.
     pub fn shutdown(&self) {
         self.shutdown.cancel();
@@ -98,8 +104,16 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
         .transpose()
         .context("reading the metrics listen address")?;
     let tls_status = Arc::new(TlsStatus::new(settings.tls != TlsSettings::Off));
+    let mut acme_certificates = None;
     let tls = match &settings.tls {
         TlsSettings::Off => None,
+        TlsSettings::Acme(_) => {
+            // No certificate until the first order (or the database) provides one: until
+            // then handshakes other than TLS-ALPN-01 validation fail, and TlsStatus says so.
+            let certificates = Arc::new(crate::tls::Certificates::default());
+            acme_certificates = Some(certificates.clone());
+            Some(crate::tls::server_config(certificates)?)
+        }
         TlsSettings::Files { cert, key } => {
             let certificates = Arc::new(crate::tls::Certificates::default());
             let served = crate::tls::certified_key_from_files(cert, key)?;
@@ -113,6 +127,16 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
     };
     let store = open_store(&settings.database).await?;
     guardmdm_service::secrets::verify_secret_key(store.as_ref(), &settings.secret_key).await?;
+    let secret_key = Arc::new(settings.secret_key);
+    let acme = match (&settings.tls, acme_certificates) {
+        (TlsSettings::Acme(acme), Some(certificates)) => Some(crate::acme::AcmeTask::new(
+            acme.clone(),
+            guardmdm_service::acme::AcmeService::new(store.clone(), secret_key.clone()),
+            certificates,
+            tls_status.clone(),
+        )?),
+        _ => None,
+    };
     let abm = AbmSettings {
         default_url: settings.abm_url.clone(),
         client_options: ClientOptions::default(),
@@ -120,7 +144,7 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
     let shutdown = CancellationToken::new();
     let services = Services::new(
         store,
-        Arc::new(settings.secret_key),
+        secret_key,
         Some(settings.admin_token),
         abm,
         settings.mdm.clone(),
@@ -129,7 +153,7 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
     .with_session_policy(settings.sessions)
     .with_password_checks(settings.password_checks)
     .with_sync_lease_ttl(settings.sync_lease_ttl)
-    .with_tls_status(tls_status);
+    .with_tls_status(tls_status.clone());
     if !matches!(settings.database, Database::Postgres(_)) {
         services.sync.recover_sole_instance().await?; // SQLite: one process, so any run left is dead
     }
@@ -140,6 +164,9 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
         shutdown.child_token(),
     ));
     jobs.spawn(services.sync.clone().run_schedule(SYNC_INTERVAL));
+    if let Some(acme) = acme {
+        jobs.spawn(acme.run(shutdown.child_token()));
+    }
     let sync = services.sync.clone();
     let mdm = services.mdm.clone();
     let state = guardmdm_http::AppState::new(services)
@@ -193,6 +220,7 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
     Ok(RunningServer {
         addr,
         metrics_addr,
+        tls_status,
         shutdown,
         task,
     })

@@ -162,33 +162,54 @@ async fn leases_have_one_holder_until_they_lapse(store: Arc<dyn Store>) {
         "lease: a free lease is taken"
     );
     assert!(
-        !store.claim_lease("acme", "b", later(30), later(90)).await.unwrap(),
+        !store
+            .claim_lease("acme", "b", later(30), later(90))
+            .await
+            .unwrap(),
         "lease: refused while another holder's runs"
     );
     assert!(
-        store.claim_lease("other", "b", later(30), later(90)).await.unwrap(),
+        store
+            .claim_lease("other", "b", later(30), later(90))
+            .await
+            .unwrap(),
         "lease: names are independent"
     );
     assert!(
-        store.claim_lease("acme", "a", later(30), later(120)).await.unwrap(),
+        store
+            .claim_lease("acme", "a", later(30), later(120))
+            .await
+            .unwrap(),
         "lease: the holder extends it"
     );
     assert!(
-        !store.claim_lease("acme", "b", later(90), later(150)).await.unwrap(),
+        !store
+            .claim_lease("acme", "b", later(90), later(150))
+            .await
+            .unwrap(),
         "lease: the extension holds"
     );
     assert!(
-        store.claim_lease("acme", "b", later(120), later(180)).await.unwrap(),
+        store
+            .claim_lease("acme", "b", later(120), later(180))
+            .await
+            .unwrap(),
         "lease: a lapsed lease is taken over"
     );
     store.release_lease("acme", "a").await.unwrap();
     assert!(
-        !store.claim_lease("acme", "a", later(121), later(181)).await.unwrap(),
+        !store
+            .claim_lease("acme", "a", later(121), later(181))
+            .await
+            .unwrap(),
         "lease: releasing someone else's lease changes nothing"
     );
     store.release_lease("acme", "b").await.unwrap();
     assert!(
-        store.claim_lease("acme", "a", later(122), later(182)).await.unwrap(),
+        store
+            .claim_lease("acme", "a", later(122), later(182))
+            .await
+            .unwrap(),
         "lease: a released lease is free"
     );
     store.release_lease("acme", "a").await.unwrap();
