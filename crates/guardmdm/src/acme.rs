@@ -164,7 +164,6 @@ impl AcmeTask {
             state.retry_at,
             now,
         );
-        self.status.next_renewal(Some(due));
         if due > now || !self.service.claim(&self.holder, LEASE_TTL).await? {
             return Ok(());
         }
@@ -207,6 +206,12 @@ impl AcmeTask {
             }
         }
         self.show_problem(state.problem.clone());
+        self.status.next_renewal(Some(order_due_at(
+            certificate.as_ref(),
+            &self.settings.domains,
+            state.retry_at,
+            OffsetDateTime::now_utc(),
+        )));
         Ok((certificate, state))
     }
 
@@ -451,14 +456,12 @@ impl AcmeTask {
                     .map_err(|e| format!("the CA could not validate {domain}: {}", describe(&e)))?;
             }
         }
-        let status = order
-            .poll_ready(&retry_policy())
-            .await
-            .map_err(|e| format!("the CA did not validate the names: {}", describe(&e)))?;
-        if status == OrderStatus::Ready {
-            return Ok(());
-        }
-        // Invalid: find the challenge that failed, and why.
+        let verdict = match order.poll_ready(&retry_policy()).await {
+            Ok(OrderStatus::Ready) => return Ok(()),
+            Ok(status) => format!("the order is {status:?}"),
+            Err(e) => describe(&e),
+        };
+        // Invalid: find the challenge that failed, and why, in the CA's words.
         let mut authorizations = order.authorizations();
         while let Some(authorization) = authorizations.next().await {
             let Ok(mut authorization) = authorization else {
@@ -475,7 +478,7 @@ impl AcmeTask {
                 ));
             }
         }
-        Err("the CA marked the order invalid without saying why".to_string())
+        Err(format!("the CA did not validate the names: {verdict}"))
     }
 }
 
