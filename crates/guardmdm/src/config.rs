@@ -890,4 +890,88 @@ mod tests {
             assert!(e.to_string().contains("--sync-lease-ttl"), "{e}");
         }
     }
+
+    #[test]
+    fn acme_settings_are_checked_and_set_the_public_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        let s = Settings::from_args(args(&[
+            "--data-dir",
+            d,
+            "--listen",
+            "0.0.0.0:443",
+            "--acme",
+            "MDM.example.com,mdm2.example.com",
+            "--acme-email",
+            "it@example.com",
+        ]))
+        .unwrap();
+        let TlsSettings::Acme(acme) = &s.tls else {
+            panic!("ACME settings: {:?}", s.tls);
+        };
+        assert_eq!(acme.domains, vec!["mdm.example.com", "mdm2.example.com"]);
+        assert_eq!(
+            acme.directory,
+            guardmdm_service::acme::LETS_ENCRYPT_DIRECTORY
+        );
+        assert_eq!(acme.poll_interval, std::time::Duration::from_secs(5));
+        assert_eq!(s.public_url, "https://mdm.example.com");
+        let s = Settings::from_args(args(&[
+            "--data-dir",
+            d,
+            "--listen",
+            "127.0.0.1:8443",
+            "--acme",
+            "mdm.example.com",
+        ]))
+        .unwrap();
+        assert_eq!(s.public_url, "https://mdm.example.com:8443");
+
+        for (extra, expected) in [
+            (
+                &["--acme", "*.example.com"][..],
+                "--acme: *.example.com: a wildcard",
+            ),
+            (
+                &["--acme", "localhost"][..],
+                "--acme: localhost: not a fully qualified",
+            ),
+            (
+                &[
+                    "--acme",
+                    "a.example.com",
+                    "--acme-directory",
+                    "http://ca.example.com/dir",
+                ][..],
+                "must be an https:// URL",
+            ),
+            (
+                &["--acme", "a.example.com", "--acme-email", "nobody"][..],
+                "--acme-email \"nobody\" is not an email address",
+            ),
+            (
+                &["--acme", "a.example.com", "--acme-poll-interval", "10ms"][..],
+                "--acme-poll-interval must be at least 100ms",
+            ),
+        ] {
+            let mut argv = vec!["--data-dir", d];
+            argv.extend_from_slice(extra);
+            let e = Settings::from_args(args(&argv)).unwrap_err().to_string();
+            assert!(e.contains(expected), "{extra:?}: {e}");
+        }
+        // --acme and --tls-cert exclude each other; the other --acme flags need --acme.
+        assert!(
+            Wrapper::try_parse_from([
+                "x",
+                "--acme",
+                "a.example.com",
+                "--tls-cert",
+                "c.pem",
+                "--tls-key",
+                "k.pem"
+            ])
+            .is_err()
+        );
+        assert!(Wrapper::try_parse_from(["x", "--acme-email", "it@example.com"]).is_err());
+    }
 }
