@@ -138,7 +138,13 @@ impl AcmeTask {
     /// Runs until `shutdown`: installs what the database holds, and orders when due.
     pub async fn run(mut self, shutdown: CancellationToken) {
         loop {
-            if let Err(e) = self.step().await {
+            // An order in progress is abandoned at shutdown: its lease is released below and
+            // its challenges are replaced by the next order's.
+            let stepped = tokio::select! {
+                () = shutdown.cancelled() => break,
+                stepped = self.step() => stepped,
+            };
+            if let Err(e) = stepped {
                 tracing::error!(error = %e, "ACME: cannot read or write the certificate state in the database");
                 self.show_problem(Some(format!(
                     "ACME: the certificate state cannot be read from the database: {e}"
@@ -196,14 +202,13 @@ impl AcmeTask {
             && self.installed.as_deref() != Some(cert.chain_pem.as_str())
         {
             match self.install(cert) {
-                Ok(()) => {
-                    self.installed = Some(cert.chain_pem.clone());
-                    self.shown_problem = None;
-                }
+                Ok(()) => self.shown_problem = None,
                 Err(e) => {
                     tracing::error!(error = %e, "ACME: the stored certificate cannot be served");
                 }
             }
+            // Tried once per stored chain: the next order replaces a bad one.
+            self.installed = Some(cert.chain_pem.clone());
         }
         self.show_problem(state.problem.clone());
         self.status.next_renewal(Some(order_due_at(
@@ -297,14 +302,19 @@ impl AcmeTask {
         Ok(())
     }
 
-    async fn account(&self) -> Result<Account, String> {
+    /// The stored account, or a new one (also when `fresh`: the CA no longer knows the
+    /// stored one).
+    async fn account(&self, fresh: bool) -> Result<Account, String> {
         let directory = &self.settings.directory;
         let http = Box::new(self.http.clone());
-        let stored = self
-            .service
-            .account(directory)
-            .await
-            .map_err(|e| format!("reading the ACME account from the database: {e}"))?;
+        let stored = match fresh {
+            true => None,
+            false => self
+                .service
+                .account(directory)
+                .await
+                .map_err(|e| format!("reading the ACME account from the database: {e}"))?,
+        };
         if let Some(credentials) = stored {
             let credentials: AccountCredentials = serde_json::from_str(credentials.expose_secret())
                 .map_err(|e| format!("the stored ACME account is unreadable: {e}"))?;
@@ -345,17 +355,30 @@ impl AcmeTask {
     /// One order, from the new order to the certificate; the error is what to tell the
     /// admin, in the CA's words where it gave some.
     async fn order(&mut self) -> Result<AcmeCertificate, String> {
-        let account = self.account().await?;
         let identifiers: Vec<Identifier> = self
             .settings
             .domains
             .iter()
             .map(|d| Identifier::Dns(d.clone()))
             .collect();
-        let mut order = account
-            .new_order(&NewOrder::new(&identifiers))
-            .await
-            .map_err(|e| format!("the CA refused the order: {}", describe(&e)))?;
+        let new_order = NewOrder::new(&identifiers);
+        let refused =
+            |e: &instant_acme::Error| format!("the CA refused the order: {}", describe(e));
+        let mut order = match self.account(false).await?.new_order(&new_order).await {
+            Ok(order) => order,
+            Err(instant_acme::Error::Api(problem)) if is_unknown_account(&problem) => {
+                // The CA forgot the account (a test CA restarted, or it was deactivated).
+                tracing::warn!(
+                    "ACME: the CA no longer knows the stored account; creating a new one"
+                );
+                self.account(true)
+                    .await?
+                    .new_order(&new_order)
+                    .await
+                    .map_err(|e| refused(&e))?
+            }
+            Err(e) => return Err(refused(&e)),
+        };
 
         // The challenges to answer: one TLS-ALPN-01 per name not yet authorized.
         let mut pending = Vec::new();
@@ -480,6 +503,14 @@ impl AcmeTask {
         }
         Err(format!("the CA did not validate the names: {verdict}"))
     }
+}
+
+/// RFC 8555 §6.7: the request's account does not exist on the server.
+fn is_unknown_account(problem: &instant_acme::Problem) -> bool {
+    problem
+        .r#type
+        .as_deref()
+        .is_some_and(|t| t == "urn:ietf:params:acme:error:accountDoesNotExist")
 }
 
 fn retry_policy() -> RetryPolicy {

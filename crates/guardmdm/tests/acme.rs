@@ -75,6 +75,7 @@ struct Pebble {
     dir: tempfile::TempDir,
     directory: String,
     management: String,
+    dns_port: u16,
 }
 
 impl Drop for Pebble {
@@ -155,9 +156,33 @@ impl Pebble {
             .stderr(log("challtestsrv.err"))
             .spawn()
             .unwrap();
+        let mut me = Self {
+            children: vec![dns],
+            dir,
+            directory: format!("https://127.0.0.1:{acme_port}/dir"),
+            management: format!("https://127.0.0.1:{mgmt_port}"),
+            dns_port,
+        };
+        me.spawn_ca().await;
+        me
+    }
+
+    /// Starts pebble itself (the CA keeps its state in memory: a new run knows no accounts
+    /// and issues under new roots).
+    async fn spawn_ca(&mut self) {
+        let log = |name: &str| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.dir.path().join(name))
+                .unwrap()
+        };
         let pebble = Command::new("pebble")
-            .args(["-config", config_path.to_str().unwrap()])
-            .args(["-dnsserver", &format!("127.0.0.1:{dns_port}")])
+            .args([
+                "-config",
+                self.dir.path().join("pebble.json").to_str().unwrap(),
+            ])
+            .args(["-dnsserver", &format!("127.0.0.1:{}", self.dns_port)])
             .env("PEBBLE_VA_NOSLEEP", "1")
             // Every order validates afresh, renewals included.
             .env("PEBBLE_AUTHZREUSE", "0")
@@ -165,17 +190,12 @@ impl Pebble {
             .stderr(log("pebble.err"))
             .spawn()
             .unwrap();
-        let me = Self {
-            children: vec![dns, pebble],
-            dir,
-            directory: format!("https://127.0.0.1:{acme_port}/dir"),
-            management: format!("https://127.0.0.1:{mgmt_port}"),
-        };
-        let client = me.api_client();
+        self.children.push(pebble);
+        let client = self.api_client();
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
             if client
-                .get(&me.directory)
+                .get(&self.directory)
                 .send()
                 .await
                 .is_ok_and(|r| r.status().is_success())
@@ -185,11 +205,18 @@ impl Pebble {
             assert!(
                 tokio::time::Instant::now() < deadline,
                 "pebble did not start: {}",
-                me.logs()
+                self.logs()
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        me
+    }
+
+    /// Stops pebble and starts it again on the same ports.
+    async fn restart_ca(&mut self) {
+        let mut old = self.children.pop().unwrap();
+        old.kill().unwrap();
+        old.wait().unwrap();
+        self.spawn_ca().await;
     }
 
     fn api_ca(&self) -> PathBuf {
@@ -553,6 +580,42 @@ async fn the_certificate_is_renewed_at_two_thirds_without_dropping_connections()
     let served = peer_fingerprint(&fresh);
     assert_ne!(served, first.fingerprint);
     assert_eq!(get_on(&mut fresh).await, "HTTP/1.1 200 OK");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_ca_that_forgot_the_account_gets_a_new_one_at_the_next_renewal() {
+    if !pebble_installed() {
+        return;
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut pebble = Pebble::start(listener.local_addr().unwrap().port(), Some(30)).await;
+    let server = Instance::start(listener, &pebble, None, None).await;
+    server
+        .wait_for("the first certificate", &pebble, |s| {
+            s.certificate.is_some()
+        })
+        .await;
+    let first = server.tls().certificate.unwrap();
+    pebble.restart_ca().await;
+    server
+        .wait_for("the renewed certificate", &pebble, |s| {
+            fingerprint(s).is_some_and(|f| f != first.fingerprint)
+        })
+        .await;
+    assert_eq!(server.tls().problem, None);
+    // Issued by the new pebble run, under its new root.
+    let root = pebble.issuing_root().await;
+    let client = https_client(&root, server.addr());
+    let url = format!("https://{DOMAIN}:{}/healthz", server.addr().port());
+    assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
+    let store = guardmdm::server::open_store(&guardmdm::config::Database::Sqlite(
+        server.data_dir.join("guardmdm.db"),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(audit_count(store.as_ref(), "acme.account_create").await, 2);
+    assert_eq!(audit_count(store.as_ref(), "acme.order_failed").await, 0);
     server.stop().await;
 }
 
