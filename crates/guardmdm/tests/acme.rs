@@ -392,11 +392,19 @@ async fn a_certificate_is_issued_served_and_shared_with_a_second_instance() {
         let database_url = database_for(backend).await;
         let first = Instance::start(listener, &pebble, database_url.as_deref(), None).await;
 
-        // Until the first certificate exists there is none to serve, and the status says so.
+        // Until the first certificate exists there is none to serve: handshakes fail, and
+        // the status says so. (The order takes at least a poll interval, so this runs
+        // before it; the checks hold either way.)
+        let root = pebble.issuing_root().await;
+        let url = format!("https://{DOMAIN}:{}/healthz", first.addr().port());
         let before = first.tls();
         if before.certificate.is_none() {
             let health = tls_health(&before, time::OffsetDateTime::now_utc()).unwrap();
             assert_eq!(health.state, TlsHealthState::Missing, "{backend:?}");
+            let attempt = https_client(&root, first.addr()).get(&url).send().await;
+            if first.tls().certificate.is_none() {
+                assert!(attempt.is_err(), "no certificate yet: {attempt:?}");
+            }
         }
 
         first
@@ -427,9 +435,7 @@ async fn a_certificate_is_issued_served_and_shared_with_a_second_instance() {
         );
 
         // A real HTTPS request, verified against pebble's issuing root only.
-        let root = pebble.issuing_root().await;
         let client = https_client(&root, first.addr());
-        let url = format!("https://{DOMAIN}:{}/healthz", first.addr().port());
         let response = client.get(&url).send().await.unwrap();
         assert_eq!(response.status(), 200, "{backend:?}");
 
