@@ -129,8 +129,8 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
     guardmdm_service::secrets::verify_secret_key(store.as_ref(), &settings.secret_key).await?;
     let secret_key = Arc::new(settings.secret_key);
     let acme = match (&settings.tls, acme_certificates) {
-        (TlsSettings::Acme(acme), Some(certificates)) => Some(crate::acme::AcmeTask::new(
-            acme.clone(),
+        (TlsSettings::Acme(acme), Some(certificates)) => Some(crate::acme::job(
+            acme,
             guardmdm_service::acme::AcmeService::new(store.clone(), secret_key.clone()),
             certificates,
             tls_status.clone(),

@@ -6,12 +6,18 @@
 //! retry, the CA's last complaint) are sealed with the secret key and stored in the database,
 //! so every instance serves the same certificate, whichever instance the CA reaches can
 //! answer its challenge, and a failure is reported by all of them. Only the instance holding
-//! the lease [`ACME_LEASE`] orders. The ACME protocol itself and the serving side live in the
-//! `guardmdm` binary; the rules here ([`renewal_at`], [`order_due_at`], [`retry_delay`],
-//! [`validate_domains`]) are plain functions.
+//! the lease [`ACME_LEASE`] orders.
+//!
+//! [`AcmeJob`] is each instance's loop: every poll interval it installs what the database
+//! holds through [`AcmeServing`] and keeps [`TlsStatus`] true, and when an order is due it
+//! takes the lease and orders through [`AcmeClient`]. The ACME protocol (instant-acme) and
+//! the serving side (rustls) implement those two traits in the `guardmdm` binary; the rules
+//! ([`renewal_at`], [`order_due_at`], [`retry_delay`], [`validate_domains`]) are plain
+//! functions.
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use guardmdm_crypto::SecretKey;
 use guardmdm_store::{NewAuditEvent, Store};
 use secrecy::{ExposeSecret, SecretString};
@@ -19,6 +25,7 @@ use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
 use crate::ServiceError;
+use crate::tls_status::{ServedCertificate, TlsStatus};
 
 /// The lease of the instance that orders certificates.
 pub const ACME_LEASE: &str = "acme_order";
@@ -364,6 +371,281 @@ impl AcmeService {
     }
 }
 
+/// The serving side of this instance: the certificate and challenges it answers with.
+pub trait AcmeServing: Send + Sync {
+    /// Serves `certificate` to new connections from now on; returns what it serves.
+    ///
+    /// # Errors
+    /// When the chain or key cannot be served (what is wrong).
+    fn serve(&self, certificate: &AcmeCertificate) -> Result<ServedCertificate, String>;
+
+    /// Answers TLS-ALPN-01 validation for exactly these challenges (none: stop answering).
+    fn answer(&self, challenges: &[PendingChallenge]);
+}
+
+/// The ACME protocol: one order, from the new order to the certificate.
+#[async_trait]
+pub trait AcmeClient: Send + Sync {
+    /// Orders a certificate for `domains`. Before telling the CA a challenge is ready, it
+    /// hands the challenges to [`OrderContext::publish`], which returns once every instance
+    /// answers them.
+    ///
+    /// # Errors
+    /// What to tell the admin, in the CA's words where it gave some.
+    async fn order(
+        &self,
+        domains: &[String],
+        context: &OrderContext<'_>,
+    ) -> Result<AcmeCertificate, String>;
+}
+
+/// What an order in progress may do with the shared state.
+pub struct OrderContext<'a> {
+    job: &'a AcmeJob,
+}
+
+impl OrderContext<'_> {
+    /// The stored account's credentials for `directory`, if any (see
+    /// [`AcmeService::account`]).
+    ///
+    /// # Errors
+    /// The database, as a message.
+    pub async fn account(&self, directory: &str) -> Result<Option<SecretString>, String> {
+        self.job
+            .service
+            .account(directory)
+            .await
+            .map_err(|e| format!("reading the ACME account from the database: {e}"))
+    }
+
+    /// Stores the account made at `directory`.
+    ///
+    /// # Errors
+    /// The database, as a message.
+    pub async fn save_account(
+        &self,
+        directory: &str,
+        credentials: &SecretString,
+    ) -> Result<(), String> {
+        self.job
+            .service
+            .save_account(directory, credentials)
+            .await
+            .map_err(|e| format!("storing the ACME account: {e}"))
+    }
+
+    /// Publishes the challenges in the database and answers them here, then waits one poll
+    /// interval (and a little) so every instance answers them too.
+    ///
+    /// # Errors
+    /// The database, as a message.
+    pub async fn publish(&self, challenges: &[PendingChallenge]) -> Result<(), String> {
+        if challenges.is_empty() {
+            return Ok(());
+        }
+        let mut state = self
+            .job
+            .service
+            .order_state()
+            .await
+            .map_err(|e| format!("reading the order state: {e}"))?;
+        state.challenges = challenges.to_vec();
+        self.job
+            .service
+            .save_order_state(&state, "acme.order_started")
+            .await
+            .map_err(|e| format!("publishing the challenges: {e}"))?;
+        self.job.serving.answer(challenges);
+        tokio::time::sleep(self.job.poll_interval + std::time::Duration::from_millis(500)).await;
+        Ok(())
+    }
+}
+
+/// How long the ordering lease lasts; an order is given up well before
+/// ([`ORDER_TIMEOUT`]), so a lease only lapses when its instance died.
+pub const LEASE_TTL: Duration = Duration::minutes(10);
+/// The longest one order may take, from the new order to the certificate.
+pub const ORDER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
+/// One instance's ACME loop (see the module documentation).
+pub struct AcmeJob {
+    service: AcmeService,
+    domains: Vec<String>,
+    poll_interval: std::time::Duration,
+    status: Arc<TlsStatus>,
+    serving: Arc<dyn AcmeServing>,
+    client: Arc<dyn AcmeClient>,
+    /// This instance's name in the ordering lease.
+    holder: String,
+    /// The chain now served, to install a new one only when it changes.
+    installed: Option<String>,
+    /// The problem last shown in `status`.
+    shown_problem: Option<String>,
+}
+
+impl AcmeJob {
+    /// A job for `domains` (checked by [`validate_domains`]) that reads the database every
+    /// `poll_interval`, serves through `serving`, orders through `client` and reports in
+    /// `status`.
+    pub fn new(
+        service: AcmeService,
+        domains: Vec<String>,
+        poll_interval: std::time::Duration,
+        status: Arc<TlsStatus>,
+        serving: Arc<dyn AcmeServing>,
+        client: Arc<dyn AcmeClient>,
+    ) -> Self {
+        Self {
+            service,
+            domains,
+            poll_interval,
+            status,
+            serving,
+            client,
+            holder: uuid::Uuid::new_v4().to_string(),
+            installed: None,
+            shown_problem: None,
+        }
+    }
+
+    /// Runs until `shutdown`: installs what the database holds, and orders when due. An
+    /// order in progress is abandoned at shutdown (its lease is released; the next order
+    /// replaces its challenges).
+    pub async fn run(mut self, shutdown: tokio_util::sync::CancellationToken) {
+        loop {
+            let stepped = tokio::select! {
+                () = shutdown.cancelled() => break,
+                stepped = self.step() => stepped,
+            };
+            if let Err(e) = stepped {
+                tracing::error!(error = %e, "ACME: cannot read or write the certificate state in the database");
+                self.show_problem(Some(format!(
+                    "ACME: the certificate state cannot be read from the database: {e}"
+                )));
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                () = tokio::time::sleep(self.poll_interval) => {}
+            }
+        }
+        if let Err(e) = self.service.release(&self.holder).await {
+            tracing::warn!(error = %e, "ACME: could not release the ordering lease");
+        }
+    }
+
+    /// One poll: install the database's state, then order if due and no other instance is.
+    ///
+    /// # Errors
+    /// The database.
+    pub async fn step(&mut self) -> Result<(), ServiceError> {
+        let (certificate, state) = self.sync().await?;
+        let now = OffsetDateTime::now_utc();
+        let due = order_due_at(certificate.as_ref(), &self.domains, state.retry_at, now);
+        if due > now || !self.service.claim(&self.holder, LEASE_TTL).await? {
+            return Ok(());
+        }
+        // Another instance may have finished an order just before the lease was ours.
+        let (certificate, state) = self.sync().await?;
+        let now = OffsetDateTime::now_utc();
+        if order_due_at(certificate.as_ref(), &self.domains, state.retry_at, now) > now {
+            return self.service.release(&self.holder).await;
+        }
+        let outcome = self.order_and_store(state).await;
+        self.service.release(&self.holder).await?;
+        outcome?;
+        self.sync().await?;
+        Ok(())
+    }
+
+    /// Reads the certificate and the order state from the database and installs them.
+    async fn sync(&mut self) -> Result<(Option<AcmeCertificate>, OrderState), ServiceError> {
+        let certificate = self.service.certificate().await?;
+        let state = self.service.order_state().await?;
+        self.serving.answer(&state.challenges);
+        if let Some(cert) = &certificate
+            && self.installed.as_deref() != Some(cert.chain_pem.as_str())
+        {
+            match self.serving.serve(cert) {
+                Ok(served) => {
+                    tracing::info!(names = ?served.names, not_after = %served.not_after, "ACME: serving the certificate");
+                    // `served` clears the problem; show_problem sets it again if there is one.
+                    self.status.served(served);
+                    self.shown_problem = None;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "ACME: the stored certificate cannot be served");
+                }
+            }
+            // Tried once per stored chain: the next order replaces a bad one.
+            self.installed = Some(cert.chain_pem.clone());
+        }
+        self.show_problem(state.problem.clone());
+        self.status.next_renewal(Some(order_due_at(
+            certificate.as_ref(),
+            &self.domains,
+            state.retry_at,
+            OffsetDateTime::now_utc(),
+        )));
+        Ok((certificate, state))
+    }
+
+    fn show_problem(&mut self, problem: Option<String>) {
+        if problem == self.shown_problem {
+            return;
+        }
+        match &problem {
+            Some(p) => self.status.problem(p.clone()),
+            None => {
+                // Only `served` clears a problem: show the certificate again without one.
+                if let Some(cert) = self.status.snapshot().certificate {
+                    self.status.served(cert);
+                }
+            }
+        }
+        self.shown_problem = problem;
+    }
+
+    /// Orders a certificate and stores the outcome: the certificate, or the failure with
+    /// the back-off. Errors only for the database.
+    async fn order_and_store(&self, before: OrderState) -> Result<(), ServiceError> {
+        tracing::info!(names = ?self.domains, "ACME: ordering a certificate");
+        let context = OrderContext { job: self };
+        let ordered =
+            tokio::time::timeout(ORDER_TIMEOUT, self.client.order(&self.domains, &context));
+        let outcome = match ordered.await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(format!(
+                "the ACME order did not complete within {} minutes",
+                ORDER_TIMEOUT.as_secs() / 60
+            )),
+        };
+        // The challenges are withdrawn whatever happened.
+        self.serving.answer(&[]);
+        match outcome {
+            Ok(certificate) => {
+                self.service.save_certificate(&certificate).await?;
+                self.service
+                    .save_order_state(&OrderState::default(), "acme.order_finished")
+                    .await?;
+                tracing::info!(names = ?certificate.domains, not_after = %certificate.not_after, "ACME: certificate issued");
+            }
+            Err(problem) => {
+                let state = before.failed(format!("ACME: {problem}"), OffsetDateTime::now_utc());
+                tracing::error!(
+                    problem = %problem,
+                    failures = state.failures,
+                    retry_at = ?state.retry_at,
+                    "ACME: the certificate order failed; retrying later"
+                );
+                self.service
+                    .save_order_state(&state, "acme.order_failed")
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
 mod secret_string {
     use secrecy::{ExposeSecret, SecretString};
     use serde::{Deserialize, Deserializer, Serializer};
@@ -526,5 +808,216 @@ mod tests {
         assert!(!acme.claim("b", Duration::minutes(5)).await.unwrap());
         acme.release("a").await.unwrap();
         assert!(acme.claim("b", Duration::minutes(5)).await.unwrap());
+    }
+
+    /// Records what a job serves and answers.
+    #[derive(Default)]
+    struct FakeServing {
+        served: std::sync::Mutex<Vec<String>>,
+        answered: std::sync::Mutex<Vec<Vec<PendingChallenge>>>,
+    }
+
+    impl AcmeServing for FakeServing {
+        fn serve(&self, certificate: &AcmeCertificate) -> Result<ServedCertificate, String> {
+            self.served
+                .lock()
+                .unwrap()
+                .push(certificate.chain_pem.clone());
+            Ok(ServedCertificate {
+                source: crate::tls_status::CertificateSource::Acme,
+                names: certificate.domains.clone(),
+                not_before: certificate.not_before,
+                not_after: certificate.not_after,
+                fingerprint: certificate.chain_pem.clone(),
+            })
+        }
+
+        fn answer(&self, challenges: &[PendingChallenge]) {
+            self.answered.lock().unwrap().push(challenges.to_vec());
+        }
+    }
+
+    /// A CA that issues (or refuses) at once, publishing one challenge first and checking
+    /// that it reached another instance's serving side.
+    struct FakeCa {
+        orders: std::sync::atomic::AtomicU32,
+        refuse: Option<String>,
+        lifetime: Duration,
+        other: Option<(Arc<FakeServing>, tokio::sync::Mutex<AcmeJob>)>,
+    }
+
+    #[async_trait]
+    impl AcmeClient for FakeCa {
+        async fn order(
+            &self,
+            domains: &[String],
+            context: &OrderContext<'_>,
+        ) -> Result<AcmeCertificate, String> {
+            let n = self
+                .orders
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                + 1;
+            let challenge = PendingChallenge {
+                domain: domains[0].clone(),
+                digest: vec![n as u8; 32],
+            };
+            context.publish(std::slice::from_ref(&challenge)).await?;
+            if let Some((serving, job)) = &self.other {
+                // The other instance's next poll answers the challenge too.
+                job.lock().await.step().await.map_err(|e| e.to_string())?;
+                let answered = serving.answered.lock().unwrap().last().cloned();
+                assert_eq!(answered, Some(vec![challenge]));
+            }
+            if let Some(why) = &self.refuse {
+                return Err(why.clone());
+            }
+            let now = OffsetDateTime::now_utc();
+            Ok(AcmeCertificate {
+                domains: domains.to_vec(),
+                chain_pem: format!("chain {n}"),
+                key_pem: SecretString::from("key"),
+                not_before: now,
+                not_after: now + self.lifetime,
+            })
+        }
+    }
+
+    fn fake_ca(refuse: Option<&str>, lifetime: Duration) -> FakeCa {
+        FakeCa {
+            orders: std::sync::atomic::AtomicU32::new(0),
+            refuse: refuse.map(ToString::to_string),
+            lifetime,
+            other: None,
+        }
+    }
+
+    async fn services() -> (tempfile::TempDir, AcmeService) {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&dir.path().join("g.db")).await.unwrap());
+        (
+            dir,
+            AcmeService::new(store, Arc::new(SecretKey::generate().unwrap())),
+        )
+    }
+
+    fn job(
+        service: &AcmeService,
+        serving: Arc<FakeServing>,
+        ca: Arc<FakeCa>,
+    ) -> (AcmeJob, Arc<TlsStatus>) {
+        let status = Arc::new(TlsStatus::new(true));
+        let job = AcmeJob::new(
+            service.clone(),
+            names(&["mdm.example.com"]),
+            std::time::Duration::from_millis(1),
+            status.clone(),
+            serving,
+            ca,
+        );
+        (job, status)
+    }
+
+    #[tokio::test]
+    async fn one_instance_orders_and_the_others_serve_what_it_stored() {
+        let (_dir, service) = services().await;
+        let b_serving = Arc::new(FakeServing::default());
+        let b_ca = Arc::new(fake_ca(None, Duration::days(90)));
+        let (b, b_status) = job(&service, b_serving.clone(), b_ca.clone());
+        let b = tokio::sync::Mutex::new(b);
+        let a_serving = Arc::new(FakeServing::default());
+        let a_ca = Arc::new(FakeCa {
+            other: Some((b_serving.clone(), b)),
+            ..fake_ca(None, Duration::days(90))
+        });
+        let (mut a, a_status) = job(&service, a_serving.clone(), a_ca.clone());
+
+        a.step().await.unwrap();
+        assert_eq!(a_ca.orders.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // B answered the challenge while A's order ran; A held the lease, so B did not order.
+        assert_eq!(b_ca.orders.load(std::sync::atomic::Ordering::SeqCst), 0);
+        assert_eq!(*a_serving.served.lock().unwrap(), vec!["chain 1"]);
+        assert_eq!(
+            a_serving.answered.lock().unwrap().last(),
+            Some(&Vec::new()),
+            "the challenge is withdrawn"
+        );
+        let state = a_status.snapshot();
+        let cert = state.certificate.unwrap();
+        assert_eq!(
+            state.next_renewal,
+            Some(renewal_at(cert.not_before, cert.not_after))
+        );
+        assert_eq!(service.order_state().await.unwrap(), OrderState::default());
+
+        // B's next poll serves the stored certificate without ordering.
+        let (_, b) = a_ca.other.as_ref().unwrap();
+        b.lock().await.step().await.unwrap();
+        assert_eq!(b_ca.orders.load(std::sync::atomic::Ordering::SeqCst), 0);
+        assert_eq!(*b_serving.served.lock().unwrap(), vec!["chain 1"]);
+        assert_eq!(
+            b_status.snapshot().certificate.unwrap().fingerprint,
+            "chain 1"
+        );
+
+        // Nothing is due: polls order nothing.
+        a.step().await.unwrap();
+        assert_eq!(a_ca.orders.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn renewal_is_ordered_when_due_and_served() {
+        let (_dir, service) = services().await;
+        let serving = Arc::new(FakeServing::default());
+        // A zero lifetime makes the renewal due at once.
+        let ca = Arc::new(fake_ca(None, Duration::ZERO));
+        let (mut a, _status) = job(&service, serving.clone(), ca.clone());
+        a.step().await.unwrap();
+        a.step().await.unwrap();
+        assert_eq!(ca.orders.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert_eq!(*serving.served.lock().unwrap(), vec!["chain 1", "chain 2"]);
+    }
+
+    #[tokio::test]
+    async fn a_failure_is_reported_and_retried_after_the_back_off() {
+        let (_dir, service) = services().await;
+        let serving = Arc::new(FakeServing::default());
+        let ca = Arc::new(fake_ca(
+            Some("the CA could not validate mdm.example.com: Connection refused"),
+            Duration::days(90),
+        ));
+        let (mut a, status) = job(&service, serving.clone(), ca.clone());
+        a.step().await.unwrap();
+        let state = status.snapshot();
+        assert_eq!(
+            state.problem.as_deref(),
+            Some("ACME: the CA could not validate mdm.example.com: Connection refused")
+        );
+        let stored = service.order_state().await.unwrap();
+        assert_eq!(stored.failures, 1);
+        assert!(stored.challenges.is_empty());
+        assert_eq!(state.next_renewal, stored.retry_at);
+        assert_eq!(
+            crate::tls_status::tls_health(&state, OffsetDateTime::now_utc())
+                .unwrap()
+                .state,
+            crate::tls_status::TlsHealthState::Missing
+        );
+        // Not again before the back-off ends…
+        a.step().await.unwrap();
+        assert_eq!(ca.orders.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // …then again, and the wait doubles.
+        let mut due = stored.clone();
+        due.retry_at = Some(OffsetDateTime::now_utc() - Duration::seconds(1));
+        service
+            .save_order_state(&due, "acme.order_failed")
+            .await
+            .unwrap();
+        let before = OffsetDateTime::now_utc();
+        a.step().await.unwrap();
+        assert_eq!(ca.orders.load(std::sync::atomic::Ordering::SeqCst), 2);
+        let stored = service.order_state().await.unwrap();
+        assert_eq!(stored.failures, 2);
+        assert!(stored.retry_at.unwrap() >= before + Duration::minutes(2));
     }
 }
