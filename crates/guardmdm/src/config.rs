@@ -157,7 +157,7 @@ pub struct ServeArgs {
     #[arg(long, env = "GUARDMDM_ACME_CA_FILE", requires = "acme")]
     pub acme_ca_file: Option<PathBuf>,
     /// How often each instance reads the ACME certificate and pending challenges from the
-    /// database (a renewal by another instance is served this long after it).
+    /// database (a renewal by another instance is served this long after it); 100ms to 1m.
     #[arg(long, env = "GUARDMDM_ACME_POLL_INTERVAL", default_value = "5s", value_parser = parse_duration)]
     pub acme_poll_interval: time::Duration,
 }
@@ -213,8 +213,12 @@ impl AcmeSettings {
         }
         let poll_interval = std::time::Duration::try_from(args.acme_poll_interval)
             .ok()
-            .filter(|d| *d >= std::time::Duration::from_millis(100))
-            .context("--acme-poll-interval must be at least 100ms")?;
+            .filter(|d| {
+                (std::time::Duration::from_millis(100)..=std::time::Duration::from_secs(60))
+                    .contains(d)
+            })
+            // An order waits one poll interval for the other instances, within its lease.
+            .context("--acme-poll-interval must be from 100ms to 1m")?;
         Ok(Self {
             domains,
             email: args.acme_email.clone(),
@@ -951,7 +955,11 @@ mod tests {
             ),
             (
                 &["--acme", "a.example.com", "--acme-poll-interval", "10ms"][..],
-                "--acme-poll-interval must be at least 100ms",
+                "--acme-poll-interval must be from 100ms to 1m",
+            ),
+            (
+                &["--acme", "a.example.com", "--acme-poll-interval", "2m"][..],
+                "--acme-poll-interval must be from 100ms to 1m",
             ),
         ] {
             let mut argv = vec!["--data-dir", d];
