@@ -273,6 +273,16 @@ impl Instance {
         database_url: Option<&str>,
         secret_key: Option<String>,
     ) -> Self {
+        Self::start_polling(listener, pebble, database_url, secret_key, "200ms").await
+    }
+
+    async fn start_polling(
+        listener: TcpListener,
+        pebble: &Pebble,
+        database_url: Option<&str>,
+        secret_key: Option<String>,
+        poll_interval: &str,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let data_dir = dir.path().join("data");
         let mut argv = vec![
@@ -292,7 +302,7 @@ impl Instance {
             "--acme-ca-file".into(),
             pebble.api_ca().to_str().unwrap().into(),
             "--acme-poll-interval".into(),
-            "200ms".into(),
+            poll_interval.into(),
         ];
         if let Some(url) = database_url {
             argv.extend(["--database-url".into(), url.to_string()]);
@@ -479,6 +489,68 @@ async fn a_certificate_is_issued_served_and_shared_with_a_second_instance() {
             "SKIPPED (second instance): set GUARDMDM_TEST_DATABASE_URL to share a certificate between two instances on PostgreSQL"
         );
     }
+}
+
+#[tokio::test]
+async fn the_instance_the_ca_reaches_answers_another_instances_challenge() {
+    if !pebble_installed() {
+        return;
+    }
+    let Some(admin_url) = pg_admin_url() else {
+        eprintln!(
+            "SKIPPED: set GUARDMDM_TEST_DATABASE_URL to run the two-instance ACME test on PostgreSQL"
+        );
+        return;
+    };
+    let database_url = guardmdm_store_postgres::testing::fresh_database(&admin_url)
+        .await
+        .unwrap();
+    // The CA validates on B's port; A orders.
+    let a_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let b_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let pebble = Pebble::start(b_listener.local_addr().unwrap().port(), None).await;
+    // A waits a poll interval (2 s) after publishing its challenge before the CA looks.
+    let a = Instance::start_polling(a_listener, &pebble, Some(&database_url), None, "2s").await;
+    let store =
+        guardmdm::server::open_store(&guardmdm::config::Database::Postgres(database_url.clone()))
+            .await
+            .unwrap();
+    let key = guardmdm_crypto::SecretKey::from_base64(&a.secret_key()).unwrap();
+    let acme = guardmdm_service::acme::AcmeService::new(store.clone(), Arc::new(key));
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while acme.order_state().await.unwrap().challenges.is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "A did not publish its challenge"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // B starts only now (so A holds the lease), answers from the database at once.
+    let b = Instance::start_polling(
+        b_listener,
+        &pebble,
+        Some(&database_url),
+        Some(a.secret_key()),
+        "2s",
+    )
+    .await;
+    a.wait_for("A's certificate", &pebble, |s| s.certificate.is_some())
+        .await;
+    let issued = a.tls().certificate.unwrap();
+    b.wait_for("B serving A's certificate", &pebble, |s| {
+        fingerprint(s) == Some(issued.fingerprint.clone())
+    })
+    .await;
+    assert_eq!(audit_count(store.as_ref(), "acme.order_started").await, 1);
+    assert_eq!(audit_count(store.as_ref(), "acme.order_failed").await, 0);
+    let root = pebble.issuing_root().await;
+    for instance in [&a, &b] {
+        let url = format!("https://{DOMAIN}:{}/healthz", instance.addr().port());
+        let client = https_client(&root, instance.addr());
+        assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
+    }
+    b.stop().await;
+    a.stop().await;
 }
 
 /// One HTTP/1.1 request on an open connection; returns the status line.
