@@ -1,7 +1,9 @@
 //! `serve --acme` against pebble, Let's Encrypt's ACME test server, for real: the
 //! certificate is issued over TLS-ALPN-01 on the server's own listener and served, renewed
 //! without dropping connections, picked up by a second instance on the same database without
-//! a second order, and a failed challenge is reported with the CA's words.
+//! a second order, answered by whichever instance the CA reaches, re-ordered with a new
+//! account when the CA forgot the old one, and a failed challenge is reported with the CA's
+//! words.
 //!
 //! Each test runs its own `pebble` (its `tlsPort` is the server's port) and a
 //! `pebble-challtestsrv` as its DNS server answering 127.0.0.1 for every name. Without them
