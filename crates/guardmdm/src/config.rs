@@ -140,6 +140,26 @@ pub struct ServeArgs {
     /// The private key of `--tls-cert` (PEM, unencrypted).
     #[arg(long, env = "GUARDMDM_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Obtain and renew the HTTPS certificate of `--listen` over ACME (RFC 8555) for these
+    /// DNS names (comma-separated), validated with TLS-ALPN-01 on `--listen` itself: the
+    /// names must resolve to this server and the CA must reach it on port 443.
+    #[arg(long, env = "GUARDMDM_ACME", value_delimiter = ',', conflicts_with_all = ["tls_cert", "tls_key"])]
+    pub acme: Vec<String>,
+    /// The contact address of the ACME account (the CA's expiry and policy notices).
+    #[arg(long, env = "GUARDMDM_ACME_EMAIL", requires = "acme")]
+    pub acme_email: Option<String>,
+    /// The ACME directory URL (Let's Encrypt's staging one is
+    /// `https://acme-staging-v02.api.letsencrypt.org/directory`).
+    #[arg(long, env = "GUARDMDM_ACME_DIRECTORY", default_value = guardmdm_service::acme::LETS_ENCRYPT_DIRECTORY)]
+    pub acme_directory: String,
+    /// Also trust these CA certificates (PEM) for the ACME directory's own HTTPS, besides the
+    /// system's: for a private ACME CA (step-ca, pebble).
+    #[arg(long, env = "GUARDMDM_ACME_CA_FILE", requires = "acme")]
+    pub acme_ca_file: Option<PathBuf>,
+    /// How often each instance reads the ACME certificate and pending challenges from the
+    /// database (a renewal by another instance is served this long after it); 100ms to 1m.
+    #[arg(long, env = "GUARDMDM_ACME_POLL_INTERVAL", default_value = "5s", value_parser = parse_duration)]
+    pub acme_poll_interval: time::Duration,
 }
 
 /// Whether, and with what certificate, the main listener serves HTTPS.
@@ -154,6 +174,68 @@ pub enum TlsSettings {
         /// Its private key (PEM).
         key: PathBuf,
     },
+    /// `--acme`: obtained and renewed over ACME.
+    Acme(AcmeSettings),
+}
+
+/// `--acme` and its companions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcmeSettings {
+    /// The names to certify (checked, lower-case).
+    pub domains: Vec<String>,
+    /// The account's contact address.
+    pub email: Option<String>,
+    /// The directory URL.
+    pub directory: String,
+    /// Extra trust anchors for the directory's HTTPS (PEM file).
+    pub ca_file: Option<PathBuf>,
+    /// How often the database is read for the certificate and challenges.
+    pub poll_interval: std::time::Duration,
+}
+
+impl AcmeSettings {
+    fn from_args(args: &ServeArgs) -> anyhow::Result<Self> {
+        let domains = guardmdm_service::acme::validate_domains(&args.acme)
+            .map_err(|e| anyhow::anyhow!("--acme: {e}"))?;
+        let directory = reqwest::Url::parse(&args.acme_directory)
+            .with_context(|| format!("--acme-directory {:?} is not a URL", args.acme_directory))?;
+        if directory.scheme() != "https" || directory.host().is_none() {
+            bail!(
+                "--acme-directory {:?} must be an https:// URL (ACME runs over HTTPS only)",
+                args.acme_directory
+            );
+        }
+        if let Some(email) = &args.acme_email
+            && (email.contains(char::is_whitespace)
+                || email.split('@').filter(|part| !part.is_empty()).count() != 2)
+        {
+            bail!("--acme-email {email:?} is not an email address (like admin@example.com)");
+        }
+        let poll_interval = std::time::Duration::try_from(args.acme_poll_interval)
+            .ok()
+            .filter(|d| {
+                (std::time::Duration::from_millis(100)..=std::time::Duration::from_secs(60))
+                    .contains(d)
+            })
+            // An order waits one poll interval for the other instances, within its lease.
+            .context("--acme-poll-interval must be from 100ms to 1m")?;
+        Ok(Self {
+            domains,
+            email: args.acme_email.clone(),
+            directory: args.acme_directory.clone(),
+            ca_file: args.acme_ca_file.clone(),
+            poll_interval,
+        })
+    }
+
+    /// `https://` + the first name, with `--listen`'s port unless it is 443.
+    fn public_url(&self, listen: SocketAddr) -> String {
+        let host = self.domains.first().map_or("localhost", String::as_str);
+        match listen.port() {
+            443 => format!("https://{host}"),
+            port => format!("https://{host}:{port}"),
+        }
+    }
 }
 
 /// A listen address, or none (`off`).
@@ -301,20 +383,28 @@ impl Settings {
     /// # Errors
     /// Names the flag or file that is wrong.
     pub fn from_args(args: ServeArgs) -> anyhow::Result<Self> {
+        let acme = match args.acme.is_empty() {
+            true => None,
+            false => Some(AcmeSettings::from_args(&args)?),
+        };
         let data_dir = match args.data_dir {
             Some(dir) => dir,
             None => default_data_dir(),
         };
         create_private_dir(&data_dir)?;
         let database = parse_database(args.database_url.as_deref(), &data_dir)?;
-        let tls = match (args.tls_cert, args.tls_key) {
-            (Some(cert), Some(key)) => TlsSettings::Files { cert, key },
+        let tls = match (args.tls_cert, args.tls_key, acme) {
+            (Some(cert), Some(key), _) => TlsSettings::Files { cert, key },
+            (_, _, Some(acme)) => TlsSettings::Acme(acme),
             _ => TlsSettings::Off,
         };
         let public_url = match args.public_url {
             Some(url) => validate_url(&url, "--public-url")?,
-            None if tls == TlsSettings::Off => format!("http://{}", args.listen),
-            None => format!("https://{}", args.listen),
+            None => match &tls {
+                TlsSettings::Off => format!("http://{}", args.listen),
+                TlsSettings::Acme(acme) => acme.public_url(args.listen),
+                TlsSettings::Files { .. } => format!("https://{}", args.listen),
+            },
         };
         let abm_url = validate_url(&args.abm_url, "--abm-url")?;
         let secret_key = match args.secret_key {
@@ -805,5 +895,93 @@ mod tests {
                 .unwrap();
             assert!(e.to_string().contains("--sync-lease-ttl"), "{e}");
         }
+    }
+
+    #[test]
+    fn acme_settings_are_checked_and_set_the_public_url() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().to_str().unwrap();
+        let s = Settings::from_args(args(&[
+            "--data-dir",
+            d,
+            "--listen",
+            "0.0.0.0:443",
+            "--acme",
+            "MDM.example.com,mdm2.example.com",
+            "--acme-email",
+            "it@example.com",
+        ]))
+        .unwrap();
+        let TlsSettings::Acme(acme) = &s.tls else {
+            panic!("ACME settings: {:?}", s.tls);
+        };
+        assert_eq!(acme.domains, vec!["mdm.example.com", "mdm2.example.com"]);
+        assert_eq!(
+            acme.directory,
+            guardmdm_service::acme::LETS_ENCRYPT_DIRECTORY
+        );
+        assert_eq!(acme.poll_interval, std::time::Duration::from_secs(5));
+        assert_eq!(s.public_url, "https://mdm.example.com");
+        let s = Settings::from_args(args(&[
+            "--data-dir",
+            d,
+            "--listen",
+            "127.0.0.1:8443",
+            "--acme",
+            "mdm.example.com",
+        ]))
+        .unwrap();
+        assert_eq!(s.public_url, "https://mdm.example.com:8443");
+
+        for (extra, expected) in [
+            (
+                &["--acme", "*.example.com"][..],
+                "--acme: *.example.com: a wildcard",
+            ),
+            (
+                &["--acme", "localhost"][..],
+                "--acme: localhost: not a fully qualified",
+            ),
+            (
+                &[
+                    "--acme",
+                    "a.example.com",
+                    "--acme-directory",
+                    "http://ca.example.com/dir",
+                ][..],
+                "must be an https:// URL",
+            ),
+            (
+                &["--acme", "a.example.com", "--acme-email", "nobody"][..],
+                "--acme-email \"nobody\" is not an email address",
+            ),
+            (
+                &["--acme", "a.example.com", "--acme-poll-interval", "10ms"][..],
+                "--acme-poll-interval must be from 100ms to 1m",
+            ),
+            (
+                &["--acme", "a.example.com", "--acme-poll-interval", "2m"][..],
+                "--acme-poll-interval must be from 100ms to 1m",
+            ),
+        ] {
+            let mut argv = vec!["--data-dir", d];
+            argv.extend_from_slice(extra);
+            let e = Settings::from_args(args(&argv)).unwrap_err().to_string();
+            assert!(e.contains(expected), "{extra:?}: {e}");
+        }
+        // --acme and --tls-cert exclude each other; the other --acme flags need --acme.
+        assert!(
+            Wrapper::try_parse_from([
+                "x",
+                "--acme",
+                "a.example.com",
+                "--tls-cert",
+                "c.pem",
+                "--tls-key",
+                "k.pem"
+            ])
+            .is_err()
+        );
+        assert!(Wrapper::try_parse_from(["x", "--acme-email", "it@example.com"]).is_err());
     }
 }

@@ -1,6 +1,7 @@
 //! The `guardmdm` binary's library half: configuration, wiring of the server, and the admin
 //! CLI that talks to a running server over the REST API. `main.rs` only parses and dispatches.
 
+pub mod acme;
 pub mod cli;
 pub mod config;
 pub mod demo;

@@ -63,6 +63,11 @@ pub struct RunningServer {
 }
 
 impl RunningServer {
+    /// This instance's HTTPS certificate status (what health checks and the doctor read).
+    pub fn tls_status(&self) -> Arc<TlsStatus> {
+        self.tls_status.clone()
+    }
+
     /// Begins a graceful shutdown.
     pub fn shutdown(&self) {
         self.shutdown.cancel();
@@ -79,11 +84,6 @@ impl RunningServer {
                 None
             }
         }
-    }
-
-    /// What is known of the HTTPS certificate served (health, banner and metrics read it).
-    pub fn tls_status(&self) -> Arc<TlsStatus> {
-        self.tls_status.clone()
     }
 
     /// Waits until the server and its jobs have stopped.
@@ -118,8 +118,16 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
         .transpose()
         .context("reading the metrics listen address")?;
     let tls_status = Arc::new(TlsStatus::new(settings.tls != TlsSettings::Off));
+    let mut acme_certificates = None;
     let (tls, tls_files) = match &settings.tls {
         TlsSettings::Off => (None, None),
+        TlsSettings::Acme(_) => {
+            // No certificate until the first order (or the database) provides one: until
+            // then handshakes other than TLS-ALPN-01 validation fail, and TlsStatus says so.
+            let certificates = Arc::new(crate::tls::Certificates::default());
+            acme_certificates = Some(certificates.clone());
+            (Some(crate::tls::server_config(certificates)?), None)
+        }
         TlsSettings::Files { cert, key } => {
             let certificates = Arc::new(crate::tls::Certificates::default());
             let files = crate::tls_files::TlsFiles::load(
@@ -136,6 +144,16 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
     };
     let store = open_store(&settings.database).await?;
     guardmdm_service::secrets::verify_secret_key(store.as_ref(), &settings.secret_key).await?;
+    let secret_key = Arc::new(settings.secret_key);
+    let acme = match (&settings.tls, acme_certificates) {
+        (TlsSettings::Acme(acme), Some(certificates)) => Some(crate::acme::job(
+            acme,
+            guardmdm_service::acme::AcmeService::new(store.clone(), secret_key.clone()),
+            certificates,
+            tls_status.clone(),
+        )?),
+        _ => None,
+    };
     let abm = AbmSettings {
         default_url: settings.abm_url.clone(),
         client_options: ClientOptions::default(),
@@ -143,7 +161,7 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
     let shutdown = CancellationToken::new();
     let services = Services::new(
         store,
-        Arc::new(settings.secret_key),
+        secret_key,
         Some(settings.admin_token),
         abm,
         settings.mdm.clone(),
@@ -170,6 +188,9 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
     jobs.spawn(services.sync.clone().run_schedule(SYNC_INTERVAL));
     if let Some(files) = &tls_files {
         jobs.spawn(files.clone().watch(shutdown.child_token()));
+    }
+    if let Some(acme) = acme {
+        jobs.spawn(acme.run(shutdown.child_token()));
     }
     let sync = services.sync.clone();
     let mdm = services.mdm.clone();

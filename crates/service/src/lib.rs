@@ -6,6 +6,7 @@
 //! profile, [`assign_rules`]) are plain functions with unit tests.
 
 pub mod abm_tokens;
+pub mod acme;
 pub mod actor;
 pub mod admins;
 pub mod api_keys;

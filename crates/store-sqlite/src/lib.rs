@@ -148,6 +148,41 @@ impl MetaStore for SqliteStore {
         tx.commit().await.map_err(backend)?;
         Ok(stored)
     }
+
+    async fn claim_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        now: OffsetDateTime,
+        until: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query(
+            "INSERT INTO leases (name, holder, expires_at) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (name) DO UPDATE SET holder = ?2, expires_at = ?3 \
+             WHERE leases.holder = ?2 OR leases.expires_at <= ?4",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(micros(until))
+        .bind(micros(now))
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query("DELETE FROM leases WHERE name = ? AND holder = ?")
+            .bind(name)
+            .bind(holder)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)
+    }
 }
 
 /// Whether a `sqlite:` URL names an in-memory database (no file to protect).

@@ -27,6 +27,7 @@ where
     backend_answers(make().await).await;
     migrations_are_all_applied_and_known(make().await).await;
     meta_init_is_first_writer_wins(make().await).await;
+    leases_have_one_holder_until_they_lapse(make().await).await;
     abm_entries_create_get_list(make().await).await;
     abm_entry_names_are_unique(make().await).await;
     abm_settings_update(make().await).await;
@@ -167,6 +168,83 @@ async fn meta_init_is_first_writer_wins(store: Arc<dyn Store>) {
         "meta: first wins"
     );
     assert_eq!(store.get_meta("k").await.unwrap().as_deref(), Some("first"));
+}
+
+async fn leases_have_one_holder_until_they_lapse(store: Arc<dyn Store>) {
+    let t0 = now();
+    let later = move |s: i64| t0 + Duration::seconds(s);
+    assert!(
+        store.claim_lease("acme", "a", t0, later(60)).await.unwrap(),
+        "lease: a free lease is taken"
+    );
+    assert!(
+        !store
+            .claim_lease("acme", "b", later(30), later(90))
+            .await
+            .unwrap(),
+        "lease: refused while another holder's runs"
+    );
+    assert!(
+        store
+            .claim_lease("other", "b", later(30), later(90))
+            .await
+            .unwrap(),
+        "lease: names are independent"
+    );
+    assert!(
+        store
+            .claim_lease("acme", "a", later(30), later(120))
+            .await
+            .unwrap(),
+        "lease: the holder extends it"
+    );
+    assert!(
+        !store
+            .claim_lease("acme", "b", later(90), later(150))
+            .await
+            .unwrap(),
+        "lease: the extension holds"
+    );
+    assert!(
+        store
+            .claim_lease("acme", "b", later(120), later(180))
+            .await
+            .unwrap(),
+        "lease: a lapsed lease is taken over"
+    );
+    store.release_lease("acme", "a").await.unwrap();
+    assert!(
+        !store
+            .claim_lease("acme", "a", later(121), later(181))
+            .await
+            .unwrap(),
+        "lease: releasing someone else's lease changes nothing"
+    );
+    store.release_lease("acme", "b").await.unwrap();
+    assert!(
+        store
+            .claim_lease("acme", "a", later(122), later(182))
+            .await
+            .unwrap(),
+        "lease: a released lease is free"
+    );
+    store.release_lease("acme", "a").await.unwrap();
+    let claims = (0..8).map(|i| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            store
+                .claim_lease("race", &format!("h{i}"), later(200), later(260))
+                .await
+                .unwrap()
+        })
+    });
+    let mut won = 0;
+    for claim in claims {
+        if claim.await.unwrap() {
+            won += 1;
+        }
+    }
+    assert_eq!(won, 1, "lease: concurrent claims, one winner");
 }
 
 async fn abm_entries_create_get_list(store: Arc<dyn Store>) {
