@@ -351,17 +351,14 @@ async fn abm_server_token_install_and_renew_keep_the_entry(store: Arc<dyn Store>
         .await
         .unwrap();
     let first = token(365);
+    // One value: two calls to `account` can straddle a second boundary.
+    let first_account = account("uuid-1");
     let installed = store
-        .store_server_token(
-            "t",
-            &first,
-            Some(&account("uuid-1")),
-            &audit("abm.upload", "t"),
-        )
+        .store_server_token("t", &first, Some(&first_account), &audit("abm.upload", "t"))
         .await
         .unwrap();
     assert_eq!(installed.server_token.as_ref(), Some(&first));
-    assert_eq!(installed.account, Some(account("uuid-1")));
+    assert_eq!(installed.account, Some(first_account));
     let problem = TokenProblem {
         kind: "rejected".to_string(),
         message: "re-upload".to_string(),

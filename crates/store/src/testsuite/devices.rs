@@ -297,7 +297,17 @@ pub(super) async fn a_page_is_all_or_nothing_even_when_dropped_midway(store: Arc
             store.apply_device_page(&page),
         )
         .await;
-        let count = store.count_abm_devices(e, true).await.unwrap();
+        // A dropped write may still be committing (SQLite's worker thread finishes what it
+        // was given): wait until the store is still, then the page is in whole or not at all.
+        let mut count = store.count_abm_devices(e, true).await.unwrap();
+        for _ in 0..50 {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            let again = store.count_abm_devices(e, true).await.unwrap();
+            if again == count {
+                break;
+            }
+            count = again;
+        }
         let saved = store.sync_state(e).await.unwrap();
         if count == stored + 1000 {
             stored += 1000;
