@@ -84,11 +84,7 @@ impl Backend for PostgresStore {
                 .fetch_all(&self.pool)
                 .await
                 .map_err(backend)?;
-        Ok(MigrationStatus {
-            known,
-            applied: rows.iter().filter(|r| r.1).map(|r| r.0).collect(),
-            failed: rows.iter().filter(|r| !r.1).map(|r| r.0).collect(),
-        })
+        Ok(MigrationStatus::from_records(known, &rows))
     }
 }
 

@@ -30,6 +30,23 @@ pub struct MigrationStatus {
 }
 
 impl MigrationStatus {
+    /// The status from this binary's migration versions and the database's records of
+    /// `(version, success)`.
+    pub fn from_records(known: Vec<i64>, records: &[(i64, bool)]) -> Self {
+        let versions = |success: bool| {
+            records
+                .iter()
+                .filter(|(_, ok)| *ok == success)
+                .map(|(v, _)| *v)
+                .collect()
+        };
+        Self {
+            known,
+            applied: versions(true),
+            failed: versions(false),
+        }
+    }
+
     /// This binary's migrations the database has not applied.
     pub fn missing(&self) -> Vec<i64> {
         self.known
