@@ -8,8 +8,8 @@ use guardmdm_store::TokenProblem;
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
-/// Days before expiry from which a token counts as expiring (the product page recommends
-/// renewing 30 days before).
+/// Days before expiry from which a token, the push certificate or the HTTPS certificate
+/// counts as expiring: renew 30 days before.
 pub const EXPIRING_WITHIN_DAYS: i64 = 30;
 
 /// Problem kind: Apple answered `T_C_NOT_SIGNED`.

@@ -8,9 +8,6 @@ use std::sync::{PoisonError, RwLock};
 use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 
-/// Days before expiry from which the served certificate counts as expiring.
-pub const TLS_EXPIRING_WITHIN_DAYS: i64 = 30;
-
 /// Where the served certificate comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -174,7 +171,7 @@ pub fn tls_health(state: &TlsState, now: OffsetDateTime) -> Option<TlsHealth> {
             TlsHealthState::Expired,
             format!("The HTTPS certificate expired on {date}: devices refuse to connect."),
         )
-    } else if left <= Duration::days(TLS_EXPIRING_WITHIN_DAYS) {
+    } else if left <= Duration::days(crate::health::EXPIRING_WITHIN_DAYS) {
         (
             TlsHealthState::Expiring,
             format!(

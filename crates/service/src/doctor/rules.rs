@@ -12,8 +12,6 @@ use crate::mdm::{ApnsProbe, PushCertificateView};
 use crate::tls_status::{TlsHealth, TlsHealthState};
 use guardmdm_store::{MigrationStatus, SyncRun};
 
-/// Days before expiry from which a certificate counts as expiring.
-pub const EXPIRING_WITHIN_DAYS: i64 = 30;
 /// Clock skew (seconds) above which the doctor warns.
 pub const SKEW_WARNING_SECONDS: i64 = 30;
 /// Clock skew (seconds) above which enrollment is blocked.
@@ -226,7 +224,7 @@ pub fn expiry(
             format!("{what} expired on {date}: devices refuse it."),
             "Renew the certificate and serve the new one (files given with --tls-cert are re-read when they change).",
         )
-    } else if left <= Duration::days(EXPIRING_WITHIN_DAYS) {
+    } else if left <= Duration::days(crate::health::EXPIRING_WITHIN_DAYS) {
         Finding::warning(
             check,
             format!("{what} expires in {} days ({date}).", left.whole_days()),
@@ -264,8 +262,9 @@ pub fn served_tls(health: Option<&TlsHealth>) -> Finding {
     }
 }
 
-const FIX_PUSH_UPLOAD: &str = "Get the MDM push certificate from Apple's Push Certificates \
-Portal (identity.apple.com) and upload it: guardmdm apns upload (see the README).";
+const FIX_PUSH_UPLOAD: &str = "Make a certificate request (guardmdm apns csr, or Settings > \
+Push certificate), have it signed, upload it at Apple's Push Certificates Portal \
+(identity.apple.com), and upload Apple's certificate: guardmdm apns upload --cert FILE.";
 
 /// The push certificate: present, readable with its key, an MDM topic, and its expiry.
 pub fn push_certificate(view: Result<Option<&PushCertificateView>, &String>) -> Finding {

@@ -30,9 +30,7 @@ pub use push::{
     ApnsProbe, DEFAULT_APNS_TIMEOUT, DEFAULT_PUSH_CONCURRENCY, DEFAULT_PUSH_QUEUE_SIZE,
     PushCertificateView, PushSettings, PushStates, PushUpload,
 };
-pub use push_health::{
-    PUSH_EXPIRING_WITHIN_DAYS, PushCertificateState, PushHealth, push_certificate_health,
-};
+pub use push_health::{PushCertificateState, PushHealth, push_certificate_health};
 pub use push_queue::PushStatus;
 pub use push_request::PushRequestView;
 

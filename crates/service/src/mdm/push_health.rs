@@ -8,9 +8,6 @@
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
-/// Days before expiry from which the push certificate counts as expiring.
-pub const PUSH_EXPIRING_WITHIN_DAYS: i64 = 30;
-
 /// The state of the push certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -87,7 +84,7 @@ pub fn push_certificate_health(
                  get no commands until they check in. Renew it now: {renew}."
             ),
         )
-    } else if left <= Duration::days(PUSH_EXPIRING_WITHIN_DAYS) {
+    } else if left <= Duration::days(crate::health::EXPIRING_WITHIN_DAYS) {
         let when = match days_left {
             0 => "today".to_string(),
             1 => "in 1 day".to_string(),
