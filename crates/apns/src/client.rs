@@ -1,6 +1,5 @@
 //! The APNs HTTP/2 client: one connection, many concurrent streams, one request per target.
 
-use std::error::Error as _;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -282,15 +281,7 @@ fn transport_failure(error: reqwest::Error) -> Verdict {
 
 /// The error and its sources, without the request URL (it contains the device token).
 fn error_chain(error: reqwest::Error) -> String {
-    let error = error.without_url();
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
+    format!("{:#}", anyhow::Error::new(error.without_url()))
 }
 
 /// One line per batch: how many of each outcome; a warning when some could not be pushed.

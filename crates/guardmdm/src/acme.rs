@@ -378,6 +378,7 @@ fn describe(error: &instant_acme::Error) -> String {
     match error {
         instant_acme::Error::Api(problem) => problem_text(problem),
         other => {
+            // The error and its causes on one line.
             let mut text = other.to_string();
             let mut source = std::error::Error::source(other);
             while let Some(cause) = source {

@@ -70,13 +70,7 @@ async fn fetch(client: &ClientArgs) -> Result<DoctorReport, Box<Finding>> {
         .send()
         .await
         .map_err(|e| {
-            let e = e.without_url();
-            let mut why = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(cause) = source {
-                why = format!("{why}: {cause}");
-                source = cause.source();
-            }
+            let why = format!("{:#}", anyhow::Error::new(e.without_url()));
             blocking(
                 format!("Cannot reach GuardMDM at {server}: {why}."),
                 "Check that guardmdm serve runs and that GUARDMDM_URL (or --url) is its address.",

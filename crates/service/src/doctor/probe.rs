@@ -1,7 +1,6 @@
 //! What the doctor observes over the network and on disk. Each probe returns what it saw
 //! (or why it saw nothing) as one line; [`super::rules`] judges it.
 
-use std::error::Error as _;
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
@@ -31,15 +30,7 @@ fn client(timeout: Duration) -> reqwest::ClientBuilder {
 
 /// The error and its causes on one line, without the URL (the caller names it).
 fn chain(error: reqwest::Error) -> String {
-    let error = error.without_url();
-    let mut message = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
+    format!("{:#}", anyhow::Error::new(error.without_url()))
 }
 
 /// `GET <public_url>/healthz` within `timeout`, keeping the certificate presented.
