@@ -33,12 +33,8 @@ async fn an_admin_connects_abm_syncs_and_sends_a_command() {
     assert!(device.enroll_and_run(&app.abm.sim).await.unwrap().enrolled);
     create_admin(app, "ada", PASSWORD).await;
 
-    browser.goto(&app.url("/settings/abm")).await;
-    browser.wait_url("/signin?next=").await;
-    browser.type_into("#name", "ada").await;
-    browser.type_into("#password", PASSWORD).await;
     browser
-        .click(&browser.find("button[type=submit]").await)
+        .sign_in_at(&app.url("/settings/abm"), "ada", PASSWORD)
         .await;
     browser.wait_for("h1", "ABM Integration").await;
 

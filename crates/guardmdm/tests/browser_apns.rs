@@ -26,12 +26,8 @@ async fn an_admin_requests_and_uploads_the_push_certificate() {
     let app = &mdm.app;
     create_admin(app, "ada", PASSWORD).await;
 
-    browser.goto(&app.url("/devices")).await;
-    browser.wait_url("/signin?next=").await;
-    browser.type_into("#name", "ada").await;
-    browser.type_into("#password", PASSWORD).await;
     browser
-        .click(&browser.find("button[type=submit]").await)
+        .sign_in_at(&app.url("/devices"), "ada", PASSWORD)
         .await;
     // The banner says what is missing and links to the page that fixes it.
     browser

@@ -23,12 +23,8 @@ async fn an_admin_checks_the_deployment_in_settings_health() {
         TestApp::spawn_reachable(Backend::Sqlite, &["--log-format".into(), "text".into()]).await;
     create_admin(&app, "ada", PASSWORD).await;
 
-    browser.goto(&app.url("/devices")).await;
-    browser.wait_url("/signin?next=").await;
-    browser.type_into("#name", "ada").await;
-    browser.type_into("#password", PASSWORD).await;
     browser
-        .click(&browser.find("button[type=submit]").await)
+        .sign_in_at(&app.url("/devices"), "ada", PASSWORD)
         .await;
     browser.wait_url("/devices").await;
 

@@ -41,12 +41,8 @@ async fn the_https_certificate_banner_shows_until_the_certificate_is_renewed() {
     .await;
     create_admin(&app, "ada", PASSWORD).await;
 
-    browser.goto(&app.url("/devices")).await;
-    browser.wait_url("/signin?next=").await;
-    browser.type_into("#name", "ada").await;
-    browser.type_into("#password", PASSWORD).await;
     browser
-        .click(&browser.find("button[type=submit]").await)
+        .sign_in_at(&app.url("/devices"), "ada", PASSWORD)
         .await;
     browser.wait_url("/devices").await;
     let banner = browser

@@ -180,6 +180,15 @@ impl Browser {
         }
     }
 
+    /// Opens `url` signed out, is sent to the sign-in form, and signs in as `name`.
+    pub async fn sign_in_at(&self, url: &str, name: &str, password: &str) {
+        self.goto(url).await;
+        self.wait_url("/signin?next=").await;
+        self.type_into("#name", name).await;
+        self.type_into("#password", password).await;
+        self.click(&self.find("button[type=submit]").await).await;
+    }
+
     pub async fn goto(&self, url: &str) {
         self.call(reqwest::Method::POST, "/url", Some(json!({ "url": url })))
             .await;
