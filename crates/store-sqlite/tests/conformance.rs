@@ -1,21 +1,23 @@
-//! The shared conformance suite against SQLite (always runs: a file in a temp dir).
+//! The shared conformance suite against SQLite (always runs: a file in a temp dir), one test
+//! per case, and the SQLite-only cases.
 
 use std::sync::Arc;
 
 use guardmdm_store::Store;
+use guardmdm_store::testsuite::Fresh;
 use guardmdm_store_sqlite::SqliteStore;
 
-#[tokio::test]
-async fn sqlite_passes_the_conformance_suite() {
+/// A store in a file of its own temporary directory, removed when the case ends.
+async fn fresh_store() -> Option<Fresh> {
     let dir = tempfile::tempdir().unwrap();
-    let counter = std::sync::atomic::AtomicUsize::new(0);
-    guardmdm_store::testsuite::run_all(|| {
-        let n = counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        let path = dir.path().join(format!("case-{n}.db"));
-        async move { Arc::new(SqliteStore::open(&path).await.unwrap()) as Arc<dyn Store> }
+    let store = SqliteStore::open(&dir.path().join("case.db")).await.unwrap();
+    Some(Fresh {
+        store: Arc::new(store) as Arc<dyn Store>,
+        keep: Box::new(dir),
     })
-    .await;
 }
+
+guardmdm_store::conformance_tests!(fresh_store);
 
 #[tokio::test]
 async fn sqlite_uses_wal_and_reopens_with_data() {

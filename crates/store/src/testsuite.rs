@@ -1,13 +1,12 @@
 //! The conformance suite every backend runs (feature `testsuite`).
 //!
-//! A backend's `tests/conformance.rs` calls [`run_all`] with a function that makes a fresh,
-//! empty, migrated store. Each case panics with its name on failure.
+//! A backend's `tests/conformance.rs` expands [`conformance_tests!`](crate::conformance_tests)
+//! with a function that makes a fresh, empty, migrated store: one test per case.
 
 // This module is test code compiled into the library for the backends' tests: failing loudly
 // with a panic is its job.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use std::future::Future;
 use std::sync::Arc;
 
 use time::Duration;
@@ -18,72 +17,116 @@ use crate::{
     StoreError, TokenProblem, now,
 };
 
-/// Runs every case, each on a fresh store from `make`.
-pub async fn run_all<F, Fut>(make: F)
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Arc<dyn Store>>,
-{
-    backend_answers(make().await).await;
-    migrations_are_all_applied_and_known(make().await).await;
-    meta_init_is_first_writer_wins(make().await).await;
-    leases_have_one_holder_until_they_lapse(make().await).await;
-    abm_entries_create_get_list(make().await).await;
-    abm_entry_names_are_unique(make().await).await;
-    abm_settings_update(make().await).await;
-    abm_server_token_install_and_renew_keep_the_entry(make().await).await;
-    abm_problem_set_and_clear(make().await).await;
-    abm_delete(make().await).await;
-    abm_unknown_names_are_not_found(make().await).await;
-    api_keys_lifecycle(make().await).await;
-    api_key_touch_is_rate_limited(make().await).await;
-    audit_pagination(make().await).await;
-    admins::admins_create_find_list_delete(make().await).await;
-    admins::sessions_open_touch_close_and_purge(make().await).await;
-    admins::sign_in_failures_count_per_name_and_client(make().await).await;
-    admins::sign_in_reservations_respect_the_limits(make().await).await;
-    devices::pages_apply_latest_wins_remove_and_restore(make().await).await;
-    devices::reconcile_marks_unseen_devices_removed(make().await).await;
-    devices::a_page_is_all_or_nothing_even_when_dropped_midway(make().await).await;
-    devices::device_listing_filters_and_pages(make().await).await;
-    devices::device_listing_by_assignment_state(make().await).await;
-    devices::device_listing_orders_prefixes_and_cursors(make().await).await;
-    devices::runs_and_leases(make().await).await;
-    devices::claims_start_or_find_the_run_and_end_dead_ones(make().await).await;
-    assignment::profiles_create_update_and_keep_versions(make().await).await;
-    assignment::profile_delete_is_refused_while_used(make().await).await;
-    assignment::definitions_are_idempotent_per_entry_profile_and_version(make().await).await;
-    assignment::os_defaults_set_replace_and_clear(make().await).await;
-    assignment::groups_create_update_and_delete(make().await).await;
-    assignment::group_members_in_bulk(make().await).await;
-    assignment::device_profiles_in_bulk(make().await).await;
-    assignment::serial_presence_answers_in_input_order(make().await).await;
-    assignment::assignment_config_is_one_snapshot(make().await).await;
-    assignment::assignment_inputs_join_and_page(make().await).await;
-    assignment::assignments_write_read_back_and_count(make().await).await;
-    assignment::removed_devices_get_removed_records(make().await).await;
-    assignment::passes_keep_the_last_per_entry(make().await).await;
-    assignment::incremental_candidates_are_changed_unsettled_or_due(make().await).await;
-    mdm::challenges_are_single_use_expire_and_purge(make().await).await;
-    mdm::concurrent_consumers_get_a_challenge_once(make().await).await;
-    mdm::identities_record_and_look_up(make().await).await;
-    mdm::authenticate_then_token_updates(make().await).await;
-    mdm::re_enrollment_resets_the_enrollment(make().await).await;
-    mdm::enrollment_status_awaiting_and_touch(make().await).await;
-    mdm::enrollments_list_filter_and_page(make().await).await;
-    mdm::commands_are_first_in_first_out(make().await).await;
-    mdm::new_sessions_requeue_sent_and_not_now(make().await).await;
-    mdm::command_results_are_recorded_per_device(make().await).await;
-    mdm::commands_enqueue_audit_conflict_and_list(make().await).await;
-    mdm::open_commands_are_counted_per_device_and_sender(make().await).await;
-    mdm::concurrent_next_commands_never_share_one(make().await).await;
-    mdm::secrets_init_first_writer_wins_and_put_replaces(make().await).await;
+/// A fresh, empty, migrated store for one case, and what must live as long as it (its
+/// temporary directory, say).
+pub struct Fresh {
+    /// The store.
+    pub store: Arc<dyn Store>,
+    /// Dropped when the case ends.
+    pub keep: Box<dyn std::any::Any + Send>,
 }
 
-mod admins;
-mod assignment;
-mod devices;
-mod mdm;
+/// One `#[tokio::test]` per conformance case, each on a fresh store: a backend's
+/// `tests/conformance.rs` says `guardmdm_store::conformance_tests!(make);`, where `make` is an
+/// `async fn() -> Option<Fresh>`, `None` when the backend cannot run here (it says why; the
+/// case passes without running). A failing case fails alone, under its own name.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($make:path) => {
+        $crate::conformance_tests!(@cases $make;
+            basics::backend_answers,
+            basics::migrations_are_all_applied_and_known,
+            basics::meta_init_is_first_writer_wins,
+            basics::leases_have_one_holder_until_they_lapse,
+            basics::abm_entries_create_get_list,
+            basics::abm_entry_names_are_unique,
+            basics::abm_settings_update,
+            basics::abm_server_token_install_and_renew_keep_the_entry,
+            basics::abm_problem_set_and_clear,
+            basics::abm_delete,
+            basics::abm_unknown_names_are_not_found,
+            basics::api_keys_lifecycle,
+            basics::api_key_touch_is_rate_limited,
+            basics::audit_pagination,
+            admins::admins_create_find_list_delete,
+            admins::sessions_open_touch_close_and_purge,
+            admins::sign_in_failures_count_per_name_and_client,
+            admins::sign_in_reservations_respect_the_limits,
+            devices::pages_apply_latest_wins_remove_and_restore,
+            devices::reconcile_marks_unseen_devices_removed,
+            devices::a_page_is_all_or_nothing_even_when_dropped_midway,
+            devices::device_listing_filters_and_pages,
+            devices::device_listing_by_assignment_state,
+            devices::device_listing_orders_prefixes_and_cursors,
+            devices::runs_and_leases,
+            devices::claims_start_or_find_the_run_and_end_dead_ones,
+            assignment::profiles_create_update_and_keep_versions,
+            assignment::profile_delete_is_refused_while_used,
+            assignment::definitions_are_idempotent_per_entry_profile_and_version,
+            assignment::os_defaults_set_replace_and_clear,
+            assignment::groups_create_update_and_delete,
+            assignment::group_members_in_bulk,
+            assignment::device_profiles_in_bulk,
+            assignment::serial_presence_answers_in_input_order,
+            assignment::assignment_config_is_one_snapshot,
+            assignment::assignment_inputs_join_and_page,
+            assignment::assignments_write_read_back_and_count,
+            assignment::removed_devices_get_removed_records,
+            assignment::passes_keep_the_last_per_entry,
+            assignment::incremental_candidates_are_changed_unsettled_or_due,
+            mdm::challenges_are_single_use_expire_and_purge,
+            mdm::concurrent_consumers_get_a_challenge_once,
+            mdm::identities_record_and_look_up,
+            mdm::authenticate_then_token_updates,
+            mdm::re_enrollment_resets_the_enrollment,
+            mdm::enrollment_status_awaiting_and_touch,
+            mdm::enrollments_list_filter_and_page,
+            mdm::commands_are_first_in_first_out,
+            mdm::new_sessions_requeue_sent_and_not_now,
+            mdm::command_results_are_recorded_per_device,
+            mdm::commands_enqueue_audit_conflict_and_list,
+            mdm::open_commands_are_counted_per_device_and_sender,
+            mdm::concurrent_next_commands_never_share_one,
+            mdm::secrets_init_first_writer_wins_and_put_replaces,
+        );
+    };
+    (@cases $make:path; $($module:ident :: $case:ident),* $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $case() {
+                if let Some(fresh) = $make().await {
+                    $crate::testsuite::$module::$case(fresh.store).await;
+                    drop(fresh.keep);
+                }
+            }
+        )*
+    };
+}
+
+/// The cases of this file, under a module name like the others'.
+pub mod basics {
+    pub use super::{
+        backend_answers,
+        migrations_are_all_applied_and_known,
+        meta_init_is_first_writer_wins,
+        leases_have_one_holder_until_they_lapse,
+        abm_entries_create_get_list,
+        abm_entry_names_are_unique,
+        abm_settings_update,
+        abm_server_token_install_and_renew_keep_the_entry,
+        abm_problem_set_and_clear,
+        abm_delete,
+        abm_unknown_names_are_not_found,
+        api_keys_lifecycle,
+        api_key_touch_is_rate_limited,
+        audit_pagination,
+    };
+}
+
+pub mod admins;
+pub mod assignment;
+pub mod devices;
+pub mod mdm;
 
 pub(crate) fn audit(action: &str, target: &str) -> NewAuditEvent {
     NewAuditEvent {
@@ -139,12 +182,12 @@ async fn actions(store: &Arc<dyn Store>) -> Vec<String> {
     events.into_iter().map(|e| e.action).collect()
 }
 
-async fn backend_answers(store: Arc<dyn Store>) {
+pub async fn backend_answers(store: Arc<dyn Store>) {
     store.ping().await.expect("backend_answers: ping");
     assert!(["sqlite", "postgres"].contains(&store.backend_name()));
 }
 
-async fn migrations_are_all_applied_and_known(store: Arc<dyn Store>) {
+pub async fn migrations_are_all_applied_and_known(store: Arc<dyn Store>) {
     let status = store.migrations().await.expect("migrations: status");
     assert!(
         !status.known.is_empty(),
@@ -159,7 +202,7 @@ async fn migrations_are_all_applied_and_known(store: Arc<dyn Store>) {
     assert!(status.unknown().is_empty(), "migrations: none unknown");
 }
 
-async fn meta_init_is_first_writer_wins(store: Arc<dyn Store>) {
+pub async fn meta_init_is_first_writer_wins(store: Arc<dyn Store>) {
     assert_eq!(store.get_meta("k").await.unwrap(), None, "meta: unset key");
     assert_eq!(store.init_meta("k", "first").await.unwrap(), "first");
     assert_eq!(
@@ -170,7 +213,7 @@ async fn meta_init_is_first_writer_wins(store: Arc<dyn Store>) {
     assert_eq!(store.get_meta("k").await.unwrap().as_deref(), Some("first"));
 }
 
-async fn leases_have_one_holder_until_they_lapse(store: Arc<dyn Store>) {
+pub async fn leases_have_one_holder_until_they_lapse(store: Arc<dyn Store>) {
     let t0 = now();
     let later = move |s: i64| t0 + Duration::seconds(s);
     assert!(
@@ -247,7 +290,7 @@ async fn leases_have_one_holder_until_they_lapse(store: Arc<dyn Store>) {
     assert_eq!(won, 1, "lease: concurrent claims, one winner");
 }
 
-async fn abm_entries_create_get_list(store: Arc<dyn Store>) {
+pub async fn abm_entries_create_get_list(store: Arc<dyn Store>) {
     let b = new_entry("beta");
     let created = store
         .create_abm_entry(&b, &audit("abm.create", "beta"))
@@ -289,7 +332,7 @@ async fn abm_entries_create_get_list(store: Arc<dyn Store>) {
     assert_eq!(actions(&store).await, ["abm.create", "abm.create"]);
 }
 
-async fn abm_entry_names_are_unique(store: Arc<dyn Store>) {
+pub async fn abm_entry_names_are_unique(store: Arc<dyn Store>) {
     store
         .create_abm_entry(&new_entry("x"), &audit("abm.create", "x"))
         .await
@@ -311,7 +354,7 @@ async fn abm_entry_names_are_unique(store: Arc<dyn Store>) {
         .unwrap();
 }
 
-async fn abm_settings_update(store: Arc<dyn Store>) {
+pub async fn abm_settings_update(store: Arc<dyn Store>) {
     let e = new_entry("s");
     store
         .create_abm_entry(&e, &audit("abm.create", "s"))
@@ -340,7 +383,7 @@ async fn abm_settings_update(store: Arc<dyn Store>) {
     assert_eq!(actions(&store).await, ["abm.create", "abm.set", "abm.set"]);
 }
 
-async fn abm_server_token_install_and_renew_keep_the_entry(store: Arc<dyn Store>) {
+pub async fn abm_server_token_install_and_renew_keep_the_entry(store: Arc<dyn Store>) {
     let e = new_entry("t");
     store
         .create_abm_entry(&e, &audit("abm.create", "t"))
@@ -413,7 +456,7 @@ async fn abm_server_token_install_and_renew_keep_the_entry(store: Arc<dyn Store>
     );
 }
 
-async fn abm_problem_set_and_clear(store: Arc<dyn Store>) {
+pub async fn abm_problem_set_and_clear(store: Arc<dyn Store>) {
     store
         .create_abm_entry(&new_entry("p"), &audit("abm.create", "p"))
         .await
@@ -435,7 +478,7 @@ async fn abm_problem_set_and_clear(store: Arc<dyn Store>) {
     assert_eq!(store.get_abm_entry("p").await.unwrap().problem, None);
 }
 
-async fn abm_delete(store: Arc<dyn Store>) {
+pub async fn abm_delete(store: Arc<dyn Store>) {
     store
         .create_abm_entry(&new_entry("d"), &audit("abm.create", "d"))
         .await
@@ -461,7 +504,7 @@ async fn abm_delete(store: Arc<dyn Store>) {
         .unwrap();
 }
 
-async fn abm_unknown_names_are_not_found(store: Arc<dyn Store>) {
+pub async fn abm_unknown_names_are_not_found(store: Arc<dyn Store>) {
     let nf = |r: Result<(), StoreError>, what: &str| {
         assert!(matches!(r, Err(StoreError::NotFound)), "{what}: {r:?}");
     };
@@ -501,7 +544,7 @@ fn new_key(name: &str, hash: &str) -> NewApiKey {
     }
 }
 
-async fn api_keys_lifecycle(store: Arc<dyn Store>) {
+pub async fn api_keys_lifecycle(store: Arc<dyn Store>) {
     let k = new_key("ci", "hash-1");
     let created = store
         .create_api_key(&k, &audit("api_key.create", "ci"))
@@ -550,7 +593,7 @@ async fn api_keys_lifecycle(store: Arc<dyn Store>) {
     );
 }
 
-async fn api_key_touch_is_rate_limited(store: Arc<dyn Store>) {
+pub async fn api_key_touch_is_rate_limited(store: Arc<dyn Store>) {
     let k = new_key("t", "h");
     store
         .create_api_key(&k, &audit("api_key.create", "t"))
@@ -577,7 +620,7 @@ async fn api_key_touch_is_rate_limited(store: Arc<dyn Store>) {
     store.touch_api_key(Uuid::new_v4(), t2, 60).await.unwrap();
 }
 
-async fn audit_pagination(store: Arc<dyn Store>) {
+pub async fn audit_pagination(store: Arc<dyn Store>) {
     for i in 0..5 {
         store
             .create_abm_entry(

@@ -53,7 +53,7 @@ async fn fail(store: &Arc<dyn Store>, name: &str, client: &str, at: time::Offset
     }
 }
 
-pub(super) async fn admins_create_find_list_delete(store: Arc<dyn Store>) {
+pub async fn admins_create_find_list_delete(store: Arc<dyn Store>) {
     let a = new_admin("alice");
     let created = store
         .create_admin(&a, &audit("admin.create", "alice"))
@@ -117,7 +117,7 @@ pub(super) async fn admins_create_find_list_delete(store: Arc<dyn Store>) {
     );
 }
 
-pub(super) async fn sessions_open_touch_close_and_purge(store: Arc<dyn Store>) {
+pub async fn sessions_open_touch_close_and_purge(store: Arc<dyn Store>) {
     let a = new_admin("alice");
     store
         .create_admin(&a, &audit("admin.create", "alice"))
@@ -249,7 +249,7 @@ pub(super) async fn sessions_open_touch_close_and_purge(store: Arc<dyn Store>) {
     );
 }
 
-pub(super) async fn sign_in_failures_count_per_name_and_client(store: Arc<dyn Store>) {
+pub async fn sign_in_failures_count_per_name_and_client(store: Arc<dyn Store>) {
     let t0 = now() - Duration::minutes(30);
     for i in 0..3 {
         fail(&store, "alice", "10.0.0.1", t0 + Duration::minutes(i)).await;
@@ -317,7 +317,7 @@ async fn race(
     answers
 }
 
-pub(super) async fn sign_in_reservations_respect_the_limits(store: Arc<dyn Store>) {
+pub async fn sign_in_reservations_respect_the_limits(store: Arc<dyn Store>) {
     let at = now();
     let limits = SignInLimits {
         since: at - Duration::minutes(15),

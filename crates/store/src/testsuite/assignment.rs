@@ -195,7 +195,7 @@ fn bare_record(serial: &str, state: &str) -> AssignmentRecord {
     }
 }
 
-pub(super) async fn profiles_create_update_and_keep_versions(store: Arc<dyn Store>) {
+pub async fn profiles_create_update_and_keep_versions(store: Arc<dyn Store>) {
     assert_eq!(store.assignment_generation().await.unwrap(), 0, "fresh");
     let mut t = Tracker::new(&store).await;
     let id = Uuid::new_v4();
@@ -316,7 +316,7 @@ pub(super) async fn profiles_create_update_and_keep_versions(store: Arc<dyn Stor
     assert_eq!(store.assignment_config().await.unwrap().profiles, listed);
 }
 
-pub(super) async fn profile_delete_is_refused_while_used(store: Arc<dyn Store>) {
+pub async fn profile_delete_is_refused_while_used(store: Arc<dyn Store>) {
     let e = entry(&store, "e").await;
     let p = profile(&store, "p").await;
     let other = profile(&store, "other").await;
@@ -495,7 +495,7 @@ pub(super) async fn profile_delete_is_refused_while_used(store: Arc<dyn Store>) 
     );
 }
 
-pub(super) async fn definitions_are_idempotent_per_entry_profile_and_version(
+pub async fn definitions_are_idempotent_per_entry_profile_and_version(
     store: Arc<dyn Store>,
 ) {
     let e1 = entry(&store, "e1").await;
@@ -561,7 +561,7 @@ pub(super) async fn definitions_are_idempotent_per_entry_profile_and_version(
     );
 }
 
-pub(super) async fn os_defaults_set_replace_and_clear(store: Arc<dyn Store>) {
+pub async fn os_defaults_set_replace_and_clear(store: Arc<dyn Store>) {
     let p = profile(&store, "p").await;
     let q = profile(&store, "q").await;
     let mut t = Tracker::new(&store).await;
@@ -622,7 +622,7 @@ pub(super) async fn os_defaults_set_replace_and_clear(store: Arc<dyn Store>) {
     assert_eq!(config.generation, t.generation);
 }
 
-pub(super) async fn groups_create_update_and_delete(store: Arc<dyn Store>) {
+pub async fn groups_create_update_and_delete(store: Arc<dyn Store>) {
     let p = profile(&store, "p").await;
     let mut t = Tracker::new(&store).await;
     let sales_new = group("sales", Some(p.id), 10);
@@ -830,7 +830,7 @@ pub(super) async fn groups_create_update_and_delete(store: Arc<dyn Store>) {
     assert_eq!(config.groups, store.list_groups().await.unwrap());
 }
 
-pub(super) async fn group_members_in_bulk(store: Arc<dyn Store>) {
+pub async fn group_members_in_bulk(store: Arc<dyn Store>) {
     let g = store
         .create_group(&group("g-static", None, 1), &audit("group.create", "g"))
         .await
@@ -942,7 +942,7 @@ pub(super) async fn group_members_in_bulk(store: Arc<dyn Store>) {
     assert!(store.groups_of_serial("S99999").await.unwrap().is_empty());
 }
 
-pub(super) async fn device_profiles_in_bulk(store: Arc<dyn Store>) {
+pub async fn device_profiles_in_bulk(store: Arc<dyn Store>) {
     let p = profile(&store, "p").await;
     let q = profile(&store, "q").await;
     let mut t = Tracker::new(&store).await;
@@ -993,7 +993,7 @@ pub(super) async fn device_profiles_in_bulk(store: Arc<dyn Store>) {
     assert_eq!(store.device_profile("X").await.unwrap(), None);
 }
 
-pub(super) async fn serial_presence_answers_in_input_order(store: Arc<dyn Store>) {
+pub async fn serial_presence_answers_in_input_order(store: Arc<dyn Store>) {
     let e1 = entry(&store, "e1").await;
     let e2 = entry(&store, "e2").await;
     seed(&store, e1, &[device("A"), device("B"), device("C")]).await;
@@ -1035,7 +1035,7 @@ pub(super) async fn serial_presence_answers_in_input_order(store: Arc<dyn Store>
     );
 }
 
-pub(super) async fn assignment_config_is_one_snapshot(store: Arc<dyn Store>) {
+pub async fn assignment_config_is_one_snapshot(store: Arc<dyn Store>) {
     assert_eq!(
         store.assignment_config().await.unwrap(),
         crate::AssignmentConfig::default(),
@@ -1090,7 +1090,7 @@ async fn stored(store: &Arc<dyn Store>, entry_id: Uuid) -> Vec<StoredAbmDevice> 
         .unwrap()
 }
 
-pub(super) async fn assignment_inputs_join_and_page(store: Arc<dyn Store>) {
+pub async fn assignment_inputs_join_and_page(store: Arc<dyn Store>) {
     let e = entry(&store, "e").await;
     let other = entry(&store, "other").await;
     let p = profile(&store, "p").await;
@@ -1274,7 +1274,7 @@ pub(super) async fn assignment_inputs_join_and_page(store: Arc<dyn Store>) {
     }
 }
 
-pub(super) async fn assignments_write_read_back_and_count(store: Arc<dyn Store>) {
+pub async fn assignments_write_read_back_and_count(store: Arc<dyn Store>) {
     let e = entry(&store, "e").await;
     let other = entry(&store, "other").await;
     let t = Tracker::new(&store).await;
@@ -1368,7 +1368,7 @@ pub(super) async fn assignments_write_read_back_and_count(store: Arc<dyn Store>)
     );
 }
 
-pub(super) async fn removed_devices_get_removed_records(store: Arc<dyn Store>) {
+pub async fn removed_devices_get_removed_records(store: Arc<dyn Store>) {
     let e = entry(&store, "e").await;
     let other = entry(&store, "other").await;
     seed(
@@ -1441,7 +1441,7 @@ pub(super) async fn removed_devices_get_removed_records(store: Arc<dyn Store>) {
     );
 }
 
-pub(super) async fn passes_keep_the_last_per_entry(store: Arc<dyn Store>) {
+pub async fn passes_keep_the_last_per_entry(store: Arc<dyn Store>) {
     let e = entry(&store, "e").await;
     let other = entry(&store, "other").await;
     assert_eq!(store.last_assignment_pass(e).await.unwrap(), None);
@@ -1486,7 +1486,7 @@ pub(super) async fn passes_keep_the_last_per_entry(store: Arc<dyn Store>) {
     assert_eq!(store.last_assignment_pass(e).await.unwrap(), None);
 }
 
-pub(super) async fn incremental_candidates_are_changed_unsettled_or_due(store: Arc<dyn Store>) {
+pub async fn incremental_candidates_are_changed_unsettled_or_due(store: Arc<dyn Store>) {
     let e = entry(&store, "e").await;
     let all: Vec<AbmDevice> = ["S1", "S2", "S3", "S4", "S5", "S6", "S7"]
         .iter()

@@ -85,7 +85,7 @@ async fn present(store: &Arc<dyn Store>, entry_id: Uuid) -> Vec<String> {
         .collect()
 }
 
-pub(super) async fn pages_apply_latest_wins_remove_and_restore(store: Arc<dyn Store>) {
+pub async fn pages_apply_latest_wins_remove_and_restore(store: Arc<dyn Store>) {
     let e = entry(&store, "e").await;
     let run = store
         .start_sync_run(e, "manual", "me", now())
@@ -208,7 +208,7 @@ pub(super) async fn pages_apply_latest_wins_remove_and_restore(store: Arc<dyn St
     assert_eq!(store.sync_state(other).await.unwrap(), SyncState::default());
 }
 
-pub(super) async fn reconcile_marks_unseen_devices_removed(store: Arc<dyn Store>) {
+pub async fn reconcile_marks_unseen_devices_removed(store: Arc<dyn Store>) {
     let e = entry(&store, "e").await;
     let run = store
         .start_sync_run(e, "manual", "me", now())
@@ -267,7 +267,7 @@ pub(super) async fn reconcile_marks_unseen_devices_removed(store: Arc<dyn Store>
     );
 }
 
-pub(super) async fn a_page_is_all_or_nothing_even_when_dropped_midway(store: Arc<dyn Store>) {
+pub async fn a_page_is_all_or_nothing_even_when_dropped_midway(store: Arc<dyn Store>) {
     let e = entry(&store, "e").await;
     let run = store
         .start_sync_run(e, "manual", "me", now())
@@ -339,7 +339,7 @@ pub(super) async fn a_page_is_all_or_nothing_even_when_dropped_midway(store: Arc
     assert!(pages >= 1, "the long timeouts complete");
 }
 
-pub(super) async fn device_listing_filters_and_pages(store: Arc<dyn Store>) {
+pub async fn device_listing_filters_and_pages(store: Arc<dyn Store>) {
     let e = entry(&store, "e").await;
     let run = store
         .start_sync_run(e, "manual", "me", now())
@@ -413,7 +413,7 @@ pub(super) async fn device_listing_filters_and_pages(store: Arc<dyn Store>) {
     assert_eq!(serials(store.list_abm_devices(&one).await.unwrap()), ["I2"]);
 }
 
-pub(super) async fn device_listing_by_assignment_state(store: Arc<dyn Store>) {
+pub async fn device_listing_by_assignment_state(store: Arc<dyn Store>) {
     let e = entry(&store, "e").await;
     let f = entry(&store, "f").await;
     let run = store
@@ -552,7 +552,7 @@ pub(super) async fn device_listing_by_assignment_state(store: Arc<dyn Store>) {
     );
 }
 
-pub(super) async fn runs_and_leases(store: Arc<dyn Store>) {
+pub async fn runs_and_leases(store: Arc<dyn Store>) {
     let e = entry(&store, "e").await;
     let t = now();
     assert!(store.try_acquire_sync_lease(e, "a", t, 60).await.unwrap());
@@ -645,7 +645,7 @@ pub(super) async fn runs_and_leases(store: Arc<dyn Store>) {
     );
 }
 
-pub(super) async fn claims_start_or_find_the_run_and_end_dead_ones(store: Arc<dyn Store>) {
+pub async fn claims_start_or_find_the_run_and_end_dead_ones(store: Arc<dyn Store>) {
     use crate::SyncClaim;
     let e = entry(&store, "e").await;
     let f = entry(&store, "f").await;
@@ -764,7 +764,7 @@ pub(super) async fn claims_start_or_find_the_run_and_end_dead_ones(store: Arc<dy
     }
 }
 
-pub(super) async fn device_listing_orders_prefixes_and_cursors(store: Arc<dyn Store>) {
+pub async fn device_listing_orders_prefixes_and_cursors(store: Arc<dyn Store>) {
     use crate::{Authenticated, DeviceCursor, DeviceOrder, NewDeviceGroup, TokenUpdated};
     let e = entry(&store, "e").await;
     let f = entry(&store, "f").await;

@@ -109,7 +109,7 @@ async fn udids(store: &Arc<dyn Store>, query: EnrollmentQuery) -> Vec<String> {
         .collect()
 }
 
-pub(super) async fn challenges_are_single_use_expire_and_purge(store: Arc<dyn Store>) {
+pub async fn challenges_are_single_use_expire_and_purge(store: Arc<dyn Store>) {
     let t = now();
     let live = challenge("h-live", "U1", t, Duration::minutes(10));
     store.create_enroll_challenge(&live).await.unwrap();
@@ -223,7 +223,7 @@ pub(super) async fn challenges_are_single_use_expire_and_purge(store: Arc<dyn St
     );
 }
 
-pub(super) async fn concurrent_consumers_get_a_challenge_once(store: Arc<dyn Store>) {
+pub async fn concurrent_consumers_get_a_challenge_once(store: Arc<dyn Store>) {
     const CONSUMERS: usize = 16;
     let t = now();
     for round in 0..5 {
@@ -261,7 +261,7 @@ pub(super) async fn concurrent_consumers_get_a_challenge_once(store: Arc<dyn Sto
     }
 }
 
-pub(super) async fn identities_record_and_look_up(store: Arc<dyn Store>) {
+pub async fn identities_record_and_look_up(store: Arc<dyn Store>) {
     let t = now();
     let identity = IssuedIdentity {
         fingerprint: "ab".repeat(32),
@@ -302,7 +302,7 @@ pub(super) async fn identities_record_and_look_up(store: Arc<dyn Store>) {
     );
 }
 
-pub(super) async fn authenticate_then_token_updates(store: Arc<dyn Store>) {
+pub async fn authenticate_then_token_updates(store: Arc<dyn Store>) {
     let t1 = now();
     let auth = authenticate("U1", Some("SER1"), t1);
     let authenticated = store.record_authenticate(&auth).await.unwrap();
@@ -394,7 +394,7 @@ pub(super) async fn authenticate_then_token_updates(store: Arc<dyn Store>) {
     assert_eq!(store.enrollment("U-unknown").await.unwrap(), None);
 }
 
-pub(super) async fn re_enrollment_resets_the_enrollment(store: Arc<dyn Store>) {
+pub async fn re_enrollment_resets_the_enrollment(store: Arc<dyn Store>) {
     let t1 = now();
     store
         .record_authenticate(&authenticate("U1", Some("SER1"), t1))
@@ -461,7 +461,7 @@ pub(super) async fn re_enrollment_resets_the_enrollment(store: Arc<dyn Store>) {
     assert_eq!(enrolled.created_at, t1);
 }
 
-pub(super) async fn enrollment_status_awaiting_and_touch(store: Arc<dyn Store>) {
+pub async fn enrollment_status_awaiting_and_touch(store: Arc<dyn Store>) {
     let t1 = now();
     store
         .record_authenticate(&authenticate("U1", Some("SER1"), t1))
@@ -542,7 +542,7 @@ pub(super) async fn enrollment_status_awaiting_and_touch(store: Arc<dyn Store>) 
     assert_eq!(store.enrollment("U-unknown").await.unwrap(), None);
 }
 
-pub(super) async fn enrollments_list_filter_and_page(store: Arc<dyn Store>) {
+pub async fn enrollments_list_filter_and_page(store: Arc<dyn Store>) {
     let t = now();
     for (udid, serial) in [
         ("U-c", Some("S1")),
@@ -630,7 +630,7 @@ pub(super) async fn enrollments_list_filter_and_page(store: Arc<dyn Store>) {
     );
 }
 
-pub(super) async fn commands_are_first_in_first_out(store: Arc<dyn Store>) {
+pub async fn commands_are_first_in_first_out(store: Arc<dyn Store>) {
     let t = now();
     // Equal timestamps: the order they were queued in, whatever their UUIDs.
     for uuid in ["cmd-c", "cmd-a", "cmd-b"] {
@@ -679,7 +679,7 @@ pub(super) async fn commands_are_first_in_first_out(store: Arc<dyn Store>) {
     assert_eq!(store.command("cmd-unknown").await.unwrap(), None);
 }
 
-pub(super) async fn new_sessions_requeue_sent_and_not_now(store: Arc<dyn Store>) {
+pub async fn new_sessions_requeue_sent_and_not_now(store: Arc<dyn Store>) {
     let t = now();
     enqueue(&store, "A", "U1", t).await;
     enqueue(&store, "B", "U1", t + Duration::seconds(1)).await;
@@ -743,7 +743,7 @@ pub(super) async fn new_sessions_requeue_sent_and_not_now(store: Arc<dyn Store>)
     assert_eq!(status_of(&store, "C").await, "acknowledged");
 }
 
-pub(super) async fn command_results_are_recorded_per_device(store: Arc<dyn Store>) {
+pub async fn command_results_are_recorded_per_device(store: Arc<dyn Store>) {
     let t = now();
     enqueue(&store, "X", "U1", t).await;
     enqueue(&store, "Y", "U2", t).await;
@@ -830,7 +830,7 @@ pub(super) async fn command_results_are_recorded_per_device(store: Arc<dyn Store
     next_is(&store, "U2", true, t2, Some("Y"), "U2's command").await;
 }
 
-pub(super) async fn commands_enqueue_audit_conflict_and_list(store: Arc<dyn Store>) {
+pub async fn commands_enqueue_audit_conflict_and_list(store: Arc<dyn Store>) {
     let t = now();
     store
         .enqueue_command(&command("c1", "U1", t), Some(&audit("mdm.command", "U1")))
@@ -886,7 +886,7 @@ pub(super) async fn commands_enqueue_audit_conflict_and_list(store: Arc<dyn Stor
     assert_eq!(Some(&o1[0]), store.command("o1").await.unwrap().as_ref());
 }
 
-pub(super) async fn concurrent_next_commands_never_share_one(store: Arc<dyn Store>) {
+pub async fn concurrent_next_commands_never_share_one(store: Arc<dyn Store>) {
     const COMMANDS: usize = 8;
     const CALLERS: usize = 16;
     let t = now();
@@ -930,7 +930,7 @@ pub(super) async fn concurrent_next_commands_never_share_one(store: Arc<dyn Stor
     assert_eq!(taken.len(), COMMANDS, "every command handed out: {taken:?}");
 }
 
-pub(super) async fn secrets_init_first_writer_wins_and_put_replaces(store: Arc<dyn Store>) {
+pub async fn secrets_init_first_writer_wins_and_put_replaces(store: Arc<dyn Store>) {
     assert_eq!(store.get_secret("scep_ca").await.unwrap(), None);
     assert_eq!(
         store.init_secret("scep_ca", b"first").await.unwrap(),
@@ -999,7 +999,7 @@ pub(super) async fn secrets_init_first_writer_wins_and_put_replaces(store: Arc<d
     );
 }
 
-pub(super) async fn open_commands_are_counted_per_device_and_sender(store: Arc<dyn Store>) {
+pub async fn open_commands_are_counted_per_device_and_sender(store: Arc<dyn Store>) {
     let t = now();
     let by = |uuid: &str, udid: &str, created_by: &str| {
         let mut c = command(uuid, udid, t);
