@@ -10,7 +10,9 @@ use guardmdm_store_sqlite::SqliteStore;
 /// A store in a file of its own temporary directory, removed when the case ends.
 async fn fresh_store() -> Option<Fresh> {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("case.db")).await.unwrap();
+    let store = SqliteStore::open(&dir.path().join("case.db"))
+        .await
+        .unwrap();
     Some(Fresh {
         store: Arc::new(store) as Arc<dyn Store>,
         keep: Box::new(dir),

@@ -106,20 +106,12 @@ macro_rules! conformance_tests {
 /// The cases of this file, under a module name like the others'.
 pub mod basics {
     pub use super::{
-        backend_answers,
+        abm_delete, abm_entries_create_get_list, abm_entry_names_are_unique,
+        abm_problem_set_and_clear, abm_server_token_install_and_renew_keep_the_entry,
+        abm_settings_update, abm_unknown_names_are_not_found, api_key_touch_is_rate_limited,
+        api_keys_lifecycle, audit_pagination, backend_answers,
+        leases_have_one_holder_until_they_lapse, meta_init_is_first_writer_wins,
         migrations_are_all_applied_and_known,
-        meta_init_is_first_writer_wins,
-        leases_have_one_holder_until_they_lapse,
-        abm_entries_create_get_list,
-        abm_entry_names_are_unique,
-        abm_settings_update,
-        abm_server_token_install_and_renew_keep_the_entry,
-        abm_problem_set_and_clear,
-        abm_delete,
-        abm_unknown_names_are_not_found,
-        api_keys_lifecycle,
-        api_key_touch_is_rate_limited,
-        audit_pagination,
     };
 }
 

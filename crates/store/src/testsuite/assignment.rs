@@ -495,9 +495,7 @@ pub async fn profile_delete_is_refused_while_used(store: Arc<dyn Store>) {
     );
 }
 
-pub async fn definitions_are_idempotent_per_entry_profile_and_version(
-    store: Arc<dyn Store>,
-) {
+pub async fn definitions_are_idempotent_per_entry_profile_and_version(store: Arc<dyn Store>) {
     let e1 = entry(&store, "e1").await;
     let e2 = entry(&store, "e2").await;
     let p = profile(&store, "p").await;
