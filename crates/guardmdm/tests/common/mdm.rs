@@ -75,8 +75,8 @@ pub async fn setup_without_push_certificate(backend: Backend, extra: &[&str]) ->
     }
 }
 
-/// Purchases `n` iPhones and syncs (the pass assigns them the default profile at Apple).
-/// Buys `n` iPhones at the simulator and syncs them in.
+/// Buys `n` iPhones at the simulator and syncs them in (the pass assigns them the default
+/// profile at Apple).
 pub async fn buy(mdm: &Mdm, n: usize) -> Vec<String> {
     let serials: Vec<String> = mdm
         .app

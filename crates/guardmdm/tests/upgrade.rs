@@ -1,0 +1,233 @@
+//! Databases written by an earlier release upgrade in place with nothing lost.
+//!
+//! `tests/fixtures/upgrade-0.1-sqlite/` holds a SQLite data dir written by GuardMDM 0.1 (an
+//! ABM entry with its token, synced devices, profiles with versions, an OS default, a static
+//! group, a device-level assignment, two enrolled devices with answered commands, the push
+//! certificate, an admin, an API token, the audit log) and `manifest.json`, everything the
+//! REST API showed of it then. The test starts today's binary on a copy (its migrations run)
+//! and checks that the API shows exactly the same. `write_the_fixture` (ignored) made it; run
+//! it again only to freeze a new release's format, never to make this test pass.
+
+// Helpers outside #[test] functions fail by panicking too.
+#![allow(clippy::unwrap_used, clippy::panic, clippy::disallowed_methods)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::mdm::{buy, pushed, setup};
+use common::serve::Serve;
+use common::{ADMIN_TOKEN, Backend};
+use guardmdm_sim::SimDevice;
+use reqwest::{Method, StatusCode};
+use serde_json::{Map, Value, json};
+
+/// Fields not stored but computed: from the clock (`days_left`, `health`), kept in memory
+/// (`push`), or rendered from a profile's stored spec with this server's `--public-url`
+/// (`apple`, what Apple receives, and `warnings`).
+const VOLATILE: &[&str] = &["days_left", "health", "push", "apple", "warnings"];
+
+fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/upgrade-0.1-sqlite")
+}
+
+/// GET `path` with the admin token, as JSON.
+async fn get(http: &reqwest::Client, base: &str, path: &str) -> Value {
+    let resp = http
+        .get(format!("{base}/api/v1{path}"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK, "{path}");
+    resp.json().await.unwrap()
+}
+
+/// Every page of a list keyed by `key` (`after` cursors).
+async fn all_pages(http: &reqwest::Client, base: &str, path: &str, key: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut after = String::new();
+    loop {
+        let page = get(http, base, &format!("{path}?limit=1000&after={after}")).await;
+        let page = page.as_array().unwrap().clone();
+        let done = page.len() < 1000;
+        if let Some(last) = page.last() {
+            after = last[key].as_str().unwrap().to_string();
+        }
+        out.extend(page);
+        if done {
+            return out;
+        }
+    }
+}
+
+/// Drops the volatile fields, recursively.
+fn stable(value: Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .filter(|(k, _)| !VOLATILE.contains(&k.as_str()))
+                .map(|(k, v)| (k, stable(v)))
+                .collect::<Map<_, _>>(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(stable).collect()),
+        other => other,
+    }
+}
+
+/// What the REST API shows of everything stored.
+async fn dump(http: &reqwest::Client, base: &str) -> Value {
+    let mut out = Map::new();
+    out.insert("abm_tokens".into(), get(http, base, "/abm/tokens").await);
+    out.insert(
+        "devices".into(),
+        Value::Array(all_pages(http, base, "/devices", "serial_number").await),
+    );
+    let profiles = get(http, base, "/profiles").await;
+    let mut versions = Map::new();
+    for p in profiles.as_array().unwrap() {
+        let name = p["name"].as_str().unwrap();
+        versions.insert(
+            name.into(),
+            get(http, base, &format!("/profiles/{name}/versions")).await,
+        );
+    }
+    out.insert("profiles".into(), profiles);
+    out.insert("profile_versions".into(), Value::Object(versions));
+    out.insert("os_defaults".into(), get(http, base, "/os-defaults").await);
+    let groups = get(http, base, "/groups").await;
+    let mut members = Map::new();
+    for g in groups.as_array().unwrap() {
+        let name = g["name"].as_str().unwrap();
+        if g["kind"] == "static" || g["rule"].is_null() {
+            members.insert(
+                name.into(),
+                get(http, base, &format!("/groups/{name}/members")).await,
+            );
+        }
+    }
+    out.insert("groups".into(), groups);
+    out.insert("group_members".into(), Value::Object(members));
+    let enrollments = get(http, base, "/enrollments").await;
+    let mut commands = Map::new();
+    for e in enrollments.as_array().unwrap() {
+        let udid = e["udid"].as_str().unwrap();
+        let list = get(http, base, &format!("/enrollments/{udid}/commands")).await;
+        let mut full = Vec::new();
+        for c in list.as_array().unwrap() {
+            let uuid = c["uuid"].as_str().unwrap();
+            full.push(get(http, base, &format!("/commands/{uuid}")).await);
+        }
+        commands.insert(udid.into(), Value::Array(full));
+    }
+    out.insert("enrollments".into(), enrollments);
+    out.insert("commands".into(), Value::Object(commands));
+    let mut apns = get(http, base, "/apns").await;
+    // Its state and message follow the clock (active, then expiring, then expired).
+    for computed in ["state", "message"] {
+        apns.as_object_mut().unwrap().remove(computed);
+    }
+    out.insert("apns".into(), apns);
+    out.insert("admins".into(), get(http, base, "/admins").await);
+    out.insert("api_tokens".into(), get(http, base, "/api-tokens").await);
+    out.insert("audit".into(), get(http, base, "/audit?limit=500").await);
+    stable(Value::Object(out))
+}
+
+#[tokio::test]
+async fn a_database_written_by_release_0_1_upgrades_with_nothing_lost() {
+    let fixture = fixture_dir();
+    let expected: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture.join("manifest.json")).unwrap())
+            .unwrap();
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    for file in ["guardmdm.db", "secret.key"] {
+        std::fs::copy(fixture.join(file), data.join(file)).unwrap();
+    }
+    // Nothing answers at this ABM URL: the schedule's syncs fail and change no record shown.
+    let serve = Serve::start(&data, "http://127.0.0.1:9", &[]).await;
+    let seen = dump(&serve.http, &serve.base).await;
+    serve.stop().await;
+    for (part, want) in expected.as_object().unwrap() {
+        assert_eq!(&seen[part], want, "{part} changed in the upgrade");
+    }
+    assert_eq!(seen, expected);
+}
+
+#[tokio::test]
+#[ignore = "writes tests/fixtures/upgrade-0.1-sqlite: run by hand to freeze a release's format"]
+async fn write_the_fixture() {
+    let mdm = setup(Backend::Sqlite).await;
+    let app = &mdm.app;
+    let serials = buy(&mdm, 6).await;
+    for serial in &serials[..2] {
+        let device = SimDevice::new(&app.abm.sim, serial, &mdm.ca).unwrap();
+        device.attach_apns(&mdm.apns.apns);
+        assert!(device.enroll_and_run(&app.abm.sim).await.unwrap().enrolled);
+        let (status, c) = app
+            .json(
+                Method::POST,
+                &format!("/api/v1/enrollments/{}/commands", device.udid()),
+                Some(json!({ "request_type": "DeviceInformation" })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{c}");
+        pushed(&mdm, device.udid()).await;
+    }
+    for (method, path, body) in [
+        (
+            Method::POST,
+            "/profiles",
+            json!({ "name": "exec", "department": "Board", "skip_setup_items": ["Siri"] }),
+        ),
+        (
+            Method::PUT,
+            "/profiles/exec",
+            json!({ "name": "exec", "department": "Board room", "skip_setup_items": ["Siri"] }),
+        ),
+        (
+            Method::POST,
+            "/groups",
+            json!({ "name": "board", "profile": "exec" }),
+        ),
+        (
+            Method::POST,
+            "/groups/board/members",
+            json!({ "serials": [serials[2].clone()] }),
+        ),
+        (
+            Method::POST,
+            "/profiles/exec/assign",
+            json!({ "serials": [serials[3].clone()] }),
+        ),
+        (
+            Method::POST,
+            "/admins",
+            json!({ "name": "ada", "password": "correct horse battery staple" }),
+        ),
+        (Method::POST, "/api-tokens", json!({ "name": "ci" })),
+    ] {
+        let (status, answer) = app
+            .json(method, &format!("/api/v1{path}"), Some(body))
+            .await;
+        assert!(status.is_success(), "{path}: {status} {answer}");
+    }
+    app.sync("main", false).await;
+    let manifest = dump(&app.http, &app.base).await;
+    let dir = mdm.app.stop().await;
+    let data = dir.path().join("data");
+    let fixture = fixture_dir();
+    let _ = std::fs::remove_dir_all(&fixture);
+    std::fs::create_dir_all(&fixture).unwrap();
+    guardmdm_store_sqlite::backup::backup(&data.join("guardmdm.db"), &fixture.join("guardmdm.db"))
+        .await
+        .unwrap();
+    std::fs::copy(data.join("secret.key"), fixture.join("secret.key")).unwrap();
+    std::fs::write(
+        fixture.join("manifest.json"),
+        serde_json::to_string_pretty(&manifest).unwrap() + "\n",
+    )
+    .unwrap();
+}
