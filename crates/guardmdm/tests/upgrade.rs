@@ -4,9 +4,10 @@
 //! ABM entry with its token, synced devices, profiles with versions, an OS default, a static
 //! group, a device-level assignment, two enrolled devices with answered commands, the push
 //! certificate, an admin, an API token, the audit log) and `manifest.json`, everything the
-//! REST API showed of it then. The test starts today's binary on a copy (its migrations run)
-//! and checks that the API shows exactly the same. `write_the_fixture` (ignored) made it; run
-//! it again only to freeze a new release's format, never to make this test pass.
+//! REST API showed of it then; `upgrade-0.1-postgres/` the same written to PostgreSQL, as a
+//! `pg_dump` (restored with `psql`). The tests start today's binary on a copy (its migrations
+//! run) and check that the API shows exactly the same. `write_the_fixtures` (ignored) made
+//! them; run it again only to freeze a new release's format, never to make a test pass.
 
 // Helpers outside #[test] functions fail by panicking too.
 #![allow(clippy::unwrap_used, clippy::panic, clippy::disallowed_methods)]
@@ -27,8 +28,40 @@ use serde_json::{Map, Value, json};
 /// (`apple`, what Apple receives, and `warnings`).
 const VOLATILE: &[&str] = &["days_left", "health", "push", "apple", "warnings"];
 
-fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/upgrade-0.1-sqlite")
+fn fixture_dir(backend: Backend) -> PathBuf {
+    let name = match backend {
+        Backend::Sqlite => "upgrade-0.1-sqlite",
+        Backend::Postgres => "upgrade-0.1-postgres",
+    };
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn expected(fixture: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(fixture.join("manifest.json")).unwrap()).unwrap()
+}
+
+/// Today's binary on the restored data: the API must show what 0.1 showed.
+async fn check(data: &Path, fixture: &Path, args: &[&str]) {
+    // Nothing answers at this ABM URL: the schedule's syncs fail and change no record shown.
+    let serve = Serve::start(data, "http://127.0.0.1:9", args).await;
+    let seen = dump(&serve.http, &serve.base).await;
+    serve.stop().await;
+    let expected = expected(fixture);
+    for (part, want) in expected.as_object().unwrap() {
+        assert_eq!(&seen[part], want, "{part} changed in the upgrade");
+    }
+    assert_eq!(seen, expected);
+}
+
+fn run(command: &mut std::process::Command) {
+    let out = command.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{command:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// GET `path` with the admin token, as JSON.
@@ -135,31 +168,52 @@ async fn dump(http: &reqwest::Client, base: &str) -> Value {
 }
 
 #[tokio::test]
-async fn a_database_written_by_release_0_1_upgrades_with_nothing_lost() {
-    let fixture = fixture_dir();
-    let expected: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture.join("manifest.json")).unwrap())
-            .unwrap();
+async fn a_sqlite_database_written_by_release_0_1_upgrades_with_nothing_lost() {
+    let fixture = fixture_dir(Backend::Sqlite);
     let root = tempfile::tempdir().unwrap();
     let data = root.path().join("data");
     std::fs::create_dir(&data).unwrap();
     for file in ["guardmdm.db", "secret.key"] {
         std::fs::copy(fixture.join(file), data.join(file)).unwrap();
     }
-    // Nothing answers at this ABM URL: the schedule's syncs fail and change no record shown.
-    let serve = Serve::start(&data, "http://127.0.0.1:9", &[]).await;
-    let seen = dump(&serve.http, &serve.base).await;
-    serve.stop().await;
-    for (part, want) in expected.as_object().unwrap() {
-        assert_eq!(&seen[part], want, "{part} changed in the upgrade");
-    }
-    assert_eq!(seen, expected);
+    check(&data, &fixture, &[]).await;
 }
 
 #[tokio::test]
-#[ignore = "writes tests/fixtures/upgrade-0.1-sqlite: run by hand to freeze a release's format"]
-async fn write_the_fixture() {
-    let mdm = setup(Backend::Sqlite).await;
+async fn a_postgres_database_written_by_release_0_1_upgrades_with_nothing_lost() {
+    let Some(admin_url) = common::pg_admin_url() else {
+        eprintln!("SKIPPED: set GUARDMDM_TEST_DATABASE_URL to run the PostgreSQL upgrade test");
+        return;
+    };
+    let fixture = fixture_dir(Backend::Postgres);
+    let url = guardmdm_store_postgres::testing::fresh_database(&admin_url)
+        .await
+        .unwrap();
+    run(std::process::Command::new("psql")
+        .args(["--quiet", "--no-psqlrc", "-v", "ON_ERROR_STOP=1", "-f"])
+        .arg(fixture.join("dump.sql"))
+        .arg(&url));
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::copy(fixture.join("secret.key"), data.join("secret.key")).unwrap();
+    check(&data, &fixture, &["--database-url", &url]).await;
+}
+
+#[tokio::test]
+#[ignore = "writes tests/fixtures/upgrade-0.1-*: run by hand to freeze a release's format"]
+async fn write_the_fixtures() {
+    assert!(
+        common::pg_admin_url().is_some(),
+        "both fixtures: set GUARDMDM_TEST_DATABASE_URL"
+    );
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        write_fixture(backend).await;
+    }
+}
+
+async fn write_fixture(backend: Backend) {
+    let mdm = setup(backend).await;
     let app = &mdm.app;
     let serials = buy(&mdm, 6).await;
     for serial in &serials[..2] {
@@ -216,14 +270,25 @@ async fn write_the_fixture() {
     }
     app.sync("main", false).await;
     let manifest = dump(&app.http, &app.base).await;
+    let database_url = app.database_url.clone();
     let dir = mdm.app.stop().await;
     let data = dir.path().join("data");
-    let fixture = fixture_dir();
+    let fixture = fixture_dir(backend);
     let _ = std::fs::remove_dir_all(&fixture);
     std::fs::create_dir_all(&fixture).unwrap();
-    guardmdm_store_sqlite::backup::backup(&data.join("guardmdm.db"), &fixture.join("guardmdm.db"))
+    match database_url {
+        None => guardmdm_store_sqlite::backup::backup(
+            &data.join("guardmdm.db"),
+            &fixture.join("guardmdm.db"),
+        )
         .await
-        .unwrap();
+        .map(drop)
+        .unwrap(),
+        Some(url) => run(std::process::Command::new("pg_dump")
+            .args(["--no-owner", "--no-privileges", "--file"])
+            .arg(fixture.join("dump.sql"))
+            .arg(&url)),
+    }
     std::fs::copy(data.join("secret.key"), fixture.join("secret.key")).unwrap();
     std::fs::write(
         fixture.join("manifest.json"),
