@@ -110,12 +110,11 @@ pub fn certified_key_from_pem(
     key_pem: &[u8],
     what: &str,
 ) -> anyhow::Result<Arc<CertifiedKey>> {
-    let chain = chain_from_pem(chain_pem, what)?;
-    let key = key_from_pem(key_pem, what)?;
-    let key = CertifiedKey::from_der(chain, key, &provider()).map_err(|e| {
-        anyhow::anyhow!("{what}: the private key does not fit the certificate: {e}")
-    })?;
-    Ok(Arc::new(key))
+    certify(
+        chain_from_pem(chain_pem, what)?,
+        key_from_pem(key_pem, what)?,
+        |e| anyhow::anyhow!("{what}: the private key does not fit the certificate: {e}"),
+    )
 }
 
 /// [`certified_key_from_pem`] for the contents of the `--tls-cert` file `cert` and the
@@ -129,18 +128,31 @@ pub fn certified_key_from_file_contents(
     key: &Path,
     key_pem: &[u8],
 ) -> anyhow::Result<Arc<CertifiedKey>> {
-    let chain = chain_from_pem(chain_pem, &format!("--tls-cert {}", cert.display()))?;
-    let key_der = key_from_pem(key_pem, &format!("--tls-key {}", key.display()))?;
-    let certified = CertifiedKey::from_der(chain, key_der, &provider()).map_err(|e| {
-        anyhow::anyhow!(
-            "the private key in --tls-key {} does not fit the certificate in --tls-cert {} ({e}): \
-             put the key of this certificate there (a certificate written before its key is \
-             picked up once the key follows)",
-            key.display(),
-            cert.display()
-        )
-    })?;
-    Ok(Arc::new(certified))
+    certify(
+        chain_from_pem(chain_pem, &format!("--tls-cert {}", cert.display()))?,
+        key_from_pem(key_pem, &format!("--tls-key {}", key.display()))?,
+        |e| {
+            anyhow::anyhow!(
+                "the private key in --tls-key {} does not fit the certificate in --tls-cert {} ({e}): \
+                 put the key of this certificate there (a certificate written before its key is \
+                 picked up once the key follows)",
+                key.display(),
+                cert.display()
+            )
+        },
+    )
+}
+
+/// The chain and its key as rustls serves them; `mismatch` words a key of another
+/// certificate.
+fn certify(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    mismatch: impl FnOnce(rustls::Error) -> anyhow::Error,
+) -> anyhow::Result<Arc<CertifiedKey>> {
+    CertifiedKey::from_der(chain, key, &provider())
+        .map(Arc::new)
+        .map_err(mismatch)
 }
 
 /// The certificates of a PEM chain, at least one.
@@ -162,18 +174,6 @@ fn key_from_pem(pem: &[u8], what: &str) -> anyhow::Result<PrivateKeyDer<'static>
              \"PRIVATE KEY\", \"RSA PRIVATE KEY\" or \"EC PRIVATE KEY\""
         )
     })
-}
-
-/// [`certified_key_from_file_contents`] of two files.
-///
-/// # Errors
-/// A file that cannot be read, or what [`certified_key_from_file_contents`] finds wrong.
-pub fn certified_key_from_files(cert: &Path, key: &Path) -> anyhow::Result<Arc<CertifiedKey>> {
-    let chain_pem = std::fs::read(cert)
-        .with_context(|| format!("--tls-cert {}: cannot read it", cert.display()))?;
-    let key_pem = std::fs::read(key)
-        .with_context(|| format!("--tls-key {}: cannot read it", key.display()))?;
-    certified_key_from_file_contents(cert, &chain_pem, key, &key_pem)
 }
 
 /// What the status page and health checks show of a certificate being served.
