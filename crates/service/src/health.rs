@@ -12,6 +12,39 @@ use time::{Duration, OffsetDateTime};
 /// counts as expiring: renew 30 days before.
 pub const EXPIRING_WITHIN_DAYS: i64 = 30;
 
+/// Where something valid until a date stands at a moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// Past its end.
+    Expired,
+    /// Valid, but for [`EXPIRING_WITHIN_DAYS`] or less.
+    Expiring,
+    /// Valid for longer.
+    Valid,
+}
+
+/// Where something valid until `expires_at` stands at `now`: the one rule for ABM tokens,
+/// the push certificate and HTTPS certificates.
+pub fn expiry(expires_at: OffsetDateTime, now: OffsetDateTime) -> Expiry {
+    let left = expires_at - now;
+    if left <= Duration::ZERO {
+        Expiry::Expired
+    } else if left <= Duration::days(EXPIRING_WITHIN_DAYS) {
+        Expiry::Expiring
+    } else {
+        Expiry::Valid
+    }
+}
+
+/// "today", "in 1 day", "in 12 days": when something expires, from its whole days left.
+pub fn expires_in(days_left: i64) -> String {
+    match days_left {
+        0 => "today".to_string(),
+        1 => "in 1 day".to_string(),
+        n => format!("in {n} days"),
+    }
+}
+
 /// Problem kind: Apple answered `T_C_NOT_SIGNED`.
 pub const PROBLEM_TERMS_NOT_SIGNED: &str = "terms_not_signed";
 /// Problem kind: Apple rejected the token (revoked, replaced, or `ACCESS_DENIED`).
@@ -90,10 +123,10 @@ pub fn token_health(
                 .to_string(),
         };
     };
-    let left = expires_at - now;
-    let days_left = left.whole_days();
+    let days_left = (expires_at - now).whole_days();
     let date = expires_at.date();
-    let (state, message) = if left <= Duration::ZERO {
+    let stage = expiry(expires_at, now);
+    let (state, message) = if stage == Expiry::Expired {
         (
             TokenState::Expired,
             format!(
@@ -108,12 +141,8 @@ pub fn token_health(
             TokenState::Rejected
         };
         (state, problem.message.clone())
-    } else if left <= Duration::days(EXPIRING_WITHIN_DAYS) {
-        let when = match days_left {
-            0 => "today".to_string(),
-            1 => "in 1 day".to_string(),
-            n => format!("in {n} days"),
-        };
+    } else if stage == Expiry::Expiring {
+        let when = expires_in(days_left);
         (
             TokenState::Expiring,
             format!(
@@ -141,6 +170,20 @@ mod tests {
     use time::macros::datetime;
 
     const NOW: OffsetDateTime = datetime!(2026-11-27 12:00 UTC);
+
+    #[test]
+    fn expiry_stages_meet_at_the_end_and_thirty_days_before() {
+        assert_eq!(expiry(NOW, NOW), Expiry::Expired);
+        assert_eq!(expiry(NOW + Duration::seconds(1), NOW), Expiry::Expiring);
+        assert_eq!(expiry(NOW + Duration::days(30), NOW), Expiry::Expiring);
+        assert_eq!(
+            expiry(NOW + Duration::days(30) + Duration::seconds(1), NOW),
+            Expiry::Valid
+        );
+        assert_eq!(expires_in(0), "today");
+        assert_eq!(expires_in(1), "in 1 day");
+        assert_eq!(expires_in(12), "in 12 days");
+    }
 
     fn state_at(expires_in: Duration) -> (TokenState, Option<i64>) {
         let h = token_health(Some(NOW + expires_in), None, NOW);

@@ -6,7 +6,9 @@
 use std::sync::{PoisonError, RwLock};
 
 use serde::Serialize;
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
+
+use crate::health::{Expiry, expires_in, expiry};
 
 /// Where the served certificate comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -165,18 +167,18 @@ pub fn tls_health(state: &TlsState, now: OffsetDateTime) -> Option<TlsHealth> {
         });
     };
     let date = certificate.not_after.date();
-    let left = certificate.not_after - now;
-    let (state, mut message) = if left <= Duration::ZERO {
+    let stage = expiry(certificate.not_after, now);
+    let (state, mut message) = if stage == Expiry::Expired {
         (
             TlsHealthState::Expired,
             format!("The HTTPS certificate expired on {date}: devices refuse to connect."),
         )
-    } else if left <= Duration::days(crate::health::EXPIRING_WITHIN_DAYS) {
+    } else if stage == Expiry::Expiring {
         (
             TlsHealthState::Expiring,
             format!(
-                "The HTTPS certificate expires in {} days ({date}).",
-                left.whole_days()
+                "The HTTPS certificate expires {} ({date}).",
+                expires_in((certificate.not_after - now).whole_days())
             ),
         )
     } else if problem.is_some() {
@@ -208,6 +210,7 @@ pub fn tls_health(state: &TlsState, now: OffsetDateTime) -> Option<TlsHealth> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use time::Duration;
 
     fn served(days_left: i64, source: CertificateSource, now: OffsetDateTime) -> TlsState {
         TlsState {

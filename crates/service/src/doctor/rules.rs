@@ -7,7 +7,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::Finding;
 use crate::abm_tokens::AbmEntryView;
-use crate::health::TokenState;
+use crate::health::{self, Expiry, TokenState};
 use crate::mdm::{ApnsProbe, PushCertificateView};
 use crate::tls_status::{TlsHealth, TlsHealthState};
 use guardmdm_store::{MigrationStatus, SyncRun};
@@ -218,16 +218,19 @@ pub fn expiry(
             ),
             "Check this server's clock (see the clock finding), or serve a certificate valid now.",
         )
-    } else if left <= Duration::ZERO {
+    } else if health::expiry(not_after, now) == Expiry::Expired {
         Finding::blocking(
             check,
             format!("{what} expired on {date}: devices refuse it."),
             "Renew the certificate and serve the new one (files given with --tls-cert are re-read when they change).",
         )
-    } else if left <= Duration::days(crate::health::EXPIRING_WITHIN_DAYS) {
+    } else if health::expiry(not_after, now) == Expiry::Expiring {
         Finding::warning(
             check,
-            format!("{what} expires in {} days ({date}).", left.whole_days()),
+            format!(
+                "{what} expires {} ({date}).",
+                health::expires_in(left.whole_days())
+            ),
             "Renew it before then (files given with --tls-cert are re-read when they change).",
         )
     } else {

@@ -6,7 +6,9 @@
 //! with the Apple Account that created them, which keeps the topic.
 
 use serde::{Deserialize, Serialize};
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
+
+use crate::health::{Expiry, expires_in, expiry};
 
 /// The state of the push certificate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,35 +72,30 @@ pub fn push_certificate_health(
                 .to_string(),
         };
     };
-    let left = expires_at - now;
-    let days_left = left.whole_days();
+    let days_left = (expires_at - now).whole_days();
     let date = expires_at.date();
     let renew = "renew it at identity.apple.com with the same Apple Account that created it \
                  (a new certificate has a new topic and orphans every enrolled device), then \
                  upload it to GuardMDM";
-    let (state, message) = if left <= Duration::ZERO {
-        (
+    let (state, message) = match expiry(expires_at, now) {
+        Expiry::Expired => (
             PushCertificateState::Expired,
             format!(
                 "The push certificate expired on {date}: APNs refuses every push, so devices \
                  get no commands until they check in. Renew it now: {renew}."
             ),
-        )
-    } else if left <= Duration::days(crate::health::EXPIRING_WITHIN_DAYS) {
-        let when = match days_left {
-            0 => "today".to_string(),
-            1 => "in 1 day".to_string(),
-            n => format!("in {n} days"),
-        };
-        (
+        ),
+        Expiry::Expiring => (
             PushCertificateState::Expiring,
-            format!("The push certificate expires {when} ({date}): {renew}."),
-        )
-    } else {
-        (
+            format!(
+                "The push certificate expires {} ({date}): {renew}.",
+                expires_in(days_left)
+            ),
+        ),
+        Expiry::Valid => (
             PushCertificateState::Active,
             format!("The push certificate is valid until {date} ({days_left} days)."),
-        )
+        ),
     };
     PushHealth {
         state,
@@ -111,6 +108,7 @@ pub fn push_certificate_health(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use time::Duration;
     use time::macros::datetime;
 
     const NOW: OffsetDateTime = datetime!(2026-12-07 12:00 UTC);
