@@ -158,3 +158,35 @@ async fn an_online_backup_restores_into_a_new_data_dir() {
     assert_eq!(public_key(&restored).await, key_before);
     restored.stop().await;
 }
+
+#[tokio::test]
+async fn backup_reads_the_database_url_like_serve_and_refuses_postgres() {
+    let root = tempfile::tempdir().unwrap();
+    let db = root.path().join("elsewhere.db");
+    drop(guardmdm_store_sqlite::SqliteStore::open(&db).await.unwrap());
+    let run = |url: String, file: &Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_guardmdm"))
+            .arg("backup")
+            .arg(file)
+            .args(["--database-url", &url])
+            .output()
+            .unwrap()
+    };
+    let copy = root.path().join("copy.db");
+    let out = run(format!("sqlite://{}", db.display()), &copy);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(copy.is_file());
+
+    let refused = run(
+        "postgres://guardmdm@db.example.com/guardmdm".to_string(),
+        &root.path().join("pg.db"),
+    );
+    assert!(!refused.status.success());
+    let why = String::from_utf8_lossy(&refused.stderr);
+    assert!(why.contains("pg_dump"), "{why}");
+    assert!(!root.path().join("pg.db").exists());
+}
