@@ -5,24 +5,33 @@
 
 mod abm;
 mod admins;
+#[path = "../../store-sql/api_keys.rs"]
 mod api_keys;
 mod assignment;
+#[path = "../../store-sql/audit.rs"]
 mod audit;
 pub mod backup;
+#[path = "../../store-sql/common.rs"]
+mod common;
 mod devices;
+mod dialect;
 mod mdm;
 
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use guardmdm_store::{Backend, MetaStore, MigrationStatus, NewAuditEvent, StoreError};
+use guardmdm_store::StoreError;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{Sqlite, Transaction};
 use time::OffsetDateTime;
+
+pub(crate) use common::{backend, insert_audit};
+use dialect::Tx;
+
+/// The store the shared modules in `crates/store-sql` implement the traits for.
+pub(crate) type DbStore = SqliteStore;
 
 /// The migrations embedded in this binary, applied at open.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -81,103 +90,12 @@ impl SqliteStore {
         Ok(Self { pool })
     }
 
-    async fn write_tx(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+    /// A transaction that takes SQLite's write lock up front.
+    pub(crate) async fn write_tx(&self) -> Result<Tx, StoreError> {
         self.pool
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(backend)
-    }
-}
-
-#[async_trait]
-impl Backend for SqliteStore {
-    fn backend_name(&self) -> &'static str {
-        "sqlite"
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map_err(backend)?;
-        Ok(())
-    }
-
-    async fn migrations(&self) -> Result<MigrationStatus, StoreError> {
-        let known = MIGRATOR
-            .iter()
-            .filter(|m| !m.migration_type.is_down_migration())
-            .map(|m| m.version)
-            .collect();
-        let rows: Vec<(i64, bool)> =
-            sqlx::query_as("SELECT version, success FROM _sqlx_migrations ORDER BY version")
-                .fetch_all(&self.pool)
-                .await
-                .map_err(backend)?;
-        Ok(MigrationStatus::from_records(known, &rows))
-    }
-}
-
-#[async_trait]
-impl MetaStore for SqliteStore {
-    async fn get_meta(&self, key: &str) -> Result<Option<String>, StoreError> {
-        sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(backend)
-    }
-
-    async fn init_meta(&self, key: &str, value: &str) -> Result<String, StoreError> {
-        let mut tx = self.write_tx().await?;
-        sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING")
-            .bind(key)
-            .bind(value)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        let stored: String = sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
-            .bind(key)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(backend)?;
-        tx.commit().await.map_err(backend)?;
-        Ok(stored)
-    }
-
-    async fn claim_lease(
-        &self,
-        name: &str,
-        holder: &str,
-        now: OffsetDateTime,
-        until: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let done = sqlx::query(
-            "INSERT INTO leases (name, holder, expires_at) VALUES (?1, ?2, ?3) \
-             ON CONFLICT (name) DO UPDATE SET holder = ?2, expires_at = ?3 \
-             WHERE leases.holder = ?2 OR leases.expires_at <= ?4",
-        )
-        .bind(name)
-        .bind(holder)
-        .bind(micros(until))
-        .bind(micros(now))
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?;
-        tx.commit().await.map_err(backend)?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
-        let mut tx = self.write_tx().await?;
-        sqlx::query("DELETE FROM leases WHERE name = ? AND holder = ?")
-            .bind(name)
-            .bind(holder)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        tx.commit().await.map_err(backend)
     }
 }
 
@@ -237,24 +155,7 @@ fn prepare_private_file(path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Writes an audit event inside a transaction.
-async fn insert_audit(
-    tx: &mut Transaction<'static, Sqlite>,
-    event: &NewAuditEvent,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO audit_log (at, actor, action, target, details) VALUES (?, ?, ?, ?, ?)",
-    )
-    .bind(micros(event.at))
-    .bind(&event.actor)
-    .bind(&event.action)
-    .bind(&event.target)
-    .bind(event.details.to_string())
-    .execute(&mut **tx)
-    .await
-    .map_err(backend)?;
-    Ok(())
-}
+// Timestamps of the modules not yet moved to `crates/store-sql` (which bind `dialect::Ts`).
 
 /// A timestamp as stored: microseconds since the Unix epoch.
 fn micros(t: OffsetDateTime) -> i64 {
@@ -269,15 +170,4 @@ fn from_micros(us: i64) -> Result<OffsetDateTime, StoreError> {
 
 fn opt_from_micros(us: Option<i64>) -> Result<Option<OffsetDateTime>, StoreError> {
     us.map(from_micros).transpose()
-}
-
-/// Maps a driver error: no row is `NotFound`, a unique violation is `Conflict`.
-fn backend(err: sqlx::Error) -> StoreError {
-    match err {
-        sqlx::Error::RowNotFound => StoreError::NotFound,
-        sqlx::Error::Database(db) if db.is_unique_violation() => {
-            StoreError::Conflict(db.message().to_string())
-        }
-        other => StoreError::Backend(Box::new(other)),
-    }
 }

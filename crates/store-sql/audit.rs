@@ -1,12 +1,13 @@
 use async_trait::async_trait;
 use guardmdm_store::{AuditEvent, AuditStore, StoreError};
-use sqlx::Row;
-use sqlx::postgres::PgRow;
+use sqlx::types::Json;
 
-use crate::{PostgresStore, backend};
+use crate::DbStore;
+use crate::common::{backend, get, ts};
+use crate::dialect::DbRow;
 
 #[async_trait]
-impl AuditStore for PostgresStore {
+impl AuditStore for DbStore {
     async fn list_audit(
         &self,
         limit: u32,
@@ -25,13 +26,13 @@ impl AuditStore for PostgresStore {
     }
 }
 
-fn event_from_row(row: &PgRow) -> Result<AuditEvent, StoreError> {
+fn event_from_row(row: &DbRow) -> Result<AuditEvent, StoreError> {
     Ok(AuditEvent {
-        id: row.try_get("id").map_err(backend)?,
-        at: row.try_get("at").map_err(backend)?,
-        actor: row.try_get("actor").map_err(backend)?,
-        action: row.try_get("action").map_err(backend)?,
-        target: row.try_get("target").map_err(backend)?,
-        details: row.try_get("details").map_err(backend)?,
+        id: get(row, "id")?,
+        at: ts(row, "at")?,
+        actor: get(row, "actor")?,
+        action: get(row, "action")?,
+        target: get(row, "target")?,
+        details: get::<Json<serde_json::Value>>(row, "details")?.0,
     })
 }

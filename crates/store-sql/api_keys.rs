@@ -1,17 +1,17 @@
 use async_trait::async_trait;
 use guardmdm_store::{ApiKey, ApiKeyStore, NewApiKey, NewAuditEvent, StoreError};
-use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::{SqliteStore, backend, from_micros, insert_audit, micros, opt_from_micros};
+use crate::DbStore;
+use crate::common::{backend, get, insert_audit, opt_ts, ts};
+use crate::dialect::{DbRow, Ts};
 
 const COLUMNS: &str =
     "SELECT id, name, created_by, created_at, last_used_at, revoked_at FROM api_keys";
 
 #[async_trait]
-impl ApiKeyStore for SqliteStore {
+impl ApiKeyStore for DbStore {
     async fn create_api_key(
         &self,
         key: &NewApiKey,
@@ -20,13 +20,13 @@ impl ApiKeyStore for SqliteStore {
         let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO api_keys (id, name, token_hash, created_by, created_at) \
-             VALUES (?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(key.id)
         .bind(&key.name)
         .bind(&key.token_hash)
         .bind(&key.created_by)
-        .bind(micros(key.created_at))
+        .bind(Ts(key.created_at))
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
@@ -54,7 +54,7 @@ impl ApiKeyStore for SqliteStore {
 
     async fn find_active_api_key(&self, token_hash: &str) -> Result<Option<ApiKey>, StoreError> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{COLUMNS} WHERE token_hash = ? AND revoked_at IS NULL"
+            "{COLUMNS} WHERE token_hash = $1 AND revoked_at IS NULL"
         )))
         .bind(token_hash)
         .fetch_optional(&self.pool)
@@ -69,14 +69,14 @@ impl ApiKeyStore for SqliteStore {
         at: OffsetDateTime,
         min_interval_secs: i64,
     ) -> Result<(), StoreError> {
-        let threshold = micros(at) - min_interval_secs.saturating_mul(1_000_000);
+        let threshold = at - time::Duration::seconds(min_interval_secs);
         sqlx::query(
-            "UPDATE api_keys SET last_used_at = ? \
-             WHERE id = ? AND (last_used_at IS NULL OR last_used_at <= ?)",
+            "UPDATE api_keys SET last_used_at = $1 \
+             WHERE id = $2 AND (last_used_at IS NULL OR last_used_at <= $3)",
         )
-        .bind(micros(at))
+        .bind(Ts(at))
         .bind(id)
-        .bind(threshold)
+        .bind(Ts(threshold))
         .execute(&self.pool)
         .await
         .map_err(backend)?;
@@ -91,19 +91,19 @@ impl ApiKeyStore for SqliteStore {
     ) -> Result<ApiKey, StoreError> {
         let mut tx = self.write_tx().await?;
         let id: Uuid =
-            sqlx::query_scalar("SELECT id FROM api_keys WHERE name = ? AND revoked_at IS NULL")
+            sqlx::query_scalar("SELECT id FROM api_keys WHERE name = $1 AND revoked_at IS NULL")
                 .bind(name)
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(backend)?;
-        sqlx::query("UPDATE api_keys SET revoked_at = ? WHERE id = ?")
-            .bind(micros(at))
+        sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2")
+            .bind(Ts(at))
             .bind(id)
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
         insert_audit(&mut tx, audit).await?;
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("{COLUMNS} WHERE id = ?")))
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("{COLUMNS} WHERE id = $1")))
             .bind(id)
             .fetch_one(&mut *tx)
             .await
@@ -113,13 +113,13 @@ impl ApiKeyStore for SqliteStore {
     }
 }
 
-fn key_from_row(row: &SqliteRow) -> Result<ApiKey, StoreError> {
+fn key_from_row(row: &DbRow) -> Result<ApiKey, StoreError> {
     Ok(ApiKey {
-        id: row.try_get("id").map_err(backend)?,
-        name: row.try_get("name").map_err(backend)?,
-        created_by: row.try_get("created_by").map_err(backend)?,
-        created_at: from_micros(row.try_get("created_at").map_err(backend)?)?,
-        last_used_at: opt_from_micros(row.try_get("last_used_at").map_err(backend)?)?,
-        revoked_at: opt_from_micros(row.try_get("revoked_at").map_err(backend)?)?,
+        id: get(row, "id")?,
+        name: get(row, "name")?,
+        created_by: get(row, "created_by")?,
+        created_at: ts(row, "created_at")?,
+        last_used_at: opt_ts(row, "last_used_at")?,
+        revoked_at: opt_ts(row, "revoked_at")?,
     })
 }
