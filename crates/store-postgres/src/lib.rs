@@ -10,6 +10,7 @@ mod assignment;
 mod audit;
 #[path = "../../store-sql/common.rs"]
 mod common;
+#[path = "../../store-sql/devices.rs"]
 mod devices;
 mod dialect;
 mod mdm;

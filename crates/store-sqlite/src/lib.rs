@@ -13,6 +13,7 @@ mod audit;
 pub mod backup;
 #[path = "../../store-sql/common.rs"]
 mod common;
+#[path = "../../store-sql/devices.rs"]
 mod devices;
 mod dialect;
 mod mdm;

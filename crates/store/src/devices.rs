@@ -305,6 +305,23 @@ pub trait DeviceSyncStore: Send + Sync {
     /// page, and the run's progress, in one transaction: all of it or none of it.
     async fn apply_device_page(&self, page: &PageWrite<'_>) -> Result<PageCounts, StoreError>;
 
+    /// Stages a page of a full fetch: its devices are appended to the entry's staging area
+    /// (not yet listed), and the sync state after the page and the run's progress are saved,
+    /// in one transaction: all of it or none of it. The counts compare the page with the
+    /// devices stored before it, as [`DeviceSyncStore::apply_device_page`] does.
+    ///
+    /// Appending costs a write of each record once; storing a page of random serials
+    /// directly rewrites a leaf of every serial-keyed B-tree per device. The staged devices
+    /// join the stored ones with [`DeviceSyncStore::merge_staged_devices`].
+    async fn stage_device_page(&self, page: &PageWrite<'_>) -> Result<PageCounts, StoreError>;
+
+    /// Moves every staged device of the entry into its stored devices, in serial order, in
+    /// one transaction (latest `op_date` wins per serial, as for a page; of a serial staged
+    /// twice, the last record staged). Merged records count as changed at `at` (new ones as
+    /// first seen then). Returns whether anything was staged.
+    async fn merge_staged_devices(&self, entry_id: Uuid, at: OffsetDateTime)
+    -> Result<bool, StoreError>;
+
     /// Ends a reconciling full fetch: every present device of the entry not seen by fetch
     /// `generation` is marked removed; the run counts them. Saves `state` in the same
     /// transaction. Returns how many were marked.

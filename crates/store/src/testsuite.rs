@@ -54,6 +54,7 @@ macro_rules! conformance_tests {
             admins::sign_in_reservations_respect_the_limits,
             devices::pages_apply_latest_wins_remove_and_restore,
             devices::reconcile_marks_unseen_devices_removed,
+            devices::staged_pages_are_listed_once_merged,
             devices::a_page_is_all_or_nothing_even_when_dropped_midway,
             devices::device_listing_filters_and_pages,
             devices::device_listing_by_assignment_state,

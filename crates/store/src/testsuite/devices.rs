@@ -267,6 +267,180 @@ pub async fn reconcile_marks_unseen_devices_removed(store: Arc<dyn Store>) {
     );
 }
 
+async fn stage(
+    store: &Arc<dyn Store>,
+    entry_id: Uuid,
+    run_id: i64,
+    devices: &[AbmDevice],
+    state: &SyncState,
+) -> PageCounts {
+    let page = PageWrite {
+        entry_id,
+        devices,
+        state,
+        run_id,
+        at: now(),
+    };
+    store.stage_device_page(&page).await.unwrap()
+}
+
+pub async fn staged_pages_are_listed_once_merged(store: Arc<dyn Store>) {
+    let e = entry(&store, "e").await;
+    let run = store
+        .start_sync_run(e, "manual", "me", now())
+        .await
+        .unwrap();
+    let t0 = at_secs(now());
+    // Stored before the fetch: K (changed by a sync), R (removed from ABM, back in the fetch)
+    // and Z (which the fetch no longer lists).
+    let mut k = device("K", Some("modified"), Some(t0 + Duration::hours(2)));
+    k.color = Some("Green".to_string());
+    apply(
+        &store,
+        e,
+        run.id,
+        &[k, device("R", Some("deleted"), Some(t0)), device("Z", None, None)],
+        &state("s0", SyncPhase::Sync),
+    )
+    .await;
+    assert!(
+        !store.merge_staged_devices(e, now()).await.unwrap(),
+        "nothing staged yet"
+    );
+
+    let fetch = SyncState {
+        generation: 1,
+        reconcile: true,
+        ..state("f1", SyncPhase::Fetch)
+    };
+    let counts = stage(
+        &store,
+        e,
+        run.id,
+        &[device("A", None, None), device("R", None, None)],
+        &fetch,
+    )
+    .await;
+    assert_eq!(
+        counts,
+        PageCounts {
+            added: 2,
+            modified: 0,
+            removed: 0
+        },
+        "counted against the stored devices: R comes back"
+    );
+    assert_eq!(
+        store.sync_state(e).await.unwrap(),
+        fetch,
+        "the cursor is saved with the staged page"
+    );
+    assert_eq!(present(&store, e).await, ["K", "Z"], "staged, not listed yet");
+
+    // Another entry stages too; its records stay staged when this entry merges.
+    let other = entry(&store, "other").await;
+    let other_run = store
+        .start_sync_run(other, "manual", "me", now())
+        .await
+        .unwrap();
+    stage(
+        &store,
+        other,
+        other_run.id,
+        &[device("A", None, None)],
+        &state("o1", SyncPhase::Fetch),
+    )
+    .await;
+
+    let mut blue = device("A", None, None);
+    blue.color = Some("Blue".to_string());
+    // A full fetch's records carry no op_type or op_date.
+    let mut fetched_k = device("K", None, None);
+    fetched_k.color = Some("Red".to_string());
+    let fetch2 = SyncState {
+        cursor: Some("f2".to_string()),
+        ..fetch.clone()
+    };
+    let counts = stage(
+        &store,
+        e,
+        run.id,
+        &[blue, fetched_k, device("B", None, None)],
+        &fetch2,
+    )
+    .await;
+    assert_eq!(
+        (counts.added, counts.modified),
+        (2, 1),
+        "A is not stored yet, K is"
+    );
+    let run_now = store.get_sync_run(run.id).await.unwrap();
+    assert_eq!(run_now.pages, 3);
+
+    let merged_at = at_secs(now()) + Duration::seconds(5);
+    assert!(store.merge_staged_devices(e, merged_at).await.unwrap());
+    assert_eq!(present(&store, e).await, ["A", "B", "K", "R", "Z"]);
+    let all = store
+        .list_abm_devices(&DeviceQuery {
+            entry_id: Some(e),
+            limit: 100,
+            ..DeviceQuery::default()
+        })
+        .await
+        .unwrap();
+    let get = |serial: &str| all.iter().find(|d| d.device.serial_number == serial).unwrap();
+    assert_eq!(
+        get("A").device.color.as_deref(),
+        Some("Blue"),
+        "the last record staged wins"
+    );
+    assert_eq!(get("A").first_seen_at, merged_at);
+    assert_eq!(get("A").updated_at, merged_at);
+    assert_eq!(get("K").device.color.as_deref(), Some("Red"));
+    assert_eq!(
+        get("K").device.op_date,
+        Some(t0 + Duration::hours(2)),
+        "the sync's op_date is kept"
+    );
+    assert_eq!(get("R").removed_at, None, "restored");
+    assert!(get("Z").first_seen_at < merged_at, "untouched");
+    assert!(
+        !store.merge_staged_devices(e, now()).await.unwrap(),
+        "the staging area is empty after a merge"
+    );
+    assert_eq!(present(&store, other).await, Vec::<String>::new());
+
+    // The fetch ends: Z was not seen by generation 1.
+    let done = SyncState {
+        reconcile: false,
+        phase: SyncPhase::Sync,
+        ..fetch2.clone()
+    };
+    let removed = store
+        .reconcile_unseen(e, 1, &done, run.id, now())
+        .await
+        .unwrap();
+    assert_eq!(removed, 1);
+    assert_eq!(present(&store, e).await, ["A", "B", "K", "R"]);
+
+    assert!(store.merge_staged_devices(other, now()).await.unwrap());
+    assert_eq!(present(&store, other).await, ["A"]);
+    // Deleting an entry deletes what it staged.
+    stage(
+        &store,
+        other,
+        other_run.id,
+        &[device("Q", None, None)],
+        &state("o2", SyncPhase::Fetch),
+    )
+    .await;
+    store
+        .delete_abm_entry("other", &super::audit("abm.delete", "other"))
+        .await
+        .unwrap();
+    assert!(!store.merge_staged_devices(other, now()).await.unwrap());
+}
+
 pub async fn a_page_is_all_or_nothing_even_when_dropped_midway(store: Arc<dyn Store>) {
     let e = entry(&store, "e").await;
     let run = store

@@ -1,41 +1,59 @@
-use std::collections::HashMap;
-
 use async_trait::async_trait;
 use guardmdm_store::devices::{count_page, removed_at, serial_prefix_upper_bound};
 use guardmdm_store::{
     AbmDevice, DeviceOrder, DeviceQuery, DeviceSyncStore, EnrollmentState, PageCounts, PageWrite,
     StoreError, StoredAbmDevice, SyncClaim, SyncPhase, SyncRun, SyncState,
 };
-use sqlx::postgres::PgRow;
-use sqlx::{Postgres, QueryBuilder, Row, Transaction};
+use sqlx::QueryBuilder;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::{PostgresStore, backend};
+use crate::DbStore;
+use crate::common::{backend, get, opt_ts, ts};
+use crate::dialect::{self, Db, DbRow, Ts, Tx};
 
-/// Rows per INSERT statement: 20 columns each, well under PostgreSQL's 65535 parameters.
+/// Rows per INSERT statement: 20 columns each, well under SQLite's 32,766 parameters (and
+/// PostgreSQL's 65,535).
 const ROWS_PER_STATEMENT: usize = 500;
 
-const DEVICE_COLUMNS: &str = "entry_id, serial_number, model, description, color, asset_tag, \
-     device_family, os, device_assigned_by, device_assigned_date, profile_status, profile_uuid, \
-     profile_assign_time, profile_push_time, op_type, op_date, removed_at, seen_generation, \
-     first_seen_at, updated_at";
-
-/// [`DEVICE_COLUMNS`] of the table aliased `d`.
+/// The columns of `abm_devices`, of the table aliased `d`.
 pub(crate) const D_DEVICE_COLUMNS: &str = "d.entry_id, d.serial_number, d.model, \
      d.description, d.color, d.asset_tag, d.device_family, d.os, d.device_assigned_by, \
      d.device_assigned_date, d.profile_status, d.profile_uuid, d.profile_assign_time, \
      d.profile_push_time, d.op_type, d.op_date, d.removed_at, d.seen_generation, \
      d.first_seen_at, d.updated_at";
 
+/// The columns of a staged record, in `abm_device_stage` and as merged into `abm_devices`
+/// (which adds `first_seen_at` and `updated_at`).
+const STAGE_COLUMNS: &str = "entry_id, serial_number, model, description, color, asset_tag, \
+     device_family, os, device_assigned_by, device_assigned_date, profile_status, profile_uuid, \
+     profile_assign_time, profile_push_time, op_type, op_date, removed_at, seen_generation";
+
+/// How a record Apple sent again updates the stored one: the latest `op_date` wins; a record
+/// without one (a full fetch) always applies and keeps the stored `op_date`. `first_seen_at`
+/// is never updated.
+const UPSERT_DEVICE: &str = " ON CONFLICT (entry_id, serial_number) DO UPDATE SET \
+     model = excluded.model, description = excluded.description, color = excluded.color, \
+     asset_tag = excluded.asset_tag, device_family = excluded.device_family, \
+     os = excluded.os, device_assigned_by = excluded.device_assigned_by, \
+     device_assigned_date = excluded.device_assigned_date, \
+     profile_status = excluded.profile_status, profile_uuid = excluded.profile_uuid, \
+     profile_assign_time = excluded.profile_assign_time, \
+     profile_push_time = excluded.profile_push_time, op_type = excluded.op_type, \
+     op_date = COALESCE(excluded.op_date, abm_devices.op_date), \
+     removed_at = excluded.removed_at, seen_generation = excluded.seen_generation, \
+     updated_at = excluded.updated_at \
+     WHERE excluded.op_date IS NULL OR abm_devices.op_date IS NULL \
+     OR excluded.op_date >= abm_devices.op_date";
+
 const RUN_COLUMNS: &str = "SELECT id, entry_id, trigger, holder, started_at, finished_at, pages, \
      added, modified, removed, outcome, error FROM abm_sync_runs";
 
 #[async_trait]
-impl DeviceSyncStore for PostgresStore {
+impl DeviceSyncStore for DbStore {
     async fn apply_device_page(&self, page: &PageWrite<'_>) -> Result<PageCounts, StoreError> {
         let mut tx = self.write_tx().await?;
-        let stored = stored_serials(&mut tx, page.entry_id, page.devices).await?;
+        let stored = dialect::stored_serials(&mut tx, page.entry_id, page.devices).await?;
         let counts = count_page(page.devices, &stored);
         for chunk in page.devices.chunks(ROWS_PER_STATEMENT) {
             upsert_devices(&mut tx, page, chunk).await?;
@@ -44,6 +62,49 @@ impl DeviceSyncStore for PostgresStore {
         add_progress(&mut tx, page.run_id, 1, counts).await?;
         tx.commit().await.map_err(backend)?;
         Ok(counts)
+    }
+
+    async fn stage_device_page(&self, page: &PageWrite<'_>) -> Result<PageCounts, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let stored = dialect::stored_serials(&mut tx, page.entry_id, page.devices).await?;
+        let counts = count_page(page.devices, &stored);
+        for chunk in page.devices.chunks(ROWS_PER_STATEMENT) {
+            stage_devices(&mut tx, page, chunk).await?;
+        }
+        save_state(&mut tx, page.entry_id, page.state, page.at).await?;
+        add_progress(&mut tx, page.run_id, 1, counts).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(counts)
+    }
+
+    async fn merge_staged_devices(
+        &self,
+        entry_id: Uuid,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write_tx().await?;
+        let staged: Option<i64> =
+            sqlx::query_scalar("SELECT seq FROM abm_device_stage WHERE entry_id = $1 LIMIT 1")
+                .bind(entry_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?;
+        if staged.is_none() {
+            return Ok(false);
+        }
+        // In serial order: every serial-keyed B-tree is written front to back, each leaf once.
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO abm_devices ({STAGE_COLUMNS}, first_seen_at, updated_at) {} {UPSERT_DEVICE}",
+            dialect::staged_in_serial_order(STAGE_COLUMNS),
+        )))
+        .bind(entry_id)
+        .bind(Ts(at))
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        dialect::clear_stage(&mut tx, entry_id).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(true)
     }
 
     async fn reconcile_unseen(
@@ -59,8 +120,8 @@ impl DeviceSyncStore for PostgresStore {
             "UPDATE abm_devices SET removed_at = $1, updated_at = $2 \
              WHERE entry_id = $3 AND removed_at IS NULL AND seen_generation < $4",
         )
-        .bind(at)
-        .bind(at)
+        .bind(Ts(at))
+        .bind(Ts(at))
         .bind(entry_id)
         .bind(generation)
         .execute(&mut *tx)
@@ -88,13 +149,12 @@ impl DeviceSyncStore for PostgresStore {
         let Some(row) = row else {
             return Ok(SyncState::default());
         };
-        let phase: String = row.try_get("phase").map_err(backend)?;
-        let reconcile: bool = row.try_get("reconcile").map_err(backend)?;
+        let phase: String = get(&row, "phase")?;
         Ok(SyncState {
-            cursor: row.try_get("cursor").map_err(backend)?,
+            cursor: get(&row, "cursor")?,
             phase: SyncPhase::parse(&phase)?,
-            generation: row.try_get("generation").map_err(backend)?,
-            reconcile,
+            generation: get(&row, "generation")?,
+            reconcile: get(&row, "reconcile")?,
         })
     }
 
@@ -119,16 +179,12 @@ impl DeviceSyncStore for PostgresStore {
         // (serial, model or updated_at, each followed by serial and entry), testing filters
         // row by row; keyset conditions on the same columns make any page as cheap as the
         // first.
-        let mut q = QueryBuilder::<Postgres>::new(format!("SELECT {D_DEVICE_COLUMNS} "));
+        let mut q = QueryBuilder::<Db>::new(format!("SELECT {D_DEVICE_COLUMNS} "));
         let by_state = query.order == DeviceOrder::Serial && query.assignment_state.is_some();
         let key = if by_state && let Some(state) = &query.assignment_state {
-            q.push(
-                "FROM abm_device_assignments a CROSS JOIN LATERAL \
-                 (SELECT * FROM abm_devices WHERE entry_id = a.entry_id \
-                  AND serial_number = a.serial_number LIMIT 1) d \
-                 WHERE a.state = ",
-            )
-            .push_bind(state.clone());
+            q.push(dialect::DEVICES_OF_ASSIGNMENTS)
+                .push(" WHERE a.state = ")
+                .push_bind(state.clone());
             "a"
         } else {
             q.push("FROM abm_devices d WHERE 1 = 1");
@@ -219,7 +275,7 @@ impl DeviceSyncStore for PostgresStore {
                     q.push(format_args!(
                         " AND (d.updated_at, d.serial_number, d.entry_id) {cmp} ("
                     ))
-                    .push_bind(cursor.updated_at)
+                    .push_bind(Ts(cursor.updated_at))
                     .push(", ");
                 }
             }
@@ -247,21 +303,13 @@ impl DeviceSyncStore for PostgresStore {
         &self,
         serials: &[String],
     ) -> Result<Vec<EnrollmentState>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT DISTINCT ON (serial_number) serial_number, status, last_seen_at \
-             FROM mdm_enrollments WHERE serial_number = ANY($1) \
-             ORDER BY serial_number, last_seen_at DESC",
-        )
-        .bind(serials)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(backend)?;
+        let rows = dialect::latest_enrollments(&self.pool, serials).await?;
         rows.iter()
             .map(|row| {
                 Ok(EnrollmentState {
-                    serial: row.try_get("serial_number").map_err(backend)?,
-                    status: row.try_get("status").map_err(backend)?,
-                    last_seen_at: row.try_get("last_seen_at").map_err(backend)?,
+                    serial: get(row, "serial_number")?,
+                    status: get(row, "status")?,
+                    last_seen_at: ts(row, "last_seen_at")?,
                 })
             })
             .collect()
@@ -297,7 +345,7 @@ impl DeviceSyncStore for PostgresStore {
         .bind(entry_id)
         .bind(trigger)
         .bind(holder)
-        .bind(at)
+        .bind(Ts(at))
         .fetch_one(&self.pool)
         .await
         .map_err(backend)?;
@@ -316,7 +364,7 @@ impl DeviceSyncStore for PostgresStore {
         )
         .bind(outcome)
         .bind(error)
-        .bind(at)
+        .bind(Ts(at))
         .bind(run_id)
         .execute(&self.pool)
         .await
@@ -358,13 +406,15 @@ impl DeviceSyncStore for PostgresStore {
         let expires = at + time::Duration::seconds(ttl_secs);
         let done = sqlx::query(
             "INSERT INTO abm_sync_leases (entry_id, holder, expires_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (entry_id) DO UPDATE SET holder = $2, expires_at = $3 \
-             WHERE abm_sync_leases.holder = $2 OR abm_sync_leases.expires_at <= $4",
+             ON CONFLICT (entry_id) DO UPDATE SET holder = excluded.holder, \
+             expires_at = excluded.expires_at \
+             WHERE abm_sync_leases.holder = excluded.holder \
+             OR abm_sync_leases.expires_at <= $4",
         )
         .bind(entry_id)
         .bind(holder)
-        .bind(expires)
-        .bind(at)
+        .bind(Ts(expires))
+        .bind(Ts(at))
         .execute(&self.pool)
         .await
         .map_err(backend)?;
@@ -390,20 +440,21 @@ impl DeviceSyncStore for PostgresStore {
         ttl_secs: i64,
         dead_error: &str,
     ) -> Result<SyncClaim, StoreError> {
-        // Read committed: a concurrent claim waits on the lease row until this one commits,
-        // then finds the lease taken and, in its next statement, this run.
+        // BEGIN IMMEDIATE: one claim at a time; the others see its lease and its run.
         let mut tx = self.write_tx().await?;
         end_dead_runs(&mut tx, Some(entry_id), at, dead_error).await?;
         let expires = at + time::Duration::seconds(ttl_secs);
         let taken = sqlx::query(
             "INSERT INTO abm_sync_leases (entry_id, holder, expires_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (entry_id) DO UPDATE SET holder = $2, expires_at = $3 \
-             WHERE abm_sync_leases.holder = $2 OR abm_sync_leases.expires_at <= $4",
+             ON CONFLICT (entry_id) DO UPDATE SET holder = excluded.holder, \
+             expires_at = excluded.expires_at \
+             WHERE abm_sync_leases.holder = excluded.holder \
+             OR abm_sync_leases.expires_at <= $4",
         )
         .bind(entry_id)
         .bind(holder)
-        .bind(expires)
-        .bind(at)
+        .bind(Ts(expires))
+        .bind(Ts(at))
         .execute(&mut *tx)
         .await
         .map_err(backend)?
@@ -417,7 +468,7 @@ impl DeviceSyncStore for PostgresStore {
             .bind(entry_id)
             .bind(trigger)
             .bind(holder)
-            .bind(at)
+            .bind(Ts(at))
             .fetch_one(&mut *tx)
             .await
             .map_err(backend)?;
@@ -476,7 +527,7 @@ impl DeviceSyncStore for PostgresStore {
 
 /// [`DeviceSyncStore::end_dead_runs`] inside a transaction.
 async fn end_dead_runs(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Tx,
     entry_id: Option<Uuid>,
     at: OffsetDateTime,
     error: &str,
@@ -493,7 +544,7 @@ async fn end_dead_runs(
          AND NOT EXISTS (SELECT 1 FROM abm_sync_leases l WHERE l.entry_id = abm_sync_runs.entry_id \
                          AND l.holder = abm_sync_runs.holder AND l.expires_at > $1)"
     )))
-    .bind(at)
+    .bind(Ts(at))
     .bind(error);
     let query = match entry_id {
         Some(entry_id) => query.bind(entry_id),
@@ -503,89 +554,63 @@ async fn end_dead_runs(
     Ok(done.rows_affected())
 }
 
-/// The page's serials that are stored already, with whether they are removed.
-/// The page's serials that are stored already, with whether they are removed.
-///
-/// One array parameter probed serial by serial through the primary key: an `IN (…)` list of
-/// hundreds of parameters gets a cached plan that scans the whole entry until the table is
-/// first analyzed, which made the first minute of a large initial sync quadratic.
-async fn stored_serials(
-    tx: &mut Transaction<'static, Postgres>,
-    entry_id: Uuid,
-    devices: &[AbmDevice],
-) -> Result<HashMap<String, bool>, StoreError> {
-    let serials: Vec<&str> = devices.iter().map(|d| d.serial_number.as_str()).collect();
-    let rows = sqlx::query(
-        "SELECT s.serial AS serial_number, d.removed \
-         FROM unnest($2::text[]) AS s(serial) \
-         CROSS JOIN LATERAL (SELECT removed_at IS NOT NULL AS removed FROM abm_devices \
-                             WHERE entry_id = $1 AND serial_number = s.serial LIMIT 1) d",
-    )
-    .bind(entry_id)
-    .bind(&serials)
-    .fetch_all(&mut **tx)
-    .await
-    .map_err(backend)?;
-    let mut stored = HashMap::with_capacity(rows.len());
-    for row in rows {
-        let serial: String = row.try_get("serial_number").map_err(backend)?;
-        let removed: bool = row.try_get("removed").map_err(backend)?;
-        stored.insert(serial, removed);
-    }
-    Ok(stored)
+/// Binds a record's columns in [`STAGE_COLUMNS`] order.
+fn push_record(
+    row: &mut sqlx::query_builder::Separated<'_, Db, &'static str>,
+    page: &PageWrite<'_>,
+    d: &AbmDevice,
+) {
+    row.push_bind(page.entry_id)
+        .push_bind(d.serial_number.clone())
+        .push_bind(d.model.clone())
+        .push_bind(d.description.clone())
+        .push_bind(d.color.clone())
+        .push_bind(d.asset_tag.clone())
+        .push_bind(d.device_family.clone())
+        .push_bind(d.os.clone())
+        .push_bind(d.device_assigned_by.clone())
+        .push_bind(d.device_assigned_date.map(Ts))
+        .push_bind(d.profile_status.clone())
+        .push_bind(d.profile_uuid.clone())
+        .push_bind(d.profile_assign_time.map(Ts))
+        .push_bind(d.profile_push_time.map(Ts))
+        .push_bind(d.op_type.clone())
+        .push_bind(d.op_date.map(Ts))
+        .push_bind(removed_at(d, page.at).map(Ts))
+        .push_bind(page.state.generation);
 }
 
 async fn upsert_devices(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Tx,
     page: &PageWrite<'_>,
     devices: &[AbmDevice],
 ) -> Result<(), StoreError> {
-    let at = page.at;
-    let mut q =
-        QueryBuilder::<Postgres>::new(format!("INSERT INTO abm_devices ({DEVICE_COLUMNS}) "));
+    let mut q = QueryBuilder::<Db>::new(format!(
+        "INSERT INTO abm_devices ({STAGE_COLUMNS}, first_seen_at, updated_at) "
+    ));
     q.push_values(devices, |mut row, d| {
-        row.push_bind(page.entry_id)
-            .push_bind(d.serial_number.clone())
-            .push_bind(d.model.clone())
-            .push_bind(d.description.clone())
-            .push_bind(d.color.clone())
-            .push_bind(d.asset_tag.clone())
-            .push_bind(d.device_family.clone())
-            .push_bind(d.os.clone())
-            .push_bind(d.device_assigned_by.clone())
-            .push_bind(d.device_assigned_date)
-            .push_bind(d.profile_status.clone())
-            .push_bind(d.profile_uuid.clone())
-            .push_bind(d.profile_assign_time)
-            .push_bind(d.profile_push_time)
-            .push_bind(d.op_type.clone())
-            .push_bind(d.op_date)
-            .push_bind(removed_at(d, page.at))
-            .push_bind(page.state.generation)
-            .push_bind(at)
-            .push_bind(at);
+        push_record(&mut row, page, d);
+        row.push_bind(Ts(page.at)).push_bind(Ts(page.at));
     });
-    q.push(
-        " ON CONFLICT (entry_id, serial_number) DO UPDATE SET model = excluded.model, \
-         description = excluded.description, color = excluded.color, \
-         asset_tag = excluded.asset_tag, device_family = excluded.device_family, \
-         os = excluded.os, device_assigned_by = excluded.device_assigned_by, \
-         device_assigned_date = excluded.device_assigned_date, \
-         profile_status = excluded.profile_status, profile_uuid = excluded.profile_uuid, \
-         profile_assign_time = excluded.profile_assign_time, \
-         profile_push_time = excluded.profile_push_time, op_type = excluded.op_type, \
-         op_date = COALESCE(excluded.op_date, abm_devices.op_date), \
-         removed_at = excluded.removed_at, seen_generation = excluded.seen_generation, \
-         updated_at = excluded.updated_at \
-         WHERE excluded.op_date IS NULL OR abm_devices.op_date IS NULL \
-         OR excluded.op_date >= abm_devices.op_date",
-    );
+    q.push(UPSERT_DEVICE);
+    q.build().execute(&mut **tx).await.map_err(backend)?;
+    Ok(())
+}
+
+/// Appends records to the staging area.
+async fn stage_devices(
+    tx: &mut Tx,
+    page: &PageWrite<'_>,
+    devices: &[AbmDevice],
+) -> Result<(), StoreError> {
+    let mut q = QueryBuilder::<Db>::new(format!("INSERT INTO abm_device_stage ({STAGE_COLUMNS}) "));
+    q.push_values(devices, |mut row, d| push_record(&mut row, page, d));
     q.build().execute(&mut **tx).await.map_err(backend)?;
     Ok(())
 }
 
 async fn save_state(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Tx,
     entry_id: Uuid,
     state: &SyncState,
     at: OffsetDateTime,
@@ -600,7 +625,7 @@ async fn save_state(
     .bind(state.phase.as_str())
     .bind(state.generation)
     .bind(state.reconcile)
-    .bind(at)
+    .bind(Ts(at))
     .execute(&mut **tx)
     .await
     .map_err(backend)?;
@@ -608,7 +633,7 @@ async fn save_state(
 }
 
 async fn add_progress(
-    tx: &mut Transaction<'static, Postgres>,
+    tx: &mut Tx,
     run_id: i64,
     pages: i64,
     counts: PageCounts,
@@ -629,54 +654,50 @@ async fn add_progress(
     Ok(())
 }
 
-pub(crate) fn device_from_row(row: &PgRow) -> Result<StoredAbmDevice, StoreError> {
-    let time = |col: &str| -> Result<Option<OffsetDateTime>, StoreError> {
-        row.try_get(col).map_err(backend)
-    };
+pub(crate) fn device_from_row(row: &DbRow) -> Result<StoredAbmDevice, StoreError> {
     Ok(StoredAbmDevice {
-        entry_id: row.try_get("entry_id").map_err(backend)?,
+        entry_id: get(row, "entry_id")?,
         device: AbmDevice {
-            serial_number: row.try_get("serial_number").map_err(backend)?,
-            model: row.try_get("model").map_err(backend)?,
-            description: row.try_get("description").map_err(backend)?,
-            color: row.try_get("color").map_err(backend)?,
-            asset_tag: row.try_get("asset_tag").map_err(backend)?,
-            device_family: row.try_get("device_family").map_err(backend)?,
-            os: row.try_get("os").map_err(backend)?,
-            device_assigned_by: row.try_get("device_assigned_by").map_err(backend)?,
-            device_assigned_date: time("device_assigned_date")?,
-            profile_status: row.try_get("profile_status").map_err(backend)?,
-            profile_uuid: row.try_get("profile_uuid").map_err(backend)?,
-            profile_assign_time: time("profile_assign_time")?,
-            profile_push_time: time("profile_push_time")?,
-            op_type: row.try_get("op_type").map_err(backend)?,
-            op_date: time("op_date")?,
+            serial_number: get(row, "serial_number")?,
+            model: get(row, "model")?,
+            description: get(row, "description")?,
+            color: get(row, "color")?,
+            asset_tag: get(row, "asset_tag")?,
+            device_family: get(row, "device_family")?,
+            os: get(row, "os")?,
+            device_assigned_by: get(row, "device_assigned_by")?,
+            device_assigned_date: opt_ts(row, "device_assigned_date")?,
+            profile_status: get(row, "profile_status")?,
+            profile_uuid: get(row, "profile_uuid")?,
+            profile_assign_time: opt_ts(row, "profile_assign_time")?,
+            profile_push_time: opt_ts(row, "profile_push_time")?,
+            op_type: get(row, "op_type")?,
+            op_date: opt_ts(row, "op_date")?,
         },
-        removed_at: time("removed_at")?,
-        first_seen_at: row.try_get("first_seen_at").map_err(backend)?,
-        updated_at: row.try_get("updated_at").map_err(backend)?,
+        removed_at: opt_ts(row, "removed_at")?,
+        first_seen_at: ts(row, "first_seen_at")?,
+        updated_at: ts(row, "updated_at")?,
     })
 }
 
-fn run_from_row(row: &PgRow) -> Result<SyncRun, StoreError> {
+fn run_from_row(row: &DbRow) -> Result<SyncRun, StoreError> {
     let n = |col: &str| -> Result<u64, StoreError> {
-        let v: i64 = row.try_get(col).map_err(backend)?;
-        Ok(u64::try_from(v).unwrap_or(0))
+        Ok(u64::try_from(get::<i64>(row, col)?).unwrap_or(0))
     };
     Ok(SyncRun {
-        id: row.try_get("id").map_err(backend)?,
-        entry_id: row.try_get("entry_id").map_err(backend)?,
-        trigger: row.try_get("trigger").map_err(backend)?,
-        holder: row.try_get("holder").map_err(backend)?,
-        started_at: row.try_get("started_at").map_err(backend)?,
-        finished_at: row.try_get("finished_at").map_err(backend)?,
+        id: get(row, "id")?,
+        entry_id: get(row, "entry_id")?,
+        trigger: get(row, "trigger")?,
+        holder: get(row, "holder")?,
+        started_at: ts(row, "started_at")?,
+        finished_at: opt_ts(row, "finished_at")?,
         pages: n("pages")?,
         counts: PageCounts {
             added: n("added")?,
             modified: n("modified")?,
             removed: n("removed")?,
         },
-        outcome: row.try_get("outcome").map_err(backend)?,
-        error: row.try_get("error").map_err(backend)?,
+        outcome: get(row, "outcome")?,
+        error: get(row, "error")?,
     })
 }
