@@ -2,6 +2,7 @@
 //! Migrations are applied at connect; concurrent instances serialise them with sqlx's lock.
 
 mod abm;
+#[path = "../../store-sql/admins.rs"]
 mod admins;
 #[path = "../../store-sql/api_keys.rs"]
 mod api_keys;

@@ -4,6 +4,7 @@
 //! `BEGIN IMMEDIATE`: it takes the write lock up front instead of failing on upgrade.
 
 mod abm;
+#[path = "../../store-sql/admins.rs"]
 mod admins;
 #[path = "../../store-sql/api_keys.rs"]
 mod api_keys;
