@@ -136,3 +136,33 @@ pub(crate) async fn latest_enrollments(
     .await
     .map_err(backend)
 }
+
+// ---- admins ----
+
+/// The advisory lock class of sign-in reservations per name (the key is the name's hash).
+const SIGN_IN_NAME_LOCK: i32 = 0x5349_4e31; // "SIN1"
+/// The advisory lock class of sign-in reservations per client address.
+const SIGN_IN_CLIENT_LOCK: i32 = 0x5349_4e32; // "SIN2"
+
+/// The transaction of a sign-in reservation (`AdminStore::reserve_sign_in_attempt`): the
+/// count of recent failures and the insert of the new one must not interleave with another
+/// reservation's. Reservations for one name, and from one client, take turns across every
+/// instance: transaction-scoped advisory locks, always the name's before the client's, so two
+/// reservations never wait on each other in a cycle. Each statement after the locks reads
+/// what the previous holder committed (READ COMMITTED).
+pub(crate) async fn sign_in_reservation_tx(
+    store: &crate::DbStore,
+    name: &str,
+    client: &str,
+) -> Result<Tx, StoreError> {
+    let mut tx = store.write_tx().await?;
+    for (class, key) in [(SIGN_IN_NAME_LOCK, name), (SIGN_IN_CLIENT_LOCK, client)] {
+        sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+            .bind(class)
+            .bind(key)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+    }
+    Ok(tx)
+}

@@ -1,7 +1,9 @@
 //! GuardMDM's PostgreSQL storage, for several `guardmdm serve` instances sharing one database.
 //! Migrations are applied at connect; concurrent instances serialise them with sqlx's lock.
 
+#[path = "../../store-sql/abm.rs"]
 mod abm;
+#[path = "../../store-sql/admins.rs"]
 mod admins;
 #[path = "../../store-sql/api_keys.rs"]
 mod api_keys;

@@ -141,6 +141,20 @@ pub(crate) async fn latest_enrollments(
     Ok(out)
 }
 
+// ---- admins ----
+
+/// The transaction of a sign-in reservation (`AdminStore::reserve_sign_in_attempt`): the
+/// count of recent failures and the insert of the new one must not interleave with another
+/// reservation's. `BEGIN IMMEDIATE` makes it the one writer, in this process or another on
+/// the same file, so the name and the client need no lock of their own.
+pub(crate) async fn sign_in_reservation_tx(
+    store: &crate::DbStore,
+    _name: &str,
+    _client: &str,
+) -> Result<Tx, StoreError> {
+    store.write_tx().await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,7 +3,9 @@
 //! SQLite has one writer at a time, so every writing transaction starts with
 //! `BEGIN IMMEDIATE`: it takes the write lock up front instead of failing on upgrade.
 
+#[path = "../../store-sql/abm.rs"]
 mod abm;
+#[path = "../../store-sql/admins.rs"]
 mod admins;
 #[path = "../../store-sql/api_keys.rs"]
 mod api_keys;

@@ -394,7 +394,7 @@ pub async fn abm_server_token_install_and_renew_keep_the_entry(store: Arc<dyn St
         .await
         .unwrap();
     assert_eq!(installed.server_token.as_ref(), Some(&first));
-    assert_eq!(installed.account, Some(first_account));
+    assert_eq!(installed.account.as_ref(), Some(&first_account));
     let problem = TokenProblem {
         kind: "rejected".to_string(),
         message: "re-upload".to_string(),
@@ -414,6 +414,11 @@ pub async fn abm_server_token_install_and_renew_keep_the_entry(store: Arc<dyn St
     assert_eq!(
         renewed.problem, None,
         "a new token clears the reported problem"
+    );
+    assert_eq!(
+        renewed.account,
+        Some(first_account),
+        "a renewal without an account check keeps the last one"
     );
     let AbmEntry {
         id,

@@ -3,19 +3,24 @@ use guardmdm_store::{
     AbmAccount, AbmEntry, AbmEntryStore, NewAbmEntry, NewAuditEvent, ServerTokenRecord, StoreError,
     TokenProblem,
 };
-use sqlx::Row;
-use sqlx::postgres::PgRow;
 use time::OffsetDateTime;
 
-use crate::{PostgresStore, backend, insert_audit};
+use crate::DbStore;
+use crate::common::{backend, get, insert_audit, opt_ts, ts};
+use crate::dialect::{DbRow, Ts, Tx};
 
 const COLUMNS: &str = "SELECT id, name, certificate_pem, sealed_private_key, batch_size, abm_url, \
      sealed_server_token, token_expires_at, token_uploaded_at, problem_kind, problem_message, \
      problem_since, created_at, updated_at, server_name, server_uuid, org_name, admin_id, \
      account_checked_at FROM abm_entries";
 
+/// A batch size as stored: PostgreSQL's column is an `INTEGER` (the service keeps it to 1,000).
+fn stored_batch_size(size: u32) -> i32 {
+    i32::try_from(size).unwrap_or(i32::MAX)
+}
+
 #[async_trait]
-impl AbmEntryStore for PostgresStore {
+impl AbmEntryStore for DbStore {
     async fn create_abm_entry(
         &self,
         entry: &NewAbmEntry,
@@ -24,16 +29,15 @@ impl AbmEntryStore for PostgresStore {
         let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO abm_entries (id, name, certificate_pem, sealed_private_key, batch_size, \
-             abm_url, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+             abm_url, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
         )
         .bind(entry.id)
         .bind(&entry.name)
         .bind(&entry.certificate_pem)
         .bind(&entry.sealed_private_key)
-        .bind(i32::try_from(entry.batch_size).unwrap_or(i32::MAX))
+        .bind(stored_batch_size(entry.batch_size))
         .bind(&entry.abm_url)
-        .bind(entry.created_at)
-        .bind(entry.created_at)
+        .bind(Ts(entry.created_at))
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
@@ -72,9 +76,9 @@ impl AbmEntryStore for PostgresStore {
         let done = sqlx::query(
             "UPDATE abm_entries SET batch_size = $1, abm_url = $2, updated_at = $3 WHERE name = $4",
         )
-        .bind(i32::try_from(batch_size).unwrap_or(i32::MAX))
+        .bind(stored_batch_size(batch_size))
         .bind(abm_url)
-        .bind(at)
+        .bind(Ts(at))
         .bind(name)
         .execute(&mut *tx)
         .await
@@ -93,21 +97,20 @@ impl AbmEntryStore for PostgresStore {
         let done = sqlx::query(
             "UPDATE abm_entries SET sealed_server_token = $1, token_expires_at = $2, \
              token_uploaded_at = $3, problem_kind = NULL, problem_message = NULL, \
-             problem_since = NULL, updated_at = $4, \
-             server_name = COALESCE($5, server_name), server_uuid = COALESCE($6, server_uuid), \
-             org_name = CASE WHEN $5 IS NULL THEN org_name ELSE $7 END, \
-             admin_id = CASE WHEN $5 IS NULL THEN admin_id ELSE $8 END, \
-             account_checked_at = COALESCE($9, account_checked_at) WHERE name = $10",
+             problem_since = NULL, updated_at = $3, \
+             server_name = COALESCE($4, server_name), server_uuid = COALESCE($5, server_uuid), \
+             org_name = CASE WHEN $4 IS NULL THEN org_name ELSE $6 END, \
+             admin_id = CASE WHEN $4 IS NULL THEN admin_id ELSE $7 END, \
+             account_checked_at = COALESCE($8, account_checked_at) WHERE name = $9",
         )
         .bind(&token.sealed_token)
-        .bind(token.expires_at)
-        .bind(token.uploaded_at)
-        .bind(token.uploaded_at)
+        .bind(Ts(token.expires_at))
+        .bind(Ts(token.uploaded_at))
         .bind(account.map(|a| a.server_name.as_str()))
         .bind(account.map(|a| a.server_uuid.as_str()))
         .bind(account.and_then(|a| a.org_name.as_deref()))
         .bind(account.and_then(|a| a.admin_id.as_deref()))
-        .bind(account.map(|a| a.checked_at))
+        .bind(account.map(|a| Ts(a.checked_at)))
         .bind(name)
         .execute(&mut *tx)
         .await
@@ -127,8 +130,8 @@ impl AbmEntryStore for PostgresStore {
         )
         .bind(problem.map(|p| p.kind.as_str()))
         .bind(problem.map(|p| p.message.as_str()))
-        .bind(problem.map(|p| p.since))
-        .bind(at)
+        .bind(problem.map(|p| Ts(p.since)))
+        .bind(Ts(at))
         .bind(name)
         .execute(&self.pool)
         .await
@@ -157,7 +160,7 @@ impl AbmEntryStore for PostgresStore {
 /// Ends a one-entry update: `NotFound` when no row changed (the transaction rolls back),
 /// otherwise records the audit event and returns the entry as committed.
 async fn finish_update(
-    mut tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    mut tx: Tx,
     rows_affected: u64,
     name: &str,
     audit: &NewAuditEvent,
@@ -171,10 +174,7 @@ async fn finish_update(
     Ok(row)
 }
 
-async fn fetch(
-    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
-    name: &str,
-) -> Result<AbmEntry, StoreError> {
+async fn fetch(tx: &mut Tx, name: &str) -> Result<AbmEntry, StoreError> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!("{COLUMNS} WHERE name = $1")))
         .bind(name)
         .fetch_one(&mut **tx)
@@ -183,55 +183,51 @@ async fn fetch(
     entry_from_row(&row)
 }
 
-fn entry_from_row(row: &PgRow) -> Result<AbmEntry, StoreError> {
-    let sealed: Option<Vec<u8>> = row.try_get("sealed_server_token").map_err(backend)?;
+fn entry_from_row(row: &DbRow) -> Result<AbmEntry, StoreError> {
+    let sealed: Option<Vec<u8>> = get(row, "sealed_server_token")?;
     let server_token = match sealed {
         None => None,
         Some(sealed_token) => Some(ServerTokenRecord {
             sealed_token,
-            expires_at: row.try_get("token_expires_at").map_err(backend)?,
-            uploaded_at: row.try_get("token_uploaded_at").map_err(backend)?,
+            expires_at: ts(row, "token_expires_at")?,
+            uploaded_at: ts(row, "token_uploaded_at")?,
         }),
     };
-    let kind: Option<String> = row.try_get("problem_kind").map_err(backend)?;
+    let kind: Option<String> = get(row, "problem_kind")?;
     let problem = match kind {
         None => None,
         Some(kind) => Some(TokenProblem {
             kind,
-            message: row.try_get("problem_message").map_err(backend)?,
-            since: row
-                .try_get::<Option<OffsetDateTime>, _>("problem_since")
-                .map_err(backend)?
+            message: get(row, "problem_message")?,
+            since: opt_ts(row, "problem_since")?
                 .ok_or_else(|| StoreError::Corrupt("problem without a time".to_string()))?,
         }),
     };
-    let server_uuid: Option<String> = row.try_get("server_uuid").map_err(backend)?;
+    let server_uuid: Option<String> = get(row, "server_uuid")?;
     let account = match server_uuid {
         None => None,
         Some(server_uuid) => Some(AbmAccount {
-            server_name: row.try_get("server_name").map_err(backend)?,
+            server_name: get(row, "server_name")?,
             server_uuid,
-            org_name: row.try_get("org_name").map_err(backend)?,
-            admin_id: row.try_get("admin_id").map_err(backend)?,
-            checked_at: row
-                .try_get::<Option<OffsetDateTime>, _>("account_checked_at")
-                .map_err(backend)?
+            org_name: get(row, "org_name")?,
+            admin_id: get(row, "admin_id")?,
+            checked_at: opt_ts(row, "account_checked_at")?
                 .ok_or_else(|| StoreError::Corrupt("account without a time".to_string()))?,
         }),
     };
-    let batch_size: i32 = row.try_get("batch_size").map_err(backend)?;
+    let batch_size: i32 = get(row, "batch_size")?;
     Ok(AbmEntry {
-        id: row.try_get("id").map_err(backend)?,
-        name: row.try_get("name").map_err(backend)?,
-        certificate_pem: row.try_get("certificate_pem").map_err(backend)?,
-        sealed_private_key: row.try_get("sealed_private_key").map_err(backend)?,
+        id: get(row, "id")?,
+        name: get(row, "name")?,
+        certificate_pem: get(row, "certificate_pem")?,
+        sealed_private_key: get(row, "sealed_private_key")?,
         batch_size: u32::try_from(batch_size)
             .map_err(|_| StoreError::Corrupt(format!("batch size {batch_size}")))?,
-        abm_url: row.try_get("abm_url").map_err(backend)?,
+        abm_url: get(row, "abm_url")?,
         server_token,
         problem,
         account,
-        created_at: row.try_get("created_at").map_err(backend)?,
-        updated_at: row.try_get("updated_at").map_err(backend)?,
+        created_at: ts(row, "created_at")?,
+        updated_at: ts(row, "updated_at")?,
     })
 }

@@ -3,17 +3,17 @@ use guardmdm_store::{
     Admin, AdminStore, NewAdmin, NewAuditEvent, NewSession, Session, SignInFailures, SignInLimits,
     SignInReservation, StoreError,
 };
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, SqliteConnection};
 use time::OffsetDateTime;
 
-use crate::{SqliteStore, backend, from_micros, insert_audit, micros, opt_from_micros};
+use crate::DbStore;
+use crate::common::{backend, get, insert_audit, opt_ts, ts};
+use crate::dialect::{Db, DbRow, Ts};
 
 const ADMIN_COLUMNS: &str =
     "SELECT id, name, password_hash, created_by, created_at, last_sign_in_at FROM admins";
 
 #[async_trait]
-impl AdminStore for SqliteStore {
+impl AdminStore for DbStore {
     async fn create_admin(
         &self,
         admin: &NewAdmin,
@@ -22,13 +22,13 @@ impl AdminStore for SqliteStore {
         let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO admins (id, name, password_hash, created_by, created_at) \
-             VALUES (?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(admin.id)
         .bind(&admin.name)
         .bind(&admin.password_hash)
         .bind(&admin.created_by)
-        .bind(micros(admin.created_at))
+        .bind(Ts(admin.created_at))
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
@@ -56,7 +56,7 @@ impl AdminStore for SqliteStore {
 
     async fn find_admin(&self, name: &str) -> Result<Option<Admin>, StoreError> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{ADMIN_COLUMNS} WHERE name = ?"
+            "{ADMIN_COLUMNS} WHERE name = $1"
         )))
         .bind(name)
         .fetch_optional(&self.pool)
@@ -68,19 +68,19 @@ impl AdminStore for SqliteStore {
     async fn delete_admin(&self, name: &str, audit: &NewAuditEvent) -> Result<Admin, StoreError> {
         let mut tx = self.write_tx().await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{ADMIN_COLUMNS} WHERE name = ?"
+            "{ADMIN_COLUMNS} WHERE name = $1"
         )))
         .bind(name)
         .fetch_one(&mut *tx)
         .await
         .map_err(backend)?;
         let admin = admin_from_row(&row)?;
-        sqlx::query("DELETE FROM admin_sessions WHERE admin_id = ?")
+        sqlx::query("DELETE FROM admin_sessions WHERE admin_id = $1")
             .bind(admin.id)
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
-        sqlx::query("DELETE FROM admins WHERE id = ?")
+        sqlx::query("DELETE FROM admins WHERE id = $1")
             .bind(admin.id)
             .execute(&mut *tx)
             .await
@@ -100,31 +100,30 @@ impl AdminStore for SqliteStore {
         sqlx::query(
             "INSERT INTO admin_sessions \
              (token_hash, admin_id, csrf_token, created_at, last_seen_at, expires_at) \
-             VALUES (?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $4, $5)",
         )
         .bind(&session.token_hash)
         .bind(session.admin_id)
         .bind(&session.csrf_token)
-        .bind(micros(session.created_at))
-        .bind(micros(session.created_at))
-        .bind(micros(session.expires_at))
+        .bind(Ts(session.created_at))
+        .bind(Ts(session.expires_at))
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
-        sqlx::query("UPDATE admins SET last_sign_in_at = ? WHERE id = ?")
-            .bind(micros(session.created_at))
+        sqlx::query("UPDATE admins SET last_sign_in_at = $1 WHERE id = $2")
+            .bind(Ts(session.created_at))
             .bind(session.admin_id)
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
         if let Some(attempt) = session.attempt {
-            sqlx::query("DELETE FROM admin_sign_in_failures WHERE id = ?")
+            sqlx::query("DELETE FROM admin_sign_in_failures WHERE id = $1")
                 .bind(attempt)
                 .execute(&mut *tx)
                 .await
                 .map_err(backend)?;
         }
-        sqlx::query("UPDATE admin_sign_in_failures SET counts_for_name = 0 WHERE name = ?")
+        sqlx::query("UPDATE admin_sign_in_failures SET counts_for_name = FALSE WHERE name = $1")
             .bind(name)
             .execute(&mut *tx)
             .await
@@ -138,7 +137,7 @@ impl AdminStore for SqliteStore {
         let row = sqlx::query(
             "SELECT s.token_hash, s.admin_id, a.name, s.csrf_token, s.created_at, \
              s.last_seen_at, s.expires_at \
-             FROM admin_sessions s JOIN admins a ON a.id = s.admin_id WHERE s.token_hash = ?",
+             FROM admin_sessions s JOIN admins a ON a.id = s.admin_id WHERE s.token_hash = $1",
         )
         .bind(token_hash)
         .fetch_optional(&self.pool)
@@ -153,13 +152,13 @@ impl AdminStore for SqliteStore {
         at: OffsetDateTime,
         min_interval: time::Duration,
     ) -> Result<(), StoreError> {
-        let threshold = micros(at - min_interval);
         sqlx::query(
-            "UPDATE admin_sessions SET last_seen_at = ? WHERE token_hash = ? AND last_seen_at <= ?",
+            "UPDATE admin_sessions SET last_seen_at = $1 \
+             WHERE token_hash = $2 AND last_seen_at <= $3",
         )
-        .bind(micros(at))
+        .bind(Ts(at))
         .bind(token_hash)
-        .bind(threshold)
+        .bind(Ts(at - min_interval))
         .execute(&self.pool)
         .await
         .map_err(backend)?;
@@ -172,7 +171,7 @@ impl AdminStore for SqliteStore {
         audit: Option<&NewAuditEvent>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.write_tx().await?;
-        let done = sqlx::query("DELETE FROM admin_sessions WHERE token_hash = ?")
+        let done = sqlx::query("DELETE FROM admin_sessions WHERE token_hash = $1")
             .bind(token_hash)
             .execute(&mut *tx)
             .await
@@ -191,9 +190,9 @@ impl AdminStore for SqliteStore {
         idle_before: OffsetDateTime,
     ) -> Result<u64, StoreError> {
         let done =
-            sqlx::query("DELETE FROM admin_sessions WHERE expires_at < ? OR last_seen_at < ?")
-                .bind(micros(expired_before))
-                .bind(micros(idle_before))
+            sqlx::query("DELETE FROM admin_sessions WHERE expires_at < $1 OR last_seen_at < $2")
+                .bind(Ts(expired_before))
+                .bind(Ts(idle_before))
                 .execute(&self.pool)
                 .await
                 .map_err(backend)?;
@@ -207,9 +206,9 @@ impl AdminStore for SqliteStore {
         at: OffsetDateTime,
         limits: SignInLimits,
     ) -> Result<SignInReservation, StoreError> {
-        // BEGIN IMMEDIATE: the one writer, so the count and the insert are never interleaved
-        // with another reservation's, in this process or another on the same file.
-        let mut tx = self.write_tx().await?;
+        // The count and the insert are never interleaved with another reservation's for the
+        // same name or client, in this process or another sharing the database.
+        let mut tx = crate::dialect::sign_in_reservation_tx(self, name, client).await?;
         let failures = recent_failures(
             &mut tx,
             name,
@@ -224,22 +223,22 @@ impl AdminStore for SqliteStore {
             tx.rollback().await.map_err(backend)?;
             return Ok(SignInReservation::Refused(failures));
         }
-        let done =
-            sqlx::query("INSERT INTO admin_sign_in_failures (name, client, at) VALUES (?, ?, ?)")
-                .bind(name)
-                .bind(client)
-                .bind(micros(at))
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?;
+        let attempt: i64 = sqlx::query_scalar(
+            "INSERT INTO admin_sign_in_failures (name, client, at) VALUES ($1, $2, $3) \
+             RETURNING id",
+        )
+        .bind(name)
+        .bind(client)
+        .bind(Ts(at))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
-        Ok(SignInReservation::Reserved {
-            attempt: done.last_insert_rowid(),
-        })
+        Ok(SignInReservation::Reserved { attempt })
     }
 
     async fn release_sign_in_attempt(&self, attempt: i64) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM admin_sign_in_failures WHERE id = ?")
+        sqlx::query("DELETE FROM admin_sign_in_failures WHERE id = $1")
             .bind(attempt)
             .execute(&self.pool)
             .await
@@ -259,8 +258,8 @@ impl AdminStore for SqliteStore {
     }
 
     async fn purge_sign_in_failures(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
-        let done = sqlx::query("DELETE FROM admin_sign_in_failures WHERE at < ?")
-            .bind(micros(before))
+        let done = sqlx::query("DELETE FROM admin_sign_in_failures WHERE at < $1")
+            .bind(Ts(before))
             .execute(&self.pool)
             .await
             .map_err(backend)?;
@@ -271,7 +270,7 @@ impl AdminStore for SqliteStore {
 /// Failures since `since`, newest first: at most `limits.0` for the name (those still
 /// counting for it) and `limits.1` from the client.
 async fn recent_failures(
-    conn: &mut SqliteConnection,
+    conn: &mut <Db as sqlx::Database>::Connection,
     name: &str,
     client: &str,
     since: OffsetDateTime,
@@ -281,50 +280,49 @@ async fn recent_failures(
     for (column, only, value, limit, into) in [
         (
             "name",
-            "counts_for_name = 1 AND ",
+            "counts_for_name AND ",
             name,
             limits.0,
             &mut out.by_name,
         ),
         ("client", "", client, limits.1, &mut out.by_client),
     ] {
-        let times: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT at FROM admin_sign_in_failures WHERE {only}{column} = ? AND at >= ? \
-             ORDER BY at DESC LIMIT ?"
+        *into = sqlx::query_scalar::<_, Ts>(sqlx::AssertSqlSafe(format!(
+            "SELECT at FROM admin_sign_in_failures WHERE {only}{column} = $1 AND at >= $2 \
+             ORDER BY at DESC LIMIT $3"
         )))
         .bind(value)
-        .bind(micros(since))
+        .bind(Ts(since))
         .bind(i64::from(limit))
         .fetch_all(&mut *conn)
         .await
-        .map_err(backend)?;
-        *into = times
-            .into_iter()
-            .map(from_micros)
-            .collect::<Result<_, _>>()?;
+        .map_err(backend)?
+        .into_iter()
+        .map(|t| t.0)
+        .collect();
     }
     Ok(out)
 }
 
-fn admin_from_row(row: &SqliteRow) -> Result<Admin, StoreError> {
+fn admin_from_row(row: &DbRow) -> Result<Admin, StoreError> {
     Ok(Admin {
-        id: row.try_get("id").map_err(backend)?,
-        name: row.try_get("name").map_err(backend)?,
-        password_hash: row.try_get("password_hash").map_err(backend)?,
-        created_by: row.try_get("created_by").map_err(backend)?,
-        created_at: from_micros(row.try_get("created_at").map_err(backend)?)?,
-        last_sign_in_at: opt_from_micros(row.try_get("last_sign_in_at").map_err(backend)?)?,
+        id: get(row, "id")?,
+        name: get(row, "name")?,
+        password_hash: get(row, "password_hash")?,
+        created_by: get(row, "created_by")?,
+        created_at: ts(row, "created_at")?,
+        last_sign_in_at: opt_ts(row, "last_sign_in_at")?,
     })
 }
 
-fn session_from_row(row: &SqliteRow) -> Result<Session, StoreError> {
+fn session_from_row(row: &DbRow) -> Result<Session, StoreError> {
     Ok(Session {
-        token_hash: row.try_get("token_hash").map_err(backend)?,
-        admin_id: row.try_get("admin_id").map_err(backend)?,
-        admin_name: row.try_get("name").map_err(backend)?,
-        csrf_token: row.try_get("csrf_token").map_err(backend)?,
-        created_at: from_micros(row.try_get("created_at").map_err(backend)?)?,
-        last_seen_at: from_micros(row.try_get("last_seen_at").map_err(backend)?)?,
-        expires_at: from_micros(row.try_get("expires_at").map_err(backend)?)?,
+        token_hash: get(row, "token_hash")?,
+        admin_id: get(row, "admin_id")?,
+        admin_name: get(row, "name")?,
+        csrf_token: get(row, "csrf_token")?,
+        created_at: ts(row, "created_at")?,
+        last_seen_at: ts(row, "last_seen_at")?,
+        expires_at: ts(row, "expires_at")?,
     })
 }
