@@ -11,8 +11,9 @@
 //! 3. incremental syncs: 10,000 new purchases, 10,000 devices unassigned, and no change;
 //! 4. the floor again;
 //! 5. a profile: the sync's page loop replayed into another fresh database with the
-//!    production functions (`reduce_page`, `after_page`, `apply_device_page`), timing the
-//!    fetch, the reduce and the store separately, with sqlx's statement timings;
+//!    production functions (`reduce_page`, `after_page`, `stage_device_page`, then
+//!    `merge_staged_devices`), timing the fetch, the reduce, the staging and the merge
+//!    separately, with sqlx's statement timings;
 //! 6. (run before 5) assignment passes: a default profile for every OS, the first pass that
 //!    assigns every device at the simulator, an incremental pass with nothing to do, and a
 //!    full pass with nothing to send (after waiting out the incremental pass's 30 s clock
@@ -564,13 +565,13 @@ fn mean_gap_ms(start: Instant, times: &[Instant], range: std::ops::Range<usize>)
 }
 
 /// Step 5: the page loop of `SyncService` replayed with the same functions into a fresh
-/// database, each part timed. Returns (fetch, reduce, store, total, pages).
+/// database, each part timed. Returns (fetch, reduce, stage, merge, total, pages).
 async fn profile(
     backend: Backend,
     dir: &std::path::Path,
     sim_url: &str,
     client: &Client,
-) -> (Duration, Duration, Duration, Duration, usize) {
+) -> (Duration, Duration, Duration, Duration, Duration, usize) {
     let store = guardmdm::server::open_store(&backend.fresh(dir, "profile").await)
         .await
         .unwrap();
@@ -614,7 +615,7 @@ async fn profile(
             run_id: run.id,
             at: guardmdm_store::now(),
         };
-        store.apply_device_page(&write).await.unwrap();
+        store.stage_device_page(&write).await.unwrap();
         let t3 = Instant::now();
         fetch += t1 - t0;
         reduce += t2 - t1;
@@ -626,9 +627,17 @@ async fn profile(
             other => panic!("unexpected {other:?}"),
         }
     }
+    let merging = Instant::now();
+    assert!(
+        store
+            .merge_staged_devices(entry.id, guardmdm_store::now())
+            .await
+            .unwrap()
+    );
+    let merge = merging.elapsed();
     let total = started.elapsed();
     SQL_PROFILE.store(false, Ordering::Relaxed);
-    (fetch, reduce, apply, total, pages)
+    (fetch, reduce, apply, merge, total, pages)
 }
 
 /// The SQLite file's and its WAL's sizes (nothing for PostgreSQL).
@@ -911,7 +920,7 @@ async fn bench_abm_device_sync() {
     if run_profile {
         let client = dep_client(&services).await;
         let before = usage(&sim);
-        let (fetch, reduce, apply, total, pages) =
+        let (fetch, reduce, stage, merge, total, pages) =
             profile(backend, dir.path(), &sim.url, &client).await;
         let after = usage(&sim);
         let ms = |d: Duration| d.as_secs_f64() * 1000.0 / pages as f64;
@@ -920,10 +929,12 @@ async fn bench_abm_device_sync() {
             total.as_secs_f64()
         );
         println!(
-            "    per page: fetch + parse {:.2} ms, reduce {:.3} ms, apply_device_page {:.2} ms",
+            "    per page: fetch + parse {:.2} ms, reduce {:.3} ms, stage_device_page {:.2} ms; \
+             then merge_staged_devices {:.2} s",
             ms(fetch),
             ms(reduce),
-            ms(apply)
+            ms(stage),
+            merge.as_secs_f64()
         );
         report_usage(before, after);
         println!("    sqlx statements (as sqlx times them), per page:");

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use guardmdm_abm::{Client, DepError};
-use guardmdm_store::{AbmEntry, DeviceQuery, PageWrite, Store, SyncClaim, SyncState};
+use guardmdm_store::{AbmEntry, DeviceQuery, PageWrite, Store, SyncClaim, SyncPhase, SyncState};
 pub use guardmdm_store::{PageCounts, StoredAbmDevice, SyncRun};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -35,6 +35,9 @@ pub const SYNC_INTERVAL: Duration = Duration::from_secs(5 * 60);
 /// inside one interval, so a dead instance's entries are taken over at the next tick, and
 /// its runs are shown as ended (and Sync Now starts anew) once it lapsed.
 pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(120);
+/// The longest a full fetch keeps pages staged before merging them (see `page_loop`): with
+/// Apple's latency a large fetch takes minutes, and its devices are listed as it goes.
+const STAGE_MERGE_EVERY: Duration = Duration::from_secs(60);
 /// How long Sync Now waits for an assignment pass of the same entry (here or on another
 /// instance) before answering that the entry is busy.
 const ASSIGN_WAIT: Duration = Duration::from_secs(60);
@@ -547,7 +550,14 @@ impl SyncService {
             state = full_refetch(&state);
             self.save(entry.id, &state).await?;
         }
-        let outcome = self.page_loop(entry, run_id, &client, state).await?;
+        // Records a killed run staged are merged before anything else is written.
+        self.merge_staged(entry).await?;
+        let looped = self.page_loop(entry, run_id, &client, state).await;
+        if !matches!(looped, Err(SyncFailure::Interrupted)) {
+            // What a failed fetch staged is listed now rather than after the next run.
+            self.merge_staged(entry).await?;
+        }
+        let outcome = looped?;
         if entry.problem.is_some() {
             self.abm
                 .report_problem(&entry.name, None)
@@ -568,6 +578,10 @@ impl SyncService {
         let mut refetched = false;
         let mut lease_renewed = Instant::now();
         let mut ahead: Option<Result<guardmdm_abm::DevicePage, DepError>> = None;
+        // Pages of a full fetch are staged and merged in bulk: when the fetch ends, before
+        // any page of changes is stored (a staged record merged after one would undo it), and
+        // at least every STAGE_MERGE_EVERY so a slow fetch is listed as it goes.
+        let mut staged_since: Option<Instant> = None;
         loop {
             if self.cancel.is_cancelled() {
                 return Err(SyncFailure::Interrupted);
@@ -628,8 +642,27 @@ impl SyncService {
                     _ => None,
                 }
             };
-            let (stored, prefetched) = tokio::join!(self.store.apply_device_page(&write), prefetch);
+            let staging = saved.phase == SyncPhase::Fetch;
+            if !staging && staged_since.take().is_some() {
+                self.merge_staged(entry).await?;
+            }
+            let store = async {
+                if staging {
+                    self.store.stage_device_page(&write).await
+                } else {
+                    self.store.apply_device_page(&write).await
+                }
+            };
+            let (stored, prefetched) = tokio::join!(store, prefetch);
             let counts = stored?;
+            if staging {
+                let since = *staged_since.get_or_insert_with(Instant::now);
+                let fetch_ended = matches!(next, AfterPage::FetchComplete(_));
+                if fetch_ended || since.elapsed() >= STAGE_MERGE_EVERY {
+                    self.merge_staged(entry).await?;
+                    staged_since = None;
+                }
+            }
             ahead = prefetched;
             tracing::info!(
                 abm_entry = %entry.name, phase = saved.phase.as_str(), devices = devices.len(),
@@ -791,6 +824,19 @@ impl SyncService {
         Ok(true)
     }
 
+    /// Merges what the entry's full fetches staged into its devices.
+    async fn merge_staged(&self, entry: &AbmEntry) -> Result<(), SyncFailure> {
+        let started = Instant::now();
+        if self
+            .store
+            .merge_staged_devices(entry.id, guardmdm_store::now())
+            .await?
+        {
+            tracing::info!(abm_entry = %entry.name, took = ?started.elapsed(), "staged devices merged");
+        }
+        Ok(())
+    }
+
     async fn save(&self, entry_id: Uuid, state: &SyncState) -> Result<(), SyncFailure> {
         self.store
             .save_sync_state(entry_id, state, guardmdm_store::now())
@@ -806,10 +852,10 @@ async fn fetch_page(
     limit: Option<u32>,
 ) -> Result<guardmdm_abm::DevicePage, DepError> {
     match state.phase {
-        guardmdm_store::SyncPhase::Fetch => {
+        SyncPhase::Fetch => {
             client.fetch_devices(state.cursor.as_deref(), limit).await
         }
-        guardmdm_store::SyncPhase::Sync => match state.cursor.as_deref() {
+        SyncPhase::Sync => match state.cursor.as_deref() {
             Some(cursor) => client.sync_devices(cursor, limit).await,
             None => Err(DepError::CursorRequired),
         },
