@@ -62,13 +62,13 @@ impl Serve {
             base: format!("http://{listen}"),
             http: reqwest::Client::new(),
         };
-        for _ in 0..300 {
+        for _ in 0..1500 {
             if let Ok(resp) = serve.http.get(serve.url("/healthz")).send().await
                 && resp.status() == StatusCode::OK
             {
                 return serve;
             }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
         panic!("guardmdm serve did not come up on {listen}");
     }
