@@ -564,6 +564,24 @@ fn mean_gap_ms(start: Instant, times: &[Instant], range: std::ops::Range<usize>)
     span.as_secs_f64() * 1000.0 / range.len() as f64
 }
 
+/// Starts collecting sqlx's statement timings.
+fn sql_profile_start() {
+    SQL_STATS.lock().unwrap().clear();
+    SQL_PROFILE.store(true, Ordering::Relaxed);
+}
+
+/// Stops collecting and prints the statements that took longest in all, as sqlx timed them.
+fn sql_profile_top(n: usize) {
+    SQL_PROFILE.store(false, Ordering::Relaxed);
+    let stats = SQL_STATS.lock().unwrap();
+    let mut top: Vec<_> = stats.iter().collect();
+    top.sort_by(|a, b| b.1.1.total_cmp(&a.1.1));
+    println!("    statements that took longest (as sqlx times them):");
+    for (summary, (count, secs)) in top.into_iter().take(n) {
+        println!("      {:>9.1} ms  {count:>7} x  {summary}", secs * 1000.0);
+    }
+}
+
 /// Step 5: the page loop of `SyncService` replayed with the same functions into a fresh
 /// database, each part timed. Returns (fetch, reduce, stage, merge, total, pages).
 async fn profile(
@@ -844,6 +862,7 @@ async fn bench_abm_device_sync() {
     assert!(!added.is_null());
     reset_peak_rss();
     let before = usage(&sim);
+    sql_profile_start();
     let (incr_add, run) = sync(&services).await;
     let after = usage(&sim);
     let incr_add_peak = proc_kib("self", "VmHWM");
@@ -855,6 +874,7 @@ async fn bench_abm_device_sync() {
         mib(incr_add_peak)
     );
     report_usage(before, after);
+    sql_profile_top(6);
     sqlite_sizes(&database, "after the new purchases");
 
     let mut serials = Vec::with_capacity(changes);

@@ -80,6 +80,9 @@ impl SqliteStore {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
+            // A merge of a large full fetch is one transaction, and the WAL grows to hold it;
+            // once checkpointed the file is cut back to this size instead of staying as large.
+            .pragma("journal_size_limit", "67108864")
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
