@@ -7,42 +7,16 @@ use guardmdm_store::{
     NewAuditEvent, NewDeviceGroup, OsDefault, ProfileDefinition, ProfileReferences, SerialPresence,
     StoreError,
 };
-use sqlx::sqlite::{SqliteConnection, SqliteRow};
-use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
+use sqlx::QueryBuilder;
+use sqlx::types::Json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::devices::{D_DEVICE_COLUMNS, device_from_row};
-use crate::{SqliteStore, backend, from_micros, insert_audit, micros, opt_from_micros};
-
-/// The serials an incremental pass looks at: changed since, pending, or due for a retry; each
-/// part through its own index.
-const CANDIDATES_SQL: &str = "SELECT d.serial_number FROM abm_devices d \
-     INDEXED BY abm_devices_entry_updated \
-     WHERE d.entry_id = ?1 AND d.updated_at > ?2 AND d.removed_at IS NULL \
-     UNION \
-     SELECT a.serial_number FROM abm_device_assignments a \
-     JOIN abm_devices d ON d.entry_id = a.entry_id AND d.serial_number = a.serial_number \
-     WHERE a.entry_id = ?1 AND a.state = 'pending' AND d.removed_at IS NULL \
-     UNION \
-     SELECT a.serial_number FROM abm_device_assignments a \
-     JOIN abm_devices d ON d.entry_id = a.entry_id AND d.serial_number = a.serial_number \
-     WHERE a.entry_id = ?1 AND a.retry_at IS NOT NULL AND a.retry_at <= ?3 \
-     AND d.removed_at IS NULL \
-     ORDER BY 1";
-
-/// Marks the records of an entry's removed devices, driven by those devices (few, through
-/// their partial index: without `INDEXED BY` SQLite reads every device of the entry by its
-/// primary key), each record found by its key.
-const MARK_REMOVED_SQL: &str = "UPDATE abm_device_assignments SET state = 'removed', \
-     updated_at = ?1 WHERE entry_id = ?2 AND state <> 'removed' AND serial_number IN \
-     (SELECT serial_number FROM abm_devices INDEXED BY abm_devices_entry_removed \
-      WHERE entry_id = ?2 AND removed_at IS NOT NULL)";
-
-/// Rows (or serials) per statement: at most 12 parameters each, well under SQLite's 32766.
-const ROWS_PER_STATEMENT: usize = 500;
-
-type Tx = Transaction<'static, Sqlite>;
+use crate::DbStore;
+use crate::common::{backend, get, insert_audit, opt_ts, ts};
+use crate::devices::device_from_row;
+use crate::dialect::assignment as dialect;
+use crate::dialect::{Db, DbRow, Ts, Tx};
 
 /// A profile with its current version's specification; `updated_at` is when that version was
 /// written.
@@ -58,18 +32,26 @@ const GROUP_SELECT: &str = "SELECT g.id, g.name, g.rule, g.profile_id, g.priorit
 const DEFINITION_SELECT: &str = "SELECT entry_id, profile_id, version, apple_uuid, defined_at \
      FROM ade_profile_definitions";
 
-const RECORD_COLUMNS: &str = "serial_number, profile_id, profile_version, rule, state, \
-     apple_uuid, attempted_at, retry_at, attempts, last_error, updated_at";
+pub(crate) const RECORD_COLUMNS: &str = "serial_number, profile_id, profile_version, rule, \
+     state, apple_uuid, attempted_at, retry_at, attempts, last_error, updated_at";
 
 /// [`RECORD_COLUMNS`] of `abm_device_assignments a`, prefixed `r_` (next to a device's).
-const R_RECORD_COLUMNS: &str = "a.serial_number AS r_serial_number, \
+pub(crate) const R_RECORD_COLUMNS: &str = "a.serial_number AS r_serial_number, \
      a.profile_id AS r_profile_id, a.profile_version AS r_profile_version, a.rule AS r_rule, \
      a.state AS r_state, a.apple_uuid AS r_apple_uuid, a.attempted_at AS r_attempted_at, \
      a.retry_at AS r_retry_at, a.attempts AS r_attempts, a.last_error AS r_last_error, \
      a.updated_at AS r_updated_at";
 
+/// How an insert of records replaces an existing one (after the dialect's rows).
+pub(crate) const RECORD_UPSERT: &str = " ON CONFLICT (entry_id, serial_number) DO UPDATE SET \
+     profile_id = excluded.profile_id, profile_version = excluded.profile_version, \
+     rule = excluded.rule, state = excluded.state, apple_uuid = excluded.apple_uuid, \
+     attempted_at = excluded.attempted_at, retry_at = excluded.retry_at, \
+     attempts = excluded.attempts, last_error = excluded.last_error, \
+     updated_at = excluded.updated_at";
+
 #[async_trait]
-impl AssignmentConfigStore for SqliteStore {
+impl AssignmentConfigStore for DbStore {
     async fn create_profile(
         &self,
         id: Uuid,
@@ -79,13 +61,15 @@ impl AssignmentConfigStore for SqliteStore {
     ) -> Result<AdeProfile, StoreError> {
         let mut tx = self.write_tx().await?;
         bump_generation(&mut tx).await?;
-        sqlx::query("INSERT INTO ade_profiles (id, name, version, created_at) VALUES (?, ?, 1, ?)")
-            .bind(id)
-            .bind(name)
-            .bind(micros(audit.at))
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
+        sqlx::query(
+            "INSERT INTO ade_profiles (id, name, version, created_at) VALUES ($1, $2, 1, $3)",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(Ts(audit.at))
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
         insert_version(&mut tx, id, 1, spec, audit).await?;
         insert_audit(&mut tx, audit).await?;
         let profile = profile_by_id(&mut tx, id).await?;
@@ -102,13 +86,16 @@ impl AssignmentConfigStore for SqliteStore {
     ) -> Result<AdeProfile, StoreError> {
         let mut tx = self.write_tx().await?;
         bump_generation(&mut tx).await?;
-        let row = sqlx::query("SELECT name, version FROM ade_profiles WHERE id = ?")
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(backend)?;
-        let name: String = row.try_get("name").map_err(backend)?;
-        let current: i64 = row.try_get("version").map_err(backend)?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT name, version FROM ade_profiles WHERE id = $1{}",
+            dialect::FOR_UPDATE
+        )))
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let name: String = get(&row, "name")?;
+        let current: i64 = get(&row, "version")?;
         if let Some(expected) = expected_version
             && expected != current
         {
@@ -118,7 +105,7 @@ impl AssignmentConfigStore for SqliteStore {
         }
         let next = current + 1;
         insert_version(&mut tx, id, next, spec, audit).await?;
-        sqlx::query("UPDATE ade_profiles SET version = ? WHERE id = ?")
+        sqlx::query("UPDATE ade_profiles SET version = $1 WHERE id = $2")
             .bind(next)
             .bind(id)
             .execute(&mut *tx)
@@ -132,7 +119,7 @@ impl AssignmentConfigStore for SqliteStore {
 
     async fn get_profile(&self, name: &str) -> Result<AdeProfile, StoreError> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{PROFILE_SELECT} WHERE p.name = ?"
+            "{PROFILE_SELECT} WHERE p.name = $1"
         )))
         .bind(name)
         .fetch_one(&self.pool)
@@ -149,7 +136,7 @@ impl AssignmentConfigStore for SqliteStore {
     async fn profile_versions(&self, id: Uuid) -> Result<Vec<AdeProfileVersion>, StoreError> {
         let rows = sqlx::query(
             "SELECT profile_id, version, spec, created_by, created_at FROM ade_profile_versions \
-             WHERE profile_id = ? ORDER BY version",
+             WHERE profile_id = $1 ORDER BY version",
         )
         .bind(id)
         .fetch_all(&self.pool)
@@ -157,13 +144,12 @@ impl AssignmentConfigStore for SqliteStore {
         .map_err(backend)?;
         rows.iter()
             .map(|row| {
-                let spec: String = row.try_get("spec").map_err(backend)?;
                 Ok(AdeProfileVersion {
-                    profile_id: row.try_get("profile_id").map_err(backend)?,
-                    version: row.try_get("version").map_err(backend)?,
-                    spec: json(&spec, "profile spec")?,
-                    created_by: row.try_get("created_by").map_err(backend)?,
-                    created_at: from_micros(row.try_get("created_at").map_err(backend)?)?,
+                    profile_id: get(row, "profile_id")?,
+                    version: get(row, "version")?,
+                    spec: get::<Json<serde_json::Value>>(row, "spec")?.0,
+                    created_by: get(row, "created_by")?,
+                    created_at: ts(row, "created_at")?,
                 })
             })
             .collect()
@@ -176,8 +162,11 @@ impl AssignmentConfigStore for SqliteStore {
 
     async fn delete_profile(&self, id: Uuid, audit: &NewAuditEvent) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
+        // Bumping first takes the generation row's lock (SQLite: the write lock): configuration
+        // changes are serialised, so no default, group or device can start using the profile
+        // between check and delete.
         bump_generation(&mut tx).await?;
-        let name: String = sqlx::query_scalar("SELECT name FROM ade_profiles WHERE id = ?")
+        let name: String = sqlx::query_scalar("SELECT name FROM ade_profiles WHERE id = $1")
             .bind(id)
             .fetch_one(&mut *tx)
             .await
@@ -188,7 +177,7 @@ impl AssignmentConfigStore for SqliteStore {
         }
         // Versions and definitions go with it (ON DELETE CASCADE); a default, group or device
         // using it would fail the delete (ON DELETE RESTRICT).
-        sqlx::query("DELETE FROM ade_profiles WHERE id = ?")
+        sqlx::query("DELETE FROM ade_profiles WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
             .await
@@ -203,7 +192,7 @@ impl AssignmentConfigStore for SqliteStore {
     ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO ade_profile_definitions \
-             (entry_id, profile_id, version, apple_uuid, defined_at) VALUES (?, ?, ?, ?, ?) \
+             (entry_id, profile_id, version, apple_uuid, defined_at) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (entry_id, profile_id, version) DO UPDATE SET \
              apple_uuid = excluded.apple_uuid, defined_at = excluded.defined_at",
         )
@@ -211,7 +200,7 @@ impl AssignmentConfigStore for SqliteStore {
         .bind(definition.profile_id)
         .bind(definition.version)
         .bind(&definition.apple_uuid)
-        .bind(micros(definition.defined_at))
+        .bind(Ts(definition.defined_at))
         .execute(&self.pool)
         .await
         .map_err(missing_reference)?;
@@ -223,7 +212,7 @@ impl AssignmentConfigStore for SqliteStore {
         entry_id: Uuid,
     ) -> Result<Vec<ProfileDefinition>, StoreError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{DEFINITION_SELECT} WHERE entry_id = ? ORDER BY profile_id, version"
+            "{DEFINITION_SELECT} WHERE entry_id = $1 ORDER BY profile_id, version"
         )))
         .bind(entry_id)
         .fetch_all(&self.pool)
@@ -237,7 +226,7 @@ impl AssignmentConfigStore for SqliteStore {
         profile_id: Uuid,
     ) -> Result<Vec<ProfileDefinition>, StoreError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{DEFINITION_SELECT} WHERE profile_id = ? ORDER BY entry_id, version"
+            "{DEFINITION_SELECT} WHERE profile_id = $1 ORDER BY entry_id, version"
         )))
         .bind(profile_id)
         .fetch_all(&self.pool)
@@ -257,18 +246,18 @@ impl AssignmentConfigStore for SqliteStore {
         match profile_id {
             Some(profile_id) => {
                 sqlx::query(
-                    "INSERT INTO ade_os_defaults (os, profile_id, updated_at) VALUES (?1, ?2, ?3) \
-                     ON CONFLICT (os) DO UPDATE SET profile_id = ?2, updated_at = ?3",
+                    "INSERT INTO ade_os_defaults (os, profile_id, updated_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (os) DO UPDATE SET profile_id = $2, updated_at = $3",
                 )
                 .bind(os)
                 .bind(profile_id)
-                .bind(micros(audit.at))
+                .bind(Ts(audit.at))
                 .execute(&mut *tx)
                 .await
                 .map_err(missing_reference)?;
             }
             None => {
-                sqlx::query("DELETE FROM ade_os_defaults WHERE os = ?")
+                sqlx::query("DELETE FROM ade_os_defaults WHERE os = $1")
                     .bind(os)
                     .execute(&mut *tx)
                     .await
@@ -293,15 +282,14 @@ impl AssignmentConfigStore for SqliteStore {
         bump_generation(&mut tx).await?;
         sqlx::query(
             "INSERT INTO device_groups (id, name, rule, profile_id, priority, created_at, \
-             updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)",
         )
         .bind(group.id)
         .bind(&group.name)
-        .bind(group.rule.as_ref().map(serde_json::Value::to_string))
+        .bind(group.rule.as_ref().map(Json))
         .bind(group.profile_id)
         .bind(group.priority)
-        .bind(micros(audit.at))
-        .bind(micros(audit.at))
+        .bind(Ts(audit.at))
         .execute(&mut *tx)
         .await
         .map_err(missing_reference)?;
@@ -324,13 +312,13 @@ impl AssignmentConfigStore for SqliteStore {
         let profile_id = update.profile_id.unwrap_or(current.profile_id);
         let priority = update.priority.unwrap_or(current.priority);
         sqlx::query(
-            "UPDATE device_groups SET rule = ?, profile_id = ?, priority = ?, updated_at = ? \
-             WHERE id = ?",
+            "UPDATE device_groups SET rule = $1, profile_id = $2, priority = $3, \
+             updated_at = $4 WHERE id = $5",
         )
-        .bind(rule.map(serde_json::Value::to_string))
+        .bind(rule.map(Json))
         .bind(profile_id)
         .bind(priority)
-        .bind(micros(audit.at))
+        .bind(Ts(audit.at))
         .bind(id)
         .execute(&mut *tx)
         .await
@@ -343,7 +331,7 @@ impl AssignmentConfigStore for SqliteStore {
 
     async fn get_group(&self, name: &str) -> Result<DeviceGroup, StoreError> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "{GROUP_SELECT} WHERE g.name = ?"
+            "{GROUP_SELECT} WHERE g.name = $1"
         )))
         .bind(name)
         .fetch_one(&self.pool)
@@ -361,7 +349,7 @@ impl AssignmentConfigStore for SqliteStore {
         let mut tx = self.write_tx().await?;
         bump_generation(&mut tx).await?;
         // Memberships go with it (ON DELETE CASCADE).
-        let done = sqlx::query("DELETE FROM device_groups WHERE id = ?")
+        let done = sqlx::query("DELETE FROM device_groups WHERE id = $1")
             .bind(id)
             .execute(&mut *tx)
             .await
@@ -382,22 +370,7 @@ impl AssignmentConfigStore for SqliteStore {
         let mut tx = self.write_tx().await?;
         bump_generation(&mut tx).await?;
         static_group(&mut tx, group_id).await?;
-        let mut added = 0;
-        for chunk in serials.chunks(ROWS_PER_STATEMENT) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO device_group_members (group_id, serial_number) ",
-            );
-            q.push_values(chunk, |mut row, serial| {
-                row.push_bind(group_id).push_bind(serial.as_str());
-            });
-            q.push(" ON CONFLICT (group_id, serial_number) DO NOTHING");
-            added += q
-                .build()
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?
-                .rows_affected();
-        }
+        let added = dialect::add_group_members(&mut tx, group_id, serials).await?;
         insert_audit(&mut tx, audit).await?;
         tx.commit().await.map_err(backend)?;
         Ok(added)
@@ -412,19 +385,7 @@ impl AssignmentConfigStore for SqliteStore {
         let mut tx = self.write_tx().await?;
         bump_generation(&mut tx).await?;
         static_group(&mut tx, group_id).await?;
-        let mut removed = 0;
-        for chunk in serials.chunks(ROWS_PER_STATEMENT) {
-            let mut q =
-                QueryBuilder::<Sqlite>::new("DELETE FROM device_group_members WHERE group_id = ");
-            q.push_bind(group_id).push(" AND serial_number IN (");
-            push_serials(&mut q, chunk);
-            removed += q
-                .build()
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?
-                .rows_affected();
-        }
+        let removed = dialect::remove_group_members(&mut tx, group_id, serials).await?;
         insert_audit(&mut tx, audit).await?;
         tx.commit().await.map_err(backend)?;
         Ok(removed)
@@ -436,7 +397,7 @@ impl AssignmentConfigStore for SqliteStore {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<String>, StoreError> {
-        let mut q = QueryBuilder::<Sqlite>::new(
+        let mut q = QueryBuilder::<Db>::new(
             "SELECT serial_number FROM device_group_members WHERE group_id = ",
         );
         q.push_bind(group_id);
@@ -455,7 +416,7 @@ impl AssignmentConfigStore for SqliteStore {
         sqlx::query_scalar(
             "SELECT m.group_id FROM device_group_members m \
              JOIN device_groups g ON g.id = m.group_id \
-             WHERE m.serial_number = ? ORDER BY g.name",
+             WHERE m.serial_number = $1 ORDER BY g.name",
         )
         .bind(serial)
         .fetch_all(&self.pool)
@@ -469,52 +430,18 @@ impl AssignmentConfigStore for SqliteStore {
         profile_id: Option<Uuid>,
         audit: &NewAuditEvent,
     ) -> Result<u64, StoreError> {
+        // Without repeats: one statement may not upsert a row twice.
         let serials = distinct(serials);
         let mut tx = self.write_tx().await?;
         bump_generation(&mut tx).await?;
-        let mut changed = 0;
-        for chunk in serials.chunks(ROWS_PER_STATEMENT) {
-            let done = match profile_id {
-                Some(profile_id) => {
-                    let at = micros(audit.at);
-                    let mut q = QueryBuilder::<Sqlite>::new(
-                        "INSERT INTO device_profiles (serial_number, profile_id, updated_at) ",
-                    );
-                    q.push_values(chunk, |mut row, serial| {
-                        row.push_bind(*serial).push_bind(profile_id).push_bind(at);
-                    });
-                    // A serial that has this profile already is not a change.
-                    q.push(
-                        " ON CONFLICT (serial_number) DO UPDATE SET \
-                         profile_id = excluded.profile_id, updated_at = excluded.updated_at \
-                         WHERE device_profiles.profile_id <> excluded.profile_id",
-                    );
-                    q.build()
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(missing_reference)?
-                }
-                None => {
-                    let mut q = QueryBuilder::<Sqlite>::new(
-                        "DELETE FROM device_profiles WHERE serial_number IN (",
-                    );
-                    let mut list = q.separated(", ");
-                    for serial in chunk {
-                        list.push_bind(*serial);
-                    }
-                    q.push(")");
-                    q.build().execute(&mut *tx).await.map_err(backend)?
-                }
-            };
-            changed += done.rows_affected();
-        }
+        let changed = dialect::set_device_profiles(&mut tx, &serials, profile_id, audit.at).await?;
         insert_audit(&mut tx, audit).await?;
         tx.commit().await.map_err(backend)?;
         Ok(changed)
     }
 
     async fn device_profile(&self, serial: &str) -> Result<Option<Uuid>, StoreError> {
-        sqlx::query_scalar("SELECT profile_id FROM device_profiles WHERE serial_number = ?")
+        sqlx::query_scalar("SELECT profile_id FROM device_profiles WHERE serial_number = $1")
             .bind(serial)
             .fetch_optional(&self.pool)
             .await
@@ -522,22 +449,9 @@ impl AssignmentConfigStore for SqliteStore {
     }
 
     async fn serial_presence(&self, serials: &[String]) -> Result<Vec<SerialPresence>, StoreError> {
-        // One snapshot for every chunk. `present`: some entry has it unremoved.
-        let mut tx = self.pool.begin().await.map_err(backend)?;
-        let mut known: HashMap<String, bool> = HashMap::with_capacity(serials.len());
-        for chunk in serials.chunks(ROWS_PER_STATEMENT) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "SELECT serial_number, MAX(removed_at IS NULL) AS present FROM abm_devices \
-                 WHERE serial_number IN (",
-            );
-            push_serials(&mut q, chunk);
-            q.push(" GROUP BY serial_number");
-            for row in q.build().fetch_all(&mut *tx).await.map_err(backend)? {
-                let serial: String = row.try_get("serial_number").map_err(backend)?;
-                let present: i64 = row.try_get("present").map_err(backend)?;
-                known.insert(serial, present != 0);
-            }
-        }
+        // One snapshot for every chunk.
+        let mut tx = dialect::read_snapshot(&self.pool).await?;
+        let known = dialect::serial_presence(&mut tx, serials).await?;
         tx.commit().await.map_err(backend)?;
         Ok(serials
             .iter()
@@ -555,8 +469,8 @@ impl AssignmentConfigStore for SqliteStore {
     }
 
     async fn assignment_config(&self) -> Result<AssignmentConfig, StoreError> {
-        // A read transaction: in WAL mode every read in it sees the same snapshot.
-        let mut tx = self.pool.begin().await.map_err(backend)?;
+        // Every read of the transaction sees one snapshot.
+        let mut tx = dialect::read_snapshot(&self.pool).await?;
         let generation = generation(&mut tx).await?;
         let profiles = all_profiles(&mut tx).await?;
         let groups = all_groups(&mut tx).await?;
@@ -572,7 +486,7 @@ impl AssignmentConfigStore for SqliteStore {
 }
 
 #[async_trait]
-impl AssignmentStateStore for SqliteStore {
+impl AssignmentStateStore for DbStore {
     async fn assignment_inputs(
         &self,
         entry_id: Uuid,
@@ -580,41 +494,18 @@ impl AssignmentStateStore for SqliteStore {
         limit: u32,
         only: Option<&[String]>,
     ) -> Result<Vec<AssignmentInput>, StoreError> {
-        let mut tx = self.pool.begin().await.map_err(backend)?;
-        // The page of present devices with their explicit profile and record: one walk of the
-        // entry's key range, each join a key lookup.
-        let mut q = QueryBuilder::<Sqlite>::new(format!(
-            "SELECT {D_DEVICE_COLUMNS}, p.profile_id AS explicit_profile, {R_RECORD_COLUMNS} \
-             FROM abm_devices d \
-             LEFT JOIN device_profiles p ON p.serial_number = d.serial_number \
-             LEFT JOIN abm_device_assignments a \
-             ON a.entry_id = d.entry_id AND a.serial_number = d.serial_number \
-             WHERE d.entry_id = "
-        ));
-        q.push_bind(entry_id).push(" AND d.removed_at IS NULL");
-        if let Some(after) = after {
-            q.push(" AND d.serial_number > ").push_bind(after);
+        if only.is_some_and(<[String]>::is_empty) {
+            return Ok(Vec::new());
         }
-        if let Some(only) = only {
-            if only.is_empty() {
-                return Ok(Vec::new());
-            }
-            q.push(" AND d.serial_number IN (");
-            let mut list = q.separated(", ");
-            for serial in only {
-                list.push_bind(serial.as_str());
-            }
-            q.push(")");
-        }
-        q.push(" ORDER BY d.serial_number LIMIT ")
-            .push_bind(i64::from(limit));
-        let rows = q.build().fetch_all(&mut *tx).await.map_err(backend)?;
+        let mut tx = dialect::read_snapshot(&self.pool).await?;
+        // The page of present devices with their explicit profile and record.
+        let rows = dialect::assignment_input_page(&mut tx, entry_id, after, limit, only).await?;
         let mut inputs = Vec::with_capacity(rows.len());
         for row in &rows {
-            let has_record: Option<String> = row.try_get("r_serial_number").map_err(backend)?;
+            let has_record: Option<String> = get(row, "r_serial_number")?;
             inputs.push(AssignmentInput {
                 device: device_from_row(row)?,
-                explicit_profile: row.try_get("explicit_profile").map_err(backend)?,
+                explicit_profile: get(row, "explicit_profile")?,
                 static_groups: Vec::new(),
                 record: match has_record {
                     Some(_) => Some(record_from_row(row, "r_")?),
@@ -622,32 +513,16 @@ impl AssignmentStateStore for SqliteStore {
                 },
             });
         }
-        // Their static groups, a chunk of serials per query.
-        let mut groups: HashMap<String, Vec<Uuid>> = HashMap::new();
+        // Their static groups.
         let serials: Vec<&str> = inputs
             .iter()
             .map(|i| i.device.device.serial_number.as_str())
             .collect();
-        for chunk in serials.chunks(ROWS_PER_STATEMENT) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "SELECT m.serial_number, m.group_id FROM device_group_members m \
-                 JOIN device_groups g ON g.id = m.group_id \
-                 WHERE g.rule IS NULL AND m.serial_number IN (",
-            );
-            let mut list = q.separated(", ");
-            for serial in chunk {
-                list.push_bind(*serial);
-            }
-            q.push(") ORDER BY m.serial_number, m.group_id");
-            for row in q.build().fetch_all(&mut *tx).await.map_err(backend)? {
-                let serial: String = row.try_get("serial_number").map_err(backend)?;
-                let group: Uuid = row.try_get("group_id").map_err(backend)?;
-                groups.entry(serial).or_default().push(group);
-            }
-        }
+        let mut groups = dialect::static_groups_of(&mut tx, &serials).await?;
         tx.commit().await.map_err(backend)?;
         for input in &mut inputs {
-            if let Some(ids) = groups.remove(&input.device.device.serial_number) {
+            if let Some(mut ids) = groups.remove(&input.device.device.serial_number) {
+                ids.sort_unstable();
                 input.static_groups = ids;
             }
         }
@@ -659,14 +534,13 @@ impl AssignmentStateStore for SqliteStore {
         entry_id: Uuid,
         filter: &InputFilter,
     ) -> Result<Vec<String>, StoreError> {
-        let rows: Vec<String> = sqlx::query_scalar(CANDIDATES_SQL)
+        sqlx::query_scalar(dialect::CANDIDATES_SQL)
             .bind(entry_id)
-            .bind(micros(filter.changed_after))
-            .bind(micros(filter.due_by))
+            .bind(Ts(filter.changed_after))
+            .bind(Ts(filter.due_by))
             .fetch_all(&self.pool)
             .await
-            .map_err(backend)?;
-        Ok(rows)
+            .map_err(backend)
     }
 
     async fn write_assignments(
@@ -674,39 +548,10 @@ impl AssignmentStateStore for SqliteStore {
         entry_id: Uuid,
         records: &[AssignmentRecord],
     ) -> Result<(), StoreError> {
+        // One record per serial: one statement may not upsert a row twice.
         let records = last_per_serial(records);
         let mut tx = self.write_tx().await?;
-        for chunk in records.chunks(ROWS_PER_STATEMENT) {
-            let mut q = QueryBuilder::<Sqlite>::new(format!(
-                "INSERT INTO abm_device_assignments (entry_id, {RECORD_COLUMNS}) "
-            ));
-            q.push_values(chunk, |mut row, r| {
-                row.push_bind(entry_id)
-                    .push_bind(r.serial_number.as_str())
-                    .push_bind(r.profile_id)
-                    .push_bind(r.profile_version)
-                    .push_bind(r.rule.as_str())
-                    .push_bind(r.state.as_str())
-                    .push_bind(r.apple_uuid.as_deref())
-                    .push_bind(r.attempted_at.map(micros))
-                    .push_bind(r.retry_at.map(micros))
-                    .push_bind(r.attempts)
-                    .push_bind(r.last_error.as_deref())
-                    .push_bind(micros(r.updated_at));
-            });
-            q.push(
-                " ON CONFLICT (entry_id, serial_number) DO UPDATE SET \
-                 profile_id = excluded.profile_id, profile_version = excluded.profile_version, \
-                 rule = excluded.rule, state = excluded.state, apple_uuid = excluded.apple_uuid, \
-                 attempted_at = excluded.attempted_at, retry_at = excluded.retry_at, \
-                 attempts = excluded.attempts, last_error = excluded.last_error, \
-                 updated_at = excluded.updated_at",
-            );
-            q.build()
-                .execute(&mut *tx)
-                .await
-                .map_err(missing_reference)?;
-        }
+        dialect::upsert_assignments(&mut tx, entry_id, &records).await?;
         tx.commit().await.map_err(backend)
     }
 
@@ -716,23 +561,13 @@ impl AssignmentStateStore for SqliteStore {
         serials: &[String],
     ) -> Result<Vec<AssignmentRecord>, StoreError> {
         let serials = distinct(serials);
-        let mut tx = self.pool.begin().await.map_err(backend)?;
-        let mut records = Vec::new();
-        for chunk in serials.chunks(ROWS_PER_STATEMENT) {
-            let mut q = QueryBuilder::<Sqlite>::new(format!(
-                "SELECT {RECORD_COLUMNS} FROM abm_device_assignments WHERE entry_id = "
-            ));
-            q.push_bind(entry_id).push(" AND serial_number IN (");
-            let mut list = q.separated(", ");
-            for serial in chunk {
-                list.push_bind(*serial);
-            }
-            q.push(")");
-            for row in q.build().fetch_all(&mut *tx).await.map_err(backend)? {
-                records.push(record_from_row(&row, "")?);
-            }
-        }
+        let mut tx = dialect::read_snapshot(&self.pool).await?;
+        let rows = dialect::assignment_rows(&mut tx, entry_id, &serials).await?;
         tx.commit().await.map_err(backend)?;
+        let mut records = rows
+            .iter()
+            .map(|row| record_from_row(row, ""))
+            .collect::<Result<Vec<_>, _>>()?;
         records.sort_by(|a, b| a.serial_number.cmp(&b.serial_number));
         Ok(records)
     }
@@ -742,8 +577,8 @@ impl AssignmentStateStore for SqliteStore {
         entry_id: Uuid,
         at: OffsetDateTime,
     ) -> Result<u64, StoreError> {
-        let done = sqlx::query(MARK_REMOVED_SQL)
-            .bind(micros(at))
+        let done = sqlx::query(dialect::MARK_REMOVED_SQL)
+            .bind(Ts(at))
             .bind(entry_id)
             .execute(&self.pool)
             .await
@@ -756,7 +591,7 @@ impl AssignmentStateStore for SqliteStore {
         entry_id: Uuid,
     ) -> Result<Vec<(String, u64)>, StoreError> {
         let rows = sqlx::query(
-            "SELECT state, COUNT(*) AS n FROM abm_device_assignments WHERE entry_id = ? \
+            "SELECT state, COUNT(*) AS n FROM abm_device_assignments WHERE entry_id = $1 \
              GROUP BY state ORDER BY state",
         )
         .bind(entry_id)
@@ -765,11 +600,8 @@ impl AssignmentStateStore for SqliteStore {
         .map_err(backend)?;
         rows.iter()
             .map(|row| {
-                let n: i64 = row.try_get("n").map_err(backend)?;
-                Ok((
-                    row.try_get("state").map_err(backend)?,
-                    u64::try_from(n).unwrap_or(0),
-                ))
+                let n: i64 = get(row, "n")?;
+                Ok((get(row, "state")?, u64::try_from(n).unwrap_or(0)))
             })
             .collect()
     }
@@ -777,13 +609,13 @@ impl AssignmentStateStore for SqliteStore {
     async fn finish_assignment_pass(&self, pass: &AssignmentPass) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO assignment_passes (entry_id, generation, finished_at, summary, error) \
-             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (entry_id) DO UPDATE SET \
-             generation = ?2, finished_at = ?3, summary = ?4, error = ?5",
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (entry_id) DO UPDATE SET \
+             generation = $2, finished_at = $3, summary = $4, error = $5",
         )
         .bind(pass.entry_id)
         .bind(pass.generation)
-        .bind(micros(pass.finished_at))
-        .bind(pass.summary.to_string())
+        .bind(Ts(pass.finished_at))
+        .bind(Json(&pass.summary))
         .bind(pass.error.as_deref())
         .execute(&self.pool)
         .await
@@ -797,7 +629,7 @@ impl AssignmentStateStore for SqliteStore {
     ) -> Result<Option<AssignmentPass>, StoreError> {
         let row = sqlx::query(
             "SELECT entry_id, generation, finished_at, summary, error FROM assignment_passes \
-             WHERE entry_id = ?",
+             WHERE entry_id = $1",
         )
         .bind(entry_id)
         .fetch_optional(&self.pool)
@@ -806,18 +638,19 @@ impl AssignmentStateStore for SqliteStore {
         let Some(row) = row else {
             return Ok(None);
         };
-        let summary: String = row.try_get("summary").map_err(backend)?;
         Ok(Some(AssignmentPass {
-            entry_id: row.try_get("entry_id").map_err(backend)?,
-            generation: row.try_get("generation").map_err(backend)?,
-            finished_at: from_micros(row.try_get("finished_at").map_err(backend)?)?,
-            summary: json(&summary, "pass summary")?,
-            error: row.try_get("error").map_err(backend)?,
+            entry_id: get(&row, "entry_id")?,
+            generation: get(&row, "generation")?,
+            finished_at: ts(&row, "finished_at")?,
+            summary: get::<Json<serde_json::Value>>(&row, "summary")?.0,
+            error: get(&row, "error")?,
         }))
     }
 }
 
-/// Bumps the assignment generation: every configuration change does, in its transaction.
+/// Bumps the assignment generation: every configuration change does, first thing in its
+/// transaction. The row lock it takes serialises configuration changes on PostgreSQL (SQLite's
+/// write transactions are serialised already).
 async fn bump_generation(tx: &mut Tx) -> Result<(), StoreError> {
     sqlx::query("UPDATE assignment_generation SET generation = generation + 1 WHERE id = 1")
         .execute(&mut **tx)
@@ -826,7 +659,7 @@ async fn bump_generation(tx: &mut Tx) -> Result<(), StoreError> {
     Ok(())
 }
 
-async fn generation(conn: &mut SqliteConnection) -> Result<i64, StoreError> {
+async fn generation(conn: &mut <Db as sqlx::Database>::Connection) -> Result<i64, StoreError> {
     sqlx::query_scalar("SELECT generation FROM assignment_generation WHERE id = 1")
         .fetch_one(conn)
         .await
@@ -842,13 +675,13 @@ async fn insert_version(
 ) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO ade_profile_versions (profile_id, version, spec, created_by, created_at) \
-         VALUES (?, ?, ?, ?, ?)",
+         VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(id)
     .bind(version)
-    .bind(spec.to_string())
+    .bind(Json(spec))
     .bind(&audit.actor)
-    .bind(micros(audit.at))
+    .bind(Ts(audit.at))
     .execute(&mut **tx)
     .await
     .map_err(backend)?;
@@ -857,7 +690,7 @@ async fn insert_version(
 
 async fn profile_by_id(tx: &mut Tx, id: Uuid) -> Result<AdeProfile, StoreError> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "{PROFILE_SELECT} WHERE p.id = ?"
+        "{PROFILE_SELECT} WHERE p.id = $1"
     )))
     .bind(id)
     .fetch_one(&mut **tx)
@@ -866,7 +699,9 @@ async fn profile_by_id(tx: &mut Tx, id: Uuid) -> Result<AdeProfile, StoreError> 
     profile_from_row(&row)
 }
 
-async fn all_profiles(conn: &mut SqliteConnection) -> Result<Vec<AdeProfile>, StoreError> {
+async fn all_profiles(
+    conn: &mut <Db as sqlx::Database>::Connection,
+) -> Result<Vec<AdeProfile>, StoreError> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "{PROFILE_SELECT} ORDER BY p.name"
     )))
@@ -878,7 +713,7 @@ async fn all_profiles(conn: &mut SqliteConnection) -> Result<Vec<AdeProfile>, St
 
 async fn group_by_id(tx: &mut Tx, id: Uuid) -> Result<DeviceGroup, StoreError> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "{GROUP_SELECT} WHERE g.id = ?"
+        "{GROUP_SELECT} WHERE g.id = $1"
     )))
     .bind(id)
     .fetch_one(&mut **tx)
@@ -887,7 +722,9 @@ async fn group_by_id(tx: &mut Tx, id: Uuid) -> Result<DeviceGroup, StoreError> {
     group_from_row(&row)
 }
 
-async fn all_groups(conn: &mut SqliteConnection) -> Result<Vec<DeviceGroup>, StoreError> {
+async fn all_groups(
+    conn: &mut <Db as sqlx::Database>::Connection,
+) -> Result<Vec<DeviceGroup>, StoreError> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "{GROUP_SELECT} ORDER BY g.name"
     )))
@@ -897,7 +734,9 @@ async fn all_groups(conn: &mut SqliteConnection) -> Result<Vec<DeviceGroup>, Sto
     rows.iter().map(group_from_row).collect()
 }
 
-async fn all_os_defaults(conn: &mut SqliteConnection) -> Result<Vec<OsDefault>, StoreError> {
+async fn all_os_defaults(
+    conn: &mut <Db as sqlx::Database>::Connection,
+) -> Result<Vec<OsDefault>, StoreError> {
     let rows = sqlx::query("SELECT os, profile_id, updated_at FROM ade_os_defaults ORDER BY os")
         .fetch_all(conn)
         .await
@@ -905,9 +744,9 @@ async fn all_os_defaults(conn: &mut SqliteConnection) -> Result<Vec<OsDefault>, 
     rows.iter()
         .map(|row| {
             Ok(OsDefault {
-                os: row.try_get("os").map_err(backend)?,
-                profile_id: row.try_get("profile_id").map_err(backend)?,
-                updated_at: from_micros(row.try_get("updated_at").map_err(backend)?)?,
+                os: get(row, "os")?,
+                profile_id: get(row, "profile_id")?,
+                updated_at: ts(row, "updated_at")?,
             })
         })
         .collect()
@@ -915,23 +754,23 @@ async fn all_os_defaults(conn: &mut SqliteConnection) -> Result<Vec<OsDefault>, 
 
 /// Where a profile is used.
 async fn references(
-    conn: &mut SqliteConnection,
+    conn: &mut <Db as sqlx::Database>::Connection,
     id: Uuid,
 ) -> Result<ProfileReferences, StoreError> {
     let os_defaults =
-        sqlx::query_scalar("SELECT os FROM ade_os_defaults WHERE profile_id = ? ORDER BY os")
+        sqlx::query_scalar("SELECT os FROM ade_os_defaults WHERE profile_id = $1 ORDER BY os")
             .bind(id)
             .fetch_all(&mut *conn)
             .await
             .map_err(backend)?;
     let groups =
-        sqlx::query_scalar("SELECT name FROM device_groups WHERE profile_id = ? ORDER BY name")
+        sqlx::query_scalar("SELECT name FROM device_groups WHERE profile_id = $1 ORDER BY name")
             .bind(id)
             .fetch_all(&mut *conn)
             .await
             .map_err(backend)?;
     let devices: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM device_profiles WHERE profile_id = ?")
+        sqlx::query_scalar("SELECT COUNT(*) FROM device_profiles WHERE profile_id = $1")
             .bind(id)
             .fetch_one(&mut *conn)
             .await
@@ -945,28 +784,20 @@ async fn references(
 
 /// Checks that a group exists and is static (only static groups have members).
 async fn static_group(tx: &mut Tx, id: Uuid) -> Result<(), StoreError> {
-    let row = sqlx::query("SELECT name, rule IS NULL AS is_static FROM device_groups WHERE id = ?")
-        .bind(id)
-        .fetch_one(&mut **tx)
-        .await
-        .map_err(backend)?;
-    let is_static: bool = row.try_get("is_static").map_err(backend)?;
+    let row =
+        sqlx::query("SELECT name, rule IS NULL AS is_static FROM device_groups WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(backend)?;
+    let is_static: bool = get(&row, "is_static")?;
     if !is_static {
-        let name: String = row.try_get("name").map_err(backend)?;
+        let name: String = get(&row, "name")?;
         return Err(StoreError::Conflict(format!(
             "group {name:?} is a smart group: it has no static members"
         )));
     }
     Ok(())
-}
-
-/// Pushes `chunk` as bound values and the closing parenthesis of an `IN (` list.
-fn push_serials(q: &mut QueryBuilder<Sqlite>, chunk: &[String]) {
-    let mut list = q.separated(", ");
-    for serial in chunk {
-        list.push_bind(serial.as_str());
-    }
-    q.push(")");
 }
 
 /// The serials without repeats, in first-seen order.
@@ -994,7 +825,7 @@ fn last_per_serial(records: &[AssignmentRecord]) -> Vec<&AssignmentRecord> {
 }
 
 /// A write naming a profile, group or entry that does not exist.
-fn missing_reference(err: sqlx::Error) -> StoreError {
+pub(crate) fn missing_reference(err: sqlx::Error) -> StoreError {
     match err {
         sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound,
         other => backend(other),
@@ -1011,110 +842,55 @@ fn still_used(err: sqlx::Error, name: &str) -> StoreError {
     }
 }
 
-fn json(text: &str, what: &str) -> Result<serde_json::Value, StoreError> {
-    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
-}
-
-fn profile_from_row(row: &SqliteRow) -> Result<AdeProfile, StoreError> {
-    let spec: String = row.try_get("spec").map_err(backend)?;
+fn profile_from_row(row: &DbRow) -> Result<AdeProfile, StoreError> {
     Ok(AdeProfile {
-        id: row.try_get("id").map_err(backend)?,
-        name: row.try_get("name").map_err(backend)?,
-        version: row.try_get("version").map_err(backend)?,
-        spec: json(&spec, "profile spec")?,
-        created_at: from_micros(row.try_get("created_at").map_err(backend)?)?,
-        updated_at: from_micros(row.try_get("updated_at").map_err(backend)?)?,
+        id: get(row, "id")?,
+        name: get(row, "name")?,
+        version: get(row, "version")?,
+        spec: get::<Json<serde_json::Value>>(row, "spec")?.0,
+        created_at: ts(row, "created_at")?,
+        updated_at: ts(row, "updated_at")?,
     })
 }
 
-fn group_from_row(row: &SqliteRow) -> Result<DeviceGroup, StoreError> {
-    let rule: Option<String> = row.try_get("rule").map_err(backend)?;
-    let members: i64 = row.try_get("member_count").map_err(backend)?;
+fn group_from_row(row: &DbRow) -> Result<DeviceGroup, StoreError> {
+    let members: i64 = get(row, "member_count")?;
     Ok(DeviceGroup {
-        id: row.try_get("id").map_err(backend)?,
-        name: row.try_get("name").map_err(backend)?,
-        rule: rule.map(|r| json(&r, "group rule")).transpose()?,
-        profile_id: row.try_get("profile_id").map_err(backend)?,
-        priority: row.try_get("priority").map_err(backend)?,
+        id: get(row, "id")?,
+        name: get(row, "name")?,
+        rule: get::<Option<Json<serde_json::Value>>>(row, "rule")?.map(|r| r.0),
+        profile_id: get(row, "profile_id")?,
+        priority: get(row, "priority")?,
         member_count: u64::try_from(members).unwrap_or(0),
-        created_at: from_micros(row.try_get("created_at").map_err(backend)?)?,
-        updated_at: from_micros(row.try_get("updated_at").map_err(backend)?)?,
+        created_at: ts(row, "created_at")?,
+        updated_at: ts(row, "updated_at")?,
     })
 }
 
-fn definition_from_row(row: &SqliteRow) -> Result<ProfileDefinition, StoreError> {
+fn definition_from_row(row: &DbRow) -> Result<ProfileDefinition, StoreError> {
     Ok(ProfileDefinition {
-        entry_id: row.try_get("entry_id").map_err(backend)?,
-        profile_id: row.try_get("profile_id").map_err(backend)?,
-        version: row.try_get("version").map_err(backend)?,
-        apple_uuid: row.try_get("apple_uuid").map_err(backend)?,
-        defined_at: from_micros(row.try_get("defined_at").map_err(backend)?)?,
+        entry_id: get(row, "entry_id")?,
+        profile_id: get(row, "profile_id")?,
+        version: get(row, "version")?,
+        apple_uuid: get(row, "apple_uuid")?,
+        defined_at: ts(row, "defined_at")?,
     })
 }
 
 /// A record from columns named `{prefix}{column}`.
-fn record_from_row(row: &SqliteRow, prefix: &str) -> Result<AssignmentRecord, StoreError> {
+fn record_from_row(row: &DbRow, prefix: &str) -> Result<AssignmentRecord, StoreError> {
     let col = |name: &str| format!("{prefix}{name}");
     Ok(AssignmentRecord {
-        serial_number: row
-            .try_get(col("serial_number").as_str())
-            .map_err(backend)?,
-        profile_id: row.try_get(col("profile_id").as_str()).map_err(backend)?,
-        profile_version: row
-            .try_get(col("profile_version").as_str())
-            .map_err(backend)?,
-        rule: row.try_get(col("rule").as_str()).map_err(backend)?,
-        state: row.try_get(col("state").as_str()).map_err(backend)?,
-        apple_uuid: row.try_get(col("apple_uuid").as_str()).map_err(backend)?,
-        attempted_at: opt_from_micros(row.try_get(col("attempted_at").as_str()).map_err(backend)?)?,
-        retry_at: opt_from_micros(row.try_get(col("retry_at").as_str()).map_err(backend)?)?,
-        attempts: row.try_get(col("attempts").as_str()).map_err(backend)?,
-        last_error: row.try_get(col("last_error").as_str()).map_err(backend)?,
-        updated_at: from_micros(row.try_get(col("updated_at").as_str()).map_err(backend)?)?,
+        serial_number: get(row, &col("serial_number"))?,
+        profile_id: get(row, &col("profile_id"))?,
+        profile_version: get(row, &col("profile_version"))?,
+        rule: get(row, &col("rule"))?,
+        state: get(row, &col("state"))?,
+        apple_uuid: get(row, &col("apple_uuid"))?,
+        attempted_at: opt_ts(row, &col("attempted_at"))?,
+        retry_at: opt_ts(row, &col("retry_at"))?,
+        attempts: get(row, &col("attempts"))?,
+        last_error: get(row, &col("last_error"))?,
+        updated_at: ts(row, &col("updated_at"))?,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-
-    use super::{CANDIDATES_SQL, MARK_REMOVED_SQL};
-    use crate::SqliteStore;
-
-    /// SQLite's plan for `sql`, one line per step.
-    async fn plan(store: &SqliteStore, sql: &str) -> String {
-        let rows: Vec<(i64, i64, i64, String)> =
-            sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
-                .bind(uuid::Uuid::nil())
-                .bind(0_i64)
-                .bind(0_i64)
-                .fetch_all(&store.pool)
-                .await
-                .unwrap();
-        rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n")
-    }
-
-    /// The queries every assignment pass runs read through their indexes, never every
-    /// device of the entry (a scan that costs about half a second at a million devices).
-    #[tokio::test]
-    async fn pass_queries_use_their_indexes() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("plan.db"))
-            .await
-            .unwrap();
-        let mark = plan(&store, MARK_REMOVED_SQL).await;
-        assert!(
-            mark.contains("USING INDEX abm_devices_entry_removed"),
-            "{mark}"
-        );
-        let candidates = plan(&store, CANDIDATES_SQL).await;
-        for index in [
-            "abm_devices_entry_updated",
-            "abm_device_assignments_entry_state",
-            "abm_device_assignments_entry_retry",
-        ] {
-            assert!(candidates.contains(index), "{index}: {candidates}");
-        }
-        assert!(!candidates.contains("SCAN"), "{candidates}");
-    }
 }
