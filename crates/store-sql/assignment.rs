@@ -2,10 +2,10 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use guardmdm_store::{
-    AdeProfile, AdeProfileVersion, AssignmentConfig, AssignmentConfigStore, AssignmentInput,
-    AssignmentPass, AssignmentRecord, AssignmentStateStore, DeviceGroup, GroupUpdate, InputFilter,
-    NewAuditEvent, NewDeviceGroup, OsDefault, ProfileDefinition, ProfileReferences, SerialPresence,
-    StoreError,
+    AdeProfile, AdeProfileVersion, AssignState, AssignmentConfig, AssignmentConfigStore,
+    AssignmentInput, AssignmentPass, AssignmentRecord, AssignmentStateStore, DeviceGroup,
+    GroupUpdate, InputFilter, NewAuditEvent, NewDeviceGroup, OsDefault, OsKey, ProfileDefinition,
+    ProfileReferences, RuleRef, SerialPresence, StoreError,
 };
 use sqlx::QueryBuilder;
 use sqlx::types::Json;
@@ -237,7 +237,7 @@ impl AssignmentConfigStore for DbStore {
 
     async fn set_os_default(
         &self,
-        os: &str,
+        os: OsKey,
         profile_id: Option<Uuid>,
         audit: &NewAuditEvent,
     ) -> Result<(), StoreError> {
@@ -249,7 +249,7 @@ impl AssignmentConfigStore for DbStore {
                     "INSERT INTO ade_os_defaults (os, profile_id, updated_at) VALUES ($1, $2, $3) \
                      ON CONFLICT (os) DO UPDATE SET profile_id = $2, updated_at = $3",
                 )
-                .bind(os)
+                .bind(os.as_str())
                 .bind(profile_id)
                 .bind(Ts(audit.at))
                 .execute(&mut *tx)
@@ -258,7 +258,7 @@ impl AssignmentConfigStore for DbStore {
             }
             None => {
                 sqlx::query("DELETE FROM ade_os_defaults WHERE os = $1")
-                    .bind(os)
+                    .bind(os.as_str())
                     .execute(&mut *tx)
                     .await
                     .map_err(backend)?;
@@ -589,7 +589,7 @@ impl AssignmentStateStore for DbStore {
     async fn assignment_state_counts(
         &self,
         entry_id: Uuid,
-    ) -> Result<Vec<(String, u64)>, StoreError> {
+    ) -> Result<Vec<(AssignState, u64)>, StoreError> {
         let rows = sqlx::query(
             "SELECT state, COUNT(*) AS n FROM abm_device_assignments WHERE entry_id = $1 \
              GROUP BY state ORDER BY state",
@@ -601,7 +601,7 @@ impl AssignmentStateStore for DbStore {
         rows.iter()
             .map(|row| {
                 let n: i64 = get(row, "n")?;
-                Ok((get(row, "state")?, u64::try_from(n).unwrap_or(0)))
+                Ok((state(row, "state")?, u64::try_from(n).unwrap_or(0)))
             })
             .collect()
     }
@@ -744,7 +744,7 @@ async fn all_os_defaults(
     rows.iter()
         .map(|row| {
             Ok(OsDefault {
-                os: get(row, "os")?,
+                os: os_key(&get::<String>(row, "os")?)?,
                 profile_id: get(row, "profile_id")?,
                 updated_at: ts(row, "updated_at")?,
             })
@@ -757,12 +757,16 @@ async fn references(
     conn: &mut <Db as sqlx::Database>::Connection,
     id: Uuid,
 ) -> Result<ProfileReferences, StoreError> {
-    let os_defaults =
+    let os_defaults: Vec<String> =
         sqlx::query_scalar("SELECT os FROM ade_os_defaults WHERE profile_id = $1 ORDER BY os")
             .bind(id)
             .fetch_all(&mut *conn)
             .await
             .map_err(backend)?;
+    let os_defaults = os_defaults
+        .iter()
+        .map(|os| os_key(os))
+        .collect::<Result<_, _>>()?;
     let groups =
         sqlx::query_scalar("SELECT name FROM device_groups WHERE profile_id = $1 ORDER BY name")
             .bind(id)
@@ -877,6 +881,32 @@ fn definition_from_row(row: &DbRow) -> Result<ProfileDefinition, StoreError> {
     })
 }
 
+/// An OS default's stored key.
+fn os_key(text: &str) -> Result<OsKey, StoreError> {
+    OsKey::from_stored(text)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown OS {text:?} in ade_os_defaults")))
+}
+
+/// Assignment state column `name` of `row`.
+fn state(row: &DbRow, name: &str) -> Result<AssignState, StoreError> {
+    let text: String = get(row, name)?;
+    AssignState::parse(&text).ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "unknown assignment state {text:?} in abm_device_assignments"
+        ))
+    })
+}
+
+/// Assignment rule column `name` of `row`.
+fn rule(row: &DbRow, name: &str) -> Result<RuleRef, StoreError> {
+    let text: String = get(row, name)?;
+    RuleRef::parse_text(&text).ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "unknown assignment rule {text:?} in abm_device_assignments"
+        ))
+    })
+}
+
 /// A record from columns named `{prefix}{column}`.
 fn record_from_row(row: &DbRow, prefix: &str) -> Result<AssignmentRecord, StoreError> {
     let col = |name: &str| format!("{prefix}{name}");
@@ -884,8 +914,8 @@ fn record_from_row(row: &DbRow, prefix: &str) -> Result<AssignmentRecord, StoreE
         serial_number: get(row, &col("serial_number"))?,
         profile_id: get(row, &col("profile_id"))?,
         profile_version: get(row, &col("profile_version"))?,
-        rule: get(row, &col("rule"))?,
-        state: get(row, &col("state"))?,
+        rule: rule(row, &col("rule"))?,
+        state: state(row, &col("state"))?,
         apple_uuid: get(row, &col("apple_uuid"))?,
         attempted_at: opt_ts(row, &col("attempted_at"))?,
         retry_at: opt_ts(row, &col("retry_at"))?,

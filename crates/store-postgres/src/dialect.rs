@@ -333,7 +333,7 @@ pub(crate) mod assignment {
             )
             .bind(chunk.iter().map(|r| r.profile_id).collect::<Vec<_>>())
             .bind(chunk.iter().map(|r| r.profile_version).collect::<Vec<_>>())
-            .bind(chunk.iter().map(|r| r.rule.as_str()).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|r| r.rule.as_text()).collect::<Vec<_>>())
             .bind(chunk.iter().map(|r| r.state.as_str()).collect::<Vec<_>>())
             .bind(
                 chunk

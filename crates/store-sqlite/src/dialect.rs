@@ -291,7 +291,7 @@ pub(crate) mod assignment {
                     .push_bind(r.serial_number.as_str())
                     .push_bind(r.profile_id)
                     .push_bind(r.profile_version)
-                    .push_bind(r.rule.as_str())
+                    .push_bind(r.rule.as_text())
                     .push_bind(r.state.as_str())
                     .push_bind(r.apple_uuid.as_deref())
                     .push_bind(r.attempted_at.map(Ts))
