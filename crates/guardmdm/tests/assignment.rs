@@ -437,7 +437,7 @@ async fn a_crash_between_apples_answer_and_our_write_is_redone() {
             details: json!({}),
         };
         store
-            .set_os_default("macos", Some(a.id), &audit("default"))
+            .set_os_default(guardmdm_store::OsKey::Macos, Some(a.id), &audit("default"))
             .await
             .unwrap();
         let group = store

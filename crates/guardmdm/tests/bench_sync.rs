@@ -52,7 +52,7 @@ use guardmdm_abm::Client;
 use guardmdm_service::sync_rules::{AfterPage, after_page, reduce_page};
 use guardmdm_service::{AbmSettings, Actor, DeviceListRequest, NewEntry, Services, Trigger};
 use guardmdm_sim::{PortalBody, PortalClient};
-use guardmdm_store::{DeviceQuery, PageWrite, Store, SyncState};
+use guardmdm_store::{AssignState, DeviceQuery, OsKey, PageWrite, Store, SyncState};
 use reqwest::Method;
 use serde_json::{Value, json};
 use tracing::field::{Field, Visit};
@@ -486,8 +486,8 @@ async fn assignment_passes(
         details: json!({}),
     };
     let mut defaults = Vec::new();
-    for os in ["ios", "ipados", "macos", "tvos", "visionos"] {
-        let name = format!("{os}-default");
+    for os in OsKey::ALL {
+        let name = format!("{}-default", os.as_str());
         let profile = store
             .create_profile(
                 uuid::Uuid::new_v4(),
@@ -526,7 +526,7 @@ async fn assignment_passes(
     };
     let first = timed("first, every device assigned at Apple").await;
     assert_eq!(first.summary["full"], true);
-    let counts: BTreeMap<String, u64> = store
+    let counts: BTreeMap<AssignState, u64> = store
         .assignment_state_counts(entry_id)
         .await
         .unwrap()

@@ -19,13 +19,11 @@
 //! Nothing is remembered outside the record: a crash between Apple's answer and writing it
 //! leaves the old record, and the next pass sends again (assigning is idempotent at Apple).
 
-use std::fmt;
-
-use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
 use guardmdm_abm::DeviceStatus;
-use guardmdm_store::{AssignmentRecord, StoredAbmDevice};
+pub use guardmdm_store::AssignState;
+use guardmdm_store::{AssignmentRecord, RuleRef, StoredAbmDevice};
 
 use crate::resolve::Resolution;
 
@@ -33,67 +31,6 @@ use crate::resolve::Resolution;
 pub const FAILED_COOLDOWN: Duration = Duration::hours(24);
 /// The wait after `THROTTLED` when Apple gives no `retry_after_seconds`.
 pub const DEFAULT_THROTTLE: Duration = Duration::seconds(60);
-
-/// A device's assignment state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AssignState {
-    /// No profile resolves.
-    Unassigned,
-    /// To be sent to Apple.
-    Pending,
-    /// Apple accepted it.
-    Assigned,
-    /// The device downloaded it.
-    Pushed,
-    /// Apple says the device is not on this MDM server.
-    NotAccessible,
-    /// Apple answered `FAILED`: cooldown.
-    Failed,
-    /// Apple answered `THROTTLED`: wait.
-    Throttled,
-    /// The device left ABM.
-    Removed,
-}
-
-impl AssignState {
-    /// Every state.
-    pub const ALL: [Self; 8] = [
-        Self::Unassigned,
-        Self::Pending,
-        Self::Assigned,
-        Self::Pushed,
-        Self::NotAccessible,
-        Self::Failed,
-        Self::Throttled,
-        Self::Removed,
-    ];
-
-    /// The stored text.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Unassigned => "unassigned",
-            Self::Pending => "pending",
-            Self::Assigned => "assigned",
-            Self::Pushed => "pushed",
-            Self::NotAccessible => "not_accessible",
-            Self::Failed => "failed",
-            Self::Throttled => "throttled",
-            Self::Removed => "removed",
-        }
-    }
-
-    /// Parses [`Self::as_str`]; `None` for anything else.
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == text)
-    }
-}
-
-impl fmt::Display for AssignState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// The plan for one device.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,8 +58,8 @@ pub fn plan(
         serial_number: serial.clone(),
         profile_id: None,
         profile_version: None,
-        rule: String::new(),
-        state: AssignState::Pending.as_str().to_string(),
+        rule: RuleRef::None,
+        state: AssignState::Pending,
         apple_uuid: None,
         attempted_at: None,
         retry_at: None,
@@ -132,10 +69,10 @@ pub fn plan(
     });
     record.profile_id = resolution.profile_id;
     record.profile_version = resolution.profile_version;
-    record.rule = resolution.rule.as_text();
+    record.rule = resolution.rule.clone();
 
     let Some(_) = resolution.profile_id else {
-        record.state = AssignState::Unassigned.as_str().to_string();
+        record.state = AssignState::Unassigned;
         record.retry_at = None;
         // For an unassigned device the "problem" is why no rule gave it a profile.
         record.last_error = resolution.unassigned_reason.clone();
@@ -145,7 +82,7 @@ pub fn plan(
         };
     };
     let Some(target) = target_uuid else {
-        record.state = AssignState::Pending.as_str().to_string();
+        record.state = AssignState::Pending;
         record.last_error = define_error.map(str::to_string);
         return Plan {
             record,
@@ -153,7 +90,7 @@ pub fn plan(
         };
     };
 
-    let prior_state = prior.and_then(|p| AssignState::parse(&p.state));
+    let prior_state = prior.map(|p| p.state);
     let same_target = prior
         .and_then(|p| p.apple_uuid.as_deref())
         .is_some_and(|u| u.eq_ignore_ascii_case(target));
@@ -193,9 +130,7 @@ pub fn plan(
             AssignState::Pushed
         } else {
             AssignState::Assigned
-        }
-        .as_str()
-        .to_string();
+        };
         record.apple_uuid = Some(target.to_string());
         record.retry_at = None;
         record.last_error = None;
@@ -214,7 +149,7 @@ pub fn plan(
             send: false,
         };
     }
-    record.state = AssignState::Pending.as_str().to_string();
+    record.state = AssignState::Pending;
     record.apple_uuid = Some(target.to_string());
     record.last_error = None;
     Plan { record, send: true }
@@ -277,7 +212,7 @@ pub fn apply_answer(
             ),
         ),
     };
-    record.state = state.as_str().to_string();
+    record.state = state;
     record.retry_at = retry_at;
     record.last_error = error;
     record.updated_at = now;
@@ -287,7 +222,7 @@ pub fn apply_answer(
 /// and is sent again on the next pass; the attempt time is left alone, so Apple's later
 /// records still count as news.
 pub fn apply_call_failure(record: &mut AssignmentRecord, error: &str, now: OffsetDateTime) {
-    record.state = AssignState::Pending.as_str().to_string();
+    record.state = AssignState::Pending;
     record.last_error = Some(format!(
         "the assignment call to Apple failed ({error}); GuardMDM retries on the next pass"
     ));
@@ -383,11 +318,11 @@ mod tests {
         let d = device(Some("empty"), None, Some("added"), 0);
         let p = plan(&d, &resolution(1), Some(U1), None, None, at(1));
         assert!(p.send);
-        assert_eq!(p.record.state, "pending");
-        assert_eq!(p.record.rule, "device");
+        assert_eq!(p.record.state, AssignState::Pending);
+        assert_eq!(p.record.rule, RuleRef::Device);
         let mut r = p.record;
         apply_answer(&mut r, Some(&DeviceStatus::Success), None, at(1));
-        assert_eq!(r.state, "assigned");
+        assert_eq!(r.state, AssignState::Assigned);
         assert_eq!(r.attempts, 1);
         // No news from Apple yet: nothing to do, even though the stored record still says
         // `added` / `empty`.
@@ -398,7 +333,7 @@ mod tests {
         let confirmed = device(Some("assigned"), Some(U1), Some("modified"), 5);
         let p = plan(&confirmed, &resolution(1), Some(U1), None, Some(&r), at(6));
         assert!(!p.send);
-        assert_eq!(p.record.state, "assigned");
+        assert_eq!(p.record.state, AssignState::Assigned);
         // The device downloads it.
         let pushed = device(Some("pushed"), Some(U1), Some("modified"), 9);
         let p = plan(
@@ -410,7 +345,7 @@ mod tests {
             at(10),
         );
         assert!(!p.send);
-        assert_eq!(p.record.state, "pushed");
+        assert_eq!(p.record.state, AssignState::Pushed);
     }
 
     #[test]
@@ -420,7 +355,7 @@ mod tests {
         let pushed = device(Some("pushed"), Some(U1), Some("modified"), 5);
         let settled = plan(&pushed, &resolution(1), Some(U1), None, Some(&r), at(6));
         assert!(!settled.send);
-        assert_eq!(settled.record.state, "pushed");
+        assert_eq!(settled.record.state, AssignState::Pushed);
         let p = plan(
             &pushed,
             &resolution(2),
@@ -455,19 +390,19 @@ mod tests {
     fn failed_rests_24_hours_and_throttled_until_apple_says() {
         let d = device(Some("empty"), None, Some("added"), 0);
         let failed = sent(&d, U1, &DeviceStatus::Failed, 1);
-        assert_eq!(failed.state, "failed");
+        assert_eq!(failed.state, AssignState::Failed);
         assert_eq!(failed.retry_at, Some(at(1) + FAILED_COOLDOWN));
         assert!(failed.last_error.as_deref().unwrap().contains("24-hour"));
         let p = plan(&d, &resolution(1), Some(U1), None, Some(&failed), at(60));
         assert!(!p.send);
-        assert_eq!(p.record.state, "failed");
+        assert_eq!(p.record.state, AssignState::Failed);
         // Even a profile change waits for the cooldown.
         assert!(!plan(&d, &resolution(2), Some(U2), None, Some(&failed), at(60)).send);
         let later = at(1) + FAILED_COOLDOWN + Duration::minutes(1);
         assert!(plan(&d, &resolution(1), Some(U1), None, Some(&failed), later).send);
 
         let throttled = sent(&d, U1, &DeviceStatus::Throttled, 1);
-        assert_eq!(throttled.state, "throttled");
+        assert_eq!(throttled.state, AssignState::Throttled);
         assert_eq!(throttled.retry_at, Some(at(1) + Duration::seconds(120)));
         assert!(!plan(&d, &resolution(1), Some(U1), None, Some(&throttled), at(2)).send);
         assert!(plan(&d, &resolution(1), Some(U1), None, Some(&throttled), at(4)).send);
@@ -480,7 +415,7 @@ mod tests {
     fn not_accessible_retries_on_news_from_apple() {
         let d = device(Some("empty"), None, Some("added"), 0);
         let r = sent(&d, U1, &DeviceStatus::NotAccessible, 1);
-        assert_eq!(r.state, "not_accessible");
+        assert_eq!(r.state, AssignState::NotAccessible);
         assert!(!plan(&d, &resolution(1), Some(U1), None, Some(&r), at(30)).send);
         let news = device(Some("empty"), None, Some("added"), 40);
         assert!(plan(&news, &resolution(1), Some(U1), None, Some(&r), at(41)).send);
@@ -491,13 +426,13 @@ mod tests {
         let d = device(Some("empty"), None, Some("added"), 0);
         let mut r = plan(&d, &resolution(1), Some(U1), None, None, at(1)).record;
         apply_call_failure(&mut r, "HTTP 503", at(1));
-        assert_eq!(r.state, "pending");
+        assert_eq!(r.state, AssignState::Pending);
         assert!(r.last_error.as_deref().unwrap().contains("503"));
         assert!(plan(&d, &resolution(1), Some(U1), None, Some(&r), at(2)).send);
         // A serial missing from Apple's answer is retried too.
         let mut r2 = plan(&d, &resolution(1), Some(U1), None, None, at(1)).record;
         apply_answer(&mut r2, None, None, at(1));
-        assert_eq!(r2.state, "pending");
+        assert_eq!(r2.state, AssignState::Pending);
         assert!(plan(&d, &resolution(1), Some(U1), None, Some(&r2), at(2)).send);
     }
 
@@ -515,8 +450,8 @@ mod tests {
         let d = device(Some("empty"), None, Some("added"), 0);
         let p = plan(&d, &unassigned(), None, None, None, at(1));
         assert!(!p.send);
-        assert_eq!(p.record.state, "unassigned");
-        assert_eq!(p.record.rule, "none");
+        assert_eq!(p.record.state, AssignState::Unassigned);
+        assert_eq!(p.record.rule, RuleRef::None);
         assert_eq!(p.record.last_error.as_deref(), Some("no default for tvOS"));
         let p = plan(
             &d,
@@ -527,7 +462,7 @@ mod tests {
             at(1),
         );
         assert!(!p.send);
-        assert_eq!(p.record.state, "pending");
+        assert_eq!(p.record.state, AssignState::Pending);
         assert!(p.record.last_error.unwrap().contains("CONFIG_URL_INVALID"));
     }
 
@@ -537,7 +472,7 @@ mod tests {
         let d = device(Some("assigned"), Some(U1), Some("modified"), 0);
         let p = plan(&d, &resolution(1), Some(U1), None, None, at(1));
         assert!(!p.send);
-        assert_eq!(p.record.state, "assigned");
+        assert_eq!(p.record.state, AssignState::Assigned);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use guardmdm_store::{AssignmentRecord, Store, StoredAbmDevice};
+use guardmdm_store::{AssignState, AssignmentRecord, Store, StoredAbmDevice};
 
 use crate::ServiceError;
 use crate::group_rule::DeviceFacts;
@@ -18,9 +18,8 @@ use crate::serial_list::normalise;
 /// GuardMDM's assignment record, with names instead of ids.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AssignmentView {
-    /// `unassigned`, `pending`, `assigned`, `pushed`, `not_accessible`, `failed`,
-    /// `throttled` or `removed`.
-    pub state: String,
+    /// Where assigning stands.
+    pub state: AssignState,
     /// The profile the last pass resolved.
     pub profile: Option<String>,
     /// Its version then.
@@ -51,7 +50,7 @@ impl AssignmentView {
             profile: record.profile_id.and_then(|id| names.get(&id).cloned()),
             state: record.state,
             profile_version: record.profile_version,
-            rule: record.rule,
+            rule: record.rule.as_text(),
             sent_profile_uuid: record.apple_uuid,
             attempted_at: record.attempted_at,
             retry_at: record.retry_at,

@@ -379,7 +379,7 @@ impl ProfileService {
         let id = profile_id_of(self.store.as_ref(), profile).await?;
         self.store
             .set_os_default(
-                os.as_str(),
+                os,
                 id,
                 &audit(
                     actor,
@@ -403,14 +403,14 @@ impl ProfileService {
     /// Storage failures.
     pub async fn defaults(&self) -> Result<Vec<OsDefaultView>, ServiceError> {
         let names = profile_names(self.store.as_ref()).await?;
-        let set: HashMap<String, Uuid> = self
+        let set: HashMap<OsKey, Uuid> = self
             .store
             .os_defaults()
             .await?
             .into_iter()
             .map(|d| (d.os, d.profile_id))
             .collect();
-        let name_of = |os: OsKey| set.get(os.as_str()).and_then(|id| names.get(id)).cloned();
+        let name_of = |os: OsKey| set.get(&os).and_then(|id| names.get(id)).cloned();
         Ok(OsKey::ALL
             .into_iter()
             .map(|os| {
@@ -530,10 +530,9 @@ impl ProfileService {
 
 /// Warnings for Setup Assistant panes that do not exist on an OS the profile is the default
 /// for (Apple ignores them there; the admin may have meant another profile).
-fn skip_items_not_for(items: &[String], os_defaults: &[String]) -> Vec<String> {
+fn skip_items_not_for(items: &[String], os_defaults: &[OsKey]) -> Vec<String> {
     let mut warnings = Vec::new();
-    for os in os_defaults {
-        let Ok(key) = OsKey::parse(os) else { continue };
+    for &key in os_defaults {
         let known = crate::skip_keys::skip_keys_for(key.as_str());
         let foreign: Vec<&str> = items
             .iter()
@@ -558,7 +557,7 @@ fn spec_json(spec: &ProfileSpec) -> Result<serde_json::Value, ServiceError> {
 
 #[cfg(test)]
 mod tests {
-    use super::skip_items_not_for;
+    use super::{OsKey, skip_items_not_for};
 
     #[test]
     fn skip_items_an_os_does_not_have_are_named_for_its_default() {
@@ -567,14 +566,14 @@ mod tests {
             "FileVault".to_string(),
             "TVRoom".to_string(),
         ];
-        let w = skip_items_not_for(&items, &["ios".to_string()]);
+        let w = skip_items_not_for(&items, &[OsKey::Ios]);
         assert_eq!(w.len(), 1, "{w:?}");
         assert!(
             w[0].contains("FileVault") && w[0].contains("TVRoom"),
             "{w:?}"
         );
         assert!(!w[0].contains("Siri"), "{w:?}");
-        let none = skip_items_not_for(&["Siri".to_string()], &["macos".to_string()]);
+        let none = skip_items_not_for(&["Siri".to_string()], &[OsKey::Macos]);
         assert!(none.is_empty(), "{none:?}");
         assert!(skip_items_not_for(&items, &[]).is_empty());
     }

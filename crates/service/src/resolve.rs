@@ -13,12 +13,12 @@
 //!    no default for tvOS".
 
 use std::collections::{HashMap, HashSet};
-use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use guardmdm_store::AssignmentConfig;
+pub use guardmdm_store::RuleRef;
 
 use crate::group_rule::{DeviceFacts, GroupRule};
 use crate::os::OsKey;
@@ -67,49 +67,6 @@ pub struct Resolver {
     /// Groups in precedence order.
     groups: Vec<GroupDef>,
     defaults: HashMap<OsKey, Uuid>,
-}
-
-/// Which rule decided.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum RuleRef {
-    /// The explicit device assignment.
-    Device,
-    /// A group.
-    Group {
-        /// Its name.
-        name: String,
-    },
-    /// An OS default.
-    Default {
-        /// The OS whose default was used (iOS for an iPad falling back).
-        os: OsKey,
-    },
-    /// Nothing matched.
-    None,
-}
-
-impl RuleRef {
-    /// The stored form: `device`, `group:NAME`, `default:ios`, `none`.
-    pub fn as_text(&self) -> String {
-        match self {
-            Self::Device => "device".to_string(),
-            Self::Group { name } => format!("group:{name}"),
-            Self::Default { os } => format!("default:{}", os.as_str()),
-            Self::None => "none".to_string(),
-        }
-    }
-}
-
-impl fmt::Display for RuleRef {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Device => f.write_str("explicit device assignment"),
-            Self::Group { name } => write!(f, "group {name:?}"),
-            Self::Default { os } => write!(f, "{} default", os.label()),
-            Self::None => f.write_str("no rule"),
-        }
-    }
 }
 
 /// What happened to one rule while resolving.
@@ -193,7 +150,7 @@ impl Resolver {
         let defaults = config
             .os_defaults
             .iter()
-            .filter_map(|d| OsKey::parse(&d.os).ok().map(|os| (os, d.profile_id)))
+            .map(|d| (d.os, d.profile_id))
             .collect();
         Self {
             generation: config.generation,
@@ -446,9 +403,9 @@ mod tests {
         }
     }
 
-    fn default(os: &str, p: &AdeProfile) -> OsDefault {
+    fn default(os: OsKey, p: &AdeProfile) -> OsDefault {
         OsDefault {
-            os: os.to_string(),
+            os,
             profile_id: p.id,
             updated_at: guardmdm_store::now(),
         }
@@ -498,7 +455,7 @@ mod tests {
                 sales_group.clone(),
                 group("no-profile", 1, None, Some(&["os=ios"])),
             ],
-            os_defaults: vec![default("ios", &ios), default("macos", &mac)],
+            os_defaults: vec![default(OsKey::Ios, &ios), default(OsKey::Macos, &mac)],
         };
         World {
             resolver: Resolver::new(&config),

@@ -6,6 +6,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::TokenState;
+use crate::assign_rules::AssignState;
 use crate::devices::DeviceDetail;
 use crate::mdm::CommandView;
 use crate::resolve::RuleRef;
@@ -199,9 +200,9 @@ pub fn hints(detail: &DeviceDetail, token: TokenState) -> Vec<Hint> {
         }
         return out;
     }
-    let state = detail.assignment.as_ref().map(|a| a.state.as_str());
+    let state = detail.assignment.as_ref().map(|a| a.state);
     match state {
-        Some("failed") => out.push(Hint {
+        Some(AssignState::Failed) => out.push(Hint {
             issue: "Device not enrolling",
             cause: format!(
                 "Apple refused the profile assignment{}",
@@ -216,13 +217,13 @@ pub fn hints(detail: &DeviceDetail, token: TokenState) -> Vec<Hint> {
                        the device is still assigned to this MDM server in ABM."
                 .to_string(),
         }),
-        Some("not_accessible") => out.push(Hint {
+        Some(AssignState::NotAccessible) => out.push(Hint {
             issue: "Device not enrolling",
             cause: "Apple says the device is not on this MDM server".to_string(),
             solution: "Assign the device to GuardMDM's MDM server in Apple Business Manager."
                 .to_string(),
         }),
-        Some("throttled") => out.push(Hint {
+        Some(AssignState::Throttled) => out.push(Hint {
             issue: "Device not enrolling",
             cause: "Apple asked GuardMDM to slow down".to_string(),
             solution: "Nothing to do: GuardMDM retries when Apple allows.".to_string(),
@@ -231,7 +232,7 @@ pub fn hints(detail: &DeviceDetail, token: TokenState) -> Vec<Hint> {
     }
     if matches!(detail.resolution.rule, RuleRef::Default { .. })
         && !detail.apple.up_to_date
-        && state.is_some_and(|s| s != "pending")
+        && state.is_some_and(|s| s != AssignState::Pending)
     {
         out.push(Hint {
             issue: "Wrong profile applied",

@@ -166,3 +166,345 @@ pub(crate) async fn sign_in_reservation_tx(
     }
     Ok(tx)
 }
+
+// ---- assignment ----
+
+/// The assignment store's queries (`crates/store-sql/assignment.rs`) that PostgreSQL runs its own way.
+pub(crate) mod assignment {
+    use std::collections::{HashMap, HashSet};
+
+    use guardmdm_store::{AssignmentRecord, StoreError};
+    use sqlx::{Postgres, QueryBuilder, Row};
+    use time::OffsetDateTime;
+    use uuid::Uuid;
+
+    use super::{DbRow, Ts, Tx};
+    use crate::assignment::{R_RECORD_COLUMNS, RECORD_COLUMNS, RECORD_UPSERT, missing_reference};
+    use crate::common::backend;
+    use crate::devices::D_DEVICE_COLUMNS;
+
+    /// Serials (or records) per statement, each column one array parameter
+    /// (`unnest($n::text[])`): chunked only to keep each statement's work bounded.
+    const SERIALS_PER_STATEMENT: usize = 5_000;
+
+    /// Appended to the `SELECT` of a profile's version before an update: locks its row.
+    pub(crate) const FOR_UPDATE: &str = " FOR UPDATE";
+
+    /// The serials an incremental pass looks at: changed since ($2), pending, or due for a retry
+    /// ($3), of entry $1.
+    pub(crate) const CANDIDATES_SQL: &str = "SELECT serial_number FROM abm_devices \
+         WHERE entry_id = $1 AND updated_at > $2 AND removed_at IS NULL \
+         UNION \
+         SELECT a.serial_number FROM abm_device_assignments a \
+         JOIN abm_devices d ON d.entry_id = a.entry_id AND d.serial_number = a.serial_number \
+         WHERE a.entry_id = $1 AND a.state = 'pending' AND d.removed_at IS NULL \
+         UNION \
+         SELECT a.serial_number FROM abm_device_assignments a \
+         JOIN abm_devices d ON d.entry_id = a.entry_id AND d.serial_number = a.serial_number \
+         WHERE a.entry_id = $1 AND a.retry_at IS NOT NULL AND a.retry_at <= $3 \
+         AND d.removed_at IS NULL \
+         ORDER BY 1";
+
+    /// Marks the records of entry $2's removed devices (at $1).
+    pub(crate) const MARK_REMOVED_SQL: &str = "UPDATE abm_device_assignments a \
+         SET state = 'removed', updated_at = $1 \
+         FROM abm_devices d \
+         WHERE a.entry_id = $2 AND a.state <> 'removed' \
+         AND d.entry_id = a.entry_id AND d.serial_number = a.serial_number \
+         AND d.removed_at IS NOT NULL";
+
+    /// A transaction whose reads all see one snapshot: REPEATABLE READ, read-only.
+    pub(crate) async fn read_snapshot(pool: &sqlx::Pool<Postgres>) -> Result<Tx, StoreError> {
+        pool.begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .await
+            .map_err(backend)
+    }
+
+    /// Turns JIT compilation off for the rest of the transaction. Bulk statements here probe an
+    /// index once per serial; before the first ANALYZE PostgreSQL expects hundreds of rows per probe
+    /// and JIT-compiles the statement, which costs several times more than running it.
+    async fn no_jit(tx: &mut Tx) -> Result<(), StoreError> {
+        sqlx::query("SET LOCAL jit = off")
+            .execute(&mut **tx)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    /// Adds serials to a group's members; how many were new.
+    pub(crate) async fn add_group_members(
+        tx: &mut Tx,
+        group_id: Uuid,
+        serials: &[String],
+    ) -> Result<u64, StoreError> {
+        no_jit(tx).await?;
+        let mut added = 0;
+        for chunk in serials.chunks(SERIALS_PER_STATEMENT) {
+            added += sqlx::query(
+                "INSERT INTO device_group_members (group_id, serial_number) \
+                 SELECT $1, s.serial FROM unnest($2::text[]) AS s(serial) \
+                 ON CONFLICT (group_id, serial_number) DO NOTHING",
+            )
+            .bind(group_id)
+            .bind(chunk)
+            .execute(&mut **tx)
+            .await
+            .map_err(backend)?
+            .rows_affected();
+        }
+        Ok(added)
+    }
+
+    /// Removes serials from a group's members; how many were members.
+    pub(crate) async fn remove_group_members(
+        tx: &mut Tx,
+        group_id: Uuid,
+        serials: &[String],
+    ) -> Result<u64, StoreError> {
+        no_jit(tx).await?;
+        let mut removed = 0;
+        for chunk in serials.chunks(SERIALS_PER_STATEMENT) {
+            removed += sqlx::query(
+                "DELETE FROM device_group_members m USING unnest($2::text[]) AS s(serial) \
+                 WHERE m.group_id = $1 AND m.serial_number = s.serial",
+            )
+            .bind(group_id)
+            .bind(chunk)
+            .execute(&mut **tx)
+            .await
+            .map_err(backend)?
+            .rows_affected();
+        }
+        Ok(removed)
+    }
+
+    /// Sets (or with `None` clears) the explicit profile of distinct serials; how many changed.
+    pub(crate) async fn set_device_profiles(
+        tx: &mut Tx,
+        serials: &[&str],
+        profile_id: Option<Uuid>,
+        at: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        no_jit(tx).await?;
+        let mut changed = 0;
+        for chunk in serials.chunks(SERIALS_PER_STATEMENT) {
+            let done = match profile_id {
+                // A serial that has this profile already is not a change.
+                Some(profile_id) => sqlx::query(
+                    "INSERT INTO device_profiles (serial_number, profile_id, updated_at) \
+                     SELECT s.serial, $2, $3 FROM unnest($1::text[]) AS s(serial) \
+                     ON CONFLICT (serial_number) DO UPDATE SET \
+                     profile_id = excluded.profile_id, updated_at = excluded.updated_at \
+                     WHERE device_profiles.profile_id <> excluded.profile_id",
+                )
+                .bind(chunk)
+                .bind(profile_id)
+                .bind(Ts(at))
+                .execute(&mut **tx)
+                .await
+                .map_err(missing_reference)?,
+                None => sqlx::query(
+                    "DELETE FROM device_profiles p USING unnest($1::text[]) AS s(serial) \
+                     WHERE p.serial_number = s.serial",
+                )
+                .bind(chunk)
+                .execute(&mut **tx)
+                .await
+                .map_err(backend)?,
+            };
+            changed += done.rows_affected();
+        }
+        Ok(changed)
+    }
+
+    /// The known serials among `serials`, each with whether some entry has it unremoved. Each
+    /// serial is probed through abm_devices_serial; `present` is NULL when no entry has it.
+    pub(crate) async fn serial_presence(
+        tx: &mut Tx,
+        serials: &[String],
+    ) -> Result<HashMap<String, bool>, StoreError> {
+        no_jit(tx).await?;
+        let mut known = HashMap::with_capacity(serials.len());
+        for chunk in serials.chunks(SERIALS_PER_STATEMENT) {
+            let rows = sqlx::query(
+                "SELECT s.serial, (SELECT bool_or(d.removed_at IS NULL) FROM abm_devices d \
+                 WHERE d.serial_number = s.serial) AS present \
+                 FROM unnest($1::text[]) AS s(serial)",
+            )
+            .bind(chunk)
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(backend)?;
+            for row in rows {
+                let present: Option<bool> = row.try_get("present").map_err(backend)?;
+                if let Some(present) = present {
+                    known.insert(row.try_get("serial").map_err(backend)?, present);
+                }
+            }
+        }
+        Ok(known)
+    }
+
+    /// A page of an entry's present devices (`D_DEVICE_COLUMNS`), each with its explicit profile
+    /// (`explicit_profile`) and record (`R_RECORD_COLUMNS`). `only`, when given, is not empty.
+    ///
+    /// The page must come from walking the primary key in order. Before the first ANALYZE of a
+    /// freshly synced entry the planner expects a handful of rows and prefers reading the entry's
+    /// whole remaining range and sorting it, which makes a pass quadratic: no sorting in the rest
+    /// of this (read-only) transaction, and no JIT (see [`no_jit`]). The LIMITs keep PostgreSQL
+    /// from merging whole tables (which it prefers before the first ANALYZE): every join is a
+    /// probe, a page costs `limit` of them.
+    pub(crate) async fn assignment_input_page(
+        tx: &mut Tx,
+        entry_id: Uuid,
+        after: Option<&str>,
+        limit: u32,
+        only: Option<&[String]>,
+    ) -> Result<Vec<DbRow>, StoreError> {
+        sqlx::query(
+            "SELECT set_config('enable_sort', 'off', true), set_config('jit', 'off', true)",
+        )
+        .execute(&mut **tx)
+        .await
+        .map_err(backend)?;
+        let mut q = QueryBuilder::<Postgres>::new(format!(
+            "SELECT {D_DEVICE_COLUMNS}, p.profile_id AS explicit_profile, {R_RECORD_COLUMNS} \
+             FROM (SELECT * FROM abm_devices WHERE entry_id = "
+        ));
+        q.push_bind(entry_id).push(" AND removed_at IS NULL");
+        if let Some(after) = after {
+            q.push(" AND serial_number > ").push_bind(after);
+        }
+        if let Some(only) = only {
+            q.push(" AND serial_number = ANY(")
+                .push_bind(only)
+                .push("::text[])");
+        }
+        q.push(" ORDER BY serial_number LIMIT ")
+            .push_bind(i64::from(limit))
+            .push(format_args!(
+                ") d \
+                 LEFT JOIN LATERAL (SELECT profile_id FROM device_profiles \
+                                    WHERE serial_number = d.serial_number LIMIT 1) p ON true \
+                 LEFT JOIN LATERAL (SELECT {RECORD_COLUMNS} FROM abm_device_assignments \
+                                    WHERE entry_id = d.entry_id \
+                                    AND serial_number = d.serial_number LIMIT 1) a ON true \
+                 ORDER BY d.serial_number"
+            ));
+        q.build().fetch_all(&mut **tx).await.map_err(backend)
+    }
+
+    /// The static groups of each of `serials` that has any: each serial probed through
+    /// device_group_members_serial (the groups table is left out of that join, so no plan can walk
+    /// memberships group by group; only static groups have members, checked against the few group
+    /// ids).
+    pub(crate) async fn static_groups_of(
+        tx: &mut Tx,
+        serials: &[&str],
+    ) -> Result<HashMap<String, Vec<Uuid>>, StoreError> {
+        let static_ids: HashSet<Uuid> =
+            sqlx::query_scalar("SELECT id FROM device_groups WHERE rule IS NULL")
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(backend)?
+                .into_iter()
+                .collect();
+        let mut groups: HashMap<String, Vec<Uuid>> = HashMap::new();
+        for chunk in serials.chunks(SERIALS_PER_STATEMENT) {
+            let rows = sqlx::query(
+                "SELECT s.serial AS serial_number, m.group_id FROM unnest($1::text[]) AS s(serial) \
+                 CROSS JOIN LATERAL (SELECT group_id FROM device_group_members \
+                                     WHERE serial_number = s.serial OFFSET 0) m",
+            )
+            .bind(chunk)
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(backend)?;
+            for row in rows {
+                let serial: String = row.try_get("serial_number").map_err(backend)?;
+                let group: Uuid = row.try_get("group_id").map_err(backend)?;
+                if static_ids.contains(&group) {
+                    groups.entry(serial).or_default().push(group);
+                }
+            }
+        }
+        Ok(groups)
+    }
+
+    /// Inserts or replaces an entry's records (one per serial). One array per column: a chunk is
+    /// one statement with 12 parameters (100,000 records took 1.8 s so, 10 s as VALUES lists of
+    /// 500 bound rows).
+    pub(crate) async fn upsert_assignments(
+        tx: &mut Tx,
+        entry_id: Uuid,
+        records: &[&AssignmentRecord],
+    ) -> Result<(), StoreError> {
+        no_jit(tx).await?;
+        for chunk in records.chunks(SERIALS_PER_STATEMENT) {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO abm_device_assignments (entry_id, {RECORD_COLUMNS}) \
+                 SELECT $1, * FROM unnest($2::text[], $3::uuid[], $4::bigint[], $5::text[], \
+                 $6::text[], $7::text[], $8::timestamptz[], $9::timestamptz[], $10::bigint[], \
+                 $11::text[], $12::timestamptz[]){RECORD_UPSERT}"
+            )))
+            .bind(entry_id)
+            .bind(
+                chunk
+                    .iter()
+                    .map(|r| r.serial_number.as_str())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(chunk.iter().map(|r| r.profile_id).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|r| r.profile_version).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|r| r.rule.as_text()).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|r| r.state.as_str()).collect::<Vec<_>>())
+            .bind(
+                chunk
+                    .iter()
+                    .map(|r| r.apple_uuid.as_deref())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(chunk.iter().map(|r| r.attempted_at).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|r| r.retry_at).collect::<Vec<_>>())
+            .bind(chunk.iter().map(|r| r.attempts).collect::<Vec<_>>())
+            .bind(
+                chunk
+                    .iter()
+                    .map(|r| r.last_error.as_deref())
+                    .collect::<Vec<_>>(),
+            )
+            .bind(chunk.iter().map(|r| r.updated_at).collect::<Vec<_>>())
+            .execute(&mut **tx)
+            .await
+            .map_err(missing_reference)?;
+        }
+        Ok(())
+    }
+
+    /// The records (`RECORD_COLUMNS`) of distinct serials in an entry, in no particular order:
+    /// each serial probed through the primary key (LIMIT 1: a probe, never a merge).
+    pub(crate) async fn assignment_rows(
+        tx: &mut Tx,
+        entry_id: Uuid,
+        serials: &[&str],
+    ) -> Result<Vec<DbRow>, StoreError> {
+        no_jit(tx).await?;
+        let mut rows = Vec::new();
+        for chunk in serials.chunks(SERIALS_PER_STATEMENT) {
+            rows.extend(
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT a.* FROM unnest($2::text[]) AS s(serial) \
+                     CROSS JOIN LATERAL (SELECT {RECORD_COLUMNS} FROM abm_device_assignments \
+                                         WHERE entry_id = $1 AND serial_number = s.serial \
+                                         LIMIT 1) a"
+                )))
+                .bind(entry_id)
+                .bind(chunk)
+                .fetch_all(&mut **tx)
+                .await
+                .map_err(backend)?,
+            );
+        }
+        Ok(rows)
+    }
+}

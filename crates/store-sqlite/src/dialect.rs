@@ -155,6 +155,330 @@ pub(crate) async fn sign_in_reservation_tx(
     store.write_tx().await
 }
 
+// ---- assignment ----
+
+/// The assignment store's queries (`crates/store-sql/assignment.rs`) that SQLite runs its own way.
+pub(crate) mod assignment {
+    use std::collections::HashMap;
+
+    use guardmdm_store::{AssignmentRecord, StoreError};
+    use sqlx::{QueryBuilder, Row, Sqlite};
+    use time::OffsetDateTime;
+    use uuid::Uuid;
+
+    use super::{DbRow, Ts, Tx};
+    use crate::assignment::{R_RECORD_COLUMNS, RECORD_COLUMNS, RECORD_UPSERT, missing_reference};
+    use crate::common::backend;
+    use crate::devices::D_DEVICE_COLUMNS;
+
+    /// Rows (or serials) per statement: at most 12 parameters each, well under SQLite's 32766.
+    const ROWS_PER_STATEMENT: usize = 500;
+
+    /// Appended to the `SELECT` of a profile's version before an update: nothing on SQLite, whose
+    /// write transaction holds the database's write lock already.
+    pub(crate) const FOR_UPDATE: &str = "";
+
+    /// The serials an incremental pass looks at: changed since ($2), pending, or due for a retry
+    /// ($3), of entry $1; each part through its own index.
+    pub(crate) const CANDIDATES_SQL: &str = "SELECT d.serial_number FROM abm_devices d \
+         INDEXED BY abm_devices_entry_updated \
+         WHERE d.entry_id = $1 AND d.updated_at > $2 AND d.removed_at IS NULL \
+         UNION \
+         SELECT a.serial_number FROM abm_device_assignments a \
+         JOIN abm_devices d ON d.entry_id = a.entry_id AND d.serial_number = a.serial_number \
+         WHERE a.entry_id = $1 AND a.state = 'pending' AND d.removed_at IS NULL \
+         UNION \
+         SELECT a.serial_number FROM abm_device_assignments a \
+         JOIN abm_devices d ON d.entry_id = a.entry_id AND d.serial_number = a.serial_number \
+         WHERE a.entry_id = $1 AND a.retry_at IS NOT NULL AND a.retry_at <= $3 \
+         AND d.removed_at IS NULL \
+         ORDER BY 1";
+
+    /// Marks the records of entry $2's removed devices (at $1), driven by those devices (few,
+    /// through their partial index: without `INDEXED BY` SQLite reads every device of the entry by
+    /// its primary key), each record found by its key.
+    pub(crate) const MARK_REMOVED_SQL: &str = "UPDATE abm_device_assignments SET state = 'removed', \
+         updated_at = $1 WHERE entry_id = $2 AND state <> 'removed' AND serial_number IN \
+         (SELECT serial_number FROM abm_devices INDEXED BY abm_devices_entry_removed \
+          WHERE entry_id = $2 AND removed_at IS NOT NULL)";
+
+    /// A transaction whose reads all see one snapshot (in WAL mode, any read transaction).
+    pub(crate) async fn read_snapshot(pool: &sqlx::Pool<Sqlite>) -> Result<Tx, StoreError> {
+        pool.begin().await.map_err(backend)
+    }
+
+    /// Pushes `chunk` as bound values and the closing parenthesis of an `IN (` list.
+    fn push_serials<S: AsRef<str>>(q: &mut QueryBuilder<Sqlite>, chunk: &[S]) {
+        let mut list = q.separated(", ");
+        for serial in chunk {
+            list.push_bind(serial.as_ref());
+        }
+        q.push(")");
+    }
+
+    /// Adds serials to a group's members; how many were new.
+    pub(crate) async fn add_group_members(
+        tx: &mut Tx,
+        group_id: Uuid,
+        serials: &[String],
+    ) -> Result<u64, StoreError> {
+        let mut added = 0;
+        for chunk in serials.chunks(ROWS_PER_STATEMENT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO device_group_members (group_id, serial_number) ",
+            );
+            q.push_values(chunk, |mut row, serial| {
+                row.push_bind(group_id).push_bind(serial.as_str());
+            });
+            q.push(" ON CONFLICT (group_id, serial_number) DO NOTHING");
+            added += q
+                .build()
+                .execute(&mut **tx)
+                .await
+                .map_err(backend)?
+                .rows_affected();
+        }
+        Ok(added)
+    }
+
+    /// Removes serials from a group's members; how many were members.
+    pub(crate) async fn remove_group_members(
+        tx: &mut Tx,
+        group_id: Uuid,
+        serials: &[String],
+    ) -> Result<u64, StoreError> {
+        let mut removed = 0;
+        for chunk in serials.chunks(ROWS_PER_STATEMENT) {
+            let mut q =
+                QueryBuilder::<Sqlite>::new("DELETE FROM device_group_members WHERE group_id = ");
+            q.push_bind(group_id).push(" AND serial_number IN (");
+            push_serials(&mut q, chunk);
+            removed += q
+                .build()
+                .execute(&mut **tx)
+                .await
+                .map_err(backend)?
+                .rows_affected();
+        }
+        Ok(removed)
+    }
+
+    /// Sets (or with `None` clears) the explicit profile of distinct serials; how many changed.
+    pub(crate) async fn set_device_profiles(
+        tx: &mut Tx,
+        serials: &[&str],
+        profile_id: Option<Uuid>,
+        at: OffsetDateTime,
+    ) -> Result<u64, StoreError> {
+        let mut changed = 0;
+        for chunk in serials.chunks(ROWS_PER_STATEMENT) {
+            let done = match profile_id {
+                Some(profile_id) => {
+                    let mut q = QueryBuilder::<Sqlite>::new(
+                        "INSERT INTO device_profiles (serial_number, profile_id, updated_at) ",
+                    );
+                    q.push_values(chunk, |mut row, serial| {
+                        row.push_bind(*serial)
+                            .push_bind(profile_id)
+                            .push_bind(Ts(at));
+                    });
+                    // A serial that has this profile already is not a change.
+                    q.push(
+                        " ON CONFLICT (serial_number) DO UPDATE SET \
+                         profile_id = excluded.profile_id, updated_at = excluded.updated_at \
+                         WHERE device_profiles.profile_id <> excluded.profile_id",
+                    );
+                    q.build()
+                        .execute(&mut **tx)
+                        .await
+                        .map_err(missing_reference)?
+                }
+                None => {
+                    let mut q = QueryBuilder::<Sqlite>::new(
+                        "DELETE FROM device_profiles WHERE serial_number IN (",
+                    );
+                    push_serials(&mut q, chunk);
+                    q.build().execute(&mut **tx).await.map_err(backend)?
+                }
+            };
+            changed += done.rows_affected();
+        }
+        Ok(changed)
+    }
+
+    /// The known serials among `serials`, each with whether some entry has it unremoved.
+    pub(crate) async fn serial_presence(
+        tx: &mut Tx,
+        serials: &[String],
+    ) -> Result<HashMap<String, bool>, StoreError> {
+        let mut known = HashMap::with_capacity(serials.len());
+        for chunk in serials.chunks(ROWS_PER_STATEMENT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "SELECT serial_number, MAX(removed_at IS NULL) AS present FROM abm_devices \
+                 WHERE serial_number IN (",
+            );
+            push_serials(&mut q, chunk);
+            q.push(" GROUP BY serial_number");
+            for row in q.build().fetch_all(&mut **tx).await.map_err(backend)? {
+                let serial: String = row.try_get("serial_number").map_err(backend)?;
+                let present: i64 = row.try_get("present").map_err(backend)?;
+                known.insert(serial, present != 0);
+            }
+        }
+        Ok(known)
+    }
+
+    /// A page of an entry's present devices (`D_DEVICE_COLUMNS`), each with its explicit profile
+    /// (`explicit_profile`) and record (`R_RECORD_COLUMNS`): one walk of the entry's key range,
+    /// each join a key lookup. `only`, when given, is not empty.
+    pub(crate) async fn assignment_input_page(
+        tx: &mut Tx,
+        entry_id: Uuid,
+        after: Option<&str>,
+        limit: u32,
+        only: Option<&[String]>,
+    ) -> Result<Vec<DbRow>, StoreError> {
+        let mut q = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT {D_DEVICE_COLUMNS}, p.profile_id AS explicit_profile, {R_RECORD_COLUMNS} \
+             FROM abm_devices d \
+             LEFT JOIN device_profiles p ON p.serial_number = d.serial_number \
+             LEFT JOIN abm_device_assignments a \
+             ON a.entry_id = d.entry_id AND a.serial_number = d.serial_number \
+             WHERE d.entry_id = "
+        ));
+        q.push_bind(entry_id).push(" AND d.removed_at IS NULL");
+        if let Some(after) = after {
+            q.push(" AND d.serial_number > ").push_bind(after);
+        }
+        if let Some(only) = only {
+            q.push(" AND d.serial_number IN (");
+            push_serials(&mut q, only);
+        }
+        q.push(" ORDER BY d.serial_number LIMIT ")
+            .push_bind(i64::from(limit));
+        q.build().fetch_all(&mut **tx).await.map_err(backend)
+    }
+
+    /// The static groups of each of `serials` that has any, a chunk of serials per query.
+    pub(crate) async fn static_groups_of(
+        tx: &mut Tx,
+        serials: &[&str],
+    ) -> Result<HashMap<String, Vec<Uuid>>, StoreError> {
+        let mut groups: HashMap<String, Vec<Uuid>> = HashMap::new();
+        for chunk in serials.chunks(ROWS_PER_STATEMENT) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "SELECT m.serial_number, m.group_id FROM device_group_members m \
+                 JOIN device_groups g ON g.id = m.group_id \
+                 WHERE g.rule IS NULL AND m.serial_number IN (",
+            );
+            push_serials(&mut q, chunk);
+            q.push(" ORDER BY m.serial_number, m.group_id");
+            for row in q.build().fetch_all(&mut **tx).await.map_err(backend)? {
+                let serial: String = row.try_get("serial_number").map_err(backend)?;
+                let group: Uuid = row.try_get("group_id").map_err(backend)?;
+                groups.entry(serial).or_default().push(group);
+            }
+        }
+        Ok(groups)
+    }
+
+    /// Inserts or replaces an entry's records (one per serial).
+    pub(crate) async fn upsert_assignments(
+        tx: &mut Tx,
+        entry_id: Uuid,
+        records: &[&AssignmentRecord],
+    ) -> Result<(), StoreError> {
+        for chunk in records.chunks(ROWS_PER_STATEMENT) {
+            let mut q = QueryBuilder::<Sqlite>::new(format!(
+                "INSERT INTO abm_device_assignments (entry_id, {RECORD_COLUMNS}) "
+            ));
+            q.push_values(chunk, |mut row, r| {
+                row.push_bind(entry_id)
+                    .push_bind(r.serial_number.as_str())
+                    .push_bind(r.profile_id)
+                    .push_bind(r.profile_version)
+                    .push_bind(r.rule.as_text())
+                    .push_bind(r.state.as_str())
+                    .push_bind(r.apple_uuid.as_deref())
+                    .push_bind(r.attempted_at.map(Ts))
+                    .push_bind(r.retry_at.map(Ts))
+                    .push_bind(r.attempts)
+                    .push_bind(r.last_error.as_deref())
+                    .push_bind(Ts(r.updated_at));
+            });
+            q.push(RECORD_UPSERT);
+            q.build()
+                .execute(&mut **tx)
+                .await
+                .map_err(missing_reference)?;
+        }
+        Ok(())
+    }
+
+    /// The records (`RECORD_COLUMNS`) of distinct serials in an entry, in no particular order.
+    pub(crate) async fn assignment_rows(
+        tx: &mut Tx,
+        entry_id: Uuid,
+        serials: &[&str],
+    ) -> Result<Vec<DbRow>, StoreError> {
+        let mut rows = Vec::new();
+        for chunk in serials.chunks(ROWS_PER_STATEMENT) {
+            let mut q = QueryBuilder::<Sqlite>::new(format!(
+                "SELECT {RECORD_COLUMNS} FROM abm_device_assignments WHERE entry_id = "
+            ));
+            q.push_bind(entry_id).push(" AND serial_number IN (");
+            push_serials(&mut q, chunk);
+            rows.extend(q.build().fetch_all(&mut **tx).await.map_err(backend)?);
+        }
+        Ok(rows)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #![allow(clippy::unwrap_used)]
+
+        use super::{CANDIDATES_SQL, MARK_REMOVED_SQL};
+        use crate::SqliteStore;
+
+        /// SQLite's plan for `sql`, one line per step.
+        async fn plan(store: &SqliteStore, sql: &str) -> String {
+            let rows: Vec<(i64, i64, i64, String)> =
+                sqlx::query_as(sqlx::AssertSqlSafe(format!("EXPLAIN QUERY PLAN {sql}")))
+                    .bind(uuid::Uuid::nil())
+                    .bind(0_i64)
+                    .bind(0_i64)
+                    .fetch_all(&store.pool)
+                    .await
+                    .unwrap();
+            rows.into_iter().map(|r| r.3).collect::<Vec<_>>().join("\n")
+        }
+
+        /// The queries every assignment pass runs read through their indexes, never every
+        /// device of the entry (a scan that costs about half a second at a million devices).
+        #[tokio::test]
+        async fn pass_queries_use_their_indexes() {
+            let dir = tempfile::tempdir().unwrap();
+            let store = SqliteStore::open(&dir.path().join("plan.db"))
+                .await
+                .unwrap();
+            let mark = plan(&store, MARK_REMOVED_SQL).await;
+            assert!(
+                mark.contains("USING INDEX abm_devices_entry_removed"),
+                "{mark}"
+            );
+            let candidates = plan(&store, CANDIDATES_SQL).await;
+            for index in [
+                "abm_devices_entry_updated",
+                "abm_device_assignments_entry_state",
+                "abm_device_assignments_entry_retry",
+            ] {
+                assert!(candidates.contains(index), "{index}: {candidates}");
+            }
+            assert!(!candidates.contains("SCAN"), "{candidates}");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

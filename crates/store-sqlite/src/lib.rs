@@ -9,6 +9,7 @@ mod abm;
 mod admins;
 #[path = "../../store-sql/api_keys.rs"]
 mod api_keys;
+#[path = "../../store-sql/assignment.rs"]
 mod assignment;
 #[path = "../../store-sql/audit.rs"]
 mod audit;

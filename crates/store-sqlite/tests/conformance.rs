@@ -97,3 +97,104 @@ async fn sqlite_reports_unknown_and_failed_migrations() {
     assert_eq!(status.failed, vec![99_990_102_000_000]);
     assert!(status.missing().is_empty());
 }
+
+/// A state, rule or OS key the store does not know (a manual edit, or a newer GuardMDM) reads
+/// as corrupt data naming the value, not as some other state.
+#[tokio::test]
+async fn sqlite_unknown_assignment_texts_are_corrupt() {
+    use guardmdm_store::{
+        AbmEntryStore, AssignState, AssignmentConfigStore, AssignmentRecord, AssignmentStateStore,
+        NewAbmEntry, NewAuditEvent, OsKey, RuleRef, StoreError, now,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let audit = || NewAuditEvent {
+        at: now(),
+        actor: "test".to_string(),
+        action: "test".to_string(),
+        target: "test".to_string(),
+        details: serde_json::json!({}),
+    };
+    let entry = store
+        .create_abm_entry(
+            &NewAbmEntry {
+                id: uuid::Uuid::new_v4(),
+                name: "e".to_string(),
+                certificate_pem: "pem".to_string(),
+                sealed_private_key: vec![1],
+                batch_size: 100,
+                abm_url: None,
+                created_at: now(),
+            },
+            &audit(),
+        )
+        .await
+        .unwrap();
+    let profile = store
+        .create_profile(uuid::Uuid::new_v4(), "p", &serde_json::json!({}), &audit())
+        .await
+        .unwrap();
+    store
+        .set_os_default(OsKey::Ios, Some(profile.id), &audit())
+        .await
+        .unwrap();
+    let record = |serial: &str| AssignmentRecord {
+        serial_number: serial.to_string(),
+        profile_id: None,
+        profile_version: None,
+        rule: RuleRef::None,
+        state: AssignState::Pending,
+        apple_uuid: None,
+        attempted_at: None,
+        retry_at: None,
+        attempts: 0,
+        last_error: None,
+        updated_at: now(),
+    };
+    store
+        .write_assignments(entry.id, &[record("A"), record("B")])
+        .await
+        .unwrap();
+    let serials = ["A".to_string(), "B".to_string()];
+    assert_eq!(
+        store.assignments(entry.id, &serials).await.unwrap().len(),
+        2
+    );
+
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let corrupt = |err: StoreError| match err {
+        StoreError::Corrupt(message) => message,
+        other => panic!("expected corrupt data, got {other:?}"),
+    };
+    sqlx::query("UPDATE abm_device_assignments SET state = 'Pending' WHERE serial_number = 'A'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let message = corrupt(store.assignments(entry.id, &serials).await.unwrap_err());
+    assert!(
+        message.contains("assignment state \"Pending\""),
+        "{message}"
+    );
+    let message = corrupt(store.assignment_state_counts(entry.id).await.unwrap_err());
+    assert!(message.contains("\"Pending\""), "{message}");
+    sqlx::query(
+        "UPDATE abm_device_assignments SET state = 'pending', rule = 'default:android' \
+         WHERE serial_number = 'A'",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let message = corrupt(store.assignments(entry.id, &serials).await.unwrap_err());
+    assert!(message.contains("rule \"default:android\""), "{message}");
+    sqlx::query("UPDATE ade_os_defaults SET os = 'android'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let message = corrupt(store.os_defaults().await.unwrap_err());
+    assert!(message.contains("OS \"android\""), "{message}");
+    let message = corrupt(store.profile_references(profile.id).await.unwrap_err());
+    assert!(message.contains("OS \"android\""), "{message}");
+}

@@ -7,12 +7,267 @@
 //! same transaction; an entry's assignment pass records the generation it applied, so a pass
 //! that started before a change is followed by another one.
 
+use std::fmt;
+
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::{NewAuditEvent, StoreError, StoredAbmDevice};
+
+/// An OS with its own default profile, stored as [`OsKey::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OsKey {
+    /// iPhone and iPod touch.
+    Ios,
+    /// iPad.
+    Ipados,
+    /// Mac.
+    Macos,
+    /// Apple TV.
+    Tvos,
+    /// Apple Vision Pro.
+    Visionos,
+}
+
+/// An OS name [`OsKey::parse`] does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown OS {0:?}: use ios, ipados, macos, tvos or visionos")]
+pub struct UnknownOs(pub String);
+
+impl OsKey {
+    /// Every key, in display order.
+    pub const ALL: [Self; 5] = [
+        Self::Ios,
+        Self::Ipados,
+        Self::Macos,
+        Self::Tvos,
+        Self::Visionos,
+    ];
+
+    /// `ios`, `ipados`, `macos`, `tvos` or `visionos`: the stored text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ios => "ios",
+            Self::Ipados => "ipados",
+            Self::Macos => "macos",
+            Self::Tvos => "tvos",
+            Self::Visionos => "visionos",
+        }
+    }
+
+    /// The key whose [`Self::as_str`] is `text` exactly (the stored form); `None` for anything
+    /// else.
+    pub fn from_stored(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+
+    /// The name an admin reads: `iOS`, `iPadOS`, `macOS`, `tvOS`, `visionOS`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Ios => "iOS",
+            Self::Ipados => "iPadOS",
+            Self::Macos => "macOS",
+            Self::Tvos => "tvOS",
+            Self::Visionos => "visionOS",
+        }
+    }
+
+    /// Parses a key as an admin types it: case-insensitive, accepting Apple's spellings too
+    /// (`OSX`, `macOS`, `iPadOS`).
+    ///
+    /// # Errors
+    /// [`UnknownOs`] (naming the accepted values) for anything else.
+    pub fn parse(text: &str) -> Result<Self, UnknownOs> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "ios" => Ok(Self::Ios),
+            "ipados" => Ok(Self::Ipados),
+            "macos" | "osx" | "mac" => Ok(Self::Macos),
+            "tvos" => Ok(Self::Tvos),
+            "visionos" => Ok(Self::Visionos),
+            _ => Err(UnknownOs(text.to_string())),
+        }
+    }
+
+    /// The OS of an ABM device record, from Apple's `os` and `device_family`. The family
+    /// decides where it is known, so an iPad whose record still says `iOS` (before protocol
+    /// version 7) counts as iPadOS. `None` when neither says.
+    pub fn of_device(os: Option<&str>, family: Option<&str>) -> Option<Self> {
+        let family = family.map(str::to_ascii_lowercase);
+        match family.as_deref() {
+            Some("iphone" | "ipod") => return Some(Self::Ios),
+            Some("ipad") => return Some(Self::Ipados),
+            Some("mac") => return Some(Self::Macos),
+            Some("appletv") => return Some(Self::Tvos),
+            Some("vision") => return Some(Self::Visionos),
+            _ => {}
+        }
+        match os.map(str::to_ascii_lowercase).as_deref() {
+            Some("ios") => Some(Self::Ios),
+            Some("ipados") => Some(Self::Ipados),
+            Some("osx" | "macos") => Some(Self::Macos),
+            Some("tvos") => Some(Self::Tvos),
+            Some("visionos") => Some(Self::Visionos),
+            _ => None,
+        }
+    }
+
+    /// The OS whose default an OS falls back to when it has none: iPadOS falls back to iOS
+    /// (the product page's "iOS / iPadOS default profile").
+    pub fn fallback(self) -> Option<Self> {
+        match self {
+            Self::Ipados => Some(Self::Ios),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for OsKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.label())
+    }
+}
+
+/// A device's assignment state, stored as [`AssignState::as_str`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AssignState {
+    /// No profile resolves.
+    Unassigned,
+    /// To be sent to Apple.
+    Pending,
+    /// Apple accepted it.
+    Assigned,
+    /// The device downloaded it.
+    Pushed,
+    /// Apple says the device is not on this MDM server.
+    NotAccessible,
+    /// Apple answered `FAILED`: cooldown.
+    Failed,
+    /// Apple answered `THROTTLED`: wait.
+    Throttled,
+    /// The device left ABM.
+    Removed,
+}
+
+impl AssignState {
+    /// Every state.
+    pub const ALL: [Self; 8] = [
+        Self::Unassigned,
+        Self::Pending,
+        Self::Assigned,
+        Self::Pushed,
+        Self::NotAccessible,
+        Self::Failed,
+        Self::Throttled,
+        Self::Removed,
+    ];
+
+    /// The stored text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unassigned => "unassigned",
+            Self::Pending => "pending",
+            Self::Assigned => "assigned",
+            Self::Pushed => "pushed",
+            Self::NotAccessible => "not_accessible",
+            Self::Failed => "failed",
+            Self::Throttled => "throttled",
+            Self::Removed => "removed",
+        }
+    }
+
+    /// Parses [`Self::as_str`]; `None` for anything else.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+impl fmt::Display for AssignState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which rule gave a device its profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum RuleRef {
+    /// The explicit device assignment.
+    Device,
+    /// A group.
+    Group {
+        /// Its name.
+        name: String,
+    },
+    /// An OS default.
+    Default {
+        /// The OS whose default was used (iOS for an iPad falling back).
+        os: OsKey,
+    },
+    /// Nothing matched.
+    None,
+}
+
+impl RuleRef {
+    /// The stored form: `device`, `group:NAME`, `default:ios`, `none`.
+    pub fn as_text(&self) -> String {
+        match self {
+            Self::Device => "device".to_string(),
+            Self::Group { name } => format!("group:{name}"),
+            Self::Default { os } => format!("default:{}", os.as_str()),
+            Self::None => "none".to_string(),
+        }
+    }
+
+    /// Parses [`Self::as_text`]; `None` for anything else.
+    pub fn parse_text(text: &str) -> Option<Self> {
+        match text {
+            "device" => Some(Self::Device),
+            "none" => Some(Self::None),
+            _ => {
+                if let Some(name) = text.strip_prefix("group:") {
+                    Some(Self::Group {
+                        name: name.to_string(),
+                    })
+                } else {
+                    let os = text.strip_prefix("default:")?;
+                    OsKey::from_stored(os).map(|os| Self::Default { os })
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Display for RuleRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Device => f.write_str("explicit device assignment"),
+            Self::Group { name } => write!(f, "group {name:?}"),
+            Self::Default { os } => write!(f, "{} default", os.label()),
+            Self::None => f.write_str("no rule"),
+        }
+    }
+}
+
+/// [`RuleRef`] as its stored text in serialised records (`group:sales`).
+mod rule_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    use super::RuleRef;
+
+    pub(super) fn serialize<S: Serializer>(rule: &RuleRef, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&rule.as_text())
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<RuleRef, D::Error> {
+        let text = String::deserialize(d)?;
+        RuleRef::parse_text(&text)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown rule {text:?}")))
+    }
+}
 
 /// An ADE profile: a name GuardMDM knows it by, and its current version.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -69,8 +324,8 @@ pub struct ProfileDefinition {
 /// Where a profile is used: what blocks deleting it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProfileReferences {
-    /// OS keys (`ios`, `macos`, …) it is the default for.
-    pub os_defaults: Vec<String>,
+    /// OSes it is the default for.
+    pub os_defaults: Vec<OsKey>,
     /// Names of groups that assign it.
     pub groups: Vec<String>,
     /// How many serials it is explicitly assigned to.
@@ -90,8 +345,11 @@ impl ProfileReferences {
         let mut uses = Vec::new();
         match self.os_defaults.as_slice() {
             [] => {}
-            [os] => uses.push(format!("the {os} default")),
-            many => uses.push(format!("the {} defaults", many.join(", "))),
+            [os] => uses.push(format!("the {} default", os.as_str())),
+            many => {
+                let keys: Vec<&str> = many.iter().map(|os| os.as_str()).collect();
+                uses.push(format!("the {} defaults", keys.join(", ")));
+            }
         }
         let quoted: Vec<String> = self.groups.iter().map(|g| format!("{g:?}")).collect();
         match quoted.as_slice() {
@@ -111,8 +369,8 @@ impl ProfileReferences {
 /// An OS default: devices of this OS with no explicit or group profile get it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OsDefault {
-    /// `ios`, `ipados`, `macos`, `tvos` or `visionos` (the service validates).
-    pub os: String,
+    /// The OS.
+    pub os: OsKey,
     /// The profile.
     pub profile_id: Uuid,
     /// When it was set.
@@ -193,12 +451,12 @@ pub struct AssignmentRecord {
     pub profile_id: Option<Uuid>,
     /// The resolved profile's version.
     pub profile_version: Option<i64>,
-    /// Which rule gave it (service-defined text such as `device`, `group:sales`,
+    /// Which rule gave it (serialised as its stored text: `device`, `group:sales`,
     /// `default:ios`, `none`).
-    pub rule: String,
-    /// Service-defined state: `unassigned`, `pending`, `assigned`, `pushed`,
-    /// `not_accessible`, `failed`, `throttled`, `removed`.
-    pub state: String,
+    #[serde(with = "rule_text")]
+    pub rule: RuleRef,
+    /// Where assigning it stands.
+    pub state: AssignState,
     /// The Apple `profile_uuid` last sent for this device.
     pub apple_uuid: Option<String>,
     /// When it was last sent to Apple.
@@ -333,7 +591,7 @@ pub trait AssignmentConfigStore: Send + Sync {
     /// Sets (`Some`) or clears (`None`) the default profile of an OS.
     async fn set_os_default(
         &self,
-        os: &str,
+        os: OsKey,
         profile_id: Option<Uuid>,
         audit: &NewAuditEvent,
     ) -> Result<(), StoreError>;
@@ -464,7 +722,7 @@ pub trait AssignmentStateStore: Send + Sync {
     async fn assignment_state_counts(
         &self,
         entry_id: Uuid,
-    ) -> Result<Vec<(String, u64)>, StoreError>;
+    ) -> Result<Vec<(AssignState, u64)>, StoreError>;
 
     /// Records the end of an entry's pass.
     async fn finish_assignment_pass(&self, pass: &AssignmentPass) -> Result<(), StoreError>;
@@ -483,7 +741,7 @@ mod tests {
     #[test]
     fn references_describe_every_user() {
         let refs = ProfileReferences {
-            os_defaults: vec!["ios".to_string()],
+            os_defaults: vec![OsKey::Ios],
             groups: vec!["a".to_string(), "b".to_string()],
             devices: 3,
         };
@@ -493,7 +751,7 @@ mod tests {
             r#"profile "x" is used by: the ios default; groups "a", "b"; 3 devices"#
         );
         let refs = ProfileReferences {
-            os_defaults: vec!["ios".to_string(), "macos".to_string()],
+            os_defaults: vec![OsKey::Ios, OsKey::Macos],
             groups: vec!["only".to_string()],
             devices: 1,
         };
@@ -502,5 +760,88 @@ mod tests {
             r#"profile "y" is used by: the ios, macos defaults; group "only"; 1 device"#
         );
         assert!(ProfileReferences::default().is_empty());
+    }
+
+    #[test]
+    fn stored_texts_round_trip_and_nothing_else_parses() {
+        for s in AssignState::ALL {
+            assert_eq!(AssignState::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(AssignState::parse("Pending"), None);
+        for os in OsKey::ALL {
+            assert_eq!(OsKey::from_stored(os.as_str()), Some(os));
+            assert_eq!(OsKey::parse(os.as_str()), Ok(os));
+        }
+        assert_eq!(OsKey::from_stored("macOS"), None);
+        for rule in [
+            RuleRef::Device,
+            RuleRef::None,
+            RuleRef::Group {
+                name: "a:b".to_string(),
+            },
+            RuleRef::Default { os: OsKey::Ipados },
+        ] {
+            assert_eq!(RuleRef::parse_text(&rule.as_text()), Some(rule));
+        }
+        for bad in ["", "Device", "default:", "default:android", "groups:x"] {
+            assert_eq!(RuleRef::parse_text(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn os_keys_parse_admin_and_apple_spellings() {
+        assert_eq!(OsKey::parse("iOS"), Ok(OsKey::Ios));
+        assert_eq!(OsKey::parse(" OSX "), Ok(OsKey::Macos));
+        assert_eq!(OsKey::parse("macOS"), Ok(OsKey::Macos));
+        assert_eq!(OsKey::parse("VisionOS"), Ok(OsKey::Visionos));
+        let err = OsKey::parse("android").unwrap_err().to_string();
+        assert!(err.contains("android") && err.contains("visionos"), "{err}");
+    }
+
+    #[test]
+    fn device_family_decides_before_os() {
+        assert_eq!(
+            OsKey::of_device(Some("iOS"), Some("iPad")),
+            Some(OsKey::Ipados)
+        );
+        assert_eq!(
+            OsKey::of_device(Some("iOS"), Some("iPhone")),
+            Some(OsKey::Ios)
+        );
+        assert_eq!(OsKey::of_device(Some("OSX"), None), Some(OsKey::Macos));
+        assert_eq!(
+            OsKey::of_device(Some("tvOS"), Some("AppleTV")),
+            Some(OsKey::Tvos)
+        );
+        assert_eq!(
+            OsKey::of_device(None, Some("Vision")),
+            Some(OsKey::Visionos)
+        );
+    }
+
+    #[test]
+    fn a_record_serialises_its_rule_and_state_as_stored_text() {
+        let record = AssignmentRecord {
+            serial_number: "C02".to_string(),
+            profile_id: None,
+            profile_version: None,
+            rule: RuleRef::Group {
+                name: "sales".to_string(),
+            },
+            state: AssignState::NotAccessible,
+            apple_uuid: None,
+            attempted_at: None,
+            retry_at: None,
+            attempts: 0,
+            last_error: None,
+            updated_at: OffsetDateTime::UNIX_EPOCH,
+        };
+        let json = serde_json::to_value(&record).unwrap();
+        assert_eq!(json["rule"], "group:sales");
+        assert_eq!(json["state"], "not_accessible");
+        assert_eq!(
+            serde_json::from_value::<AssignmentRecord>(json).unwrap(),
+            record
+        );
     }
 }

@@ -27,9 +27,10 @@ pub use admins::{
 };
 pub use api_keys::{ApiKey, ApiKeyStore, NewApiKey};
 pub use assignment::{
-    AdeProfile, AdeProfileVersion, AssignmentConfig, AssignmentConfigStore, AssignmentInput,
-    AssignmentPass, AssignmentRecord, AssignmentStateStore, DeviceGroup, GroupUpdate, InputFilter,
-    NewDeviceGroup, OsDefault, ProfileDefinition, ProfileReferences, SerialPresence,
+    AdeProfile, AdeProfileVersion, AssignState, AssignmentConfig, AssignmentConfigStore,
+    AssignmentInput, AssignmentPass, AssignmentRecord, AssignmentStateStore, DeviceGroup,
+    GroupUpdate, InputFilter, NewDeviceGroup, OsDefault, OsKey, ProfileDefinition,
+    ProfileReferences, RuleRef, SerialPresence, UnknownOs,
 };
 pub use audit::{AuditEvent, AuditStore, NewAuditEvent};
 pub use devices::{

@@ -132,7 +132,7 @@ fn print_list(devices: &[DeviceView]) {
                 || (String::new(), String::new(), String::new()),
                 |a| {
                     (
-                        a.state.clone(),
+                        a.state.as_str().to_string(),
                         a.profile.clone().unwrap_or_default(),
                         a.last_error.clone().unwrap_or_default(),
                     )
@@ -206,7 +206,7 @@ fn print_detail(d: &DeviceDetail) {
         ("Groups", d.groups.join(", ")),
     ];
     if let Some(a) = &d.assignment {
-        lines.push(("Assignment", a.state.clone()));
+        lines.push(("Assignment", a.state.as_str().to_string()));
         if let Some(e) = &a.last_error {
             lines.push(("Last problem", e.clone()));
         }

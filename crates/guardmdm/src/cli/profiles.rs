@@ -259,7 +259,8 @@ fn print_profile(p: &ProfileView) {
     let used = &p.used_by;
     let mut uses = Vec::new();
     if !used.os_defaults.is_empty() {
-        uses.push(format!("default for {}", used.os_defaults.join(", ")));
+        let keys: Vec<&str> = used.os_defaults.iter().map(|os| os.as_str()).collect();
+        uses.push(format!("default for {}", keys.join(", ")));
     }
     if !used.groups.is_empty() {
         uses.push(format!("groups {}", used.groups.join(", ")));
@@ -358,7 +359,11 @@ pub(crate) async fn run(client: &ApiClient, command: ProfilesCommand) -> anyhow:
                         p.enrollment_type.as_str().to_string(),
                         yes_no(p.apple.is_supervised).to_string(),
                         yes_no(p.apple.is_mdm_removable).to_string(),
-                        u.os_defaults.join(","),
+                        u.os_defaults
+                            .iter()
+                            .map(|os| os.as_str())
+                            .collect::<Vec<_>>()
+                            .join(","),
                         u.groups.join(","),
                         u.devices.to_string(),
                     ]

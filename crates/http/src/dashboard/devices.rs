@@ -175,7 +175,7 @@ impl From<DeviceRow> for RowView {
             Some(a) => (
                 a.profile.clone().unwrap_or_else(|| "none".to_string()),
                 a.rule.clone(),
-                a.state.replace('_', " "),
+                a.state.as_str().replace('_', " "),
             ),
             None => (
                 "-".to_string(),
@@ -518,7 +518,7 @@ fn record(
         }),
     ];
     if let Some(a) = &d.assignment {
-        facts.push(("Assignment", a.state.replace('_', " ")));
+        facts.push(("Assignment", a.state.as_str().replace('_', " ")));
         if let Some(e) = &a.last_error {
             facts.push(("Assignment note", e.clone()));
         }

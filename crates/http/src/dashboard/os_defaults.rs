@@ -90,7 +90,7 @@ pub(crate) async fn save(
 ) -> Response {
     let os = match OsKey::parse(&os) {
         Ok(os) => os,
-        Err(e) => return error_page(&page, e),
+        Err(e) => return error_page(&page, e.into()),
     };
     let profile = form.opt("profile");
     match state

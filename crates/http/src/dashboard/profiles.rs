@@ -20,11 +20,8 @@ use crate::AppState;
 
 const NAV: &str = "/profiles";
 
-fn os_labels(keys: &[String]) -> Vec<&'static str> {
-    keys.iter()
-        .filter_map(|k| OsKey::parse(k).ok())
-        .map(OsKey::label)
-        .collect()
+fn os_labels(keys: &[OsKey]) -> Vec<&'static str> {
+    keys.iter().copied().map(OsKey::label).collect()
 }
 
 pub(crate) struct UuidView {

@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use guardmdm_service::ServiceError;
 use guardmdm_service::os::OsKey;
 use guardmdm_service::profile_spec::ProfileSpec;
 use guardmdm_service::profiles::{OsDefaultView, ProfileView, ProfileWrite, VersionView};
@@ -200,7 +201,7 @@ pub(crate) async fn set_default(
     Path(os): Path<String>,
     ApiJson(body): ApiJson<DefaultBody>,
 ) -> Result<Json<Vec<OsDefaultView>>, ApiError> {
-    let os = OsKey::parse(&os)?;
+    let os = OsKey::parse(&os).map_err(ServiceError::from)?;
     Ok(Json(
         state
             .services

@@ -8,9 +8,9 @@ use uuid::Uuid;
 
 use super::{actions, audit};
 use crate::{
-    AbmDevice, AdeProfile, AssignmentPass, AssignmentRecord, DeviceQuery, GroupUpdate, NewAbmEntry,
-    NewAuditEvent, NewDeviceGroup, OsDefault, PageWrite, ProfileDefinition, ProfileReferences,
-    SerialPresence, Store, StoreError, StoredAbmDevice, SyncState, now,
+    AbmDevice, AdeProfile, AssignState, AssignmentPass, AssignmentRecord, DeviceQuery, GroupUpdate,
+    NewAbmEntry, NewAuditEvent, NewDeviceGroup, OsDefault, OsKey, PageWrite, ProfileDefinition,
+    ProfileReferences, RuleRef, SerialPresence, Store, StoreError, StoredAbmDevice, SyncState, now,
 };
 
 /// Watches the assignment generation and the audit log across configuration changes.
@@ -162,14 +162,16 @@ fn conflict_message(err: StoreError) -> String {
     }
 }
 
-fn record(serial: &str, state: &str) -> AssignmentRecord {
+fn record(serial: &str, state: AssignState) -> AssignmentRecord {
     let t = now();
     AssignmentRecord {
         serial_number: serial.to_string(),
         profile_id: Some(Uuid::new_v4()),
         profile_version: Some(2),
-        rule: "group:sales".to_string(),
-        state: state.to_string(),
+        rule: RuleRef::Group {
+            name: "sales".to_string(),
+        },
+        state,
         apple_uuid: Some(format!("APPLE-{serial}")),
         attempted_at: Some(t - Duration::minutes(5)),
         retry_at: Some(t + Duration::hours(24)),
@@ -179,13 +181,13 @@ fn record(serial: &str, state: &str) -> AssignmentRecord {
     }
 }
 
-fn bare_record(serial: &str, state: &str) -> AssignmentRecord {
+fn bare_record(serial: &str, state: AssignState) -> AssignmentRecord {
     AssignmentRecord {
         serial_number: serial.to_string(),
         profile_id: None,
         profile_version: None,
-        rule: "none".to_string(),
-        state: state.to_string(),
+        rule: RuleRef::None,
+        state,
         apple_uuid: None,
         attempted_at: None,
         retry_at: None,
@@ -330,14 +332,18 @@ pub async fn profile_delete_is_refused_while_used(store: Arc<dyn Store>) {
         })
         .await
         .unwrap();
-    for os in ["macos", "ios"] {
+    for os in [OsKey::Macos, OsKey::Ios] {
         store
-            .set_os_default(os, Some(p.id), &audit("ade_default.set", os))
+            .set_os_default(os, Some(p.id), &audit("ade_default.set", os.as_str()))
             .await
             .unwrap();
     }
     store
-        .set_os_default("tvos", Some(other.id), &audit("ade_default.set", "tvos"))
+        .set_os_default(
+            OsKey::Tvos,
+            Some(other.id),
+            &audit("ade_default.set", "tvos"),
+        )
         .await
         .unwrap();
     let b = store
@@ -370,7 +376,7 @@ pub async fn profile_delete_is_refused_while_used(store: Arc<dyn Store>) {
     assert_eq!(
         refs,
         ProfileReferences {
-            os_defaults: strings(&["ios", "macos"]),
+            os_defaults: vec![OsKey::Ios, OsKey::Macos],
             groups: strings(&["a", "b"]),
             devices: 3,
         }
@@ -389,11 +395,15 @@ pub async fn profile_delete_is_refused_while_used(store: Arc<dyn Store>) {
 
     // The defaults go: groups and devices still block.
     store
-        .set_os_default("ios", None, &audit("ade_default.clear", "ios"))
+        .set_os_default(OsKey::Ios, None, &audit("ade_default.clear", "ios"))
         .await
         .unwrap();
     store
-        .set_os_default("macos", Some(other.id), &audit("ade_default.set", "macos"))
+        .set_os_default(
+            OsKey::Macos,
+            Some(other.id),
+            &audit("ade_default.set", "macos"),
+        )
         .await
         .unwrap();
     let message = conflict_message(del(store.clone()).await.unwrap_err());
@@ -451,7 +461,7 @@ pub async fn profile_delete_is_refused_while_used(store: Arc<dyn Store>) {
     // And a default alone.
     store
         .set_os_default(
-            "visionos",
+            OsKey::Visionos,
             Some(p.id),
             &audit("ade_default.set", "visionos"),
         )
@@ -460,7 +470,11 @@ pub async fn profile_delete_is_refused_while_used(store: Arc<dyn Store>) {
     let message = conflict_message(del(store.clone()).await.unwrap_err());
     assert_eq!(message, r#"profile "p" is used by: the visionos default"#);
     store
-        .set_os_default("visionos", None, &audit("ade_default.clear", "visionos"))
+        .set_os_default(
+            OsKey::Visionos,
+            None,
+            &audit("ade_default.clear", "visionos"),
+        )
         .await
         .unwrap();
 
@@ -565,22 +579,28 @@ pub async fn os_defaults_set_replace_and_clear(store: Arc<dyn Store>) {
     let mut t = Tracker::new(&store).await;
     assert!(store.os_defaults().await.unwrap().is_empty());
     let a1 = audit("ade_default.set", "ios");
-    store.set_os_default("ios", Some(p.id), &a1).await.unwrap();
-    t.changed(&store, "ade_default.set").await;
-    let a2 = audit("ade_default.set", "macos");
     store
-        .set_os_default("macos", Some(q.id), &a2)
+        .set_os_default(OsKey::Ios, Some(p.id), &a1)
         .await
         .unwrap();
     t.changed(&store, "ade_default.set").await;
-    let default = |os: &str, profile_id: Uuid, updated_at: OffsetDateTime| OsDefault {
-        os: os.to_string(),
+    let a2 = audit("ade_default.set", "macos");
+    store
+        .set_os_default(OsKey::Macos, Some(q.id), &a2)
+        .await
+        .unwrap();
+    t.changed(&store, "ade_default.set").await;
+    let default = |os: OsKey, profile_id: Uuid, updated_at: OffsetDateTime| OsDefault {
+        os,
         profile_id,
         updated_at,
     };
     assert_eq!(
         store.os_defaults().await.unwrap(),
-        [default("ios", p.id, a1.at), default("macos", q.id, a2.at)]
+        [
+            default(OsKey::Ios, p.id, a1.at),
+            default(OsKey::Macos, q.id, a2.at)
+        ]
     );
     let a3 = audit_by(
         "ade_default.set",
@@ -588,26 +608,32 @@ pub async fn os_defaults_set_replace_and_clear(store: Arc<dyn Store>) {
         "test",
         now() + Duration::seconds(3),
     );
-    store.set_os_default("ios", Some(q.id), &a3).await.unwrap();
+    store
+        .set_os_default(OsKey::Ios, Some(q.id), &a3)
+        .await
+        .unwrap();
     t.changed(&store, "ade_default.set").await;
     assert_eq!(
         store.os_defaults().await.unwrap(),
-        [default("ios", q.id, a3.at), default("macos", q.id, a2.at)],
+        [
+            default(OsKey::Ios, q.id, a3.at),
+            default(OsKey::Macos, q.id, a2.at)
+        ],
         "replaced"
     );
     store
-        .set_os_default("macos", None, &audit("ade_default.clear", "macos"))
+        .set_os_default(OsKey::Macos, None, &audit("ade_default.clear", "macos"))
         .await
         .unwrap();
     t.changed(&store, "ade_default.clear").await;
     assert_eq!(
         store.os_defaults().await.unwrap(),
-        [default("ios", q.id, a3.at)],
+        [default(OsKey::Ios, q.id, a3.at)],
         "cleared"
     );
     let unknown = store
         .set_os_default(
-            "tvos",
+            OsKey::Tvos,
             Some(Uuid::new_v4()),
             &audit("ade_default.set", "tvos"),
         )
@@ -1042,7 +1068,7 @@ pub async fn assignment_config_is_one_snapshot(store: Arc<dyn Store>) {
     let p = profile(&store, "p").await;
     let q = profile(&store, "q").await;
     store
-        .set_os_default("ios", Some(q.id), &audit("ade_default.set", "ios"))
+        .set_os_default(OsKey::Ios, Some(q.id), &audit("ade_default.set", "ios"))
         .await
         .unwrap();
     store
@@ -1132,8 +1158,8 @@ pub async fn assignment_inputs_join_and_page(store: Arc<dyn Store>) {
         .add_group_members(g2.id, &strings(&["N05", "Q77"]), &audit("group.add", "g2"))
         .await
         .unwrap();
-    let r1 = record("N01", "assigned");
-    let r4 = record("N04", "pushed");
+    let r1 = record("N01", AssignState::Assigned);
+    let r4 = record("N04", AssignState::Pushed);
     store
         .write_assignments(e, &[r1.clone(), r4.clone()])
         .await
@@ -1239,7 +1265,7 @@ pub async fn assignment_inputs_join_and_page(store: Arc<dyn Store>) {
     let records: Vec<AssignmentRecord> = many
         .iter()
         .step_by(5)
-        .map(|s| bare_record(s, "pending"))
+        .map(|s| bare_record(s, AssignState::Pending))
         .collect();
     store.write_assignments(big, &records).await.unwrap();
     let mut all = Vec::new();
@@ -1276,8 +1302,8 @@ pub async fn assignments_write_read_back_and_count(store: Arc<dyn Store>) {
     let e = entry(&store, "e").await;
     let other = entry(&store, "other").await;
     let t = Tracker::new(&store).await;
-    let a = record("A", "assigned");
-    let b = bare_record("B", "unassigned");
+    let a = record("A", AssignState::Assigned);
+    let b = bare_record("B", AssignState::Unassigned);
     store
         .write_assignments(e, &[b.clone(), a.clone()])
         .await
@@ -1301,10 +1327,10 @@ pub async fn assignments_write_read_back_and_count(store: Arc<dyn Store>) {
     );
     // Replace: every field, including back to None.
     let a2 = AssignmentRecord {
-        state: "failed".to_string(),
-        ..bare_record("A", "failed")
+        rule: RuleRef::Default { os: OsKey::Ipados },
+        ..bare_record("A", AssignState::Failed)
     };
-    let b2 = record("B", "pushed");
+    let b2 = record("B", AssignState::Pushed);
     store
         .write_assignments(e, &[a2.clone(), b2.clone()])
         .await
@@ -1314,8 +1340,8 @@ pub async fn assignments_write_read_back_and_count(store: Arc<dyn Store>) {
         [a2, b2.clone()]
     );
     // The last of repeated serials wins.
-    let c1 = record("C", "pending");
-    let c2 = record("C", "throttled");
+    let c1 = record("C", AssignState::Pending);
+    let c2 = record("C", AssignState::Throttled);
     store.write_assignments(e, &[c1, c2.clone()]).await.unwrap();
     assert_eq!(store.assignments(e, &strings(&["C"])).await.unwrap(), [c2]);
     // Many in one call.
@@ -1324,9 +1350,9 @@ pub async fn assignments_write_read_back_and_count(store: Arc<dyn Store>) {
         .enumerate()
         .map(|(i, s)| {
             if i % 2 == 0 {
-                record(s, "assigned")
+                record(s, AssignState::Assigned)
             } else {
-                bare_record(s, "not_accessible")
+                bare_record(s, AssignState::NotAccessible)
             }
         })
         .collect();
@@ -1337,11 +1363,11 @@ pub async fn assignments_write_read_back_and_count(store: Arc<dyn Store>) {
     assert_eq!(
         store.assignment_state_counts(e).await.unwrap(),
         [
-            ("assigned".to_string(), 1250),
-            ("failed".to_string(), 1),
-            ("not_accessible".to_string(), 1250),
-            ("pushed".to_string(), 1),
-            ("throttled".to_string(), 1),
+            (AssignState::Assigned, 1250),
+            (AssignState::Failed, 1),
+            (AssignState::NotAccessible, 1250),
+            (AssignState::Pushed, 1),
+            (AssignState::Throttled, 1),
         ]
     );
     assert!(
@@ -1352,7 +1378,7 @@ pub async fn assignments_write_read_back_and_count(store: Arc<dyn Store>) {
             .is_empty()
     );
     let unknown = store
-        .write_assignments(Uuid::new_v4(), &[record("A", "pending")])
+        .write_assignments(Uuid::new_v4(), &[record("A", AssignState::Pending)])
         .await
         .unwrap_err();
     assert!(unknown.is_not_found(), "an unknown entry: {unknown:?}");
@@ -1377,15 +1403,15 @@ pub async fn removed_devices_get_removed_records(store: Arc<dyn Store>) {
     .await;
     seed(&store, other, &[device("B")]).await;
     let records = [
-        record("A", "assigned"),
-        record("B", "pushed"),
-        bare_record("C", "removed"),
-        record("D", "pending"),
-        bare_record("X", "unassigned"),
+        record("A", AssignState::Assigned),
+        record("B", AssignState::Pushed),
+        bare_record("C", AssignState::Removed),
+        record("D", AssignState::Pending),
+        bare_record("X", AssignState::Unassigned),
     ];
     store.write_assignments(e, &records).await.unwrap();
     store
-        .write_assignments(other, &[record("B", "assigned")])
+        .write_assignments(other, &[record("B", AssignState::Assigned)])
         .await
         .unwrap();
     seed(&store, e, &[deleted("B"), deleted("C")]).await;
@@ -1400,7 +1426,7 @@ pub async fn removed_devices_get_removed_records(store: Arc<dyn Store>) {
         .await
         .unwrap();
     let expected_b = AssignmentRecord {
-        state: "removed".to_string(),
+        state: AssignState::Removed,
         updated_at: at,
         ..records[1].clone()
     };
@@ -1421,7 +1447,7 @@ pub async fn removed_devices_get_removed_records(store: Arc<dyn Store>) {
     );
     assert_eq!(
         store.assignments(other, &strings(&["B"])).await.unwrap()[0].state,
-        "assigned",
+        AssignState::Assigned,
         "B is still in the other entry"
     );
     assert_eq!(
@@ -1431,10 +1457,10 @@ pub async fn removed_devices_get_removed_records(store: Arc<dyn Store>) {
     assert_eq!(
         store.assignment_state_counts(e).await.unwrap(),
         [
-            ("assigned".to_string(), 1),
-            ("pending".to_string(), 1),
-            ("removed".to_string(), 2),
-            ("unassigned".to_string(), 1),
+            (AssignState::Assigned, 1),
+            (AssignState::Pending, 1),
+            (AssignState::Removed, 2),
+            (AssignState::Unassigned, 1),
         ]
     );
 }
@@ -1493,20 +1519,21 @@ pub async fn incremental_candidates_are_changed_unsettled_or_due(store: Arc<dyn 
     seed(&store, e, &all).await;
     seed(&store, e, &[deleted("S7")]).await;
     let t = now();
-    let settled = |serial: &str, state: &str, retry_at: Option<OffsetDateTime>| AssignmentRecord {
-        retry_at,
-        ..record(serial, state)
-    };
+    let settled =
+        |serial: &str, state: AssignState, retry_at: Option<OffsetDateTime>| AssignmentRecord {
+            retry_at,
+            ..record(serial, state)
+        };
     store
         .write_assignments(
             e,
             &[
-                settled("S1", "assigned", None),
-                settled("S2", "pending", None),
-                settled("S3", "failed", Some(t - Duration::minutes(1))),
-                settled("S4", "throttled", Some(t + Duration::hours(1))),
-                settled("S6", "unassigned", None),
-                settled("S7", "pending", None),
+                settled("S1", AssignState::Assigned, None),
+                settled("S2", AssignState::Pending, None),
+                settled("S3", AssignState::Failed, Some(t - Duration::minutes(1))),
+                settled("S4", AssignState::Throttled, Some(t + Duration::hours(1))),
+                settled("S6", AssignState::Unassigned, None),
+                settled("S7", AssignState::Pending, None),
             ],
         )
         .await

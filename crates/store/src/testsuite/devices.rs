@@ -617,12 +617,12 @@ pub async fn device_listing_by_assignment_state(store: Arc<dyn Store>) {
         &state("c", SyncPhase::Fetch),
     )
     .await;
-    let record = |serial: &str, state: &str| crate::AssignmentRecord {
+    let record = |serial: &str, state: crate::AssignState| crate::AssignmentRecord {
         serial_number: serial.to_string(),
         profile_id: None,
         profile_version: None,
-        rule: "none".to_string(),
-        state: state.to_string(),
+        rule: crate::RuleRef::None,
+        state,
         apple_uuid: None,
         attempted_at: None,
         retry_at: None,
@@ -634,18 +634,24 @@ pub async fn device_listing_by_assignment_state(store: Arc<dyn Store>) {
         .write_assignments(
             e,
             &[
-                record("A1", "pushed"),
-                record("B2", "failed"),
-                record("C3", "pushed"),
-                record("D4", "pushed"),
-                record("M1", "pushed"),
+                record("A1", crate::AssignState::Pushed),
+                record("B2", crate::AssignState::Failed),
+                record("C3", crate::AssignState::Pushed),
+                record("D4", crate::AssignState::Pushed),
+                record("M1", crate::AssignState::Pushed),
             ],
         )
         .await
         .unwrap();
     // N5 has no record; f's B2 is pushed, e's is failed.
     store
-        .write_assignments(f, &[record("B2", "pushed"), record("Z9", "failed")])
+        .write_assignments(
+            f,
+            &[
+                record("B2", crate::AssignState::Pushed),
+                record("Z9", crate::AssignState::Failed),
+            ],
+        )
         .await
         .unwrap();
     let list = |query: DeviceQuery| {

@@ -1,25 +1,22 @@
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use async_trait::async_trait;
 use guardmdm_store::{
-    AdeProfile, AdeProfileVersion, AssignmentConfig, AssignmentConfigStore, AssignmentInput,
-    AssignmentPass, AssignmentRecord, AssignmentStateStore, DeviceGroup, GroupUpdate, InputFilter,
-    NewAuditEvent, NewDeviceGroup, OsDefault, ProfileDefinition, ProfileReferences, SerialPresence,
-    StoreError,
+    AdeProfile, AdeProfileVersion, AssignState, AssignmentConfig, AssignmentConfigStore,
+    AssignmentInput, AssignmentPass, AssignmentRecord, AssignmentStateStore, DeviceGroup,
+    GroupUpdate, InputFilter, NewAuditEvent, NewDeviceGroup, OsDefault, OsKey, ProfileDefinition,
+    ProfileReferences, RuleRef, SerialPresence, StoreError,
 };
-use sqlx::postgres::{PgConnection, PgRow};
-use sqlx::{Postgres, QueryBuilder, Row, Transaction};
+use sqlx::QueryBuilder;
+use sqlx::types::Json;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::devices::{D_DEVICE_COLUMNS, device_from_row};
-use crate::{PostgresStore, backend, insert_audit};
-
-/// Serials (or records) per statement, each column one array parameter
-/// (`unnest($n::text[])`): chunked only to keep each statement's work bounded.
-const SERIALS_PER_STATEMENT: usize = 5_000;
-
-type Tx = Transaction<'static, Postgres>;
+use crate::DbStore;
+use crate::common::{backend, get, insert_audit, opt_ts, ts};
+use crate::devices::device_from_row;
+use crate::dialect::assignment as dialect;
+use crate::dialect::{Db, DbRow, Ts, Tx};
 
 /// A profile with its current version's specification; `updated_at` is when that version was
 /// written.
@@ -35,18 +32,26 @@ const GROUP_SELECT: &str = "SELECT g.id, g.name, g.rule, g.profile_id, g.priorit
 const DEFINITION_SELECT: &str = "SELECT entry_id, profile_id, version, apple_uuid, defined_at \
      FROM ade_profile_definitions";
 
-const RECORD_COLUMNS: &str = "serial_number, profile_id, profile_version, rule, state, \
-     apple_uuid, attempted_at, retry_at, attempts, last_error, updated_at";
+pub(crate) const RECORD_COLUMNS: &str = "serial_number, profile_id, profile_version, rule, \
+     state, apple_uuid, attempted_at, retry_at, attempts, last_error, updated_at";
 
 /// [`RECORD_COLUMNS`] of `abm_device_assignments a`, prefixed `r_` (next to a device's).
-const R_RECORD_COLUMNS: &str = "a.serial_number AS r_serial_number, \
+pub(crate) const R_RECORD_COLUMNS: &str = "a.serial_number AS r_serial_number, \
      a.profile_id AS r_profile_id, a.profile_version AS r_profile_version, a.rule AS r_rule, \
      a.state AS r_state, a.apple_uuid AS r_apple_uuid, a.attempted_at AS r_attempted_at, \
      a.retry_at AS r_retry_at, a.attempts AS r_attempts, a.last_error AS r_last_error, \
      a.updated_at AS r_updated_at";
 
+/// How an insert of records replaces an existing one (after the dialect's rows).
+pub(crate) const RECORD_UPSERT: &str = " ON CONFLICT (entry_id, serial_number) DO UPDATE SET \
+     profile_id = excluded.profile_id, profile_version = excluded.profile_version, \
+     rule = excluded.rule, state = excluded.state, apple_uuid = excluded.apple_uuid, \
+     attempted_at = excluded.attempted_at, retry_at = excluded.retry_at, \
+     attempts = excluded.attempts, last_error = excluded.last_error, \
+     updated_at = excluded.updated_at";
+
 #[async_trait]
-impl AssignmentConfigStore for PostgresStore {
+impl AssignmentConfigStore for DbStore {
     async fn create_profile(
         &self,
         id: Uuid,
@@ -61,7 +66,7 @@ impl AssignmentConfigStore for PostgresStore {
         )
         .bind(id)
         .bind(name)
-        .bind(audit.at)
+        .bind(Ts(audit.at))
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
@@ -81,13 +86,16 @@ impl AssignmentConfigStore for PostgresStore {
     ) -> Result<AdeProfile, StoreError> {
         let mut tx = self.write_tx().await?;
         bump_generation(&mut tx).await?;
-        let row = sqlx::query("SELECT name, version FROM ade_profiles WHERE id = $1 FOR UPDATE")
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(backend)?;
-        let name: String = row.try_get("name").map_err(backend)?;
-        let current: i64 = row.try_get("version").map_err(backend)?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT name, version FROM ade_profiles WHERE id = $1{}",
+            dialect::FOR_UPDATE
+        )))
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let name: String = get(&row, "name")?;
+        let current: i64 = get(&row, "version")?;
         if let Some(expected) = expected_version
             && expected != current
         {
@@ -137,11 +145,11 @@ impl AssignmentConfigStore for PostgresStore {
         rows.iter()
             .map(|row| {
                 Ok(AdeProfileVersion {
-                    profile_id: row.try_get("profile_id").map_err(backend)?,
-                    version: row.try_get("version").map_err(backend)?,
-                    spec: row.try_get("spec").map_err(backend)?,
-                    created_by: row.try_get("created_by").map_err(backend)?,
-                    created_at: row.try_get("created_at").map_err(backend)?,
+                    profile_id: get(row, "profile_id")?,
+                    version: get(row, "version")?,
+                    spec: get::<Json<serde_json::Value>>(row, "spec")?.0,
+                    created_by: get(row, "created_by")?,
+                    created_at: ts(row, "created_at")?,
                 })
             })
             .collect()
@@ -154,8 +162,9 @@ impl AssignmentConfigStore for PostgresStore {
 
     async fn delete_profile(&self, id: Uuid, audit: &NewAuditEvent) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
-        // Bumping first takes the generation row's lock: configuration changes are serialised,
-        // so no default, group or device can start using the profile between check and delete.
+        // Bumping first takes the generation row's lock (SQLite: the write lock): configuration
+        // changes are serialised, so no default, group or device can start using the profile
+        // between check and delete.
         bump_generation(&mut tx).await?;
         let name: String = sqlx::query_scalar("SELECT name FROM ade_profiles WHERE id = $1")
             .bind(id)
@@ -191,7 +200,7 @@ impl AssignmentConfigStore for PostgresStore {
         .bind(definition.profile_id)
         .bind(definition.version)
         .bind(&definition.apple_uuid)
-        .bind(definition.defined_at)
+        .bind(Ts(definition.defined_at))
         .execute(&self.pool)
         .await
         .map_err(missing_reference)?;
@@ -228,7 +237,7 @@ impl AssignmentConfigStore for PostgresStore {
 
     async fn set_os_default(
         &self,
-        os: &str,
+        os: OsKey,
         profile_id: Option<Uuid>,
         audit: &NewAuditEvent,
     ) -> Result<(), StoreError> {
@@ -240,16 +249,16 @@ impl AssignmentConfigStore for PostgresStore {
                     "INSERT INTO ade_os_defaults (os, profile_id, updated_at) VALUES ($1, $2, $3) \
                      ON CONFLICT (os) DO UPDATE SET profile_id = $2, updated_at = $3",
                 )
-                .bind(os)
+                .bind(os.as_str())
                 .bind(profile_id)
-                .bind(audit.at)
+                .bind(Ts(audit.at))
                 .execute(&mut *tx)
                 .await
                 .map_err(missing_reference)?;
             }
             None => {
                 sqlx::query("DELETE FROM ade_os_defaults WHERE os = $1")
-                    .bind(os)
+                    .bind(os.as_str())
                     .execute(&mut *tx)
                     .await
                     .map_err(backend)?;
@@ -273,15 +282,14 @@ impl AssignmentConfigStore for PostgresStore {
         bump_generation(&mut tx).await?;
         sqlx::query(
             "INSERT INTO device_groups (id, name, rule, profile_id, priority, created_at, \
-             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+             updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)",
         )
         .bind(group.id)
         .bind(&group.name)
-        .bind(&group.rule)
+        .bind(group.rule.as_ref().map(Json))
         .bind(group.profile_id)
         .bind(group.priority)
-        .bind(audit.at)
-        .bind(audit.at)
+        .bind(Ts(audit.at))
         .execute(&mut *tx)
         .await
         .map_err(missing_reference)?;
@@ -307,10 +315,10 @@ impl AssignmentConfigStore for PostgresStore {
             "UPDATE device_groups SET rule = $1, profile_id = $2, priority = $3, \
              updated_at = $4 WHERE id = $5",
         )
-        .bind(rule)
+        .bind(rule.map(Json))
         .bind(profile_id)
         .bind(priority)
-        .bind(audit.at)
+        .bind(Ts(audit.at))
         .bind(id)
         .execute(&mut *tx)
         .await
@@ -360,23 +368,9 @@ impl AssignmentConfigStore for PostgresStore {
         audit: &NewAuditEvent,
     ) -> Result<u64, StoreError> {
         let mut tx = self.write_tx().await?;
-        no_jit(&mut tx).await?;
         bump_generation(&mut tx).await?;
         static_group(&mut tx, group_id).await?;
-        let mut added = 0;
-        for chunk in serials.chunks(SERIALS_PER_STATEMENT) {
-            added += sqlx::query(
-                "INSERT INTO device_group_members (group_id, serial_number) \
-                 SELECT $1, s.serial FROM unnest($2::text[]) AS s(serial) \
-                 ON CONFLICT (group_id, serial_number) DO NOTHING",
-            )
-            .bind(group_id)
-            .bind(chunk)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?
-            .rows_affected();
-        }
+        let added = dialect::add_group_members(&mut tx, group_id, serials).await?;
         insert_audit(&mut tx, audit).await?;
         tx.commit().await.map_err(backend)?;
         Ok(added)
@@ -389,22 +383,9 @@ impl AssignmentConfigStore for PostgresStore {
         audit: &NewAuditEvent,
     ) -> Result<u64, StoreError> {
         let mut tx = self.write_tx().await?;
-        no_jit(&mut tx).await?;
         bump_generation(&mut tx).await?;
         static_group(&mut tx, group_id).await?;
-        let mut removed = 0;
-        for chunk in serials.chunks(SERIALS_PER_STATEMENT) {
-            removed += sqlx::query(
-                "DELETE FROM device_group_members m USING unnest($2::text[]) AS s(serial) \
-                 WHERE m.group_id = $1 AND m.serial_number = s.serial",
-            )
-            .bind(group_id)
-            .bind(chunk)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?
-            .rows_affected();
-        }
+        let removed = dialect::remove_group_members(&mut tx, group_id, serials).await?;
         insert_audit(&mut tx, audit).await?;
         tx.commit().await.map_err(backend)?;
         Ok(removed)
@@ -416,7 +397,7 @@ impl AssignmentConfigStore for PostgresStore {
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<String>, StoreError> {
-        let mut q = QueryBuilder::<Postgres>::new(
+        let mut q = QueryBuilder::<Db>::new(
             "SELECT serial_number FROM device_group_members WHERE group_id = ",
         );
         q.push_bind(group_id);
@@ -452,36 +433,8 @@ impl AssignmentConfigStore for PostgresStore {
         // Without repeats: one statement may not upsert a row twice.
         let serials = distinct(serials);
         let mut tx = self.write_tx().await?;
-        no_jit(&mut tx).await?;
         bump_generation(&mut tx).await?;
-        let mut changed = 0;
-        for chunk in serials.chunks(SERIALS_PER_STATEMENT) {
-            let done = match profile_id {
-                // A serial that has this profile already is not a change.
-                Some(profile_id) => sqlx::query(
-                    "INSERT INTO device_profiles (serial_number, profile_id, updated_at) \
-                     SELECT s.serial, $2, $3 FROM unnest($1::text[]) AS s(serial) \
-                     ON CONFLICT (serial_number) DO UPDATE SET \
-                     profile_id = excluded.profile_id, updated_at = excluded.updated_at \
-                     WHERE device_profiles.profile_id <> excluded.profile_id",
-                )
-                .bind(chunk)
-                .bind(profile_id)
-                .bind(audit.at)
-                .execute(&mut *tx)
-                .await
-                .map_err(missing_reference)?,
-                None => sqlx::query(
-                    "DELETE FROM device_profiles p USING unnest($1::text[]) AS s(serial) \
-                     WHERE p.serial_number = s.serial",
-                )
-                .bind(chunk)
-                .execute(&mut *tx)
-                .await
-                .map_err(backend)?,
-            };
-            changed += done.rows_affected();
-        }
+        let changed = dialect::set_device_profiles(&mut tx, &serials, profile_id, audit.at).await?;
         insert_audit(&mut tx, audit).await?;
         tx.commit().await.map_err(backend)?;
         Ok(changed)
@@ -496,32 +449,9 @@ impl AssignmentConfigStore for PostgresStore {
     }
 
     async fn serial_presence(&self, serials: &[String]) -> Result<Vec<SerialPresence>, StoreError> {
-        // One snapshot for every chunk. Each serial is probed through abm_devices_serial;
-        // `present` is NULL when no entry has it, else whether some entry has it unremoved.
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .await
-            .map_err(backend)?;
-        no_jit(&mut tx).await?;
-        let mut known: HashMap<String, bool> = HashMap::with_capacity(serials.len());
-        for chunk in serials.chunks(SERIALS_PER_STATEMENT) {
-            let rows = sqlx::query(
-                "SELECT s.serial, (SELECT bool_or(d.removed_at IS NULL) FROM abm_devices d \
-                 WHERE d.serial_number = s.serial) AS present \
-                 FROM unnest($1::text[]) AS s(serial)",
-            )
-            .bind(chunk)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(backend)?;
-            for row in rows {
-                let present: Option<bool> = row.try_get("present").map_err(backend)?;
-                if let Some(present) = present {
-                    known.insert(row.try_get("serial").map_err(backend)?, present);
-                }
-            }
-        }
+        // One snapshot for every chunk.
+        let mut tx = dialect::read_snapshot(&self.pool).await?;
+        let known = dialect::serial_presence(&mut tx, serials).await?;
         tx.commit().await.map_err(backend)?;
         Ok(serials
             .iter()
@@ -539,12 +469,8 @@ impl AssignmentConfigStore for PostgresStore {
     }
 
     async fn assignment_config(&self) -> Result<AssignmentConfig, StoreError> {
-        // REPEATABLE READ: every read of the transaction sees one snapshot.
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .await
-            .map_err(backend)?;
+        // Every read of the transaction sees one snapshot.
+        let mut tx = dialect::read_snapshot(&self.pool).await?;
         let generation = generation(&mut tx).await?;
         let profiles = all_profiles(&mut tx).await?;
         let groups = all_groups(&mut tx).await?;
@@ -560,7 +486,7 @@ impl AssignmentConfigStore for PostgresStore {
 }
 
 #[async_trait]
-impl AssignmentStateStore for PostgresStore {
+impl AssignmentStateStore for DbStore {
     async fn assignment_inputs(
         &self,
         entry_id: Uuid,
@@ -568,58 +494,18 @@ impl AssignmentStateStore for PostgresStore {
         limit: u32,
         only: Option<&[String]>,
     ) -> Result<Vec<AssignmentInput>, StoreError> {
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .await
-            .map_err(backend)?;
-        // The page must come from walking the primary key in order. Before the first ANALYZE
-        // of a freshly synced entry the planner expects a handful of rows and prefers reading
-        // the entry's whole remaining range and sorting it, which makes a pass quadratic: no
-        // sorting in this (read-only) transaction, and no JIT (see [`no_jit`]).
-        sqlx::query(
-            "SELECT set_config('enable_sort', 'off', true), set_config('jit', 'off', true)",
-        )
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?;
-        // The page of present devices, then each one's explicit profile and record through
-        // their keys. The LIMITs keep PostgreSQL from merging whole tables (which it prefers
-        // before the first ANALYZE): every join is a probe, a page costs `limit` of them.
-        let mut q = QueryBuilder::<Postgres>::new(format!(
-            "SELECT {D_DEVICE_COLUMNS}, p.profile_id AS explicit_profile, {R_RECORD_COLUMNS} \
-             FROM (SELECT * FROM abm_devices WHERE entry_id = "
-        ));
-        q.push_bind(entry_id).push(" AND removed_at IS NULL");
-        if let Some(after) = after {
-            q.push(" AND serial_number > ").push_bind(after);
+        if only.is_some_and(<[String]>::is_empty) {
+            return Ok(Vec::new());
         }
-        if let Some(only) = only {
-            if only.is_empty() {
-                return Ok(Vec::new());
-            }
-            q.push(" AND serial_number = ANY(")
-                .push_bind(only.to_vec())
-                .push("::text[])");
-        }
-        q.push(" ORDER BY serial_number LIMIT ")
-            .push_bind(i64::from(limit))
-            .push(format_args!(
-                ") d \
-                 LEFT JOIN LATERAL (SELECT profile_id FROM device_profiles \
-                                    WHERE serial_number = d.serial_number LIMIT 1) p ON true \
-                 LEFT JOIN LATERAL (SELECT {RECORD_COLUMNS} FROM abm_device_assignments \
-                                    WHERE entry_id = d.entry_id \
-                                    AND serial_number = d.serial_number LIMIT 1) a ON true \
-                 ORDER BY d.serial_number"
-            ));
-        let rows = q.build().fetch_all(&mut *tx).await.map_err(backend)?;
+        let mut tx = dialect::read_snapshot(&self.pool).await?;
+        // The page of present devices with their explicit profile and record.
+        let rows = dialect::assignment_input_page(&mut tx, entry_id, after, limit, only).await?;
         let mut inputs = Vec::with_capacity(rows.len());
         for row in &rows {
-            let has_record: Option<String> = row.try_get("r_serial_number").map_err(backend)?;
+            let has_record: Option<String> = get(row, "r_serial_number")?;
             inputs.push(AssignmentInput {
                 device: device_from_row(row)?,
-                explicit_profile: row.try_get("explicit_profile").map_err(backend)?,
+                explicit_profile: get(row, "explicit_profile")?,
                 static_groups: Vec::new(),
                 record: match has_record {
                     Some(_) => Some(record_from_row(row, "r_")?),
@@ -627,39 +513,12 @@ impl AssignmentStateStore for PostgresStore {
                 },
             });
         }
-        // Their static groups: each serial probed through device_group_members_serial (the
-        // groups table is left out of that join, so no plan can walk memberships group by
-        // group; only static groups have members, checked against the few group ids).
-        let static_ids: HashSet<Uuid> =
-            sqlx::query_scalar("SELECT id FROM device_groups WHERE rule IS NULL")
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(backend)?
-                .into_iter()
-                .collect();
-        let mut groups: HashMap<String, Vec<Uuid>> = HashMap::new();
+        // Their static groups.
         let serials: Vec<&str> = inputs
             .iter()
             .map(|i| i.device.device.serial_number.as_str())
             .collect();
-        for chunk in serials.chunks(SERIALS_PER_STATEMENT) {
-            let rows = sqlx::query(
-                "SELECT s.serial AS serial_number, m.group_id FROM unnest($1::text[]) AS s(serial) \
-                 CROSS JOIN LATERAL (SELECT group_id FROM device_group_members \
-                                     WHERE serial_number = s.serial OFFSET 0) m",
-            )
-            .bind(chunk)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(backend)?;
-            for row in rows {
-                let serial: String = row.try_get("serial_number").map_err(backend)?;
-                let group: Uuid = row.try_get("group_id").map_err(backend)?;
-                if static_ids.contains(&group) {
-                    groups.entry(serial).or_default().push(group);
-                }
-            }
-        }
+        let mut groups = dialect::static_groups_of(&mut tx, &serials).await?;
         tx.commit().await.map_err(backend)?;
         for input in &mut inputs {
             if let Some(mut ids) = groups.remove(&input.device.device.serial_number) {
@@ -675,27 +534,13 @@ impl AssignmentStateStore for PostgresStore {
         entry_id: Uuid,
         filter: &InputFilter,
     ) -> Result<Vec<String>, StoreError> {
-        let rows: Vec<String> = sqlx::query_scalar(
-            "SELECT serial_number FROM abm_devices \
-             WHERE entry_id = $1 AND updated_at > $2 AND removed_at IS NULL \
-             UNION \
-             SELECT a.serial_number FROM abm_device_assignments a \
-             JOIN abm_devices d ON d.entry_id = a.entry_id AND d.serial_number = a.serial_number \
-             WHERE a.entry_id = $1 AND a.state = 'pending' AND d.removed_at IS NULL \
-             UNION \
-             SELECT a.serial_number FROM abm_device_assignments a \
-             JOIN abm_devices d ON d.entry_id = a.entry_id AND d.serial_number = a.serial_number \
-             WHERE a.entry_id = $1 AND a.retry_at IS NOT NULL AND a.retry_at <= $3 \
-             AND d.removed_at IS NULL \
-             ORDER BY 1",
-        )
-        .bind(entry_id)
-        .bind(filter.changed_after)
-        .bind(filter.due_by)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(backend)?;
-        Ok(rows)
+        sqlx::query_scalar(dialect::CANDIDATES_SQL)
+            .bind(entry_id)
+            .bind(Ts(filter.changed_after))
+            .bind(Ts(filter.due_by))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(backend)
     }
 
     async fn write_assignments(
@@ -706,53 +551,7 @@ impl AssignmentStateStore for PostgresStore {
         // One record per serial: one statement may not upsert a row twice.
         let records = last_per_serial(records);
         let mut tx = self.write_tx().await?;
-        no_jit(&mut tx).await?;
-        // One array per column: a chunk is one statement with 12 parameters (100,000 records
-        // took 1.8 s so, 10 s as VALUES lists of 500 bound rows).
-        for chunk in records.chunks(SERIALS_PER_STATEMENT) {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO abm_device_assignments (entry_id, {RECORD_COLUMNS}) \
-                 SELECT $1, * FROM unnest($2::text[], $3::uuid[], $4::bigint[], $5::text[], \
-                 $6::text[], $7::text[], $8::timestamptz[], $9::timestamptz[], $10::bigint[], \
-                 $11::text[], $12::timestamptz[]) \
-                 ON CONFLICT (entry_id, serial_number) DO UPDATE SET \
-                 profile_id = excluded.profile_id, profile_version = excluded.profile_version, \
-                 rule = excluded.rule, state = excluded.state, apple_uuid = excluded.apple_uuid, \
-                 attempted_at = excluded.attempted_at, retry_at = excluded.retry_at, \
-                 attempts = excluded.attempts, last_error = excluded.last_error, \
-                 updated_at = excluded.updated_at"
-            )))
-            .bind(entry_id)
-            .bind(
-                chunk
-                    .iter()
-                    .map(|r| r.serial_number.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(chunk.iter().map(|r| r.profile_id).collect::<Vec<_>>())
-            .bind(chunk.iter().map(|r| r.profile_version).collect::<Vec<_>>())
-            .bind(chunk.iter().map(|r| r.rule.as_str()).collect::<Vec<_>>())
-            .bind(chunk.iter().map(|r| r.state.as_str()).collect::<Vec<_>>())
-            .bind(
-                chunk
-                    .iter()
-                    .map(|r| r.apple_uuid.as_deref())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(chunk.iter().map(|r| r.attempted_at).collect::<Vec<_>>())
-            .bind(chunk.iter().map(|r| r.retry_at).collect::<Vec<_>>())
-            .bind(chunk.iter().map(|r| r.attempts).collect::<Vec<_>>())
-            .bind(
-                chunk
-                    .iter()
-                    .map(|r| r.last_error.as_deref())
-                    .collect::<Vec<_>>(),
-            )
-            .bind(chunk.iter().map(|r| r.updated_at).collect::<Vec<_>>())
-            .execute(&mut *tx)
-            .await
-            .map_err(missing_reference)?;
-        }
+        dialect::upsert_assignments(&mut tx, entry_id, &records).await?;
         tx.commit().await.map_err(backend)
     }
 
@@ -762,31 +561,13 @@ impl AssignmentStateStore for PostgresStore {
         serials: &[String],
     ) -> Result<Vec<AssignmentRecord>, StoreError> {
         let serials = distinct(serials);
-        let mut tx = self
-            .pool
-            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            .await
-            .map_err(backend)?;
-        no_jit(&mut tx).await?;
-        let mut records = Vec::new();
-        for chunk in serials.chunks(SERIALS_PER_STATEMENT) {
-            // Each serial probed through the primary key (LIMIT 1: a probe, never a merge).
-            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT a.* FROM unnest($2::text[]) AS s(serial) \
-                 CROSS JOIN LATERAL (SELECT {RECORD_COLUMNS} FROM abm_device_assignments \
-                                     WHERE entry_id = $1 AND serial_number = s.serial \
-                                     LIMIT 1) a"
-            )))
-            .bind(entry_id)
-            .bind(chunk)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(backend)?;
-            for row in &rows {
-                records.push(record_from_row(row, "")?);
-            }
-        }
+        let mut tx = dialect::read_snapshot(&self.pool).await?;
+        let rows = dialect::assignment_rows(&mut tx, entry_id, &serials).await?;
         tx.commit().await.map_err(backend)?;
+        let mut records = rows
+            .iter()
+            .map(|row| record_from_row(row, ""))
+            .collect::<Result<Vec<_>, _>>()?;
         records.sort_by(|a, b| a.serial_number.cmp(&b.serial_number));
         Ok(records)
     }
@@ -796,25 +577,19 @@ impl AssignmentStateStore for PostgresStore {
         entry_id: Uuid,
         at: OffsetDateTime,
     ) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE abm_device_assignments a SET state = 'removed', updated_at = $1 \
-             FROM abm_devices d \
-             WHERE a.entry_id = $2 AND a.state <> 'removed' \
-             AND d.entry_id = a.entry_id AND d.serial_number = a.serial_number \
-             AND d.removed_at IS NOT NULL",
-        )
-        .bind(at)
-        .bind(entry_id)
-        .execute(&self.pool)
-        .await
-        .map_err(backend)?;
+        let done = sqlx::query(dialect::MARK_REMOVED_SQL)
+            .bind(Ts(at))
+            .bind(entry_id)
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
         Ok(done.rows_affected())
     }
 
     async fn assignment_state_counts(
         &self,
         entry_id: Uuid,
-    ) -> Result<Vec<(String, u64)>, StoreError> {
+    ) -> Result<Vec<(AssignState, u64)>, StoreError> {
         let rows = sqlx::query(
             "SELECT state, COUNT(*) AS n FROM abm_device_assignments WHERE entry_id = $1 \
              GROUP BY state ORDER BY state",
@@ -825,11 +600,8 @@ impl AssignmentStateStore for PostgresStore {
         .map_err(backend)?;
         rows.iter()
             .map(|row| {
-                let n: i64 = row.try_get("n").map_err(backend)?;
-                Ok((
-                    row.try_get("state").map_err(backend)?,
-                    u64::try_from(n).unwrap_or(0),
-                ))
+                let n: i64 = get(row, "n")?;
+                Ok((state(row, "state")?, u64::try_from(n).unwrap_or(0)))
             })
             .collect()
     }
@@ -842,8 +614,8 @@ impl AssignmentStateStore for PostgresStore {
         )
         .bind(pass.entry_id)
         .bind(pass.generation)
-        .bind(pass.finished_at)
-        .bind(&pass.summary)
+        .bind(Ts(pass.finished_at))
+        .bind(Json(&pass.summary))
         .bind(pass.error.as_deref())
         .execute(&self.pool)
         .await
@@ -867,28 +639,18 @@ impl AssignmentStateStore for PostgresStore {
             return Ok(None);
         };
         Ok(Some(AssignmentPass {
-            entry_id: row.try_get("entry_id").map_err(backend)?,
-            generation: row.try_get("generation").map_err(backend)?,
-            finished_at: row.try_get("finished_at").map_err(backend)?,
-            summary: row.try_get("summary").map_err(backend)?,
-            error: row.try_get("error").map_err(backend)?,
+            entry_id: get(&row, "entry_id")?,
+            generation: get(&row, "generation")?,
+            finished_at: ts(&row, "finished_at")?,
+            summary: get::<Json<serde_json::Value>>(&row, "summary")?.0,
+            error: get(&row, "error")?,
         }))
     }
 }
 
-/// Turns JIT compilation off for the rest of the transaction. Bulk statements here probe an
-/// index once per serial; before the first ANALYZE PostgreSQL expects hundreds of rows per probe
-/// and JIT-compiles the statement, which costs several times more than running it.
-async fn no_jit(tx: &mut Tx) -> Result<(), StoreError> {
-    sqlx::query("SET LOCAL jit = off")
-        .execute(&mut **tx)
-        .await
-        .map_err(backend)?;
-    Ok(())
-}
-
 /// Bumps the assignment generation: every configuration change does, first thing in its
-/// transaction. The row lock it takes serialises configuration changes.
+/// transaction. The row lock it takes serialises configuration changes on PostgreSQL (SQLite's
+/// write transactions are serialised already).
 async fn bump_generation(tx: &mut Tx) -> Result<(), StoreError> {
     sqlx::query("UPDATE assignment_generation SET generation = generation + 1 WHERE id = 1")
         .execute(&mut **tx)
@@ -897,7 +659,7 @@ async fn bump_generation(tx: &mut Tx) -> Result<(), StoreError> {
     Ok(())
 }
 
-async fn generation(conn: &mut PgConnection) -> Result<i64, StoreError> {
+async fn generation(conn: &mut <Db as sqlx::Database>::Connection) -> Result<i64, StoreError> {
     sqlx::query_scalar("SELECT generation FROM assignment_generation WHERE id = 1")
         .fetch_one(conn)
         .await
@@ -917,9 +679,9 @@ async fn insert_version(
     )
     .bind(id)
     .bind(version)
-    .bind(spec)
+    .bind(Json(spec))
     .bind(&audit.actor)
-    .bind(audit.at)
+    .bind(Ts(audit.at))
     .execute(&mut **tx)
     .await
     .map_err(backend)?;
@@ -937,7 +699,9 @@ async fn profile_by_id(tx: &mut Tx, id: Uuid) -> Result<AdeProfile, StoreError> 
     profile_from_row(&row)
 }
 
-async fn all_profiles(conn: &mut PgConnection) -> Result<Vec<AdeProfile>, StoreError> {
+async fn all_profiles(
+    conn: &mut <Db as sqlx::Database>::Connection,
+) -> Result<Vec<AdeProfile>, StoreError> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "{PROFILE_SELECT} ORDER BY p.name"
     )))
@@ -958,7 +722,9 @@ async fn group_by_id(tx: &mut Tx, id: Uuid) -> Result<DeviceGroup, StoreError> {
     group_from_row(&row)
 }
 
-async fn all_groups(conn: &mut PgConnection) -> Result<Vec<DeviceGroup>, StoreError> {
+async fn all_groups(
+    conn: &mut <Db as sqlx::Database>::Connection,
+) -> Result<Vec<DeviceGroup>, StoreError> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "{GROUP_SELECT} ORDER BY g.name"
     )))
@@ -968,7 +734,9 @@ async fn all_groups(conn: &mut PgConnection) -> Result<Vec<DeviceGroup>, StoreEr
     rows.iter().map(group_from_row).collect()
 }
 
-async fn all_os_defaults(conn: &mut PgConnection) -> Result<Vec<OsDefault>, StoreError> {
+async fn all_os_defaults(
+    conn: &mut <Db as sqlx::Database>::Connection,
+) -> Result<Vec<OsDefault>, StoreError> {
     let rows = sqlx::query("SELECT os, profile_id, updated_at FROM ade_os_defaults ORDER BY os")
         .fetch_all(conn)
         .await
@@ -976,22 +744,29 @@ async fn all_os_defaults(conn: &mut PgConnection) -> Result<Vec<OsDefault>, Stor
     rows.iter()
         .map(|row| {
             Ok(OsDefault {
-                os: row.try_get("os").map_err(backend)?,
-                profile_id: row.try_get("profile_id").map_err(backend)?,
-                updated_at: row.try_get("updated_at").map_err(backend)?,
+                os: os_key(&get::<String>(row, "os")?)?,
+                profile_id: get(row, "profile_id")?,
+                updated_at: ts(row, "updated_at")?,
             })
         })
         .collect()
 }
 
 /// Where a profile is used.
-async fn references(conn: &mut PgConnection, id: Uuid) -> Result<ProfileReferences, StoreError> {
-    let os_defaults =
+async fn references(
+    conn: &mut <Db as sqlx::Database>::Connection,
+    id: Uuid,
+) -> Result<ProfileReferences, StoreError> {
+    let os_defaults: Vec<String> =
         sqlx::query_scalar("SELECT os FROM ade_os_defaults WHERE profile_id = $1 ORDER BY os")
             .bind(id)
             .fetch_all(&mut *conn)
             .await
             .map_err(backend)?;
+    let os_defaults = os_defaults
+        .iter()
+        .map(|os| os_key(os))
+        .collect::<Result<_, _>>()?;
     let groups =
         sqlx::query_scalar("SELECT name FROM device_groups WHERE profile_id = $1 ORDER BY name")
             .bind(id)
@@ -1019,9 +794,9 @@ async fn static_group(tx: &mut Tx, id: Uuid) -> Result<(), StoreError> {
             .fetch_one(&mut **tx)
             .await
             .map_err(backend)?;
-    let is_static: bool = row.try_get("is_static").map_err(backend)?;
+    let is_static: bool = get(&row, "is_static")?;
     if !is_static {
-        let name: String = row.try_get("name").map_err(backend)?;
+        let name: String = get(&row, "name")?;
         return Err(StoreError::Conflict(format!(
             "group {name:?} is a smart group: it has no static members"
         )));
@@ -1031,7 +806,7 @@ async fn static_group(tx: &mut Tx, id: Uuid) -> Result<(), StoreError> {
 
 /// The serials without repeats, in first-seen order.
 fn distinct(serials: &[String]) -> Vec<&str> {
-    let mut seen = HashSet::with_capacity(serials.len());
+    let mut seen = std::collections::HashSet::with_capacity(serials.len());
     serials
         .iter()
         .map(String::as_str)
@@ -1054,7 +829,7 @@ fn last_per_serial(records: &[AssignmentRecord]) -> Vec<&AssignmentRecord> {
 }
 
 /// A write naming a profile, group or entry that does not exist.
-fn missing_reference(err: sqlx::Error) -> StoreError {
+pub(crate) fn missing_reference(err: sqlx::Error) -> StoreError {
     match err {
         sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::NotFound,
         other => backend(other),
@@ -1071,59 +846,81 @@ fn still_used(err: sqlx::Error, name: &str) -> StoreError {
     }
 }
 
-fn profile_from_row(row: &PgRow) -> Result<AdeProfile, StoreError> {
+fn profile_from_row(row: &DbRow) -> Result<AdeProfile, StoreError> {
     Ok(AdeProfile {
-        id: row.try_get("id").map_err(backend)?,
-        name: row.try_get("name").map_err(backend)?,
-        version: row.try_get("version").map_err(backend)?,
-        spec: row.try_get("spec").map_err(backend)?,
-        created_at: row.try_get("created_at").map_err(backend)?,
-        updated_at: row.try_get("updated_at").map_err(backend)?,
+        id: get(row, "id")?,
+        name: get(row, "name")?,
+        version: get(row, "version")?,
+        spec: get::<Json<serde_json::Value>>(row, "spec")?.0,
+        created_at: ts(row, "created_at")?,
+        updated_at: ts(row, "updated_at")?,
     })
 }
 
-fn group_from_row(row: &PgRow) -> Result<DeviceGroup, StoreError> {
-    let members: i64 = row.try_get("member_count").map_err(backend)?;
+fn group_from_row(row: &DbRow) -> Result<DeviceGroup, StoreError> {
+    let members: i64 = get(row, "member_count")?;
     Ok(DeviceGroup {
-        id: row.try_get("id").map_err(backend)?,
-        name: row.try_get("name").map_err(backend)?,
-        rule: row.try_get("rule").map_err(backend)?,
-        profile_id: row.try_get("profile_id").map_err(backend)?,
-        priority: row.try_get("priority").map_err(backend)?,
+        id: get(row, "id")?,
+        name: get(row, "name")?,
+        rule: get::<Option<Json<serde_json::Value>>>(row, "rule")?.map(|r| r.0),
+        profile_id: get(row, "profile_id")?,
+        priority: get(row, "priority")?,
         member_count: u64::try_from(members).unwrap_or(0),
-        created_at: row.try_get("created_at").map_err(backend)?,
-        updated_at: row.try_get("updated_at").map_err(backend)?,
+        created_at: ts(row, "created_at")?,
+        updated_at: ts(row, "updated_at")?,
     })
 }
 
-fn definition_from_row(row: &PgRow) -> Result<ProfileDefinition, StoreError> {
+fn definition_from_row(row: &DbRow) -> Result<ProfileDefinition, StoreError> {
     Ok(ProfileDefinition {
-        entry_id: row.try_get("entry_id").map_err(backend)?,
-        profile_id: row.try_get("profile_id").map_err(backend)?,
-        version: row.try_get("version").map_err(backend)?,
-        apple_uuid: row.try_get("apple_uuid").map_err(backend)?,
-        defined_at: row.try_get("defined_at").map_err(backend)?,
+        entry_id: get(row, "entry_id")?,
+        profile_id: get(row, "profile_id")?,
+        version: get(row, "version")?,
+        apple_uuid: get(row, "apple_uuid")?,
+        defined_at: ts(row, "defined_at")?,
+    })
+}
+
+/// An OS default's stored key.
+fn os_key(text: &str) -> Result<OsKey, StoreError> {
+    OsKey::from_stored(text)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown OS {text:?} in ade_os_defaults")))
+}
+
+/// Assignment state column `name` of `row`.
+fn state(row: &DbRow, name: &str) -> Result<AssignState, StoreError> {
+    let text: String = get(row, name)?;
+    AssignState::parse(&text).ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "unknown assignment state {text:?} in abm_device_assignments"
+        ))
+    })
+}
+
+/// Assignment rule column `name` of `row`.
+fn rule(row: &DbRow, name: &str) -> Result<RuleRef, StoreError> {
+    let text: String = get(row, name)?;
+    RuleRef::parse_text(&text).ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "unknown assignment rule {text:?} in abm_device_assignments"
+        ))
     })
 }
 
 /// A record from columns named `{prefix}{column}`.
-fn record_from_row(row: &PgRow, prefix: &str) -> Result<AssignmentRecord, StoreError> {
+fn record_from_row(row: &DbRow, prefix: &str) -> Result<AssignmentRecord, StoreError> {
     let col = |name: &str| format!("{prefix}{name}");
     Ok(AssignmentRecord {
-        serial_number: row
-            .try_get(col("serial_number").as_str())
-            .map_err(backend)?,
-        profile_id: row.try_get(col("profile_id").as_str()).map_err(backend)?,
-        profile_version: row
-            .try_get(col("profile_version").as_str())
-            .map_err(backend)?,
-        rule: row.try_get(col("rule").as_str()).map_err(backend)?,
-        state: row.try_get(col("state").as_str()).map_err(backend)?,
-        apple_uuid: row.try_get(col("apple_uuid").as_str()).map_err(backend)?,
-        attempted_at: row.try_get(col("attempted_at").as_str()).map_err(backend)?,
-        retry_at: row.try_get(col("retry_at").as_str()).map_err(backend)?,
-        attempts: row.try_get(col("attempts").as_str()).map_err(backend)?,
-        last_error: row.try_get(col("last_error").as_str()).map_err(backend)?,
-        updated_at: row.try_get(col("updated_at").as_str()).map_err(backend)?,
+        serial_number: get(row, &col("serial_number"))?,
+        profile_id: get(row, &col("profile_id"))?,
+        profile_version: get(row, &col("profile_version"))?,
+        rule: rule(row, &col("rule"))?,
+        state: state(row, &col("state"))?,
+        apple_uuid: get(row, &col("apple_uuid"))?,
+        attempted_at: opt_ts(row, &col("attempted_at"))?,
+        retry_at: opt_ts(row, &col("retry_at"))?,
+        attempts: get(row, &col("attempts"))?,
+        last_error: get(row, &col("last_error"))?,
+        updated_at: ts(row, &col("updated_at"))?,
     })
 }
