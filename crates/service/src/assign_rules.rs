@@ -242,8 +242,58 @@ pub fn changed(before: Option<&AssignmentRecord>, after: &AssignmentRecord) -> b
     }
 }
 
+/// Where an incremental pass starts looking for devices Apple changed, after a pass that
+/// started at `last_started` (unknown for passes recorded before it was kept) and finished at
+/// `last_finished`, with or without an error.
+///
+/// Devices of an entry are written only by the instance holding its lease, and a pass runs
+/// under that lease after the sync's writes: a clean pass saw every device changed before it
+/// started. Changes after it come from later syncs, perhaps on another instance whose clock
+/// differs by up to `margin`, hence `last_finished - margin`. So whatever a sync wrote just
+/// before its pass (all of a full fetch merged at once) is not looked at again. After a pass
+/// that stopped early, only the margin applies. The daily full pass heals anything missed.
+pub fn incremental_since(
+    last_started: Option<OffsetDateTime>,
+    last_finished: OffsetDateTime,
+    stopped_early: bool,
+    margin: time::Duration,
+) -> OffsetDateTime {
+    let after_margin = last_finished - margin;
+    match last_started {
+        Some(started) if !stopped_early => after_margin.max(started),
+        _ => after_margin,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_incremental_pass_skips_what_the_last_clean_pass_saw() {
+        let margin = time::Duration::seconds(30);
+        let started = OffsetDateTime::from_unix_timestamp(1_000_000).unwrap();
+        let short = started + time::Duration::seconds(12);
+        // A pass shorter than the margin: everything before its start was seen.
+        assert_eq!(
+            incremental_since(Some(started), short, false, margin),
+            started
+        );
+        // A long pass: the margin before its end is later than its start.
+        let long = started + time::Duration::seconds(300);
+        assert_eq!(
+            incremental_since(Some(started), long, false, margin),
+            long - margin
+        );
+        // A pass that stopped early, or one recorded without its start: the margin only.
+        assert_eq!(
+            incremental_since(Some(started), short, true, margin),
+            short - margin
+        );
+        assert_eq!(
+            incremental_since(None, short, false, margin),
+            short - margin
+        );
+    }
     use super::*;
     use crate::resolve::RuleRef;
     use guardmdm_store::AbmDevice;

@@ -43,6 +43,9 @@ pub struct PassSummary {
     /// When the last full pass started (this one's start when `full`).
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub last_full_at: Option<time::OffsetDateTime>,
+    /// When this pass started (absent from passes recorded before it was kept).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub started_at: Option<time::OffsetDateTime>,
     /// Present devices resolved.
     pub devices: u64,
     /// Devices with no profile.
@@ -154,7 +157,12 @@ impl Assigner {
                 if last.generation == config.generation && started - full_at < FULL_PASS_EVERY =>
             {
                 Some(guardmdm_store::InputFilter {
-                    changed_after: last.finished_at - CLOCK_MARGIN,
+                    changed_after: assign_rules::incremental_since(
+                        last_summary.as_ref().and_then(|s| s.started_at),
+                        last.finished_at,
+                        last.error.is_some(),
+                        CLOCK_MARGIN,
+                    ),
                     due_by: started,
                 })
             }
@@ -169,6 +177,7 @@ impl Assigner {
             define_errors: HashMap::new(),
             summary: PassSummary {
                 full: only.is_none(),
+                started_at: Some(started),
                 last_full_at: if only.is_none() {
                     Some(started)
                 } else {

@@ -852,9 +852,7 @@ async fn fetch_page(
     limit: Option<u32>,
 ) -> Result<guardmdm_abm::DevicePage, DepError> {
     match state.phase {
-        SyncPhase::Fetch => {
-            client.fetch_devices(state.cursor.as_deref(), limit).await
-        }
+        SyncPhase::Fetch => client.fetch_devices(state.cursor.as_deref(), limit).await,
         SyncPhase::Sync => match state.cursor.as_deref() {
             Some(cursor) => client.sync_devices(cursor, limit).await,
             None => Err(DepError::CursorRequired),

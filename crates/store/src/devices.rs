@@ -319,8 +319,11 @@ pub trait DeviceSyncStore: Send + Sync {
     /// one transaction (latest `op_date` wins per serial, as for a page; of a serial staged
     /// twice, the last record staged). Merged records count as changed at `at` (new ones as
     /// first seen then). Returns whether anything was staged.
-    async fn merge_staged_devices(&self, entry_id: Uuid, at: OffsetDateTime)
-    -> Result<bool, StoreError>;
+    async fn merge_staged_devices(
+        &self,
+        entry_id: Uuid,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
 
     /// Ends a reconciling full fetch: every present device of the entry not seen by fetch
     /// `generation` is marked removed; the run counts them. Saves `state` in the same

@@ -299,7 +299,11 @@ pub async fn staged_pages_are_listed_once_merged(store: Arc<dyn Store>) {
         &store,
         e,
         run.id,
-        &[k, device("R", Some("deleted"), Some(t0)), device("Z", None, None)],
+        &[
+            k,
+            device("R", Some("deleted"), Some(t0)),
+            device("Z", None, None),
+        ],
         &state("s0", SyncPhase::Sync),
     )
     .await;
@@ -335,7 +339,11 @@ pub async fn staged_pages_are_listed_once_merged(store: Arc<dyn Store>) {
         fetch,
         "the cursor is saved with the staged page"
     );
-    assert_eq!(present(&store, e).await, ["K", "Z"], "staged, not listed yet");
+    assert_eq!(
+        present(&store, e).await,
+        ["K", "Z"],
+        "staged, not listed yet"
+    );
 
     // Another entry stages too; its records stay staged when this entry merges.
     let other = entry(&store, "other").await;
@@ -388,7 +396,11 @@ pub async fn staged_pages_are_listed_once_merged(store: Arc<dyn Store>) {
         })
         .await
         .unwrap();
-    let get = |serial: &str| all.iter().find(|d| d.device.serial_number == serial).unwrap();
+    let get = |serial: &str| {
+        all.iter()
+            .find(|d| d.device.serial_number == serial)
+            .unwrap()
+    };
     assert_eq!(
         get("A").device.color.as_deref(),
         Some("Blue"),
