@@ -12,6 +12,7 @@ mod audit;
 mod common;
 mod devices;
 mod dialect;
+#[path = "../../store-sql/mdm.rs"]
 mod mdm;
 pub mod testing;
 

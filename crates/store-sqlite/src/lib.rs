@@ -15,6 +15,7 @@ pub mod backup;
 mod common;
 mod devices;
 mod dialect;
+#[path = "../../store-sql/mdm.rs"]
 mod mdm;
 
 use std::path::Path;
