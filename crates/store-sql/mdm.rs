@@ -1,8 +1,7 @@
 use async_trait::async_trait;
 use guardmdm_store::{
-    Authenticated, COMMAND_RESULT_STATUSES, ENROLLMENT_STATUSES, EnrollChallenge, Enrollment,
-    EnrollmentQuery, IssuedIdentity, MdmCommand, MdmStore, NewAuditEvent, NewCommand, StoreError,
-    TokenUpdated,
+    Authenticated, CommandStatus, EnrollChallenge, Enrollment, EnrollmentQuery, EnrollmentStatus,
+    IssuedIdentity, MdmCommand, MdmStore, NewAuditEvent, NewCommand, StoreError, TokenUpdated,
 };
 use sqlx::QueryBuilder;
 use sqlx::Row;
@@ -162,17 +161,12 @@ impl MdmStore for DbStore {
     async fn set_enrollment_status(
         &self,
         udid: &str,
-        status: &str,
+        status: EnrollmentStatus,
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        if !ENROLLMENT_STATUSES.contains(&status) {
-            return Err(StoreError::Conflict(format!(
-                "{status:?} is not an enrollment status"
-            )));
-        }
         let done =
             sqlx::query("UPDATE mdm_enrollments SET status = $1, updated_at = $2 WHERE udid = $3")
-                .bind(status)
+                .bind(status.as_str())
                 .bind(Ts(at))
                 .bind(udid)
                 .execute(&self.pool)
@@ -230,8 +224,8 @@ impl MdmStore for DbStore {
         let mut q = QueryBuilder::<Db>::new(format!(
             "SELECT {ENROLLMENT_COLUMNS} FROM mdm_enrollments WHERE 1 = 1"
         ));
-        if let Some(status) = &query.status {
-            q.push(" AND status = ").push_bind(status.clone());
+        if let Some(status) = query.status {
+            q.push(" AND status = ").push_bind(status.as_str());
         }
         if let Some(serial) = &query.serial_number {
             q.push(" AND serial_number = ").push_bind(serial.clone());
@@ -303,19 +297,19 @@ impl MdmStore for DbStore {
         &self,
         udid: &str,
         uuid: &str,
-        status: &str,
+        status: CommandStatus,
         result: Option<&[u8]>,
         at: OffsetDateTime,
     ) -> Result<MdmCommand, StoreError> {
-        // An unknown status is a caller's bug (the service validates what devices send):
-        // refused as a conflict with the store's rules, with nothing written.
-        if !COMMAND_RESULT_STATUSES.contains(&status) {
+        // A status that is not a device's answer is a caller's bug: refused as a conflict
+        // with the store's rules, with nothing written.
+        if !status.is_answer() {
             return Err(StoreError::Conflict(format!(
-                "{status:?} is not a command result status"
+                "{status} is not a command result status"
             )));
         }
         // Keyed by device and UUID: another device's command is not found.
-        let query = if status == "not_now" {
+        let query = if status == CommandStatus::NotNow {
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "UPDATE mdm_commands SET status = 'not_now', updated_at = $1 \
                  WHERE udid = $2 AND uuid = $3 RETURNING {COMMAND_COLUMNS}"
@@ -328,7 +322,7 @@ impl MdmStore for DbStore {
                 "UPDATE mdm_commands SET status = $1, result = $2, updated_at = $3, \
                  completed_at = $3 WHERE udid = $4 AND uuid = $5 RETURNING {COMMAND_COLUMNS}"
             )))
-            .bind(status)
+            .bind(status.as_str())
             .bind(result)
             .bind(Ts(at))
             .bind(udid)
@@ -468,7 +462,7 @@ fn enrollment_from_row(row: &DbRow) -> Result<Enrollment, StoreError> {
     Ok(Enrollment {
         udid: get(row, "udid")?,
         serial_number: get(row, "serial_number")?,
-        status: get(row, "status")?,
+        status: EnrollmentStatus::parse(&get::<String>(row, "status")?)?,
         topic: get(row, "topic")?,
         identity_fingerprint: get(row, "identity_fingerprint")?,
         push_token: get(row, "push_token")?,
@@ -489,7 +483,7 @@ fn command_from_row(row: &DbRow) -> Result<MdmCommand, StoreError> {
         udid: get(row, "udid")?,
         request_type: get(row, "request_type")?,
         payload: get(row, "payload")?,
-        status: get(row, "status")?,
+        status: CommandStatus::parse(&get::<String>(row, "status")?)?,
         result: get(row, "result")?,
         created_by: get(row, "created_by")?,
         created_at: ts(row, "created_at")?,

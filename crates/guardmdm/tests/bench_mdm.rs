@@ -308,6 +308,6 @@ async fn bench_mdm_round_trips() {
         latencies,
     );
     let sample = store.list_commands(&devices[0].0, 1).await.unwrap();
-    assert_eq!(sample[0].status, "acknowledged");
+    assert_eq!(sample[0].status.as_str(), "acknowledged");
     app.stop().await;
 }

@@ -11,7 +11,10 @@
 
 use guardmdm_crypto::{Certificate, DetachedSignature};
 use guardmdm_mdm_protocol::{CheckinMessage, CommandStatus, parse_checkin, parse_report};
-use guardmdm_store::{Authenticated, Enrollment, IssuedIdentity, TokenUpdated};
+use guardmdm_store::{
+    Authenticated, CommandStatus as StoredStatus, Enrollment, EnrollmentStatus, IssuedIdentity,
+    TokenUpdated,
+};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -41,7 +44,7 @@ pub struct EnrollmentView {
     /// Serial number.
     pub serial_number: Option<String>,
     /// `authenticated`, `enrolled`, `checked_out` or `unregistered`.
-    pub status: String,
+    pub status: EnrollmentStatus,
     /// Waiting in Setup Assistant for `DeviceConfigured`.
     pub awaiting_configuration: bool,
     /// Whether APNs can reach it (it sent a push token).
@@ -297,7 +300,7 @@ impl MdmService {
             }
             CheckinMessage::CheckOut(_) => {
                 self.store
-                    .set_enrollment_status(&identity.udid, "checked_out", now)
+                    .set_enrollment_status(&identity.udid, EnrollmentStatus::CheckedOut, now)
                     .await?;
                 tracing::info!(udid = %identity.udid, "CheckOut: the MDM profile was removed");
             }
@@ -425,7 +428,12 @@ impl MdmService {
         Self::same_device(identity, report.identity.as_str())?;
         let udid = identity.udid.as_str();
         let enrollment = self.store.enrollment(udid).await?;
-        if !enrollment.is_some_and(|e| matches!(e.status.as_str(), "enrolled" | "authenticated")) {
+        if !enrollment.is_some_and(|e| {
+            matches!(
+                e.status,
+                EnrollmentStatus::Enrolled | EnrollmentStatus::Authenticated
+            )
+        }) {
             return Err(MdmError::forbidden(
                 "this device is not enrolled: it must check in (Authenticate, TokenUpdate) first",
             ));
@@ -437,16 +445,16 @@ impl MdmService {
         }
         let status = match &report.status {
             CommandStatus::Idle => None,
-            CommandStatus::Acknowledged => Some("acknowledged"),
-            CommandStatus::Error => Some("error"),
-            CommandStatus::CommandFormatError => Some("command_format_error"),
-            CommandStatus::NotNow => Some("not_now"),
+            CommandStatus::Acknowledged => Some(StoredStatus::Acknowledged),
+            CommandStatus::Error => Some(StoredStatus::Error),
+            CommandStatus::CommandFormatError => Some(StoredStatus::CommandFormatError),
+            CommandStatus::NotNow => Some(StoredStatus::NotNow),
             CommandStatus::Other(s) => {
                 return Err(MdmError::bad_request(format!("unknown Status {s:?}")));
             }
         };
         if let (Some(status), Some(uuid)) = (status, report.command_uuid.as_deref()) {
-            let result = (status != "not_now").then_some(body);
+            let result = status.is_final().then_some(body);
             let command = match self
                 .store
                 .record_command_result(udid, uuid, status, result, now)
@@ -461,12 +469,12 @@ impl MdmService {
                 }
                 Err(e) => return Err(e.into()),
             };
-            if command.request_type == "DeviceConfigured" && status == "acknowledged" {
+            if command.request_type == "DeviceConfigured" && status == StoredStatus::Acknowledged {
                 self.store
                     .set_awaiting_configuration(udid, false, now)
                     .await?;
             }
-            if command.created_by == INITIAL_COMMANDS_SENDER && status != "not_now" {
+            if command.created_by == INITIAL_COMMANDS_SENDER && status.is_final() {
                 self.after_initial_command(udid).await?;
             }
         }

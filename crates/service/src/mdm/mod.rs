@@ -24,7 +24,7 @@ use tokio::sync::OnceCell;
 pub use command_spec::{COMMAND_SPEC_TYPES, CommandSpec};
 pub use commands::{CommandView, NewCommandRequest};
 pub use device::{DeviceIdentityProof, EnrollmentView, INITIAL_COMMANDS_SENDER, ProvenDevice};
-pub use guardmdm_store::mdm::ENROLLMENT_STATUSES;
+pub use guardmdm_store::{CommandStatus, EnrollmentStatus};
 pub use keys::ServerKeys;
 pub use push::{
     ApnsProbe, DEFAULT_APNS_TIMEOUT, DEFAULT_PUSH_CONCURRENCY, DEFAULT_PUSH_QUEUE_SIZE,
