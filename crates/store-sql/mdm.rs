@@ -273,6 +273,23 @@ impl MdmStore for DbStore {
         new_session: bool,
         at: OffsetDateTime,
     ) -> Result<Option<MdmCommand>, StoreError> {
+        // Most requests find nothing to requeue or take: that is one read (a probe into
+        // mdm_commands_queue), without a write transaction (which on SQLite would wait its
+        // turn behind every other writer). A command queued after this read is taken by the
+        // device's next request, as if it had been queued just after this one.
+        let open = sqlx::query(if new_session {
+            "SELECT 1 FROM mdm_commands WHERE udid = $1 \
+             AND status IN ('queued', 'sent', 'not_now') LIMIT 1"
+        } else {
+            "SELECT 1 FROM mdm_commands WHERE udid = $1 AND status = 'queued' LIMIT 1"
+        })
+        .bind(udid)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        if open.is_none() {
+            return Ok(None);
+        }
         // Requeueing and taking are one write transaction (on SQLite, begun with BEGIN
         // IMMEDIATE: a concurrent caller waits for it, then finds the taken command `sent`).
         let mut tx = self.write_tx().await?;

@@ -22,6 +22,11 @@ use time::OffsetDateTime;
 use super::{MdmError, MdmService};
 use crate::profile_spec::ProfileSpec;
 
+/// How stale a device's `last_seen_at` may get before a command-channel request writes it
+/// again: a device in a session connects many times a minute, and a write per request (a
+/// commit to the disk) was a large part of what an `Idle` with nothing queued cost.
+pub const LAST_SEEN_RESOLUTION: time::Duration = time::Duration::minutes(1);
+
 /// `created_by` of the commands queued from an ADE profile's `initial_commands`.
 pub const INITIAL_COMMANDS_SENDER: &str = "initial-commands";
 
@@ -54,7 +59,7 @@ pub struct EnrollmentView {
     /// When it became Enrolled.
     #[serde(with = "time::serde::rfc3339::option")]
     pub enrolled_at: Option<OffsetDateTime>,
-    /// Its last request.
+    /// Its last request (to within [`LAST_SEEN_RESOLUTION`] for command-channel requests).
     #[serde(with = "time::serde::rfc3339")]
     pub last_seen_at: OffsetDateTime,
     /// Its push state, as the instance answering knows it.
@@ -427,19 +432,25 @@ impl MdmService {
             .map_err(|e| MdmError::bad_request(format!("the report is malformed: {e}")))?;
         Self::same_device(identity, report.identity.as_str())?;
         let udid = identity.udid.as_str();
-        let enrollment = self.store.enrollment(udid).await?;
-        if !enrollment.is_some_and(|e| {
-            matches!(
-                e.status,
-                EnrollmentStatus::Enrolled | EnrollmentStatus::Authenticated
-            )
-        }) {
-            return Err(MdmError::forbidden(
-                "this device is not enrolled: it must check in (Authenticate, TokenUpdate) first",
-            ));
-        }
+        let last_seen_at = match self.store.enrollment(udid).await? {
+            Some(e)
+                if matches!(
+                    e.status,
+                    EnrollmentStatus::Enrolled | EnrollmentStatus::Authenticated
+                ) =>
+            {
+                e.last_seen_at
+            }
+            _ => {
+                return Err(MdmError::forbidden(
+                    "this device is not enrolled: it must check in (Authenticate, TokenUpdate) first",
+                ));
+            }
+        };
         let now = guardmdm_store::now();
-        self.store.touch_enrollment(udid, now).await?;
+        if now - last_seen_at >= LAST_SEEN_RESOLUTION {
+            self.store.touch_enrollment(udid, now).await?;
+        }
         if report.is_user_channel() {
             return Ok(Vec::new());
         }

@@ -23,7 +23,10 @@ use tokio::sync::OnceCell;
 
 pub use command_spec::{COMMAND_SPEC_TYPES, CommandSpec};
 pub use commands::{CommandView, NewCommandRequest};
-pub use device::{DeviceIdentityProof, EnrollmentView, INITIAL_COMMANDS_SENDER, ProvenDevice};
+pub use device::{
+    DeviceIdentityProof, EnrollmentView, INITIAL_COMMANDS_SENDER, LAST_SEEN_RESOLUTION,
+    ProvenDevice,
+};
 pub use guardmdm_store::{CommandStatus, EnrollmentStatus};
 pub use keys::ServerKeys;
 pub use push::{
