@@ -27,6 +27,40 @@ use crate::profile_spec::ProfileSpec;
 /// commit to the disk) was a large part of what an `Idle` with nothing queued cost.
 pub const LAST_SEEN_RESOLUTION: time::Duration = time::Duration::minutes(1);
 
+/// The identities [`MdmService::prove_device`] found on record, by fingerprint, so that a
+/// device's every request does not look its identity up again. Safe because a recorded
+/// identity never changes and is never removed (only found ones are kept: an unknown
+/// fingerprint is looked up each time), and bounded: emptied when it reaches
+/// [`IdentityCache::CAPACITY`] entries. The CA and validity checks still run on every request.
+#[derive(Debug, Default)]
+pub(super) struct IdentityCache(
+    std::sync::Mutex<std::collections::HashMap<String, IssuedIdentity>>,
+);
+
+impl IdentityCache {
+    /// At most this many identities (about 300 bytes each).
+    const CAPACITY: usize = 50_000;
+
+    fn get(&self, fingerprint: &str) -> Option<IssuedIdentity> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(fingerprint)
+            .cloned()
+    }
+
+    fn insert(&self, identity: &IssuedIdentity) {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= Self::CAPACITY {
+            map.clear();
+        }
+        map.insert(identity.fingerprint.clone(), identity.clone());
+    }
+}
+
 /// `created_by` of the commands queued from an ADE profile's `initial_commands`.
 pub const INITIAL_COMMANDS_SENDER: &str = "initial-commands";
 
@@ -199,11 +233,18 @@ impl MdmService {
                 cert.not_after()
             )));
         }
-        let identity = self
-            .store
-            .identity(cert.sha256_fingerprint())
-            .await?
-            .ok_or_else(|| MdmError::forbidden("this identity is unknown to GuardMDM"))?;
+        let fingerprint = cert.sha256_fingerprint();
+        let identity = match self.identities.get(fingerprint) {
+            Some(identity) => identity,
+            None => {
+                let identity =
+                    self.store.identity(fingerprint).await?.ok_or_else(|| {
+                        MdmError::forbidden("this identity is unknown to GuardMDM")
+                    })?;
+                self.identities.insert(&identity);
+                identity
+            }
+        };
         Ok(ProvenDevice {
             identity,
             signature,
@@ -507,6 +548,28 @@ mod tests {
             issued_at: OffsetDateTime::UNIX_EPOCH,
             not_after: OffsetDateTime::UNIX_EPOCH,
         }
+    }
+
+    #[test]
+    fn the_identity_cache_keeps_found_identities_within_its_capacity() {
+        let cache = IdentityCache::default();
+        assert_eq!(cache.get("AB:CD"), None);
+        cache.insert(&identity());
+        assert_eq!(cache.get("AB:CD"), Some(identity()));
+        assert_eq!(cache.get("AB:CE"), None);
+        for i in 1..IdentityCache::CAPACITY {
+            cache.insert(&IssuedIdentity {
+                fingerprint: format!("F{i}"),
+                ..identity()
+            });
+        }
+        assert!(cache.get("AB:CD").is_some(), "full, not over");
+        cache.insert(&IssuedIdentity {
+            fingerprint: "LAST".to_string(),
+            ..identity()
+        });
+        assert_eq!(cache.get("AB:CD"), None, "emptied at capacity");
+        assert!(cache.get("LAST").is_some());
     }
 
     #[test]

@@ -191,6 +191,7 @@ pub struct MdmService {
     secrets: Arc<SecretKey>,
     settings: Arc<MdmSettings>,
     keys: Arc<OnceCell<Arc<ServerKeys>>>,
+    identities: Arc<device::IdentityCache>,
     pusher: push::Pusher,
 }
 
@@ -209,6 +210,7 @@ impl MdmService {
             secrets,
             settings: Arc::new(settings),
             keys: Arc::new(OnceCell::new()),
+            identities: Arc::default(),
             pusher,
         }
     }
