@@ -1,6 +1,6 @@
 //! The MDM round-trip benchmark (`#[ignore]`d; figures in `docs/benchmarks.md`): SCEP
-//! issuance, check-in (`Authenticate` + `TokenUpdate`) and command round trips (`Idle` →
-//! command → result → empty) for N devices against a GuardMDM server over real sockets,
+//! issuance, check-in (`Authenticate` + `TokenUpdate`), command round trips (`Idle` →
+//! command → result → empty) and Idle connects with an empty queue for N devices against a GuardMDM server over real sockets,
 //! with bounded concurrency, on a fresh SQLite file or PostgreSQL database.
 //!
 //! The devices share one RSA key (generating 10,000 keys would take most of the run; the
@@ -15,8 +15,9 @@
 //!   cargo test --release -p guardmdm --test bench_mdm -- --ignored --nocapture
 //! ```
 //!
-//! `GUARDMDM_BENCH_DEVICES` (default 10000) and `GUARDMDM_BENCH_CONCURRENCY` (default 32)
-//! change the sizes.
+//! `GUARDMDM_BENCH_DEVICES` (default 10000), `GUARDMDM_BENCH_CONCURRENCY` (default 32) and
+//! `GUARDMDM_BENCH_IDLE` (Idle connects per device with an empty queue, default 20) change
+//! the sizes.
 
 // Helpers outside #[test] functions fail by panicking too.
 #![allow(
@@ -308,6 +309,23 @@ async fn bench_mdm_round_trips() {
         latencies,
     );
     let sample = store.list_commands(&devices[0].0, 1).await.unwrap();
-    assert_eq!(sample[0].status, "acknowledged");
+    assert_eq!(sample[0].status.as_str(), "acknowledged");
+
+    // 4. Idle connects with nothing queued (a device checking in with an empty queue, the
+    // commonest request): `GUARDMDM_BENCH_IDLE` per device, in a row.
+    let idles = env_number("GUARDMDM_BENCH_IDLE", 20);
+    let sessions: Vec<Vec<Signed>> = devices
+        .iter()
+        .zip(&identities)
+        .map(|((udid, _), id)| {
+            let idle = format!(
+                r#"<?xml version="1.0" encoding="UTF-8"?><plist version="1.0"><dict><key>Status</key><string>Idle</string><key>UDID</key><string>{udid}</string></dict></plist>"#
+            );
+            let request = signed(id, "/mdm/connect", "application/x-apple-aspen-mdm", idle);
+            vec![request; idles]
+        })
+        .collect();
+    let (took, latencies) = run(&app.base, &http, sessions, concurrency, None).await;
+    report("Idle connects, nothing queued", took, latencies);
     app.stop().await;
 }

@@ -256,7 +256,7 @@ pub fn incremental_since(
     last_started: Option<OffsetDateTime>,
     last_finished: OffsetDateTime,
     stopped_early: bool,
-    margin: time::Duration,
+    margin: Duration,
 ) -> OffsetDateTime {
     let after_margin = last_finished - margin;
     match last_started {

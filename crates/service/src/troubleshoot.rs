@@ -176,7 +176,7 @@ pub fn hints(detail: &DeviceDetail, token: TokenState) -> Vec<Hint> {
     let enrolled = detail
         .enrollment
         .as_ref()
-        .is_some_and(|e| e.status == "enrolled");
+        .is_some_and(|e| e.status == guardmdm_store::EnrollmentStatus::Enrolled);
     if detail.resolution.profile.is_none() {
         let os = detail.device.device.os.as_deref().unwrap_or("its OS");
         out.push(Hint {

@@ -508,3 +508,42 @@ pub(crate) mod assignment {
         Ok(rows)
     }
 }
+
+// ---- mdm ----
+
+/// `enrolled_at` of enrollment `udid` (`None`: no such enrollment), read in `tx` so that the
+/// update after it is exact: the row lock makes "was this the first since Authenticate" exact
+/// under concurrency.
+pub(crate) async fn mdm_enrolled_at_locked(
+    tx: &mut Tx,
+    udid: &str,
+) -> Result<Option<Option<OffsetDateTime>>, StoreError> {
+    sqlx::query_scalar("SELECT enrolled_at FROM mdm_enrollments WHERE udid = $1 FOR UPDATE")
+        .bind(udid)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(backend)
+}
+
+/// Marks the device's oldest queued command `sent` and returns it (`COMMAND_COLUMNS`).
+/// The subquery is one probe into mdm_commands_queue at (udid, 'queued'). It locks the row
+/// it picks and skips rows a concurrent caller holds, so two callers never take the same
+/// command; the outer status check is the second guard.
+pub(crate) async fn mdm_take_next_command(
+    tx: &mut Tx,
+    udid: &str,
+    at: OffsetDateTime,
+) -> Result<Option<DbRow>, StoreError> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE mdm_commands SET status = 'sent', updated_at = $1 WHERE uuid = \
+         (SELECT uuid FROM mdm_commands WHERE udid = $2 AND status = 'queued' \
+          ORDER BY created_at, seq LIMIT 1 FOR UPDATE SKIP LOCKED) \
+         AND status = 'queued' RETURNING {}",
+        crate::mdm::COMMAND_COLUMNS
+    )))
+    .bind(at)
+    .bind(udid)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(backend)
+}

@@ -16,6 +16,7 @@ mod common;
 #[path = "../../store-sql/devices.rs"]
 mod devices;
 mod dialect;
+#[path = "../../store-sql/mdm.rs"]
 mod mdm;
 pub mod testing;
 
@@ -25,7 +26,7 @@ use std::time::Duration;
 use guardmdm_store::StoreError;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-pub(crate) use common::{backend, insert_audit};
+use common::backend;
 use dialect::Tx;
 
 /// The store the shared modules in `crates/store-sql` implement the traits for.

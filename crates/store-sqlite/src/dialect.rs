@@ -479,6 +479,45 @@ pub(crate) mod assignment {
     }
 }
 
+// ---- mdm ----
+
+/// `enrolled_at` of enrollment `udid` (`None`: no such enrollment), read in `tx` so that the
+/// update after it is exact: SQLite's write transaction already excludes other writers.
+pub(crate) async fn mdm_enrolled_at_locked(
+    tx: &mut Tx,
+    udid: &str,
+) -> Result<Option<Option<OffsetDateTime>>, StoreError> {
+    let enrolled_at: Option<Option<Ts>> =
+        sqlx::query_scalar("SELECT enrolled_at FROM mdm_enrollments WHERE udid = $1")
+            .bind(udid)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(backend)?;
+    Ok(enrolled_at.map(|t| t.map(|t| t.0)))
+}
+
+/// Marks the device's oldest queued command `sent` and returns it (`COMMAND_COLUMNS`).
+/// The subquery is one probe into mdm_commands_queue at (udid, 'queued'); a concurrent
+/// caller waits for the write transaction, then finds the taken command `sent`.
+pub(crate) async fn mdm_take_next_command(
+    tx: &mut Tx,
+    udid: &str,
+    at: OffsetDateTime,
+) -> Result<Option<DbRow>, StoreError> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE mdm_commands SET status = 'sent', updated_at = $1 WHERE seq = \
+         (SELECT seq FROM mdm_commands WHERE udid = $2 AND status = 'queued' \
+          ORDER BY created_at, seq LIMIT 1) \
+         RETURNING {}",
+        crate::mdm::COMMAND_COLUMNS
+    )))
+    .bind(Ts(at))
+    .bind(udid)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(backend)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -19,6 +19,7 @@ mod common;
 #[path = "../../store-sql/devices.rs"]
 mod devices;
 mod dialect;
+#[path = "../../store-sql/mdm.rs"]
 mod mdm;
 
 use std::path::Path;
@@ -29,9 +30,8 @@ use guardmdm_store::StoreError;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
-use time::OffsetDateTime;
 
-pub(crate) use common::{backend, insert_audit};
+use common::backend;
 use dialect::Tx;
 
 /// The store the shared modules in `crates/store-sql` implement the traits for.
@@ -160,21 +160,4 @@ fn prepare_private_file(path: &Path) -> Result<(), StoreError> {
     #[cfg(not(unix))]
     let _ = path;
     Ok(())
-}
-
-// Timestamps of the modules not yet moved to `crates/store-sql` (which bind `dialect::Ts`).
-
-/// A timestamp as stored: microseconds since the Unix epoch.
-fn micros(t: OffsetDateTime) -> i64 {
-    i64::try_from(t.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX)
-}
-
-/// A stored timestamp back.
-fn from_micros(us: i64) -> Result<OffsetDateTime, StoreError> {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(us) * 1000)
-        .map_err(|e| StoreError::Corrupt(format!("timestamp {us}: {e}")))
-}
-
-fn opt_from_micros(us: Option<i64>) -> Result<Option<OffsetDateTime>, StoreError> {
-    us.map(from_micros).transpose()
 }

@@ -198,3 +198,62 @@ async fn sqlite_unknown_assignment_texts_are_corrupt() {
     let message = corrupt(store.profile_references(profile.id).await.unwrap_err());
     assert!(message.contains("OS \"android\""), "{message}");
 }
+
+/// A status the database holds that no GuardMDM status is spelled as (a newer version's, or
+/// a hand edit) reads as corrupt, naming the value, instead of a status the code misreads.
+#[tokio::test]
+async fn sqlite_an_unknown_stored_status_is_corrupt() {
+    use guardmdm_store::{Authenticated, MdmStore, NewCommand, StoreError};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("g.db");
+    let store = SqliteStore::open(&path).await.unwrap();
+    let at = guardmdm_store::now();
+    store
+        .record_authenticate(&Authenticated {
+            udid: "U1".to_string(),
+            serial_number: None,
+            topic: "com.apple.mgmt.test".to_string(),
+            identity_fingerprint: None,
+            device_info: serde_json::json!({}),
+            at,
+        })
+        .await
+        .unwrap();
+    store
+        .enqueue_command(
+            &NewCommand {
+                uuid: "C1".to_string(),
+                udid: "U1".to_string(),
+                request_type: "DeviceInformation".to_string(),
+                payload: b"<plist/>".to_vec(),
+                created_by: "admin".to_string(),
+                at,
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    sqlx::query("UPDATE mdm_enrollments SET status = 'paused'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE mdm_commands SET status = 'Acknowledged'")
+        .execute(&pool)
+        .await
+        .unwrap();
+    match store.enrollment("U1").await {
+        Err(StoreError::Corrupt(message)) => {
+            assert!(message.contains("\"paused\""), "{message}");
+        }
+        other => panic!("an unknown enrollment status read as {other:?}"),
+    }
+    match store.command("C1").await {
+        Err(StoreError::Corrupt(message)) => {
+            assert!(message.contains("\"Acknowledged\""), "{message}");
+        }
+        other => panic!("an unknown command status read as {other:?}"),
+    }
+}

@@ -39,8 +39,8 @@ pub use devices::{
 };
 pub use error::StoreError;
 pub use mdm::{
-    Authenticated, COMMAND_RESULT_STATUSES, ENROLLMENT_STATUSES, EnrollChallenge, Enrollment,
-    EnrollmentQuery, IssuedIdentity, MdmCommand, MdmStore, NewCommand, TokenUpdated,
+    Authenticated, CommandStatus, EnrollChallenge, Enrollment, EnrollmentQuery, EnrollmentStatus,
+    IssuedIdentity, MdmCommand, MdmStore, NewCommand, TokenUpdated,
 };
 pub use meta::{Backend, MetaStore, MigrationStatus};
 

@@ -12,13 +12,143 @@ use time::OffsetDateTime;
 
 use crate::{NewAuditEvent, StoreError};
 
-/// The statuses an [`Enrollment`] can have; [`MdmStore::set_enrollment_status`] refuses others.
-pub const ENROLLMENT_STATUSES: [&str; 4] =
-    ["authenticated", "enrolled", "checked_out", "unregistered"];
+/// Where an [`Enrollment`] stands, stored as its [`as_str`](Self::as_str) text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EnrollmentStatus {
+    /// `authenticated`: Authenticate seen, no TokenUpdate yet.
+    Authenticated,
+    /// `enrolled`: a TokenUpdate seen.
+    Enrolled,
+    /// `checked_out`: the MDM profile was removed.
+    CheckedOut,
+    /// `unregistered`: APNs answered 410 for its push token.
+    Unregistered,
+}
 
-/// The answers [`MdmStore::record_command_result`] records; it refuses any other status.
-pub const COMMAND_RESULT_STATUSES: [&str; 4] =
-    ["acknowledged", "error", "command_format_error", "not_now"];
+impl EnrollmentStatus {
+    /// Every status, in lifecycle order.
+    pub const ALL: [Self; 4] = [
+        Self::Authenticated,
+        Self::Enrolled,
+        Self::CheckedOut,
+        Self::Unregistered,
+    ];
+
+    /// `authenticated`, `enrolled`, `checked_out` or `unregistered`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Authenticated => "authenticated",
+            Self::Enrolled => "enrolled",
+            Self::CheckedOut => "checked_out",
+            Self::Unregistered => "unregistered",
+        }
+    }
+
+    /// The status spelled `text` ([`as_str`](Self::as_str)), if any.
+    #[must_use]
+    pub fn from_name(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// Parses a stored status.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for text that is not a status.
+    pub fn parse(text: &str) -> Result<Self, StoreError> {
+        Self::from_name(text).ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "enrollment status {text:?} is not one of {}",
+                Self::ALL.map(Self::as_str).join(", ")
+            ))
+        })
+    }
+}
+
+impl std::fmt::Display for EnrollmentStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where an [`MdmCommand`] stands, stored as its [`as_str`](Self::as_str) text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandStatus {
+    /// `queued`: waiting for the device to ask.
+    Queued,
+    /// `sent`: handed to the device, no answer yet.
+    Sent,
+    /// `not_now`: the device answered NotNow; sent again in its next session.
+    NotNow,
+    /// `acknowledged`: the device ran it.
+    Acknowledged,
+    /// `error`: the device failed to run it.
+    Error,
+    /// `command_format_error`: the device could not understand it.
+    CommandFormatError,
+}
+
+impl CommandStatus {
+    /// Every status.
+    pub const ALL: [Self; 6] = [
+        Self::Queued,
+        Self::Sent,
+        Self::NotNow,
+        Self::Acknowledged,
+        Self::Error,
+        Self::CommandFormatError,
+    ];
+
+    /// `queued`, `sent`, `not_now`, `acknowledged`, `error` or `command_format_error`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Sent => "sent",
+            Self::NotNow => "not_now",
+            Self::Acknowledged => "acknowledged",
+            Self::Error => "error",
+            Self::CommandFormatError => "command_format_error",
+        }
+    }
+
+    /// Whether a device's answer sets it: `not_now`, `acknowledged`, `error`,
+    /// `command_format_error` (what [`MdmStore::record_command_result`] records).
+    #[must_use]
+    pub fn is_answer(self) -> bool {
+        !matches!(self, Self::Queued | Self::Sent)
+    }
+
+    /// Whether the device gave its final answer (any answer but `not_now`).
+    #[must_use]
+    pub fn is_final(self) -> bool {
+        self.is_answer() && self != Self::NotNow
+    }
+
+    /// Parses a stored status.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for text that is not a status.
+    pub fn parse(text: &str) -> Result<Self, StoreError> {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.as_str() == text)
+            .ok_or_else(|| {
+                StoreError::Corrupt(format!(
+                    "command status {text:?} is not one of {}",
+                    Self::ALL.map(Self::as_str).join(", ")
+                ))
+            })
+    }
+}
+
+impl std::fmt::Display for CommandStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// A one-time SCEP challenge handed to one device in its enrollment profile.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,9 +198,8 @@ pub struct Enrollment {
     pub udid: String,
     /// Its serial number, when known.
     pub serial_number: Option<String>,
-    /// `authenticated` (Authenticate seen), `enrolled` (a TokenUpdate seen), `checked_out`
-    /// (the MDM profile was removed), `unregistered` (APNs answered 410).
-    pub status: String,
+    /// Where it stands.
+    pub status: EnrollmentStatus,
     /// The APNs topic it checked in with.
     pub topic: Option<String>,
     /// The identity certificate it proved itself with (fingerprint).
@@ -139,7 +268,7 @@ pub struct TokenUpdated {
 #[derive(Debug, Clone, Default)]
 pub struct EnrollmentQuery {
     /// Only this status.
-    pub status: Option<String>,
+    pub status: Option<EnrollmentStatus>,
     /// Only this serial number.
     pub serial_number: Option<String>,
     /// UDIDs after this one.
@@ -159,8 +288,8 @@ pub struct MdmCommand {
     pub request_type: String,
     /// The whole command plist (`{CommandUUID, Command}`) as sent.
     pub payload: Vec<u8>,
-    /// `queued`, `sent`, `not_now`, `acknowledged`, `error`, `command_format_error`.
-    pub status: String,
+    /// Where it stands.
+    pub status: CommandStatus,
     /// The device's result plist (Acknowledged, Error, CommandFormatError).
     pub result: Option<Vec<u8>>,
     /// Who queued it (audit actor, or `system`).
@@ -233,12 +362,11 @@ pub trait MdmStore: Send + Sync {
     ) -> Result<(Enrollment, bool), StoreError>;
 
     /// Sets an enrollment's status (`checked_out`, `unregistered`).
-    /// [`StoreError::NotFound`] for an unknown device; [`StoreError::Conflict`] (nothing
-    /// written) for a status not in [`ENROLLMENT_STATUSES`].
+    /// [`StoreError::NotFound`] for an unknown device.
     async fn set_enrollment_status(
         &self,
         udid: &str,
-        status: &str,
+        status: EnrollmentStatus,
         at: OffsetDateTime,
     ) -> Result<(), StoreError>;
 
@@ -292,13 +420,13 @@ pub trait MdmStore: Send + Sync {
     /// `command_format_error` with the result plist, or `not_now` (kept queued, result
     /// unchanged). [`StoreError::NotFound`] when the device has no command with that UUID
     /// (another device's command included); [`StoreError::Conflict`] (nothing written) for a
-    /// status not in [`COMMAND_RESULT_STATUSES`] — the service validates first, so that is a
-    /// bug in the caller.
+    /// status that is not an answer ([`CommandStatus::is_answer`]: `queued`, `sent`) — a bug
+    /// in the caller.
     async fn record_command_result(
         &self,
         udid: &str,
         uuid: &str,
-        status: &str,
+        status: CommandStatus,
         result: Option<&[u8]>,
         at: OffsetDateTime,
     ) -> Result<MdmCommand, StoreError>;
@@ -329,4 +457,56 @@ pub trait MdmStore: Send + Sync {
         sealed: &[u8],
         audit: &NewAuditEvent,
     ) -> Result<(), StoreError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_read_back_what_they_store() {
+        for s in EnrollmentStatus::ALL {
+            assert_eq!(EnrollmentStatus::parse(s.as_str()).ok(), Some(s));
+            assert_eq!(
+                serde_json::to_value(s).ok(),
+                Some(serde_json::Value::from(s.as_str()))
+            );
+        }
+        for s in CommandStatus::ALL {
+            assert_eq!(CommandStatus::parse(s.as_str()).ok(), Some(s));
+            assert_eq!(
+                serde_json::to_value(s).ok(),
+                Some(serde_json::Value::from(s.as_str()))
+            );
+        }
+    }
+
+    #[test]
+    fn an_unknown_stored_status_is_corrupt() {
+        let Err(StoreError::Corrupt(message)) = EnrollmentStatus::parse("Enrolled") else {
+            panic!("a misspelled enrollment status parsed");
+        };
+        assert_eq!(
+            message,
+            "enrollment status \"Enrolled\" is not one of authenticated, enrolled, checked_out, \
+             unregistered"
+        );
+        let Err(StoreError::Corrupt(message)) = CommandStatus::parse("done") else {
+            panic!("an unknown command status parsed");
+        };
+        assert!(message.starts_with("command status \"done\" is not one of queued, "));
+    }
+
+    #[test]
+    fn only_answers_are_results() {
+        let answers: Vec<_> = CommandStatus::ALL
+            .into_iter()
+            .filter(|s| s.is_answer())
+            .map(CommandStatus::as_str)
+            .collect();
+        assert_eq!(
+            answers,
+            ["not_now", "acknowledged", "error", "command_format_error"]
+        );
+    }
 }

@@ -309,7 +309,7 @@ pub(crate) async fn run_commands(
                     vec![
                         c.uuid.clone(),
                         c.request_type.clone(),
-                        c.status.clone(),
+                        c.status.to_string(),
                         c.created_at.to_string(),
                         c.completed_at.map(|t| t.to_string()).unwrap_or_default(),
                     ]

@@ -524,7 +524,7 @@ fn record(
         }
     }
     if let Some(e) = &d.enrollment {
-        facts.push(("MDM enrollment", e.status.clone()));
+        facts.push(("MDM enrollment", e.status.to_string()));
         facts.push(("UDID", e.udid.clone()));
         facts.push(("Last seen", when(e.last_seen_at)));
     }

@@ -11,7 +11,8 @@ use base64::Engine as _;
 use guardmdm_mdm_protocol::MAX_COMMAND_BYTES;
 use guardmdm_service::ServiceError;
 use guardmdm_service::mdm::{
-    CommandSpec, CommandView, ENROLLMENT_STATUSES, EnrollmentView, NewCommandRequest, PushStatus,
+    CommandSpec, CommandStatus, CommandView, EnrollmentStatus, EnrollmentView, NewCommandRequest,
+    PushStatus,
 };
 use serde::Deserialize;
 
@@ -31,11 +32,11 @@ fn enrollment_href(udid: &str) -> String {
     format!("/enrollments/{}", path_segment(udid))
 }
 
-fn status_label(status: &str) -> String {
+fn status_label(status: EnrollmentStatus) -> String {
     match status {
-        "authenticated" => "enrolling (authenticated)".to_string(),
-        "checked_out" => "checked out (unenrolled)".to_string(),
-        other => other.replace('_', " "),
+        EnrollmentStatus::Authenticated => "enrolling (authenticated)".to_string(),
+        EnrollmentStatus::CheckedOut => "checked out (unenrolled)".to_string(),
+        other => other.as_str().replace('_', " "),
     }
 }
 
@@ -100,8 +101,8 @@ impl From<&EnrollmentView> for Row {
                 .serial_number
                 .as_ref()
                 .map(|s| format!("/devices/{}", path_segment(s))),
-            status: status_label(&e.status),
-            status_class: e.status.clone(),
+            status: status_label(e.status),
+            status_class: e.status.to_string(),
             last_seen: when(e.last_seen_at),
             last_seen_at: rfc3339(e.last_seen_at),
             pushable: yes_no(e.pushable),
@@ -181,12 +182,12 @@ pub(crate) async fn list(
         ),
         (n, false, _) => format!("{n} more enrolled devices, by UDID."),
     };
-    let statuses = ENROLLMENT_STATUSES
-        .iter()
+    let statuses = EnrollmentStatus::ALL
+        .into_iter()
         .map(|s| StatusOption {
-            value: s,
+            value: s.as_str(),
             label: status_label(s),
-            selected: *s == form.status,
+            selected: s.as_str() == form.status,
         })
         .collect();
     let status = if error.is_some() {
@@ -223,8 +224,8 @@ pub(crate) struct CommandRow {
 impl From<CommandView> for CommandRow {
     fn from(c: CommandView) -> Self {
         Self {
-            status: c.status.replace('_', " "),
-            status_class: c.status,
+            status: c.status.as_str().replace('_', " "),
+            status_class: c.status.to_string(),
             created: when(c.created_at),
             created_at: rfc3339(c.created_at),
             updated: when(c.updated_at),
@@ -281,7 +282,7 @@ async fn queue(state: &AppState, udid: &str) -> Result<Queue, ServiceError> {
         href: format!("{}/commands", enrollment_href(udid)),
         polling: commands
             .iter()
-            .any(|c| matches!(c.status.as_str(), "queued" | "sent")),
+            .any(|c| matches!(c.status, CommandStatus::Queued | CommandStatus::Sent)),
         commands: commands.into_iter().map(CommandRow::from).collect(),
     })
 }
@@ -368,7 +369,7 @@ async fn device_page(
         serial_href: row.serial_href,
         facts,
         info,
-        enrolled: e.status == "enrolled",
+        enrolled: e.status == EnrollmentStatus::Enrolled,
         queue,
         form,
     };

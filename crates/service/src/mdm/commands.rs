@@ -3,7 +3,9 @@
 //! results; the enrolled devices.
 
 use guardmdm_mdm_protocol::{Command, CommandRequest, command_from_upload};
-use guardmdm_store::{EnrollmentQuery, MdmCommand, NewAuditEvent, NewCommand};
+use guardmdm_store::{
+    CommandStatus, EnrollmentQuery, EnrollmentStatus, MdmCommand, NewAuditEvent, NewCommand,
+};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -29,7 +31,7 @@ pub struct CommandView {
     /// `RequestType`.
     pub request_type: String,
     /// `queued`, `sent`, `not_now`, `acknowledged`, `error`, `command_format_error`.
-    pub status: String,
+    pub status: CommandStatus,
     /// Who sent it.
     pub created_by: String,
     /// When it was queued.
@@ -125,7 +127,7 @@ impl MdmService {
         let enrollment = self.store.enrollment(udid).await?.ok_or_else(|| {
             ServiceError::NotFound(format!("no enrolled device with UDID {udid}"))
         })?;
-        if enrollment.status != "enrolled" {
+        if enrollment.status != EnrollmentStatus::Enrolled {
             return Err(ServiceError::Conflict(format!(
                 "device {udid} is {}, not enrolled: it cannot receive commands",
                 enrollment.status
@@ -201,14 +203,18 @@ impl MdmService {
                 "limit must be between 1 and 1000".to_string(),
             ));
         }
-        if let Some(s) = &status
-            && !guardmdm_store::mdm::ENROLLMENT_STATUSES.contains(&s.as_str())
-        {
-            return Err(ServiceError::Invalid(format!(
-                "status {s:?}: use one of {}",
-                guardmdm_store::mdm::ENROLLMENT_STATUSES.join(", ")
-            )));
-        }
+        let status = status
+            .map(|s| {
+                EnrollmentStatus::from_name(&s).ok_or_else(|| {
+                    ServiceError::Invalid(format!(
+                        "status {s:?}: use one of {}",
+                        EnrollmentStatus::ALL
+                            .map(EnrollmentStatus::as_str)
+                            .join(", ")
+                    ))
+                })
+            })
+            .transpose()?;
         Ok(self
             .store
             .list_enrollments(&EnrollmentQuery {

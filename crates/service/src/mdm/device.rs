@@ -11,13 +11,55 @@
 
 use guardmdm_crypto::{Certificate, DetachedSignature};
 use guardmdm_mdm_protocol::{CheckinMessage, CommandStatus, parse_checkin, parse_report};
-use guardmdm_store::{Authenticated, Enrollment, IssuedIdentity, TokenUpdated};
+use guardmdm_store::{
+    Authenticated, CommandStatus as StoredStatus, Enrollment, EnrollmentStatus, IssuedIdentity,
+    TokenUpdated,
+};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::{MdmError, MdmService};
 use crate::profile_spec::ProfileSpec;
+
+/// How stale a device's `last_seen_at` may get before a command-channel request writes it
+/// again: a device in a session connects many times a minute, and a write per request (a
+/// commit to the disk) was a large part of what an `Idle` with nothing queued cost.
+pub const LAST_SEEN_RESOLUTION: time::Duration = time::Duration::minutes(1);
+
+/// The identities [`MdmService::prove_device`] found on record, by fingerprint, so that a
+/// device's every request does not look its identity up again. Safe because a recorded
+/// identity never changes and is never removed (only found ones are kept: an unknown
+/// fingerprint is looked up each time), and bounded: emptied when it reaches
+/// [`IdentityCache::CAPACITY`] entries. The CA and validity checks still run on every request.
+#[derive(Debug, Default)]
+pub(super) struct IdentityCache(
+    std::sync::Mutex<std::collections::HashMap<String, IssuedIdentity>>,
+);
+
+impl IdentityCache {
+    /// At most this many identities (about 300 bytes each).
+    const CAPACITY: usize = 50_000;
+
+    fn get(&self, fingerprint: &str) -> Option<IssuedIdentity> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(fingerprint)
+            .cloned()
+    }
+
+    fn insert(&self, identity: &IssuedIdentity) {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.len() >= Self::CAPACITY {
+            map.clear();
+        }
+        map.insert(identity.fingerprint.clone(), identity.clone());
+    }
+}
 
 /// `created_by` of the commands queued from an ADE profile's `initial_commands`.
 pub const INITIAL_COMMANDS_SENDER: &str = "initial-commands";
@@ -41,7 +83,7 @@ pub struct EnrollmentView {
     /// Serial number.
     pub serial_number: Option<String>,
     /// `authenticated`, `enrolled`, `checked_out` or `unregistered`.
-    pub status: String,
+    pub status: EnrollmentStatus,
     /// Waiting in Setup Assistant for `DeviceConfigured`.
     pub awaiting_configuration: bool,
     /// Whether APNs can reach it (it sent a push token).
@@ -51,7 +93,7 @@ pub struct EnrollmentView {
     /// When it became Enrolled.
     #[serde(with = "time::serde::rfc3339::option")]
     pub enrolled_at: Option<OffsetDateTime>,
-    /// Its last request.
+    /// Its last request (to within [`LAST_SEEN_RESOLUTION`] for command-channel requests).
     #[serde(with = "time::serde::rfc3339")]
     pub last_seen_at: OffsetDateTime,
     /// Its push state, as the instance answering knows it.
@@ -191,11 +233,18 @@ impl MdmService {
                 cert.not_after()
             )));
         }
-        let identity = self
-            .store
-            .identity(cert.sha256_fingerprint())
-            .await?
-            .ok_or_else(|| MdmError::forbidden("this identity is unknown to GuardMDM"))?;
+        let fingerprint = cert.sha256_fingerprint();
+        let identity = match self.identities.get(fingerprint) {
+            Some(identity) => identity,
+            None => {
+                let identity =
+                    self.store.identity(fingerprint).await?.ok_or_else(|| {
+                        MdmError::forbidden("this identity is unknown to GuardMDM")
+                    })?;
+                self.identities.insert(&identity);
+                identity
+            }
+        };
         Ok(ProvenDevice {
             identity,
             signature,
@@ -297,7 +346,7 @@ impl MdmService {
             }
             CheckinMessage::CheckOut(_) => {
                 self.store
-                    .set_enrollment_status(&identity.udid, "checked_out", now)
+                    .set_enrollment_status(&identity.udid, EnrollmentStatus::CheckedOut, now)
                     .await?;
                 tracing::info!(udid = %identity.udid, "CheckOut: the MDM profile was removed");
             }
@@ -424,29 +473,40 @@ impl MdmService {
             .map_err(|e| MdmError::bad_request(format!("the report is malformed: {e}")))?;
         Self::same_device(identity, report.identity.as_str())?;
         let udid = identity.udid.as_str();
-        let enrollment = self.store.enrollment(udid).await?;
-        if !enrollment.is_some_and(|e| matches!(e.status.as_str(), "enrolled" | "authenticated")) {
-            return Err(MdmError::forbidden(
-                "this device is not enrolled: it must check in (Authenticate, TokenUpdate) first",
-            ));
-        }
+        let last_seen_at = match self.store.enrollment(udid).await? {
+            Some(e)
+                if matches!(
+                    e.status,
+                    EnrollmentStatus::Enrolled | EnrollmentStatus::Authenticated
+                ) =>
+            {
+                e.last_seen_at
+            }
+            _ => {
+                return Err(MdmError::forbidden(
+                    "this device is not enrolled: it must check in (Authenticate, TokenUpdate) first",
+                ));
+            }
+        };
         let now = guardmdm_store::now();
-        self.store.touch_enrollment(udid, now).await?;
+        if now - last_seen_at >= LAST_SEEN_RESOLUTION {
+            self.store.touch_enrollment(udid, now).await?;
+        }
         if report.is_user_channel() {
             return Ok(Vec::new());
         }
         let status = match &report.status {
             CommandStatus::Idle => None,
-            CommandStatus::Acknowledged => Some("acknowledged"),
-            CommandStatus::Error => Some("error"),
-            CommandStatus::CommandFormatError => Some("command_format_error"),
-            CommandStatus::NotNow => Some("not_now"),
+            CommandStatus::Acknowledged => Some(StoredStatus::Acknowledged),
+            CommandStatus::Error => Some(StoredStatus::Error),
+            CommandStatus::CommandFormatError => Some(StoredStatus::CommandFormatError),
+            CommandStatus::NotNow => Some(StoredStatus::NotNow),
             CommandStatus::Other(s) => {
                 return Err(MdmError::bad_request(format!("unknown Status {s:?}")));
             }
         };
         if let (Some(status), Some(uuid)) = (status, report.command_uuid.as_deref()) {
-            let result = (status != "not_now").then_some(body);
+            let result = status.is_final().then_some(body);
             let command = match self
                 .store
                 .record_command_result(udid, uuid, status, result, now)
@@ -461,12 +521,12 @@ impl MdmService {
                 }
                 Err(e) => return Err(e.into()),
             };
-            if command.request_type == "DeviceConfigured" && status == "acknowledged" {
+            if command.request_type == "DeviceConfigured" && status == StoredStatus::Acknowledged {
                 self.store
                     .set_awaiting_configuration(udid, false, now)
                     .await?;
             }
-            if command.created_by == INITIAL_COMMANDS_SENDER && status != "not_now" {
+            if command.created_by == INITIAL_COMMANDS_SENDER && status.is_final() {
                 self.after_initial_command(udid).await?;
             }
         }
@@ -488,6 +548,28 @@ mod tests {
             issued_at: OffsetDateTime::UNIX_EPOCH,
             not_after: OffsetDateTime::UNIX_EPOCH,
         }
+    }
+
+    #[test]
+    fn the_identity_cache_keeps_found_identities_within_its_capacity() {
+        let cache = IdentityCache::default();
+        assert_eq!(cache.get("AB:CD"), None);
+        cache.insert(&identity());
+        assert_eq!(cache.get("AB:CD"), Some(identity()));
+        assert_eq!(cache.get("AB:CE"), None);
+        for i in 1..IdentityCache::CAPACITY {
+            cache.insert(&IssuedIdentity {
+                fingerprint: format!("F{i}"),
+                ..identity()
+            });
+        }
+        assert!(cache.get("AB:CD").is_some(), "full, not over");
+        cache.insert(&IssuedIdentity {
+            fingerprint: "LAST".to_string(),
+            ..identity()
+        });
+        assert_eq!(cache.get("AB:CD"), None, "emptied at capacity");
+        assert!(cache.get("LAST").is_some());
     }
 
     #[test]

@@ -23,8 +23,11 @@ use tokio::sync::OnceCell;
 
 pub use command_spec::{COMMAND_SPEC_TYPES, CommandSpec};
 pub use commands::{CommandView, NewCommandRequest};
-pub use device::{DeviceIdentityProof, EnrollmentView, INITIAL_COMMANDS_SENDER, ProvenDevice};
-pub use guardmdm_store::mdm::ENROLLMENT_STATUSES;
+pub use device::{
+    DeviceIdentityProof, EnrollmentView, INITIAL_COMMANDS_SENDER, LAST_SEEN_RESOLUTION,
+    ProvenDevice,
+};
+pub use guardmdm_store::{CommandStatus, EnrollmentStatus};
 pub use keys::ServerKeys;
 pub use push::{
     ApnsProbe, DEFAULT_APNS_TIMEOUT, DEFAULT_PUSH_CONCURRENCY, DEFAULT_PUSH_QUEUE_SIZE,
@@ -188,6 +191,7 @@ pub struct MdmService {
     secrets: Arc<SecretKey>,
     settings: Arc<MdmSettings>,
     keys: Arc<OnceCell<Arc<ServerKeys>>>,
+    identities: Arc<device::IdentityCache>,
     pusher: push::Pusher,
 }
 
@@ -206,6 +210,7 @@ impl MdmService {
             secrets,
             settings: Arc::new(settings),
             keys: Arc::new(OnceCell::new()),
+            identities: Arc::default(),
             pusher,
         }
     }

@@ -472,7 +472,7 @@ impl MdmService {
                 "no enrolled device with UDID {udid}"
             )));
         };
-        if enrollment.status != "enrolled" {
+        if enrollment.status != guardmdm_store::EnrollmentStatus::Enrolled {
             return Ok(Attempt::Failed(format!(
                 "the device is {}, not enrolled: it is not pushed",
                 enrollment.status
@@ -494,7 +494,11 @@ impl MdmService {
             Some(PushOutcome::Unregistered { .. }) => {
                 tracing::info!(udid = %udid, "APNs says the device is unregistered");
                 self.store
-                    .set_enrollment_status(udid, "unregistered", guardmdm_store::now())
+                    .set_enrollment_status(
+                        udid,
+                        guardmdm_store::EnrollmentStatus::Unregistered,
+                        guardmdm_store::now(),
+                    )
                     .await?;
                 Attempt::Failed(
                     "APNs answered 410 Unregistered: the device token is no longer valid (the device was erased or left management)".to_string(),

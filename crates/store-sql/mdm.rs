@@ -1,14 +1,16 @@
 use async_trait::async_trait;
 use guardmdm_store::{
-    Authenticated, COMMAND_RESULT_STATUSES, ENROLLMENT_STATUSES, EnrollChallenge, Enrollment,
-    EnrollmentQuery, IssuedIdentity, MdmCommand, MdmStore, NewAuditEvent, NewCommand, StoreError,
-    TokenUpdated,
+    Authenticated, CommandStatus, EnrollChallenge, Enrollment, EnrollmentQuery, EnrollmentStatus,
+    IssuedIdentity, MdmCommand, MdmStore, NewAuditEvent, NewCommand, StoreError, TokenUpdated,
 };
-use sqlx::postgres::PgRow;
-use sqlx::{Postgres, QueryBuilder, Row};
+use sqlx::QueryBuilder;
+use sqlx::Row;
+use sqlx::types::Json;
 use time::OffsetDateTime;
 
-use crate::{PostgresStore, backend, insert_audit};
+use crate::DbStore;
+use crate::common::{backend, get, insert_audit, opt_ts, ts};
+use crate::dialect::{self, Db, DbRow, Ts};
 
 const CHALLENGE_COLUMNS: &str =
     "challenge_hash, serial_number, udid, profile, created_at, expires_at, used_at";
@@ -20,23 +22,24 @@ const ENROLLMENT_COLUMNS: &str = "udid, serial_number, status, topic, identity_f
      push_token, push_magic, unlock_token, awaiting_configuration, device_info, enrolled_at, \
      last_seen_at, created_at, updated_at";
 
-const COMMAND_COLUMNS: &str = "uuid, udid, request_type, payload, status, result, created_by, \
-     created_at, updated_at, completed_at";
+/// The columns `command_from_row` reads (the dialects' `mdm_take_next_command` returns them).
+pub(crate) const COMMAND_COLUMNS: &str = "uuid, udid, request_type, payload, status, result, \
+     created_by, created_at, updated_at, completed_at";
 
 #[async_trait]
-impl MdmStore for PostgresStore {
+impl MdmStore for DbStore {
     async fn create_enroll_challenge(&self, challenge: &EnrollChallenge) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO mdm_enroll_challenges (challenge_hash, serial_number, udid, profile, \
-             created_at, expires_at, used_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO mdm_enroll_challenges ({CHALLENGE_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        )))
         .bind(&challenge.challenge_hash)
         .bind(&challenge.serial_number)
         .bind(&challenge.udid)
         .bind(&challenge.profile)
-        .bind(challenge.created_at)
-        .bind(challenge.expires_at)
-        .bind(challenge.used_at)
+        .bind(Ts(challenge.created_at))
+        .bind(Ts(challenge.expires_at))
+        .bind(challenge.used_at.map(Ts))
         .execute(&self.pool)
         .await
         .map_err(backend)?;
@@ -48,13 +51,14 @@ impl MdmStore for PostgresStore {
         challenge_hash: &str,
         at: OffsetDateTime,
     ) -> Result<Option<EnrollChallenge>, StoreError> {
-        // One statement: a second consumer waits for the first's row lock, then re-checks the
-        // row, finds `used_at` set and changes (and returns) nothing.
+        // One statement: of two consumers, the second finds `used_at` set and changes (and
+        // returns) nothing. SQLite runs writes one at a time; on PostgreSQL the second waits
+        // for the first's row lock, then re-checks the row.
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE mdm_enroll_challenges SET used_at = $1 WHERE challenge_hash = $2 \
              AND used_at IS NULL AND expires_at > $1 RETURNING {CHALLENGE_COLUMNS}"
         )))
-        .bind(at)
+        .bind(Ts(at))
         .bind(challenge_hash)
         .fetch_optional(&self.pool)
         .await
@@ -64,7 +68,7 @@ impl MdmStore for PostgresStore {
 
     async fn purge_enroll_challenges(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM mdm_enroll_challenges WHERE expires_at < $1")
-            .bind(before)
+            .bind(Ts(before))
             .execute(&self.pool)
             .await
             .map_err(backend)?;
@@ -79,8 +83,8 @@ impl MdmStore for PostgresStore {
         .bind(&identity.cert_serial)
         .bind(&identity.udid)
         .bind(&identity.serial_number)
-        .bind(identity.issued_at)
-        .bind(identity.not_after)
+        .bind(Ts(identity.issued_at))
+        .bind(Ts(identity.not_after))
         .execute(&self.pool)
         .await
         .map_err(backend)?;
@@ -116,8 +120,8 @@ impl MdmStore for PostgresStore {
         .bind(&auth.serial_number)
         .bind(&auth.topic)
         .bind(&auth.identity_fingerprint)
-        .bind(&auth.device_info)
-        .bind(auth.at)
+        .bind(Json(&auth.device_info))
+        .bind(Ts(auth.at))
         .fetch_one(&self.pool)
         .await
         .map_err(backend)?;
@@ -129,15 +133,8 @@ impl MdmStore for PostgresStore {
         update: &TokenUpdated,
     ) -> Result<(Enrollment, bool), StoreError> {
         let mut tx = self.write_tx().await?;
-        // The row lock makes "was this the first since Authenticate" exact under concurrency.
-        let enrolled_at: Option<Option<OffsetDateTime>> = sqlx::query_scalar(
-            "SELECT enrolled_at FROM mdm_enrollments WHERE udid = $1 FOR UPDATE",
-        )
-        .bind(&update.udid)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(backend)?;
-        let Some(enrolled_at) = enrolled_at else {
+        let Some(enrolled_at) = dialect::mdm_enrolled_at_locked(&mut tx, &update.udid).await?
+        else {
             return Err(StoreError::NotFound);
         };
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -151,7 +148,7 @@ impl MdmStore for PostgresStore {
         .bind(&update.push_magic)
         .bind(&update.unlock_token)
         .bind(update.awaiting_configuration)
-        .bind(update.at)
+        .bind(Ts(update.at))
         .bind(&update.udid)
         .fetch_one(&mut *tx)
         .await
@@ -164,18 +161,13 @@ impl MdmStore for PostgresStore {
     async fn set_enrollment_status(
         &self,
         udid: &str,
-        status: &str,
+        status: EnrollmentStatus,
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        if !ENROLLMENT_STATUSES.contains(&status) {
-            return Err(StoreError::Conflict(format!(
-                "{status:?} is not an enrollment status"
-            )));
-        }
         let done =
             sqlx::query("UPDATE mdm_enrollments SET status = $1, updated_at = $2 WHERE udid = $3")
-                .bind(status)
-                .bind(at)
+                .bind(status.as_str())
+                .bind(Ts(at))
                 .bind(udid)
                 .execute(&self.pool)
                 .await
@@ -194,7 +186,7 @@ impl MdmStore for PostgresStore {
              WHERE udid = $3",
         )
         .bind(awaiting)
-        .bind(at)
+        .bind(Ts(at))
         .bind(udid)
         .execute(&self.pool)
         .await
@@ -206,7 +198,7 @@ impl MdmStore for PostgresStore {
         sqlx::query(
             "UPDATE mdm_enrollments SET last_seen_at = $1 WHERE udid = $2 AND last_seen_at < $1",
         )
-        .bind(at)
+        .bind(Ts(at))
         .bind(udid)
         .execute(&self.pool)
         .await
@@ -229,11 +221,11 @@ impl MdmStore for PostgresStore {
         &self,
         query: &EnrollmentQuery,
     ) -> Result<Vec<Enrollment>, StoreError> {
-        let mut q = QueryBuilder::<Postgres>::new(format!(
-            "SELECT {ENROLLMENT_COLUMNS} FROM mdm_enrollments WHERE true"
+        let mut q = QueryBuilder::<Db>::new(format!(
+            "SELECT {ENROLLMENT_COLUMNS} FROM mdm_enrollments WHERE 1 = 1"
         ));
-        if let Some(status) = &query.status {
-            q.push(" AND status = ").push_bind(status.clone());
+        if let Some(status) = query.status {
+            q.push(" AND status = ").push_bind(status.as_str());
         }
         if let Some(serial) = &query.serial_number {
             q.push(" AND serial_number = ").push_bind(serial.clone());
@@ -263,7 +255,7 @@ impl MdmStore for PostgresStore {
         .bind(&command.request_type)
         .bind(&command.payload)
         .bind(&command.created_by)
-        .bind(command.at)
+        .bind(Ts(command.at))
         .fetch_one(&mut *tx)
         .await
         .map_err(backend)?;
@@ -281,32 +273,38 @@ impl MdmStore for PostgresStore {
         new_session: bool,
         at: OffsetDateTime,
     ) -> Result<Option<MdmCommand>, StoreError> {
+        // Most requests find nothing to requeue or take: that is one read (a probe into
+        // mdm_commands_queue), without a write transaction (which on SQLite would wait its
+        // turn behind every other writer). A command queued after this read is taken by the
+        // device's next request, as if it had been queued just after this one.
+        let open = sqlx::query(if new_session {
+            "SELECT 1 FROM mdm_commands WHERE udid = $1 \
+             AND status IN ('queued', 'sent', 'not_now') LIMIT 1"
+        } else {
+            "SELECT 1 FROM mdm_commands WHERE udid = $1 AND status = 'queued' LIMIT 1"
+        })
+        .bind(udid)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(backend)?;
+        if open.is_none() {
+            return Ok(None);
+        }
+        // Requeueing and taking are one write transaction (on SQLite, begun with BEGIN
+        // IMMEDIATE: a concurrent caller waits for it, then finds the taken command `sent`).
         let mut tx = self.write_tx().await?;
         if new_session {
             sqlx::query(
                 "UPDATE mdm_commands SET status = 'queued', updated_at = $1 \
                  WHERE udid = $2 AND status IN ('sent', 'not_now')",
             )
-            .bind(at)
+            .bind(Ts(at))
             .bind(udid)
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
         }
-        // The subquery is one probe into mdm_commands_queue at (udid, 'queued'). It locks the
-        // row it picks and skips rows a concurrent caller holds, so two callers never take
-        // the same command; the outer status check is the second guard.
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "UPDATE mdm_commands SET status = 'sent', updated_at = $1 WHERE uuid = \
-             (SELECT uuid FROM mdm_commands WHERE udid = $2 AND status = 'queued' \
-              ORDER BY created_at, seq LIMIT 1 FOR UPDATE SKIP LOCKED) \
-             AND status = 'queued' RETURNING {COMMAND_COLUMNS}"
-        )))
-        .bind(at)
-        .bind(udid)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(backend)?;
+        let row = dialect::mdm_take_next_command(&mut tx, udid, at).await?;
         let next = row.as_ref().map(command_from_row).transpose()?;
         tx.commit().await.map_err(backend)?;
         Ok(next)
@@ -316,24 +314,24 @@ impl MdmStore for PostgresStore {
         &self,
         udid: &str,
         uuid: &str,
-        status: &str,
+        status: CommandStatus,
         result: Option<&[u8]>,
         at: OffsetDateTime,
     ) -> Result<MdmCommand, StoreError> {
-        // An unknown status is a caller's bug (the service validates what devices send):
-        // refused as a conflict with the store's rules, with nothing written.
-        if !COMMAND_RESULT_STATUSES.contains(&status) {
+        // A status that is not a device's answer is a caller's bug: refused as a conflict
+        // with the store's rules, with nothing written.
+        if !status.is_answer() {
             return Err(StoreError::Conflict(format!(
-                "{status:?} is not a command result status"
+                "{status} is not a command result status"
             )));
         }
         // Keyed by device and UUID: another device's command is not found.
-        let query = if status == "not_now" {
+        let query = if status == CommandStatus::NotNow {
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "UPDATE mdm_commands SET status = 'not_now', updated_at = $1 \
                  WHERE udid = $2 AND uuid = $3 RETURNING {COMMAND_COLUMNS}"
             )))
-            .bind(at)
+            .bind(Ts(at))
             .bind(udid)
             .bind(uuid)
         } else {
@@ -341,9 +339,9 @@ impl MdmStore for PostgresStore {
                 "UPDATE mdm_commands SET status = $1, result = $2, updated_at = $3, \
                  completed_at = $3 WHERE udid = $4 AND uuid = $5 RETURNING {COMMAND_COLUMNS}"
             )))
-            .bind(status)
+            .bind(status.as_str())
             .bind(result)
-            .bind(at)
+            .bind(Ts(at))
             .bind(udid)
             .bind(uuid)
         };
@@ -398,20 +396,24 @@ impl MdmStore for PostgresStore {
 
     async fn init_secret(&self, name: &str, sealed: &[u8]) -> Result<Vec<u8>, StoreError> {
         // Like `init_meta`: a concurrent first insert makes this one wait and then do
-        // nothing; the read after it (a new snapshot) sees the winner's value.
+        // nothing; the read after it sees the winner's value (on PostgreSQL each statement
+        // of the transaction takes a new snapshot).
+        let mut tx = self.write_tx().await?;
         sqlx::query(
             "INSERT INTO mdm_secrets (name, sealed) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
         )
         .bind(name)
         .bind(sealed)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(backend)?;
-        sqlx::query_scalar("SELECT sealed FROM mdm_secrets WHERE name = $1")
+        let stored: Vec<u8> = sqlx::query_scalar("SELECT sealed FROM mdm_secrets WHERE name = $1")
             .bind(name)
-            .fetch_one(&self.pool)
+            .fetch_one(&mut *tx)
             .await
-            .map_err(backend)
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok(stored)
     }
 
     async fn put_secret(
@@ -443,59 +445,66 @@ fn found(rows_affected: u64) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn challenge_from_row(row: &PgRow) -> Result<EnrollChallenge, StoreError> {
+fn challenge_from_row(row: &DbRow) -> Result<EnrollChallenge, StoreError> {
     Ok(EnrollChallenge {
-        challenge_hash: row.try_get("challenge_hash").map_err(backend)?,
-        serial_number: row.try_get("serial_number").map_err(backend)?,
-        udid: row.try_get("udid").map_err(backend)?,
-        profile: row.try_get("profile").map_err(backend)?,
-        created_at: row.try_get("created_at").map_err(backend)?,
-        expires_at: row.try_get("expires_at").map_err(backend)?,
-        used_at: row.try_get("used_at").map_err(backend)?,
+        challenge_hash: get(row, "challenge_hash")?,
+        serial_number: get(row, "serial_number")?,
+        udid: get(row, "udid")?,
+        profile: get(row, "profile")?,
+        created_at: ts(row, "created_at")?,
+        expires_at: ts(row, "expires_at")?,
+        used_at: opt_ts(row, "used_at")?,
     })
 }
 
-fn identity_from_row(row: &PgRow) -> Result<IssuedIdentity, StoreError> {
+fn identity_from_row(row: &DbRow) -> Result<IssuedIdentity, StoreError> {
     Ok(IssuedIdentity {
-        fingerprint: row.try_get("fingerprint").map_err(backend)?,
-        cert_serial: row.try_get("cert_serial").map_err(backend)?,
-        udid: row.try_get("udid").map_err(backend)?,
-        serial_number: row.try_get("serial_number").map_err(backend)?,
-        issued_at: row.try_get("issued_at").map_err(backend)?,
-        not_after: row.try_get("not_after").map_err(backend)?,
+        fingerprint: get(row, "fingerprint")?,
+        cert_serial: get(row, "cert_serial")?,
+        udid: get(row, "udid")?,
+        serial_number: get(row, "serial_number")?,
+        issued_at: ts(row, "issued_at")?,
+        not_after: ts(row, "not_after")?,
     })
 }
 
-fn enrollment_from_row(row: &PgRow) -> Result<Enrollment, StoreError> {
+fn enrollment_from_row(row: &DbRow) -> Result<Enrollment, StoreError> {
+    let device_info = match row.try_get::<Json<serde_json::Value>, _>("device_info") {
+        Ok(Json(info)) => info,
+        Err(sqlx::Error::ColumnDecode { source, .. }) => {
+            return Err(StoreError::Corrupt(format!("device info: {source}")));
+        }
+        Err(e) => return Err(backend(e)),
+    };
     Ok(Enrollment {
-        udid: row.try_get("udid").map_err(backend)?,
-        serial_number: row.try_get("serial_number").map_err(backend)?,
-        status: row.try_get("status").map_err(backend)?,
-        topic: row.try_get("topic").map_err(backend)?,
-        identity_fingerprint: row.try_get("identity_fingerprint").map_err(backend)?,
-        push_token: row.try_get("push_token").map_err(backend)?,
-        push_magic: row.try_get("push_magic").map_err(backend)?,
-        unlock_token: row.try_get("unlock_token").map_err(backend)?,
-        awaiting_configuration: row.try_get("awaiting_configuration").map_err(backend)?,
-        device_info: row.try_get("device_info").map_err(backend)?,
-        enrolled_at: row.try_get("enrolled_at").map_err(backend)?,
-        last_seen_at: row.try_get("last_seen_at").map_err(backend)?,
-        created_at: row.try_get("created_at").map_err(backend)?,
-        updated_at: row.try_get("updated_at").map_err(backend)?,
+        udid: get(row, "udid")?,
+        serial_number: get(row, "serial_number")?,
+        status: EnrollmentStatus::parse(&get::<String>(row, "status")?)?,
+        topic: get(row, "topic")?,
+        identity_fingerprint: get(row, "identity_fingerprint")?,
+        push_token: get(row, "push_token")?,
+        push_magic: get(row, "push_magic")?,
+        unlock_token: get(row, "unlock_token")?,
+        awaiting_configuration: get(row, "awaiting_configuration")?,
+        device_info,
+        enrolled_at: opt_ts(row, "enrolled_at")?,
+        last_seen_at: ts(row, "last_seen_at")?,
+        created_at: ts(row, "created_at")?,
+        updated_at: ts(row, "updated_at")?,
     })
 }
 
-fn command_from_row(row: &PgRow) -> Result<MdmCommand, StoreError> {
+fn command_from_row(row: &DbRow) -> Result<MdmCommand, StoreError> {
     Ok(MdmCommand {
-        uuid: row.try_get("uuid").map_err(backend)?,
-        udid: row.try_get("udid").map_err(backend)?,
-        request_type: row.try_get("request_type").map_err(backend)?,
-        payload: row.try_get("payload").map_err(backend)?,
-        status: row.try_get("status").map_err(backend)?,
-        result: row.try_get("result").map_err(backend)?,
-        created_by: row.try_get("created_by").map_err(backend)?,
-        created_at: row.try_get("created_at").map_err(backend)?,
-        updated_at: row.try_get("updated_at").map_err(backend)?,
-        completed_at: row.try_get("completed_at").map_err(backend)?,
+        uuid: get(row, "uuid")?,
+        udid: get(row, "udid")?,
+        request_type: get(row, "request_type")?,
+        payload: get(row, "payload")?,
+        status: CommandStatus::parse(&get::<String>(row, "status")?)?,
+        result: get(row, "result")?,
+        created_by: get(row, "created_by")?,
+        created_at: ts(row, "created_at")?,
+        updated_at: ts(row, "updated_at")?,
+        completed_at: opt_ts(row, "completed_at")?,
     })
 }
