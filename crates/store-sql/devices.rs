@@ -1,8 +1,8 @@
 use async_trait::async_trait;
 use guardmdm_store::devices::{count_page, removed_at, serial_prefix_upper_bound};
 use guardmdm_store::{
-    AbmDevice, DeviceOrder, DeviceQuery, DeviceSyncStore, EnrollmentState, PageCounts, PageWrite,
-    StoreError, StoredAbmDevice, SyncClaim, SyncPhase, SyncRun, SyncState,
+    AbmDevice, DeviceOrder, DeviceQuery, DeviceSyncStore, EnrollmentState, EnrollmentStatus,
+    PageCounts, PageWrite, StoreError, StoredAbmDevice, SyncClaim, SyncPhase, SyncRun, SyncState,
 };
 use sqlx::QueryBuilder;
 use time::OffsetDateTime;
@@ -184,7 +184,7 @@ impl DeviceSyncStore for DbStore {
         let key = if by_state && let Some(state) = &query.assignment_state {
             q.push(dialect::DEVICES_OF_ASSIGNMENTS)
                 .push(" WHERE a.state = ")
-                .push_bind(state.clone());
+                .push_bind(state.as_str());
             "a"
         } else {
             q.push("FROM abm_devices d WHERE 1 = 1");
@@ -194,7 +194,7 @@ impl DeviceSyncStore for DbStore {
                      WHERE a.entry_id = d.entry_id AND a.serial_number = d.serial_number \
                      AND a.state = ",
                 )
-                .push_bind(state.clone())
+                .push_bind(state.as_str())
                 .push(")");
             }
             "d"
@@ -308,7 +308,7 @@ impl DeviceSyncStore for DbStore {
             .map(|row| {
                 Ok(EnrollmentState {
                     serial: get(row, "serial_number")?,
-                    status: get(row, "status")?,
+                    status: EnrollmentStatus::parse(&get::<String>(row, "status")?)?,
                     last_seen_at: ts(row, "last_seen_at")?,
                 })
             })

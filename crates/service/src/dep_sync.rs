@@ -947,13 +947,16 @@ impl SyncService {
                 os
             }
         });
-        if let Some(state) = &filter.assignment
-            && crate::assign_rules::AssignState::parse(state).is_none()
-        {
-            return Err(ServiceError::Invalid(format!(
-                "assignment state {state:?}: use unassigned, pending, assigned, pushed, not_accessible, failed, throttled or removed"
-            )));
-        }
+        let assignment_state = match filter.assignment.as_deref() {
+            None => None,
+            Some(state) => Some(crate::assign_rules::AssignState::parse(state).ok_or_else(
+                || {
+                    ServiceError::Invalid(format!(
+                        "assignment state {state:?}: use unassigned, pending, assigned, pushed, not_accessible, failed, throttled or removed"
+                    ))
+                },
+            )?),
+        };
         let limit = filter.limit.unwrap_or(100);
         if !(1..=1000).contains(&limit) {
             return Err(ServiceError::Invalid(
@@ -964,7 +967,7 @@ impl SyncService {
             entry_id,
             os,
             removed,
-            assignment_state: filter.assignment,
+            assignment_state,
             serial: None,
             after_serial: filter.after,
             limit,

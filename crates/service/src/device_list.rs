@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use guardmdm_store::{DeviceCursor, DeviceOrder, DeviceQuery, Store, StoredAbmDevice};
+use guardmdm_store::{
+    AssignState, DeviceCursor, DeviceOrder, DeviceQuery, EnrollmentStatus, Store, StoredAbmDevice,
+};
 use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -87,20 +89,28 @@ impl DeviceStatus {
 /// GuardMDM's assignment state (or Apple's profile status when no pass ran yet).
 pub fn device_status(
     removed: bool,
-    enrollment_status: Option<&str>,
-    assignment_state: Option<&str>,
+    enrollment_status: Option<EnrollmentStatus>,
+    assignment_state: Option<AssignState>,
     apple_profile_status: Option<&str>,
 ) -> DeviceStatus {
     if removed {
         return DeviceStatus::Removed;
     }
-    if enrollment_status == Some("enrolled") {
+    if enrollment_status == Some(EnrollmentStatus::Enrolled) {
         return DeviceStatus::Enrolled;
     }
     match (assignment_state, apple_profile_status) {
-        (Some("pushed"), _) | (None, Some("pushed")) => DeviceStatus::Pushed,
-        (Some("assigned"), _) | (None, Some("assigned")) => DeviceStatus::Assigned,
-        (Some("pending" | "failed" | "throttled" | "not_accessible"), _) => DeviceStatus::Pending,
+        (Some(AssignState::Pushed), _) | (None, Some("pushed")) => DeviceStatus::Pushed,
+        (Some(AssignState::Assigned), _) | (None, Some("assigned")) => DeviceStatus::Assigned,
+        (
+            Some(
+                AssignState::Pending
+                | AssignState::Failed
+                | AssignState::Throttled
+                | AssignState::NotAccessible,
+            ),
+            _,
+        ) => DeviceStatus::Pending,
         _ => DeviceStatus::Unassigned,
     }
 }
@@ -110,13 +120,12 @@ pub fn device_status(
 /// # Errors
 /// [`ServiceError::Invalid`] for an unknown status.
 pub fn parse_status_filter(status: &str, query: &mut DeviceQuery) -> Result<(), ServiceError> {
-    let state = |s: &str| Some(s.to_string());
     match status {
         // An enrolled device shows as Enrolled whatever its assignment state.
         "unassigned" | "pending" | "assigned" | "pushed" => {
             query.removed = Some(false);
             query.enrolled = Some(false);
-            query.assignment_state = state(status);
+            query.assignment_state = AssignState::parse(status);
         }
         "enrolled" => {
             query.removed = Some(false);
@@ -295,19 +304,19 @@ impl DeviceListService {
             parse_status_filter(status, &mut query)?;
         }
         if let Some(state) = &req.assignment {
-            if crate::assign_rules::AssignState::parse(state).is_none() {
+            let Some(state) = AssignState::parse(state) else {
                 return Err(ServiceError::Invalid(format!(
                     "assignment state {state:?}: use unassigned, pending, assigned, pushed, not_accessible, failed, throttled or removed"
                 )));
-            }
-            if query.assignment_state.as_ref().is_some_and(|s| s != state) {
+            };
+            if query.assignment_state.is_some_and(|s| s != state) {
                 // Two different states: nothing can match.
                 return Ok(DevicePage {
                     rows: vec![],
                     next: None,
                 });
             }
-            query.assignment_state = Some(state.clone());
+            query.assignment_state = Some(state);
         }
         if let Some(os) = &req.os {
             query.os = Some(if os.eq_ignore_ascii_case("macos") {
@@ -444,8 +453,8 @@ impl DeviceListService {
                 let enrollment = enrollments.get(&d.device.serial_number);
                 let status = device_status(
                     d.removed_at.is_some(),
-                    enrollment.map(|e| e.status.as_str()),
-                    record.as_ref().map(|r| r.state.as_str()),
+                    enrollment.map(|e| e.status),
+                    record.as_ref().map(|r| r.state),
                     d.device.profile_status.as_deref(),
                 );
                 DeviceRow {
@@ -473,29 +482,44 @@ mod tests {
     fn status_precedence() {
         use DeviceStatus::*;
         assert_eq!(
-            device_status(true, Some("enrolled"), Some("pushed"), None),
+            device_status(
+                true,
+                Some(EnrollmentStatus::Enrolled),
+                Some(AssignState::Pushed),
+                None
+            ),
             Removed
         );
         assert_eq!(
-            device_status(false, Some("enrolled"), Some("pushed"), None),
+            device_status(
+                false,
+                Some(EnrollmentStatus::Enrolled),
+                Some(AssignState::Pushed),
+                None
+            ),
             Enrolled
         );
         assert_eq!(
-            device_status(false, Some("checked_out"), Some("pushed"), None),
+            device_status(
+                false,
+                Some(EnrollmentStatus::CheckedOut),
+                Some(AssignState::Pushed),
+                None
+            ),
             Pushed
         );
         assert_eq!(
-            device_status(false, None, Some("assigned"), Some("empty")),
+            device_status(false, None, Some(AssignState::Assigned), Some("empty")),
             Assigned
         );
         assert_eq!(device_status(false, None, None, Some("pushed")), Pushed);
         assert_eq!(device_status(false, None, None, Some("assigned")), Assigned);
         assert_eq!(
-            device_status(false, None, Some("failed"), Some("assigned")),
+            device_status(false, None, Some(AssignState::Failed), Some("assigned")),
             Pending
         );
         assert_eq!(
-            device_status(false, None, Some("unassigned"), None),
+            device_status(false, None, Some(AssignState::Unassigned), None),
             Unassigned
         );
         assert_eq!(device_status(false, None, None, None), Unassigned);
@@ -508,14 +532,11 @@ mod tests {
         assert_eq!((q.enrolled, q.removed), (Some(true), Some(false)));
         let mut q = DeviceQuery::default();
         parse_status_filter("pushed", &mut q).unwrap();
-        assert_eq!(q.assignment_state.as_deref(), Some("pushed"));
+        assert_eq!(q.assignment_state, Some(AssignState::Pushed));
         assert_eq!(q.enrolled, Some(false));
         let mut q = DeviceQuery::default();
         parse_status_filter("removed", &mut q).unwrap();
-        assert_eq!(
-            (q.removed, q.assignment_state.as_deref()),
-            (Some(true), None)
-        );
+        assert_eq!((q.removed, q.assignment_state), (Some(true), None));
         let err = parse_status_filter("gone", &mut q).unwrap_err();
         assert!(err.to_string().contains("unassigned"), "{err}");
         // A device matching a status filter's fields shows that status, and only an
@@ -524,9 +545,9 @@ mod tests {
             let mut q = DeviceQuery::default();
             parse_status_filter(s.as_str(), &mut q).unwrap();
             let removed = q.removed == Some(true);
-            let enrollment = (q.enrolled == Some(true)).then_some("enrolled");
+            let enrollment = (q.enrolled == Some(true)).then_some(EnrollmentStatus::Enrolled);
             assert_eq!(
-                device_status(removed, enrollment, q.assignment_state.as_deref(), None),
+                device_status(removed, enrollment, q.assignment_state, None),
                 s
             );
             if !matches!(s, DeviceStatus::Enrolled | DeviceStatus::Removed) {

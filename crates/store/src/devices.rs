@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::StoreError;
+use crate::{AssignState, EnrollmentStatus, StoreError};
 
 /// A device record as Apple reports it (`docs/protocol.md` §4), for one ABM entry.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -202,7 +202,7 @@ pub struct DeviceQuery {
     pub removed: Option<bool>,
     /// Only devices whose assignment record is in this state (`unassigned`, `pending`,
     /// `assigned`, `pushed`, `not_accessible`, `failed`, `throttled`, `removed`).
-    pub assignment_state: Option<String>,
+    pub assignment_state: Option<AssignState>,
     /// Only this serial (its records in every entry).
     pub serial: Option<String>,
     /// Only serials after this one (keyset pagination, by serial then entry). Ignored when
@@ -291,8 +291,8 @@ pub fn serial_prefix_upper_bound(prefix: &str) -> Option<String> {
 pub struct EnrollmentState {
     /// The serial.
     pub serial: String,
-    /// `authenticated`, `enrolled`, `checked_out` or `unregistered`.
-    pub status: String,
+    /// Its latest enrollment's status.
+    pub status: EnrollmentStatus,
     /// The device's last request.
     pub last_seen_at: OffsetDateTime,
 }

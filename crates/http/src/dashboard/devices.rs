@@ -494,8 +494,8 @@ fn record(
     let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_string());
     let status = guardmdm_service::device_list::device_status(
         d.abm_status == "removed",
-        d.enrollment.as_ref().map(|e| e.status.as_str()),
-        d.assignment.as_ref().map(|a| a.state.as_str()),
+        d.enrollment.as_ref().map(|e| e.status),
+        d.assignment.as_ref().map(|a| a.state),
         dev.profile_status.as_deref(),
     );
     let mut facts = vec![

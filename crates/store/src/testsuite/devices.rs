@@ -6,7 +6,8 @@ use time::{Duration, OffsetDateTime};
 use uuid::Uuid;
 
 use crate::{
-    AbmDevice, DeviceQuery, NewAbmEntry, PageCounts, PageWrite, Store, SyncPhase, SyncState, now,
+    AbmDevice, AssignState, DeviceQuery, NewAbmEntry, PageCounts, PageWrite, Store, SyncPhase,
+    SyncState, now,
 };
 
 fn at_secs(t: OffsetDateTime) -> OffsetDateTime {
@@ -629,7 +630,7 @@ pub async fn device_listing_by_assignment_state(store: Arc<dyn Store>) {
         &state("c", SyncPhase::Fetch),
     )
     .await;
-    let record = |serial: &str, state: crate::AssignState| crate::AssignmentRecord {
+    let record = |serial: &str, state: AssignState| crate::AssignmentRecord {
         serial_number: serial.to_string(),
         profile_id: None,
         profile_version: None,
@@ -646,11 +647,11 @@ pub async fn device_listing_by_assignment_state(store: Arc<dyn Store>) {
         .write_assignments(
             e,
             &[
-                record("A1", crate::AssignState::Pushed),
-                record("B2", crate::AssignState::Failed),
-                record("C3", crate::AssignState::Pushed),
-                record("D4", crate::AssignState::Pushed),
-                record("M1", crate::AssignState::Pushed),
+                record("A1", AssignState::Pushed),
+                record("B2", AssignState::Failed),
+                record("C3", AssignState::Pushed),
+                record("D4", AssignState::Pushed),
+                record("M1", AssignState::Pushed),
             ],
         )
         .await
@@ -660,8 +661,8 @@ pub async fn device_listing_by_assignment_state(store: Arc<dyn Store>) {
         .write_assignments(
             f,
             &[
-                record("B2", crate::AssignState::Pushed),
-                record("Z9", crate::AssignState::Failed),
+                record("B2", AssignState::Pushed),
+                record("Z9", AssignState::Failed),
             ],
         )
         .await
@@ -680,7 +681,7 @@ pub async fn device_listing_by_assignment_state(store: Arc<dyn Store>) {
     };
     let pushed = |entry_id: Option<Uuid>| DeviceQuery {
         entry_id,
-        assignment_state: Some("pushed".to_string()),
+        assignment_state: Some(AssignState::Pushed),
         limit: 100,
         ..DeviceQuery::default()
     };
@@ -717,7 +718,7 @@ pub async fn device_listing_by_assignment_state(store: Arc<dyn Store>) {
     );
     assert_eq!(
         list(DeviceQuery {
-            assignment_state: Some("failed".to_string()),
+            assignment_state: Some(AssignState::Failed),
             ..pushed(None)
         })
         .await,
@@ -725,7 +726,7 @@ pub async fn device_listing_by_assignment_state(store: Arc<dyn Store>) {
     );
     assert!(
         list(DeviceQuery {
-            assignment_state: Some("throttled".to_string()),
+            assignment_state: Some(AssignState::Throttled),
             ..pushed(None)
         })
         .await
