@@ -144,6 +144,15 @@ impl AbmEntryStore for DbStore {
 
     async fn delete_abm_entry(&self, name: &str, audit: &NewAuditEvent) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
+        // Staged records have no foreign key to cascade through (see migration 0011).
+        sqlx::query(
+            "DELETE FROM abm_device_stage WHERE entry_id IN \
+             (SELECT id FROM abm_entries WHERE name = $1)",
+        )
+        .bind(name)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
         let done = sqlx::query("DELETE FROM abm_entries WHERE name = $1")
             .bind(name)
             .execute(&mut *tx)

@@ -93,6 +93,7 @@ impl DeviceSyncStore for DbStore {
             return Ok(false);
         }
         // In serial order: every serial-keyed B-tree is written front to back, each leaf once.
+        dialect::prepare_merge(&mut tx).await?;
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO abm_devices ({STAGE_COLUMNS}, first_seen_at, updated_at) {} {UPSERT_DEVICE}",
             dialect::staged_in_serial_order(STAGE_COLUMNS),

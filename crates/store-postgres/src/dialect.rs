@@ -99,6 +99,17 @@ pub(crate) fn staged_in_serial_order(columns: &str) -> String {
     )
 }
 
+/// Settings for the merge's transaction: memory for sorting the staged records by serial in
+/// one pass instead of through temporary files (`work_mem` is 4 MB by default), for this
+/// transaction only.
+pub(crate) async fn prepare_merge(tx: &mut Tx) -> Result<(), StoreError> {
+    sqlx::query("SET LOCAL work_mem = '128MB'")
+        .execute(&mut **tx)
+        .await
+        .map_err(backend)?;
+    Ok(())
+}
+
 /// Empties the entry's staging area after a merge. When no other entry has staged records
 /// the table is truncated (no dead rows left for vacuum); the lock taken first keeps another
 /// entry from staging between the check and the truncate.

@@ -101,6 +101,12 @@ pub(crate) fn staged_in_serial_order(columns: &str) -> String {
     )
 }
 
+/// Settings for the merge's transaction: none on SQLite.
+#[expect(clippy::unused_async, reason = "the signature both dialects share")]
+pub(crate) async fn prepare_merge(_tx: &mut Tx) -> Result<(), StoreError> {
+    Ok(())
+}
+
 /// Empties the entry's staging area after a merge. When no other entry has staged records
 /// the whole table is emptied, which SQLite does by freeing its pages instead of rewriting
 /// each one.

@@ -452,6 +452,16 @@ pub async fn staged_pages_are_listed_once_merged(store: Arc<dyn Store>) {
         .await
         .unwrap();
     assert!(!store.merge_staged_devices(other, now()).await.unwrap());
+    // A sync still running for a deleted entry stages nothing.
+    let page = PageWrite {
+        entry_id: other,
+        devices: &[device("P", None, None)],
+        state: &state("o3", SyncPhase::Fetch),
+        run_id: other_run.id,
+        at: now(),
+    };
+    assert!(store.stage_device_page(&page).await.is_err());
+    assert!(!store.merge_staged_devices(other, now()).await.unwrap());
 }
 
 pub async fn a_page_is_all_or_nothing_even_when_dropped_midway(store: Arc<dyn Store>) {
