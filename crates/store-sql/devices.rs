@@ -105,6 +105,7 @@ impl DeviceSyncStore for DbStore {
         .map_err(backend)?;
         dialect::clear_stage(&mut tx, entry_id).await?;
         tx.commit().await.map_err(backend)?;
+        dialect::after_merge(&self.pool).await?;
         Ok(true)
     }
 

@@ -110,6 +110,18 @@ pub(crate) async fn prepare_merge(tx: &mut Tx) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// After a merge: fresh statistics for the device table, which may have grown from nothing
+/// to a million rows at once. Until autovacuum's next analyze (a minute or more later) the
+/// planner would otherwise plan the device list's first page for an empty table: 100 ms
+/// instead of 3 ms at a million devices. It reads a sample (30,000 rows), not the table.
+pub(crate) async fn after_merge(pool: &PgPool) -> Result<(), StoreError> {
+    sqlx::query("ANALYZE abm_devices")
+        .execute(pool)
+        .await
+        .map_err(backend)?;
+    Ok(())
+}
+
 /// Empties the entry's staging area after a merge. When no other entry has staged records
 /// the table is truncated (no dead rows left for vacuum); the lock taken first keeps another
 /// entry from staging between the check and the truncate.

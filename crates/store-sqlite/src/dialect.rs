@@ -107,6 +107,13 @@ pub(crate) async fn prepare_merge(_tx: &mut Tx) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// After a merge: nothing on SQLite, whose plans here name their indexes or need no
+/// statistics.
+#[expect(clippy::unused_async, reason = "the signature both dialects share")]
+pub(crate) async fn after_merge(_pool: &SqlitePool) -> Result<(), StoreError> {
+    Ok(())
+}
+
 /// Empties the entry's staging area after a merge. When no other entry has staged records
 /// the whole table is emptied, which SQLite does by freeing its pages instead of rewriting
 /// each one.
