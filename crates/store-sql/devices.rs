@@ -25,7 +25,7 @@ pub(crate) const D_DEVICE_COLUMNS: &str = "d.entry_id, d.serial_number, d.model,
 
 /// The columns of a staged record, in `abm_device_stage` and as merged into `abm_devices`
 /// (which adds `first_seen_at` and `updated_at`).
-const STAGE_COLUMNS: &str = "entry_id, serial_number, model, description, color, asset_tag, \
+pub(crate) const STAGE_COLUMNS: &str = "entry_id, serial_number, model, description, color, asset_tag, \
      device_family, os, device_assigned_by, device_assigned_date, profile_status, profile_uuid, \
      profile_assign_time, profile_push_time, op_type, op_date, removed_at, seen_generation";
 
@@ -68,9 +68,7 @@ impl DeviceSyncStore for DbStore {
         let mut tx = self.write_tx().await?;
         let stored = dialect::stored_serials(&mut tx, page.entry_id, page.devices).await?;
         let counts = count_page(page.devices, &stored);
-        for chunk in page.devices.chunks(ROWS_PER_STATEMENT) {
-            stage_devices(&mut tx, page, chunk).await?;
-        }
+        dialect::stage_devices(&mut tx, page).await?;
         save_state(&mut tx, page.entry_id, page.state, page.at).await?;
         add_progress(&mut tx, page.run_id, 1, counts).await?;
         tx.commit().await.map_err(backend)?;
@@ -557,7 +555,7 @@ async fn end_dead_runs(
 }
 
 /// Binds a record's columns in [`STAGE_COLUMNS`] order.
-fn push_record(
+pub(crate) fn push_record(
     row: &mut sqlx::query_builder::Separated<'_, Db, &'static str>,
     page: &PageWrite<'_>,
     d: &AbmDevice,
@@ -595,18 +593,6 @@ async fn upsert_devices(
         row.push_bind(Ts(page.at)).push_bind(Ts(page.at));
     });
     q.push(UPSERT_DEVICE);
-    q.build().execute(&mut **tx).await.map_err(backend)?;
-    Ok(())
-}
-
-/// Appends records to the staging area.
-async fn stage_devices(
-    tx: &mut Tx,
-    page: &PageWrite<'_>,
-    devices: &[AbmDevice],
-) -> Result<(), StoreError> {
-    let mut q = QueryBuilder::<Db>::new(format!("INSERT INTO abm_device_stage ({STAGE_COLUMNS}) "));
-    q.push_values(devices, |mut row, d| push_record(&mut row, page, d));
     q.build().execute(&mut **tx).await.map_err(backend)?;
     Ok(())
 }

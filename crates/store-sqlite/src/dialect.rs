@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use guardmdm_store::{AbmDevice, StoreError};
+use guardmdm_store::{AbmDevice, PageWrite, StoreError};
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
 use sqlx::sqlite::{SqliteArgumentsBuffer, SqliteTypeInfo, SqliteValueRef};
@@ -99,6 +99,22 @@ pub(crate) fn staged_in_serial_order(columns: &str) -> String {
         "SELECT {columns}, $2, $2 FROM abm_device_stage WHERE entry_id = $1 \
          ORDER BY serial_number, seq"
     )
+}
+
+/// Appends a page's records to the staging area: multi-row `VALUES`, 500 rows (9,000 values)
+/// a statement.
+pub(crate) async fn stage_devices(tx: &mut Tx, page: &PageWrite<'_>) -> Result<(), StoreError> {
+    for chunk in page.devices.chunks(SERIALS_PER_LIST) {
+        let mut q = QueryBuilder::<Sqlite>::new(format!(
+            "INSERT INTO abm_device_stage ({}) ",
+            crate::devices::STAGE_COLUMNS
+        ));
+        q.push_values(chunk, |mut row, d| {
+            crate::devices::push_record(&mut row, page, d);
+        });
+        q.build().execute(&mut **tx).await.map_err(backend)?;
+    }
+    Ok(())
 }
 
 /// Settings for the merge's transaction: none on SQLite.
