@@ -101,7 +101,7 @@ impl DeviceSyncStore for DbStore {
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
-        dialect::clear_stage(&mut tx, entry_id).await?;
+        clear_stage(&mut tx, entry_id).await?;
         tx.commit().await.map_err(backend)?;
         dialect::after_merge(&self.pool).await?;
         Ok(true)
@@ -552,6 +552,29 @@ async fn end_dead_runs(
     };
     let done = query.execute(&mut **tx).await.map_err(backend)?;
     Ok(done.rows_affected())
+}
+
+/// Empties the entry's staging area after a merge: the whole table at once (the dialect's
+/// cheapest way) when no other entry has staged records.
+async fn clear_stage(tx: &mut Tx, entry_id: Uuid) -> Result<(), StoreError> {
+    if let Some(lock) = dialect::LOCK_STAGE {
+        sqlx::query(lock)
+            .execute(&mut **tx)
+            .await
+            .map_err(backend)?;
+    }
+    let others: Option<i64> =
+        sqlx::query_scalar("SELECT seq FROM abm_device_stage WHERE entry_id <> $1 LIMIT 1")
+            .bind(entry_id)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(backend)?;
+    let clear = match others {
+        Some(_) => sqlx::query("DELETE FROM abm_device_stage WHERE entry_id = $1").bind(entry_id),
+        None => sqlx::query(dialect::EMPTY_STAGE),
+    };
+    clear.execute(&mut **tx).await.map_err(backend)?;
+    Ok(())
 }
 
 /// Binds a record's columns in [`STAGE_COLUMNS`] order.

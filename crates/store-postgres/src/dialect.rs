@@ -174,27 +174,13 @@ pub(crate) async fn after_merge(pool: &PgPool) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Empties the entry's staging area after a merge. When no other entry has staged records
-/// the table is truncated (no dead rows left for vacuum); the lock taken first keeps another
-/// entry from staging between the check and the truncate.
-pub(crate) async fn clear_stage(tx: &mut Tx, entry_id: Uuid) -> Result<(), StoreError> {
-    sqlx::query("LOCK TABLE abm_device_stage IN SHARE ROW EXCLUSIVE MODE")
-        .execute(&mut **tx)
-        .await
-        .map_err(backend)?;
-    let others: Option<i64> =
-        sqlx::query_scalar("SELECT seq FROM abm_device_stage WHERE entry_id <> $1 LIMIT 1")
-            .bind(entry_id)
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(backend)?;
-    let clear = match others {
-        Some(_) => sqlx::query("DELETE FROM abm_device_stage WHERE entry_id = $1").bind(entry_id),
-        None => sqlx::query("TRUNCATE abm_device_stage"),
-    };
-    clear.execute(&mut **tx).await.map_err(backend)?;
-    Ok(())
-}
+/// Locks the staging table before a merge checks whether other entries staged, so that none
+/// stages between the check and [`EMPTY_STAGE`].
+pub(crate) const LOCK_STAGE: Option<&str> =
+    Some("LOCK TABLE abm_device_stage IN SHARE ROW EXCLUSIVE MODE");
+
+/// Empties the whole staging table when no other entry staged: no dead rows left for vacuum.
+pub(crate) const EMPTY_STAGE: &str = "TRUNCATE abm_device_stage";
 
 /// Each serial's latest enrollment: `serial_number`, `status`, `last_seen_at`.
 pub(crate) async fn latest_enrollments(

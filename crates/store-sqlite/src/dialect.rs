@@ -130,23 +130,13 @@ pub(crate) async fn after_merge(_pool: &SqlitePool) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Empties the entry's staging area after a merge. When no other entry has staged records
-/// the whole table is emptied, which SQLite does by freeing its pages instead of rewriting
-/// each one.
-pub(crate) async fn clear_stage(tx: &mut Tx, entry_id: Uuid) -> Result<(), StoreError> {
-    let others: Option<i64> =
-        sqlx::query_scalar("SELECT seq FROM abm_device_stage WHERE entry_id <> $1 LIMIT 1")
-            .bind(entry_id)
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(backend)?;
-    let clear = match others {
-        Some(_) => sqlx::query("DELETE FROM abm_device_stage WHERE entry_id = $1").bind(entry_id),
-        None => sqlx::query("DELETE FROM abm_device_stage"),
-    };
-    clear.execute(&mut **tx).await.map_err(backend)?;
-    Ok(())
-}
+/// Locks the staging table before a merge checks whether other entries staged: nothing on
+/// SQLite, whose write transaction is the only writer already.
+pub(crate) const LOCK_STAGE: Option<&str> = None;
+
+/// Empties the whole staging table when no other entry staged: SQLite frees the pages of a
+/// `DELETE` without `WHERE` instead of rewriting each one.
+pub(crate) const EMPTY_STAGE: &str = "DELETE FROM abm_device_stage";
 
 /// Each serial's latest enrollment: `serial_number`, `status`, `last_seen_at`.
 pub(crate) async fn latest_enrollments(
