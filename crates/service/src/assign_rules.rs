@@ -270,16 +270,16 @@ mod tests {
 
     #[test]
     fn an_incremental_pass_skips_what_the_last_clean_pass_saw() {
-        let margin = time::Duration::seconds(30);
+        let margin = Duration::seconds(30);
         let started = OffsetDateTime::from_unix_timestamp(1_000_000).unwrap();
-        let short = started + time::Duration::seconds(12);
+        let short = started + Duration::seconds(12);
         // A pass shorter than the margin: everything before its start was seen.
         assert_eq!(
             incremental_since(Some(started), short, false, margin),
             started
         );
         // A long pass: the margin before its end is later than its start.
-        let long = started + time::Duration::seconds(300);
+        let long = started + Duration::seconds(300);
         assert_eq!(
             incremental_since(Some(started), long, false, margin),
             long - margin
