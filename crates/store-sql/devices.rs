@@ -46,6 +46,13 @@ const UPSERT_DEVICE: &str = " ON CONFLICT (entry_id, serial_number) DO UPDATE SE
      WHERE excluded.op_date IS NULL OR abm_devices.op_date IS NULL \
      OR excluded.op_date >= abm_devices.op_date";
 
+/// Takes an entry's sync lease (`$1`) for holder `$2` until `$3`, when it is free, lapsed at
+/// `$4`, or the holder's already: one row changed when taken.
+const CLAIM_LEASE: &str = "INSERT INTO abm_sync_leases (entry_id, holder, expires_at) \
+     VALUES ($1, $2, $3) ON CONFLICT (entry_id) DO UPDATE SET holder = excluded.holder, \
+     expires_at = excluded.expires_at \
+     WHERE abm_sync_leases.holder = excluded.holder OR abm_sync_leases.expires_at <= $4";
+
 const RUN_COLUMNS: &str = "SELECT id, entry_id, trigger, holder, started_at, finished_at, pages, \
      added, modified, removed, outcome, error FROM abm_sync_runs";
 
@@ -404,20 +411,14 @@ impl DeviceSyncStore for DbStore {
         ttl_secs: i64,
     ) -> Result<bool, StoreError> {
         let expires = at + time::Duration::seconds(ttl_secs);
-        let done = sqlx::query(
-            "INSERT INTO abm_sync_leases (entry_id, holder, expires_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (entry_id) DO UPDATE SET holder = excluded.holder, \
-             expires_at = excluded.expires_at \
-             WHERE abm_sync_leases.holder = excluded.holder \
-             OR abm_sync_leases.expires_at <= $4",
-        )
-        .bind(entry_id)
-        .bind(holder)
-        .bind(Ts(expires))
-        .bind(Ts(at))
-        .execute(&self.pool)
-        .await
-        .map_err(backend)?;
+        let done = sqlx::query(CLAIM_LEASE)
+            .bind(entry_id)
+            .bind(holder)
+            .bind(Ts(expires))
+            .bind(Ts(at))
+            .execute(&self.pool)
+            .await
+            .map_err(backend)?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -444,21 +445,15 @@ impl DeviceSyncStore for DbStore {
         let mut tx = self.write_tx().await?;
         end_dead_runs(&mut tx, Some(entry_id), at, dead_error).await?;
         let expires = at + time::Duration::seconds(ttl_secs);
-        let taken = sqlx::query(
-            "INSERT INTO abm_sync_leases (entry_id, holder, expires_at) VALUES ($1, $2, $3) \
-             ON CONFLICT (entry_id) DO UPDATE SET holder = excluded.holder, \
-             expires_at = excluded.expires_at \
-             WHERE abm_sync_leases.holder = excluded.holder \
-             OR abm_sync_leases.expires_at <= $4",
-        )
-        .bind(entry_id)
-        .bind(holder)
-        .bind(Ts(expires))
-        .bind(Ts(at))
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?
-        .rows_affected()
+        let taken = sqlx::query(CLAIM_LEASE)
+            .bind(entry_id)
+            .bind(holder)
+            .bind(Ts(expires))
+            .bind(Ts(at))
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?
+            .rows_affected()
             == 1;
         let claim = if taken {
             let id: i64 = sqlx::query_scalar(
