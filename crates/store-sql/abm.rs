@@ -4,6 +4,7 @@ use guardmdm_store::{
     TokenProblem,
 };
 use time::OffsetDateTime;
+use uuid::Uuid;
 
 use crate::DbStore;
 use crate::common::{backend, get, insert_audit, opt_ts, ts};
@@ -144,23 +145,23 @@ impl AbmEntryStore for DbStore {
 
     async fn delete_abm_entry(&self, name: &str, audit: &NewAuditEvent) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
-        // Staged records have no foreign key to cascade through (see migration 0011).
-        sqlx::query(
-            "DELETE FROM abm_device_stage WHERE entry_id IN \
-             (SELECT id FROM abm_entries WHERE name = $1)",
-        )
-        .bind(name)
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?;
-        let done = sqlx::query("DELETE FROM abm_entries WHERE name = $1")
-            .bind(name)
+        let id: Option<Uuid> =
+            sqlx::query_scalar("DELETE FROM abm_entries WHERE name = $1 RETURNING id")
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(backend)?;
+        let Some(id) = id else {
+            return Err(StoreError::NotFound);
+        };
+        // Staged records have no foreign key to cascade through (see migration 0011). Deleted
+        // after the entry: on PostgreSQL a page being staged meanwhile holds the entry's sync
+        // state, so the delete above waited for it to commit, and this statement sees its rows.
+        sqlx::query("DELETE FROM abm_device_stage WHERE entry_id = $1")
+            .bind(id)
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::NotFound);
-        }
         insert_audit(&mut tx, audit).await?;
         tx.commit().await.map_err(backend)
     }

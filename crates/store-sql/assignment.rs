@@ -5,7 +5,7 @@ use guardmdm_store::{
     AdeProfile, AdeProfileVersion, AssignState, AssignmentConfig, AssignmentConfigStore,
     AssignmentInput, AssignmentPass, AssignmentRecord, AssignmentStateStore, DeviceGroup,
     GroupUpdate, InputFilter, NewAuditEvent, NewDeviceGroup, OsDefault, OsKey, ProfileDefinition,
-    ProfileReferences, RuleRef, SerialPresence, StoreError,
+    ProfileReferences, RuleRef, SerialPresence, StoreError, StoredText,
 };
 use sqlx::QueryBuilder;
 use sqlx::types::Json;
@@ -13,7 +13,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::DbStore;
-use crate::common::{backend, get, insert_audit, opt_ts, ts};
+use crate::common::{backend, get, insert_audit, opt_ts, stored, ts};
 use crate::devices::device_from_row;
 use crate::dialect::assignment as dialect;
 use crate::dialect::{Db, DbRow, Ts, Tx};
@@ -88,7 +88,7 @@ impl AssignmentConfigStore for DbStore {
         bump_generation(&mut tx).await?;
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT name, version FROM ade_profiles WHERE id = $1{}",
-            dialect::FOR_UPDATE
+            crate::dialect::FOR_UPDATE
         )))
         .bind(id)
         .fetch_one(&mut *tx)
@@ -534,7 +534,7 @@ impl AssignmentStateStore for DbStore {
         entry_id: Uuid,
         filter: &InputFilter,
     ) -> Result<Vec<String>, StoreError> {
-        sqlx::query_scalar(dialect::CANDIDATES_SQL)
+        sqlx::query_scalar(sqlx::AssertSqlSafe(candidates_sql()))
             .bind(entry_id)
             .bind(Ts(filter.changed_after))
             .bind(Ts(filter.due_by))
@@ -601,7 +601,7 @@ impl AssignmentStateStore for DbStore {
         rows.iter()
             .map(|row| {
                 let n: i64 = get(row, "n")?;
-                Ok((state(row, "state")?, u64::try_from(n).unwrap_or(0)))
+                Ok((stored(row, "state")?, u64::try_from(n).unwrap_or(0)))
             })
             .collect()
     }
@@ -744,7 +744,7 @@ async fn all_os_defaults(
     rows.iter()
         .map(|row| {
             Ok(OsDefault {
-                os: os_key(&get::<String>(row, "os")?)?,
+                os: stored(row, "os")?,
                 profile_id: get(row, "profile_id")?,
                 updated_at: ts(row, "updated_at")?,
             })
@@ -765,7 +765,7 @@ async fn references(
             .map_err(backend)?;
     let os_defaults = os_defaults
         .iter()
-        .map(|os| os_key(os))
+        .map(|os| OsKey::parse_stored(os))
         .collect::<Result<_, _>>()?;
     let groups =
         sqlx::query_scalar("SELECT name FROM device_groups WHERE profile_id = $1 ORDER BY name")
@@ -881,22 +881,6 @@ fn definition_from_row(row: &DbRow) -> Result<ProfileDefinition, StoreError> {
     })
 }
 
-/// An OS default's stored key.
-fn os_key(text: &str) -> Result<OsKey, StoreError> {
-    OsKey::from_stored(text)
-        .ok_or_else(|| StoreError::Corrupt(format!("unknown OS {text:?} in ade_os_defaults")))
-}
-
-/// Assignment state column `name` of `row`.
-fn state(row: &DbRow, name: &str) -> Result<AssignState, StoreError> {
-    let text: String = get(row, name)?;
-    AssignState::parse(&text).ok_or_else(|| {
-        StoreError::Corrupt(format!(
-            "unknown assignment state {text:?} in abm_device_assignments"
-        ))
-    })
-}
-
 /// Assignment rule column `name` of `row`.
 fn rule(row: &DbRow, name: &str) -> Result<RuleRef, StoreError> {
     let text: String = get(row, name)?;
@@ -915,7 +899,7 @@ fn record_from_row(row: &DbRow, prefix: &str) -> Result<AssignmentRecord, StoreE
         profile_id: get(row, &col("profile_id"))?,
         profile_version: get(row, &col("profile_version"))?,
         rule: rule(row, &col("rule"))?,
-        state: state(row, &col("state"))?,
+        state: stored(row, &col("state"))?,
         apple_uuid: get(row, &col("apple_uuid"))?,
         attempted_at: opt_ts(row, &col("attempted_at"))?,
         retry_at: opt_ts(row, &col("retry_at"))?,
@@ -923,4 +907,25 @@ fn record_from_row(row: &DbRow, prefix: &str) -> Result<AssignmentRecord, StoreE
         last_error: get(row, &col("last_error"))?,
         updated_at: ts(row, &col("updated_at"))?,
     })
+}
+
+/// The serials an incremental pass looks at, in order: devices of entry `$1` changed since
+/// `$2`, and those whose record is pending or due for a retry by `$3`; present devices only,
+/// each part through its own index.
+pub(crate) fn candidates_sql() -> String {
+    format!(
+        "SELECT d.serial_number FROM {} \
+         WHERE d.entry_id = $1 AND d.updated_at > $2 AND d.removed_at IS NULL \
+         UNION \
+         SELECT a.serial_number FROM abm_device_assignments a \
+         JOIN abm_devices d ON d.entry_id = a.entry_id AND d.serial_number = a.serial_number \
+         WHERE a.entry_id = $1 AND a.state = 'pending' AND d.removed_at IS NULL \
+         UNION \
+         SELECT a.serial_number FROM abm_device_assignments a \
+         JOIN abm_devices d ON d.entry_id = a.entry_id AND d.serial_number = a.serial_number \
+         WHERE a.entry_id = $1 AND a.retry_at IS NOT NULL AND a.retry_at <= $3 \
+         AND d.removed_at IS NULL \
+         ORDER BY 1",
+        dialect::CHANGED_DEVICES
+    )
 }

@@ -2,7 +2,7 @@
 //! and the small stores (metadata, leases, migrations) that fit in a few statements.
 
 use async_trait::async_trait;
-use guardmdm_store::{Backend, MetaStore, MigrationStatus, NewAuditEvent, StoreError};
+use guardmdm_store::{Backend, MetaStore, MigrationStatus, NewAuditEvent, StoreError, StoredText};
 use sqlx::Row;
 use sqlx::types::Json;
 use time::OffsetDateTime;
@@ -10,10 +10,14 @@ use time::OffsetDateTime;
 use crate::DbStore;
 use crate::dialect::{DbRow, Ts, Tx};
 
-/// Maps a driver error: no row is `NotFound`, a unique violation is `Conflict`.
+/// Maps a driver error: no row is `NotFound`, a unique violation is `Conflict`, a stored value
+/// that does not decode (JSON, a timestamp out of range) is `Corrupt`.
 pub(crate) fn backend(err: sqlx::Error) -> StoreError {
     match err {
         sqlx::Error::RowNotFound => StoreError::NotFound,
+        sqlx::Error::ColumnDecode { index, source } => {
+            StoreError::Corrupt(format!("column {index}: {source}"))
+        }
         sqlx::Error::Database(db) if db.is_unique_violation() => {
             StoreError::Conflict(db.message().to_string())
         }
@@ -27,6 +31,11 @@ where
     T: sqlx::Decode<'r, crate::dialect::Db> + sqlx::Type<crate::dialect::Db>,
 {
     row.try_get(name).map_err(backend)
+}
+
+/// Column `name` of `row`, a value stored as one of a fixed set of texts.
+pub(crate) fn stored<T: StoredText>(row: &DbRow, name: &str) -> Result<T, StoreError> {
+    T::parse_stored(&get::<String>(row, name)?)
 }
 
 /// Timestamp column `name` of `row`.
@@ -120,7 +129,6 @@ impl MetaStore for DbStore {
     ) -> Result<bool, StoreError> {
         // One statement: on PostgreSQL a concurrent claim waits on the row's lock and then
         // sees the winner's holder and expiry in its WHERE; SQLite has one writer at a time.
-        let mut tx = self.write_tx().await?;
         let done = sqlx::query(
             "INSERT INTO leases (name, holder, expires_at) VALUES ($1, $2, $3) \
              ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, \
@@ -131,21 +139,19 @@ impl MetaStore for DbStore {
         .bind(holder)
         .bind(Ts(until))
         .bind(Ts(now))
-        .execute(&mut *tx)
+        .execute(&self.pool)
         .await
         .map_err(backend)?;
-        tx.commit().await.map_err(backend)?;
         Ok(done.rows_affected() == 1)
     }
 
     async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError> {
-        let mut tx = self.write_tx().await?;
         sqlx::query("DELETE FROM leases WHERE name = $1 AND holder = $2")
             .bind(name)
             .bind(holder)
-            .execute(&mut *tx)
+            .execute(&self.pool)
             .await
             .map_err(backend)?;
-        tx.commit().await.map_err(backend)
+        Ok(())
     }
 }

@@ -1,15 +1,15 @@
 use async_trait::async_trait;
 use guardmdm_store::devices::{count_page, removed_at, serial_prefix_upper_bound};
 use guardmdm_store::{
-    AbmDevice, DeviceOrder, DeviceQuery, DeviceSyncStore, EnrollmentState, EnrollmentStatus,
-    PageCounts, PageWrite, StoreError, StoredAbmDevice, SyncClaim, SyncPhase, SyncRun, SyncState,
+    AbmDevice, DeviceOrder, DeviceQuery, DeviceSyncStore, EnrollmentState, PageCounts, PageWrite,
+    StoreError, StoredAbmDevice, SyncClaim, SyncRun, SyncState,
 };
 use sqlx::QueryBuilder;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::DbStore;
-use crate::common::{backend, get, opt_ts, ts};
+use crate::common::{backend, get, opt_ts, stored, ts};
 use crate::dialect::{self, Db, DbRow, Ts, Tx};
 
 /// Rows per INSERT statement: 20 columns each, well under SQLite's 32,766 parameters (and
@@ -87,18 +87,26 @@ impl DeviceSyncStore for DbStore {
         entry_id: Uuid,
         at: OffsetDateTime,
     ) -> Result<bool, StoreError> {
-        let mut tx = self.write_tx().await?;
+        // Most runs staged nothing: find that out with a read, not a write transaction (on
+        // SQLite that waits its turn behind every writer). Only the entry's sync, which holds
+        // its lease, stages for it, so nothing is staged between this read and the merge.
         let staged: Option<i64> =
             sqlx::query_scalar("SELECT seq FROM abm_device_stage WHERE entry_id = $1 LIMIT 1")
                 .bind(entry_id)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&self.pool)
                 .await
                 .map_err(backend)?;
         if staged.is_none() {
             return Ok(false);
         }
+        let mut tx = self.write_tx().await?;
         // In serial order: every serial-keyed B-tree is written front to back, each leaf once.
-        dialect::prepare_merge(&mut tx).await?;
+        if let Some(settings) = dialect::BEFORE_MERGE {
+            sqlx::query(settings)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "INSERT INTO abm_devices ({STAGE_COLUMNS}, first_seen_at, updated_at) {} {UPSERT_DEVICE}",
             dialect::staged_in_serial_order(STAGE_COLUMNS),
@@ -110,7 +118,12 @@ impl DeviceSyncStore for DbStore {
         .map_err(backend)?;
         clear_stage(&mut tx, entry_id).await?;
         tx.commit().await.map_err(backend)?;
-        dialect::after_merge(&self.pool).await?;
+        if let Some(statement) = dialect::AFTER_MERGE {
+            sqlx::query(statement)
+                .execute(&self.pool)
+                .await
+                .map_err(backend)?;
+        }
         Ok(true)
     }
 
@@ -156,10 +169,9 @@ impl DeviceSyncStore for DbStore {
         let Some(row) = row else {
             return Ok(SyncState::default());
         };
-        let phase: String = get(&row, "phase")?;
         Ok(SyncState {
             cursor: get(&row, "cursor")?,
-            phase: SyncPhase::parse(&phase)?,
+            phase: stored(&row, "phase")?,
             generation: get(&row, "generation")?,
             reconcile: get(&row, "reconcile")?,
         })
@@ -315,7 +327,7 @@ impl DeviceSyncStore for DbStore {
             .map(|row| {
                 Ok(EnrollmentState {
                     serial: get(row, "serial_number")?,
-                    status: EnrollmentStatus::parse(&get::<String>(row, "status")?)?,
+                    status: stored(row, "status")?,
                     last_seen_at: ts(row, "last_seen_at")?,
                 })
             })
@@ -441,7 +453,9 @@ impl DeviceSyncStore for DbStore {
         ttl_secs: i64,
         dead_error: &str,
     ) -> Result<SyncClaim, StoreError> {
-        // BEGIN IMMEDIATE: one claim at a time; the others see its lease and its run.
+        // One claim at a time. SQLite: BEGIN IMMEDIATE, the others see its lease and its run.
+        // PostgreSQL (read committed): a concurrent claim waits on the lease row until this one
+        // commits, then finds the lease taken and, in its next statement, this run.
         let mut tx = self.write_tx().await?;
         end_dead_runs(&mut tx, Some(entry_id), at, dead_error).await?;
         let expires = at + time::Duration::seconds(ttl_secs);

@@ -4,12 +4,11 @@ use guardmdm_store::{
     IssuedIdentity, MdmCommand, MdmStore, NewAuditEvent, NewCommand, StoreError, TokenUpdated,
 };
 use sqlx::QueryBuilder;
-use sqlx::Row;
 use sqlx::types::Json;
 use time::OffsetDateTime;
 
 use crate::DbStore;
-use crate::common::{backend, get, insert_audit, opt_ts, ts};
+use crate::common::{backend, get, insert_audit, opt_ts, stored, ts};
 use crate::dialect::{self, Db, DbRow, Ts};
 
 const CHALLENGE_COLUMNS: &str =
@@ -133,8 +132,18 @@ impl MdmStore for DbStore {
         update: &TokenUpdated,
     ) -> Result<(Enrollment, bool), StoreError> {
         let mut tx = self.write_tx().await?;
-        let Some(enrolled_at) = dialect::mdm_enrolled_at_locked(&mut tx, &update.udid).await?
-        else {
+        // Read with the row locked (PostgreSQL; SQLite's write transaction excludes other
+        // writers), so "was this the first TokenUpdate since Authenticate" is exact under
+        // concurrency.
+        let enrolled_at: Option<Option<Ts>> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT enrolled_at FROM mdm_enrollments WHERE udid = $1{}",
+            dialect::FOR_UPDATE
+        )))
+        .bind(&update.udid)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let Some(enrolled_at) = enrolled_at.map(|t| t.map(|t| t.0)) else {
             return Err(StoreError::NotFound);
         };
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -469,24 +478,17 @@ fn identity_from_row(row: &DbRow) -> Result<IssuedIdentity, StoreError> {
 }
 
 fn enrollment_from_row(row: &DbRow) -> Result<Enrollment, StoreError> {
-    let device_info = match row.try_get::<Json<serde_json::Value>, _>("device_info") {
-        Ok(Json(info)) => info,
-        Err(sqlx::Error::ColumnDecode { source, .. }) => {
-            return Err(StoreError::Corrupt(format!("device info: {source}")));
-        }
-        Err(e) => return Err(backend(e)),
-    };
     Ok(Enrollment {
         udid: get(row, "udid")?,
         serial_number: get(row, "serial_number")?,
-        status: EnrollmentStatus::parse(&get::<String>(row, "status")?)?,
+        status: stored(row, "status")?,
         topic: get(row, "topic")?,
         identity_fingerprint: get(row, "identity_fingerprint")?,
         push_token: get(row, "push_token")?,
         push_magic: get(row, "push_magic")?,
         unlock_token: get(row, "unlock_token")?,
         awaiting_configuration: get(row, "awaiting_configuration")?,
-        device_info,
+        device_info: get::<Json<serde_json::Value>>(row, "device_info")?.0,
         enrolled_at: opt_ts(row, "enrolled_at")?,
         last_seen_at: ts(row, "last_seen_at")?,
         created_at: ts(row, "created_at")?,
@@ -500,7 +502,7 @@ fn command_from_row(row: &DbRow) -> Result<MdmCommand, StoreError> {
         udid: get(row, "udid")?,
         request_type: get(row, "request_type")?,
         payload: get(row, "payload")?,
-        status: CommandStatus::parse(&get::<String>(row, "status")?)?,
+        status: stored(row, "status")?,
         result: get(row, "result")?,
         created_by: get(row, "created_by")?,
         created_at: ts(row, "created_at")?,

@@ -171,7 +171,7 @@ impl InstantAcme {
                 .map_err(|e| {
                     format!(
                         "cannot reach the ACME directory {directory}: {}",
-                        describe(&e)
+                        describe(e)
                     )
                 });
         }
@@ -188,7 +188,7 @@ impl InstantAcme {
                 None,
             )
             .await
-            .map_err(|e| format!("creating an ACME account at {directory}: {}", describe(&e)))?;
+            .map_err(|e| format!("creating an ACME account at {directory}: {}", describe(e)))?;
         let json = serde_json::to_string(&credentials)
             .map_err(|e| format!("encoding the ACME account: {e}"))?;
         context
@@ -204,7 +204,7 @@ impl InstantAcme {
         let mut authorizations = order.authorizations();
         while let Some(authorization) = authorizations.next().await {
             let mut authorization = authorization
-                .map_err(|e| format!("reading the order's authorizations: {}", describe(&e)))?;
+                .map_err(|e| format!("reading the order's authorizations: {}", describe(e)))?;
             if authorization.status != AuthorizationStatus::Pending {
                 continue;
             }
@@ -213,13 +213,13 @@ impl InstantAcme {
                 challenge
                     .set_ready()
                     .await
-                    .map_err(|e| format!("the CA could not validate {domain}: {}", describe(&e)))?;
+                    .map_err(|e| format!("the CA could not validate {domain}: {}", describe(e)))?;
             }
         }
         let verdict = match order.poll_ready(&retry_policy()).await {
             Ok(OrderStatus::Ready) => return Ok(()),
             Ok(status) => format!("the order is {status:?}"),
-            Err(e) => describe(&e),
+            Err(e) => describe(e),
         };
         // Invalid: find the challenge that failed, and why, in the CA's words.
         let mut authorizations = order.authorizations();
@@ -252,8 +252,7 @@ impl AcmeClient for InstantAcme {
         let identifiers: Vec<Identifier> =
             domains.iter().map(|d| Identifier::Dns(d.clone())).collect();
         let new_order = NewOrder::new(&identifiers);
-        let refused =
-            |e: &instant_acme::Error| format!("the CA refused the order: {}", describe(e));
+        let refused = |e: instant_acme::Error| format!("the CA refused the order: {}", describe(e));
         let mut order = match self
             .account(context, false)
             .await?
@@ -270,9 +269,9 @@ impl AcmeClient for InstantAcme {
                     .await?
                     .new_order(&new_order)
                     .await
-                    .map_err(|e| refused(&e))?
+                    .map_err(refused)?
             }
-            Err(e) => return Err(refused(&e)),
+            Err(e) => return Err(refused(e)),
         };
 
         // The challenges to answer: one TLS-ALPN-01 per name not yet authorized.
@@ -280,7 +279,7 @@ impl AcmeClient for InstantAcme {
         let mut authorizations = order.authorizations();
         while let Some(authorization) = authorizations.next().await {
             let mut authorization = authorization
-                .map_err(|e| format!("reading the order's authorizations: {}", describe(&e)))?;
+                .map_err(|e| format!("reading the order's authorizations: {}", describe(e)))?;
             let domain = authorization.identifier().to_string();
             match authorization.status {
                 AuthorizationStatus::Valid => continue,
@@ -312,11 +311,11 @@ impl AcmeClient for InstantAcme {
         order
             .finalize_csr(csr.der())
             .await
-            .map_err(|e| format!("the CA refused to finalize the order: {}", describe(&e)))?;
+            .map_err(|e| format!("the CA refused to finalize the order: {}", describe(e)))?;
         let chain_pem = order
             .poll_certificate(&retry_policy())
             .await
-            .map_err(|e| format!("the CA did not issue the certificate: {}", describe(&e)))?;
+            .map_err(|e| format!("the CA did not issue the certificate: {}", describe(e)))?;
 
         let key_pem = SecretString::from(key.serialize_pem());
         let served = crate::tls::certified_key_from_pem(
@@ -337,14 +336,15 @@ impl AcmeClient for InstantAcme {
     }
 }
 
-/// This instance's ACME job over `service`, serving into `certificates` and reporting in
-/// `status`.
+/// This instance's ACME job over `service`, taking the ordering lease as `holder` (the
+/// instance's lease-holder name), serving into `certificates` and reporting in `status`.
 ///
 /// # Errors
 /// When the directory's HTTP client cannot be built (see [`http_client`]).
 pub fn job(
     settings: &AcmeSettings,
     service: AcmeService,
+    holder: String,
     certificates: Arc<Certificates>,
     status: Arc<TlsStatus>,
 ) -> anyhow::Result<AcmeJob> {
@@ -352,6 +352,7 @@ pub fn job(
         service,
         settings.domains.clone(),
         settings.poll_interval,
+        holder,
         status,
         Arc::new(Serving::new(certificates)),
         Arc::new(InstantAcme::new(settings)?),
@@ -373,20 +374,12 @@ fn retry_policy() -> RetryPolicy {
         .timeout(CA_WAIT)
 }
 
-/// An ACME error as an admin reads it: the CA's detail where it gave one.
-fn describe(error: &instant_acme::Error) -> String {
+/// An ACME error as an admin reads it: the CA's detail where it gave one, else the error
+/// and its causes on one line.
+fn describe(error: instant_acme::Error) -> String {
     match error {
-        instant_acme::Error::Api(problem) => problem_text(problem),
-        other => {
-            // The error and its causes on one line.
-            let mut text = other.to_string();
-            let mut source = std::error::Error::source(other);
-            while let Some(cause) = source {
-                text = format!("{text}: {cause}");
-                source = cause.source();
-            }
-            text
-        }
+        instant_acme::Error::Api(problem) => problem_text(&problem),
+        other => format!("{:#}", anyhow::Error::new(other)),
     }
 }
 

@@ -118,15 +118,18 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
         .transpose()
         .context("reading the metrics listen address")?;
     let tls_status = Arc::new(TlsStatus::new(settings.tls != TlsSettings::Off));
-    let mut acme_certificates = None;
-    let (tls, tls_files) = match &settings.tls {
-        TlsSettings::Off => (None, None),
-        TlsSettings::Acme(_) => {
+    // With ACME: its settings and the listener's certificates, which it fills.
+    let (tls, tls_files, acme) = match &settings.tls {
+        TlsSettings::Off => (None, None, None),
+        TlsSettings::Acme(acme) => {
             // No certificate until the first order (or the database) provides one: until
             // then handshakes other than TLS-ALPN-01 validation fail, and TlsStatus says so.
             let certificates = Arc::new(crate::tls::Certificates::default());
-            acme_certificates = Some(certificates.clone());
-            (Some(crate::tls::server_config(certificates)?), None)
+            (
+                Some(crate::tls::server_config(certificates.clone())?),
+                None,
+                Some((acme, certificates)),
+            )
         }
         TlsSettings::Files { cert, key } => {
             let certificates = Arc::new(crate::tls::Certificates::default());
@@ -139,21 +142,17 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
             (
                 Some(crate::tls::server_config(certificates)?),
                 Some(Arc::new(files)),
+                None,
             )
         }
     };
     let store = open_store(&settings.database).await?;
     guardmdm_service::secrets::verify_secret_key(store.as_ref(), &settings.secret_key).await?;
     let secret_key = Arc::new(settings.secret_key);
-    let acme = match (&settings.tls, acme_certificates) {
-        (TlsSettings::Acme(acme), Some(certificates)) => Some(crate::acme::job(
-            acme,
-            guardmdm_service::acme::AcmeService::new(store.clone(), secret_key.clone()),
-            certificates,
-            tls_status.clone(),
-        )?),
-        _ => None,
-    };
+    let acme = acme.map(|(acme, certificates)| {
+        let service = guardmdm_service::acme::AcmeService::new(store.clone(), secret_key.clone());
+        (acme, service, certificates)
+    });
     let abm = AbmSettings {
         default_url: settings.abm_url.clone(),
         client_options: ClientOptions::default(),
@@ -175,6 +174,18 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
         data_dir: Some(settings.data_dir.clone()),
         ..guardmdm_service::doctor::DoctorSettings::default()
     });
+    // One lease-holder name per instance, for the ACME lease as for the sync leases.
+    let acme = acme
+        .map(|(acme, service, certificates)| {
+            crate::acme::job(
+                acme,
+                service,
+                services.sync.holder().to_string(),
+                certificates,
+                tls_status.clone(),
+            )
+        })
+        .transpose()?;
     if !matches!(settings.database, Database::Postgres(_)) {
         services.sync.recover_sole_instance().await?; // SQLite: one process, so any run left is dead
     }

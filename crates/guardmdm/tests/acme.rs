@@ -18,57 +18,22 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::Arc;
-use std::time::Duration;
 
-use clap::Parser;
-use common::{ADMIN_TOKEN, Backend, backends, pg_admin_url};
-use guardmdm::config::{ServeArgs, Settings};
-use guardmdm::server::RunningServer;
+use common::tls::{HOST, connect, healthz_on, reqwest_builder};
+use common::{Backend, TestApp, backends, bind, eventually, eventually_or, free_port};
 use guardmdm_service::tls_status::{TlsHealthState, TlsState, tls_health};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-
-const DOMAIN: &str = "mdm.guardmdm.test";
-/// Generous: a safety net, not a timing assertion.
-const PATIENCE: Duration = Duration::from_secs(90);
-
-#[derive(Parser)]
-struct Wrapper {
-    #[command(flatten)]
-    args: ServeArgs,
-}
+use tokio::net::TcpStream;
 
 /// Whether pebble is installed; panics when it is required and missing.
 fn pebble_installed() -> bool {
-    let found = ["pebble", "pebble-challtestsrv"].iter().all(|tool| {
-        Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    });
-    if !found {
-        assert!(
-            std::env::var("GUARDMDM_REQUIRE_PEBBLE").as_deref() != Ok("1"),
-            "pebble is required (GUARDMDM_REQUIRE_PEBBLE=1): apt-get install pebble"
-        );
-        eprintln!("SKIPPED: pebble is not installed (apt-get install pebble)");
-    }
-    found
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    common::require_tools(
+        &["pebble", "pebble-challtestsrv"],
+        "GUARDMDM_REQUIRE_PEBBLE",
+        "apt-get install pebble",
+    )
 }
 
 /// A running pebble and its DNS server, stopped on drop.
@@ -193,24 +158,19 @@ impl Pebble {
             .spawn()
             .unwrap();
         self.children.push(pebble);
-        let client = self.api_client();
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            if client
-                .get(&self.directory)
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
-                break;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "pebble did not start: {}",
-                self.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let client = &self.api_client();
+        let directory = &self.directory;
+        eventually_or(
+            || async {
+                client
+                    .get(directory)
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+            },
+            || format!("pebble did not start: {}", self.logs()),
+        )
+        .await;
     }
 
     /// Stops pebble and starts it again on the same ports.
@@ -261,122 +221,56 @@ impl Pebble {
     }
 }
 
-/// A `serve --acme` instance.
-struct Instance {
-    server: RunningServer,
-    _dir: tempfile::TempDir,
-    data_dir: PathBuf,
+/// The `serve` flags of an instance ordering its certificate for [`HOST`] from `pebble`,
+/// reading the database every `poll_interval`.
+fn acme_flags(pebble: &Pebble, poll_interval: &str) -> Vec<String> {
+    [
+        "--acme",
+        HOST,
+        "--acme-email",
+        "admin@guardmdm.test",
+        "--acme-directory",
+        &pebble.directory,
+        "--acme-ca-file",
+        pebble.api_ca().to_str().unwrap(),
+        "--acme-poll-interval",
+        poll_interval,
+    ]
+    .map(String::from)
+    .to_vec()
 }
 
-impl Instance {
-    async fn start(
-        listener: TcpListener,
-        pebble: &Pebble,
-        database_url: Option<&str>,
-        secret_key: Option<String>,
-    ) -> Self {
-        Self::start_polling(listener, pebble, database_url, secret_key, "200ms").await
-    }
+/// The instance's TLS state now.
+fn tls(app: &TestApp) -> TlsState {
+    app.server().tls_status().snapshot()
+}
 
-    async fn start_polling(
-        listener: TcpListener,
-        pebble: &Pebble,
-        database_url: Option<&str>,
-        secret_key: Option<String>,
-        poll_interval: &str,
-    ) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let data_dir = dir.path().join("data");
-        let mut argv = vec![
-            "serve".to_string(),
-            "--data-dir".into(),
-            data_dir.to_str().unwrap().into(),
-            "--admin-token".into(),
-            ADMIN_TOKEN.into(),
-            "--metrics-listen".into(),
-            "off".into(),
-            "--acme".into(),
-            DOMAIN.into(),
-            "--acme-email".into(),
-            "admin@guardmdm.test".into(),
-            "--acme-directory".into(),
-            pebble.directory.clone(),
-            "--acme-ca-file".into(),
-            pebble.api_ca().to_str().unwrap().into(),
-            "--acme-poll-interval".into(),
-            poll_interval.into(),
-        ];
-        if let Some(url) = database_url {
-            argv.extend(["--database-url".into(), url.to_string()]);
-        }
-        if let Some(key) = secret_key {
-            argv.extend(["--secret-key".into(), key]);
-        }
-        let settings = Settings::from_args(Wrapper::parse_from(argv).args).unwrap();
-        let server = guardmdm::server::start(settings, listener).await.unwrap();
-        Self {
-            server,
-            _dir: dir,
-            data_dir,
-        }
-    }
-
-    fn addr(&self) -> SocketAddr {
-        self.server.addr
-    }
-
-    fn tls(&self) -> TlsState {
-        self.server.tls_status().snapshot()
-    }
-
-    fn secret_key(&self) -> String {
-        std::fs::read_to_string(self.data_dir.join("secret.key"))
-            .unwrap()
-            .trim()
-            .to_string()
-    }
-
-    /// Waits until `check` holds for the TLS state.
-    async fn wait_for(&self, what: &str, pebble: &Pebble, check: impl Fn(&TlsState) -> bool) {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            let state = self.tls();
-            if check(&state) {
-                return;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{what}: not reached; TLS state {state:?}\n{}",
+/// Waits until `check` holds for `app`'s TLS state.
+async fn wait_for(app: &TestApp, what: &str, pebble: &Pebble, check: impl Fn(&TlsState) -> bool) {
+    eventually_or(
+        || {
+            let reached = check(&tls(app));
+            async move { reached }
+        },
+        || {
+            format!(
+                "{what}: not reached; TLS state {:?}\n{}",
+                tls(app),
                 pebble.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    async fn stop(self) {
-        self.server.shutdown();
-        self.server.wait().await.unwrap();
-    }
+            )
+        },
+    )
+    .await;
 }
 
-async fn database_for(backend: Backend) -> Option<String> {
-    match backend {
-        Backend::Sqlite => None,
-        Backend::Postgres => Some(
-            guardmdm_store_postgres::testing::fresh_database(&pg_admin_url().unwrap())
-                .await
-                .unwrap(),
-        ),
-    }
+/// A client that trusts only `root` and finds [`HOST`] at `app`.
+fn https_client(root: &[u8], app: &TestApp) -> reqwest::Client {
+    reqwest_builder(root, app.server().addr).build().unwrap()
 }
 
-/// A client that trusts only `root` and finds `DOMAIN` at `addr`.
-fn https_client(root: &[u8], addr: SocketAddr) -> reqwest::Client {
-    reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(root).unwrap()])
-        .resolve(DOMAIN, addr)
-        .build()
-        .unwrap()
+/// `https://mdm.guardmdm.test:PORT/healthz` of `app`.
+fn healthz_url(app: &TestApp) -> String {
+    format!("https://{HOST}:{}/healthz", app.server().addr.port())
 }
 
 fn fingerprint(state: &TlsState) -> Option<String> {
@@ -399,34 +293,35 @@ async fn a_certificate_is_issued_served_and_shared_with_a_second_instance() {
         return;
     }
     for backend in backends() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = bind().await;
         let pebble = Pebble::start(listener.local_addr().unwrap().port(), None).await;
-        let database_url = database_for(backend).await;
-        let first = Instance::start(listener, &pebble, database_url.as_deref(), None).await;
+        // A 2 s poll interval: the instance waits 2.5 s after publishing its challenge before
+        // the CA looks, so no certificate can exist during the checks right after the start.
+        let first = TestApp::spawn_on(backend, listener, &acme_flags(&pebble, "2s")).await;
 
         // Until the first certificate exists there is none to serve: handshakes fail, and
-        // the status says so. (The order takes at least a poll interval, so this runs
-        // before it; the checks hold either way.)
+        // the status says so.
         let root = pebble.issuing_root().await;
-        let url = format!("https://{DOMAIN}:{}/healthz", first.addr().port());
-        let before = first.tls();
-        if before.certificate.is_none() {
-            let health = tls_health(&before, time::OffsetDateTime::now_utc()).unwrap();
-            assert_eq!(health.state, TlsHealthState::Missing, "{backend:?}");
-            let attempt = https_client(&root, first.addr()).get(&url).send().await;
-            if first.tls().certificate.is_none() {
-                assert!(attempt.is_err(), "no certificate yet: {attempt:?}");
-            }
-        }
+        let url = healthz_url(&first);
+        let before = tls(&first);
+        assert_eq!(before.certificate, None, "{backend:?}: no certificate yet");
+        let health = tls_health(&before, time::OffsetDateTime::now_utc()).unwrap();
+        assert_eq!(health.state, TlsHealthState::Missing, "{backend:?}");
+        let attempt = https_client(&root, &first).get(&url).send().await;
+        assert!(attempt.is_err(), "no certificate yet: {attempt:?}");
+        assert_eq!(
+            tls(&first).certificate,
+            None,
+            "{backend:?}: still no certificate after the attempt"
+        );
 
-        first
-            .wait_for("the first certificate", &pebble, |s| {
-                s.certificate.is_some()
-            })
-            .await;
-        let state = first.tls();
+        wait_for(&first, "the first certificate", &pebble, |s| {
+            s.certificate.is_some()
+        })
+        .await;
+        let state = tls(&first);
         let cert = state.certificate.clone().unwrap();
-        assert_eq!(cert.names, vec![DOMAIN.to_string()]);
+        assert_eq!(cert.names, vec![HOST.to_string()]);
         assert_eq!(
             cert.source,
             guardmdm_service::tls_status::CertificateSource::Acme
@@ -447,7 +342,7 @@ async fn a_certificate_is_issued_served_and_shared_with_a_second_instance() {
         );
 
         // A real HTTPS request, verified against pebble's issuing root only.
-        let client = https_client(&root, first.addr());
+        let client = https_client(&root, &first);
         let response = client.get(&url).send().await.unwrap();
         assert_eq!(response.status(), 200, "{backend:?}");
 
@@ -455,38 +350,35 @@ async fn a_certificate_is_issued_served_and_shared_with_a_second_instance() {
         // without ordering one (its listener is not the one the CA validates, so an order
         // of its own would fail).
         if backend == Backend::Postgres {
-            let second_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-            let second = Instance::start(
-                second_listener,
-                &pebble,
-                database_url.as_deref(),
-                Some(first.secret_key()),
-            )
-            .await;
-            second
-                .wait_for("the shared certificate", &pebble, |s| {
-                    fingerprint(s) == Some(cert.fingerprint.clone())
-                })
+            let second = first
+                .instance_on(bind().await, &acme_flags(&pebble, "200ms"))
                 .await;
-            let client = https_client(&root, second.addr());
-            let url = format!("https://{DOMAIN}:{}/healthz", second.addr().port());
-            assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
-            let store = guardmdm::server::open_store(&guardmdm::config::Database::Postgres(
-                database_url.clone().unwrap(),
-            ))
-            .await
-            .unwrap();
+            wait_for(&second, "the shared certificate", &pebble, |s| {
+                fingerprint(s) == Some(cert.fingerprint.clone())
+            })
+            .await;
+            let client = https_client(&root, &second);
+            assert_eq!(
+                client
+                    .get(healthz_url(&second))
+                    .send()
+                    .await
+                    .unwrap()
+                    .status(),
+                200
+            );
+            let store = first.store().await;
             assert_eq!(audit_count(store.as_ref(), "acme.order_started").await, 1);
             assert_eq!(
                 audit_count(store.as_ref(), "acme.certificate_issued").await,
                 1
             );
-            assert_eq!(second.tls().problem, None);
+            assert_eq!(tls(&second).problem, None);
             second.stop().await;
         }
         first.stop().await;
     }
-    if pg_admin_url().is_none() {
+    if common::pg_admin_url().is_none() {
         eprintln!(
             "SKIPPED (second instance): set GUARDMDM_TEST_DATABASE_URL to share a certificate between two instances on PostgreSQL"
         );
@@ -498,48 +390,28 @@ async fn the_instance_the_ca_reaches_answers_another_instances_challenge() {
     if !pebble_installed() {
         return;
     }
-    let Some(admin_url) = pg_admin_url() else {
-        eprintln!(
-            "SKIPPED: set GUARDMDM_TEST_DATABASE_URL to run the two-instance ACME test on PostgreSQL"
-        );
+    if common::pg_or_skip("run the two-instance ACME test on PostgreSQL").is_none() {
         return;
-    };
-    let database_url = guardmdm_store_postgres::testing::fresh_database(&admin_url)
-        .await
-        .unwrap();
+    }
     // The CA validates on B's port; A orders.
-    let a_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let b_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let a_listener = bind().await;
+    let b_listener = bind().await;
     let pebble = Pebble::start(b_listener.local_addr().unwrap().port(), None).await;
     // A waits a poll interval (2 s) after publishing its challenge before the CA looks.
-    let a = Instance::start_polling(a_listener, &pebble, Some(&database_url), None, "2s").await;
-    let store =
-        guardmdm::server::open_store(&guardmdm::config::Database::Postgres(database_url.clone()))
-            .await
-            .unwrap();
+    let flags = acme_flags(&pebble, "2s");
+    let a = TestApp::spawn_on(Backend::Postgres, a_listener, &flags).await;
+    let store = a.store().await;
     let key = guardmdm_crypto::SecretKey::from_base64(&a.secret_key()).unwrap();
-    let acme = guardmdm_service::acme::AcmeService::new(store.clone(), Arc::new(key));
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while acme.order_state().await.unwrap().challenges.is_empty() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "A did not publish its challenge"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    // B starts only now (so A holds the lease), answers from the database at once.
-    let b = Instance::start_polling(
-        b_listener,
-        &pebble,
-        Some(&database_url),
-        Some(a.secret_key()),
-        "2s",
-    )
+    let acme = &guardmdm_service::acme::AcmeService::new(store.clone(), Arc::new(key));
+    eventually("A publishes its challenge", || async {
+        !acme.order_state().await.unwrap().challenges.is_empty()
+    })
     .await;
-    a.wait_for("A's certificate", &pebble, |s| s.certificate.is_some())
-        .await;
-    let issued = a.tls().certificate.unwrap();
-    b.wait_for("B serving A's certificate", &pebble, |s| {
+    // B starts only now (so A holds the lease), answers from the database at once.
+    let b = a.instance_on(b_listener, &flags).await;
+    wait_for(&a, "A's certificate", &pebble, |s| s.certificate.is_some()).await;
+    let issued = tls(&a).certificate.unwrap();
+    wait_for(&b, "B serving A's certificate", &pebble, |s| {
         fingerprint(s) == Some(issued.fingerprint.clone())
     })
     .await;
@@ -547,65 +419,23 @@ async fn the_instance_the_ca_reaches_answers_another_instances_challenge() {
     assert_eq!(audit_count(store.as_ref(), "acme.order_failed").await, 0);
     let root = pebble.issuing_root().await;
     for instance in [&a, &b] {
-        let url = format!("https://{DOMAIN}:{}/healthz", instance.addr().port());
-        let client = https_client(&root, instance.addr());
-        assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
+        let client = https_client(&root, instance);
+        assert_eq!(
+            client
+                .get(healthz_url(instance))
+                .send()
+                .await
+                .unwrap()
+                .status(),
+            200
+        );
     }
     b.stop().await;
     a.stop().await;
 }
 
-/// One HTTP/1.1 request on an open connection; returns the status line.
-async fn get_on<S: AsyncReadExt + AsyncWriteExt + Unpin>(stream: &mut S) -> String {
-    stream
-        .write_all(format!("GET /healthz HTTP/1.1\r\nHost: {DOMAIN}\r\n\r\n").as_bytes())
-        .await
-        .unwrap();
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        let n = stream.read(&mut byte).await.unwrap();
-        assert_eq!(n, 1, "the connection closed mid-response");
-        head.push(byte[0]);
-    }
-    let head = String::from_utf8(head).unwrap();
-    let length: usize = head
-        .lines()
-        .find_map(|l| {
-            let (name, value) = l.split_once(':')?;
-            name.eq_ignore_ascii_case("content-length")
-                .then(|| value.trim().parse().unwrap())
-        })
-        .expect("a Content-Length");
-    let mut body = vec![0u8; length];
-    stream.read_exact(&mut body).await.unwrap();
-    head.lines().next().unwrap().to_string()
-}
-
-async fn tls_connect(root: &[u8], addr: SocketAddr) -> tokio_rustls::client::TlsStream<TcpStream> {
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(root) {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    connector
-        .connect(ServerName::try_from(DOMAIN).unwrap(), tcp)
-        .await
-        .unwrap()
-}
-
 fn peer_fingerprint(stream: &tokio_rustls::client::TlsStream<TcpStream>) -> String {
-    let der = stream.get_ref().1.peer_certificates().unwrap()[0].to_vec();
-    guardmdm_crypto::Certificate::from_der(&der)
+    guardmdm_crypto::Certificate::from_der(&common::tls::presented(stream))
         .unwrap()
         .sha256_fingerprint()
         .to_string()
@@ -616,24 +446,16 @@ async fn the_certificate_is_renewed_at_two_thirds_without_dropping_connections()
     if !pebble_installed() {
         return;
     }
-    let backend = Backend::Sqlite;
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = bind().await;
     // Certificates valid for 30 s: renewal is due after 20.
     let pebble = Pebble::start(listener.local_addr().unwrap().port(), Some(30)).await;
-    let server = Instance::start(
-        listener,
-        &pebble,
-        database_for(backend).await.as_deref(),
-        None,
-    )
+    let server = TestApp::spawn_on(Backend::Sqlite, listener, &acme_flags(&pebble, "200ms")).await;
+    wait_for(&server, "the first certificate", &pebble, |s| {
+        s.certificate.is_some()
+    })
     .await;
-    server
-        .wait_for("the first certificate", &pebble, |s| {
-            s.certificate.is_some()
-        })
-        .await;
-    let first = server.tls().certificate.unwrap();
-    let due = server.tls().next_renewal.unwrap();
+    let first = tls(&server).certificate.unwrap();
+    let due = tls(&server).next_renewal.unwrap();
     let lifetime = first.not_after - first.not_before;
     assert_eq!(
         due,
@@ -642,24 +464,24 @@ async fn the_certificate_is_renewed_at_two_thirds_without_dropping_connections()
     );
 
     let root = pebble.issuing_root().await;
-    let mut open = tls_connect(&root, server.addr()).await;
+    let addr = server.server().addr;
+    let mut open = connect(&root, addr).await;
     assert_eq!(peer_fingerprint(&open), first.fingerprint);
-    assert_eq!(get_on(&mut open).await, "HTTP/1.1 200 OK");
+    assert_eq!(healthz_on(&mut open).await, "HTTP/1.1 200 OK");
 
-    server
-        .wait_for("the renewed certificate", &pebble, |s| {
-            fingerprint(s).is_some_and(|f| f != first.fingerprint)
-        })
-        .await;
-    let renewed = server.tls().certificate.unwrap();
+    wait_for(&server, "the renewed certificate", &pebble, |s| {
+        fingerprint(s).is_some_and(|f| f != first.fingerprint)
+    })
+    .await;
+    let renewed = tls(&server).certificate.unwrap();
     assert!(renewed.not_after > first.not_after);
 
     // The connection opened before the renewal still works; new ones get the new certificate.
-    assert_eq!(get_on(&mut open).await, "HTTP/1.1 200 OK");
-    let mut fresh = tls_connect(&root, server.addr()).await;
+    assert_eq!(healthz_on(&mut open).await, "HTTP/1.1 200 OK");
+    let mut fresh = connect(&root, addr).await;
     let served = peer_fingerprint(&fresh);
     assert_ne!(served, first.fingerprint);
-    assert_eq!(get_on(&mut fresh).await, "HTTP/1.1 200 OK");
+    assert_eq!(healthz_on(&mut fresh).await, "HTTP/1.1 200 OK");
     server.stop().await;
 }
 
@@ -668,32 +490,33 @@ async fn a_ca_that_forgot_the_account_gets_a_new_one_at_the_next_renewal() {
     if !pebble_installed() {
         return;
     }
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = bind().await;
     let mut pebble = Pebble::start(listener.local_addr().unwrap().port(), Some(30)).await;
-    let server = Instance::start(listener, &pebble, None, None).await;
-    server
-        .wait_for("the first certificate", &pebble, |s| {
-            s.certificate.is_some()
-        })
-        .await;
-    let first = server.tls().certificate.unwrap();
+    let server = TestApp::spawn_on(Backend::Sqlite, listener, &acme_flags(&pebble, "200ms")).await;
+    wait_for(&server, "the first certificate", &pebble, |s| {
+        s.certificate.is_some()
+    })
+    .await;
+    let first = tls(&server).certificate.unwrap();
     pebble.restart_ca().await;
-    server
-        .wait_for("the renewed certificate", &pebble, |s| {
-            fingerprint(s).is_some_and(|f| f != first.fingerprint)
-        })
-        .await;
-    assert_eq!(server.tls().problem, None);
+    wait_for(&server, "the renewed certificate", &pebble, |s| {
+        fingerprint(s).is_some_and(|f| f != first.fingerprint)
+    })
+    .await;
+    assert_eq!(tls(&server).problem, None);
     // Issued by the new pebble run, under its new root.
     let root = pebble.issuing_root().await;
-    let client = https_client(&root, server.addr());
-    let url = format!("https://{DOMAIN}:{}/healthz", server.addr().port());
-    assert_eq!(client.get(&url).send().await.unwrap().status(), 200);
-    let store = guardmdm::server::open_store(&guardmdm::config::Database::Sqlite(
-        server.data_dir.join("guardmdm.db"),
-    ))
-    .await
-    .unwrap();
+    let client = https_client(&root, &server);
+    assert_eq!(
+        client
+            .get(healthz_url(&server))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let store = server.store().await;
     assert_eq!(audit_count(store.as_ref(), "acme.account_create").await, 2);
     assert_eq!(audit_count(store.as_ref(), "acme.order_failed").await, 0);
     server.stop().await;
@@ -705,18 +528,15 @@ async fn a_failed_challenge_is_reported_with_the_cas_words_and_retried_later() {
         return;
     }
     for backend in backends() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let listener = bind().await;
         // The CA validates on a port nothing listens on.
         let pebble = Pebble::start(free_port(), None).await;
-        let database_url = database_for(backend).await;
-        let server = Instance::start(listener, &pebble, database_url.as_deref(), None).await;
-        server
-            .wait_for("the problem", &pebble, |s| s.problem.is_some())
-            .await;
-        let state = server.tls();
+        let server = TestApp::spawn_on(backend, listener, &acme_flags(&pebble, "200ms")).await;
+        wait_for(&server, "the problem", &pebble, |s| s.problem.is_some()).await;
+        let state = tls(&server);
         let problem = state.problem.clone().unwrap();
         assert!(
-            problem.contains(&format!("could not validate {DOMAIN}")),
+            problem.contains(&format!("could not validate {HOST}")),
             "{problem}"
         );
         // Pebble's own words for a refused connection (Let's Encrypt's say "Connection
@@ -731,11 +551,7 @@ async fn a_failed_challenge_is_reported_with_the_cas_words_and_retried_later() {
         assert!(health.message.contains(&problem), "{}", health.message);
         // Retried after the back-off (a minute for the first failure), as stored in the
         // database for every instance.
-        let store = match &database_url {
-            Some(url) => guardmdm::config::Database::Postgres(url.clone()),
-            None => guardmdm::config::Database::Sqlite(server.data_dir.join("guardmdm.db")),
-        };
-        let store = guardmdm::server::open_store(&store).await.unwrap();
+        let store = server.store().await;
         let key = guardmdm_crypto::SecretKey::from_base64(&server.secret_key()).unwrap();
         let acme = guardmdm_service::acme::AcmeService::new(store.clone(), Arc::new(key));
         let order = acme.order_state().await.unwrap();

@@ -613,8 +613,7 @@ async fn profile(
     let mut state = SyncState::default();
     let (mut fetch, mut reduce, mut apply) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
     let mut pages = 0;
-    SQL_STATS.lock().unwrap().clear();
-    SQL_PROFILE.store(true, Ordering::Relaxed);
+    sql_profile_start();
     let started = Instant::now();
     loop {
         let t0 = Instant::now();

@@ -78,6 +78,86 @@ async fn sync_now_fetches_everything_then_applies_changes() {
     }
 }
 
+/// A slow full fetch is listed as it goes: its staged pages are merged every
+/// `stage_merge_every` while it runs, not only when it ends.
+#[tokio::test]
+async fn a_slow_full_fetch_lists_its_devices_while_it_runs() {
+    for backend in common::backends() {
+        let app = TestApp::spawn(backend).await;
+        let server = app.connect_abm("main").await;
+        let store = app.store().await;
+        let entry_id = store.get_abm_entry("main").await.unwrap().id;
+        // A sync the server started on its own may be going: let it end before ABM fills.
+        for _ in 0..1000 {
+            let runs = store.list_sync_runs(entry_id, 1).await.unwrap();
+            if runs.first().is_none_or(|r| r.outcome != "running") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let _ = app.abm.sim.add_devices(2000, None);
+        // 20 pages of 100, 40 ms each: about a second of fetching.
+        app.abm
+            .sim
+            .inject_fault(Fault::Delay {
+                millis: 40,
+                count: None,
+                path: None,
+            })
+            .unwrap();
+        assert_eq!(store.count_abm_devices(entry_id, false).await.unwrap(), 0);
+        let previous = store
+            .list_sync_runs(entry_id, 1)
+            .await
+            .unwrap()
+            .first()
+            .map_or(0, |r| r.id);
+        let instance = app.instance().await;
+        let sync = instance
+            .sync
+            .clone()
+            .with_stage_merge_every(Duration::from_millis(150));
+        // A full resync stages its pages like a first sync.
+        let task = tokio::spawn(async move {
+            sync.sync_inline("main", guardmdm_service::Trigger::FullResync)
+                .await
+        });
+        // Some devices listed while the run still fetches.
+        let mut listed_mid_run = None;
+        for _ in 0..1000 {
+            let runs = store.list_sync_runs(entry_id, 1).await.unwrap();
+            let Some(run) = runs.first().filter(|r| r.id > previous) else {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            };
+            if run.outcome != "running" {
+                break;
+            }
+            let listed = store.count_abm_devices(entry_id, false).await.unwrap();
+            if listed > 0 && listed < 2000 {
+                listed_mid_run = Some(listed);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let run = task
+            .await
+            .unwrap()
+            .unwrap()
+            .expect("no other run holds the entry");
+        assert_eq!(run.outcome, "succeeded", "{run:?}");
+        assert!(
+            listed_mid_run.is_some(),
+            "no device was listed before the full fetch ended: {run:?}"
+        );
+        assert_eq!(
+            app.device_set("main", "assigned").await,
+            app.abm_set(&server)
+        );
+        app.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn a_second_sync_now_returns_the_running_one() {
     let app = TestApp::spawn(Backend::Sqlite).await;

@@ -19,8 +19,8 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::ADMIN_TOKEN;
 use common::serve::Serve;
+use common::{ADMIN_TOKEN, Backend};
 use guardmdm_sim::rng::SplitMix64;
 use guardmdm_sim::{Fault, RunningSimulator, SimConfig, Simulator};
 use reqwest::{Method, StatusCode};
@@ -156,26 +156,8 @@ impl Serve {
     /// Every serial GuardMDM lists with `status` (`assigned` or `removed`) under `main`,
     /// each listed once.
     async fn devices_with(&self, status: &str) -> BTreeSet<String> {
-        let mut out = BTreeSet::new();
-        let mut after = String::new();
-        loop {
-            let path =
-                format!("/api/v1/devices?token=main&status={status}&limit=1000&after={after}");
-            let (code, page) = self.json(Method::GET, &path, None).await;
-            assert_eq!(code, StatusCode::OK, "{page}");
-            let page = page.as_array().unwrap().clone();
-            for d in &page {
-                let serial = d["serial_number"].as_str().unwrap().to_string();
-                assert!(out.insert(serial), "{status} device listed twice: {d}");
-            }
-            if page.len() < 1000 {
-                return out;
-            }
-            after = page.last().unwrap()["serial_number"]
-                .as_str()
-                .unwrap()
-                .to_string();
-        }
+        let path = format!("/api/v1/devices?token=main&status={status}");
+        common::serial_set(&common::all_pages(&self.http, &self.base, &path, "serial_number").await)
     }
 
     /// Waits until no run of `main` is running (a dead one ends once its lease lapsed): the
@@ -286,13 +268,10 @@ async fn sqlite_after_kill_9_sync_now_starts_a_new_run_at_once() {
 
 #[tokio::test]
 async fn postgres_the_survivor_takes_over_once_the_killed_instance_lease_lapsed() {
-    let Some(admin_url) = common::pg_admin_url() else {
-        eprintln!("SKIPPED: set GUARDMDM_TEST_DATABASE_URL to run the two-instance kill test");
+    if common::pg_or_skip("run the two-instance kill test").is_none() {
         return;
-    };
-    let database = guardmdm_store_postgres::testing::fresh_database(&admin_url)
-        .await
-        .unwrap();
+    }
+    let database = common::fresh_database_url(Backend::Postgres).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     let abm = simulator().await;
     // A short lease, so the test waits seconds, not minutes.
@@ -620,13 +599,10 @@ async fn sqlite_kill_9_at_random_moments_of_syncs_loses_and_duplicates_nothing()
 
 #[tokio::test]
 async fn postgres_kill_9_at_random_moments_of_syncs_loses_and_duplicates_nothing() {
-    let Some(admin_url) = common::pg_admin_url() else {
-        eprintln!("SKIPPED: set GUARDMDM_TEST_DATABASE_URL to run the random-kill test");
+    if common::pg_or_skip("run the random-kill test").is_none() {
         return;
-    };
-    let database = guardmdm_store_postgres::testing::fresh_database(&admin_url)
-        .await
-        .unwrap();
+    }
+    let database = common::fresh_database_url(Backend::Postgres).await.unwrap();
     // One instance, restarted after each kill: its new holder id is not the dead one's, so it
     // takes over once the dead lease lapsed; a short lease keeps that to about a second.
     let args = [

@@ -23,10 +23,6 @@ use common::mdm::{TOPIC, buy, enrollment, setup_with};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-fn tool_available(name: &str) -> bool {
-    Command::new(name).arg("-help").output().is_ok()
-}
-
 /// Runs a tool to its end. The server under test shares this runtime, so the wait must not
 /// hold a worker thread (`block_in_place`).
 fn output(command: &mut Command) -> std::process::Output {
@@ -200,14 +196,11 @@ fn text<'a>(d: &'a plist::Dictionary, key: &str) -> &'a str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_device_built_from_third_party_tools_enrolls_and_answers_commands() {
-    if !tool_available("scepclient") {
-        assert!(
-            std::env::var("GUARDMDM_REQUIRE_SCEPCLIENT").as_deref() != Ok("1"),
-            "scepclient is required (GUARDMDM_REQUIRE_SCEPCLIENT=1): apt-get install scep"
-        );
-        eprintln!(
-            "SKIPPED: micromdm's scepclient is not installed (apt-get install scep); the third-party device test did not run"
-        );
+    if !common::require_tools(
+        &["scepclient"],
+        "GUARDMDM_REQUIRE_SCEPCLIENT",
+        "apt-get install scep",
+    ) {
         return;
     }
     for backend in common::backends() {

@@ -14,19 +14,15 @@ mod common;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Stdio;
-use std::time::Duration;
 
-use common::tls::{HOST, Pki, ServerCert, install, paths, presented, replace};
+use common::tls::{HOST, Pki, ServerCert, healthz_on, install, paths, presented, replace};
 use common::web::{WebClient, create_admin};
-use common::{ADMIN_TOKEN, Backend, TestApp, backends};
+use common::{ADMIN_TOKEN, Backend, PATIENCE, TestApp, backends, eventually};
 use guardmdm::tls_files::Reload;
 use reqwest::{StatusCode, Version};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::process::Command;
-
-/// The safety net for anything awaited: generous, never a measure of speed.
-const PATIENCE: Duration = Duration::from_secs(60);
 
 /// `--tls-cert`/`--tls-key` flags for the files in `dir`.
 fn tls_flags(dir: &Path) -> Vec<String> {
@@ -51,59 +47,6 @@ async fn spawn(
     let mut flags = tls_flags(dir);
     flags.extend(extra.iter().map(|s| (*s).to_string()));
     TestApp::spawn_tls(backend, pki, &flags).await
-}
-
-/// Waits until `check` holds, polling; panics with `what` after [`PATIENCE`].
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// `GET /healthz` on an open HTTP/1.1 connection (kept alive): the status line.
-async fn healthz_on<S>(stream: &mut S) -> String
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    let request = format!("GET /healthz HTTP/1.1\r\nHost: {HOST}\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut got = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = tokio::time::timeout(PATIENCE, stream.read(&mut buf))
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(
-            n > 0,
-            "the connection closed: {}",
-            String::from_utf8_lossy(&got)
-        );
-        got.extend_from_slice(&buf[..n]);
-        let text = String::from_utf8_lossy(&got).to_string();
-        if let Some(end) = text.find("\r\n\r\n") {
-            let length: usize = text[..end]
-                .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length:")
-                        .map(|v| v.trim().parse().unwrap())
-                })
-                .unwrap();
-            if got.len() >= end + 4 + length {
-                return text.lines().next().unwrap().to_string();
-            }
-        }
-    }
 }
 
 /// The certificate a new connection to `addr` is served.

@@ -1,13 +1,15 @@
 //! Databases written by an earlier release upgrade in place with nothing lost.
 //!
-//! `tests/fixtures/upgrade-0.1-sqlite/` holds a SQLite data dir written by GuardMDM 0.1 (an
-//! ABM entry with its token, synced devices, profiles with versions, an OS default, a static
-//! group, a device-level assignment, two enrolled devices with answered commands, the push
-//! certificate, an admin, an API token, the audit log) and `manifest.json`, everything the
-//! REST API showed of it then; `upgrade-0.1-postgres/` the same written to PostgreSQL, as a
-//! `pg_dump` (restored with `psql`). The tests start today's binary on a copy (its migrations
-//! run) and check that the API shows exactly the same. `write_the_fixtures` (ignored) made
-//! them; run it again only to freeze a new release's format, never to make a test pass.
+//! `tests/fixtures/upgrade-0.1-sqlite/` holds a SQLite data dir (an ABM entry with its token,
+//! synced devices, profiles with versions, an OS default, a static group, a device-level
+//! assignment, two enrolled devices with answered commands, the push certificate, an admin, an
+//! API token, the audit log) and `manifest.json`, everything the REST API showed of it then;
+//! `upgrade-0.1-postgres/` the same written to PostgreSQL, as a `pg_dump` (restored with
+//! `psql`). Both were written by the binary of commit a75f798 (version 0.1.0, migrations 1–9)
+//! running `write_the_fixtures` (ignored), this file copied into a checkout of that commit. The
+//! tests start today's binary on a copy (its later migrations run) and check that the API shows
+//! exactly the same. Run the writer again only on a released commit's checkout, to freeze that
+//! release's format, never on the current code and never to make a test pass.
 
 // Helpers outside #[test] functions fail by panicking too.
 #![allow(clippy::unwrap_used, clippy::panic, clippy::disallowed_methods)]
@@ -18,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use common::mdm::{buy, pushed, setup};
 use common::serve::Serve;
-use common::{ADMIN_TOKEN, Backend};
+use common::{ADMIN_TOKEN, Backend, all_pages};
 use guardmdm_sim::SimDevice;
 use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value, json};
@@ -27,6 +29,14 @@ use serde_json::{Map, Value, json};
 /// (`push`), or rendered from a profile's stored spec with this server's `--public-url`
 /// (`apple`, what Apple receives, and `warnings`).
 const VOLATILE: &[&str] = &["days_left", "health", "push", "apple", "warnings"];
+
+/// The last migration of 0.1. The fixtures hold exactly migrations 1 to this one, so every
+/// later migration runs on their data.
+const FROZEN_AT: i64 = 9;
+
+fn frozen_versions() -> Vec<i64> {
+    (1..=FROZEN_AT).collect()
+}
 
 fn fixture_dir(backend: Backend) -> PathBuf {
     let name = match backend {
@@ -76,24 +86,6 @@ async fn get(http: &reqwest::Client, base: &str, path: &str) -> Value {
     resp.json().await.unwrap()
 }
 
-/// Every page of a list keyed by `key` (`after` cursors).
-async fn all_pages(http: &reqwest::Client, base: &str, path: &str, key: &str) -> Vec<Value> {
-    let mut out = Vec::new();
-    let mut after = String::new();
-    loop {
-        let page = get(http, base, &format!("{path}?limit=1000&after={after}")).await;
-        let page = page.as_array().unwrap().clone();
-        let done = page.len() < 1000;
-        if let Some(last) = page.last() {
-            after = last[key].as_str().unwrap().to_string();
-        }
-        out.extend(page);
-        if done {
-            return out;
-        }
-    }
-}
-
 /// Drops the volatile fields, recursively.
 fn stable(value: Value) -> Value {
     match value {
@@ -114,7 +106,7 @@ async fn dump(http: &reqwest::Client, base: &str) -> Value {
     out.insert("abm_tokens".into(), get(http, base, "/abm/tokens").await);
     out.insert(
         "devices".into(),
-        Value::Array(all_pages(http, base, "/devices", "serial_number").await),
+        Value::Array(all_pages(http, base, "/api/v1/devices", "serial_number").await),
     );
     let profiles = get(http, base, "/profiles").await;
     let mut versions = Map::new();
@@ -176,19 +168,36 @@ async fn a_sqlite_database_written_by_release_0_1_upgrades_with_nothing_lost() {
     for file in ["guardmdm.db", "secret.key"] {
         std::fs::copy(fixture.join(file), data.join(file)).unwrap();
     }
+    let db = data.join("guardmdm.db");
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}?mode=ro", db.display()))
+        .await
+        .unwrap();
+    let versions: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    pool.close().await;
+    assert_eq!(versions, frozen_versions(), "the fixture is 0.1's schema");
     check(&data, &fixture, &[]).await;
 }
 
 #[tokio::test]
 async fn a_postgres_database_written_by_release_0_1_upgrades_with_nothing_lost() {
-    let Some(admin_url) = common::pg_admin_url() else {
-        eprintln!("SKIPPED: set GUARDMDM_TEST_DATABASE_URL to run the PostgreSQL upgrade test");
+    if common::pg_or_skip("run the PostgreSQL upgrade test").is_none() {
         return;
-    };
+    }
     let fixture = fixture_dir(Backend::Postgres);
-    let url = guardmdm_store_postgres::testing::fresh_database(&admin_url)
-        .await
-        .unwrap();
+    let dump = std::fs::read_to_string(fixture.join("dump.sql")).unwrap();
+    let versions: Vec<i64> = dump
+        .lines()
+        .skip_while(|line| !line.starts_with("COPY public._sqlx_migrations "))
+        .skip(1)
+        .take_while(|line| *line != "\\.")
+        .map(|line| line.split('\t').next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(versions, frozen_versions(), "the fixture is 0.1's schema");
+    let url = common::fresh_database_url(Backend::Postgres).await.unwrap();
     run(std::process::Command::new("psql")
         .args(["--quiet", "--no-psqlrc", "-v", "ON_ERROR_STOP=1", "-f"])
         .arg(fixture.join("dump.sql"))

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use guardmdm_crypto::SecretKey;
 use guardmdm_store::{NewAuditEvent, Store};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
@@ -215,7 +215,9 @@ pub struct AcmeService {
 #[derive(Serialize, Deserialize)]
 struct StoredAccount {
     directory: String,
-    credentials: serde_json::Value,
+    /// instant-acme's credentials (JSON), kept as the text it gave.
+    #[serde(with = "secret_string")]
+    credentials: SecretString,
 }
 
 impl AcmeService {
@@ -228,13 +230,7 @@ impl AcmeService {
         &self,
         name: &str,
     ) -> Result<Option<T>, ServiceError> {
-        let Some(sealed) = self.store.get_secret(name).await? else {
-            return Ok(None);
-        };
-        let json = self.secrets.open(&sealed, name)?;
-        serde_json::from_slice(json.expose_secret())
-            .map(Some)
-            .map_err(|e| ServiceError::Internal(format!("the stored {name} is unreadable: {e}")))
+        crate::secrets::read_json(self.store.as_ref(), &self.secrets, name).await
     }
 
     async fn write<T: Serialize>(
@@ -244,9 +240,6 @@ impl AcmeService {
         action: &str,
         details: serde_json::Value,
     ) -> Result<(), ServiceError> {
-        let json = serde_json::to_vec(value)
-            .map_err(|e| ServiceError::Internal(format!("encoding the {name}: {e}")))?;
-        let sealed = self.secrets.seal(&json, name)?;
         let audit = NewAuditEvent {
             at: guardmdm_store::now(),
             actor: "system".to_string(),
@@ -254,8 +247,7 @@ impl AcmeService {
             target: "acme".to_string(),
             details,
         };
-        self.store.put_secret(name, &sealed, &audit).await?;
-        Ok(())
+        crate::secrets::write_json(self.store.as_ref(), &self.secrets, name, value, &audit).await
     }
 
     /// The stored account's credentials (instant-acme's JSON) if it was made at `directory`.
@@ -266,23 +258,21 @@ impl AcmeService {
         let stored: Option<StoredAccount> = self.read(ACCOUNT_SECRET).await?;
         Ok(stored
             .filter(|a| a.directory == directory)
-            .map(|a| SecretString::from(a.credentials.to_string())))
+            .map(|a| a.credentials))
     }
 
-    /// Stores the account made at `directory` (its credentials as JSON).
+    /// Stores the account made at `directory` (its credentials, instant-acme's JSON).
     ///
     /// # Errors
-    /// Credentials that are not JSON, or the database.
+    /// The database.
     pub async fn save_account(
         &self,
         directory: &str,
         credentials: &SecretString,
     ) -> Result<(), ServiceError> {
-        let credentials = serde_json::from_str(credentials.expose_secret())
-            .map_err(|e| ServiceError::Internal(format!("ACME credentials: {e}")))?;
         let stored = StoredAccount {
             directory: directory.to_string(),
-            credentials,
+            credentials: credentials.clone(),
         };
         self.write(
             ACCOUNT_SECRET,
@@ -486,11 +476,13 @@ pub struct AcmeJob {
 impl AcmeJob {
     /// A job for `domains` (checked by [`validate_domains`]) that reads the database every
     /// `poll_interval`, serves through `serving`, orders through `client` and reports in
-    /// `status`.
+    /// `status`. `holder` names this instance in the ordering lease (the instance's one
+    /// name, as in the sync leases: [`crate::dep_sync::SyncService::holder`]).
     pub fn new(
         service: AcmeService,
         domains: Vec<String>,
         poll_interval: std::time::Duration,
+        holder: String,
         status: Arc<TlsStatus>,
         serving: Arc<dyn AcmeServing>,
         client: Arc<dyn AcmeClient>,
@@ -502,7 +494,7 @@ impl AcmeJob {
             status,
             serving,
             client,
-            holder: uuid::Uuid::new_v4().to_string(),
+            holder,
             installed: None,
             shown_problem: None,
         }
@@ -595,12 +587,7 @@ impl AcmeJob {
         }
         match &problem {
             Some(p) => self.status.problem(p.clone()),
-            None => {
-                // Only `served` clears a problem: show the certificate again without one.
-                if let Some(cert) = self.status.snapshot().certificate {
-                    self.status.served(cert);
-                }
-            }
+            None => self.status.clear_problem(),
         }
         self.shown_problem = problem;
     }
@@ -663,6 +650,7 @@ mod secret_string {
 mod tests {
     use super::*;
     use guardmdm_store_sqlite::SqliteStore;
+    use secrecy::ExposeSecret;
     use time::macros::datetime;
 
     fn names(list: &[&str]) -> Vec<String> {
@@ -911,6 +899,7 @@ mod tests {
             service.clone(),
             names(&["mdm.example.com"]),
             std::time::Duration::from_millis(1),
+            format!("instance-{}", uuid::Uuid::new_v4().simple()),
             status.clone(),
             serving,
             ca,
@@ -963,6 +952,25 @@ mod tests {
         // Nothing is due: polls order nothing.
         a.step().await.unwrap();
         assert_eq!(a_ca.orders.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_problem_shown_without_a_certificate_is_cleared_when_it_is_gone() {
+        let (_dir, service) = services().await;
+        let serving = Arc::new(FakeServing::default());
+        let ca = Arc::new(fake_ca(None, Duration::days(90)));
+        let (mut a, status) = job(&service, serving, ca.clone());
+        // What `run` shows when a poll cannot reach the database.
+        a.show_problem(Some(
+            "ACME: the certificate state cannot be read from the database: gone".to_string(),
+        ));
+        assert!(status.snapshot().problem.is_some());
+        // The next poll reads the database (no certificate yet, no failed order).
+        a.sync().await.unwrap();
+        let state = status.snapshot();
+        assert_eq!(state.certificate, None);
+        assert_eq!(state.problem, None);
+        assert_eq!(ca.orders.load(std::sync::atomic::Ordering::SeqCst), 0);
     }
 
     #[tokio::test]

@@ -23,8 +23,9 @@ use time::{Duration, OffsetDateTime};
 
 use guardmdm_abm::DeviceStatus;
 pub use guardmdm_store::AssignState;
-use guardmdm_store::{AssignmentRecord, RuleRef, StoredAbmDevice};
+use guardmdm_store::{AssignmentRecord, RuleRef, StoredAbmDevice, StoredText};
 
+use crate::ServiceError;
 use crate::resolve::Resolution;
 
 /// How long a serial rests after Apple answers `FAILED` or `NOT_ACCESSIBLE`.
@@ -240,6 +241,19 @@ pub fn changed(before: Option<&AssignmentRecord>, after: &AssignmentRecord) -> b
             &b != after
         }
     }
+}
+
+/// An assignment state as an admin filters by it (`not_accessible`, …).
+///
+/// # Errors
+/// [`ServiceError::Invalid`] naming the states, for anything else.
+pub fn parse_state(text: &str) -> Result<AssignState, ServiceError> {
+    AssignState::from_stored(text).ok_or_else(|| {
+        ServiceError::Invalid(format!(
+            "assignment state {text:?}: use {}",
+            AssignState::ALL.map(AssignState::as_str).join(", ")
+        ))
+    })
 }
 
 /// Where an incremental pass starts looking for devices Apple changed, after a pass that
@@ -528,8 +542,8 @@ mod tests {
     #[test]
     fn states_round_trip() {
         for s in AssignState::ALL {
-            assert_eq!(AssignState::parse(s.as_str()), Some(s));
+            assert_eq!(AssignState::from_stored(s.as_str()), Some(s));
         }
-        assert_eq!(AssignState::parse("x"), None);
+        assert_eq!(AssignState::from_stored("x"), None);
     }
 }

@@ -35,9 +35,10 @@ pub const SYNC_INTERVAL: Duration = Duration::from_secs(5 * 60);
 /// inside one interval, so a dead instance's entries are taken over at the next tick, and
 /// its runs are shown as ended (and Sync Now starts anew) once it lapsed.
 pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(120);
-/// The longest a full fetch keeps pages staged before merging them (see `page_loop`): with
-/// Apple's latency a large fetch takes minutes, and its devices are listed as it goes.
-const STAGE_MERGE_EVERY: Duration = Duration::from_secs(60);
+/// The longest a full fetch keeps pages staged before merging them unless configured (see
+/// `page_loop`): with Apple's latency a large fetch takes minutes, and its devices are listed
+/// as it goes.
+pub const DEFAULT_STAGE_MERGE_EVERY: Duration = Duration::from_secs(60);
 /// How long Sync Now waits for an assignment pass of the same entry (here or on another
 /// instance) before answering that the entry is busy.
 const ASSIGN_WAIT: Duration = Duration::from_secs(60);
@@ -107,6 +108,8 @@ pub struct SyncService {
     assigner: Assigner,
     /// The entry lease's time to live.
     lease_ttl: Duration,
+    /// The longest a full fetch keeps pages staged.
+    stage_merge_every: Duration,
 }
 
 impl SyncService {
@@ -127,7 +130,16 @@ impl SyncService {
             tasks: TaskTracker::new(),
             cancel,
             lease_ttl: DEFAULT_LEASE_TTL,
+            stage_merge_every: DEFAULT_STAGE_MERGE_EVERY,
         }
+    }
+
+    /// Merges a running full fetch's staged pages at least every `every` instead of
+    /// [`DEFAULT_STAGE_MERGE_EVERY`].
+    #[must_use]
+    pub fn with_stage_merge_every(mut self, every: Duration) -> Self {
+        self.stage_merge_every = every;
+        self
     }
 
     /// Uses `ttl` as the entry lease's time to live instead of [`DEFAULT_LEASE_TTL`]: how
@@ -553,9 +565,13 @@ impl SyncService {
         // Records a killed run staged are merged before anything else is written.
         self.merge_staged(entry).await?;
         let looped = self.page_loop(entry, run_id, &client, state).await;
-        if !matches!(looped, Err(SyncFailure::Interrupted)) {
-            // What a failed fetch staged is listed now rather than after the next run.
-            self.merge_staged(entry).await?;
+        // A run that ends well has merged all it staged (see `page_loop`). What a failed
+        // fetch staged is listed now rather than after the next run; the run's own error is
+        // the one reported.
+        if matches!(&looped, Err(failure) if !matches!(failure, SyncFailure::Interrupted))
+            && let Err(SyncFailure::Internal(e)) = self.merge_staged(entry).await
+        {
+            tracing::warn!(abm_entry = %entry.name, error = %e, "staged devices not merged");
         }
         let outcome = looped?;
         if entry.problem.is_some() {
@@ -580,7 +596,7 @@ impl SyncService {
         let mut ahead: Option<Result<guardmdm_abm::DevicePage, DepError>> = None;
         // Pages of a full fetch are staged and merged in bulk: when the fetch ends, before
         // any page of changes is stored (a staged record merged after one would undo it), and
-        // at least every STAGE_MERGE_EVERY so a slow fetch is listed as it goes.
+        // at least every `stage_merge_every` so a slow fetch is listed as it goes.
         let mut staged_since: Option<Instant> = None;
         loop {
             if self.cancel.is_cancelled() {
@@ -658,7 +674,7 @@ impl SyncService {
             if staging {
                 let since = *staged_since.get_or_insert_with(Instant::now);
                 let fetch_ended = matches!(next, AfterPage::FetchComplete(_));
-                if fetch_ended || since.elapsed() >= STAGE_MERGE_EVERY {
+                if fetch_ended || since.elapsed() >= self.stage_merge_every {
                     self.merge_staged(entry).await?;
                     staged_since = None;
                 }
@@ -947,16 +963,11 @@ impl SyncService {
                 os
             }
         });
-        let assignment_state = match filter.assignment.as_deref() {
-            None => None,
-            Some(state) => Some(crate::assign_rules::AssignState::parse(state).ok_or_else(
-                || {
-                    ServiceError::Invalid(format!(
-                        "assignment state {state:?}: use unassigned, pending, assigned, pushed, not_accessible, failed, throttled or removed"
-                    ))
-                },
-            )?),
-        };
+        let assignment_state = filter
+            .assignment
+            .as_deref()
+            .map(crate::assign_rules::parse_state)
+            .transpose()?;
         let limit = filter.limit.unwrap_or(100);
         if !(1..=1000).contains(&limit) {
             return Err(ServiceError::Invalid(

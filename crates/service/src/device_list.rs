@@ -120,24 +120,30 @@ pub fn device_status(
 /// # Errors
 /// [`ServiceError::Invalid`] for an unknown status.
 pub fn parse_status_filter(status: &str, query: &mut DeviceQuery) -> Result<(), ServiceError> {
-    match status {
-        // An enrolled device shows as Enrolled whatever its assignment state.
-        "unassigned" | "pending" | "assigned" | "pushed" => {
-            query.removed = Some(false);
-            query.enrolled = Some(false);
-            query.assignment_state = AssignState::parse(status);
-        }
+    let state = match status {
+        "unassigned" => AssignState::Unassigned,
+        "pending" => AssignState::Pending,
+        "assigned" => AssignState::Assigned,
+        "pushed" => AssignState::Pushed,
         "enrolled" => {
             query.removed = Some(false);
             query.enrolled = Some(true);
+            return Ok(());
         }
-        "removed" => query.removed = Some(true),
+        "removed" => {
+            query.removed = Some(true);
+            return Ok(());
+        }
         other => {
             return Err(ServiceError::Invalid(format!(
                 "status {other:?}: use unassigned, pending, assigned, pushed, enrolled or removed"
             )));
         }
-    }
+    };
+    // An enrolled device shows as Enrolled whatever its assignment state.
+    query.removed = Some(false);
+    query.enrolled = Some(false);
+    query.assignment_state = Some(state);
     Ok(())
 }
 
@@ -304,11 +310,7 @@ impl DeviceListService {
             parse_status_filter(status, &mut query)?;
         }
         if let Some(state) = &req.assignment {
-            let Some(state) = AssignState::parse(state) else {
-                return Err(ServiceError::Invalid(format!(
-                    "assignment state {state:?}: use unassigned, pending, assigned, pushed, not_accessible, failed, throttled or removed"
-                )));
-            };
+            let state = crate::assign_rules::parse_state(state)?;
             if query.assignment_state.is_some_and(|s| s != state) {
                 // Two different states: nothing can match.
                 return Ok(DevicePage {

@@ -117,8 +117,8 @@ pub async fn run_token_health_monitor(
             tracing::error!(error = %e, "ABM token health check failed");
         }
         match mdm.push_certificate().await {
-            Ok(Some(push)) if push.state != "active" => tracing::warn!(
-                topic = %push.topic, state = %push.state, days_left = push.days_left,
+            Ok(Some(push)) if push.state.needs_attention() => tracing::warn!(
+                topic = %push.topic, state = push.state.as_str(), days_left = push.days_left,
                 "the MDM push certificate needs renewing: {}", push.message
             ),
             Ok(Some(push)) => {

@@ -104,6 +104,14 @@ impl TlsStatus {
             .problem = Some(message.into());
     }
 
+    /// Clears the last problem (the served certificate, if any, stays).
+    pub fn clear_problem(&self) {
+        self.state
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .problem = None;
+    }
+
     /// Records when the next renewal attempt is due.
     pub fn next_renewal(&self, at: Option<OffsetDateTime>) {
         self.state
@@ -277,5 +285,30 @@ mod tests {
         assert!(s.problem.is_some());
         status.served(cert);
         assert_eq!(status.snapshot().problem, None);
+    }
+
+    #[test]
+    fn a_problem_is_cleared_without_a_certificate_too() {
+        let now = OffsetDateTime::now_utc();
+        let status = TlsStatus::new(true);
+        status.problem("ACME: the certificate state cannot be read from the database");
+        status.clear_problem();
+        let s = status.snapshot();
+        assert_eq!(s.problem, None);
+        assert_eq!(s.certificate, None);
+        assert_eq!(
+            tls_health(&s, now).unwrap().message,
+            "No HTTPS certificate: none obtained yet. Devices cannot connect until there is one."
+        );
+
+        let cert = served(60, CertificateSource::Acme, now)
+            .certificate
+            .unwrap();
+        status.served(cert.clone());
+        status.problem("the CA could not validate mdm.example.com");
+        status.clear_problem();
+        let s = status.snapshot();
+        assert_eq!(s.problem, None);
+        assert_eq!(s.certificate, Some(cert), "the certificate stays");
     }
 }

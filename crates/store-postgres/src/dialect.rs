@@ -53,6 +53,10 @@ impl<'r> Decode<'r, Postgres> for Ts {
     }
 }
 
+/// Appended to a `SELECT` of a row about to be updated in the same transaction: locks the row,
+/// so a concurrent transaction reads it only once this one committed.
+pub(crate) const FOR_UPDATE: &str = " FOR UPDATE";
+
 // ---- devices ----
 
 /// The assignment records `a` joined with their devices `d`. A lateral probe per record: the
@@ -151,28 +155,16 @@ pub(crate) async fn stage_devices(tx: &mut Tx, page: &PageWrite<'_>) -> Result<(
     Ok(())
 }
 
-/// Settings for the merge's transaction: memory for sorting the staged records by serial in
-/// one pass instead of through temporary files (`work_mem` is 4 MB by default), for this
+/// Run at the start of a merge's transaction: memory for sorting the staged records by serial
+/// in one pass instead of through temporary files (`work_mem` is 4 MB by default), for this
 /// transaction only.
-pub(crate) async fn prepare_merge(tx: &mut Tx) -> Result<(), StoreError> {
-    sqlx::query("SET LOCAL work_mem = '128MB'")
-        .execute(&mut **tx)
-        .await
-        .map_err(backend)?;
-    Ok(())
-}
+pub(crate) const BEFORE_MERGE: Option<&str> = Some("SET LOCAL work_mem = '128MB'");
 
-/// After a merge: fresh statistics for the device table, which may have grown from nothing
-/// to a million rows at once. Until autovacuum's next analyze (a minute or more later) the
-/// planner would otherwise plan the device list's first page for an empty table: 100 ms
-/// instead of 3 ms at a million devices. It reads a sample (30,000 rows), not the table.
-pub(crate) async fn after_merge(pool: &PgPool) -> Result<(), StoreError> {
-    sqlx::query("ANALYZE abm_devices")
-        .execute(pool)
-        .await
-        .map_err(backend)?;
-    Ok(())
-}
+/// Run after a merge committed: fresh statistics for the device table, which may have grown
+/// from nothing to a million rows at once. Until autovacuum's next analyze (a minute or more
+/// later) the planner would otherwise plan the device list's first page for an empty table:
+/// 100 ms instead of 3 ms at a million devices. It reads a sample (30,000 rows), not the table.
+pub(crate) const AFTER_MERGE: Option<&str> = Some("ANALYZE abm_devices");
 
 /// Locks the staging table before a merge checks whether other entries staged, so that none
 /// stages between the check and [`EMPTY_STAGE`].
@@ -248,23 +240,8 @@ pub(crate) mod assignment {
     /// (`unnest($n::text[])`): chunked only to keep each statement's work bounded.
     const SERIALS_PER_STATEMENT: usize = 5_000;
 
-    /// Appended to the `SELECT` of a profile's version before an update: locks its row.
-    pub(crate) const FOR_UPDATE: &str = " FOR UPDATE";
-
-    /// The serials an incremental pass looks at: changed since ($2), pending, or due for a retry
-    /// ($3), of entry $1.
-    pub(crate) const CANDIDATES_SQL: &str = "SELECT serial_number FROM abm_devices \
-         WHERE entry_id = $1 AND updated_at > $2 AND removed_at IS NULL \
-         UNION \
-         SELECT a.serial_number FROM abm_device_assignments a \
-         JOIN abm_devices d ON d.entry_id = a.entry_id AND d.serial_number = a.serial_number \
-         WHERE a.entry_id = $1 AND a.state = 'pending' AND d.removed_at IS NULL \
-         UNION \
-         SELECT a.serial_number FROM abm_device_assignments a \
-         JOIN abm_devices d ON d.entry_id = a.entry_id AND d.serial_number = a.serial_number \
-         WHERE a.entry_id = $1 AND a.retry_at IS NOT NULL AND a.retry_at <= $3 \
-         AND d.removed_at IS NULL \
-         ORDER BY 1";
+    /// The devices an incremental pass finds by their change time (`d`).
+    pub(crate) const CHANGED_DEVICES: &str = "abm_devices d";
 
     /// Marks the records of entry $2's removed devices (at $1).
     pub(crate) const MARK_REMOVED_SQL: &str = "UPDATE abm_device_assignments a \
@@ -571,20 +548,6 @@ pub(crate) mod assignment {
 }
 
 // ---- mdm ----
-
-/// `enrolled_at` of enrollment `udid` (`None`: no such enrollment), read in `tx` so that the
-/// update after it is exact: the row lock makes "was this the first since Authenticate" exact
-/// under concurrency.
-pub(crate) async fn mdm_enrolled_at_locked(
-    tx: &mut Tx,
-    udid: &str,
-) -> Result<Option<Option<OffsetDateTime>>, StoreError> {
-    sqlx::query_scalar("SELECT enrolled_at FROM mdm_enrollments WHERE udid = $1 FOR UPDATE")
-        .bind(udid)
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(backend)
-}
 
 /// Marks the device's oldest queued command `sent` and returns it (`COMMAND_COLUMNS`).
 /// The subquery is one probe into mdm_commands_queue at (udid, 'queued'). It locks the row

@@ -57,6 +57,10 @@ impl<'r> Decode<'r, Sqlite> for Ts {
     }
 }
 
+/// Appended to a `SELECT` of a row about to be updated in the same transaction: nothing on
+/// SQLite, whose write transaction holds the database's write lock already.
+pub(crate) const FOR_UPDATE: &str = "";
+
 // ---- devices ----
 
 /// The assignment records `a` joined with their devices `d`, each found by its key.
@@ -65,6 +69,15 @@ pub(crate) const DEVICES_OF_ASSIGNMENTS: &str = "FROM abm_device_assignments a J
 
 /// Serials per `IN (…)` list: well under SQLite's 32,766 parameters.
 const SERIALS_PER_LIST: usize = 500;
+
+/// Binds `chunk` as the rest of an `IN (` list and closes it.
+fn push_serials<S: AsRef<str>>(q: &mut QueryBuilder<Sqlite>, chunk: &[S]) {
+    let mut list = q.separated(", ");
+    for serial in chunk {
+        list.push_bind(serial.as_ref());
+    }
+    q.push(")");
+}
 
 /// The page's serials that are stored already, with whether they are removed.
 pub(crate) async fn stored_serials(
@@ -79,11 +92,8 @@ pub(crate) async fn stored_serials(
              WHERE entry_id = ",
         );
         q.push_bind(entry_id).push(" AND serial_number IN (");
-        let mut list = q.separated(", ");
-        for d in chunk {
-            list.push_bind(d.serial_number.clone());
-        }
-        q.push(")");
+        let serials: Vec<&str> = chunk.iter().map(|d| d.serial_number.as_str()).collect();
+        push_serials(&mut q, &serials);
         for row in q.build().fetch_all(&mut **tx).await.map_err(backend)? {
             stored.insert(get(&row, "serial_number")?, get(&row, "removed")?);
         }
@@ -117,18 +127,12 @@ pub(crate) async fn stage_devices(tx: &mut Tx, page: &PageWrite<'_>) -> Result<(
     Ok(())
 }
 
-/// Settings for the merge's transaction: none on SQLite.
-#[expect(clippy::unused_async, reason = "the signature both dialects share")]
-pub(crate) async fn prepare_merge(_tx: &mut Tx) -> Result<(), StoreError> {
-    Ok(())
-}
+/// Run at the start of a merge's transaction: nothing on SQLite.
+pub(crate) const BEFORE_MERGE: Option<&str> = None;
 
-/// After a merge: nothing on SQLite, whose plans here name their indexes or need no
-/// statistics.
-#[expect(clippy::unused_async, reason = "the signature both dialects share")]
-pub(crate) async fn after_merge(_pool: &SqlitePool) -> Result<(), StoreError> {
-    Ok(())
-}
+/// Run after a merge committed: nothing on SQLite, whose plans here name their indexes or need
+/// no statistics.
+pub(crate) const AFTER_MERGE: Option<&str> = None;
 
 /// Locks the staging table before a merge checks whether other entries staged: nothing on
 /// SQLite, whose write transaction is the only writer already.
@@ -150,11 +154,8 @@ pub(crate) async fn latest_enrollments(
             "SELECT serial_number, status, MAX(last_seen_at) AS last_seen_at \
              FROM mdm_enrollments WHERE serial_number IN (",
         );
-        let mut list = q.separated(", ");
-        for serial in chunk {
-            list.push_bind(serial.clone());
-        }
-        q.push(") GROUP BY serial_number");
+        push_serials(&mut q, chunk);
+        q.push(" GROUP BY serial_number");
         out.extend(q.build().fetch_all(pool).await.map_err(backend)?);
     }
     Ok(out)
@@ -185,33 +186,14 @@ pub(crate) mod assignment {
     use time::OffsetDateTime;
     use uuid::Uuid;
 
-    use super::{DbRow, Ts, Tx};
+    use super::{DbRow, SERIALS_PER_LIST, Ts, Tx, push_serials};
     use crate::assignment::{R_RECORD_COLUMNS, RECORD_COLUMNS, RECORD_UPSERT, missing_reference};
     use crate::common::backend;
     use crate::devices::D_DEVICE_COLUMNS;
 
-    /// Rows (or serials) per statement: at most 12 parameters each, well under SQLite's 32766.
-    const ROWS_PER_STATEMENT: usize = 500;
-
-    /// Appended to the `SELECT` of a profile's version before an update: nothing on SQLite, whose
-    /// write transaction holds the database's write lock already.
-    pub(crate) const FOR_UPDATE: &str = "";
-
-    /// The serials an incremental pass looks at: changed since ($2), pending, or due for a retry
-    /// ($3), of entry $1; each part through its own index.
-    pub(crate) const CANDIDATES_SQL: &str = "SELECT d.serial_number FROM abm_devices d \
-         INDEXED BY abm_devices_entry_updated \
-         WHERE d.entry_id = $1 AND d.updated_at > $2 AND d.removed_at IS NULL \
-         UNION \
-         SELECT a.serial_number FROM abm_device_assignments a \
-         JOIN abm_devices d ON d.entry_id = a.entry_id AND d.serial_number = a.serial_number \
-         WHERE a.entry_id = $1 AND a.state = 'pending' AND d.removed_at IS NULL \
-         UNION \
-         SELECT a.serial_number FROM abm_device_assignments a \
-         JOIN abm_devices d ON d.entry_id = a.entry_id AND d.serial_number = a.serial_number \
-         WHERE a.entry_id = $1 AND a.retry_at IS NOT NULL AND a.retry_at <= $3 \
-         AND d.removed_at IS NULL \
-         ORDER BY 1";
+    /// The devices an incremental pass finds by their change time (`d`): through the entry's
+    /// index of change times, which SQLite would otherwise pass over for the primary key.
+    pub(crate) const CHANGED_DEVICES: &str = "abm_devices d INDEXED BY abm_devices_entry_updated";
 
     /// Marks the records of entry $2's removed devices (at $1), driven by those devices (few,
     /// through their partial index: without `INDEXED BY` SQLite reads every device of the entry by
@@ -226,15 +208,6 @@ pub(crate) mod assignment {
         pool.begin().await.map_err(backend)
     }
 
-    /// Pushes `chunk` as bound values and the closing parenthesis of an `IN (` list.
-    fn push_serials<S: AsRef<str>>(q: &mut QueryBuilder<Sqlite>, chunk: &[S]) {
-        let mut list = q.separated(", ");
-        for serial in chunk {
-            list.push_bind(serial.as_ref());
-        }
-        q.push(")");
-    }
-
     /// Adds serials to a group's members; how many were new.
     pub(crate) async fn add_group_members(
         tx: &mut Tx,
@@ -242,7 +215,7 @@ pub(crate) mod assignment {
         serials: &[String],
     ) -> Result<u64, StoreError> {
         let mut added = 0;
-        for chunk in serials.chunks(ROWS_PER_STATEMENT) {
+        for chunk in serials.chunks(SERIALS_PER_LIST) {
             let mut q = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO device_group_members (group_id, serial_number) ",
             );
@@ -267,7 +240,7 @@ pub(crate) mod assignment {
         serials: &[String],
     ) -> Result<u64, StoreError> {
         let mut removed = 0;
-        for chunk in serials.chunks(ROWS_PER_STATEMENT) {
+        for chunk in serials.chunks(SERIALS_PER_LIST) {
             let mut q =
                 QueryBuilder::<Sqlite>::new("DELETE FROM device_group_members WHERE group_id = ");
             q.push_bind(group_id).push(" AND serial_number IN (");
@@ -290,7 +263,7 @@ pub(crate) mod assignment {
         at: OffsetDateTime,
     ) -> Result<u64, StoreError> {
         let mut changed = 0;
-        for chunk in serials.chunks(ROWS_PER_STATEMENT) {
+        for chunk in serials.chunks(SERIALS_PER_LIST) {
             let done = match profile_id {
                 Some(profile_id) => {
                     let mut q = QueryBuilder::<Sqlite>::new(
@@ -331,7 +304,7 @@ pub(crate) mod assignment {
         serials: &[String],
     ) -> Result<HashMap<String, bool>, StoreError> {
         let mut known = HashMap::with_capacity(serials.len());
-        for chunk in serials.chunks(ROWS_PER_STATEMENT) {
+        for chunk in serials.chunks(SERIALS_PER_LIST) {
             let mut q = QueryBuilder::<Sqlite>::new(
                 "SELECT serial_number, MAX(removed_at IS NULL) AS present FROM abm_devices \
                  WHERE serial_number IN (",
@@ -384,14 +357,13 @@ pub(crate) mod assignment {
         serials: &[&str],
     ) -> Result<HashMap<String, Vec<Uuid>>, StoreError> {
         let mut groups: HashMap<String, Vec<Uuid>> = HashMap::new();
-        for chunk in serials.chunks(ROWS_PER_STATEMENT) {
+        for chunk in serials.chunks(SERIALS_PER_LIST) {
             let mut q = QueryBuilder::<Sqlite>::new(
                 "SELECT m.serial_number, m.group_id FROM device_group_members m \
                  JOIN device_groups g ON g.id = m.group_id \
                  WHERE g.rule IS NULL AND m.serial_number IN (",
             );
             push_serials(&mut q, chunk);
-            q.push(" ORDER BY m.serial_number, m.group_id");
             for row in q.build().fetch_all(&mut **tx).await.map_err(backend)? {
                 let serial: String = row.try_get("serial_number").map_err(backend)?;
                 let group: Uuid = row.try_get("group_id").map_err(backend)?;
@@ -407,7 +379,7 @@ pub(crate) mod assignment {
         entry_id: Uuid,
         records: &[&AssignmentRecord],
     ) -> Result<(), StoreError> {
-        for chunk in records.chunks(ROWS_PER_STATEMENT) {
+        for chunk in records.chunks(SERIALS_PER_LIST) {
             let mut q = QueryBuilder::<Sqlite>::new(format!(
                 "INSERT INTO abm_device_assignments (entry_id, {RECORD_COLUMNS}) "
             ));
@@ -441,7 +413,7 @@ pub(crate) mod assignment {
         serials: &[&str],
     ) -> Result<Vec<DbRow>, StoreError> {
         let mut rows = Vec::new();
-        for chunk in serials.chunks(ROWS_PER_STATEMENT) {
+        for chunk in serials.chunks(SERIALS_PER_LIST) {
             let mut q = QueryBuilder::<Sqlite>::new(format!(
                 "SELECT {RECORD_COLUMNS} FROM abm_device_assignments WHERE entry_id = "
             ));
@@ -456,8 +428,9 @@ pub(crate) mod assignment {
     mod tests {
         #![allow(clippy::unwrap_used)]
 
-        use super::{CANDIDATES_SQL, MARK_REMOVED_SQL};
+        use super::MARK_REMOVED_SQL;
         use crate::SqliteStore;
+        use crate::assignment::candidates_sql;
 
         /// SQLite's plan for `sql`, one line per step.
         async fn plan(store: &SqliteStore, sql: &str) -> String {
@@ -485,7 +458,7 @@ pub(crate) mod assignment {
                 mark.contains("USING INDEX abm_devices_entry_removed"),
                 "{mark}"
             );
-            let candidates = plan(&store, CANDIDATES_SQL).await;
+            let candidates = plan(&store, &candidates_sql()).await;
             for index in [
                 "abm_devices_entry_updated",
                 "abm_device_assignments_entry_state",
@@ -499,21 +472,6 @@ pub(crate) mod assignment {
 }
 
 // ---- mdm ----
-
-/// `enrolled_at` of enrollment `udid` (`None`: no such enrollment), read in `tx` so that the
-/// update after it is exact: SQLite's write transaction already excludes other writers.
-pub(crate) async fn mdm_enrolled_at_locked(
-    tx: &mut Tx,
-    udid: &str,
-) -> Result<Option<Option<OffsetDateTime>>, StoreError> {
-    let enrolled_at: Option<Option<Ts>> =
-        sqlx::query_scalar("SELECT enrolled_at FROM mdm_enrollments WHERE udid = $1")
-            .bind(udid)
-            .fetch_optional(&mut **tx)
-            .await
-            .map_err(backend)?;
-    Ok(enrolled_at.map(|t| t.map(|t| t.0)))
-}
 
 /// Marks the device's oldest queued command `sent` and returns it (`COMMAND_COLUMNS`).
 /// The subquery is one probe into mdm_commands_queue at (udid, 'queued'); a concurrent

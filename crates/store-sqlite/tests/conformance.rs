@@ -102,41 +102,29 @@ async fn sqlite_reports_unknown_and_failed_migrations() {
 /// as corrupt data naming the value, not as some other state.
 #[tokio::test]
 async fn sqlite_unknown_assignment_texts_are_corrupt() {
+    use guardmdm_store::testsuite::{audit, new_entry};
     use guardmdm_store::{
         AbmEntryStore, AssignState, AssignmentConfigStore, AssignmentRecord, AssignmentStateStore,
-        NewAbmEntry, NewAuditEvent, OsKey, RuleRef, StoreError, now,
+        OsKey, RuleRef, StoreError, now,
     };
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("g.db");
     let store = SqliteStore::open(&path).await.unwrap();
-    let audit = || NewAuditEvent {
-        at: now(),
-        actor: "test".to_string(),
-        action: "test".to_string(),
-        target: "test".to_string(),
-        details: serde_json::json!({}),
-    };
     let entry = store
-        .create_abm_entry(
-            &NewAbmEntry {
-                id: uuid::Uuid::new_v4(),
-                name: "e".to_string(),
-                certificate_pem: "pem".to_string(),
-                sealed_private_key: vec![1],
-                batch_size: 100,
-                abm_url: None,
-                created_at: now(),
-            },
-            &audit(),
-        )
+        .create_abm_entry(&new_entry("e"), &audit("test", "test"))
         .await
         .unwrap();
     let profile = store
-        .create_profile(uuid::Uuid::new_v4(), "p", &serde_json::json!({}), &audit())
+        .create_profile(
+            uuid::Uuid::new_v4(),
+            "p",
+            &serde_json::json!({}),
+            &audit("test", "test"),
+        )
         .await
         .unwrap();
     store
-        .set_os_default(OsKey::Ios, Some(profile.id), &audit())
+        .set_os_default(OsKey::Ios, Some(profile.id), &audit("test", "test"))
         .await
         .unwrap();
     let record = |serial: &str| AssignmentRecord {

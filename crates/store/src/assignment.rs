@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::{NewAuditEvent, StoreError, StoredAbmDevice};
+use crate::stored_text::stored_text;
+use crate::{NewAuditEvent, StoreError, StoredAbmDevice, StoredText};
 
 /// An OS with its own default profile, stored as [`OsKey::as_str`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -56,12 +57,6 @@ impl OsKey {
             Self::Tvos => "tvos",
             Self::Visionos => "visionos",
         }
-    }
-
-    /// The key whose [`Self::as_str`] is `text` exactly (the stored form); `None` for anything
-    /// else.
-    pub fn from_stored(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == text)
     }
 
     /// The name an admin reads: `iOS`, `iPadOS`, `macOS`, `tvOS`, `visionOS`.
@@ -124,6 +119,8 @@ impl OsKey {
     }
 }
 
+stored_text!(OsKey, "OS", no_display);
+
 impl fmt::Display for OsKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.label())
@@ -178,18 +175,9 @@ impl AssignState {
             Self::Removed => "removed",
         }
     }
-
-    /// Parses [`Self::as_str`]; `None` for anything else.
-    pub fn parse(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == text)
-    }
 }
 
-impl fmt::Display for AssignState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+stored_text!(AssignState, "assignment state");
 
 /// Which rule gave a device its profile.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -765,9 +753,9 @@ mod tests {
     #[test]
     fn stored_texts_round_trip_and_nothing_else_parses() {
         for s in AssignState::ALL {
-            assert_eq!(AssignState::parse(s.as_str()), Some(s));
+            assert_eq!(AssignState::from_stored(s.as_str()), Some(s));
         }
-        assert_eq!(AssignState::parse("Pending"), None);
+        assert_eq!(AssignState::from_stored("Pending"), None);
         for os in OsKey::ALL {
             assert_eq!(OsKey::from_stored(os.as_str()), Some(os));
             assert_eq!(OsKey::parse(os.as_str()), Ok(os));

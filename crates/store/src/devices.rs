@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use crate::stored_text::stored_text;
 use crate::{AssignState, EnrollmentStatus, StoreError};
 
 /// A device record as Apple reports it (`docs/protocol.md` §4), for one ABM entry.
@@ -90,6 +91,9 @@ pub enum SyncPhase {
 }
 
 impl SyncPhase {
+    /// Both phases.
+    pub const ALL: [Self; 2] = [Self::Fetch, Self::Sync];
+
     /// `fetch` or `sync`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -97,19 +101,9 @@ impl SyncPhase {
             Self::Sync => "sync",
         }
     }
-
-    /// Parses [`SyncPhase::as_str`].
-    ///
-    /// # Errors
-    /// [`StoreError::Corrupt`] for anything else.
-    pub fn parse(text: &str) -> Result<Self, StoreError> {
-        match text {
-            "fetch" => Ok(Self::Fetch),
-            "sync" => Ok(Self::Sync),
-            other => Err(StoreError::Corrupt(format!("sync phase {other:?}"))),
-        }
-    }
 }
+
+stored_text!(SyncPhase, "sync phase", no_display);
 
 /// Where an entry's sync stands. The default (no cursor, fetch, generation 0) is a fresh
 /// start.
@@ -316,9 +310,10 @@ pub trait DeviceSyncStore: Send + Sync {
     async fn stage_device_page(&self, page: &PageWrite<'_>) -> Result<PageCounts, StoreError>;
 
     /// Moves every staged device of the entry into its stored devices, in serial order, in
-    /// one transaction (latest `op_date` wins per serial, as for a page; of a serial staged
-    /// twice, the last record staged). Merged records count as changed at `at` (new ones as
-    /// first seen then). Returns whether anything was staged.
+    /// one transaction, as a page is stored: a record without `op_date` (all of a full fetch's)
+    /// replaces the stored one and keeps its `op_date`, so of a serial staged twice the last
+    /// record staged wins. Merged records count as changed at `at` (new ones as first seen
+    /// then). Returns whether anything was staged.
     async fn merge_staged_devices(
         &self,
         entry_id: Uuid,

@@ -17,6 +17,7 @@ pub mod devices;
 pub mod error;
 pub mod mdm;
 pub mod meta;
+mod stored_text;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
 
@@ -43,6 +44,7 @@ pub use mdm::{
     IssuedIdentity, MdmCommand, MdmStore, NewCommand, TokenUpdated,
 };
 pub use meta::{Backend, MetaStore, MigrationStatus};
+pub use stored_text::StoredText;
 
 use time::OffsetDateTime;
 

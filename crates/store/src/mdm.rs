@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::stored_text::stored_text;
 use crate::{NewAuditEvent, StoreError};
 
 /// Where an [`Enrollment`] stands, stored as its [`as_str`](Self::as_str) text.
@@ -45,32 +46,9 @@ impl EnrollmentStatus {
             Self::Unregistered => "unregistered",
         }
     }
-
-    /// The status spelled `text` ([`as_str`](Self::as_str)), if any.
-    #[must_use]
-    pub fn from_name(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == text)
-    }
-
-    /// Parses a stored status.
-    ///
-    /// # Errors
-    /// [`StoreError::Corrupt`] for text that is not a status.
-    pub fn parse(text: &str) -> Result<Self, StoreError> {
-        Self::from_name(text).ok_or_else(|| {
-            StoreError::Corrupt(format!(
-                "enrollment status {text:?} is not one of {}",
-                Self::ALL.map(Self::as_str).join(", ")
-            ))
-        })
-    }
 }
 
-impl std::fmt::Display for EnrollmentStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+stored_text!(EnrollmentStatus, "enrollment status");
 
 /// Where an [`MdmCommand`] stands, stored as its [`as_str`](Self::as_str) text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -126,29 +104,9 @@ impl CommandStatus {
     pub fn is_final(self) -> bool {
         self.is_answer() && self != Self::NotNow
     }
-
-    /// Parses a stored status.
-    ///
-    /// # Errors
-    /// [`StoreError::Corrupt`] for text that is not a status.
-    pub fn parse(text: &str) -> Result<Self, StoreError> {
-        Self::ALL
-            .into_iter()
-            .find(|s| s.as_str() == text)
-            .ok_or_else(|| {
-                StoreError::Corrupt(format!(
-                    "command status {text:?} is not one of {}",
-                    Self::ALL.map(Self::as_str).join(", ")
-                ))
-            })
-    }
 }
 
-impl std::fmt::Display for CommandStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+stored_text!(CommandStatus, "command status");
 
 /// A one-time SCEP challenge handed to one device in its enrollment profile.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -462,18 +420,19 @@ pub trait MdmStore: Send + Sync {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::StoredText;
 
     #[test]
     fn statuses_read_back_what_they_store() {
         for s in EnrollmentStatus::ALL {
-            assert_eq!(EnrollmentStatus::parse(s.as_str()).ok(), Some(s));
+            assert_eq!(EnrollmentStatus::parse_stored(s.as_str()).ok(), Some(s));
             assert_eq!(
                 serde_json::to_value(s).ok(),
                 Some(serde_json::Value::from(s.as_str()))
             );
         }
         for s in CommandStatus::ALL {
-            assert_eq!(CommandStatus::parse(s.as_str()).ok(), Some(s));
+            assert_eq!(CommandStatus::parse_stored(s.as_str()).ok(), Some(s));
             assert_eq!(
                 serde_json::to_value(s).ok(),
                 Some(serde_json::Value::from(s.as_str()))
@@ -483,7 +442,7 @@ mod tests {
 
     #[test]
     fn an_unknown_stored_status_is_corrupt() {
-        let Err(StoreError::Corrupt(message)) = EnrollmentStatus::parse("Enrolled") else {
+        let Err(StoreError::Corrupt(message)) = EnrollmentStatus::parse_stored("Enrolled") else {
             panic!("a misspelled enrollment status parsed");
         };
         assert_eq!(
@@ -491,7 +450,7 @@ mod tests {
             "enrollment status \"Enrolled\" is not one of authenticated, enrolled, checked_out, \
              unregistered"
         );
-        let Err(StoreError::Corrupt(message)) = CommandStatus::parse("done") else {
+        let Err(StoreError::Corrupt(message)) = CommandStatus::parse_stored("done") else {
             panic!("an unknown command status parsed");
         };
         assert!(message.starts_with("command status \"done\" is not one of queued, "));

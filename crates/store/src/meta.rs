@@ -91,3 +91,29 @@ pub trait MetaStore: Send + Sync {
     /// Gives up the lease `name` if `holder` has it (another holder's lease stays).
     async fn release_lease(&self, name: &str, holder: &str) -> Result<(), StoreError>;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::MigrationStatus;
+
+    /// Versions applied but not carried are unknown (a newer GuardMDM migrated the
+    /// database); records without success are failed, not applied; versions carried but not
+    /// applied are missing.
+    #[test]
+    fn migration_records_classify_unknown_failed_and_missing() {
+        let status = MigrationStatus::from_records(
+            vec![1, 2, 3],
+            &[(1, true), (2, false), (4, true), (5, false)],
+        );
+        assert_eq!(status.known, vec![1, 2, 3]);
+        assert_eq!(status.applied, vec![1, 4]);
+        assert_eq!(status.failed, vec![2, 5]);
+        assert_eq!(status.unknown(), vec![4]);
+        assert_eq!(status.missing(), vec![2, 3]);
+
+        let current = MigrationStatus::from_records(vec![1, 2], &[(1, true), (2, true)]);
+        assert!(current.unknown().is_empty());
+        assert!(current.missing().is_empty());
+        assert!(current.failed.is_empty());
+    }
+}

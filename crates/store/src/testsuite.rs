@@ -121,7 +121,8 @@ pub mod assignment;
 pub mod devices;
 pub mod mdm;
 
-pub(crate) fn audit(action: &str, target: &str) -> NewAuditEvent {
+/// An audit event of the test actor: `action` on `target`.
+pub fn audit(action: &str, target: &str) -> NewAuditEvent {
     NewAuditEvent {
         at: now(),
         actor: "test".to_string(),
@@ -131,7 +132,8 @@ pub(crate) fn audit(action: &str, target: &str) -> NewAuditEvent {
     }
 }
 
-fn new_entry(name: &str) -> NewAbmEntry {
+/// A new ABM entry `name` with a placeholder certificate and sealed key.
+pub fn new_entry(name: &str) -> NewAbmEntry {
     NewAbmEntry {
         id: Uuid::new_v4(),
         name: name.to_string(),

@@ -109,7 +109,7 @@ fn print_push(view: &PushCertificateView) {
         ("Subject", view.subject.clone()),
         ("Expires", view.not_after.to_string()),
         ("Days left", view.days_left.to_string()),
-        ("State", view.state.clone()),
+        ("State", view.state.as_str().to_string()),
         ("SHA-256", view.fingerprint.clone()),
     ] {
         println!("{:<11}{v}", format!("{k}:"));

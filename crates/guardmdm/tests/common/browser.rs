@@ -21,6 +21,8 @@ use std::time::Duration;
 use base64::Engine as _;
 use serde_json::{Value, json};
 
+use super::in_path;
+
 /// Where the browser tests save their screenshots: `docs/screenshots/NAME`.
 pub fn screenshot_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -32,13 +34,6 @@ pub fn screenshot_path(name: &str) -> PathBuf {
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 /// How long `wait_*` polls.
 const WAIT: Duration = Duration::from_secs(15);
-
-fn in_path(names: &[&str]) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
-        .find(|p| p.is_file())
-}
 
 /// An element found on the page.
 #[derive(Debug, Clone)]
@@ -98,11 +93,7 @@ impl Browser {
             );
             return None;
         };
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = super::free_port();
         let child = tokio::process::Command::new(driver)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())

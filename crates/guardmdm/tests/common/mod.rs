@@ -14,8 +14,10 @@
 pub mod mdm;
 pub mod serve;
 
-use std::path::Path;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser;
 use guardmdm::config::{ServeArgs, Settings};
@@ -58,6 +60,137 @@ pub fn pg_admin_url() -> Option<String> {
         .filter(|u| !u.is_empty())
 }
 
+/// For a PostgreSQL-only test: the admin URL, or `None` after a loud SKIPPED line saying
+/// what setting `GUARDMDM_TEST_DATABASE_URL` would `why` (e.g. "run the upgrade test").
+pub fn pg_or_skip(why: &str) -> Option<String> {
+    let url = pg_admin_url();
+    if url.is_none() {
+        eprintln!("SKIPPED: set GUARDMDM_TEST_DATABASE_URL to {why}");
+    }
+    url
+}
+
+/// The `--database-url` of a new server on `backend`: none on SQLite (the data dir's
+/// file), a fresh database of its own on PostgreSQL.
+pub async fn fresh_database_url(backend: Backend) -> Option<String> {
+    match backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => {
+            let admin = pg_admin_url()
+                .unwrap_or_else(|| panic!("PostgreSQL: set GUARDMDM_TEST_DATABASE_URL"));
+            Some(
+                guardmdm_store_postgres::testing::fresh_database(&admin)
+                    .await
+                    .unwrap(),
+            )
+        }
+    }
+}
+
+/// The safety net for anything awaited: generous, never a measure of speed.
+pub const PATIENCE: Duration = Duration::from_secs(90);
+
+/// Waits until `check` holds, polling; panics with `what` after [`PATIENCE`].
+pub async fn eventually<F, Fut>(what: &str, check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    eventually_or(check, || format!("timed out waiting until {what}")).await;
+}
+
+/// [`eventually`], panicking with what `explain` says then (the state reached, logs).
+pub async fn eventually_or<F, Fut>(mut check: F, explain: impl FnOnce() -> String)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !check().await {
+        if tokio::time::Instant::now() >= deadline {
+            panic!("{}", explain());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A port free on 127.0.0.1 a moment ago, for a child process to listen on.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The first of `names` found in `PATH`.
+pub fn in_path(names: &[&str]) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
+        .find(|p| p.is_file())
+}
+
+/// Whether the external `tools` a test needs are all in `PATH`. Without one the test is
+/// skipped with a loud SKIPPED line, or fails when `require_env` is `1` (as `.ci/run` sets
+/// it); `install` says how to get them (`apt-get install ...`).
+pub fn require_tools(tools: &[&str], require_env: &str, install: &str) -> bool {
+    let missing: Vec<&str> = tools
+        .iter()
+        .copied()
+        .filter(|tool| in_path(&[tool]).is_none())
+        .collect();
+    if missing.is_empty() {
+        return true;
+    }
+    let missing = missing.join(", ");
+    assert!(
+        std::env::var(require_env).as_deref() != Ok("1"),
+        "{missing} required ({require_env}=1) but not installed: {install}"
+    );
+    eprintln!(
+        "SKIPPED: {missing} not installed ({install}); set {require_env}=1 to make that a failure"
+    );
+    false
+}
+
+/// Every item `GET <base><path>` lists with the admin token, page after page (1000 a page,
+/// the `after` cursor being the last item's `key`). `path` may carry a query.
+pub async fn all_pages(http: &reqwest::Client, base: &str, path: &str, key: &str) -> Vec<Value> {
+    let separator = if path.contains('?') { '&' } else { '?' };
+    let mut out = Vec::new();
+    let mut after = String::new();
+    loop {
+        let url = format!("{base}{path}{separator}limit=1000&after={after}");
+        let resp = http
+            .get(&url)
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{url}");
+        let page: Vec<Value> = resp.json().await.unwrap();
+        let done = page.len() < 1000;
+        if let Some(last) = page.last() {
+            after = last[key].as_str().unwrap().to_string();
+        }
+        out.extend(page);
+        if done {
+            return out;
+        }
+    }
+}
+
+/// The serial numbers of `devices` (as the device list gives them), each listed once.
+pub fn serial_set(devices: &[Value]) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for d in devices {
+        let serial = d["serial_number"].as_str().unwrap().to_string();
+        assert!(out.insert(serial), "listed twice: {d}");
+    }
+    out
+}
+
 #[derive(Parser)]
 struct Wrapper {
     #[command(flatten)]
@@ -81,13 +214,13 @@ pub struct TestApp {
 
 impl TestApp {
     pub async fn spawn(backend: Backend) -> Self {
-        Self::spawn_with(backend, None, &[]).await
+        Self::spawn_on(backend, bind().await, &[]).await
     }
 
     /// A server whose public URL is its own `http://127.0.0.1:PORT` (so simulated devices
     /// reach its enrollment URL), with extra `serve` flags.
     pub async fn spawn_reachable(backend: Backend, extra: &[String]) -> Self {
-        Self::spawn_with(backend, None, extra).await
+        Self::spawn_on(backend, bind().await, extra).await
     }
 
     /// A server serving HTTPS on `https://mdm.guardmdm.test:PORT` (its public URL; clients
@@ -95,10 +228,17 @@ impl TestApp {
     /// in `extra`, and clients trusting `pki`'s root.
     pub async fn spawn_tls(backend: Backend, pki: &tls::Pki, extra: &[String]) -> Self {
         assert!(extra.iter().any(|a| a == "--tls-cert"), "{extra:?}");
-        let mut app = Self::spawn_with(backend, None, extra).await;
+        let mut app = Self::spawn_on(backend, bind().await, extra).await;
         app.tls_root = Some(pki.root_pem.clone());
         app.http = app.client_builder().build().unwrap();
         app
+    }
+
+    /// A server on `listener` (bound by the caller, who needed its port first) with extra
+    /// `serve` flags; its public URL is its own address when `extra` is not empty,
+    /// `https://mdm.guardmdm.test:PORT` when it serves HTTPS (`--tls-cert` or `--acme`).
+    pub async fn spawn_on(backend: Backend, listener: TcpListener, extra: &[String]) -> Self {
+        Self::spawn_with(backend, None, listener, extra).await
     }
 
     /// The running server.
@@ -109,43 +249,43 @@ impl TestApp {
     /// A client builder that reaches the server: trusting the test root and resolving
     /// `mdm.guardmdm.test` to the server when it serves HTTPS.
     pub fn client_builder(&self) -> reqwest::ClientBuilder {
-        let builder = reqwest::Client::builder();
         match &self.tls_root {
-            Some(root) => builder
-                .tls_certs_only([reqwest::Certificate::from_pem(root.as_bytes()).unwrap()])
-                .resolve(tls::HOST, self.server().addr),
-            None => builder,
+            Some(root) => tls::reqwest_builder(root.as_bytes(), self.server().addr),
+            None => reqwest::Client::builder(),
         }
     }
 
     /// A second instance sharing this one's database, secret key and ABM simulator, as
     /// several `serve` instances behind a load balancer do.
     pub async fn second_instance(&self) -> Self {
-        Self::spawn_with(self.backend, Some(self), &[]).await
+        self.instance_on(bind().await, &[]).await
     }
 
-    async fn spawn_with(backend: Backend, share: Option<&TestApp>, extra: &[String]) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    /// [`TestApp::second_instance`] on `listener`, with extra `serve` flags.
+    pub async fn instance_on(&self, listener: TcpListener, extra: &[String]) -> Self {
+        Self::spawn_with(self.backend, Some(self), listener, extra).await
+    }
+
+    async fn spawn_with(
+        backend: Backend,
+        share: Option<&TestApp>,
+        listener: TcpListener,
+        extra: &[String],
+    ) -> Self {
         let addr = listener.local_addr().unwrap();
-        let https = extra.iter().any(|a| a == "--tls-cert");
+        let https = extra.iter().any(|a| a == "--tls-cert" || a == "--acme");
         let own_url = if https {
             format!("https://{}:{}", tls::HOST, addr.port())
         } else {
             format!("http://{addr}")
         };
         let dir = tempfile::tempdir().unwrap();
-        let database_url = match (backend, share) {
-            (_, Some(first)) => first.database_url.clone(),
-            (Backend::Sqlite, None) => None,
-            (Backend::Postgres, None) => Some(
-                guardmdm_store_postgres::testing::fresh_database(&pg_admin_url().unwrap())
-                    .await
-                    .unwrap(),
-            ),
+        let database_url = match share {
+            Some(first) => first.database_url.clone(),
+            None => fresh_database_url(backend).await,
         };
-        let sim_listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let abm = Simulator::new(SimConfig::default())
-            .start(sim_listener)
+            .start(bind().await)
             .unwrap();
         let data_dir = dir.path().join("data");
         let mut argv = vec![
@@ -220,7 +360,8 @@ impl TestApp {
             .to_string()
     }
 
-    /// A second handle on the server's database, for arranging states the API cannot make.
+    /// A second handle on the server's database, for arranging states the API cannot make
+    /// (and reading those it does not show).
     pub async fn store(&self) -> Arc<dyn Store> {
         let database = match &self.database_url {
             Some(url) => guardmdm::config::Database::Postgres(url.clone()),
@@ -359,7 +500,7 @@ impl TestApp {
             let id = start["run"]["id"].as_i64();
             match status {
                 StatusCode::CONFLICT => {
-                    tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+                    tokio::time::sleep(Duration::from_millis(25)).await;
                 }
                 StatusCode::OK => {
                     self.wait_run(name, id.unwrap()).await;
@@ -384,44 +525,25 @@ impl TestApp {
             if run["outcome"] != "running" {
                 return run;
             }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         panic!("sync {id} of {name} did not finish");
     }
 
     /// The serials GuardMDM has for entry `name` with ABM status `status`.
-    pub async fn device_set(&self, name: &str, status: &str) -> std::collections::BTreeSet<String> {
+    pub async fn device_set(&self, name: &str, status: &str) -> BTreeSet<String> {
         self.device_set_with(&format!("token={name}&status={status}"))
             .await
     }
 
-    /// The serials `GET /api/v1/devices?<filter>` lists, every page.
-    pub async fn device_set_with(&self, filter: &str) -> std::collections::BTreeSet<String> {
-        let mut out = std::collections::BTreeSet::new();
-        let mut after = String::new();
-        loop {
-            let path = format!("/api/v1/devices?{filter}&limit=1000&after={after}");
-            let (code, page) = self.json(Method::GET, &path, None).await;
-            assert_eq!(code, StatusCode::OK, "{page}");
-            let page = page.as_array().unwrap().clone();
-            for d in &page {
-                assert!(
-                    out.insert(d["serial_number"].as_str().unwrap().to_string()),
-                    "listed twice"
-                );
-            }
-            if page.len() < 1000 {
-                return out;
-            }
-            after = page.last().unwrap()["serial_number"]
-                .as_str()
-                .unwrap()
-                .to_string();
-        }
+    /// The serials `GET /api/v1/devices?<filter>` lists, every page, each listed once.
+    pub async fn device_set_with(&self, filter: &str) -> BTreeSet<String> {
+        let path = format!("/api/v1/devices?{filter}");
+        serial_set(&all_pages(&self.http, &self.base, &path, "serial_number").await)
     }
 
     /// The serials the simulated ABM has assigned to `server`.
-    pub fn abm_set(&self, server: &str) -> std::collections::BTreeSet<String> {
+    pub fn abm_set(&self, server: &str) -> BTreeSet<String> {
         self.abm
             .sim
             .devices(Some(server), 0, usize::MAX)
@@ -445,6 +567,11 @@ impl TestApp {
         let status = resp.status();
         (status, resp.json().await.unwrap())
     }
+}
+
+/// A listener on a free port of 127.0.0.1.
+pub async fn bind() -> TcpListener {
+    TcpListener::bind("127.0.0.1:0").await.unwrap()
 }
 
 /// The decrypted token JSON as Apple writes it.

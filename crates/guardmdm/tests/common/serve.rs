@@ -31,10 +31,7 @@ pub struct Serve {
 impl Serve {
     /// Starts `guardmdm serve` on a free port with `args` and waits until it answers.
     pub async fn start(data_dir: &Path, abm_url: &str, args: &[&str]) -> Self {
-        let port = {
-            let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            probe.local_addr().unwrap().port()
-        };
+        let port = super::free_port();
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

@@ -1,6 +1,7 @@
 //! A test PKI for HTTPS servers: a root CA, an intermediate, and server certificates for
 //! [`HOST`] issued by the intermediate, written as `--tls-cert` (leaf + intermediate) and
-//! `--tls-key` files; and TLS clients that trust the root.
+//! `--tls-key` files; and TLS clients that trust the root (or any root given as PEM, such
+//! as an ACME CA's).
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::panic)]
 
 use std::net::SocketAddr;
@@ -9,8 +10,10 @@ use std::sync::Arc;
 
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use rustls::RootCertStore;
+use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use time::OffsetDateTime;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
@@ -20,7 +23,6 @@ pub const HOST: &str = "mdm.guardmdm.test";
 /// A root CA and an intermediate that issues server certificates.
 pub struct Pki {
     pub root_pem: String,
-    root_der: CertificateDer<'static>,
     intermediate_pem: String,
     intermediate: Issuer<'static, KeyPair>,
 }
@@ -55,7 +57,6 @@ impl Pki {
         let intermediate = params.signed_by(&key, &root_issuer).unwrap();
         Self {
             root_pem: root.pem(),
-            root_der: root.der().clone(),
             intermediate_pem: intermediate.pem(),
             intermediate: Issuer::new(params, key),
         }
@@ -83,34 +84,89 @@ impl Pki {
 
     /// A TLS client config that trusts the root, offering `alpn`.
     pub fn client_config(&self, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
-        let mut roots = RootCertStore::empty();
-        roots.add(self.root_der.clone()).unwrap();
-        let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-        Arc::new(config)
+        client_config(self.root_pem.as_bytes(), alpn)
     }
 
     /// A TLS connection to `addr` for [`HOST`] offering HTTP/1.1.
     pub async fn connect(&self, addr: SocketAddr) -> TlsStream<TcpStream> {
-        let connector = tokio_rustls::TlsConnector::from(self.client_config(&[b"http/1.1"]));
-        let tcp = TcpStream::connect(addr).await.unwrap();
-        connector
-            .connect(ServerName::try_from(HOST).unwrap(), tcp)
-            .await
-            .unwrap()
+        connect(self.root_pem.as_bytes(), addr).await
     }
 
     /// A reqwest client that trusts the root and resolves [`HOST`] to `addr`.
     pub fn reqwest_builder(&self, addr: SocketAddr) -> reqwest::ClientBuilder {
-        reqwest::Client::builder()
-            .tls_certs_only([reqwest::Certificate::from_pem(self.root_pem.as_bytes()).unwrap()])
-            .resolve(HOST, addr)
+        reqwest_builder(self.root_pem.as_bytes(), addr)
+    }
+}
+
+/// A TLS client config that trusts only the certificates in `root_pem`, offering `alpn`.
+pub fn client_config(root_pem: &[u8], alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(root_pem) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    assert!(!roots.is_empty(), "no certificate in the root PEM");
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Arc::new(config)
+}
+
+/// A TLS connection to `addr` for [`HOST`] offering HTTP/1.1, trusting `root_pem`.
+pub async fn connect(root_pem: &[u8], addr: SocketAddr) -> TlsStream<TcpStream> {
+    let connector = tokio_rustls::TlsConnector::from(client_config(root_pem, &[b"http/1.1"]));
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    connector
+        .connect(ServerName::try_from(HOST).unwrap(), tcp)
+        .await
+        .unwrap()
+}
+
+/// A reqwest client that trusts only `root_pem` and resolves [`HOST`] to `addr`.
+pub fn reqwest_builder(root_pem: &[u8], addr: SocketAddr) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(root_pem).unwrap()])
+        .resolve(HOST, addr)
+}
+
+/// `GET /healthz` on an open HTTP/1.1 connection (kept alive): the status line.
+pub async fn healthz_on<S>(stream: &mut S) -> String
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: {HOST}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = tokio::time::timeout(super::PATIENCE, stream.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            n > 0,
+            "the connection closed: {}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got).to_string();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length: usize = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse().unwrap())
+                })
+                .unwrap();
+            if got.len() >= end + 4 + length {
+                return text.lines().next().unwrap().to_string();
+            }
+        }
     }
 }
 

@@ -8,7 +8,7 @@ use time::{Duration, OffsetDateTime};
 use super::Finding;
 use crate::abm_tokens::AbmEntryView;
 use crate::health::{self, Expiry, TokenState};
-use crate::mdm::{ApnsProbe, PushCertificateView};
+use crate::mdm::{ApnsProbe, PushCertificateState, PushCertificateView};
 use crate::tls_status::{TlsHealth, TlsHealthState};
 use guardmdm_store::{MigrationStatus, SyncRun};
 
@@ -210,34 +210,33 @@ pub fn expiry(
     let date = not_after.date();
     let left = not_after - now;
     if not_before > now {
-        Finding::blocking(
+        return Finding::blocking(
             check,
             format!(
                 "{what} is not valid before {}: devices refuse it until then.",
                 not_before.date()
             ),
             "Check this server's clock (see the clock finding), or serve a certificate valid now.",
-        )
-    } else if health::expiry(not_after, now) == Expiry::Expired {
-        Finding::blocking(
+        );
+    }
+    match health::expiry(not_after, now) {
+        Expiry::Expired => Finding::blocking(
             check,
             format!("{what} expired on {date}: devices refuse it."),
             "Renew the certificate and serve the new one (files given with --tls-cert are re-read when they change).",
-        )
-    } else if health::expiry(not_after, now) == Expiry::Expiring {
-        Finding::warning(
+        ),
+        Expiry::Expiring => Finding::warning(
             check,
             format!(
                 "{what} expires {} ({date}).",
                 health::expires_in(left.whole_days())
             ),
             "Renew it before then (files given with --tls-cert are re-read when they change).",
-        )
-    } else {
-        Finding::ok(
+        ),
+        Expiry::Valid => Finding::ok(
             check,
             format!("{what} is valid until {date} ({} days).", left.whole_days()),
-        )
+        ),
     }
 }
 
@@ -273,8 +272,8 @@ Push certificate), have it signed, upload it at Apple's Push Certificates Portal
 pub fn push_certificate(view: Result<Option<&PushCertificateView>, &String>) -> Finding {
     const CHECK: &str = "push_certificate";
     let view = match view {
-        Ok(Some(view)) => view,
-        Ok(None) => {
+        Ok(Some(view)) if view.state != PushCertificateState::Missing => view,
+        Ok(_) => {
             return Finding::blocking(
                 CHECK,
                 "No MDM push certificate: devices cannot enroll without its topic.",
@@ -298,23 +297,24 @@ pub fn push_certificate(view: Result<Option<&PushCertificateView>, &String>) -> 
         );
     }
     let date = view.not_after.date();
-    match view.state.as_str() {
-        "expired" => Finding::blocking(
+    match view.state {
+        PushCertificateState::Expired => Finding::blocking(
             CHECK,
             format!(
                 "The push certificate (topic {topic}) expired on {date}: devices cannot be pushed and new ones cannot enroll."
             ),
             "Renew it at identity.apple.com with the same Apple Account (same topic) and upload it: guardmdm apns upload.",
         ),
-        "expiring" => Finding::warning(
+        PushCertificateState::Expiring => Finding::warning(
             CHECK,
             format!(
-                "The push certificate (topic {topic}) expires in {} days ({date}).",
-                view.days_left
+                "The push certificate (topic {topic}) expires {} ({date}).",
+                health::expires_in(view.days_left)
             ),
             "Renew it at identity.apple.com with the same Apple Account (a new certificate would have another topic and orphan every device), then upload it: guardmdm apns upload.",
         ),
-        _ => Finding::ok(
+        // Missing is refused above: a view is of a certificate.
+        PushCertificateState::Active | PushCertificateState::Missing => Finding::ok(
             CHECK,
             format!(
                 "The push certificate's key matches it; topic {topic}, valid until {date} ({} days).",

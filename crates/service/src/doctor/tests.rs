@@ -6,7 +6,7 @@ use super::rules::{self, AnchorTrust};
 use super::{DoctorReport, Finding, Status};
 use crate::abm_tokens::AbmEntryView;
 use crate::health::token_health;
-use crate::mdm::{ApnsProbe, PushCertificateView};
+use crate::mdm::{ApnsProbe, PushCertificateState, PushCertificateView};
 use crate::tls_status::{TlsHealth, TlsHealthState};
 use guardmdm_store::{MigrationStatus, PageCounts, SyncRun};
 
@@ -135,14 +135,14 @@ fn served_tls_follows_its_health() {
     );
 }
 
-fn push_view(state: &str, days_left: i64, topic: &str) -> PushCertificateView {
+fn push_view(state: PushCertificateState, days_left: i64, topic: &str) -> PushCertificateView {
     PushCertificateView {
         topic: topic.into(),
         subject: "CN=x".into(),
         fingerprint: "ab".into(),
         not_after: now() + Duration::days(days_left),
         days_left,
-        state: state.into(),
+        state,
         message: String::new(),
     }
 }
@@ -156,21 +156,58 @@ fn the_push_certificate_must_exist_be_mdm_and_be_valid() {
     assert_eq!(err.status, Status::Blocking);
     assert!(err.summary.contains("does not belong"));
     assert_eq!(
-        rules::push_certificate(Ok(Some(&push_view("active", 200, TOPIC)))).status,
+        rules::push_certificate(Ok(Some(&push_view(
+            PushCertificateState::Active,
+            200,
+            TOPIC
+        ))))
+        .status,
         Status::Ok
     );
     assert_eq!(
-        rules::push_certificate(Ok(Some(&push_view("expiring", 20, TOPIC)))).status,
+        rules::push_certificate(Ok(Some(&push_view(
+            PushCertificateState::Expiring,
+            20,
+            TOPIC
+        ))))
+        .status,
         Status::Warning
     );
     assert_eq!(
-        rules::push_certificate(Ok(Some(&push_view("expired", -2, TOPIC)))).status,
+        rules::push_certificate(Ok(Some(&push_view(
+            PushCertificateState::Expired,
+            -2,
+            TOPIC
+        ))))
+        .status,
         Status::Blocking
     );
     assert_eq!(
-        rules::push_certificate(Ok(Some(&push_view("active", 200, "com.example")))).status,
+        rules::push_certificate(Ok(Some(&push_view(
+            PushCertificateState::Active,
+            200,
+            "com.example"
+        ))))
+        .status,
         Status::Blocking
     );
+    let tomorrow = rules::push_certificate(Ok(Some(&push_view(
+        PushCertificateState::Expiring,
+        1,
+        TOPIC,
+    ))));
+    assert_eq!(tomorrow.status, Status::Warning);
+    assert!(
+        tomorrow.summary.contains("expires in 1 day ("),
+        "{}",
+        tomorrow.summary
+    );
+    let missing = rules::push_certificate(Ok(Some(&push_view(
+        PushCertificateState::Missing,
+        0,
+        TOPIC,
+    ))));
+    assert_eq!(missing.status, Status::Blocking);
 }
 
 #[test]

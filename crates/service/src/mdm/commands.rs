@@ -5,6 +5,7 @@
 use guardmdm_mdm_protocol::{Command, CommandRequest, command_from_upload};
 use guardmdm_store::{
     CommandStatus, EnrollmentQuery, EnrollmentStatus, MdmCommand, NewAuditEvent, NewCommand,
+    StoredText,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -205,7 +206,7 @@ impl MdmService {
         }
         let status = status
             .map(|s| {
-                EnrollmentStatus::from_name(&s).ok_or_else(|| {
+                EnrollmentStatus::from_stored(&s).ok_or_else(|| {
                     ServiceError::Invalid(format!(
                         "status {s:?}: use one of {}",
                         EnrollmentStatus::ALL

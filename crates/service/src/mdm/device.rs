@@ -27,6 +27,12 @@ use crate::profile_spec::ProfileSpec;
 /// commit to the disk) was a large part of what an `Idle` with nothing queued cost.
 pub const LAST_SEEN_RESOLUTION: time::Duration = time::Duration::minutes(1);
 
+/// Whether a command-channel request at `now` writes the device's `last_seen_at` again.
+#[must_use]
+pub(super) fn last_seen_is_stale(last_seen_at: OffsetDateTime, now: OffsetDateTime) -> bool {
+    now - last_seen_at >= LAST_SEEN_RESOLUTION
+}
+
 /// The identities [`MdmService::prove_device`] found on record, by fingerprint, so that a
 /// device's every request does not look its identity up again. Safe because a recorded
 /// identity never changes and is never removed (only found ones are kept: an unknown
@@ -489,7 +495,7 @@ impl MdmService {
             }
         };
         let now = guardmdm_store::now();
-        if now - last_seen_at >= LAST_SEEN_RESOLUTION {
+        if last_seen_is_stale(last_seen_at, now) {
             self.store.touch_enrollment(udid, now).await?;
         }
         if report.is_user_channel() {
@@ -570,6 +576,20 @@ mod tests {
         });
         assert_eq!(cache.get("AB:CD"), None, "emptied at capacity");
         assert!(cache.get("LAST").is_some());
+    }
+
+    #[test]
+    fn last_seen_is_written_again_once_a_minute_old() {
+        let seen = OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        assert!(!last_seen_is_stale(seen, seen));
+        assert!(!last_seen_is_stale(
+            seen,
+            seen + time::Duration::seconds(59)
+        ));
+        assert!(last_seen_is_stale(seen, seen + time::Duration::minutes(1)));
+        assert!(last_seen_is_stale(seen, seen + time::Duration::hours(3)));
+        // A clock that went back does not write.
+        assert!(!last_seen_is_stale(seen, seen - time::Duration::minutes(5)));
     }
 
     #[test]

@@ -71,19 +71,19 @@ async fn pair(
     name: &str,
     make: impl FnOnce() -> Result<(String, SecretString), MdmError>,
 ) -> Result<StoredPair, MdmError> {
-    let sealed = match store.get_secret(name).await? {
-        Some(sealed) => sealed,
-        None => {
-            let (certificate_pem, key) = make()?;
-            let json = serde_json::to_vec(&StoredPair {
-                certificate_pem,
-                key_pem: key.expose_secret().to_string(),
-            })
-            .map_err(MdmError::internal)?;
-            let sealed = secrets.seal(&json, name).map_err(MdmError::internal)?;
-            store.init_secret(name, &sealed).await?
-        }
+    if let Some(stored) = crate::secrets::read_json(store, secrets, name)
+        .await
+        .map_err(MdmError::internal)?
+    {
+        return Ok(stored);
+    }
+    let (certificate_pem, key) = make()?;
+    let new = StoredPair {
+        certificate_pem,
+        key_pem: key.expose_secret().to_string(),
     };
-    let json = secrets.open(&sealed, name).map_err(MdmError::internal)?;
-    serde_json::from_slice(json.expose_secret()).map_err(MdmError::internal)
+    let sealed = crate::secrets::seal_json(secrets, name, &new).map_err(MdmError::internal)?;
+    // The first writer wins: open what was stored, ours or another instance's.
+    let stored = store.init_secret(name, &sealed).await?;
+    crate::secrets::open_json(secrets, name, &stored).map_err(MdmError::internal)
 }

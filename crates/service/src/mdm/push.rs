@@ -20,7 +20,7 @@ use tokio::sync::{Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::push_health::{PushHealth, push_certificate_health};
+use super::push_health::{PushCertificateState, PushHealth, push_certificate_health};
 use super::push_queue::{Attempt, PushBook, PushStatus, Requested};
 use super::{MdmError, MdmService};
 use crate::{Actor, ServiceError};
@@ -103,7 +103,7 @@ pub struct PushCertificateView {
     pub days_left: i64,
     /// `active`, `expiring` (30 days or less: renew it at identity.apple.com with the same
     /// Apple Account) or `expired` ([`push_certificate_health`]).
-    pub state: String,
+    pub state: PushCertificateState,
     /// The state and what to do, in one sentence.
     #[serde(default)]
     pub message: String,
@@ -119,7 +119,7 @@ impl PushCertificateView {
             fingerprint: cert.certificate.sha256_fingerprint().to_string(),
             not_after,
             days_left: health.days_left.unwrap_or_default(),
-            state: health.state.as_str().to_string(),
+            state: health.state,
             message: health.message,
         }
     }
@@ -541,6 +541,37 @@ impl MdmService {
                 Err(e) => ApnsProbe::Failed(e),
             },
             Err(e) => ApnsProbe::Failed(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_view_shows_its_state_as_a_snake_case_string() {
+        let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+        let view = PushCertificateView {
+            topic: "com.apple.mgmt.External.1".to_string(),
+            subject: "CN=x".to_string(),
+            fingerprint: "ab".to_string(),
+            not_after: now,
+            days_left: 20,
+            state: PushCertificateState::Expiring,
+            message: "renew it".to_string(),
+        };
+        let json = serde_json::to_value(&view).unwrap();
+        assert_eq!(json["state"], "expiring");
+        let back: PushCertificateView = serde_json::from_value(json).unwrap();
+        assert_eq!(back, view);
+        for (state, name) in [
+            (PushCertificateState::Active, "active"),
+            (PushCertificateState::Expiring, "expiring"),
+            (PushCertificateState::Expired, "expired"),
+        ] {
+            assert_eq!(serde_json::to_value(state).unwrap(), name);
+            assert_eq!(state.as_str(), name);
         }
     }
 }

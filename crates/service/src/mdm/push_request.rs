@@ -7,7 +7,7 @@
 
 use guardmdm_crypto::{PushCertificate, generate_push_request};
 use guardmdm_store::NewAuditEvent;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
@@ -49,15 +49,7 @@ pub struct PushRequestView {
 
 impl MdmService {
     async fn stored_push_request(&self) -> Result<Option<StoredRequest>, ServiceError> {
-        let Some(sealed) = self.store.get_secret(APNS_REQUEST_SECRET).await? else {
-            return Ok(None);
-        };
-        let json = self.secrets.open(&sealed, APNS_REQUEST_SECRET)?;
-        serde_json::from_slice(json.expose_secret())
-            .map(Some)
-            .map_err(|e| {
-                ServiceError::Internal(format!("the pending push request is corrupt: {e}"))
-            })
+        crate::secrets::read_json(self.store.as_ref(), &self.secrets, APNS_REQUEST_SECRET).await
     }
 
     /// SHA-256 of the installed push certificate's public key, if there is one.
@@ -92,29 +84,26 @@ impl MdmService {
             created_at: guardmdm_store::now(),
             public_key_sha256: request.public_key_sha256,
         };
-        let json = SecretString::from(
-            serde_json::to_string(&stored).map_err(|e| ServiceError::Internal(e.to_string()))?,
-        );
-        let sealed = self.secrets.seal_str(&json, APNS_REQUEST_SECRET)?;
         let replaced = previous
             .filter(|p| installed.as_deref() != Some(p.public_key_sha256.as_str()))
             .map(|p| p.created_at);
-        self.store
-            .put_secret(
-                APNS_REQUEST_SECRET,
-                &sealed,
-                &NewAuditEvent {
-                    at: stored.created_at,
-                    actor: actor.audit_name(),
-                    action: "apns.csr".to_string(),
-                    target: "apns".to_string(),
-                    details: serde_json::json!({
-                        "public_key_sha256": stored.public_key_sha256,
-                        "replaced_pending_request": replaced.is_some(),
-                    }),
-                },
-            )
-            .await?;
+        crate::secrets::write_json(
+            self.store.as_ref(),
+            &self.secrets,
+            APNS_REQUEST_SECRET,
+            &stored,
+            &NewAuditEvent {
+                at: stored.created_at,
+                actor: actor.audit_name(),
+                action: "apns.csr".to_string(),
+                target: "apns".to_string(),
+                details: serde_json::json!({
+                    "public_key_sha256": stored.public_key_sha256,
+                    "replaced_pending_request": replaced.is_some(),
+                }),
+            },
+        )
+        .await?;
         Ok(view(stored, false, replaced, installed.is_some()))
     }
 
@@ -428,7 +417,7 @@ mod tests {
             .upload_push_certificate(&admin, only(&cert), false)
             .await
             .unwrap();
-        assert_eq!(view.state, "expiring");
+        assert_eq!(view.state.as_str(), "expiring");
         assert!(
             view.message.contains("same Apple Account"),
             "{}",

@@ -8,6 +8,7 @@ use time::{Duration, OffsetDateTime};
 use tokio::sync::Barrier;
 
 use super::{actions, audit};
+use crate::StoredText;
 use crate::{
     Authenticated, CommandStatus, EnrollChallenge, Enrollment, EnrollmentQuery, EnrollmentStatus,
     IssuedIdentity, MdmCommand, NewCommand, Store, StoreError, TokenUpdated, now,
@@ -557,7 +558,7 @@ pub async fn enrollments_list_filter_and_page(store: Arc<dyn Store>) {
         .unwrap();
     let q = |status: Option<&str>, serial: Option<&str>, after: Option<&str>, limit: u32| {
         EnrollmentQuery {
-            status: status.map(|s| EnrollmentStatus::parse(s).unwrap()),
+            status: status.map(|s| EnrollmentStatus::parse_stored(s).unwrap()),
             serial_number: serial.map(str::to_string),
             after: after.map(str::to_string),
             limit,
