@@ -508,7 +508,7 @@ impl AssignmentStateStore for DbStore {
                 explicit_profile: get(row, "explicit_profile")?,
                 static_groups: Vec::new(),
                 record: match has_record {
-                    Some(_) => Some(record_from_row(row, "r_")?),
+                    Some(_) => Some(record_from_row(row, true)?),
                     None => None,
                 },
             });
@@ -566,7 +566,7 @@ impl AssignmentStateStore for DbStore {
         tx.commit().await.map_err(backend)?;
         let mut records = rows
             .iter()
-            .map(|row| record_from_row(row, ""))
+            .map(|row| record_from_row(row, false))
             .collect::<Result<Vec<_>, _>>()?;
         records.sort_by(|a, b| a.serial_number.cmp(&b.serial_number));
         Ok(records)
@@ -892,20 +892,22 @@ fn rule(row: &DbRow, name: &str) -> Result<RuleRef, StoreError> {
 }
 
 /// A record from columns named `{prefix}{column}`.
-fn record_from_row(row: &DbRow, prefix: &str) -> Result<AssignmentRecord, StoreError> {
-    let col = |name: &str| format!("{prefix}{name}");
+/// A record's row; `joined` when its columns carry the `r_` prefix of a join with devices.
+fn record_from_row(row: &DbRow, joined: bool) -> Result<AssignmentRecord, StoreError> {
+    // Names chosen, not formatted: this runs for every device of every pass.
+    let col = |plain: &'static str, prefixed: &'static str| if joined { prefixed } else { plain };
     Ok(AssignmentRecord {
-        serial_number: get(row, &col("serial_number"))?,
-        profile_id: get(row, &col("profile_id"))?,
-        profile_version: get(row, &col("profile_version"))?,
-        rule: rule(row, &col("rule"))?,
-        state: stored(row, &col("state"))?,
-        apple_uuid: get(row, &col("apple_uuid"))?,
-        attempted_at: opt_ts(row, &col("attempted_at"))?,
-        retry_at: opt_ts(row, &col("retry_at"))?,
-        attempts: get(row, &col("attempts"))?,
-        last_error: get(row, &col("last_error"))?,
-        updated_at: ts(row, &col("updated_at"))?,
+        serial_number: get(row, col("serial_number", "r_serial_number"))?,
+        profile_id: get(row, col("profile_id", "r_profile_id"))?,
+        profile_version: get(row, col("profile_version", "r_profile_version"))?,
+        rule: rule(row, col("rule", "r_rule"))?,
+        state: stored(row, col("state", "r_state"))?,
+        apple_uuid: get(row, col("apple_uuid", "r_apple_uuid"))?,
+        attempted_at: opt_ts(row, col("attempted_at", "r_attempted_at"))?,
+        retry_at: opt_ts(row, col("retry_at", "r_retry_at"))?,
+        attempts: get(row, col("attempts", "r_attempts"))?,
+        last_error: get(row, col("last_error", "r_last_error"))?,
+        updated_at: ts(row, col("updated_at", "r_updated_at"))?,
     })
 }
 

@@ -35,7 +35,7 @@ where
 
 /// Column `name` of `row`, a value stored as one of a fixed set of texts.
 pub(crate) fn stored<T: StoredText>(row: &DbRow, name: &str) -> Result<T, StoreError> {
-    T::parse_stored(&get::<String>(row, name)?)
+    T::parse_stored(get::<&str>(row, name)?)
 }
 
 /// Timestamp column `name` of `row`.

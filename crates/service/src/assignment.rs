@@ -193,8 +193,18 @@ impl Assigner {
             Some(filter) => Some(self.store.assignment_candidates(entry.id, filter).await?),
             None => None,
         };
+        // The next chunk is read while the current one is resolved, sent and written: the
+        // chunks are disjoint ranges of serials, so the read cannot see the write, and on
+        // SQLite the two run on two pooled connections (two threads) at once.
         let mut chunks = candidates.as_deref().map(|c| c.chunks(PASS_CHUNK as usize));
-        let mut after: Option<String> = None;
+        let mut next = match chunks.as_mut() {
+            Some(chunks) => chunks.next().map(Some),
+            None => Some(None),
+        };
+        let mut inputs = match next {
+            Some(only) => self.read_chunk(entry.id, None, only).await?,
+            None => Vec::new(),
+        };
         let mut lease_renewed = std::time::Instant::now();
         loop {
             if lease_renewed.elapsed() > crate::sync_rules::lease_renew_after(self.lease_ttl) {
@@ -214,27 +224,30 @@ impl Assigner {
                 }
                 lease_renewed = std::time::Instant::now();
             }
-            let inputs = match chunks.as_mut() {
-                Some(chunks) => match chunks.next() {
-                    Some(serials) => {
-                        self.store
-                            .assignment_inputs(entry.id, None, PASS_CHUNK, Some(serials))
-                            .await?
-                    }
-                    None => break,
-                },
-                None => {
-                    self.store
-                        .assignment_inputs(entry.id, after.as_deref(), PASS_CHUNK, None)
-                        .await?
+            // What to read next: the next slice of candidates, or the serials after this
+            // chunk's last one; nothing when the walk has ended.
+            next = match chunks.as_mut() {
+                Some(chunks) => chunks.next().map(Some),
+                // A short chunk was the walk's last.
+                None if inputs.len() < PASS_CHUNK as usize => None,
+                None => Some(None),
+            };
+            if inputs.is_empty() && next.is_none() {
+                break;
+            }
+            let after = match (&chunks, inputs.last()) {
+                (None, Some(last)) => Some(last.device.device.serial_number.clone()),
+                _ => None,
+            };
+            let read = async {
+                match next {
+                    Some(only) => self.read_chunk(entry.id, after.as_deref(), only).await,
+                    None => Ok(Vec::new()),
                 }
             };
-            if inputs.is_empty() && chunks.is_some() {
-                continue;
-            }
-            let Some(last) = inputs.last() else { break };
-            after = Some(last.device.device.serial_number.clone());
-            self.chunk(&mut state, inputs).await?;
+            let (done, read) = tokio::join!(self.chunk(&mut state, inputs), read);
+            done?;
+            inputs = read?;
         }
         let now = guardmdm_store::now();
         self.store.mark_removed_assignments(entry.id, now).await?;
@@ -258,6 +271,19 @@ impl Assigner {
             "assignment pass done"
         );
         Ok(pass)
+    }
+
+    /// Reads a chunk of inputs: the devices after `after`, or those of `only`.
+    async fn read_chunk(
+        &self,
+        entry_id: Uuid,
+        after: Option<&str>,
+        only: Option<&[String]>,
+    ) -> Result<Vec<AssignmentInput>, ServiceError> {
+        Ok(self
+            .store
+            .assignment_inputs(entry_id, after, PASS_CHUNK, only)
+            .await?)
     }
 
     async fn chunk(
