@@ -26,7 +26,7 @@ use crate::profile_spec::{self, ProfileSpec};
 use crate::resolve::Resolver;
 
 /// Devices read per step of a pass.
-pub const PASS_CHUNK: u32 = 2000;
+pub const PASS_CHUNK: u32 = 1000;
 /// A full pass (every device) at least this often, even when nothing was configured: it
 /// heals whatever an incremental pass could miss.
 pub const FULL_PASS_EVERY: time::Duration = time::Duration::hours(24);
