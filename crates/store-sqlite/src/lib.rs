@@ -90,7 +90,7 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10))
             // sqlx runs each connection on a thread of its own and hands rows over a bounded
             // channel; at its default of 50 the two threads take turns every few rows (a
-            // context switch each), which cost a 2,000-row read of the assignment pass more
+            // context switch each), which cost a 1,000-row read of the assignment pass more
             // than SQLite's own work. A larger buffer lets the connection's thread run ahead.
             .row_buffer_size(ROW_BUFFER);
         let pool = SqlitePoolOptions::new()
