@@ -77,9 +77,14 @@ use crate::AppState;
 
 pub(crate) use session::Page;
 
-/// The origin (`scheme://host[:port]`) of a URL.
+/// The origin (`scheme://host[:port]`, the port only when not the scheme's default) of an
+/// `http` or `https` URL, as a browser writes it in an `Origin` header.
 pub(crate) fn origin(url: &str) -> Option<String> {
-    session::origin_of(url)
+    let url = url::Url::parse(url).ok()?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return None;
+    }
+    Some(url.origin().ascii_serialization())
 }
 
 /// Headers every dashboard response carries: a strict Content-Security-Policy (scripts and

@@ -151,7 +151,7 @@ pub(crate) fn same_origin(headers: &HeaderMap, public_origin: Option<&str>) -> b
         None => match headers
             .get(header::REFERER)
             .and_then(|v| v.to_str().ok())
-            .and_then(origin_of)
+            .and_then(super::origin)
         {
             Some(o) => o,
             None => return false,
@@ -168,16 +168,6 @@ pub(crate) fn same_origin(headers: &HeaderMap, public_origin: Option<&str>) -> b
             .strip_prefix(scheme)
             .is_some_and(|rest| rest.eq_ignore_ascii_case(host))
     })
-}
-
-/// `scheme://host[:port]` of a URL.
-pub(crate) fn origin_of(url: &str) -> Option<String> {
-    let (scheme, rest) = url.split_once("://")?;
-    if scheme != "http" && scheme != "https" {
-        return None;
-    }
-    let authority = rest.split(['/', '?', '#']).next()?;
-    (!authority.is_empty()).then(|| format!("{scheme}://{authority}"))
 }
 
 fn session_cookie(state: &AppState, token: &SecretString, max_age: i64) -> HeaderValue {
@@ -636,6 +626,31 @@ mod tests {
             !same_origin(&headers(&[("host", "127.0.0.1:8080")]), public),
             "neither Origin nor Referer"
         );
+    }
+
+    #[test]
+    fn the_origin_of_a_url_is_written_as_a_browser_writes_it() {
+        use super::super::origin;
+        // A public URL with the scheme's default port matches the Origin a browser sends.
+        assert_eq!(
+            origin("https://MDM.example.com:443/enroll?x=1").as_deref(),
+            Some("https://mdm.example.com")
+        );
+        assert_eq!(
+            origin("http://127.0.0.1:8080").as_deref(),
+            Some("http://127.0.0.1:8080")
+        );
+        assert_eq!(
+            origin("https://admin:secret@mdm.example.com/").as_deref(),
+            Some("https://mdm.example.com"),
+            "credentials are not part of an origin"
+        );
+        assert_eq!(origin("ftp://mdm.example.com/"), None);
+        assert_eq!(origin("not a url"), None);
+        assert!(same_origin(
+            &headers(&[("origin", "https://mdm.example.com")]),
+            origin("https://mdm.example.com:443/").as_deref()
+        ));
     }
 
     #[test]

@@ -96,26 +96,7 @@ fn forwarded_certificate(value: &str) -> Vec<u8> {
             .decode(inner)
             .unwrap_or_default();
     }
-    percent_decode(value).into_bytes()
-}
-
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let Some(hex) = text.get(i + 1..i + 3)
-            && let Ok(b) = u8::from_str_radix(hex, 16)
-        {
-            out.push(b);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(value).collect()
 }
 
 /// `POST /mdm/enroll`: the signed MachineInfo in, the signed enrollment profile out.
