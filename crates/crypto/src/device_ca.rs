@@ -200,10 +200,20 @@ mod tests {
 
     #[test]
     fn names_are_checked() {
-        assert!(DeviceCa::generate("").is_err());
-        assert!(DeviceCa::generate(&"x".repeat(57)).is_err());
+        for name in [String::new(), " ".to_string(), "x".repeat(57)] {
+            assert!(
+                matches!(DeviceCa::generate(&name), Err(IdentityError::BadCommonName)),
+                "{name:?}"
+            );
+        }
         let ca = DeviceCa::generate("Names").unwrap();
         let key = DeviceKey::generate_rsa(1024).unwrap();
-        assert!(ca.issue(&key, "").is_err());
+        for name in [String::new(), "x".repeat(65)] {
+            assert!(
+                matches!(ca.issue(&key, &name), Err(IdentityError::BadCommonName)),
+                "{name:?}"
+            );
+        }
+        assert!(ca.issue(&key, &"x".repeat(64)).is_ok());
     }
 }

@@ -159,6 +159,12 @@ mod tests {
 
     #[test]
     fn refuses_an_empty_common_name() {
-        assert!(generate_token_key_pair("").is_err());
+        for name in [String::new(), "x".repeat(65)] {
+            let Err(err) = generate_token_key_pair(&name) else {
+                panic!("a {}-character common name was accepted", name.len());
+            };
+            assert!(err.to_string().contains("1 to 64 characters"), "{err}");
+        }
+        assert!(generate_token_key_pair(&"x".repeat(64)).is_ok());
     }
 }

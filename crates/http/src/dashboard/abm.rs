@@ -438,17 +438,28 @@ mod tests {
     }
 
     #[test]
-    fn every_state_has_a_label_and_class() {
-        for s in [
+    fn each_state_reads_differently_and_only_a_working_token_is_green() {
+        let all = [
             TokenState::Pending,
             TokenState::Active,
             TokenState::Expiring,
             TokenState::Expired,
             TokenState::TermsNotSigned,
             TokenState::Rejected,
-        ] {
-            assert!(!state_label(s).is_empty());
-            assert!(!state_class(s).is_empty());
+        ];
+        let labels: std::collections::HashSet<_> = all.iter().map(|&s| state_label(s)).collect();
+        assert_eq!(labels.len(), all.len(), "two states share a label");
+        for s in all {
+            assert_eq!(state_class(s) == "ok", s == TokenState::Active, "{s:?}");
         }
+        // A token that stops syncing is red; one that soon will is amber.
+        for s in [
+            TokenState::Expired,
+            TokenState::TermsNotSigned,
+            TokenState::Rejected,
+        ] {
+            assert_eq!(state_class(s), "bad", "{s:?}");
+        }
+        assert_eq!(state_class(TokenState::Expiring), "warn");
     }
 }

@@ -250,15 +250,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn every_state_has_a_label_and_class() {
-        for s in [
+    fn each_state_reads_differently_and_only_a_working_certificate_is_green() {
+        let all = [
             PushCertificateState::Missing,
             PushCertificateState::Active,
             PushCertificateState::Expiring,
             PushCertificateState::Expired,
-        ] {
-            assert!(!state_label(s).is_empty());
-            assert!(!state_class(s).is_empty());
+        ];
+        let labels: std::collections::HashSet<_> = all.iter().map(|&s| state_label(s)).collect();
+        assert_eq!(labels.len(), all.len(), "two states share a label");
+        for s in all {
+            assert_eq!(
+                state_class(s) == "ok",
+                s == PushCertificateState::Active,
+                "{s:?}"
+            );
         }
+        assert_eq!(state_class(PushCertificateState::Expired), "bad");
+        assert_eq!(state_class(PushCertificateState::Expiring), "warn");
     }
 }
