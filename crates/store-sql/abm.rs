@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::DbStore;
-use crate::common::{backend, get, insert_audit, opt_ts, ts};
+use crate::common::{backend, get, get_id, insert_audit, opt_ts, ts};
 use crate::dialect::{DbRow, Ts, Tx};
 
 const COLUMNS: &str = "SELECT id, name, certificate_pem, sealed_private_key, batch_size, abm_url, \
@@ -32,7 +32,7 @@ impl AbmEntryStore for DbStore {
             "INSERT INTO abm_entries (id, name, certificate_pem, sealed_private_key, batch_size, \
              abm_url, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
         )
-        .bind(entry.id)
+        .bind(entry.id.get())
         .bind(&entry.name)
         .bind(&entry.certificate_pem)
         .bind(&entry.sealed_private_key)
@@ -227,7 +227,7 @@ fn entry_from_row(row: &DbRow) -> Result<AbmEntry, StoreError> {
     };
     let batch_size: i32 = get(row, "batch_size")?;
     Ok(AbmEntry {
-        id: get(row, "id")?,
+        id: get_id(row, "id")?,
         name: get(row, "name")?,
         certificate_pem: get(row, "certificate_pem")?,
         sealed_private_key: get(row, "sealed_private_key")?,

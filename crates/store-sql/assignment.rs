@@ -3,9 +3,10 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use guardmdm_store::{
     AdeProfile, AdeProfileVersion, AssignState, AssignmentConfig, AssignmentConfigStore,
-    AssignmentInput, AssignmentPass, AssignmentRecord, AssignmentStateStore, DeviceGroup,
-    GroupUpdate, InputFilter, NewAuditEvent, NewDeviceGroup, OsDefault, OsKey, ProfileDefinition,
-    ProfileReferences, RuleRef, SerialPresence, StoreError, StoredText,
+    AssignmentInput, AssignmentPass, AssignmentRecord, AssignmentStateStore, DeviceGroup, EntryId,
+    GroupId, GroupUpdate, InputFilter, NewAuditEvent, NewDeviceGroup, OsDefault, OsKey,
+    ProfileDefinition, ProfileId, ProfileReferences, RuleRef, SerialPresence, StoreError,
+    StoredText,
 };
 use sqlx::QueryBuilder;
 use sqlx::types::Json;
@@ -13,7 +14,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::DbStore;
-use crate::common::{backend, get, insert_audit, opt_ts, stored, ts};
+use crate::common::{backend, get, get_id, insert_audit, opt_id, opt_ts, stored, ts};
 use crate::devices::device_from_row;
 use crate::dialect::assignment as dialect;
 use crate::dialect::{Db, DbRow, Ts, Tx};
@@ -54,7 +55,7 @@ pub(crate) const RECORD_UPSERT: &str = " ON CONFLICT (entry_id, serial_number) D
 impl AssignmentConfigStore for DbStore {
     async fn create_profile(
         &self,
-        id: Uuid,
+        id: ProfileId,
         name: &str,
         spec: &serde_json::Value,
         audit: &NewAuditEvent,
@@ -64,7 +65,7 @@ impl AssignmentConfigStore for DbStore {
         sqlx::query(
             "INSERT INTO ade_profiles (id, name, version, created_at) VALUES ($1, $2, 1, $3)",
         )
-        .bind(id)
+        .bind(id.get())
         .bind(name)
         .bind(Ts(audit.at))
         .execute(&mut *tx)
@@ -79,7 +80,7 @@ impl AssignmentConfigStore for DbStore {
 
     async fn update_profile(
         &self,
-        id: Uuid,
+        id: ProfileId,
         spec: &serde_json::Value,
         expected_version: Option<i64>,
         audit: &NewAuditEvent,
@@ -90,7 +91,7 @@ impl AssignmentConfigStore for DbStore {
             "SELECT name, version FROM ade_profiles WHERE id = $1{}",
             crate::dialect::FOR_UPDATE
         )))
-        .bind(id)
+        .bind(id.get())
         .fetch_one(&mut *tx)
         .await
         .map_err(backend)?;
@@ -107,7 +108,7 @@ impl AssignmentConfigStore for DbStore {
         insert_version(&mut tx, id, next, spec, audit).await?;
         sqlx::query("UPDATE ade_profiles SET version = $1 WHERE id = $2")
             .bind(next)
-            .bind(id)
+            .bind(id.get())
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
@@ -133,19 +134,19 @@ impl AssignmentConfigStore for DbStore {
         all_profiles(&mut conn).await
     }
 
-    async fn profile_versions(&self, id: Uuid) -> Result<Vec<AdeProfileVersion>, StoreError> {
+    async fn profile_versions(&self, id: ProfileId) -> Result<Vec<AdeProfileVersion>, StoreError> {
         let rows = sqlx::query(
             "SELECT profile_id, version, spec, created_by, created_at FROM ade_profile_versions \
              WHERE profile_id = $1 ORDER BY version",
         )
-        .bind(id)
+        .bind(id.get())
         .fetch_all(&self.pool)
         .await
         .map_err(backend)?;
         rows.iter()
             .map(|row| {
                 Ok(AdeProfileVersion {
-                    profile_id: get(row, "profile_id")?,
+                    profile_id: get_id(row, "profile_id")?,
                     version: get(row, "version")?,
                     spec: get::<Json<serde_json::Value>>(row, "spec")?.0,
                     created_by: get(row, "created_by")?,
@@ -155,19 +156,19 @@ impl AssignmentConfigStore for DbStore {
             .collect()
     }
 
-    async fn profile_references(&self, id: Uuid) -> Result<ProfileReferences, StoreError> {
+    async fn profile_references(&self, id: ProfileId) -> Result<ProfileReferences, StoreError> {
         let mut conn = self.pool.acquire().await.map_err(backend)?;
         references(&mut conn, id).await
     }
 
-    async fn delete_profile(&self, id: Uuid, audit: &NewAuditEvent) -> Result<(), StoreError> {
+    async fn delete_profile(&self, id: ProfileId, audit: &NewAuditEvent) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
         // Bumping first takes the generation row's lock (SQLite: the write lock): configuration
         // changes are serialised, so no default, group or device can start using the profile
         // between check and delete.
         bump_generation(&mut tx).await?;
         let name: String = sqlx::query_scalar("SELECT name FROM ade_profiles WHERE id = $1")
-            .bind(id)
+            .bind(id.get())
             .fetch_one(&mut *tx)
             .await
             .map_err(backend)?;
@@ -178,7 +179,7 @@ impl AssignmentConfigStore for DbStore {
         // Versions and definitions go with it (ON DELETE CASCADE); a default, group or device
         // using it would fail the delete (ON DELETE RESTRICT).
         sqlx::query("DELETE FROM ade_profiles WHERE id = $1")
-            .bind(id)
+            .bind(id.get())
             .execute(&mut *tx)
             .await
             .map_err(|e| still_used(e, &name))?;
@@ -196,8 +197,8 @@ impl AssignmentConfigStore for DbStore {
              ON CONFLICT (entry_id, profile_id, version) DO UPDATE SET \
              apple_uuid = excluded.apple_uuid, defined_at = excluded.defined_at",
         )
-        .bind(definition.entry_id)
-        .bind(definition.profile_id)
+        .bind(definition.entry_id.get())
+        .bind(definition.profile_id.get())
         .bind(definition.version)
         .bind(&definition.apple_uuid)
         .bind(Ts(definition.defined_at))
@@ -209,12 +210,12 @@ impl AssignmentConfigStore for DbStore {
 
     async fn entry_profile_definitions(
         &self,
-        entry_id: Uuid,
+        entry_id: EntryId,
     ) -> Result<Vec<ProfileDefinition>, StoreError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "{DEFINITION_SELECT} WHERE entry_id = $1 ORDER BY profile_id, version"
         )))
-        .bind(entry_id)
+        .bind(entry_id.get())
         .fetch_all(&self.pool)
         .await
         .map_err(backend)?;
@@ -223,12 +224,12 @@ impl AssignmentConfigStore for DbStore {
 
     async fn profile_definitions(
         &self,
-        profile_id: Uuid,
+        profile_id: ProfileId,
     ) -> Result<Vec<ProfileDefinition>, StoreError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "{DEFINITION_SELECT} WHERE profile_id = $1 ORDER BY entry_id, version"
         )))
-        .bind(profile_id)
+        .bind(profile_id.get())
         .fetch_all(&self.pool)
         .await
         .map_err(backend)?;
@@ -238,7 +239,7 @@ impl AssignmentConfigStore for DbStore {
     async fn set_os_default(
         &self,
         os: OsKey,
-        profile_id: Option<Uuid>,
+        profile_id: Option<ProfileId>,
         audit: &NewAuditEvent,
     ) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
@@ -250,7 +251,7 @@ impl AssignmentConfigStore for DbStore {
                      ON CONFLICT (os) DO UPDATE SET profile_id = $2, updated_at = $3",
                 )
                 .bind(os.as_str())
-                .bind(profile_id)
+                .bind(profile_id.get())
                 .bind(Ts(audit.at))
                 .execute(&mut *tx)
                 .await
@@ -284,10 +285,10 @@ impl AssignmentConfigStore for DbStore {
             "INSERT INTO device_groups (id, name, rule, profile_id, priority, created_at, \
              updated_at) VALUES ($1, $2, $3, $4, $5, $6, $6)",
         )
-        .bind(group.id)
+        .bind(group.id.get())
         .bind(&group.name)
         .bind(group.rule.as_ref().map(Json))
-        .bind(group.profile_id)
+        .bind(group.profile_id.map(ProfileId::get))
         .bind(group.priority)
         .bind(Ts(audit.at))
         .execute(&mut *tx)
@@ -301,7 +302,7 @@ impl AssignmentConfigStore for DbStore {
 
     async fn update_group(
         &self,
-        id: Uuid,
+        id: GroupId,
         update: &GroupUpdate,
         audit: &NewAuditEvent,
     ) -> Result<DeviceGroup, StoreError> {
@@ -316,10 +317,10 @@ impl AssignmentConfigStore for DbStore {
              updated_at = $4 WHERE id = $5",
         )
         .bind(rule.map(Json))
-        .bind(profile_id)
+        .bind(profile_id.map(ProfileId::get))
         .bind(priority)
         .bind(Ts(audit.at))
-        .bind(id)
+        .bind(id.get())
         .execute(&mut *tx)
         .await
         .map_err(missing_reference)?;
@@ -345,12 +346,12 @@ impl AssignmentConfigStore for DbStore {
         all_groups(&mut conn).await
     }
 
-    async fn delete_group(&self, id: Uuid, audit: &NewAuditEvent) -> Result<(), StoreError> {
+    async fn delete_group(&self, id: GroupId, audit: &NewAuditEvent) -> Result<(), StoreError> {
         let mut tx = self.write_tx().await?;
         bump_generation(&mut tx).await?;
         // Memberships go with it (ON DELETE CASCADE).
         let done = sqlx::query("DELETE FROM device_groups WHERE id = $1")
-            .bind(id)
+            .bind(id.get())
             .execute(&mut *tx)
             .await
             .map_err(backend)?;
@@ -363,7 +364,7 @@ impl AssignmentConfigStore for DbStore {
 
     async fn add_group_members(
         &self,
-        group_id: Uuid,
+        group_id: GroupId,
         serials: &[String],
         audit: &NewAuditEvent,
     ) -> Result<u64, StoreError> {
@@ -378,7 +379,7 @@ impl AssignmentConfigStore for DbStore {
 
     async fn remove_group_members(
         &self,
-        group_id: Uuid,
+        group_id: GroupId,
         serials: &[String],
         audit: &NewAuditEvent,
     ) -> Result<u64, StoreError> {
@@ -393,14 +394,14 @@ impl AssignmentConfigStore for DbStore {
 
     async fn group_members(
         &self,
-        group_id: Uuid,
+        group_id: GroupId,
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<String>, StoreError> {
         let mut q = QueryBuilder::<Db>::new(
             "SELECT serial_number FROM device_group_members WHERE group_id = ",
         );
-        q.push_bind(group_id);
+        q.push_bind(group_id.get());
         if let Some(after) = after {
             q.push(" AND serial_number > ").push_bind(after);
         }
@@ -412,8 +413,8 @@ impl AssignmentConfigStore for DbStore {
             .map_err(backend)
     }
 
-    async fn groups_of_serial(&self, serial: &str) -> Result<Vec<Uuid>, StoreError> {
-        sqlx::query_scalar(
+    async fn groups_of_serial(&self, serial: &str) -> Result<Vec<GroupId>, StoreError> {
+        let ids: Vec<Uuid> = sqlx::query_scalar(
             "SELECT m.group_id FROM device_group_members m \
              JOIN device_groups g ON g.id = m.group_id \
              WHERE m.serial_number = $1 ORDER BY g.name",
@@ -421,13 +422,14 @@ impl AssignmentConfigStore for DbStore {
         .bind(serial)
         .fetch_all(&self.pool)
         .await
-        .map_err(backend)
+        .map_err(backend)?;
+        Ok(ids.into_iter().map(GroupId::from_inner).collect())
     }
 
     async fn set_device_profiles(
         &self,
         serials: &[String],
-        profile_id: Option<Uuid>,
+        profile_id: Option<ProfileId>,
         audit: &NewAuditEvent,
     ) -> Result<u64, StoreError> {
         // Without repeats: one statement may not upsert a row twice.
@@ -440,12 +442,14 @@ impl AssignmentConfigStore for DbStore {
         Ok(changed)
     }
 
-    async fn device_profile(&self, serial: &str) -> Result<Option<Uuid>, StoreError> {
-        sqlx::query_scalar("SELECT profile_id FROM device_profiles WHERE serial_number = $1")
-            .bind(serial)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(backend)
+    async fn device_profile(&self, serial: &str) -> Result<Option<ProfileId>, StoreError> {
+        let id: Option<Uuid> =
+            sqlx::query_scalar("SELECT profile_id FROM device_profiles WHERE serial_number = $1")
+                .bind(serial)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(backend)?;
+        Ok(id.map(ProfileId::from_inner))
     }
 
     async fn serial_presence(&self, serials: &[String]) -> Result<Vec<SerialPresence>, StoreError> {
@@ -489,7 +493,7 @@ impl AssignmentConfigStore for DbStore {
 impl AssignmentStateStore for DbStore {
     async fn assignment_inputs(
         &self,
-        entry_id: Uuid,
+        entry_id: EntryId,
         after: Option<&str>,
         limit: u32,
         only: Option<&[String]>,
@@ -505,7 +509,7 @@ impl AssignmentStateStore for DbStore {
             let has_record: Option<String> = get(row, "r_serial_number")?;
             inputs.push(AssignmentInput {
                 device: device_from_row(row)?,
-                explicit_profile: get(row, "explicit_profile")?,
+                explicit_profile: opt_id(row, "explicit_profile")?,
                 static_groups: Vec::new(),
                 record: match has_record {
                     Some(_) => Some(record_from_row(row, true)?),
@@ -531,11 +535,11 @@ impl AssignmentStateStore for DbStore {
 
     async fn assignment_candidates(
         &self,
-        entry_id: Uuid,
+        entry_id: EntryId,
         filter: &InputFilter,
     ) -> Result<Vec<String>, StoreError> {
         sqlx::query_scalar(sqlx::AssertSqlSafe(candidates_sql()))
-            .bind(entry_id)
+            .bind(entry_id.get())
             .bind(Ts(filter.changed_after))
             .bind(Ts(filter.due_by))
             .fetch_all(&self.pool)
@@ -545,7 +549,7 @@ impl AssignmentStateStore for DbStore {
 
     async fn write_assignments(
         &self,
-        entry_id: Uuid,
+        entry_id: EntryId,
         records: &[AssignmentRecord],
     ) -> Result<(), StoreError> {
         // One record per serial: one statement may not upsert a row twice.
@@ -557,7 +561,7 @@ impl AssignmentStateStore for DbStore {
 
     async fn assignments(
         &self,
-        entry_id: Uuid,
+        entry_id: EntryId,
         serials: &[String],
     ) -> Result<Vec<AssignmentRecord>, StoreError> {
         let serials = distinct(serials);
@@ -574,12 +578,12 @@ impl AssignmentStateStore for DbStore {
 
     async fn mark_removed_assignments(
         &self,
-        entry_id: Uuid,
+        entry_id: EntryId,
         at: OffsetDateTime,
     ) -> Result<u64, StoreError> {
         let done = sqlx::query(dialect::MARK_REMOVED_SQL)
             .bind(Ts(at))
-            .bind(entry_id)
+            .bind(entry_id.get())
             .execute(&self.pool)
             .await
             .map_err(backend)?;
@@ -588,13 +592,13 @@ impl AssignmentStateStore for DbStore {
 
     async fn assignment_state_counts(
         &self,
-        entry_id: Uuid,
+        entry_id: EntryId,
     ) -> Result<Vec<(AssignState, u64)>, StoreError> {
         let rows = sqlx::query(
             "SELECT state, COUNT(*) AS n FROM abm_device_assignments WHERE entry_id = $1 \
              GROUP BY state ORDER BY state",
         )
-        .bind(entry_id)
+        .bind(entry_id.get())
         .fetch_all(&self.pool)
         .await
         .map_err(backend)?;
@@ -612,7 +616,7 @@ impl AssignmentStateStore for DbStore {
              VALUES ($1, $2, $3, $4, $5) ON CONFLICT (entry_id) DO UPDATE SET \
              generation = $2, finished_at = $3, summary = $4, error = $5",
         )
-        .bind(pass.entry_id)
+        .bind(pass.entry_id.get())
         .bind(pass.generation)
         .bind(Ts(pass.finished_at))
         .bind(Json(&pass.summary))
@@ -625,13 +629,13 @@ impl AssignmentStateStore for DbStore {
 
     async fn last_assignment_pass(
         &self,
-        entry_id: Uuid,
+        entry_id: EntryId,
     ) -> Result<Option<AssignmentPass>, StoreError> {
         let row = sqlx::query(
             "SELECT entry_id, generation, finished_at, summary, error FROM assignment_passes \
              WHERE entry_id = $1",
         )
-        .bind(entry_id)
+        .bind(entry_id.get())
         .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
@@ -639,7 +643,7 @@ impl AssignmentStateStore for DbStore {
             return Ok(None);
         };
         Ok(Some(AssignmentPass {
-            entry_id: get(&row, "entry_id")?,
+            entry_id: get_id(&row, "entry_id")?,
             generation: get(&row, "generation")?,
             finished_at: ts(&row, "finished_at")?,
             summary: get::<Json<serde_json::Value>>(&row, "summary")?.0,
@@ -668,7 +672,7 @@ async fn generation(conn: &mut <Db as sqlx::Database>::Connection) -> Result<i64
 
 async fn insert_version(
     tx: &mut Tx,
-    id: Uuid,
+    id: ProfileId,
     version: i64,
     spec: &serde_json::Value,
     audit: &NewAuditEvent,
@@ -677,7 +681,7 @@ async fn insert_version(
         "INSERT INTO ade_profile_versions (profile_id, version, spec, created_by, created_at) \
          VALUES ($1, $2, $3, $4, $5)",
     )
-    .bind(id)
+    .bind(id.get())
     .bind(version)
     .bind(Json(spec))
     .bind(&audit.actor)
@@ -688,11 +692,11 @@ async fn insert_version(
     Ok(())
 }
 
-async fn profile_by_id(tx: &mut Tx, id: Uuid) -> Result<AdeProfile, StoreError> {
+async fn profile_by_id(tx: &mut Tx, id: ProfileId) -> Result<AdeProfile, StoreError> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "{PROFILE_SELECT} WHERE p.id = $1"
     )))
-    .bind(id)
+    .bind(id.get())
     .fetch_one(&mut **tx)
     .await
     .map_err(backend)?;
@@ -711,11 +715,11 @@ async fn all_profiles(
     rows.iter().map(profile_from_row).collect()
 }
 
-async fn group_by_id(tx: &mut Tx, id: Uuid) -> Result<DeviceGroup, StoreError> {
+async fn group_by_id(tx: &mut Tx, id: GroupId) -> Result<DeviceGroup, StoreError> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "{GROUP_SELECT} WHERE g.id = $1"
     )))
-    .bind(id)
+    .bind(id.get())
     .fetch_one(&mut **tx)
     .await
     .map_err(backend)?;
@@ -745,7 +749,7 @@ async fn all_os_defaults(
         .map(|row| {
             Ok(OsDefault {
                 os: stored(row, "os")?,
-                profile_id: get(row, "profile_id")?,
+                profile_id: get_id(row, "profile_id")?,
                 updated_at: ts(row, "updated_at")?,
             })
         })
@@ -755,11 +759,11 @@ async fn all_os_defaults(
 /// Where a profile is used.
 async fn references(
     conn: &mut <Db as sqlx::Database>::Connection,
-    id: Uuid,
+    id: ProfileId,
 ) -> Result<ProfileReferences, StoreError> {
     let os_defaults: Vec<String> =
         sqlx::query_scalar("SELECT os FROM ade_os_defaults WHERE profile_id = $1 ORDER BY os")
-            .bind(id)
+            .bind(id.get())
             .fetch_all(&mut *conn)
             .await
             .map_err(backend)?;
@@ -769,13 +773,13 @@ async fn references(
         .collect::<Result<_, _>>()?;
     let groups =
         sqlx::query_scalar("SELECT name FROM device_groups WHERE profile_id = $1 ORDER BY name")
-            .bind(id)
+            .bind(id.get())
             .fetch_all(&mut *conn)
             .await
             .map_err(backend)?;
     let devices: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM device_profiles WHERE profile_id = $1")
-            .bind(id)
+            .bind(id.get())
             .fetch_one(&mut *conn)
             .await
             .map_err(backend)?;
@@ -787,10 +791,10 @@ async fn references(
 }
 
 /// Checks that a group exists and is static (only static groups have members).
-async fn static_group(tx: &mut Tx, id: Uuid) -> Result<(), StoreError> {
+async fn static_group(tx: &mut Tx, id: GroupId) -> Result<(), StoreError> {
     let row =
         sqlx::query("SELECT name, rule IS NULL AS is_static FROM device_groups WHERE id = $1")
-            .bind(id)
+            .bind(id.get())
             .fetch_one(&mut **tx)
             .await
             .map_err(backend)?;
@@ -848,7 +852,7 @@ fn still_used(err: sqlx::Error, name: &str) -> StoreError {
 
 fn profile_from_row(row: &DbRow) -> Result<AdeProfile, StoreError> {
     Ok(AdeProfile {
-        id: get(row, "id")?,
+        id: get_id(row, "id")?,
         name: get(row, "name")?,
         version: get(row, "version")?,
         spec: get::<Json<serde_json::Value>>(row, "spec")?.0,
@@ -860,10 +864,10 @@ fn profile_from_row(row: &DbRow) -> Result<AdeProfile, StoreError> {
 fn group_from_row(row: &DbRow) -> Result<DeviceGroup, StoreError> {
     let members: i64 = get(row, "member_count")?;
     Ok(DeviceGroup {
-        id: get(row, "id")?,
+        id: get_id(row, "id")?,
         name: get(row, "name")?,
         rule: get::<Option<Json<serde_json::Value>>>(row, "rule")?.map(|r| r.0),
-        profile_id: get(row, "profile_id")?,
+        profile_id: opt_id(row, "profile_id")?,
         priority: get(row, "priority")?,
         member_count: u64::try_from(members).unwrap_or(0),
         created_at: ts(row, "created_at")?,
@@ -873,8 +877,8 @@ fn group_from_row(row: &DbRow) -> Result<DeviceGroup, StoreError> {
 
 fn definition_from_row(row: &DbRow) -> Result<ProfileDefinition, StoreError> {
     Ok(ProfileDefinition {
-        entry_id: get(row, "entry_id")?,
-        profile_id: get(row, "profile_id")?,
+        entry_id: get_id(row, "entry_id")?,
+        profile_id: get_id(row, "profile_id")?,
         version: get(row, "version")?,
         apple_uuid: get(row, "apple_uuid")?,
         defined_at: ts(row, "defined_at")?,
@@ -898,7 +902,7 @@ fn record_from_row(row: &DbRow, joined: bool) -> Result<AssignmentRecord, StoreE
     let col = |plain: &'static str, prefixed: &'static str| if joined { prefixed } else { plain };
     Ok(AssignmentRecord {
         serial_number: get(row, col("serial_number", "r_serial_number"))?,
-        profile_id: get(row, col("profile_id", "r_profile_id"))?,
+        profile_id: opt_id(row, col("profile_id", "r_profile_id"))?,
         profile_version: get(row, col("profile_version", "r_profile_version"))?,
         rule: rule(row, col("rule", "r_rule"))?,
         state: stored(row, col("state", "r_state"))?,

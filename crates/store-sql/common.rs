@@ -2,7 +2,9 @@
 //! and the small stores (metadata, leases, migrations) that fit in a few statements.
 
 use async_trait::async_trait;
-use guardmdm_store::{Backend, MetaStore, MigrationStatus, NewAuditEvent, StoreError, StoredText};
+use guardmdm_store::{
+    Backend, Id, MetaStore, MigrationStatus, NewAuditEvent, StoreError, StoredText,
+};
 use sqlx::Row;
 use sqlx::types::Json;
 use time::OffsetDateTime;
@@ -31,6 +33,24 @@ where
     T: sqlx::Decode<'r, crate::dialect::Db> + sqlx::Type<crate::dialect::Db>,
 {
     row.try_get(name).map_err(backend)
+}
+
+/// Column `name` of `row`, a typed id (stored as its inner value).
+pub(crate) fn get_id<I>(row: &DbRow, name: &str) -> Result<I, StoreError>
+where
+    I: Id,
+    I::Inner: for<'r> sqlx::Decode<'r, crate::dialect::Db> + sqlx::Type<crate::dialect::Db>,
+{
+    get::<I::Inner>(row, name).map(I::from_inner)
+}
+
+/// Nullable column `name` of `row`, a typed id.
+pub(crate) fn opt_id<I>(row: &DbRow, name: &str) -> Result<Option<I>, StoreError>
+where
+    I: Id,
+    I::Inner: for<'r> sqlx::Decode<'r, crate::dialect::Db> + sqlx::Type<crate::dialect::Db>,
+{
+    Ok(get::<Option<I::Inner>>(row, name)?.map(I::from_inner))
 }
 
 /// Column `name` of `row`, a value stored as one of a fixed set of texts.

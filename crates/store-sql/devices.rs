@@ -1,15 +1,14 @@
 use async_trait::async_trait;
 use guardmdm_store::devices::{count_page, removed_at, serial_prefix_upper_bound};
 use guardmdm_store::{
-    AbmDevice, DeviceOrder, DeviceQuery, DeviceSyncStore, EnrollmentState, PageCounts, PageWrite,
-    StoreError, StoredAbmDevice, SyncClaim, SyncRun, SyncState,
+    AbmDevice, DeviceOrder, DeviceQuery, DeviceSyncStore, EnrollmentState, EntryId, PageCounts,
+    PageWrite, StoreError, StoredAbmDevice, SyncClaim, SyncRun, SyncRunId, SyncState,
 };
 use sqlx::QueryBuilder;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use crate::DbStore;
-use crate::common::{backend, get, opt_ts, stored, ts};
+use crate::common::{backend, get, get_id, opt_ts, stored, ts};
 use crate::dialect::{self, Db, DbRow, Ts, Tx};
 
 /// Rows per INSERT statement: 20 columns each, well under SQLite's 32,766 parameters (and
@@ -84,7 +83,7 @@ impl DeviceSyncStore for DbStore {
 
     async fn merge_staged_devices(
         &self,
-        entry_id: Uuid,
+        entry_id: EntryId,
         at: OffsetDateTime,
     ) -> Result<bool, StoreError> {
         // Most runs staged nothing: find that out with a read, not a write transaction (on
@@ -92,7 +91,7 @@ impl DeviceSyncStore for DbStore {
         // its lease, stages for it, so nothing is staged between this read and the merge.
         let staged: Option<i64> =
             sqlx::query_scalar("SELECT seq FROM abm_device_stage WHERE entry_id = $1 LIMIT 1")
-                .bind(entry_id)
+                .bind(entry_id.get())
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(backend)?;
@@ -111,7 +110,7 @@ impl DeviceSyncStore for DbStore {
             "INSERT INTO abm_devices ({STAGE_COLUMNS}, first_seen_at, updated_at) {} {UPSERT_DEVICE}",
             dialect::staged_in_serial_order(STAGE_COLUMNS),
         )))
-        .bind(entry_id)
+        .bind(entry_id.get())
         .bind(Ts(at))
         .execute(&mut *tx)
         .await
@@ -129,10 +128,10 @@ impl DeviceSyncStore for DbStore {
 
     async fn reconcile_unseen(
         &self,
-        entry_id: Uuid,
+        entry_id: EntryId,
         generation: i64,
         state: &SyncState,
-        run_id: i64,
+        run_id: SyncRunId,
         at: OffsetDateTime,
     ) -> Result<u64, StoreError> {
         let mut tx = self.write_tx().await?;
@@ -142,7 +141,7 @@ impl DeviceSyncStore for DbStore {
         )
         .bind(Ts(at))
         .bind(Ts(at))
-        .bind(entry_id)
+        .bind(entry_id.get())
         .bind(generation)
         .execute(&mut *tx)
         .await
@@ -158,11 +157,11 @@ impl DeviceSyncStore for DbStore {
         Ok(removed)
     }
 
-    async fn sync_state(&self, entry_id: Uuid) -> Result<SyncState, StoreError> {
+    async fn sync_state(&self, entry_id: EntryId) -> Result<SyncState, StoreError> {
         let row = sqlx::query(
             "SELECT cursor, phase, generation, reconcile FROM abm_sync_state WHERE entry_id = $1",
         )
-        .bind(entry_id)
+        .bind(entry_id.get())
         .fetch_optional(&self.pool)
         .await
         .map_err(backend)?;
@@ -179,7 +178,7 @@ impl DeviceSyncStore for DbStore {
 
     async fn save_sync_state(
         &self,
-        entry_id: Uuid,
+        entry_id: EntryId,
         state: &SyncState,
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
@@ -220,7 +219,7 @@ impl DeviceSyncStore for DbStore {
         };
         if let Some(entry) = query.entry_id {
             q.push(format_args!(" AND {key}.entry_id = "))
-                .push_bind(entry);
+                .push_bind(entry.get());
         }
         if let Some(os) = &query.os {
             q.push(" AND lower(d.os) = lower(")
@@ -263,7 +262,7 @@ impl DeviceSyncStore for DbStore {
                 " AND EXISTS (SELECT 1 FROM device_group_members m \
                  WHERE m.serial_number = d.serial_number AND m.group_id = ",
             )
-            .push_bind(group)
+            .push_bind(group.get())
             .push(")");
         }
         let (cmp, dir) = if query.descending {
@@ -300,7 +299,7 @@ impl DeviceSyncStore for DbStore {
             }
             q.push_bind(cursor.serial.clone())
                 .push(", ")
-                .push_bind(cursor.entry_id)
+                .push_bind(cursor.entry_id.get())
                 .push(")");
         } else if let Some(after) = &query.after_serial {
             q.push(format_args!(" AND {key}.serial_number {cmp} "))
@@ -336,13 +335,13 @@ impl DeviceSyncStore for DbStore {
 
     async fn count_abm_devices(
         &self,
-        entry_id: Uuid,
+        entry_id: EntryId,
         include_removed: bool,
     ) -> Result<u64, StoreError> {
         let n: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM abm_devices WHERE entry_id = $1 AND ($2 OR removed_at IS NULL)",
         )
-        .bind(entry_id)
+        .bind(entry_id.get())
         .bind(include_removed)
         .fetch_one(&self.pool)
         .await
@@ -352,7 +351,7 @@ impl DeviceSyncStore for DbStore {
 
     async fn start_sync_run(
         &self,
-        entry_id: Uuid,
+        entry_id: EntryId,
         trigger: &str,
         holder: &str,
         at: OffsetDateTime,
@@ -361,19 +360,19 @@ impl DeviceSyncStore for DbStore {
             "INSERT INTO abm_sync_runs (entry_id, trigger, holder, started_at, outcome) \
              VALUES ($1, $2, $3, $4, 'running') RETURNING id",
         )
-        .bind(entry_id)
+        .bind(entry_id.get())
         .bind(trigger)
         .bind(holder)
         .bind(Ts(at))
         .fetch_one(&self.pool)
         .await
         .map_err(backend)?;
-        self.get_sync_run(id).await
+        self.get_sync_run(SyncRunId::from_inner(id)).await
     }
 
     async fn finish_sync_run(
         &self,
-        run_id: i64,
+        run_id: SyncRunId,
         outcome: &str,
         error: Option<&str>,
         at: OffsetDateTime,
@@ -384,7 +383,7 @@ impl DeviceSyncStore for DbStore {
         .bind(outcome)
         .bind(error)
         .bind(Ts(at))
-        .bind(run_id)
+        .bind(run_id.get())
         .execute(&self.pool)
         .await
         .map_err(backend)?;
@@ -394,20 +393,24 @@ impl DeviceSyncStore for DbStore {
         self.get_sync_run(run_id).await
     }
 
-    async fn get_sync_run(&self, run_id: i64) -> Result<SyncRun, StoreError> {
+    async fn get_sync_run(&self, run_id: SyncRunId) -> Result<SyncRun, StoreError> {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!("{RUN_COLUMNS} WHERE id = $1")))
-            .bind(run_id)
+            .bind(run_id.get())
             .fetch_one(&self.pool)
             .await
             .map_err(backend)?;
         run_from_row(&row)
     }
 
-    async fn list_sync_runs(&self, entry_id: Uuid, limit: u32) -> Result<Vec<SyncRun>, StoreError> {
+    async fn list_sync_runs(
+        &self,
+        entry_id: EntryId,
+        limit: u32,
+    ) -> Result<Vec<SyncRun>, StoreError> {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "{RUN_COLUMNS} WHERE entry_id = $1 ORDER BY id DESC LIMIT $2"
         )))
-        .bind(entry_id)
+        .bind(entry_id.get())
         .bind(i64::from(limit))
         .fetch_all(&self.pool)
         .await
@@ -417,14 +420,14 @@ impl DeviceSyncStore for DbStore {
 
     async fn try_acquire_sync_lease(
         &self,
-        entry_id: Uuid,
+        entry_id: EntryId,
         holder: &str,
         at: OffsetDateTime,
         ttl_secs: i64,
     ) -> Result<bool, StoreError> {
         let expires = at + time::Duration::seconds(ttl_secs);
         let done = sqlx::query(CLAIM_LEASE)
-            .bind(entry_id)
+            .bind(entry_id.get())
             .bind(holder)
             .bind(Ts(expires))
             .bind(Ts(at))
@@ -434,9 +437,9 @@ impl DeviceSyncStore for DbStore {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn release_sync_lease(&self, entry_id: Uuid, holder: &str) -> Result<(), StoreError> {
+    async fn release_sync_lease(&self, entry_id: EntryId, holder: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM abm_sync_leases WHERE entry_id = $1 AND holder = $2")
-            .bind(entry_id)
+            .bind(entry_id.get())
             .bind(holder)
             .execute(&self.pool)
             .await
@@ -446,7 +449,7 @@ impl DeviceSyncStore for DbStore {
 
     async fn claim_sync_run(
         &self,
-        entry_id: Uuid,
+        entry_id: EntryId,
         trigger: &str,
         holder: &str,
         at: OffsetDateTime,
@@ -460,7 +463,7 @@ impl DeviceSyncStore for DbStore {
         end_dead_runs(&mut tx, Some(entry_id), at, dead_error).await?;
         let expires = at + time::Duration::seconds(ttl_secs);
         let taken = sqlx::query(CLAIM_LEASE)
-            .bind(entry_id)
+            .bind(entry_id.get())
             .bind(holder)
             .bind(Ts(expires))
             .bind(Ts(at))
@@ -474,7 +477,7 @@ impl DeviceSyncStore for DbStore {
                 "INSERT INTO abm_sync_runs (entry_id, trigger, holder, started_at, outcome) \
                  VALUES ($1, $2, $3, $4, 'running') RETURNING id",
             )
-            .bind(entry_id)
+            .bind(entry_id.get())
             .bind(trigger)
             .bind(holder)
             .bind(Ts(at))
@@ -491,7 +494,7 @@ impl DeviceSyncStore for DbStore {
             let running = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "{RUN_COLUMNS} WHERE entry_id = $1 AND outcome = 'running' ORDER BY id DESC LIMIT 1"
             )))
-            .bind(entry_id)
+            .bind(entry_id.get())
             .fetch_optional(&mut *tx)
             .await
             .map_err(backend)?;
@@ -501,7 +504,7 @@ impl DeviceSyncStore for DbStore {
                     holder: sqlx::query_scalar(
                         "SELECT holder FROM abm_sync_leases WHERE entry_id = $1",
                     )
-                    .bind(entry_id)
+                    .bind(entry_id.get())
                     .fetch_optional(&mut *tx)
                     .await
                     .map_err(backend)?
@@ -515,7 +518,7 @@ impl DeviceSyncStore for DbStore {
 
     async fn end_dead_runs(
         &self,
-        entry_id: Option<Uuid>,
+        entry_id: Option<EntryId>,
         at: OffsetDateTime,
         error: &str,
     ) -> Result<u64, StoreError> {
@@ -537,7 +540,7 @@ impl DeviceSyncStore for DbStore {
 /// [`DeviceSyncStore::end_dead_runs`] inside a transaction.
 async fn end_dead_runs(
     tx: &mut Tx,
-    entry_id: Option<Uuid>,
+    entry_id: Option<EntryId>,
     at: OffsetDateTime,
     error: &str,
 ) -> Result<u64, StoreError> {
@@ -556,7 +559,7 @@ async fn end_dead_runs(
     .bind(Ts(at))
     .bind(error);
     let query = match entry_id {
-        Some(entry_id) => query.bind(entry_id),
+        Some(entry_id) => query.bind(entry_id.get()),
         None => query,
     };
     let done = query.execute(&mut **tx).await.map_err(backend)?;
@@ -565,7 +568,7 @@ async fn end_dead_runs(
 
 /// Empties the entry's staging area after a merge: the whole table at once (the dialect's
 /// cheapest way) when no other entry has staged records.
-async fn clear_stage(tx: &mut Tx, entry_id: Uuid) -> Result<(), StoreError> {
+async fn clear_stage(tx: &mut Tx, entry_id: EntryId) -> Result<(), StoreError> {
     if let Some(lock) = dialect::LOCK_STAGE {
         sqlx::query(lock)
             .execute(&mut **tx)
@@ -574,12 +577,14 @@ async fn clear_stage(tx: &mut Tx, entry_id: Uuid) -> Result<(), StoreError> {
     }
     let others: Option<i64> =
         sqlx::query_scalar("SELECT seq FROM abm_device_stage WHERE entry_id <> $1 LIMIT 1")
-            .bind(entry_id)
+            .bind(entry_id.get())
             .fetch_optional(&mut **tx)
             .await
             .map_err(backend)?;
     let clear = match others {
-        Some(_) => sqlx::query("DELETE FROM abm_device_stage WHERE entry_id = $1").bind(entry_id),
+        Some(_) => {
+            sqlx::query("DELETE FROM abm_device_stage WHERE entry_id = $1").bind(entry_id.get())
+        }
         None => sqlx::query(dialect::EMPTY_STAGE),
     };
     clear.execute(&mut **tx).await.map_err(backend)?;
@@ -592,7 +597,7 @@ pub(crate) fn push_record(
     page: &PageWrite<'_>,
     d: &AbmDevice,
 ) {
-    row.push_bind(page.entry_id)
+    row.push_bind(page.entry_id.get())
         .push_bind(d.serial_number.clone())
         .push_bind(d.model.clone())
         .push_bind(d.description.clone())
@@ -631,7 +636,7 @@ async fn upsert_devices(
 
 async fn save_state(
     tx: &mut Tx,
-    entry_id: Uuid,
+    entry_id: EntryId,
     state: &SyncState,
     at: OffsetDateTime,
 ) -> Result<(), StoreError> {
@@ -640,7 +645,7 @@ async fn save_state(
          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (entry_id) DO UPDATE SET cursor = $2, \
          phase = $3, generation = $4, reconcile = $5, updated_at = $6",
     )
-    .bind(entry_id)
+    .bind(entry_id.get())
     .bind(&state.cursor)
     .bind(state.phase.as_str())
     .bind(state.generation)
@@ -654,7 +659,7 @@ async fn save_state(
 
 async fn add_progress(
     tx: &mut Tx,
-    run_id: i64,
+    run_id: SyncRunId,
     pages: i64,
     counts: PageCounts,
 ) -> Result<(), StoreError> {
@@ -667,7 +672,7 @@ async fn add_progress(
     .bind(n(counts.added))
     .bind(n(counts.modified))
     .bind(n(counts.removed))
-    .bind(run_id)
+    .bind(run_id.get())
     .execute(&mut **tx)
     .await
     .map_err(backend)?;
@@ -676,7 +681,7 @@ async fn add_progress(
 
 pub(crate) fn device_from_row(row: &DbRow) -> Result<StoredAbmDevice, StoreError> {
     Ok(StoredAbmDevice {
-        entry_id: get(row, "entry_id")?,
+        entry_id: get_id(row, "entry_id")?,
         device: AbmDevice {
             serial_number: get(row, "serial_number")?,
             model: get(row, "model")?,
@@ -705,8 +710,8 @@ fn run_from_row(row: &DbRow) -> Result<SyncRun, StoreError> {
         Ok(u64::try_from(get::<i64>(row, col)?).unwrap_or(0))
     };
     Ok(SyncRun {
-        id: get(row, "id")?,
-        entry_id: get(row, "entry_id")?,
+        id: get_id(row, "id")?,
+        entry_id: get_id(row, "entry_id")?,
         trigger: get(row, "trigger")?,
         holder: get(row, "holder")?,
         started_at: ts(row, "started_at")?,

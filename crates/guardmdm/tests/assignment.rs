@@ -443,7 +443,7 @@ async fn a_crash_between_apples_answer_and_our_write_is_redone() {
         let group = store
             .create_group(
                 &guardmdm_store::NewDeviceGroup {
-                    id: uuid::Uuid::new_v4(),
+                    id: guardmdm_store::GroupId::new_v4(),
                     name: "half".to_string(),
                     rule: None,
                     profile_id: Some(b.id),

@@ -475,7 +475,7 @@ async fn sync(services: &Services) -> (Duration, guardmdm_store::SyncRun) {
 async fn assignment_passes(
     services: &Services,
     store: &Arc<dyn Store>,
-    entry_id: uuid::Uuid,
+    entry_id: guardmdm_store::EntryId,
     sim: &SimProcess,
 ) {
     let audit = |action: &str| guardmdm_store::NewAuditEvent {
@@ -490,7 +490,7 @@ async fn assignment_passes(
         let name = format!("{}-default", os.as_str());
         let profile = store
             .create_profile(
-                uuid::Uuid::new_v4(),
+                guardmdm_store::ProfileId::new_v4(),
                 &name,
                 &json!({ "name": name, "department": "Bench" }),
                 &audit("profile.create"),

@@ -111,7 +111,7 @@ async fn a_slow_full_fetch_lists_its_devices_while_it_runs() {
             .await
             .unwrap()
             .first()
-            .map_or(0, |r| r.id);
+            .map_or(0, |r| r.id.get());
         let instance = app.instance().await;
         let sync = instance
             .sync
@@ -126,7 +126,7 @@ async fn a_slow_full_fetch_lists_its_devices_while_it_runs() {
         let mut listed_mid_run = None;
         for _ in 0..1000 {
             let runs = store.list_sync_runs(entry_id, 1).await.unwrap();
-            let Some(run) = runs.first().filter(|r| r.id > previous) else {
+            let Some(run) = runs.first().filter(|r| r.id.get() > previous) else {
                 tokio::time::sleep(Duration::from_millis(10)).await;
                 continue;
             };
@@ -572,7 +572,7 @@ async fn two_instances_on_postgresql_never_sync_one_entry_twice() {
     let (status, body) = b.json(Method::POST, path, None).await;
     assert_eq!(
         (status, body["run"]["id"].as_i64()),
-        (StatusCode::OK, Some(dead_run.id)),
+        (StatusCode::OK, Some(dead_run.id.get())),
         "{body}"
     );
     tokio::time::sleep(Duration::from_millis(2500)).await;

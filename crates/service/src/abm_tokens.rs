@@ -11,14 +11,13 @@ use std::sync::Arc;
 use guardmdm_abm::{ClientOptions, Credentials, DepError};
 use guardmdm_crypto::{DepTokens, SecretKey, decrypt_server_token, generate_token_key_pair};
 use guardmdm_store::{
-    AbmAccount, AbmEntry, NewAbmEntry, NewAuditEvent, ServerTokenRecord, Store, StoreError,
-    TokenProblem,
+    AbmAccount, AbmEntry, EntryId, NewAbmEntry, NewAuditEvent, ServerTokenRecord, Store,
+    StoreError, TokenProblem,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use uuid::Uuid;
 
 use crate::health::{TokenHealth, token_health};
 use crate::names::validate_name;
@@ -55,7 +54,7 @@ pub struct EntrySettings {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AbmEntryView {
     /// Identifier.
-    pub id: Uuid,
+    pub id: EntryId,
     /// Unique name.
     pub name: String,
     /// Token health, expiry and days left.
@@ -162,11 +161,11 @@ pub fn validate_abm_url(text: &str) -> Result<String, ServiceError> {
     Ok(url.to_string())
 }
 
-fn private_key_context(id: Uuid) -> String {
+fn private_key_context(id: EntryId) -> String {
     format!("abm/{id}/private_key")
 }
 
-fn server_token_context(id: Uuid) -> String {
+fn server_token_context(id: EntryId) -> String {
     format!("abm/{id}/server_token")
 }
 
@@ -241,7 +240,7 @@ impl AbmTokenService {
             .await
             .map_err(|e| ServiceError::Internal(e.to_string()))?
             .map_err(|e| ServiceError::Internal(e.to_string()))?;
-        let id = Uuid::new_v4();
+        let id = EntryId::new_v4();
         let sealed_private_key = self
             .secrets
             .seal_str(&pair.private_key_pem, &private_key_context(id))?;
@@ -556,7 +555,7 @@ impl AbmTokenService {
             .map_err(|e| not_found(e, name))
     }
 
-    fn open_tokens(&self, id: Uuid, sealed: &[u8]) -> Result<DepTokens, ServiceError> {
+    fn open_tokens(&self, id: EntryId, sealed: &[u8]) -> Result<DepTokens, ServiceError> {
         let json: SecretString = self.secrets.open_str(sealed, &server_token_context(id))?;
         DepTokens::from_json(json.expose_secret())
             .map_err(|e| ServiceError::Internal(format!("stored server token: {e}")))

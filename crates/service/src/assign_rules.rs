@@ -310,7 +310,7 @@ mod tests {
     }
     use super::*;
     use crate::resolve::RuleRef;
-    use guardmdm_store::AbmDevice;
+    use guardmdm_store::{AbmDevice, EntryId, ProfileId};
     use uuid::Uuid;
 
     const U1: &str = "AAAA1111";
@@ -327,7 +327,7 @@ mod tests {
         stored_at: i64,
     ) -> StoredAbmDevice {
         StoredAbmDevice {
-            entry_id: Uuid::nil(),
+            entry_id: EntryId::from_inner(Uuid::nil()),
             device: AbmDevice {
                 serial_number: "S1".to_string(),
                 profile_status: status.map(str::to_string),
@@ -343,7 +343,7 @@ mod tests {
 
     fn resolution(version: i64) -> Resolution {
         Resolution {
-            profile_id: Some(Uuid::from_u128(1)),
+            profile_id: Some(ProfileId::from_inner(Uuid::from_u128(1))),
             profile: Some("p".to_string()),
             profile_version: Some(version),
             rule: RuleRef::Device,

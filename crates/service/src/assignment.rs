@@ -11,11 +11,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
 use guardmdm_abm::{Client, DepError};
 use guardmdm_store::{
-    AbmEntry, AssignmentInput, AssignmentPass, AssignmentRecord, ProfileDefinition, Store,
+    AbmEntry, AssignmentInput, AssignmentPass, AssignmentRecord, EntryId, ProfileDefinition,
+    ProfileId, Store,
 };
 
 use crate::ServiceError;
@@ -94,9 +94,9 @@ struct PassState<'a> {
     entry: &'a AbmEntry,
     apple: AppleSide<'a>,
     resolver: Resolver,
-    specs: HashMap<Uuid, (String, serde_json::Value)>,
-    definitions: HashMap<(Uuid, i64), String>,
-    define_errors: HashMap<(Uuid, i64), String>,
+    specs: HashMap<ProfileId, (String, serde_json::Value)>,
+    definitions: HashMap<(ProfileId, i64), String>,
+    define_errors: HashMap<(ProfileId, i64), String>,
     summary: PassSummary,
     stop: Option<String>,
 }
@@ -276,7 +276,7 @@ impl Assigner {
     /// Reads a chunk of inputs: the devices after `after`, or those of `only`.
     async fn read_chunk(
         &self,
-        entry_id: Uuid,
+        entry_id: EntryId,
         after: Option<&str>,
         only: Option<&[String]>,
     ) -> Result<Vec<AssignmentInput>, ServiceError> {
@@ -345,7 +345,7 @@ impl Assigner {
     async fn definition(
         &self,
         state: &mut PassState<'_>,
-        key: (Uuid, i64),
+        key: (ProfileId, i64),
     ) -> Result<Result<String, String>, ServiceError> {
         if let Some(uuid) = state.definitions.get(&key) {
             return Ok(Ok(uuid.clone()));
@@ -368,7 +368,7 @@ impl Assigner {
     async fn define(
         &self,
         state: &mut PassState<'_>,
-        (profile_id, version): (Uuid, i64),
+        (profile_id, version): (ProfileId, i64),
     ) -> Result<Result<String, String>, ServiceError> {
         let client = match &state.apple {
             AppleSide::Client(c) if state.stop.is_none() => *c,

@@ -14,7 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use guardmdm_abm::{Client, DepError};
-use guardmdm_store::{AbmEntry, DeviceQuery, PageWrite, Store, SyncClaim, SyncPhase, SyncState};
+use guardmdm_store::{
+    AbmEntry, DeviceQuery, EntryId, PageWrite, Store, SyncClaim, SyncPhase, SyncRunId, SyncState,
+};
 pub use guardmdm_store::{PageCounts, StoredAbmDevice, SyncRun};
 use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
@@ -80,16 +82,16 @@ pub struct SyncStart {
 #[derive(Debug, Default)]
 struct LocalWork {
     /// Sync runs going, by entry.
-    running: HashMap<Uuid, i64>,
+    running: HashMap<EntryId, SyncRunId>,
     /// Entries a Sync Now is claiming (between its check and its run's start).
-    claiming: std::collections::HashSet<Uuid>,
+    claiming: std::collections::HashSet<EntryId>,
     /// Entries with an assignment pass running outside a sync run.
-    assigning: std::collections::HashSet<Uuid>,
+    assigning: std::collections::HashSet<EntryId>,
 }
 
 /// What `claim` found for an entry.
 enum Local {
-    Running(i64),
+    Running(SyncRunId),
     Busy,
     Reserved,
 }
@@ -206,7 +208,7 @@ impl SyncService {
         };
         let start = self.start(&entry, trigger).await?;
         if start.started {
-            tracing::info!(abm_entry = %name, actor = %actor.audit_name(), run = start.run.id, trigger = trigger.as_str(), "sync started");
+            tracing::info!(abm_entry = %name, actor = %actor.audit_name(), run = start.run.id.get(), trigger = trigger.as_str(), "sync started");
         }
         Ok(start)
     }
@@ -297,7 +299,7 @@ impl SyncService {
     ///
     /// # Errors
     /// [`ServiceError::NotFound`] for an unknown entry or a run of another entry.
-    pub async fn run(&self, name: &str, run_id: i64) -> Result<SyncRun, ServiceError> {
+    pub async fn run(&self, name: &str, run_id: SyncRunId) -> Result<SyncRun, ServiceError> {
         let entry = self.abm.entry(name).await?;
         match self.store.get_sync_run(run_id).await {
             Ok(run) if run.entry_id == entry.id => {
@@ -465,7 +467,7 @@ impl SyncService {
     /// Executes a claimed run, records its end, and only then gives the lease back: a run
     /// shown `running` always has its holder's live lease, so one without is dead. Whoever
     /// asks in between waits for the lease (see [`Self::claim_reserved`]).
-    async fn run_claimed(&self, entry: &AbmEntry, run_id: i64, trigger: Trigger) {
+    async fn run_claimed(&self, entry: &AbmEntry, run_id: SyncRunId, trigger: Trigger) {
         let (outcome, error) = self.execute(entry, run_id, trigger).await;
         if outcome != "interrupted" {
             self.assign_passes(entry).await;
@@ -484,7 +486,7 @@ impl SyncService {
         if let Ok(mut l) = self.local.lock() {
             l.running.remove(&entry.id);
         }
-        tracing::info!(abm_entry = %entry.name, run = run_id, outcome, error = error.as_deref().unwrap_or(""), "sync ended");
+        tracing::info!(abm_entry = %entry.name, run = run_id.get(), outcome, error = error.as_deref().unwrap_or(""), "sync ended");
         // A configuration change that arrived while this run was finishing was left to it:
         // pass again if its last pass did not see it.
         if let (Ok(current), Ok(Some(pass))) = (
@@ -507,7 +509,7 @@ impl SyncService {
     async fn execute(
         &self,
         entry: &AbmEntry,
-        run_id: i64,
+        run_id: SyncRunId,
         trigger: Trigger,
     ) -> (&'static str, Option<String>) {
         match self.execute_inner(entry, run_id, trigger).await {
@@ -537,7 +539,7 @@ impl SyncService {
     async fn execute_inner(
         &self,
         entry: &AbmEntry,
-        run_id: i64,
+        run_id: SyncRunId,
         trigger: Trigger,
     ) -> Result<&'static str, SyncFailure> {
         let expired = entry
@@ -586,7 +588,7 @@ impl SyncService {
     async fn page_loop(
         &self,
         entry: &AbmEntry,
-        run_id: i64,
+        run_id: SyncRunId,
         client: &Client,
         mut state: SyncState,
     ) -> Result<&'static str, SyncFailure> {
@@ -853,7 +855,7 @@ impl SyncService {
         Ok(())
     }
 
-    async fn save(&self, entry_id: Uuid, state: &SyncState) -> Result<(), SyncFailure> {
+    async fn save(&self, entry_id: EntryId, state: &SyncState) -> Result<(), SyncFailure> {
         self.store
             .save_sync_state(entry_id, state, guardmdm_store::now())
             .await
@@ -984,17 +986,18 @@ impl SyncService {
             limit,
             ..DeviceQuery::default()
         };
-        let names: HashMap<Uuid, String> = entries.into_iter().map(|e| (e.id, e.name)).collect();
+        let names: HashMap<EntryId, String> = entries.into_iter().map(|e| (e.id, e.name)).collect();
         let devices = self.store.list_abm_devices(&query).await?;
         let profiles = crate::profiles::profile_names(self.store.as_ref()).await?;
-        let mut by_entry: HashMap<Uuid, Vec<String>> = HashMap::new();
+        let mut by_entry: HashMap<EntryId, Vec<String>> = HashMap::new();
         for d in &devices {
             by_entry
                 .entry(d.entry_id)
                 .or_default()
                 .push(d.device.serial_number.clone());
         }
-        let mut records: HashMap<(Uuid, String), guardmdm_store::AssignmentRecord> = HashMap::new();
+        let mut records: HashMap<(EntryId, String), guardmdm_store::AssignmentRecord> =
+            HashMap::new();
         for (entry_id, serials) in by_entry {
             for r in self.store.assignments(entry_id, &serials).await? {
                 records.insert((entry_id, r.serial_number.clone()), r);

@@ -11,11 +11,11 @@ use std::sync::Arc;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use guardmdm_store::{
-    AssignState, DeviceCursor, DeviceOrder, DeviceQuery, EnrollmentStatus, Store, StoredAbmDevice,
+    AssignState, DeviceCursor, DeviceOrder, DeviceQuery, EnrollmentStatus, EntryId, Store,
+    StoredAbmDevice,
 };
 use serde::Serialize;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use crate::ServiceError;
 use crate::devices::AssignmentView;
@@ -388,7 +388,7 @@ impl DeviceListService {
     async fn scan_smart(
         &self,
         rule: &GroupRule,
-        entries: &HashMap<Uuid, String>,
+        entries: &HashMap<EntryId, String>,
         mut query: DeviceQuery,
     ) -> Result<(Vec<StoredAbmDevice>, Option<DeviceCursor>), ServiceError> {
         let want = query.limit as usize;
@@ -421,7 +421,7 @@ impl DeviceListService {
     async fn rows(
         &self,
         devices: Vec<StoredAbmDevice>,
-        entries: &HashMap<Uuid, String>,
+        entries: &HashMap<EntryId, String>,
     ) -> Result<Vec<DeviceRow>, ServiceError> {
         let serials: Vec<String> = devices
             .iter()
@@ -435,7 +435,7 @@ impl DeviceListService {
             .map(|e| (e.serial.clone(), e))
             .collect();
         let profiles = crate::profiles::profile_names(self.store.as_ref()).await?;
-        let mut by_entry: HashMap<Uuid, Vec<String>> = HashMap::new();
+        let mut by_entry: HashMap<EntryId, Vec<String>> = HashMap::new();
         for d in &devices {
             by_entry
                 .entry(d.entry_id)
@@ -564,7 +564,7 @@ mod tests {
             model: "iPhone 16".into(),
             updated_at: time::macros::datetime!(2026-01-02 03:04:05.123456 UTC),
             serial: "C02X".into(),
-            entry_id: Uuid::new_v4(),
+            entry_id: EntryId::new_v4(),
         };
         let text = encode_cursor(&c);
         assert!(

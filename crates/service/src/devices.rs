@@ -6,9 +6,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
-use guardmdm_store::{AssignState, AssignmentRecord, Store, StoredAbmDevice};
+use guardmdm_store::{AssignState, AssignmentRecord, ProfileId, Store, StoredAbmDevice};
 
 use crate::ServiceError;
 use crate::group_rule::DeviceFacts;
@@ -45,7 +44,7 @@ pub struct AssignmentView {
 
 impl AssignmentView {
     /// A record, naming its profile from `names`.
-    pub fn new(record: AssignmentRecord, names: &HashMap<Uuid, String>) -> Self {
+    pub fn new(record: AssignmentRecord, names: &HashMap<ProfileId, String>) -> Self {
         Self {
             profile: record.profile_id.and_then(|id| names.get(&id).cloned()),
             state: record.state,
@@ -140,7 +139,7 @@ impl DeviceService {
         }
         let config = self.store.assignment_config().await?;
         let resolver = Resolver::new(&config);
-        let names: HashMap<Uuid, String> = config
+        let names: HashMap<ProfileId, String> = config
             .profiles
             .iter()
             .map(|p| (p.id, p.name.clone()))

@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
-use guardmdm_store::{DeviceGroup, GroupUpdate, NewAuditEvent, NewDeviceGroup, Store, StoreError};
+use guardmdm_store::{
+    DeviceGroup, GroupId, GroupUpdate, NewAuditEvent, NewDeviceGroup, ProfileId, Store, StoreError,
+};
 
 use crate::dep_sync::SyncService;
 use crate::group_rule::GroupRule;
@@ -145,7 +146,7 @@ impl GroupService {
             .store
             .create_group(
                 &NewDeviceGroup {
-                    id: Uuid::new_v4(),
+                    id: GroupId::new_v4(),
                     name: group.name.clone(),
                     rule: group.rule.as_ref().map(GroupRule::to_json),
                     profile_id,
@@ -376,7 +377,7 @@ impl GroupService {
     }
 }
 
-fn to_view(group: &DeviceGroup, profiles: &HashMap<Uuid, String>) -> GroupView {
+fn to_view(group: &DeviceGroup, profiles: &HashMap<ProfileId, String>) -> GroupView {
     let rule = group
         .rule
         .as_ref()

@@ -52,6 +52,8 @@ pub use device_list::{DeviceListRequest, DeviceListService};
 pub use devices::DeviceService;
 pub use error::ServiceError;
 pub use groups::GroupService;
+/// The typed ids of stored records, as the API and dashboard parse and show them.
+pub use guardmdm_store::{EntryId, GroupId, ProfileId, SyncRunId};
 pub use health::{TokenHealth, TokenState};
 pub use profiles::ProfileService;
 

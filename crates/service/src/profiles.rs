@@ -10,9 +10,10 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
-use guardmdm_store::{AdeProfile, NewAuditEvent, ProfileReferences, Store, StoreError};
+use guardmdm_store::{
+    AdeProfile, EntryId, NewAuditEvent, ProfileId, ProfileReferences, Store, StoreError,
+};
 
 use crate::dep_sync::SyncService;
 use crate::os::OsKey;
@@ -139,7 +140,7 @@ pub(crate) async fn load_profile(
 pub(crate) async fn profile_id_of(
     store: &dyn Store,
     name: Option<&str>,
-) -> Result<Option<Uuid>, ServiceError> {
+) -> Result<Option<ProfileId>, ServiceError> {
     match name {
         Some(name) => Ok(Some(load_profile(store, name).await?.id)),
         None => Ok(None),
@@ -149,7 +150,7 @@ pub(crate) async fn profile_id_of(
 /// Every profile's name by id.
 pub(crate) async fn profile_names(
     store: &dyn Store,
-) -> Result<HashMap<Uuid, String>, ServiceError> {
+) -> Result<HashMap<ProfileId, String>, ServiceError> {
     Ok(store
         .list_profiles()
         .await?
@@ -159,7 +160,9 @@ pub(crate) async fn profile_names(
 }
 
 /// Every ABM entry's name by id.
-pub(crate) async fn entry_names(store: &dyn Store) -> Result<HashMap<Uuid, String>, ServiceError> {
+pub(crate) async fn entry_names(
+    store: &dyn Store,
+) -> Result<HashMap<EntryId, String>, ServiceError> {
     Ok(store
         .list_abm_entries()
         .await?
@@ -205,7 +208,7 @@ impl ProfileService {
         let created = self
             .store
             .create_profile(
-                Uuid::new_v4(),
+                ProfileId::new_v4(),
                 &spec.name,
                 &json,
                 &audit(
@@ -403,7 +406,7 @@ impl ProfileService {
     /// Storage failures.
     pub async fn defaults(&self) -> Result<Vec<OsDefaultView>, ServiceError> {
         let names = profile_names(self.store.as_ref()).await?;
-        let set: HashMap<OsKey, Uuid> = self
+        let set: HashMap<OsKey, ProfileId> = self
             .store
             .os_defaults()
             .await?

@@ -15,10 +15,9 @@
 use std::collections::{HashMap, HashSet};
 
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
 
-use guardmdm_store::AssignmentConfig;
 pub use guardmdm_store::RuleRef;
+use guardmdm_store::{AssignmentConfig, GroupId, ProfileId};
 
 use crate::group_rule::{DeviceFacts, GroupRule};
 use crate::os::OsKey;
@@ -47,13 +46,13 @@ pub enum Membership {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupDef {
     /// Id.
-    pub id: Uuid,
+    pub id: GroupId,
     /// Name.
     pub name: String,
     /// Precedence (lowest wins).
     pub priority: i32,
     /// The profile it assigns.
-    pub profile_id: Option<Uuid>,
+    pub profile_id: Option<ProfileId>,
     /// Static or smart.
     pub membership: Membership,
 }
@@ -63,10 +62,10 @@ pub struct GroupDef {
 pub struct Resolver {
     /// The assignment generation it was built from.
     pub generation: i64,
-    profiles: HashMap<Uuid, ProfileRef>,
+    profiles: HashMap<ProfileId, ProfileRef>,
     /// Groups in precedence order.
     groups: Vec<GroupDef>,
-    defaults: HashMap<OsKey, Uuid>,
+    defaults: HashMap<OsKey, ProfileId>,
 }
 
 /// What happened to one rule while resolving.
@@ -98,7 +97,7 @@ pub struct Step {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resolution {
     /// The profile it should have.
-    pub profile_id: Option<Uuid>,
+    pub profile_id: Option<ProfileId>,
     /// Its name.
     pub profile: Option<String>,
     /// Its current version.
@@ -161,7 +160,7 @@ impl Resolver {
     }
 
     /// A profile's name and current version.
-    pub fn profile(&self, id: Uuid) -> Option<&ProfileRef> {
+    pub fn profile(&self, id: ProfileId) -> Option<&ProfileRef> {
         self.profiles.get(&id)
     }
 
@@ -175,11 +174,11 @@ impl Resolver {
     pub fn resolve(
         &self,
         device: &DeviceFacts<'_>,
-        explicit: Option<Uuid>,
-        static_groups: &[Uuid],
+        explicit: Option<ProfileId>,
+        static_groups: &[GroupId],
     ) -> Resolution {
         let mut steps = Vec::new();
-        let mut winner: Option<(Uuid, RuleRef)> = None;
+        let mut winner: Option<(ProfileId, RuleRef)> = None;
         let mut reasons = Vec::new();
 
         match explicit.and_then(|id| self.profiles.get(&id).map(|p| (id, p))) {
@@ -203,7 +202,7 @@ impl Resolver {
             }
         }
 
-        let statics: HashSet<&Uuid> = static_groups.iter().collect();
+        let statics: HashSet<&GroupId> = static_groups.iter().collect();
         let mut member_without_profile = false;
         let mut group_won = false;
         for g in &self.groups {
@@ -293,7 +292,7 @@ impl Resolver {
         &self,
         device: &DeviceFacts<'_>,
         steps: &mut Vec<Step>,
-        winner: &mut Option<(Uuid, RuleRef)>,
+        winner: &mut Option<(ProfileId, RuleRef)>,
         reasons: &mut Vec<String>,
     ) {
         let Some(os) = device.os_key() else {
@@ -376,7 +375,7 @@ mod tests {
 
     fn profile(name: &str, version: i64) -> AdeProfile {
         AdeProfile {
-            id: Uuid::new_v4(),
+            id: ProfileId::new_v4(),
             name: name.to_string(),
             version,
             spec: serde_json::json!({}),
@@ -392,7 +391,7 @@ mod tests {
         rule: Option<&[&str]>,
     ) -> DeviceGroup {
         DeviceGroup {
-            id: Uuid::new_v4(),
+            id: GroupId::new_v4(),
             name: name.to_string(),
             rule: rule.map(|r| GroupRule::parse_cli(r).unwrap().to_json()),
             profile_id: profile.map(|p| p.id),
@@ -601,7 +600,7 @@ mod tests {
         let w = world();
         let r = w
             .resolver
-            .resolve(&device("Mac", "OSX"), Some(Uuid::new_v4()), &[]);
+            .resolve(&device("Mac", "OSX"), Some(ProfileId::new_v4()), &[]);
         assert_eq!(r.profile_id, Some(w.mac.id));
     }
 }

@@ -264,7 +264,7 @@ mod tests {
     use super::*;
     use crate::devices::AppleView;
     use crate::resolve::Resolution;
-    use guardmdm_store::{AbmDevice, StoredAbmDevice};
+    use guardmdm_store::{AbmDevice, EntryId, StoredAbmDevice};
     use time::Duration;
     use time::macros::datetime;
 
@@ -275,7 +275,7 @@ mod tests {
             abm_entry: "main".into(),
             abm_status: "assigned".into(),
             device: StoredAbmDevice {
-                entry_id: uuid::Uuid::nil(),
+                entry_id: EntryId::from_inner(uuid::Uuid::nil()),
                 device: AbmDevice {
                     serial_number: "C02TEST00001".into(),
                     model: "iPhone 16".into(),

@@ -4,13 +4,12 @@
 use std::collections::HashMap;
 
 use guardmdm_store::devices::removed_at;
-use guardmdm_store::{AbmDevice, PageWrite, StoreError};
+use guardmdm_store::{AbmDevice, EntryId, PageWrite, StoreError};
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
 use sqlx::postgres::{PgArgumentBuffer, PgHasArrayType, PgTypeInfo, PgValueRef};
 use sqlx::{Decode, Encode, PgPool, Postgres, Type};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use crate::common::{backend, get};
 
@@ -72,7 +71,7 @@ pub(crate) const DEVICES_OF_ASSIGNMENTS: &str = "FROM abm_device_assignments a C
 /// first analyzed, which made the first minute of a large initial sync quadratic.
 pub(crate) async fn stored_serials(
     tx: &mut Tx,
-    entry_id: Uuid,
+    entry_id: EntryId,
     devices: &[AbmDevice],
 ) -> Result<HashMap<String, bool>, StoreError> {
     let serials: Vec<&str> = devices.iter().map(|d| d.serial_number.as_str()).collect();
@@ -82,7 +81,7 @@ pub(crate) async fn stored_serials(
          CROSS JOIN LATERAL (SELECT removed_at IS NOT NULL AS removed FROM abm_devices \
                              WHERE entry_id = $1 AND serial_number = s.serial LIMIT 1) d",
     )
-    .bind(entry_id)
+    .bind(entry_id.get())
     .bind(&serials)
     .fetch_all(&mut **tx)
     .await
@@ -123,7 +122,7 @@ pub(crate) async fn stage_devices(tx: &mut Tx, page: &PageWrite<'_>) -> Result<(
          $17::timestamptz[]) AS u",
         crate::devices::STAGE_COLUMNS
     )))
-    .bind(page.entry_id)
+    .bind(page.entry_id.get())
     .bind(
         d.iter()
             .map(|x| x.serial_number.as_str())
@@ -226,14 +225,14 @@ pub(crate) async fn sign_in_reservation_tx(
 pub(crate) mod assignment {
     use std::collections::{HashMap, HashSet};
 
-    use guardmdm_store::{AssignmentRecord, StoreError};
+    use guardmdm_store::{AssignmentRecord, EntryId, GroupId, ProfileId, StoreError};
     use sqlx::{Postgres, QueryBuilder, Row};
     use time::OffsetDateTime;
     use uuid::Uuid;
 
     use super::{DbRow, Ts, Tx};
     use crate::assignment::{R_RECORD_COLUMNS, RECORD_COLUMNS, RECORD_UPSERT, missing_reference};
-    use crate::common::backend;
+    use crate::common::{backend, get_id};
     use crate::devices::D_DEVICE_COLUMNS;
 
     /// Serials (or records) per statement, each column one array parameter
@@ -272,7 +271,7 @@ pub(crate) mod assignment {
     /// Adds serials to a group's members; how many were new.
     pub(crate) async fn add_group_members(
         tx: &mut Tx,
-        group_id: Uuid,
+        group_id: GroupId,
         serials: &[String],
     ) -> Result<u64, StoreError> {
         no_jit(tx).await?;
@@ -283,7 +282,7 @@ pub(crate) mod assignment {
                  SELECT $1, s.serial FROM unnest($2::text[]) AS s(serial) \
                  ON CONFLICT (group_id, serial_number) DO NOTHING",
             )
-            .bind(group_id)
+            .bind(group_id.get())
             .bind(chunk)
             .execute(&mut **tx)
             .await
@@ -296,7 +295,7 @@ pub(crate) mod assignment {
     /// Removes serials from a group's members; how many were members.
     pub(crate) async fn remove_group_members(
         tx: &mut Tx,
-        group_id: Uuid,
+        group_id: GroupId,
         serials: &[String],
     ) -> Result<u64, StoreError> {
         no_jit(tx).await?;
@@ -306,7 +305,7 @@ pub(crate) mod assignment {
                 "DELETE FROM device_group_members m USING unnest($2::text[]) AS s(serial) \
                  WHERE m.group_id = $1 AND m.serial_number = s.serial",
             )
-            .bind(group_id)
+            .bind(group_id.get())
             .bind(chunk)
             .execute(&mut **tx)
             .await
@@ -320,7 +319,7 @@ pub(crate) mod assignment {
     pub(crate) async fn set_device_profiles(
         tx: &mut Tx,
         serials: &[&str],
-        profile_id: Option<Uuid>,
+        profile_id: Option<ProfileId>,
         at: OffsetDateTime,
     ) -> Result<u64, StoreError> {
         no_jit(tx).await?;
@@ -336,7 +335,7 @@ pub(crate) mod assignment {
                      WHERE device_profiles.profile_id <> excluded.profile_id",
                 )
                 .bind(chunk)
-                .bind(profile_id)
+                .bind(profile_id.get())
                 .bind(Ts(at))
                 .execute(&mut **tx)
                 .await
@@ -394,7 +393,7 @@ pub(crate) mod assignment {
     /// probe, a page costs `limit` of them.
     pub(crate) async fn assignment_input_page(
         tx: &mut Tx,
-        entry_id: Uuid,
+        entry_id: EntryId,
         after: Option<&str>,
         limit: u32,
         only: Option<&[String]>,
@@ -409,7 +408,7 @@ pub(crate) mod assignment {
             "SELECT {D_DEVICE_COLUMNS}, p.profile_id AS explicit_profile, {R_RECORD_COLUMNS} \
              FROM (SELECT * FROM abm_devices WHERE entry_id = "
         ));
-        q.push_bind(entry_id).push(" AND removed_at IS NULL");
+        q.push_bind(entry_id.get()).push(" AND removed_at IS NULL");
         if let Some(after) = after {
             q.push(" AND serial_number > ").push_bind(after);
         }
@@ -439,15 +438,15 @@ pub(crate) mod assignment {
     pub(crate) async fn static_groups_of(
         tx: &mut Tx,
         serials: &[&str],
-    ) -> Result<HashMap<String, Vec<Uuid>>, StoreError> {
-        let static_ids: HashSet<Uuid> =
+    ) -> Result<HashMap<String, Vec<GroupId>>, StoreError> {
+        let static_ids: Vec<Uuid> =
             sqlx::query_scalar("SELECT id FROM device_groups WHERE rule IS NULL")
                 .fetch_all(&mut **tx)
                 .await
-                .map_err(backend)?
-                .into_iter()
-                .collect();
-        let mut groups: HashMap<String, Vec<Uuid>> = HashMap::new();
+                .map_err(backend)?;
+        let static_ids: HashSet<GroupId> =
+            static_ids.into_iter().map(GroupId::from_inner).collect();
+        let mut groups: HashMap<String, Vec<GroupId>> = HashMap::new();
         for chunk in serials.chunks(SERIALS_PER_STATEMENT) {
             let rows = sqlx::query(
                 "SELECT s.serial AS serial_number, m.group_id FROM unnest($1::text[]) AS s(serial) \
@@ -460,7 +459,7 @@ pub(crate) mod assignment {
             .map_err(backend)?;
             for row in rows {
                 let serial: String = row.try_get("serial_number").map_err(backend)?;
-                let group: Uuid = row.try_get("group_id").map_err(backend)?;
+                let group = get_id(&row, "group_id")?;
                 if static_ids.contains(&group) {
                     groups.entry(serial).or_default().push(group);
                 }
@@ -474,7 +473,7 @@ pub(crate) mod assignment {
     /// 500 bound rows).
     pub(crate) async fn upsert_assignments(
         tx: &mut Tx,
-        entry_id: Uuid,
+        entry_id: EntryId,
         records: &[&AssignmentRecord],
     ) -> Result<(), StoreError> {
         no_jit(tx).await?;
@@ -485,14 +484,19 @@ pub(crate) mod assignment {
                  $6::text[], $7::text[], $8::timestamptz[], $9::timestamptz[], $10::bigint[], \
                  $11::text[], $12::timestamptz[]){RECORD_UPSERT}"
             )))
-            .bind(entry_id)
+            .bind(entry_id.get())
             .bind(
                 chunk
                     .iter()
                     .map(|r| r.serial_number.as_str())
                     .collect::<Vec<_>>(),
             )
-            .bind(chunk.iter().map(|r| r.profile_id).collect::<Vec<_>>())
+            .bind(
+                chunk
+                    .iter()
+                    .map(|r| r.profile_id.map(ProfileId::get))
+                    .collect::<Vec<_>>(),
+            )
             .bind(chunk.iter().map(|r| r.profile_version).collect::<Vec<_>>())
             .bind(chunk.iter().map(|r| r.rule.as_text()).collect::<Vec<_>>())
             .bind(chunk.iter().map(|r| r.state.as_str()).collect::<Vec<_>>())
@@ -523,7 +527,7 @@ pub(crate) mod assignment {
     /// each serial probed through the primary key (LIMIT 1: a probe, never a merge).
     pub(crate) async fn assignment_rows(
         tx: &mut Tx,
-        entry_id: Uuid,
+        entry_id: EntryId,
         serials: &[&str],
     ) -> Result<Vec<DbRow>, StoreError> {
         no_jit(tx).await?;
@@ -536,7 +540,7 @@ pub(crate) mod assignment {
                                          WHERE entry_id = $1 AND serial_number = s.serial \
                                          LIMIT 1) a"
                 )))
-                .bind(entry_id)
+                .bind(entry_id.get())
                 .bind(chunk)
                 .fetch_all(&mut **tx)
                 .await

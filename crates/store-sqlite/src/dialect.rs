@@ -3,13 +3,12 @@
 
 use std::collections::HashMap;
 
-use guardmdm_store::{AbmDevice, PageWrite, StoreError};
+use guardmdm_store::{AbmDevice, EntryId, PageWrite, StoreError};
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
 use sqlx::sqlite::{SqliteArgumentsBuffer, SqliteTypeInfo, SqliteValueRef};
 use sqlx::{Decode, Encode, QueryBuilder, Sqlite, SqlitePool, Type};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use crate::common::{backend, get};
 
@@ -82,7 +81,7 @@ fn push_serials<S: AsRef<str>>(q: &mut QueryBuilder<Sqlite>, chunk: &[S]) {
 /// The page's serials that are stored already, with whether they are removed.
 pub(crate) async fn stored_serials(
     tx: &mut Tx,
-    entry_id: Uuid,
+    entry_id: EntryId,
     devices: &[AbmDevice],
 ) -> Result<HashMap<String, bool>, StoreError> {
     let mut stored = HashMap::with_capacity(devices.len());
@@ -91,7 +90,7 @@ pub(crate) async fn stored_serials(
             "SELECT serial_number, removed_at IS NOT NULL AS removed FROM abm_devices \
              WHERE entry_id = ",
         );
-        q.push_bind(entry_id).push(" AND serial_number IN (");
+        q.push_bind(entry_id.get()).push(" AND serial_number IN (");
         let serials: Vec<&str> = chunk.iter().map(|d| d.serial_number.as_str()).collect();
         push_serials(&mut q, &serials);
         for row in q.build().fetch_all(&mut **tx).await.map_err(backend)? {
@@ -181,14 +180,13 @@ pub(crate) async fn sign_in_reservation_tx(
 pub(crate) mod assignment {
     use std::collections::HashMap;
 
-    use guardmdm_store::{AssignmentRecord, StoreError};
+    use guardmdm_store::{AssignmentRecord, EntryId, GroupId, ProfileId, StoreError};
     use sqlx::{QueryBuilder, Row, Sqlite};
     use time::OffsetDateTime;
-    use uuid::Uuid;
 
     use super::{DbRow, SERIALS_PER_LIST, Ts, Tx, push_serials};
     use crate::assignment::{R_RECORD_COLUMNS, RECORD_COLUMNS, RECORD_UPSERT, missing_reference};
-    use crate::common::backend;
+    use crate::common::{backend, get_id};
     use crate::devices::D_DEVICE_COLUMNS;
 
     /// The devices an incremental pass finds by their change time (`d`): through the entry's
@@ -211,7 +209,7 @@ pub(crate) mod assignment {
     /// Adds serials to a group's members; how many were new.
     pub(crate) async fn add_group_members(
         tx: &mut Tx,
-        group_id: Uuid,
+        group_id: GroupId,
         serials: &[String],
     ) -> Result<u64, StoreError> {
         let mut added = 0;
@@ -220,7 +218,7 @@ pub(crate) mod assignment {
                 "INSERT INTO device_group_members (group_id, serial_number) ",
             );
             q.push_values(chunk, |mut row, serial| {
-                row.push_bind(group_id).push_bind(serial.as_str());
+                row.push_bind(group_id.get()).push_bind(serial.as_str());
             });
             q.push(" ON CONFLICT (group_id, serial_number) DO NOTHING");
             added += q
@@ -236,14 +234,14 @@ pub(crate) mod assignment {
     /// Removes serials from a group's members; how many were members.
     pub(crate) async fn remove_group_members(
         tx: &mut Tx,
-        group_id: Uuid,
+        group_id: GroupId,
         serials: &[String],
     ) -> Result<u64, StoreError> {
         let mut removed = 0;
         for chunk in serials.chunks(SERIALS_PER_LIST) {
             let mut q =
                 QueryBuilder::<Sqlite>::new("DELETE FROM device_group_members WHERE group_id = ");
-            q.push_bind(group_id).push(" AND serial_number IN (");
+            q.push_bind(group_id.get()).push(" AND serial_number IN (");
             push_serials(&mut q, chunk);
             removed += q
                 .build()
@@ -259,7 +257,7 @@ pub(crate) mod assignment {
     pub(crate) async fn set_device_profiles(
         tx: &mut Tx,
         serials: &[&str],
-        profile_id: Option<Uuid>,
+        profile_id: Option<ProfileId>,
         at: OffsetDateTime,
     ) -> Result<u64, StoreError> {
         let mut changed = 0;
@@ -271,7 +269,7 @@ pub(crate) mod assignment {
                     );
                     q.push_values(chunk, |mut row, serial| {
                         row.push_bind(*serial)
-                            .push_bind(profile_id)
+                            .push_bind(profile_id.get())
                             .push_bind(Ts(at));
                     });
                     // A serial that has this profile already is not a change.
@@ -325,7 +323,7 @@ pub(crate) mod assignment {
     /// each join a key lookup. `only`, when given, is not empty.
     pub(crate) async fn assignment_input_page(
         tx: &mut Tx,
-        entry_id: Uuid,
+        entry_id: EntryId,
         after: Option<&str>,
         limit: u32,
         only: Option<&[String]>,
@@ -338,7 +336,8 @@ pub(crate) mod assignment {
              ON a.entry_id = d.entry_id AND a.serial_number = d.serial_number \
              WHERE d.entry_id = "
         ));
-        q.push_bind(entry_id).push(" AND d.removed_at IS NULL");
+        q.push_bind(entry_id.get())
+            .push(" AND d.removed_at IS NULL");
         if let Some(after) = after {
             q.push(" AND d.serial_number > ").push_bind(after);
         }
@@ -355,8 +354,8 @@ pub(crate) mod assignment {
     pub(crate) async fn static_groups_of(
         tx: &mut Tx,
         serials: &[&str],
-    ) -> Result<HashMap<String, Vec<Uuid>>, StoreError> {
-        let mut groups: HashMap<String, Vec<Uuid>> = HashMap::new();
+    ) -> Result<HashMap<String, Vec<GroupId>>, StoreError> {
+        let mut groups: HashMap<String, Vec<GroupId>> = HashMap::new();
         for chunk in serials.chunks(SERIALS_PER_LIST) {
             let mut q = QueryBuilder::<Sqlite>::new(
                 "SELECT m.serial_number, m.group_id FROM device_group_members m \
@@ -366,7 +365,7 @@ pub(crate) mod assignment {
             push_serials(&mut q, chunk);
             for row in q.build().fetch_all(&mut **tx).await.map_err(backend)? {
                 let serial: String = row.try_get("serial_number").map_err(backend)?;
-                let group: Uuid = row.try_get("group_id").map_err(backend)?;
+                let group = get_id(&row, "group_id")?;
                 groups.entry(serial).or_default().push(group);
             }
         }
@@ -376,7 +375,7 @@ pub(crate) mod assignment {
     /// Inserts or replaces an entry's records (one per serial).
     pub(crate) async fn upsert_assignments(
         tx: &mut Tx,
-        entry_id: Uuid,
+        entry_id: EntryId,
         records: &[&AssignmentRecord],
     ) -> Result<(), StoreError> {
         for chunk in records.chunks(SERIALS_PER_LIST) {
@@ -384,9 +383,9 @@ pub(crate) mod assignment {
                 "INSERT INTO abm_device_assignments (entry_id, {RECORD_COLUMNS}) "
             ));
             q.push_values(chunk, |mut row, r| {
-                row.push_bind(entry_id)
+                row.push_bind(entry_id.get())
                     .push_bind(r.serial_number.as_str())
-                    .push_bind(r.profile_id)
+                    .push_bind(r.profile_id.map(ProfileId::get))
                     .push_bind(r.profile_version)
                     .push_bind(r.rule.as_text())
                     .push_bind(r.state.as_str())
@@ -409,7 +408,7 @@ pub(crate) mod assignment {
     /// The records (`RECORD_COLUMNS`) of distinct serials in an entry, in no particular order.
     pub(crate) async fn assignment_rows(
         tx: &mut Tx,
-        entry_id: Uuid,
+        entry_id: EntryId,
         serials: &[&str],
     ) -> Result<Vec<DbRow>, StoreError> {
         let mut rows = Vec::new();
@@ -417,7 +416,7 @@ pub(crate) mod assignment {
             let mut q = QueryBuilder::<Sqlite>::new(format!(
                 "SELECT {RECORD_COLUMNS} FROM abm_device_assignments WHERE entry_id = "
             ));
-            q.push_bind(entry_id).push(" AND serial_number IN (");
+            q.push_bind(entry_id.get()).push(" AND serial_number IN (");
             push_serials(&mut q, chunk);
             rows.extend(q.build().fetch_all(&mut **tx).await.map_err(backend)?);
         }

@@ -116,7 +116,7 @@ async fn sqlite_unknown_assignment_texts_are_corrupt() {
         .unwrap();
     let profile = store
         .create_profile(
-            uuid::Uuid::new_v4(),
+            guardmdm_store::ProfileId::new_v4(),
             "p",
             &serde_json::json!({}),
             &audit("test", "test"),

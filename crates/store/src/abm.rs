@@ -3,15 +3,14 @@
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
-use uuid::Uuid;
 
-use crate::{NewAuditEvent, StoreError};
+use crate::{EntryId, NewAuditEvent, StoreError};
 
 /// An entry to create: the key pair exists, no server token yet.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewAbmEntry {
     /// Identifier; also part of the sealing context of the entry's secrets.
-    pub id: Uuid,
+    pub id: EntryId,
     /// Unique name (the CLI and API address entries by it).
     pub name: String,
     /// The public certificate the admin uploads to ABM.
@@ -67,7 +66,7 @@ pub struct TokenProblem {
 #[derive(Debug, Clone, PartialEq)]
 pub struct AbmEntry {
     /// Identifier.
-    pub id: Uuid,
+    pub id: EntryId,
     /// Unique name.
     pub name: String,
     /// The public certificate to upload to ABM.

@@ -12,10 +12,9 @@ use std::fmt;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use crate::stored_text::stored_text;
-use crate::{NewAuditEvent, StoreError, StoredAbmDevice, StoredText};
+use crate::{EntryId, GroupId, NewAuditEvent, ProfileId, StoreError, StoredAbmDevice, StoredText};
 
 /// An OS with its own default profile, stored as [`OsKey::as_str`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -261,7 +260,7 @@ mod rule_text {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AdeProfile {
     /// Stable id.
-    pub id: Uuid,
+    pub id: ProfileId,
     /// Unique name (the CLI's handle).
     pub name: String,
     /// The current version (1 at creation, +1 per update).
@@ -280,7 +279,7 @@ pub struct AdeProfile {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AdeProfileVersion {
     /// The profile.
-    pub profile_id: Uuid,
+    pub profile_id: ProfileId,
     /// 1, 2, …
     pub version: i64,
     /// That version's specification.
@@ -297,9 +296,9 @@ pub struct AdeProfileVersion {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProfileDefinition {
     /// The ABM entry.
-    pub entry_id: Uuid,
+    pub entry_id: EntryId,
     /// The profile.
-    pub profile_id: Uuid,
+    pub profile_id: ProfileId,
     /// Its version.
     pub version: i64,
     /// Apple's `profile_uuid`.
@@ -360,7 +359,7 @@ pub struct OsDefault {
     /// The OS.
     pub os: OsKey,
     /// The profile.
-    pub profile_id: Uuid,
+    pub profile_id: ProfileId,
     /// When it was set.
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
@@ -371,13 +370,13 @@ pub struct OsDefault {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeviceGroup {
     /// Stable id.
-    pub id: Uuid,
+    pub id: GroupId,
     /// Unique name.
     pub name: String,
     /// The smart group's rule; `None` for a static group.
     pub rule: Option<serde_json::Value>,
     /// The profile the group assigns, if any.
-    pub profile_id: Option<Uuid>,
+    pub profile_id: Option<ProfileId>,
     /// Precedence among groups: the lowest number wins (ties: by name).
     pub priority: i32,
     /// Number of static members (0 for a smart group).
@@ -394,13 +393,13 @@ pub struct DeviceGroup {
 #[derive(Debug, Clone)]
 pub struct NewDeviceGroup {
     /// Id to use.
-    pub id: Uuid,
+    pub id: GroupId,
     /// Unique name.
     pub name: String,
     /// `None` for a static group.
     pub rule: Option<serde_json::Value>,
     /// The profile it assigns.
-    pub profile_id: Option<Uuid>,
+    pub profile_id: Option<ProfileId>,
     /// Precedence (lowest wins).
     pub priority: i32,
 }
@@ -411,7 +410,7 @@ pub struct GroupUpdate {
     /// The smart rule (only for a smart group; the service checks).
     pub rule: Option<serde_json::Value>,
     /// `Some(None)` clears the profile.
-    pub profile_id: Option<Option<Uuid>>,
+    pub profile_id: Option<Option<ProfileId>>,
     /// Precedence.
     pub priority: Option<i32>,
 }
@@ -436,7 +435,7 @@ pub struct AssignmentRecord {
     /// The device's serial (within the entry the record is stored for).
     pub serial_number: String,
     /// The resolved profile; `None` when unassigned.
-    pub profile_id: Option<Uuid>,
+    pub profile_id: Option<ProfileId>,
     /// The resolved profile's version.
     pub profile_version: Option<i64>,
     /// Which rule gave it (serialised as its stored text: `device`, `group:sales`,
@@ -469,9 +468,9 @@ pub struct AssignmentInput {
     /// The ABM record.
     pub device: StoredAbmDevice,
     /// Its explicit (device-level) profile.
-    pub explicit_profile: Option<Uuid>,
+    pub explicit_profile: Option<ProfileId>,
     /// Static groups it is a member of.
-    pub static_groups: Vec<Uuid>,
+    pub static_groups: Vec<GroupId>,
     /// GuardMDM's record, if a pass has seen it.
     pub record: Option<AssignmentRecord>,
 }
@@ -503,7 +502,7 @@ pub enum SerialPresence {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AssignmentPass {
     /// The entry.
-    pub entry_id: Uuid,
+    pub entry_id: EntryId,
     /// The assignment generation the pass applied.
     pub generation: i64,
     /// When it finished.
@@ -523,7 +522,7 @@ pub trait AssignmentConfigStore: Send + Sync {
     /// when the name is taken.
     async fn create_profile(
         &self,
-        id: Uuid,
+        id: ProfileId,
         name: &str,
         spec: &serde_json::Value,
         audit: &NewAuditEvent,
@@ -534,7 +533,7 @@ pub trait AssignmentConfigStore: Send + Sync {
     /// [`StoreError::NotFound`] for an unknown id.
     async fn update_profile(
         &self,
-        id: Uuid,
+        id: ProfileId,
         spec: &serde_json::Value,
         expected_version: Option<i64>,
         audit: &NewAuditEvent,
@@ -547,15 +546,15 @@ pub trait AssignmentConfigStore: Send + Sync {
     async fn list_profiles(&self) -> Result<Vec<AdeProfile>, StoreError>;
 
     /// A profile's versions, oldest first.
-    async fn profile_versions(&self, id: Uuid) -> Result<Vec<AdeProfileVersion>, StoreError>;
+    async fn profile_versions(&self, id: ProfileId) -> Result<Vec<AdeProfileVersion>, StoreError>;
 
     /// Where a profile is used.
-    async fn profile_references(&self, id: Uuid) -> Result<ProfileReferences, StoreError>;
+    async fn profile_references(&self, id: ProfileId) -> Result<ProfileReferences, StoreError>;
 
     /// Deletes a profile with its versions and definitions. [`StoreError::Conflict`] (naming
     /// the users) when a default, group or device still uses it, checked in the same
     /// transaction; [`StoreError::NotFound`] for an unknown id.
-    async fn delete_profile(&self, id: Uuid, audit: &NewAuditEvent) -> Result<(), StoreError>;
+    async fn delete_profile(&self, id: ProfileId, audit: &NewAuditEvent) -> Result<(), StoreError>;
 
     /// Records that Apple defined `version` of a profile for an entry (idempotent: a second
     /// record for the same entry, profile and version replaces the first).
@@ -567,20 +566,20 @@ pub trait AssignmentConfigStore: Send + Sync {
     /// Definitions of one entry, every profile and version.
     async fn entry_profile_definitions(
         &self,
-        entry_id: Uuid,
+        entry_id: EntryId,
     ) -> Result<Vec<ProfileDefinition>, StoreError>;
 
     /// Definitions of one profile, every entry and version.
     async fn profile_definitions(
         &self,
-        profile_id: Uuid,
+        profile_id: ProfileId,
     ) -> Result<Vec<ProfileDefinition>, StoreError>;
 
     /// Sets (`Some`) or clears (`None`) the default profile of an OS.
     async fn set_os_default(
         &self,
         os: OsKey,
-        profile_id: Option<Uuid>,
+        profile_id: Option<ProfileId>,
         audit: &NewAuditEvent,
     ) -> Result<(), StoreError>;
 
@@ -597,7 +596,7 @@ pub trait AssignmentConfigStore: Send + Sync {
     /// Changes a group. [`StoreError::NotFound`] for an unknown id.
     async fn update_group(
         &self,
-        id: Uuid,
+        id: GroupId,
         update: &GroupUpdate,
         audit: &NewAuditEvent,
     ) -> Result<DeviceGroup, StoreError>;
@@ -609,13 +608,13 @@ pub trait AssignmentConfigStore: Send + Sync {
     async fn list_groups(&self) -> Result<Vec<DeviceGroup>, StoreError>;
 
     /// Deletes a group and its memberships. [`StoreError::NotFound`] for an unknown id.
-    async fn delete_group(&self, id: Uuid, audit: &NewAuditEvent) -> Result<(), StoreError>;
+    async fn delete_group(&self, id: GroupId, audit: &NewAuditEvent) -> Result<(), StoreError>;
 
     /// Adds serials (already normalised) to a static group, in one transaction however many;
     /// returns how many were new members.
     async fn add_group_members(
         &self,
-        group_id: Uuid,
+        group_id: GroupId,
         serials: &[String],
         audit: &NewAuditEvent,
     ) -> Result<u64, StoreError>;
@@ -623,7 +622,7 @@ pub trait AssignmentConfigStore: Send + Sync {
     /// Removes serials from a static group; returns how many were members.
     async fn remove_group_members(
         &self,
-        group_id: Uuid,
+        group_id: GroupId,
         serials: &[String],
         audit: &NewAuditEvent,
     ) -> Result<u64, StoreError>;
@@ -631,25 +630,25 @@ pub trait AssignmentConfigStore: Send + Sync {
     /// A static group's members, by serial, after `after` (keyset pagination).
     async fn group_members(
         &self,
-        group_id: Uuid,
+        group_id: GroupId,
         after: Option<&str>,
         limit: u32,
     ) -> Result<Vec<String>, StoreError>;
 
     /// Static groups a serial is a member of (ids).
-    async fn groups_of_serial(&self, serial: &str) -> Result<Vec<Uuid>, StoreError>;
+    async fn groups_of_serial(&self, serial: &str) -> Result<Vec<GroupId>, StoreError>;
 
     /// Assigns a profile to serials explicitly (`Some`), or clears their explicit profile
     /// (`None`), in one transaction however many; returns how many rows changed.
     async fn set_device_profiles(
         &self,
         serials: &[String],
-        profile_id: Option<Uuid>,
+        profile_id: Option<ProfileId>,
         audit: &NewAuditEvent,
     ) -> Result<u64, StoreError>;
 
     /// A serial's explicit profile.
-    async fn device_profile(&self, serial: &str) -> Result<Option<Uuid>, StoreError>;
+    async fn device_profile(&self, serial: &str) -> Result<Option<ProfileId>, StoreError>;
 
     /// Where each serial stands in ABM, in input order (one answer per input serial).
     async fn serial_presence(&self, serials: &[String]) -> Result<Vec<SerialPresence>, StoreError>;
@@ -669,7 +668,7 @@ pub trait AssignmentStateStore: Send + Sync {
     /// those of these serials (`after` still applies).
     async fn assignment_inputs(
         &self,
-        entry_id: Uuid,
+        entry_id: EntryId,
         after: Option<&str>,
         limit: u32,
         only: Option<&[String]>,
@@ -680,21 +679,21 @@ pub trait AssignmentStateStore: Send + Sync {
     /// changes, not the number of devices.
     async fn assignment_candidates(
         &self,
-        entry_id: Uuid,
+        entry_id: EntryId,
         filter: &InputFilter,
     ) -> Result<Vec<String>, StoreError>;
 
     /// Inserts or replaces records of an entry's devices, in one transaction.
     async fn write_assignments(
         &self,
-        entry_id: Uuid,
+        entry_id: EntryId,
         records: &[AssignmentRecord],
     ) -> Result<(), StoreError>;
 
     /// The records of these serials in an entry (those that exist), by serial.
     async fn assignments(
         &self,
-        entry_id: Uuid,
+        entry_id: EntryId,
         serials: &[String],
     ) -> Result<Vec<AssignmentRecord>, StoreError>;
 
@@ -702,14 +701,14 @@ pub trait AssignmentStateStore: Send + Sync {
     /// returns how many changed.
     async fn mark_removed_assignments(
         &self,
-        entry_id: Uuid,
+        entry_id: EntryId,
         at: OffsetDateTime,
     ) -> Result<u64, StoreError>;
 
     /// How many of an entry's records are in each state.
     async fn assignment_state_counts(
         &self,
-        entry_id: Uuid,
+        entry_id: EntryId,
     ) -> Result<Vec<(AssignState, u64)>, StoreError>;
 
     /// Records the end of an entry's pass.
@@ -718,7 +717,7 @@ pub trait AssignmentStateStore: Send + Sync {
     /// The entry's last pass, if any.
     async fn last_assignment_pass(
         &self,
-        entry_id: Uuid,
+        entry_id: EntryId,
     ) -> Result<Option<AssignmentPass>, StoreError>;
 }
 

@@ -8,10 +8,9 @@
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use uuid::Uuid;
 
 use crate::stored_text::stored_text;
-use crate::{AssignState, EnrollmentStatus, StoreError};
+use crate::{AssignState, EnrollmentStatus, EntryId, GroupId, StoreError, SyncRunId};
 
 /// A device record as Apple reports it (`docs/protocol.md` §4), for one ABM entry.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -65,7 +64,7 @@ impl AbmDevice {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredAbmDevice {
     /// The ABM entry it belongs to.
-    pub entry_id: Uuid,
+    pub entry_id: EntryId,
     /// Apple's record.
     #[serde(flatten)]
     pub device: AbmDevice,
@@ -135,13 +134,13 @@ impl Default for SyncState {
 #[derive(Debug, Clone)]
 pub struct PageWrite<'a> {
     /// The ABM entry.
-    pub entry_id: Uuid,
+    pub entry_id: EntryId,
     /// The page's devices, one record per serial (reduced to the latest `op_date`).
     pub devices: &'a [AbmDevice],
     /// The sync state after this page (its cursor), saved with the devices.
     pub state: &'a SyncState,
     /// The run whose progress counts the page.
-    pub run_id: i64,
+    pub run_id: SyncRunId,
     /// Now.
     pub at: OffsetDateTime,
 }
@@ -161,9 +160,9 @@ pub struct PageCounts {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SyncRun {
     /// Increasing id.
-    pub id: i64,
+    pub id: SyncRunId,
     /// The ABM entry.
-    pub entry_id: Uuid,
+    pub entry_id: EntryId,
     /// `manual`, `scheduled`, or `full_resync`.
     pub trigger: String,
     /// The instance that ran it.
@@ -189,7 +188,7 @@ pub struct SyncRun {
 #[derive(Debug, Clone, Default)]
 pub struct DeviceQuery {
     /// Only this entry's.
-    pub entry_id: Option<Uuid>,
+    pub entry_id: Option<EntryId>,
     /// Only this OS (Apple's spelling, case-insensitive).
     pub os: Option<String>,
     /// `Some(true)`: only removed; `Some(false)`: only present; `None`: both.
@@ -209,7 +208,7 @@ pub struct DeviceQuery {
     /// only those without one.
     pub enrolled: Option<bool>,
     /// Only members of this static group.
-    pub group_id: Option<Uuid>,
+    pub group_id: Option<GroupId>,
     /// The order of the listing.
     pub order: DeviceOrder,
     /// Largest first.
@@ -246,7 +245,7 @@ pub struct DeviceCursor {
     /// Its serial number.
     pub serial: String,
     /// Its ABM entry.
-    pub entry_id: Uuid,
+    pub entry_id: EntryId,
 }
 
 impl DeviceCursor {
@@ -316,7 +315,7 @@ pub trait DeviceSyncStore: Send + Sync {
     /// then). Returns whether anything was staged.
     async fn merge_staged_devices(
         &self,
-        entry_id: Uuid,
+        entry_id: EntryId,
         at: OffsetDateTime,
     ) -> Result<bool, StoreError>;
 
@@ -325,20 +324,20 @@ pub trait DeviceSyncStore: Send + Sync {
     /// transaction. Returns how many were marked.
     async fn reconcile_unseen(
         &self,
-        entry_id: Uuid,
+        entry_id: EntryId,
         generation: i64,
         state: &SyncState,
-        run_id: i64,
+        run_id: SyncRunId,
         at: OffsetDateTime,
     ) -> Result<u64, StoreError>;
 
     /// The entry's sync state; the default when it never synced.
-    async fn sync_state(&self, entry_id: Uuid) -> Result<SyncState, StoreError>;
+    async fn sync_state(&self, entry_id: EntryId) -> Result<SyncState, StoreError>;
 
     /// Saves the entry's sync state on its own (phase switches, resets).
     async fn save_sync_state(
         &self,
-        entry_id: Uuid,
+        entry_id: EntryId,
         state: &SyncState,
         at: OffsetDateTime,
     ) -> Result<(), StoreError>;
@@ -359,14 +358,14 @@ pub trait DeviceSyncStore: Send + Sync {
     /// How many devices an entry has (present only, or all).
     async fn count_abm_devices(
         &self,
-        entry_id: Uuid,
+        entry_id: EntryId,
         include_removed: bool,
     ) -> Result<u64, StoreError>;
 
     /// Records the start of a run.
     async fn start_sync_run(
         &self,
-        entry_id: Uuid,
+        entry_id: EntryId,
         trigger: &str,
         holder: &str,
         at: OffsetDateTime,
@@ -375,30 +374,34 @@ pub trait DeviceSyncStore: Send + Sync {
     /// Records the end of a run. [`StoreError::NotFound`] for an unknown run.
     async fn finish_sync_run(
         &self,
-        run_id: i64,
+        run_id: SyncRunId,
         outcome: &str,
         error: Option<&str>,
         at: OffsetDateTime,
     ) -> Result<SyncRun, StoreError>;
 
     /// One run. [`StoreError::NotFound`] for an unknown run.
-    async fn get_sync_run(&self, run_id: i64) -> Result<SyncRun, StoreError>;
+    async fn get_sync_run(&self, run_id: SyncRunId) -> Result<SyncRun, StoreError>;
 
     /// The entry's most recent runs, newest first.
-    async fn list_sync_runs(&self, entry_id: Uuid, limit: u32) -> Result<Vec<SyncRun>, StoreError>;
+    async fn list_sync_runs(
+        &self,
+        entry_id: EntryId,
+        limit: u32,
+    ) -> Result<Vec<SyncRun>, StoreError>;
 
     /// Takes or renews the entry's sync lease for `holder` until `at + ttl_secs`. `false`
     /// when another holder has an unexpired lease.
     async fn try_acquire_sync_lease(
         &self,
-        entry_id: Uuid,
+        entry_id: EntryId,
         holder: &str,
         at: OffsetDateTime,
         ttl_secs: i64,
     ) -> Result<bool, StoreError>;
 
     /// Gives the lease up if `holder` has it.
-    async fn release_sync_lease(&self, entry_id: Uuid, holder: &str) -> Result<(), StoreError>;
+    async fn release_sync_lease(&self, entry_id: EntryId, holder: &str) -> Result<(), StoreError>;
 
     /// Sync Now's claim, in one transaction, so that every caller either starts the run or
     /// sees it: ends the entry's dead runs ([`DeviceSyncStore::end_dead_runs`] with
@@ -408,7 +411,7 @@ pub trait DeviceSyncStore: Send + Sync {
     /// (it is assigning profiles, or has just finished a run).
     async fn claim_sync_run(
         &self,
-        entry_id: Uuid,
+        entry_id: EntryId,
         trigger: &str,
         holder: &str,
         at: OffsetDateTime,
@@ -421,7 +424,7 @@ pub trait DeviceSyncStore: Send + Sync {
     /// stopped renewing it, so it stopped syncing. Returns how many.
     async fn end_dead_runs(
         &self,
-        entry_id: Option<Uuid>,
+        entry_id: Option<EntryId>,
         at: OffsetDateTime,
         error: &str,
     ) -> Result<u64, StoreError>;

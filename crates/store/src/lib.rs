@@ -15,6 +15,7 @@ pub mod assignment;
 pub mod audit;
 pub mod devices;
 pub mod error;
+pub mod ids;
 pub mod mdm;
 pub mod meta;
 mod stored_text;
@@ -39,6 +40,7 @@ pub use devices::{
     PageCounts, PageWrite, StoredAbmDevice, SyncClaim, SyncPhase, SyncRun, SyncState,
 };
 pub use error::StoreError;
+pub use ids::{EntryId, GroupId, Id, ProfileId, SyncRunId};
 pub use mdm::{
     Authenticated, CommandStatus, EnrollChallenge, Enrollment, EnrollmentQuery, EnrollmentStatus,
     IssuedIdentity, MdmCommand, MdmStore, NewCommand, TokenUpdated,

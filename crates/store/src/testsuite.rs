@@ -13,7 +13,7 @@ use time::Duration;
 use uuid::Uuid;
 
 use crate::{
-    AbmAccount, AbmEntry, NewAbmEntry, NewApiKey, NewAuditEvent, ServerTokenRecord, Store,
+    AbmAccount, AbmEntry, EntryId, NewAbmEntry, NewApiKey, NewAuditEvent, ServerTokenRecord, Store,
     StoreError, TokenProblem, now,
 };
 
@@ -135,7 +135,7 @@ pub fn audit(action: &str, target: &str) -> NewAuditEvent {
 /// A new ABM entry `name` with a placeholder certificate and sealed key.
 pub fn new_entry(name: &str) -> NewAbmEntry {
     NewAbmEntry {
-        id: Uuid::new_v4(),
+        id: EntryId::new_v4(),
         name: name.to_string(),
         certificate_pem: format!(
             "-----BEGIN CERTIFICATE-----\n{name}\n-----END CERTIFICATE-----\n"

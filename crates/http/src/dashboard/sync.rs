@@ -10,7 +10,7 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use guardmdm_service::dep_sync::SyncRun;
-use guardmdm_service::{AbmEntryView, ServiceError, TokenState};
+use guardmdm_service::{AbmEntryView, ServiceError, SyncRunId, TokenState};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
@@ -26,7 +26,7 @@ const RECENT_RUNS: u32 = 10;
 
 /// One run as the pages show it.
 pub(crate) struct RunView {
-    pub(super) id: i64,
+    pub(super) id: SyncRunId,
     pub(super) started: String,
     pub(super) started_at: String,
     pub(super) duration: String,
@@ -302,8 +302,8 @@ mod tests {
     fn run(outcome: &str, finished: bool) -> SyncRun {
         let started = OffsetDateTime::UNIX_EPOCH + time::Duration::days(20_000);
         SyncRun {
-            id: 7,
-            entry_id: uuid::Uuid::nil(),
+            id: SyncRunId::from_inner(7),
+            entry_id: guardmdm_service::EntryId::from_inner(uuid::Uuid::nil()),
             trigger: "manual".to_string(),
             holder: "instance-1".to_string(),
             started_at: started,

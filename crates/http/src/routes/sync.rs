@@ -5,7 +5,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use guardmdm_service::dep_sync::SyncRun;
 use guardmdm_service::devices::DeviceDetail;
-use guardmdm_service::{DeviceFilter, DeviceView, SyncStart};
+use guardmdm_service::{DeviceFilter, DeviceView, SyncRunId, SyncStart};
 use serde::Deserialize;
 
 use crate::auth::Caller;
@@ -73,7 +73,7 @@ pub(crate) async fn list(
 
 pub(crate) async fn show(
     State(state): State<AppState>,
-    Path((name, id)): Path<(String, i64)>,
+    Path((name, id)): Path<(String, SyncRunId)>,
 ) -> Result<Json<SyncRun>, ApiError> {
     Ok(Json(state.services.sync.run(&name, id).await?))
 }

@@ -8,7 +8,7 @@ use crate::abm_tokens::AbmEntryView;
 use crate::health::token_health;
 use crate::mdm::{ApnsProbe, PushCertificateState, PushCertificateView};
 use crate::tls_status::{TlsHealth, TlsHealthState};
-use guardmdm_store::{MigrationStatus, PageCounts, SyncRun};
+use guardmdm_store::{EntryId, MigrationStatus, PageCounts, SyncRun, SyncRunId};
 
 fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
@@ -229,7 +229,7 @@ fn apns_must_answer() {
 fn entry(expires_in_days: Option<i64>) -> AbmEntryView {
     let t = now();
     AbmEntryView {
-        id: uuid::Uuid::new_v4(),
+        id: EntryId::new_v4(),
         name: "main".into(),
         health: token_health(expires_in_days.map(|d| t + Duration::days(d)), None, t),
         token_uploaded_at: None,
@@ -244,8 +244,8 @@ fn entry(expires_in_days: Option<i64>) -> AbmEntryView {
 
 fn run(outcome: &str) -> SyncRun {
     SyncRun {
-        id: 1,
-        entry_id: uuid::Uuid::new_v4(),
+        id: SyncRunId::from_inner(1),
+        entry_id: EntryId::new_v4(),
         trigger: "scheduled".into(),
         holder: "h".into(),
         started_at: now() - Duration::minutes(3),

@@ -4,13 +4,13 @@ use std::sync::Arc;
 
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
-use uuid::Uuid;
 
 use super::{actions, audit};
 use crate::{
-    AbmDevice, AdeProfile, AssignState, AssignmentPass, AssignmentRecord, DeviceQuery, GroupUpdate,
-    NewAbmEntry, NewAuditEvent, NewDeviceGroup, OsDefault, OsKey, PageWrite, ProfileDefinition,
-    ProfileReferences, RuleRef, SerialPresence, Store, StoreError, StoredAbmDevice, SyncState, now,
+    AbmDevice, AdeProfile, AssignState, AssignmentPass, AssignmentRecord, DeviceQuery, EntryId,
+    GroupId, GroupUpdate, NewAbmEntry, NewAuditEvent, NewDeviceGroup, OsDefault, OsKey, PageWrite,
+    ProfileDefinition, ProfileId, ProfileReferences, RuleRef, SerialPresence, Store, StoreError,
+    StoredAbmDevice, SyncState, now,
 };
 
 /// Watches the assignment generation and the audit log across configuration changes.
@@ -69,9 +69,9 @@ fn audit_by(action: &str, target: &str, actor: &str, at: OffsetDateTime) -> NewA
     }
 }
 
-async fn entry(store: &Arc<dyn Store>, name: &str) -> Uuid {
+async fn entry(store: &Arc<dyn Store>, name: &str) -> EntryId {
     let new = NewAbmEntry {
-        id: Uuid::new_v4(),
+        id: EntryId::new_v4(),
         name: name.to_string(),
         certificate_pem: "pem".to_string(),
         sealed_private_key: vec![1],
@@ -105,7 +105,7 @@ fn deleted(serial: &str) -> AbmDevice {
 }
 
 /// Stores devices as sync pages of 1000.
-async fn seed(store: &Arc<dyn Store>, entry_id: Uuid, devices: &[AbmDevice]) {
+async fn seed(store: &Arc<dyn Store>, entry_id: EntryId, devices: &[AbmDevice]) {
     let run = store
         .start_sync_run(entry_id, "manual", "test", now())
         .await
@@ -136,7 +136,7 @@ fn strings(v: &[&str]) -> Vec<String> {
 async fn profile(store: &Arc<dyn Store>, name: &str) -> AdeProfile {
     store
         .create_profile(
-            Uuid::new_v4(),
+            ProfileId::new_v4(),
             name,
             &json!({ "profile_name": name }),
             &audit("ade_profile.create", name),
@@ -145,9 +145,9 @@ async fn profile(store: &Arc<dyn Store>, name: &str) -> AdeProfile {
         .unwrap()
 }
 
-fn group(name: &str, profile_id: Option<Uuid>, priority: i32) -> NewDeviceGroup {
+fn group(name: &str, profile_id: Option<ProfileId>, priority: i32) -> NewDeviceGroup {
     NewDeviceGroup {
-        id: Uuid::new_v4(),
+        id: GroupId::new_v4(),
         name: name.to_string(),
         rule: None,
         profile_id,
@@ -166,7 +166,7 @@ fn record(serial: &str, state: AssignState) -> AssignmentRecord {
     let t = now();
     AssignmentRecord {
         serial_number: serial.to_string(),
-        profile_id: Some(Uuid::new_v4()),
+        profile_id: Some(ProfileId::new_v4()),
         profile_version: Some(2),
         rule: RuleRef::Group {
             name: "sales".to_string(),
@@ -200,7 +200,7 @@ fn bare_record(serial: &str, state: AssignState) -> AssignmentRecord {
 pub async fn profiles_create_update_and_keep_versions(store: Arc<dyn Store>) {
     assert_eq!(store.assignment_generation().await.unwrap(), 0, "fresh");
     let mut t = Tracker::new(&store).await;
-    let id = Uuid::new_v4();
+    let id = ProfileId::new_v4();
     let spec1 = json!({ "profile_name": "Standard", "skip_setup_items": ["Siri"] });
     let a1 = audit("ade_profile.create", "std");
     let created = store.create_profile(id, "std", &spec1, &a1).await.unwrap();
@@ -219,7 +219,7 @@ pub async fn profiles_create_update_and_keep_versions(store: Arc<dyn Store>) {
 
     let dup = store
         .create_profile(
-            Uuid::new_v4(),
+            ProfileId::new_v4(),
             "std",
             &json!({}),
             &audit("ade_profile.create", "std"),
@@ -272,7 +272,7 @@ pub async fn profiles_create_update_and_keep_versions(store: Arc<dyn Store>) {
 
     let unknown = store
         .update_profile(
-            Uuid::new_v4(),
+            ProfileId::new_v4(),
             &spec1,
             None,
             &audit("ade_profile.update", "?"),
@@ -303,7 +303,7 @@ pub async fn profiles_create_update_and_keep_versions(store: Arc<dyn Store>) {
     );
     assert!(
         store
-            .profile_versions(Uuid::new_v4())
+            .profile_versions(ProfileId::new_v4())
             .await
             .unwrap()
             .is_empty()
@@ -523,7 +523,7 @@ pub async fn definitions_are_idempotent_per_entry_profile_and_version(store: Arc
         .await
         .unwrap();
     let t = Tracker::new(&store).await;
-    let def = |entry_id: Uuid, version: i64, apple_uuid: &str| ProfileDefinition {
+    let def = |entry_id: EntryId, version: i64, apple_uuid: &str| ProfileDefinition {
         entry_id,
         profile_id: p.id,
         version,
@@ -558,7 +558,7 @@ pub async fn definitions_are_idempotent_per_entry_profile_and_version(store: Arc
         .unwrap_err();
     assert!(unknown_version.is_not_found(), "{unknown_version:?}");
     let unknown_entry = store
-        .record_profile_definition(&def(Uuid::new_v4(), 1, "APPLE-X"))
+        .record_profile_definition(&def(EntryId::new_v4(), 1, "APPLE-X"))
         .await
         .unwrap_err();
     assert!(unknown_entry.is_not_found(), "{unknown_entry:?}");
@@ -590,7 +590,7 @@ pub async fn os_defaults_set_replace_and_clear(store: Arc<dyn Store>) {
         .await
         .unwrap();
     t.changed(&store, "ade_default.set").await;
-    let default = |os: OsKey, profile_id: Uuid, updated_at: OffsetDateTime| OsDefault {
+    let default = |os: OsKey, profile_id: ProfileId, updated_at: OffsetDateTime| OsDefault {
         os,
         profile_id,
         updated_at,
@@ -634,7 +634,7 @@ pub async fn os_defaults_set_replace_and_clear(store: Arc<dyn Store>) {
     let unknown = store
         .set_os_default(
             OsKey::Tvos,
-            Some(Uuid::new_v4()),
+            Some(ProfileId::new_v4()),
             &audit("ade_default.set", "tvos"),
         )
         .await
@@ -694,7 +694,7 @@ pub async fn groups_create_update_and_delete(store: Arc<dyn Store>) {
     assert!(dup.is_conflict(), "{dup:?}");
     let unknown_profile = store
         .create_group(
-            &group("ghost", Some(Uuid::new_v4()), 1),
+            &group("ghost", Some(ProfileId::new_v4()), 1),
             &audit("group.create", "ghost"),
         )
         .await
@@ -773,7 +773,7 @@ pub async fn groups_create_update_and_delete(store: Arc<dyn Store>) {
     assert_eq!(store.get_group("macs").await.unwrap(), macs2);
     let unknown = store
         .update_group(
-            Uuid::new_v4(),
+            GroupId::new_v4(),
             &GroupUpdate::default(),
             &audit("group.update", "?"),
         )
@@ -784,7 +784,7 @@ pub async fn groups_create_update_and_delete(store: Arc<dyn Store>) {
         .update_group(
             sales.id,
             &GroupUpdate {
-                profile_id: Some(Some(Uuid::new_v4())),
+                profile_id: Some(Some(ProfileId::new_v4())),
                 ..GroupUpdate::default()
             },
             &audit("group.update", "sales"),
@@ -816,7 +816,11 @@ pub async fn groups_create_update_and_delete(store: Arc<dyn Store>) {
         "a smart group has no members: {smart:?}"
     );
     let unknown = store
-        .add_group_members(Uuid::new_v4(), &strings(&["A"]), &audit("group.add", "?"))
+        .add_group_members(
+            GroupId::new_v4(),
+            &strings(&["A"]),
+            &audit("group.add", "?"),
+        )
         .await
         .unwrap_err();
     assert!(unknown.is_not_found(), "{unknown:?}");
@@ -943,7 +947,7 @@ pub async fn group_members_in_bulk(store: Arc<dyn Store>) {
         ["S01000"]
     );
     let unknown = store
-        .remove_group_members(Uuid::new_v4(), &gone, &audit("group.remove", "?"))
+        .remove_group_members(GroupId::new_v4(), &gone, &audit("group.remove", "?"))
         .await
         .unwrap_err();
     assert!(unknown.is_not_found(), "{unknown:?}");
@@ -971,7 +975,7 @@ pub async fn device_profiles_in_bulk(store: Arc<dyn Store>) {
     let q = profile(&store, "q").await;
     let mut t = Tracker::new(&store).await;
     let all = serials("D", 0..2500);
-    let set = |serials: Vec<String>, profile: Option<Uuid>| {
+    let set = |serials: Vec<String>, profile: Option<ProfileId>| {
         let store = store.clone();
         async move {
             store
@@ -1009,7 +1013,7 @@ pub async fn device_profiles_in_bulk(store: Arc<dyn Store>) {
         "a repeated serial is one row"
     );
     t.changed(&store, "device.assign").await;
-    let unknown = set(strings(&["X"]), Some(Uuid::new_v4()))
+    let unknown = set(strings(&["X"]), Some(ProfileId::new_v4()))
         .await
         .unwrap_err();
     assert!(unknown.is_not_found(), "an unknown profile: {unknown:?}");
@@ -1103,7 +1107,7 @@ pub async fn assignment_config_is_one_snapshot(store: Arc<dyn Store>) {
     assert_eq!(config.os_defaults.len(), 1);
 }
 
-async fn stored(store: &Arc<dyn Store>, entry_id: Uuid) -> Vec<StoredAbmDevice> {
+async fn stored(store: &Arc<dyn Store>, entry_id: EntryId) -> Vec<StoredAbmDevice> {
     store
         .list_abm_devices(&DeviceQuery {
             entry_id: Some(entry_id),
@@ -1289,7 +1293,7 @@ pub async fn assignment_inputs_join_and_page(store: Arc<dyn Store>) {
     );
     for (n, input) in all.iter().enumerate() {
         let serial = &input.device.device.serial_number;
-        let groups: &[Uuid] = if n % 2 == 0 { &[g2.id] } else { &[] };
+        let groups: &[GroupId] = if n % 2 == 0 { &[g2.id] } else { &[] };
         assert_eq!(input.static_groups, groups, "{serial}: groups");
         let explicit = (n % 3 == 0).then_some(q.id);
         assert_eq!(input.explicit_profile, explicit, "{serial}: explicit");
@@ -1378,7 +1382,7 @@ pub async fn assignments_write_read_back_and_count(store: Arc<dyn Store>) {
             .is_empty()
     );
     let unknown = store
-        .write_assignments(Uuid::new_v4(), &[record("A", AssignState::Pending)])
+        .write_assignments(EntryId::new_v4(), &[record("A", AssignState::Pending)])
         .await
         .unwrap_err();
     assert!(unknown.is_not_found(), "an unknown entry: {unknown:?}");
@@ -1494,7 +1498,7 @@ pub async fn passes_keep_the_last_per_entry(store: Arc<dyn Store>) {
     assert_eq!(store.last_assignment_pass(other).await.unwrap(), None);
     let unknown = store
         .finish_assignment_pass(&AssignmentPass {
-            entry_id: Uuid::new_v4(),
+            entry_id: EntryId::new_v4(),
             generation: 1,
             finished_at: now(),
             summary: json!({}),

@@ -3,20 +3,19 @@
 use std::sync::Arc;
 
 use time::{Duration, OffsetDateTime};
-use uuid::Uuid;
 
 use crate::{
-    AbmDevice, AssignState, DeviceQuery, NewAbmEntry, PageCounts, PageWrite, Store, SyncPhase,
-    SyncState, now,
+    AbmDevice, AssignState, DeviceQuery, EntryId, GroupId, NewAbmEntry, PageCounts, PageWrite,
+    Store, SyncPhase, SyncRunId, SyncState, now,
 };
 
 fn at_secs(t: OffsetDateTime) -> OffsetDateTime {
     t.replace_nanosecond(0).unwrap_or(t)
 }
 
-async fn entry(store: &Arc<dyn Store>, name: &str) -> Uuid {
+async fn entry(store: &Arc<dyn Store>, name: &str) -> EntryId {
     let new = NewAbmEntry {
-        id: Uuid::new_v4(),
+        id: EntryId::new_v4(),
         name: name.to_string(),
         certificate_pem: "pem".to_string(),
         sealed_private_key: vec![1],
@@ -55,8 +54,8 @@ fn state(cursor: &str, phase: SyncPhase) -> SyncState {
 
 async fn apply(
     store: &Arc<dyn Store>,
-    entry_id: Uuid,
-    run_id: i64,
+    entry_id: EntryId,
+    run_id: SyncRunId,
     devices: &[AbmDevice],
     state: &SyncState,
 ) -> PageCounts {
@@ -70,7 +69,7 @@ async fn apply(
     store.apply_device_page(&page).await.unwrap()
 }
 
-async fn present(store: &Arc<dyn Store>, entry_id: Uuid) -> Vec<String> {
+async fn present(store: &Arc<dyn Store>, entry_id: EntryId) -> Vec<String> {
     let q = DeviceQuery {
         entry_id: Some(entry_id),
         removed: Some(false),
@@ -270,8 +269,8 @@ pub async fn reconcile_marks_unseen_devices_removed(store: Arc<dyn Store>) {
 
 async fn stage(
     store: &Arc<dyn Store>,
-    entry_id: Uuid,
-    run_id: i64,
+    entry_id: EntryId,
+    run_id: SyncRunId,
     devices: &[AbmDevice],
     state: &SyncState,
 ) -> PageCounts {
@@ -689,13 +688,13 @@ pub async fn device_listing_by_assignment_state(store: Arc<dyn Store>) {
                 .collect::<Vec<_>>()
         }
     };
-    let pushed = |entry_id: Option<Uuid>| DeviceQuery {
+    let pushed = |entry_id: Option<EntryId>| DeviceQuery {
         entry_id,
         assignment_state: Some(AssignState::Pushed),
         limit: 100,
         ..DeviceQuery::default()
     };
-    let s = |serial: &str, entry: Uuid| (serial.to_string(), entry);
+    let s = |serial: &str, entry: EntryId| (serial.to_string(), entry);
     assert_eq!(
         list(pushed(Some(e))).await,
         [s("A1", e), s("C3", e), s("D4", e), s("M1", e)],
@@ -841,7 +840,7 @@ pub async fn runs_and_leases(store: Arc<dyn Store>) {
     );
     assert!(
         store
-            .finish_sync_run(999_999, "failed", None, t)
+            .finish_sync_run(SyncRunId::from_inner(999_999), "failed", None, t)
             .await
             .unwrap_err()
             .is_not_found()
@@ -854,7 +853,7 @@ pub async fn claims_start_or_find_the_run_and_end_dead_ones(store: Arc<dyn Store
     let f = entry(&store, "f").await;
     let t = at_secs(now());
     let secs = Duration::seconds;
-    let claim = |entry: Uuid, holder: &'static str, at: OffsetDateTime| {
+    let claim = |entry: EntryId, holder: &'static str, at: OffsetDateTime| {
         let store = store.clone();
         async move {
             store
@@ -1112,7 +1111,7 @@ pub async fn device_listing_orders_prefixes_and_cursors(store: Arc<dyn Store>) {
     let group = store
         .create_group(
             &NewDeviceGroup {
-                id: Uuid::new_v4(),
+                id: GroupId::new_v4(),
                 name: "loaners".to_string(),
                 rule: None,
                 profile_id: None,
