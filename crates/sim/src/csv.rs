@@ -1,6 +1,5 @@
-//! The portal's serial-number CSV upload (ABM's third way to assign devices to an MDM server,
-//! after the default server for new purchases and assigning by hand): one serial number per
-//! row, as a pure function.
+//! The portal's serial-number CSV upload (the seed's third device-assignment method): one
+//! serial number per row, as a pure function.
 //!
 //! Tolerated: a UTF-8 byte-order mark, CRLF or LF line ends, blank lines, spaces around
 //! values, quotes, lower case (serials are upper-cased), extra columns (only the first is
