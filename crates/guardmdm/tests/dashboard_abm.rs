@@ -77,7 +77,7 @@ async fn abm_settings_generate_token_upload_settings_and_delete() {
         let app = TestApp::spawn(backend).await;
         let (web, csrf) = signed_in(&app).await;
 
-        // The page: the nav marks it, the seed's steps are there, nothing configured yet.
+        // The page: the nav marks it, the ABM connection steps are there, nothing configured yet.
         let page = web.get("/settings/abm").await;
         assert_eq!(page.status, StatusCode::OK);
         for needle in [

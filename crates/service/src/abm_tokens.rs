@@ -1,4 +1,5 @@
-//! ABM entries and their server tokens: the seed's "MDM Server Assignment in ABM" steps.
+//! ABM entries and their server tokens: the steps of README, "Connecting GuardMDM to Apple
+//! Business Manager" (`docs/protocol.md` §1.1).
 //!
 //! 1. [`AbmTokenService::create`] makes an entry with an RSA key pair; its certificate
 //!    ([`AbmTokenService::public_key`]) is what the admin uploads to ABM.

@@ -31,7 +31,7 @@ use crate::sync_rules::{
 };
 use crate::{AbmTokenService, Actor, ServiceError};
 
-/// The automatic sync interval: 5 minutes, fixed, as the product page says.
+/// The automatic sync interval: 5 minutes, fixed (README, "Syncing ABM devices").
 pub const SYNC_INTERVAL: Duration = Duration::from_secs(5 * 60);
 /// How long a sync lease lasts without renewal unless configured (`--sync-lease-ttl`): well
 /// inside one interval, so a dead instance's entries are taken over at the next tick, and

@@ -1,9 +1,9 @@
 //! The dashboard's list of ABM devices: filters, serial search, sorting and keyset pages that
 //! cost the same at any depth of a 1,000,000-device fleet (no OFFSET, no COUNT per page).
 //!
-//! [`device_status`] (the product page's Unassigned, Assigned, Pushed, Enrolled, Removed from
-//! ABM) and [`parse_status_filter`] are plain functions; [`DeviceListService::page`] runs a
-//! [`DeviceListRequest`] against the store.
+//! [`device_status`] (Unassigned, Assigning, Assigned, Pushed, Enrolled, Removed from ABM;
+//! `docs/architecture.md` §9) and [`parse_status_filter`] are plain functions;
+//! [`DeviceListService::page`] runs a [`DeviceListRequest`] against the store.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,7 +30,7 @@ pub const DEFAULT_PAGE: u32 = 50;
 /// here, not in SQL); a page may then hold fewer rows and still offer the next one.
 const SMART_SCAN_LIMIT: u32 = 2_000;
 
-/// Where a device stands, in the product page's words.
+/// Where a device stands, in the dashboard's words (`docs/architecture.md` §9).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeviceStatus {

@@ -99,8 +99,8 @@ pub struct DeviceDetail {
     pub apple: AppleView,
     /// Where assigning stands; `None` before the first assignment pass.
     pub assignment: Option<AssignmentView>,
-    /// The device's MDM enrollment, once it enrolled (`enrolled` is the product page's
-    /// "Enrolled in GuardMDM").
+    /// The device's MDM enrollment, once it enrolled (`enrolled` is the device status
+    /// Enrolled, `docs/architecture.md` §9).
     pub enrollment: Option<crate::mdm::EnrollmentView>,
 }
 

@@ -2,7 +2,8 @@
 //!
 //! Precedence: no token → `pending`; past expiry → `expired`; a problem Apple reported
 //! (`terms_not_signed`, `rejected`) → that state; 30 days or less left → `expiring`;
-//! otherwise `active`. The messages follow the product page's troubleshooting table.
+//! otherwise `active`. The messages follow the troubleshooting table of
+//! `docs/architecture.md` §10.
 
 use guardmdm_store::TokenProblem;
 use serde::{Deserialize, Serialize};

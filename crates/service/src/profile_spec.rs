@@ -77,7 +77,7 @@ pub mod defaults {
     pub const IS_MULTI_USER: bool = false;
 }
 
-/// Whether the user may skip remote management in Setup Assistant: the seed's "enrollment
+/// Whether the user may skip remote management in Setup Assistant: GuardMDM's "enrollment
 /// type", mapped onto Apple's `is_mandatory` (see the module docs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

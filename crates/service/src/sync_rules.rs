@@ -131,7 +131,7 @@ pub fn full_refetch(state: &SyncState) -> SyncState {
 }
 
 /// The admin-facing sentence for an error that ended a run; the token-health problems use
-/// the product page's troubleshooting wording.
+/// the wording of the troubleshooting table (`docs/architecture.md` §10).
 pub fn run_error_message(err: &DepError) -> String {
     match err {
         DepError::Transport { .. } | DepError::Server { .. } | DepError::Throttled { .. } => {
@@ -147,7 +147,7 @@ pub fn run_error_message(err: &DepError) -> String {
     }
 }
 
-/// The message for a run refused because the token expired (product page, troubleshooting).
+/// The message for a run refused because the token expired (`docs/architecture.md` §10).
 pub const TOKEN_EXPIRED_MESSAGE: &str =
     "Token expired — regenerate and re-upload the ABM token (devices are not syncing).";
 

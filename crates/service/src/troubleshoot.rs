@@ -1,5 +1,6 @@
 //! A device's story and what to do when it is stuck: the timeline of what GuardMDM recorded
-//! about it, and hints from the product page's troubleshooting table chosen by its state.
+//! about it, and hints from the troubleshooting table (`docs/architecture.md` §10) chosen by
+//! its state.
 //! Both are plain functions of a [`DeviceDetail`].
 
 use serde::Serialize;
@@ -123,7 +124,7 @@ pub fn timeline(detail: &DeviceDetail, commands: &[CommandView]) -> Vec<Timeline
     out
 }
 
-/// A row of the product page's troubleshooting table, applied to one device.
+/// A row of the troubleshooting table (`docs/architecture.md` §10), applied to one device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Hint {
     /// The symptom.

@@ -109,7 +109,7 @@ impl OsKey {
     }
 
     /// The OS whose default an OS falls back to when it has none: iPadOS falls back to iOS
-    /// (the product page's "iOS / iPadOS default profile").
+    /// (README, "ADE profiles and who gets which").
     pub fn fallback(self) -> Option<Self> {
         match self {
             Self::Ipados => Some(Self::Ios),
