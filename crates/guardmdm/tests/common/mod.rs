@@ -209,18 +209,31 @@ pub struct TestApp {
     pub abm: RunningSimulator,
     /// The root CA clients trust when the server serves HTTPS ([`TestApp::spawn_tls`]).
     pub tls_root: Option<String>,
+    /// The server's `--public-url`.
+    pub public_url: String,
     server: Option<RunningServer>,
 }
 
+/// The public URL a test server is given.
+enum Public {
+    /// [`PUBLIC_URL`]: a name nothing resolves (for tests that need no device to reach it).
+    Fixed,
+    /// Its own address (`https://mdm.guardmdm.test:PORT` when it serves HTTPS).
+    Own,
+    /// Another instance's, as instances behind one load balancer share it.
+    Shared(String),
+}
+
 impl TestApp {
+    /// A server whose public URL is [`PUBLIC_URL`], which nothing resolves.
     pub async fn spawn(backend: Backend) -> Self {
-        Self::spawn_on(backend, bind().await, &[]).await
+        Self::spawn_with(backend, None, bind().await, &[], Public::Fixed).await
     }
 
     /// A server whose public URL is its own `http://127.0.0.1:PORT` (so simulated devices
     /// reach its enrollment URL), with extra `serve` flags.
     pub async fn spawn_reachable(backend: Backend, extra: &[String]) -> Self {
-        Self::spawn_on(backend, bind().await, extra).await
+        Self::spawn_with(backend, None, bind().await, extra, Public::Own).await
     }
 
     /// A server serving HTTPS on `https://mdm.guardmdm.test:PORT` (its public URL; clients
@@ -235,10 +248,10 @@ impl TestApp {
     }
 
     /// A server on `listener` (bound by the caller, who needed its port first) with extra
-    /// `serve` flags; its public URL is its own address when `extra` is not empty,
-    /// `https://mdm.guardmdm.test:PORT` when it serves HTTPS (`--tls-cert` or `--acme`).
+    /// `serve` flags; its public URL is its own address, `https://mdm.guardmdm.test:PORT`
+    /// when it serves HTTPS (`--tls-cert` or `--acme`).
     pub async fn spawn_on(backend: Backend, listener: TcpListener, extra: &[String]) -> Self {
-        Self::spawn_with(backend, None, listener, extra).await
+        Self::spawn_with(backend, None, listener, extra, Public::Own).await
     }
 
     /// The running server.
@@ -263,7 +276,8 @@ impl TestApp {
 
     /// [`TestApp::second_instance`] on `listener`, with extra `serve` flags.
     pub async fn instance_on(&self, listener: TcpListener, extra: &[String]) -> Self {
-        Self::spawn_with(self.backend, Some(self), listener, extra).await
+        let public = Public::Shared(self.public_url.clone());
+        Self::spawn_with(self.backend, Some(self), listener, extra, public).await
     }
 
     async fn spawn_with(
@@ -271,6 +285,7 @@ impl TestApp {
         share: Option<&TestApp>,
         listener: TcpListener,
         extra: &[String],
+        public: Public,
     ) -> Self {
         let addr = listener.local_addr().unwrap();
         let https = extra.iter().any(|a| a == "--tls-cert" || a == "--acme");
@@ -300,13 +315,18 @@ impl TestApp {
             "127.0.0.1:0".into(),
         ];
         // A test may give its own public URL (an HTTPS front of its own).
-        if !extra.iter().any(|a| a == "--public-url") {
-            let public_url = if extra.is_empty() {
-                PUBLIC_URL.to_string()
-            } else {
-                own_url.clone()
-            };
-            argv.extend(["--public-url".into(), public_url]);
+        let given = extra
+            .iter()
+            .position(|a| a == "--public-url")
+            .and_then(|i| extra.get(i + 1));
+        let public_url = match (given, public) {
+            (Some(url), _) => url.clone(),
+            (None, Public::Fixed) => PUBLIC_URL.to_string(),
+            (None, Public::Own) => own_url.clone(),
+            (None, Public::Shared(url)) => url,
+        };
+        if given.is_none() {
+            argv.extend(["--public-url".into(), public_url.clone()]);
         }
         if let Some(url) = &database_url {
             argv.extend(["--database-url".into(), url.clone()]);
@@ -330,6 +350,7 @@ impl TestApp {
             dir,
             abm,
             tls_root: None,
+            public_url,
             server: Some(server),
         }
     }
