@@ -12,7 +12,7 @@ use guardmdm_store::{AssignState, AssignmentRecord, ProfileId, Store, StoredAbmD
 use crate::ServiceError;
 use crate::group_rule::DeviceFacts;
 use crate::resolve::{Membership, Resolution, Resolver};
-use crate::serial_list::normalise;
+use crate::serial_list::normalize;
 
 /// GuardMDM's assignment record, with names instead of ids.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,7 +123,7 @@ impl DeviceService {
     /// [`ServiceError::Invalid`] for a malformed serial; [`ServiceError::NotFound`] when no
     /// ABM entry has it.
     pub async fn show(&self, serial: &str) -> Result<Vec<DeviceDetail>, ServiceError> {
-        let serial = normalise(serial).map_err(ServiceError::Invalid)?;
+        let serial = normalize(serial).map_err(ServiceError::Invalid)?;
         let devices = self
             .store
             .list_abm_devices(&guardmdm_store::DeviceQuery {

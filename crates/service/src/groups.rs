@@ -341,7 +341,7 @@ impl GroupService {
         serials: &[String],
     ) -> Result<u64, ServiceError> {
         let group = self.static_group(name).await?;
-        let serials = serial_list::normalise_all(serials)?;
+        let serials = serial_list::normalize_all(serials)?;
         let removed = self
             .store
             .remove_group_members(

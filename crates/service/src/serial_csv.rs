@@ -373,7 +373,7 @@ pub fn parse_all(bytes: &[u8]) -> Result<Vec<CsvRow>, CsvError> {
     SerialCsv::new(bytes)?.collect()
 }
 
-/// Checks and normalises one serial cell: trimmed, upper-cased, 8 to 20 ASCII letters and
+/// Checks and normalizes one serial cell: trimmed, upper-cased, 8 to 20 ASCII letters and
 /// digits.
 ///
 /// # Errors

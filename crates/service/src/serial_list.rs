@@ -24,23 +24,23 @@ pub enum SerialInput {
     Csv(Vec<u8>),
 }
 
-/// One serial, normalised (trimmed, upper case).
+/// One serial, normalized (trimmed, upper case).
 ///
 /// # Errors
 /// Why it is malformed.
-pub fn normalise(serial: &str) -> Result<String, String> {
+pub fn normalize(serial: &str) -> Result<String, String> {
     check_serial(serial.as_bytes()).map_err(|(value, reason)| format!("{value:?}: {reason}"))
 }
 
-/// Every serial normalised, duplicates dropped.
+/// Every serial normalized, duplicates dropped.
 ///
 /// # Errors
 /// [`ServiceError::Invalid`] naming the first malformed one.
-pub fn normalise_all(serials: &[String]) -> Result<Vec<String>, ServiceError> {
+pub fn normalize_all(serials: &[String]) -> Result<Vec<String>, ServiceError> {
     let mut out: Vec<String> = Vec::with_capacity(serials.len());
     let mut seen = std::collections::HashSet::new();
     for s in serials {
-        let n = normalise(s).map_err(ServiceError::Invalid)?;
+        let n = normalize(s).map_err(ServiceError::Invalid)?;
         if seen.insert(n.clone()) {
             out.push(n);
         }

@@ -610,7 +610,7 @@ pub trait AssignmentConfigStore: Send + Sync {
     /// Deletes a group and its memberships. [`StoreError::NotFound`] for an unknown id.
     async fn delete_group(&self, id: GroupId, audit: &NewAuditEvent) -> Result<(), StoreError>;
 
-    /// Adds serials (already normalised) to a static group, in one transaction however many;
+    /// Adds serials (already normalized) to a static group, in one transaction however many;
     /// returns how many were new members.
     async fn add_group_members(
         &self,

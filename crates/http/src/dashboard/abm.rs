@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use guardmdm_service::abm_tokens::{DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, MAX_TOKEN_FILE_BYTES};
 use guardmdm_service::{AbmEntryView, EntrySettings, NewEntry, ServiceError, TokenState};
 
-use super::devices::error_page;
+use super::error_page::error_page;
 use super::forms::FormData;
 use super::sync::{self, SyncView};
 use super::{Chrome, Page, path_segment, shown};

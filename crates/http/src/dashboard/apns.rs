@@ -14,7 +14,7 @@ use guardmdm_service::mdm::{
     PushCertificateState, PushCertificateView, PushHealth, PushRequestView, PushUpload,
 };
 
-use super::devices::error_page;
+use super::error_page::error_page;
 use super::forms::FormData;
 use super::{Chrome, Page, see_other, shown, when};
 use crate::AppState;

@@ -5,13 +5,16 @@ use askama_web::WebTemplate;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use guardmdm_service::assign_rules::AssignState;
 use guardmdm_service::device_list::{DeviceRow, DeviceStatus};
 use guardmdm_service::devices::DeviceDetail;
+use guardmdm_service::os::OsKey;
 use guardmdm_service::resolve::StepOutcome;
 use guardmdm_service::troubleshoot::{self, Hint};
 use guardmdm_service::{DeviceListRequest, ServiceError, TokenState};
 use serde::Deserialize;
 
+use super::error_page::error_page;
 use super::{Chrome, Page, rfc3339, when};
 use crate::AppState;
 
@@ -125,15 +128,15 @@ pub(crate) struct SelectOption {
     selected: bool,
 }
 
-fn options<'a>(
-    choices: impl IntoIterator<Item = (&'a str, &'a str)>,
+fn options<'a, L: Into<String>>(
+    choices: impl IntoIterator<Item = (&'a str, L)>,
     current: &str,
 ) -> Vec<SelectOption> {
     choices
         .into_iter()
         .map(|(value, label)| SelectOption {
             value: value.to_string(),
-            label: label.to_string(),
+            label: label.into(),
             selected: value == current,
         })
         .collect()
@@ -235,25 +238,6 @@ pub(crate) struct SyncEntry {
     last_sync: String,
 }
 
-const OS_CHOICES: [(&str, &str); 5] = [
-    ("iOS", "iOS"),
-    ("iPadOS", "iPadOS"),
-    ("macOS", "macOS"),
-    ("tvOS", "tvOS"),
-    ("visionOS", "visionOS"),
-];
-
-const ASSIGNMENT_CHOICES: [(&str, &str); 8] = [
-    ("unassigned", "unassigned"),
-    ("pending", "pending"),
-    ("assigned", "assigned"),
-    ("pushed", "pushed"),
-    ("failed", "failed"),
-    ("throttled", "throttled"),
-    ("not_accessible", "not accessible"),
-    ("removed", "removed"),
-];
-
 pub(crate) async fn list(
     State(state): State<AppState>,
     page: Page,
@@ -340,7 +324,7 @@ pub(crate) async fn list(
     let view = DevicesPage {
         chrome: page.chrome("/devices"),
         status_options: options(statuses, &form.status),
-        os_options: options(OS_CHOICES, &form.os),
+        os_options: options(OsKey::ALL.map(|os| (os.label(), os.label())), &form.os),
         entry_options: options(
             choices.entries.iter().map(|e| (e.as_str(), e.as_str())),
             &form.entry,
@@ -349,7 +333,10 @@ pub(crate) async fn list(
             choices.groups.iter().map(|g| (g.as_str(), g.as_str())),
             &form.group,
         ),
-        assignment_options: options(ASSIGNMENT_CHOICES, &form.assignment),
+        assignment_options: options(
+            AssignState::ALL.map(|s| (s.as_str(), s.as_str().replace('_', " "))),
+            &form.assignment,
+        ),
         sort_options: options(
             [
                 ("serial", "Serial"),
@@ -378,38 +365,6 @@ pub(crate) async fn list(
         StatusCode::OK
     };
     (status, view).into_response()
-}
-
-#[derive(Template, WebTemplate)]
-#[template(path = "error.html")]
-struct ErrorPage {
-    chrome: Chrome,
-    heading: &'static str,
-    message: String,
-}
-
-pub(super) fn error_page(page: &Page, err: ServiceError) -> Response {
-    // A bad link or filter is a 400 here; everything else as forms show it.
-    let (status, message) = match err {
-        ServiceError::Invalid(m) => (StatusCode::BAD_REQUEST, m),
-        other => super::shown(&other),
-    };
-    let heading = match status {
-        StatusCode::NOT_FOUND => "Not found",
-        StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => "Not a valid request",
-        StatusCode::CONFLICT => "Not done",
-        StatusCode::FORBIDDEN => "Not allowed",
-        _ => "Something went wrong",
-    };
-    (
-        status,
-        ErrorPage {
-            chrome: page.chrome(""),
-            heading,
-            message,
-        },
-    )
-        .into_response()
 }
 
 pub(crate) struct StepView {

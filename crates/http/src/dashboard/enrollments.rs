@@ -16,7 +16,7 @@ use guardmdm_service::mdm::{
 };
 use serde::Deserialize;
 
-use super::devices::error_page;
+use super::error_page::error_page;
 use super::forms::FormData;
 use super::{Chrome, Page, path_segment, shown};
 use super::{rfc3339, see_other, when};

@@ -12,7 +12,7 @@ use guardmdm_service::group_rule::GroupRule;
 use guardmdm_service::groups::{DEFAULT_PRIORITY, GroupChange, GroupView, NewGroup};
 use serde::Deserialize;
 
-use super::devices::error_page;
+use super::error_page::error_page;
 use super::forms::{self, BulkForm, FormData, ReportView};
 use super::profiles::ConfirmPage;
 use super::see_other;

@@ -55,6 +55,7 @@ mod apns;
 mod assets;
 mod devices;
 mod enrollments;
+mod error_page;
 mod forms;
 mod groups;
 mod health;

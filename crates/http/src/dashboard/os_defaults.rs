@@ -7,7 +7,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use guardmdm_service::os::OsKey;
 
-use super::devices::error_page;
+use super::error_page::error_page;
 use super::forms::FormData;
 use super::see_other;
 use super::{Chrome, Page};

@@ -12,7 +12,7 @@ use guardmdm_service::os::OsKey;
 use guardmdm_service::profile_spec::{FieldError, ProfileSpec};
 use guardmdm_service::profiles::{DefinitionView, ProfileView};
 
-use super::devices::error_page;
+use super::error_page::error_page;
 use super::forms::{self, BulkForm, FormData, ReportView};
 use super::profile_form::{ProfileFormView, ProfileValues, errors_of};
 use super::{Chrome, Page, see_other, when};

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::abm::{EntryView, entry_href};
-use super::devices::error_page;
+use super::error_page::error_page;
 use super::forms::FormData;
 use super::{Chrome, Page, path_segment, shown};
 use super::{rfc3339, see_other, when};
