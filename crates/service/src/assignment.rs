@@ -22,6 +22,7 @@ use crate::ServiceError;
 use crate::abm_tokens::AbmTokenService;
 use crate::assign_rules::{self, Plan};
 use crate::group_rule::DeviceFacts;
+use crate::lease::HeldLease;
 use crate::profile_spec::{self, ProfileSpec};
 use crate::resolve::Resolver;
 
@@ -108,7 +109,7 @@ impl Assigner {
             store,
             abm,
             enroll_url,
-            lease_ttl: crate::dep_sync::DEFAULT_LEASE_TTL,
+            lease_ttl: crate::lease::DEFAULT_LEASE_TTL,
         }
     }
 
@@ -205,24 +206,11 @@ impl Assigner {
             Some(only) => self.read_chunk(entry.id, None, only).await?,
             None => Vec::new(),
         };
-        let mut lease_renewed = std::time::Instant::now();
+        let mut lease = HeldLease::new(self.store.as_ref(), entry.id, holder, self.lease_ttl);
         loop {
-            if lease_renewed.elapsed() > crate::sync_rules::lease_renew_after(self.lease_ttl) {
-                let now = guardmdm_store::now();
-                if !self
-                    .store
-                    .try_acquire_sync_lease(
-                        entry.id,
-                        holder,
-                        now,
-                        crate::sync_rules::lease_ttl_secs(self.lease_ttl),
-                    )
-                    .await?
-                {
-                    state.stop = Some("the lease was lost to another instance".to_string());
-                    break;
-                }
-                lease_renewed = std::time::Instant::now();
+            if !lease.keep().await? {
+                state.stop = Some("the lease was lost to another instance".to_string());
+                break;
             }
             // What to read next: the next slice of candidates, or the serials after this
             // chunk's last one; nothing when the walk has ended.

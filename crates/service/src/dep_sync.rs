@@ -25,18 +25,15 @@ use uuid::Uuid;
 
 use crate::assignment::{AppleSide, Assigner};
 use crate::health::TokenState;
+use crate::lease::{DEFAULT_LEASE_TTL, HeldLease};
 use crate::sync_rules::{
     AfterPage, INSTANCE_STOPPED_MESSAGE, Recovery, TOKEN_EXPIRED_MESSAGE, after_error, after_page,
-    full_refetch, lease_renew_after, lease_ttl_secs, reduce_page, run_error_message,
+    full_refetch, reduce_page, run_error_message,
 };
 use crate::{AbmTokenService, Actor, ServiceError};
 
 /// The automatic sync interval: 5 minutes, fixed (README, "Syncing ABM devices").
 pub const SYNC_INTERVAL: Duration = Duration::from_secs(5 * 60);
-/// How long a sync lease lasts without renewal unless configured (`--sync-lease-ttl`): well
-/// inside one interval, so a dead instance's entries are taken over at the next tick, and
-/// its runs are shown as ended (and Sync Now starts anew) once it lapsed.
-pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(120);
 /// The longest a full fetch keeps pages staged before merging them unless configured (see
 /// `page_loop`): with Apple's latency a large fetch takes minutes, and its devices are listed
 /// as it goes.
@@ -438,7 +435,7 @@ impl SyncService {
                     trigger.as_str(),
                     &self.holder,
                     guardmdm_store::now(),
-                    lease_ttl_secs(self.lease_ttl),
+                    crate::lease::ttl_secs(self.lease_ttl),
                     INSTANCE_STOPPED_MESSAGE,
                 )
                 .await?;
@@ -594,7 +591,7 @@ impl SyncService {
     ) -> Result<&'static str, SyncFailure> {
         let limit = Some(entry.batch_size);
         let mut refetched = false;
-        let mut lease_renewed = Instant::now();
+        let mut lease = HeldLease::new(self.store.as_ref(), entry.id, &self.holder, self.lease_ttl);
         let mut ahead: Option<Result<guardmdm_abm::DevicePage, DepError>> = None;
         // Pages of a full fetch are staged and merged in bulk: when the fetch ends, before
         // any page of changes is stored (a staged record merged after one would undo it), and
@@ -604,23 +601,10 @@ impl SyncService {
             if self.cancel.is_cancelled() {
                 return Err(SyncFailure::Interrupted);
             }
-            if lease_renewed.elapsed() > lease_renew_after(self.lease_ttl) {
-                let now = guardmdm_store::now();
-                let kept = self
-                    .store
-                    .try_acquire_sync_lease(
-                        entry.id,
-                        &self.holder,
-                        now,
-                        lease_ttl_secs(self.lease_ttl),
-                    )
-                    .await?;
-                if !kept {
-                    return Err(SyncFailure::Stopped(
-                        "the sync lease was lost to another instance".to_string(),
-                    ));
-                }
-                lease_renewed = Instant::now();
+            if !lease.keep().await? {
+                return Err(SyncFailure::Stopped(
+                    "the sync lease was lost to another instance".to_string(),
+                ));
             }
             let answer = match ahead.take() {
                 Some(prefetched) => prefetched,
@@ -830,7 +814,12 @@ impl SyncService {
         let now = guardmdm_store::now();
         if !self
             .store
-            .try_acquire_sync_lease(entry.id, &self.holder, now, lease_ttl_secs(self.lease_ttl))
+            .try_acquire_sync_lease(
+                entry.id,
+                &self.holder,
+                now,
+                crate::lease::ttl_secs(self.lease_ttl),
+            )
             .await?
         {
             return Ok(false);

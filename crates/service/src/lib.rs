@@ -22,6 +22,7 @@ pub mod group_rule;
 pub mod groups;
 pub mod health;
 pub mod jobs;
+pub mod lease;
 pub mod mdm;
 pub mod names;
 pub mod os;
@@ -125,7 +126,7 @@ impl Services {
     }
 
     /// Uses `ttl` as the ABM sync lease's time to live instead of
-    /// [`dep_sync::DEFAULT_LEASE_TTL`] (every service that starts syncs or assignment passes
+    /// [`lease::DEFAULT_LEASE_TTL`] (every service that starts syncs or assignment passes
     /// gets it).
     #[must_use]
     pub fn with_sync_lease_ttl(mut self, ttl: std::time::Duration) -> Self {

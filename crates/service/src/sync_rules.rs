@@ -155,17 +155,6 @@ pub const TOKEN_EXPIRED_MESSAGE: &str =
 /// lost power): its lease lapsed, or a single-process store found it at start-up.
 pub const INSTANCE_STOPPED_MESSAGE: &str = "The GuardMDM instance running this sync stopped while syncing (it no longer renewed the entry's sync lease). Nothing is lost: the next sync continues from the saved cursor.";
 
-/// When a lease holder renews its lease: after a quarter of its time to live, so a renewal
-/// that is late by half the time to live still keeps it.
-pub fn lease_renew_after(ttl: std::time::Duration) -> std::time::Duration {
-    ttl / 4
-}
-
-/// The lease's time to live in whole seconds, as the store takes it: at least one.
-pub fn lease_ttl_secs(ttl: std::time::Duration) -> i64 {
-    i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX).max(1)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,24 +284,5 @@ mod tests {
         );
         assert!(run_error_message(&DepError::TermsNotSigned).contains("accept"));
         assert!(TOKEN_EXPIRED_MESSAGE.contains("regenerate and re-upload"));
-    }
-
-    #[test]
-    fn a_lease_is_renewed_well_before_it_lapses() {
-        use std::time::Duration;
-        assert_eq!(
-            lease_renew_after(Duration::from_secs(120)),
-            Duration::from_secs(30)
-        );
-        assert_eq!(
-            lease_renew_after(Duration::from_secs(2)),
-            Duration::from_millis(500)
-        );
-        assert_eq!(lease_ttl_secs(Duration::from_secs(120)), 120);
-        assert_eq!(
-            lease_ttl_secs(Duration::from_millis(300)),
-            1,
-            "at least a second"
-        );
     }
 }
