@@ -394,6 +394,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         "info,tower_http=warn,sqlx=warn,guardmdm_sim=warn",
     );
     let every = args.enroll_every;
+    let signals = crate::server::ShutdownSignals::listen();
     let demo = start(args).await?;
     let bin = std::env::args()
         .next()
@@ -421,6 +422,6 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         name = demo.admin_name,
         password = demo.admin_password,
     );
-    crate::server::shutdown_signal().await;
+    signals.recv().await;
     demo.stop().await
 }

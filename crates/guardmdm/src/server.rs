@@ -270,13 +270,17 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     crate::telemetry::init(args.log_format, "info,tower_http=warn,sqlx=warn");
     let settings = Settings::from_args(args)?;
+    // Listened for before anything is served: a SIGTERM (or SIGHUP) that arrives as soon as
+    // the server answers must stop it gracefully (or reload it), not kill it.
+    let shutdown = ShutdownSignals::listen();
+    let hangups = hangup_signals();
     let listener = TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
     let server = start(settings, listener).await?;
     tokio::select! {
-        () = shutdown_signal() => {},
-        () = reload_on_hangup(&server) => {},
+        () = shutdown.recv() => {},
+        () = reload_on_hangup(&server, hangups) => {},
     }
     tracing::info!("shutting down");
     server.shutdown();
@@ -285,50 +289,92 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Re-reads the TLS files on every SIGHUP (`systemctl reload`); never resolves. With no TLS
-/// files SIGHUP is logged and otherwise ignored (it no longer ends the process).
-async fn reload_on_hangup(server: &RunningServer) {
+/// SIGHUP, listened for from now on (`None` off Unix, or when it cannot be).
+#[cfg(unix)]
+type Hangups = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangups = ();
+
+fn hangup_signals() -> Hangups {
     #[cfg(unix)]
     match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        Ok(mut hangups) => {
-            while hangups.recv().await.is_some() {
-                tracing::info!("SIGHUP: re-reading the TLS files");
-                if server.reload_tls().await.is_none() {
-                    tracing::info!("SIGHUP: there are no --tls-cert/--tls-key files to re-read");
-                }
-            }
-        }
+        Ok(hangups) => Some(hangups),
         Err(e) => {
-            tracing::error!(error = %e, "cannot listen for SIGHUP; TLS files are still re-read when they change")
+            tracing::error!(error = %e, "cannot listen for SIGHUP; TLS files are still re-read when they change");
+            None
+        }
+    }
+}
+
+/// Re-reads the TLS files on every SIGHUP (`systemctl reload`); never resolves. With no TLS
+/// files SIGHUP is logged and otherwise ignored (it no longer ends the process).
+#[cfg_attr(not(unix), allow(unused_variables))]
+async fn reload_on_hangup(server: &RunningServer, hangups: Hangups) {
+    #[cfg(unix)]
+    if let Some(mut hangups) = hangups {
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP: re-reading the TLS files");
+            if server.reload_tls().await.is_none() {
+                tracing::info!("SIGHUP: there are no --tls-cert/--tls-key files to re-read");
+            }
         }
     }
     std::future::pending::<()>().await;
 }
 
-/// Resolves on SIGTERM or SIGINT (Ctrl-C).
-pub async fn shutdown_signal() {
-    let interrupt = async {
+/// SIGTERM and SIGINT (Ctrl-C), listened for from the moment [`ShutdownSignals::listen`]
+/// returns, so one that arrives before anything waits for it is not lost.
+pub struct ShutdownSignals {
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+}
+
+impl ShutdownSignals {
+    /// Starts listening.
+    #[must_use]
+    pub fn listen() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            let listen = |kind: SignalKind, name: &str| match signal(kind) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for {name}");
+                    None
+                }
+            };
+            Self {
+                terminate: listen(SignalKind::terminate(), "SIGTERM"),
+                interrupt: listen(SignalKind::interrupt(), "SIGINT"),
+            }
+        }
+        #[cfg(not(unix))]
+        Self {}
+    }
+
+    /// Resolves on the first SIGTERM or SIGINT since [`Self::listen`].
+    pub async fn recv(self) {
+        #[cfg(unix)]
+        {
+            async fn one(signal: Option<tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                () = one(self.terminate) => {},
+                () = one(self.interrupt) => {},
+            }
+        }
+        #[cfg(not(unix))]
         if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for SIGINT");
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut sig) => {
-                sig.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => {},
-        () = terminate => {},
     }
 }

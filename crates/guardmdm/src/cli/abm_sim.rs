@@ -204,6 +204,7 @@ async fn serve(args: ServeSimArgs) -> anyhow::Result<()> {
         adopt_seed_devices: !args.no_adopt,
         ..SimConfig::default()
     };
+    let signals = crate::server::ShutdownSignals::listen();
     let sim = Simulator::new(config);
     if let (Some(name), Some(pem)) = (&args.server_name, &args.server_pem) {
         preregister(&sim, name, pem, args.token_dir.as_deref())?;
@@ -214,7 +215,7 @@ async fn serve(args: ServeSimArgs) -> anyhow::Result<()> {
     let running = sim.start(listener).context("starting the simulator")?;
     print_usage(&running.base_url(), args.devices);
     tracing::info!(listen = %running.addr, devices = args.devices, "ABM simulator is serving");
-    crate::server::shutdown_signal().await;
+    signals.recv().await;
     tracing::info!("shutting down");
     running.stop().await.context("serving HTTP")?;
     Ok(())
