@@ -102,6 +102,36 @@ struct PassState<'a> {
     stop: Option<String>,
 }
 
+/// A chunk of a pass to read.
+enum ChunkRead<'a> {
+    /// The present devices after this serial (from the first for `None`).
+    After(Option<String>),
+    /// These serials (an incremental pass's candidates).
+    Only(&'a [String]),
+}
+
+/// Where a pass is in its walk: through every present device, or through its candidates.
+struct Walk<'a> {
+    /// An incremental pass's candidates still to read; `None` for a full pass.
+    candidates: Option<std::slice::Chunks<'a, String>>,
+}
+
+impl<'a> Walk<'a> {
+    /// What to read after `previous` (the chunk just read; `None` before the first), or
+    /// nothing when the walk has ended.
+    fn next(&mut self, previous: Option<&[AssignmentInput]>) -> Option<ChunkRead<'a>> {
+        match (&mut self.candidates, previous) {
+            (Some(chunks), _) => chunks.next().map(ChunkRead::Only),
+            (None, None) => Some(ChunkRead::After(None)),
+            // A short chunk was the walk's last.
+            (None, Some(chunk)) if chunk.len() < PASS_CHUNK as usize => None,
+            (None, Some(chunk)) => Some(ChunkRead::After(
+                chunk.last().map(|i| i.device.device.serial_number.clone()),
+            )),
+        }
+    }
+}
+
 impl Assigner {
     /// An assigner; `enroll_url` is the default enrollment URL of profiles that give none.
     pub fn new(store: Arc<dyn Store>, abm: AbmTokenService, enroll_url: String) -> Self {
@@ -197,13 +227,11 @@ impl Assigner {
         // The next chunk is read while the current one is resolved, sent and written: the
         // chunks are disjoint ranges of serials, so the read cannot see the write, and on
         // SQLite the two run on two pooled connections (two threads) at once.
-        let mut chunks = candidates.as_deref().map(|c| c.chunks(PASS_CHUNK as usize));
-        let mut next = match chunks.as_mut() {
-            Some(chunks) => chunks.next().map(Some),
-            None => Some(None),
+        let mut walk = Walk {
+            candidates: candidates.as_deref().map(|c| c.chunks(PASS_CHUNK as usize)),
         };
-        let mut inputs = match next {
-            Some(only) => self.read_chunk(entry.id, None, only).await?,
+        let mut inputs = match walk.next(None) {
+            Some(read) => self.read_chunk(entry.id, read).await?,
             None => Vec::new(),
         };
         let mut lease = HeldLease::new(self.store.as_ref(), entry.id, holder, self.lease_ttl);
@@ -212,24 +240,13 @@ impl Assigner {
                 state.stop = Some("the lease was lost to another instance".to_string());
                 break;
             }
-            // What to read next: the next slice of candidates, or the serials after this
-            // chunk's last one; nothing when the walk has ended.
-            next = match chunks.as_mut() {
-                Some(chunks) => chunks.next().map(Some),
-                // A short chunk was the walk's last.
-                None if inputs.len() < PASS_CHUNK as usize => None,
-                None => Some(None),
-            };
+            let next = walk.next(Some(&inputs));
             if inputs.is_empty() && next.is_none() {
                 break;
             }
-            let after = match (&chunks, inputs.last()) {
-                (None, Some(last)) => Some(last.device.device.serial_number.clone()),
-                _ => None,
-            };
             let read = async {
                 match next {
-                    Some(only) => self.read_chunk(entry.id, after.as_deref(), only).await,
+                    Some(read) => self.read_chunk(entry.id, read).await,
                     None => Ok(Vec::new()),
                 }
             };
@@ -261,13 +278,16 @@ impl Assigner {
         Ok(pass)
     }
 
-    /// Reads a chunk of inputs: the devices after `after`, or those of `only`.
+    /// Reads a chunk of inputs.
     async fn read_chunk(
         &self,
         entry_id: EntryId,
-        after: Option<&str>,
-        only: Option<&[String]>,
+        read: ChunkRead<'_>,
     ) -> Result<Vec<AssignmentInput>, ServiceError> {
+        let (after, only) = match &read {
+            ChunkRead::After(after) => (after.as_deref(), None),
+            ChunkRead::Only(serials) => (None, Some(*serials)),
+        };
         Ok(self
             .store
             .assignment_inputs(entry_id, after, PASS_CHUNK, only)
@@ -529,5 +549,73 @@ impl Assigner {
         } else if !matches!(error, DepError::Api { .. }) {
             state.stop = Some(format!("Apple is not answering: {error}"));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use guardmdm_store::{AbmDevice, StoredAbmDevice};
+
+    fn chunk(serials: impl Iterator<Item = String>) -> Vec<AssignmentInput> {
+        let now = guardmdm_store::now();
+        serials
+            .map(|serial_number| AssignmentInput {
+                device: StoredAbmDevice {
+                    entry_id: EntryId::new_v4(),
+                    device: AbmDevice {
+                        serial_number,
+                        ..AbmDevice::default()
+                    },
+                    removed_at: None,
+                    first_seen_at: now,
+                    updated_at: now,
+                },
+                explicit_profile: None,
+                static_groups: Vec::new(),
+                record: None,
+            })
+            .collect()
+    }
+
+    fn after(read: Option<ChunkRead<'_>>) -> Option<Option<String>> {
+        match read {
+            Some(ChunkRead::After(after)) => Some(after),
+            Some(ChunkRead::Only(_)) => panic!("a full walk read candidates"),
+            None => None,
+        }
+    }
+
+    #[test]
+    fn a_full_walk_goes_on_after_each_full_chunk_and_ends_after_a_short_one() {
+        let mut walk = Walk { candidates: None };
+        assert_eq!(after(walk.next(None)), Some(None), "from the first device");
+        let full = chunk((0..PASS_CHUNK).map(|i| format!("S{i:08}")));
+        let last = format!("S{:08}", PASS_CHUNK - 1);
+        assert_eq!(after(walk.next(Some(&full))), Some(Some(last)));
+        let short = chunk((0..3).map(|i| format!("T{i:08}")));
+        assert_eq!(after(walk.next(Some(&short))), None);
+        assert_eq!(after(walk.next(Some(&[]))), None);
+    }
+
+    #[test]
+    fn an_incremental_walk_reads_its_candidates_a_chunk_at_a_time_whatever_each_held() {
+        let candidates: Vec<String> = (0..PASS_CHUNK * 2 + 5)
+            .map(|i| format!("S{i:08}"))
+            .collect();
+        let mut walk = Walk {
+            candidates: Some(candidates.chunks(PASS_CHUNK as usize)),
+        };
+        let mut sizes = Vec::new();
+        let mut previous: Option<Vec<AssignmentInput>> = None;
+        while let Some(read) = walk.next(previous.as_deref()) {
+            let ChunkRead::Only(serials) = read else {
+                panic!("an incremental walk read by serial order");
+            };
+            sizes.push(serials.len());
+            // Every candidate may have left ABM since: an empty chunk does not end the walk.
+            previous = Some(Vec::new());
+        }
+        assert_eq!(sizes, [PASS_CHUNK as usize, PASS_CHUNK as usize, 5]);
     }
 }
