@@ -310,7 +310,73 @@ async fn sync_now_syncs_and_devices_through_the_cli() {
     let first = app.abm_set(&server).into_iter().next().unwrap();
     assert!(out.stdout.lines().nth(1).unwrap().starts_with(&first));
     let out = admin(&app, cwd, &["devices", "list", "--limit", "100"]).await;
-    assert!(out.stderr.contains("More: --after"), "{}", out.stderr);
+    let cursor = out
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("More: --after "))
+        .unwrap_or_else(|| panic!("{}", out.stderr))
+        .to_string();
+    let rest = admin(
+        &app,
+        cwd,
+        &["devices", "list", "--limit", "100", "--after", &cursor],
+    )
+    .await;
+    assert!(rest.ok, "{}", rest.stderr);
+    assert_eq!(rest.stdout.lines().count(), 31, "a header and the other 30");
+    assert!(!rest.stderr.contains("More:"), "{}", rest.stderr);
+    // The same page by the last serial, as scripts paged before cursors.
+    let last = out.stdout.lines().last().unwrap().split_whitespace().next();
+    let by_serial = admin(
+        &app,
+        cwd,
+        &[
+            "devices",
+            "list",
+            "--limit",
+            "100",
+            "--after",
+            last.unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(by_serial.stdout, rest.stdout);
+    // The API behind it: the next page's Link repeats the filters.
+    let first = app
+        .admin(
+            reqwest::Method::GET,
+            "/api/v1/devices?token=main&abm_status=assigned&limit=100",
+        )
+        .send()
+        .await
+        .unwrap();
+    let link = first.headers()["link"].to_str().unwrap().to_string();
+    assert_eq!(
+        first.json::<Vec<serde_json::Value>>().await.unwrap().len(),
+        100
+    );
+    let next = link
+        .strip_prefix('<')
+        .and_then(|l| l.strip_suffix(">; rel=\"next\""))
+        .unwrap_or_else(|| panic!("{link}"));
+    assert!(
+        next.contains("entry=main") && next.contains("abm_status=assigned"),
+        "{next}"
+    );
+    let last = app.admin(reqwest::Method::GET, next).send().await.unwrap();
+    assert!(last.headers().get("link").is_none(), "the last page");
+    assert_eq!(
+        last.json::<Vec<serde_json::Value>>().await.unwrap().len(),
+        30
+    );
+    let (_, removed) = app
+        .json(
+            reqwest::Method::GET,
+            "/api/v1/devices?abm_status=removed",
+            None,
+        )
+        .await;
+    assert_eq!(removed, serde_json::json!([]));
 
     // The entry shows its last sync; mistakes are named.
     let out = admin(&app, cwd, &["abm", "token", "list"]).await;
@@ -334,7 +400,7 @@ async fn sync_now_syncs_and_devices_through_the_cli() {
     );
     fails_with(
         &admin(&app, cwd, &["devices", "list", "--status", "lost"]).await,
-        "assigned or removed",
+        "use unassigned, pending, assigned, pushed, enrolled or removed",
     );
     app.stop().await;
 }

@@ -100,6 +100,38 @@ async fn a_device_goes_from_abm_assignment_to_enrolled_to_answering_commands() {
             )
             .await;
         assert_eq!(shown[0]["enrollment"]["status"], "enrolled", "{shown}");
+        // The list says Enrolled, as the dashboard does, to the API and the CLI alike; the
+        // other bought device is not.
+        let (_, enrolled) = app
+            .json(Method::GET, "/api/v1/devices?status=enrolled", None)
+            .await;
+        assert_eq!(enrolled.as_array().unwrap().len(), 1, "{enrolled}");
+        assert_eq!(enrolled[0]["serial_number"], serials[0].as_str());
+        assert_eq!(enrolled[0]["status"], "enrolled", "{enrolled}");
+        assert!(enrolled[0]["last_seen_at"].is_string(), "{enrolled}");
+        let (_, other) = app
+            .json(
+                Method::GET,
+                &format!("/api/v1/devices?serial={}", serials[1]),
+                None,
+            )
+            .await;
+        assert_ne!(other[0]["status"], "enrolled", "{other}");
+        let out = common::run_cli(
+            app,
+            Some(common::ADMIN_TOKEN),
+            tempfile::tempdir().unwrap().path(),
+            &["devices", "list", "--status", "enrolled"],
+        )
+        .await;
+        assert!(out.ok, "{}", out.stderr);
+        let line = out
+            .stdout
+            .lines()
+            .find(|l| l.contains(&serials[0]))
+            .unwrap_or_else(|| panic!("{}", out.stdout));
+        assert!(line.contains("Enrolled"), "{line}");
+        assert!(!out.stdout.contains(&serials[1]), "{}", out.stdout);
         let metrics = app.metrics().await;
         assert!(
             metrics.contains("guardmdm_apns_certificate_expiry_timestamp_seconds"),

@@ -153,10 +153,10 @@ impl Serve {
         self.devices_with("assigned").await
     }
 
-    /// Every serial GuardMDM lists with `status` (`assigned` or `removed`) under `main`,
+    /// Every serial GuardMDM lists with `abm_status` (`assigned` or `removed`) under `main`,
     /// each listed once.
-    async fn devices_with(&self, status: &str) -> BTreeSet<String> {
-        let path = format!("/api/v1/devices?token=main&status={status}");
+    async fn devices_with(&self, abm_status: &str) -> BTreeSet<String> {
+        let path = format!("/api/v1/devices?entry=main&abm_status={abm_status}");
         common::serial_set(&common::all_pages(&self.http, &self.base, &path, "serial_number").await)
     }
 

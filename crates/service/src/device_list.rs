@@ -1,9 +1,10 @@
-//! The dashboard's list of ABM devices: filters, serial search, sorting and keyset pages that
-//! cost the same at any depth of a 1,000,000-device fleet (no OFFSET, no COUNT per page).
+//! The list of ABM devices, one home for the dashboard's `/devices`, `GET /api/v1/devices` and
+//! `guardmdm devices list`: filters, serial search, sorting and keyset pages that cost the
+//! same at any depth of a 1,000,000-device fleet (no OFFSET, no COUNT per page).
 //!
 //! [`device_status`] (Unassigned, Assigning, Assigned, Pushed, Enrolled, Removed from ABM;
-//! `docs/architecture.md` §9) and [`parse_status_filter`] are plain functions;
-//! [`DeviceListService::page`] runs a [`DeviceListRequest`] against the store.
+//! `docs/architecture.md` §9), [`parse_status_filter`] and [`parse_after`] are plain
+//! functions; [`DeviceListService::page`] runs a [`DeviceListRequest`] against the store.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,7 +15,7 @@ use guardmdm_store::{
     AssignState, DeviceCursor, DeviceOrder, DeviceQuery, EnrollmentStatus, EntryId, Store,
     StoredAbmDevice,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::ServiceError;
@@ -23,15 +24,17 @@ use crate::group_rule::{DeviceFacts, GroupRule};
 use crate::resolve::{Membership, Resolver};
 
 /// Largest page.
-pub const MAX_PAGE: u32 = 200;
+pub const MAX_PAGE: u32 = 1_000;
 /// Default page.
 pub const DEFAULT_PAGE: u32 = 50;
 /// Devices examined at most per page when filtering by a smart group (its rule is evaluated
 /// here, not in SQL); a page may then hold fewer rows and still offer the next one.
 const SMART_SCAN_LIMIT: u32 = 2_000;
+/// Devices read per batch while filtering by a smart group.
+const SMART_BATCH: u32 = 200;
 
 /// Where a device stands, in the dashboard's words (`docs/architecture.md` §9).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeviceStatus {
     /// No ADE profile resolved for it (see why on its page).
@@ -122,7 +125,8 @@ pub fn device_status(
 pub fn parse_status_filter(status: &str, query: &mut DeviceQuery) -> Result<(), ServiceError> {
     let state = match status {
         "unassigned" => AssignState::Unassigned,
-        "pending" => AssignState::Pending,
+        // The dashboard says Assigning; the filter value is `pending`.
+        "pending" | "assigning" => AssignState::Pending,
         "assigned" => AssignState::Assigned,
         "pushed" => AssignState::Pushed,
         "enrolled" => {
@@ -159,6 +163,54 @@ pub fn parse_order(sort: &str) -> Result<DeviceOrder, ServiceError> {
     }
 }
 
+/// Whether a device is still assigned to this MDM server in ABM: the store query for it.
+///
+/// # Errors
+/// [`ServiceError::Invalid`] for anything but `assigned` and `removed`.
+pub fn parse_abm_status(abm_status: &str) -> Result<bool, ServiceError> {
+    match abm_status {
+        "assigned" => Ok(false),
+        "removed" => Ok(true),
+        other => Err(ServiceError::Invalid(format!(
+            "abm_status {other:?}: use assigned or removed"
+        ))),
+    }
+}
+
+/// Where a page starts: the `next` cursor of the page before, or, in the serial order
+/// only, the serial number of the previous page's last device (what `GET /api/v1/devices`
+/// took before it had cursors, and scripts still send). An empty value is the first page.
+///
+/// # Errors
+/// [`ServiceError::Invalid`] for text that is neither, or a serial in another order.
+pub fn parse_after(after: &str, query: &mut DeviceQuery) -> Result<(), ServiceError> {
+    let after = after.trim();
+    if after.is_empty() {
+        return Ok(());
+    }
+    if let Ok(cursor) = decode_cursor(after) {
+        query.after = Some(cursor);
+        return Ok(());
+    }
+    // A cursor is base64 of a JSON object ("eyJ…"), which no serial number (upper-case
+    // letters and digits) decodes to.
+    let serial = after.to_ascii_uppercase();
+    if !serial.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(ServiceError::Invalid(
+            "after: the page cursor is not valid: start again from the first page".to_string(),
+        ));
+    }
+    if query.order != DeviceOrder::Serial || query.descending {
+        return Err(ServiceError::Invalid(
+            "after: a serial number continues only the ascending serial order; pass the next \
+             page's cursor instead"
+                .to_string(),
+        ));
+    }
+    query.after_serial = Some(serial);
+    Ok(())
+}
+
 /// A page cursor as it travels in a URL: URL-safe base64 of JSON.
 pub fn encode_cursor(cursor: &DeviceCursor) -> String {
     URL_SAFE_NO_PAD.encode(serde_json::to_vec(cursor).unwrap_or_default())
@@ -185,6 +237,8 @@ pub fn decode_cursor(text: &str) -> Result<DeviceCursor, ServiceError> {
 pub struct DeviceListRequest {
     /// A [`DeviceStatus`] value.
     pub status: Option<String>,
+    /// `assigned` (still assigned to this MDM server in ABM) or `removed`.
+    pub abm_status: Option<String>,
     /// GuardMDM's assignment state (`unassigned`, `pending`, `failed`, …).
     pub assignment: Option<String>,
     /// Apple's OS (`iOS`, `iPadOS`, `macOS`/`OSX`, `tvOS`, `visionOS`).
@@ -199,44 +253,38 @@ pub struct DeviceListRequest {
     pub sort: Option<String>,
     /// Largest first.
     pub descending: bool,
-    /// The `next` of the previous page.
+    /// The `next` of the previous page (or, in the serial order, the previous page's last
+    /// serial: [`parse_after`]).
     pub after: Option<String>,
     /// Rows per page (1 to [`MAX_PAGE`]).
     pub limit: Option<u32>,
 }
 
-/// One row of the list.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct DeviceRow {
-    /// Serial number.
-    pub serial: String,
-    /// Marketing model.
-    pub model: String,
-    /// Apple's family.
-    pub family: Option<String>,
-    /// Apple's OS.
-    pub os: Option<String>,
-    /// The ABM entry.
-    pub entry: String,
-    /// The status.
+/// A device as the list shows it: Apple's record, its ABM entry, its status, and where
+/// assigning its profile stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceView {
+    /// The ABM entry's name.
+    pub abm_entry: String,
+    /// `assigned` (in ABM for this MDM server) or `removed` (removed from ABM).
+    pub abm_status: String,
+    /// Where it stands, as the dashboard shows it.
     pub status: DeviceStatus,
-    /// Apple's profile status (`empty`, `assigned`, `pushed`, `removed`).
-    pub apple_profile_status: Option<String>,
-    /// GuardMDM's assignment record (resolved profile, rule, state).
-    pub assignment: Option<AssignmentView>,
     /// The last MDM request from the device, once enrolled.
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(default, with = "time::serde::rfc3339::option")]
     pub last_seen_at: Option<OffsetDateTime>,
-    /// When GuardMDM last changed the ABM record.
-    #[serde(with = "time::serde::rfc3339")]
-    pub updated_at: OffsetDateTime,
+    /// The stored record.
+    #[serde(flatten)]
+    pub device: StoredAbmDevice,
+    /// Where assigning its ADE profile stands; `None` before the first assignment pass.
+    pub assignment: Option<AssignmentView>,
 }
 
 /// A page of the list.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DevicePage {
     /// The rows.
-    pub rows: Vec<DeviceRow>,
+    pub rows: Vec<DeviceView>,
     /// The cursor of the next page, when there may be one.
     pub next: Option<String>,
 }
@@ -304,10 +352,21 @@ impl DeviceListService {
             ..DeviceQuery::default()
         };
         if let Some(after) = &req.after {
-            query.after = Some(decode_cursor(after)?);
+            parse_after(after, &mut query)?;
         }
         if let Some(status) = &req.status {
             parse_status_filter(status, &mut query)?;
+        }
+        if let Some(abm_status) = &req.abm_status {
+            let removed = parse_abm_status(abm_status)?;
+            if query.removed.is_some_and(|r| r != removed) {
+                // Removed from ABM and still in it: nothing can match.
+                return Ok(DevicePage {
+                    rows: vec![],
+                    next: None,
+                });
+            }
+            query.removed = Some(removed);
         }
         if let Some(state) = &req.assignment {
             let state = crate::assign_rules::parse_state(state)?;
@@ -392,7 +451,7 @@ impl DeviceListService {
         mut query: DeviceQuery,
     ) -> Result<(Vec<StoredAbmDevice>, Option<DeviceCursor>), ServiceError> {
         let want = query.limit as usize;
-        query.limit = MAX_PAGE;
+        query.limit = SMART_BATCH;
         let mut out = Vec::with_capacity(want);
         let mut examined = 0;
         loop {
@@ -422,7 +481,7 @@ impl DeviceListService {
         &self,
         devices: Vec<StoredAbmDevice>,
         entries: &HashMap<EntryId, String>,
-    ) -> Result<Vec<DeviceRow>, ServiceError> {
+    ) -> Result<Vec<DeviceView>, ServiceError> {
         let serials: Vec<String> = devices
             .iter()
             .map(|d| d.device.serial_number.clone())
@@ -459,17 +518,18 @@ impl DeviceListService {
                     record.as_ref().map(|r| r.state),
                     d.device.profile_status.as_deref(),
                 );
-                DeviceRow {
-                    entry: entries.get(&d.entry_id).cloned().unwrap_or_default(),
+                DeviceView {
+                    abm_entry: entries.get(&d.entry_id).cloned().unwrap_or_default(),
+                    abm_status: if d.removed_at.is_some() {
+                        "removed"
+                    } else {
+                        "assigned"
+                    }
+                    .to_string(),
                     status,
-                    apple_profile_status: d.device.profile_status,
-                    assignment: record.map(|r| AssignmentView::new(r, &profiles)),
                     last_seen_at: enrollment.map(|e| e.last_seen_at),
-                    updated_at: d.updated_at,
-                    serial: d.device.serial_number,
-                    model: d.device.model,
-                    family: d.device.device_family,
-                    os: d.device.os,
+                    assignment: record.map(|r| AssignmentView::new(r, &profiles)),
+                    device: d,
                 }
             })
             .collect())
@@ -574,6 +634,41 @@ mod tests {
         assert_eq!(decode_cursor(&text).unwrap(), c);
         assert!(decode_cursor("not a cursor!").is_err());
         assert!(decode_cursor(&URL_SAFE_NO_PAD.encode(b"{}")).is_err());
+    }
+
+    #[test]
+    fn a_page_starts_after_a_cursor_or_in_the_serial_order_after_a_serial() {
+        let c = DeviceCursor {
+            model: "iPad".into(),
+            updated_at: time::macros::datetime!(2026-01-02 03:04:05 UTC),
+            serial: "C02X".into(),
+            entry_id: EntryId::new_v4(),
+        };
+        let mut q = DeviceQuery::default();
+        parse_after(&encode_cursor(&c), &mut q).unwrap();
+        assert_eq!((q.after, q.after_serial), (Some(c), None));
+        let mut q = DeviceQuery::default();
+        parse_after(" c02xyz ", &mut q).unwrap();
+        assert_eq!((q.after, q.after_serial.as_deref()), (None, Some("C02XYZ")));
+        let mut q = DeviceQuery::default();
+        parse_after("", &mut q).unwrap();
+        assert_eq!((q.after, q.after_serial), (None, None));
+        let mut q = DeviceQuery {
+            order: DeviceOrder::Model,
+            ..DeviceQuery::default()
+        };
+        let err = parse_after("C02XYZ", &mut q).unwrap_err();
+        assert!(err.to_string().contains("ascending serial order"), "{err}");
+        let err = parse_after("not/a cursor", &mut DeviceQuery::default()).unwrap_err();
+        assert!(err.to_string().contains("cursor is not valid"), "{err}");
+    }
+
+    #[test]
+    fn abm_status_is_assigned_or_removed() {
+        assert!(!parse_abm_status("assigned").unwrap());
+        assert!(parse_abm_status("removed").unwrap());
+        let err = parse_abm_status("enrolled").unwrap_err();
+        assert!(err.to_string().contains("assigned or removed"), "{err}");
     }
 
     #[test]

@@ -48,8 +48,8 @@ pub use admins::{
 };
 pub use api_keys::{ApiKeyView, AuthService, CreatedApiKey};
 pub use audit::AuditService;
-pub use dep_sync::{DeviceFilter, DeviceView, SyncService, SyncStart, Trigger};
-pub use device_list::{DeviceListRequest, DeviceListService};
+pub use dep_sync::{SyncService, SyncStart, Trigger};
+pub use device_list::{DeviceListRequest, DeviceListService, DevicePage, DeviceView};
 pub use devices::DeviceService;
 pub use error::ServiceError;
 pub use groups::GroupService;

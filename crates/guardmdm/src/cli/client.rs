@@ -160,6 +160,27 @@ impl ApiClient {
             .context("decoding the answer")
     }
 
+    /// GET with a query string of a paged list, decoding JSON: the page, and the `after` of
+    /// the next one when the answer's `Link: <…>; rel="next"` header gives it.
+    ///
+    /// # Errors
+    /// As [`ApiClient::get`].
+    pub async fn get_page<T: DeserializeOwned, Q: Serialize + ?Sized>(
+        &self,
+        segments: &[&str],
+        query: &Q,
+    ) -> anyhow::Result<(T, Option<String>)> {
+        let response = self.send(Method::GET, segments, |r| r.query(query)).await?;
+        let next = response
+            .headers()
+            .get_all(reqwest::header::LINK)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|v| next_after(&self.base, v));
+        let page = response.json().await.context("decoding the answer")?;
+        Ok((page, next))
+    }
+
     /// GET, as text.
     ///
     /// # Errors
@@ -250,5 +271,37 @@ impl ApiClient {
     /// As [`ApiClient::get`].
     pub async fn delete(&self, segments: &[&str]) -> anyhow::Result<()> {
         self.send(Method::DELETE, segments, |r| r).await.map(drop)
+    }
+}
+
+/// The `after` query parameter of the `rel="next"` target of a `Link` header value.
+fn next_after(base: &Url, link: &str) -> Option<String> {
+    link.split(',').find_map(|part| {
+        let (target, params) = part.trim().split_once(';')?;
+        let is_next = params
+            .split(';')
+            .any(|p| matches!(p.trim(), "rel=\"next\"" | "rel=next"));
+        let target = target.trim().strip_prefix('<')?.strip_suffix('>')?;
+        let url = base.join(target).ok()?;
+        is_next
+            .then(|| url.query_pairs().find(|(k, _)| k == "after"))
+            .flatten()
+            .map(|(_, v)| v.into_owned())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_next_page_is_read_from_the_link_header() {
+        let base = Url::parse("https://mdm.example.com/").unwrap();
+        let link = "</api/v1/devices?status=enrolled&after=eyJ4IjoxfQ&limit=5>; rel=\"next\"";
+        assert_eq!(next_after(&base, link).as_deref(), Some("eyJ4IjoxfQ"));
+        let two = "</a?after=1>; rel=\"prev\", </a?after=2>; rel=\"next\"";
+        assert_eq!(next_after(&base, two).as_deref(), Some("2"));
+        assert_eq!(next_after(&base, "</a?after=1>; rel=\"prev\""), None);
+        assert_eq!(next_after(&base, "garbage"), None);
     }
 }

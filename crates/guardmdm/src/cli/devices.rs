@@ -10,22 +10,41 @@ use super::{ApiClient, table};
 
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum DevicesCommand {
-    /// List devices, by serial number.
+    /// List devices with their status (Unassigned, Assigning, Assigned, Pushed, Enrolled,
+    /// Removed from ABM), as the dashboard's device list shows them.
     List {
         /// Only this ABM entry's devices.
-        #[arg(long)]
-        token: Option<String>,
+        #[arg(long, alias = "token")]
+        entry: Option<String>,
         /// Only this OS: ios, ipados, macos, tvos, visionos.
         #[arg(long)]
         os: Option<String>,
-        /// `assigned` (in ABM) or `removed` (removed from ABM).
+        /// Only this status: unassigned, pending (Assigning), assigned, pushed, enrolled,
+        /// removed.
         #[arg(long)]
         status: Option<String>,
+        /// `assigned` (still assigned to this MDM server in ABM, whatever its status) or
+        /// `removed`.
+        #[arg(long)]
+        abm_status: Option<String>,
         /// Only this profile-assignment state: unassigned, pending, assigned, pushed,
         /// not_accessible, failed, throttled, removed.
         #[arg(long)]
         assignment: Option<String>,
-        /// Serials after this one (the next page).
+        /// Only members of this group (static or smart).
+        #[arg(long)]
+        group: Option<String>,
+        /// Only serial numbers starting with this.
+        #[arg(long)]
+        serial: Option<String>,
+        /// Sort by serial, model or updated (the last change).
+        #[arg(long, default_value = "serial")]
+        sort: String,
+        /// Largest first.
+        #[arg(long)]
+        desc: bool,
+        /// Where the page starts: the cursor the previous page printed (or a serial number,
+        /// in the serial order).
         #[arg(long)]
         after: Option<String>,
         /// How many (1–1000).
@@ -74,36 +93,47 @@ fn push_line(push: &guardmdm_service::mdm::PushStatus) -> String {
 pub(crate) async fn run(client: &ApiClient, command: DevicesCommand) -> anyhow::Result<()> {
     match command {
         DevicesCommand::List {
-            token,
+            entry,
             os,
             status,
+            abm_status,
             assignment,
+            group,
+            serial,
+            sort,
+            desc,
             after,
             limit,
             json,
         } => {
             let mut query: Vec<(&str, String)> = vec![("limit", limit.to_string())];
+            if desc {
+                query.push(("dir", "desc".to_string()));
+            }
             for (key, value) in [
-                ("token", token),
+                ("entry", entry),
                 ("os", os),
                 ("status", status),
+                ("abm_status", abm_status),
                 ("assignment", assignment),
+                ("group", group),
+                ("serial", serial),
+                ("sort", Some(sort)),
                 ("after", after),
             ] {
                 if let Some(value) = value {
                     query.push((key, value));
                 }
             }
-            let devices: Vec<DeviceView> = client.get_query(&["devices"], &query).await?;
+            let (devices, next): (Vec<DeviceView>, _) =
+                client.get_page(&["devices"], &query).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&devices)?);
-                return Ok(());
+            } else {
+                print_list(&devices);
             }
-            print_list(&devices);
-            if devices.len() == usize::try_from(limit).unwrap_or(usize::MAX)
-                && let Some(last) = devices.last()
-            {
-                eprintln!("More: --after {}", last.device.device.serial_number);
+            if let Some(next) = next {
+                eprintln!("More: --after {next}");
             }
         }
         DevicesCommand::Show { serial, json } => {
@@ -143,7 +173,7 @@ fn print_list(devices: &[DeviceView]) {
                 r.model.clone(),
                 r.os.clone().unwrap_or_default(),
                 d.abm_entry.clone(),
-                d.abm_status.clone(),
+                d.status.label().to_string(),
                 profile,
                 state,
                 r.profile_status.clone().unwrap_or_default(),
@@ -159,7 +189,7 @@ fn print_list(devices: &[DeviceView]) {
                 "MODEL",
                 "OS",
                 "ABM ENTRY",
-                "ABM",
+                "STATUS",
                 "PROFILE",
                 "ASSIGNMENT",
                 "APPLE STATUS",

@@ -6,7 +6,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use guardmdm_service::assign_rules::AssignState;
-use guardmdm_service::device_list::{DeviceRow, DeviceStatus};
+use guardmdm_service::device_list::{DeviceStatus, DeviceView};
 use guardmdm_service::devices::DeviceDetail;
 use guardmdm_service::os::OsKey;
 use guardmdm_service::resolve::StepOutcome;
@@ -109,6 +109,7 @@ impl ListQuery {
         };
         Ok(DeviceListRequest {
             status: opt(&self.status),
+            abm_status: None,
             assignment: opt(&self.assignment),
             os: opt(&self.os),
             entry: opt(&self.entry),
@@ -172,8 +173,8 @@ fn os_label(os: Option<&str>) -> String {
     }
 }
 
-impl From<DeviceRow> for RowView {
-    fn from(r: DeviceRow) -> Self {
+impl From<DeviceView> for RowView {
+    fn from(r: DeviceView) -> Self {
         let (profile, rule, assignment) = match &r.assignment {
             Some(a) => (
                 a.profile.clone().unwrap_or_else(|| "none".to_string()),
@@ -186,20 +187,22 @@ impl From<DeviceRow> for RowView {
                 "-".to_string(),
             ),
         };
+        let device = r.device.device;
         Self {
             href: format!(
                 "/devices/{}",
-                form_urlencoded::byte_serialize(r.serial.as_bytes()).collect::<String>()
+                form_urlencoded::byte_serialize(device.serial_number.as_bytes())
+                    .collect::<String>()
             ),
-            family: r.family.unwrap_or_else(|| "-".to_string()),
-            os: os_label(r.os.as_deref()),
-            apple: r.apple_profile_status.unwrap_or_else(|| "-".to_string()),
+            family: device.device_family.unwrap_or_else(|| "-".to_string()),
+            os: os_label(device.os.as_deref()),
+            apple: device.profile_status.unwrap_or_else(|| "-".to_string()),
             status: r.status.label(),
             status_class: r.status.as_str(),
             last_seen: r.last_seen_at.map_or_else(|| "-".to_string(), when),
-            serial: r.serial,
-            model: r.model,
-            entry: r.entry,
+            serial: device.serial_number,
+            model: device.model,
+            entry: r.abm_entry,
             profile,
             rule,
             assignment,

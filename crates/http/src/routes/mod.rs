@@ -4,6 +4,7 @@ pub(crate) mod abm;
 pub(crate) mod admins;
 pub(crate) mod api_tokens;
 pub(crate) mod audit;
+pub(crate) mod devices;
 pub(crate) mod doctor;
 pub(crate) mod groups;
 pub(crate) mod health;
@@ -47,8 +48,8 @@ pub(crate) fn api_router() -> Router<AppState> {
             get(sync::list).post(sync::start),
         )
         .route("/abm/tokens/{name}/syncs/{id}", get(sync::show))
-        .route("/devices", get(sync::devices))
-        .route("/devices/{serial}", get(sync::device))
+        .route("/devices", get(devices::list))
+        .route("/devices/{serial}", get(devices::show))
         .route("/profiles", get(profiles::list).post(profiles::create))
         .route(
             "/profiles/{name}",

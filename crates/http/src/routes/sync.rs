@@ -1,11 +1,10 @@
-//! `/api/v1/abm/tokens/{name}/syncs` (Sync Now, full resync, runs) and `/api/v1/devices`.
+//! `/api/v1/abm/tokens/{name}/syncs`: Sync Now, full resync, runs.
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use guardmdm_service::dep_sync::SyncRun;
-use guardmdm_service::devices::DeviceDetail;
-use guardmdm_service::{DeviceFilter, DeviceView, SyncRunId, SyncStart};
+use guardmdm_service::{SyncRunId, SyncStart};
 use serde::Deserialize;
 
 use crate::auth::Caller;
@@ -23,17 +22,6 @@ pub(crate) struct StartQuery {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RunsQuery {
-    limit: Option<u32>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct DevicesQuery {
-    token: Option<String>,
-    os: Option<String>,
-    status: Option<String>,
-    assignment: Option<String>,
-    after: Option<String>,
     limit: Option<u32>,
 }
 
@@ -76,28 +64,4 @@ pub(crate) async fn show(
     Path((name, id)): Path<(String, SyncRunId)>,
 ) -> Result<Json<SyncRun>, ApiError> {
     Ok(Json(state.services.sync.run(&name, id).await?))
-}
-
-pub(crate) async fn devices(
-    State(state): State<AppState>,
-    ApiQuery(query): ApiQuery<DevicesQuery>,
-) -> Result<Json<Vec<DeviceView>>, ApiError> {
-    let filter = DeviceFilter {
-        abm_entry: query.token,
-        os: query.os,
-        status: query.status,
-        assignment: query.assignment,
-        after: query.after,
-        limit: query.limit,
-    };
-    Ok(Json(state.services.sync.list_devices(filter).await?))
-}
-
-/// One serial, explained: Apple's record, the profile it resolves to and why, and where
-/// assigning it stands (one element per ABM entry that has the serial).
-pub(crate) async fn device(
-    State(state): State<AppState>,
-    Path(serial): Path<String>,
-) -> Result<Json<Vec<DeviceDetail>>, ApiError> {
-    Ok(Json(state.services.devices.show(&serial).await?))
 }
