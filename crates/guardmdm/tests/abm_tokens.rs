@@ -58,6 +58,13 @@ async fn token_lifecycle_create_upload_renew_list() {
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["health"]["state"], "active");
         assert_eq!(body["id"], created["id"], "the entry is kept");
+        // `/abm/entries` is the entry's path; `/abm/tokens`, its old name, answers the same.
+        let (_, by_entries) = app
+            .json(Method::GET, "/api/v1/abm/entries/main", None)
+            .await;
+        let (_, by_tokens) = app.json(Method::GET, "/api/v1/abm/tokens/main", None).await;
+        assert_eq!(by_entries["id"], created["id"], "{by_entries}");
+        assert_eq!(by_entries, by_tokens);
         let (status, body) = app.upload("main", first_token, false).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
         assert_eq!(body["error"], "token_rejected");

@@ -1,4 +1,4 @@
-//! `/api/v1/abm/tokens`: ABM entries ("MDM servers") and their server tokens.
+//! `/api/v1/abm/entries` (also `/abm/tokens`): ABM entries ("MDM servers") and their server tokens.
 
 use axum::Json;
 use axum::extract::{Path, State};

@@ -22,17 +22,12 @@ use crate::AppState;
 /// Every authenticated `/api/v1` route. Keep `openapi.json` in step: a test sends each
 /// documented operation and checks that it is routed.
 pub(crate) fn api_router() -> Router<AppState> {
-    Router::new()
-        .route("/abm/tokens", get(abm::list).post(abm::create))
-        .route(
-            "/abm/tokens/{name}",
-            get(abm::show).patch(abm::update).delete(abm::delete),
-        )
-        .route("/abm/tokens/{name}/public-key", get(abm::public_key))
-        .route(
-            "/abm/tokens/{name}/server-token",
-            put(abm::upload_server_token),
-        )
+    // ABM entries live at `/abm/entries`; `/abm/tokens`, their first name, stays an alias
+    // for the scripts that use it.
+    let router = ["/abm/entries", "/abm/tokens"]
+        .into_iter()
+        .fold(Router::new(), abm_entry_routes);
+    router
         .route(
             "/api-tokens",
             get(api_tokens::list).post(api_tokens::create),
@@ -43,11 +38,6 @@ pub(crate) fn api_router() -> Router<AppState> {
         )
         .route("/admins", get(admins::list).post(admins::create))
         .route("/admins/{name}", axum::routing::delete(admins::delete))
-        .route(
-            "/abm/tokens/{name}/syncs",
-            get(sync::list).post(sync::start),
-        )
-        .route("/abm/tokens/{name}/syncs/{id}", get(sync::show))
         .route("/devices", get(devices::list))
         .route("/devices/{serial}", get(devices::show))
         .route("/profiles", get(profiles::list).post(profiles::create))
@@ -94,4 +84,24 @@ pub(crate) fn api_router() -> Router<AppState> {
         .route("/commands/{uuid}", get(mdm_admin::command))
         .route("/audit", get(audit::list))
         .route("/doctor", get(doctor::run))
+}
+
+/// The routes of ABM entries, their server tokens and their syncs, under `base`.
+fn abm_entry_routes(router: Router<AppState>, base: &str) -> Router<AppState> {
+    router
+        .route(base, get(abm::list).post(abm::create))
+        .route(
+            &format!("{base}/{{name}}"),
+            get(abm::show).patch(abm::update).delete(abm::delete),
+        )
+        .route(&format!("{base}/{{name}}/public-key"), get(abm::public_key))
+        .route(
+            &format!("{base}/{{name}}/server-token"),
+            put(abm::upload_server_token),
+        )
+        .route(
+            &format!("{base}/{{name}}/syncs"),
+            get(sync::list).post(sync::start),
+        )
+        .route(&format!("{base}/{{name}}/syncs/{{id}}"), get(sync::show))
 }

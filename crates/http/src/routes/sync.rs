@@ -1,4 +1,4 @@
-//! `/api/v1/abm/tokens/{name}/syncs`: Sync Now, full resync, runs.
+//! `/api/v1/abm/entries/{name}/syncs`: Sync Now, full resync, runs.
 
 use axum::Json;
 use axum::extract::{Path, State};
