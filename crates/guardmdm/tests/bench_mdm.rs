@@ -27,6 +27,7 @@
     clippy::print_stdout
 )]
 
+#[path = "it/common/mod.rs"]
 mod common;
 
 use std::sync::Arc;
