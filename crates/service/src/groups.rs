@@ -11,9 +11,9 @@ use guardmdm_store::{
     DeviceGroup, GroupId, GroupUpdate, NewAuditEvent, NewDeviceGroup, ProfileId, Store, StoreError,
 };
 
-use crate::dep_sync::SyncService;
 use crate::group_rule::GroupRule;
 use crate::names::validate_name;
+use crate::pass_requests::PassRequests;
 use crate::profiles::{profile_id_of, profile_names};
 use crate::serial_list::{self, CsvReport, SerialInput};
 use crate::{Actor, ServiceError};
@@ -92,7 +92,7 @@ mod double_option {
 #[derive(Clone)]
 pub struct GroupService {
     store: Arc<dyn Store>,
-    sync: SyncService,
+    passes: Arc<dyn PassRequests>,
 }
 
 fn audit(actor: &Actor, action: &str, name: &str, details: serde_json::Value) -> NewAuditEvent {
@@ -116,9 +116,9 @@ fn check_priority(priority: i32) -> Result<i32, ServiceError> {
 }
 
 impl GroupService {
-    /// A service over `store`; changes start assignment passes through `sync`.
-    pub fn new(store: Arc<dyn Store>, sync: SyncService) -> Self {
-        Self { store, sync }
+    /// A service over `store`; changes ask `passes` for assignment passes.
+    pub fn new(store: Arc<dyn Store>, passes: Arc<dyn PassRequests>) -> Self {
+        Self { store, passes }
     }
 
     async fn load(&self, name: &str) -> Result<DeviceGroup, ServiceError> {
@@ -172,7 +172,7 @@ impl GroupService {
                 other => other.into(),
             })?;
         if profile_id.is_some() {
-            self.sync.assign_now();
+            self.passes.request_pass();
         }
         self.view(&created).await
     }
@@ -224,7 +224,7 @@ impl GroupService {
                 ),
             )
             .await?;
-        self.sync.assign_now();
+        self.passes.request_pass();
         self.view(&updated).await
     }
 
@@ -271,7 +271,7 @@ impl GroupService {
                 ),
             )
             .await?;
-        self.sync.assign_now();
+        self.passes.request_pass();
         Ok(())
     }
 
@@ -323,7 +323,7 @@ impl GroupService {
                 )
                 .await?;
             if group.profile_id.is_some() {
-                self.sync.assign_now();
+                self.passes.request_pass();
             }
         }
         Ok(report)
@@ -356,7 +356,7 @@ impl GroupService {
             )
             .await?;
         if removed > 0 && group.profile_id.is_some() {
-            self.sync.assign_now();
+            self.passes.request_pass();
         }
         Ok(removed)
     }

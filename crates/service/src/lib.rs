@@ -26,6 +26,7 @@ pub mod lease;
 pub mod mdm;
 pub mod names;
 pub mod os;
+pub mod pass_requests;
 pub mod profile_spec;
 pub mod profiles;
 pub mod resolve;
@@ -108,9 +109,10 @@ impl Services {
         let mdm = mdm::MdmService::new(store.clone(), secrets.clone(), mdm, cancel.clone());
         let abm = AbmTokenService::new(store.clone(), secrets, abm);
         let sync = SyncService::new(store.clone(), abm.clone(), enroll_url, cancel);
+        let passes: Arc<dyn pass_requests::PassRequests> = Arc::new(sync.clone());
         Self {
-            profiles: ProfileService::new(store.clone(), sync.clone()),
-            groups: GroupService::new(store.clone(), sync.clone()),
+            profiles: ProfileService::new(store.clone(), passes.clone(), sync.enroll_url()),
+            groups: GroupService::new(store.clone(), passes),
             devices: DeviceService::new(store.clone(), mdm.push_states()),
             device_list: DeviceListService::new(store.clone()),
             mdm,
@@ -131,8 +133,10 @@ impl Services {
     #[must_use]
     pub fn with_sync_lease_ttl(mut self, ttl: std::time::Duration) -> Self {
         self.sync = self.sync.with_lease_ttl(ttl);
-        self.profiles = ProfileService::new(self.store.clone(), self.sync.clone());
-        self.groups = GroupService::new(self.store.clone(), self.sync.clone());
+        let passes: Arc<dyn pass_requests::PassRequests> = Arc::new(self.sync.clone());
+        self.profiles =
+            ProfileService::new(self.store.clone(), passes.clone(), self.sync.enroll_url());
+        self.groups = GroupService::new(self.store.clone(), passes);
         self
     }
 

@@ -15,8 +15,8 @@ use guardmdm_store::{
     AdeProfile, EntryId, NewAuditEvent, ProfileId, ProfileReferences, Store, StoreError,
 };
 
-use crate::dep_sync::SyncService;
 use crate::os::OsKey;
+use crate::pass_requests::PassRequests;
 use crate::profile_spec::{self, EnrollmentType, ProfileSpec};
 use crate::serial_list::{self, CsvReport};
 use crate::{Actor, ServiceError};
@@ -105,7 +105,9 @@ pub struct ProfileWrite {
 #[derive(Clone)]
 pub struct ProfileService {
     store: Arc<dyn Store>,
-    sync: SyncService,
+    passes: Arc<dyn PassRequests>,
+    /// The default enrollment URL of profiles that give none.
+    enroll_url: Arc<str>,
 }
 
 fn audit(actor: &Actor, action: &str, target: String, details: serde_json::Value) -> NewAuditEvent {
@@ -172,13 +174,18 @@ pub(crate) async fn entry_names(
 }
 
 impl ProfileService {
-    /// A service over `store`; changes start assignment passes through `sync`.
-    pub fn new(store: Arc<dyn Store>, sync: SyncService) -> Self {
-        Self { store, sync }
+    /// A service over `store`; changes ask `passes` for assignment passes. `enroll_url` is
+    /// the default enrollment URL of profiles that give none.
+    pub fn new(store: Arc<dyn Store>, passes: Arc<dyn PassRequests>, enroll_url: &str) -> Self {
+        Self {
+            store,
+            passes,
+            enroll_url: enroll_url.into(),
+        }
     }
 
     fn check(&self, spec: &ProfileSpec) -> Result<Vec<String>, ServiceError> {
-        profile_spec::validate(spec, self.sync.enroll_url())
+        profile_spec::validate(spec, &self.enroll_url)
             .map(|valid| valid.warnings)
             .map_err(ServiceError::validation)
     }
@@ -285,7 +292,7 @@ impl ProfileService {
                 )),
                 other => other.into(),
             })?;
-        self.sync.assign_now();
+        self.passes.request_pass();
         Ok(ProfileWrite {
             profile: self.view(&updated).await?,
             changed: true,
@@ -396,7 +403,7 @@ impl ProfileService {
                 ),
             )
             .await?;
-        self.sync.assign_now();
+        self.passes.request_pass();
         self.defaults().await
     }
 
@@ -468,7 +475,7 @@ impl ProfileService {
                     ),
                 )
                 .await?;
-            self.sync.assign_now();
+            self.passes.request_pass();
         }
         Ok(report)
     }
@@ -499,7 +506,7 @@ impl ProfileService {
                 profile.name
             ))
         })?;
-        let (apple, warnings) = match profile_spec::validate(&spec, self.sync.enroll_url()) {
+        let (apple, warnings) = match profile_spec::validate(&spec, &self.enroll_url) {
             Ok(valid) => (valid.apple, valid.warnings),
             // Stored specs were valid when written; a later rule change shows here.
             Err(errors) => (
@@ -560,7 +567,69 @@ fn spec_json(spec: &ProfileSpec) -> Result<serde_json::Value, ServiceError> {
 
 #[cfg(test)]
 mod tests {
-    use super::{OsKey, skip_items_not_for};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use guardmdm_store::Store;
+    use guardmdm_store_sqlite::SqliteStore;
+
+    use super::{OsKey, ProfileService, ProfileSpec, skip_items_not_for};
+    use crate::Actor;
+    use crate::pass_requests::PassRequests;
+
+    /// Counts the assignment passes asked for, and runs none.
+    #[derive(Default)]
+    struct CountedPasses(AtomicUsize);
+
+    impl PassRequests for CountedPasses {
+        fn request_pass(&self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_profile_change_asks_for_an_assignment_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&dir.path().join("g.db")).await.unwrap());
+        let passes = Arc::new(CountedPasses::default());
+        let profiles = ProfileService::new(
+            store,
+            passes.clone(),
+            "https://mdm.example.com/mdm/ade/enroll",
+        );
+        let requested = || passes.0.load(Ordering::SeqCst);
+        let spec = ProfileSpec {
+            name: "staff".into(),
+            ..ProfileSpec::default()
+        };
+        profiles.create(&Actor::System, spec.clone()).await.unwrap();
+        assert_eq!(requested(), 0, "no device uses a new profile");
+
+        let unchanged = profiles
+            .update(&Actor::System, "staff", spec.clone(), None)
+            .await
+            .unwrap();
+        assert!(!unchanged.changed);
+        assert_eq!(requested(), 0, "an identical update changes nothing");
+
+        let edited = ProfileSpec {
+            department: Some("IT".into()),
+            ..spec
+        };
+        let write = profiles
+            .update(&Actor::System, "staff", edited, Some(1))
+            .await
+            .unwrap();
+        assert!(write.changed);
+        assert_eq!(requested(), 1, "a new version is assigned again");
+
+        profiles
+            .set_default(&Actor::System, OsKey::Ios, Some("staff"))
+            .await
+            .unwrap();
+        assert_eq!(requested(), 2, "a new default is assigned");
+    }
 
     #[test]
     fn skip_items_an_os_does_not_have_are_named_for_its_default() {
