@@ -12,9 +12,9 @@ use guardmdm_store::{
 };
 
 use crate::group_rule::GroupRule;
+use crate::lookup::{profile_id_of, profile_names};
 use crate::names::validate_name;
 use crate::pass_requests::PassRequests;
-use crate::profiles::{profile_id_of, profile_names};
 use crate::serial_list::{self, CsvReport, SerialInput};
 use crate::{Actor, ServiceError};
 

@@ -23,6 +23,7 @@ pub mod groups;
 pub mod health;
 pub mod jobs;
 pub mod lease;
+pub mod lookup;
 pub mod mdm;
 pub mod names;
 pub mod os;

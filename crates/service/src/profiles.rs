@@ -11,15 +11,18 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use guardmdm_store::{
-    AdeProfile, EntryId, NewAuditEvent, ProfileId, ProfileReferences, Store, StoreError,
-};
+use guardmdm_store::{AdeProfile, NewAuditEvent, ProfileId, ProfileReferences, Store, StoreError};
 
+use crate::lookup::{load_profile, profile_id_of};
 use crate::os::OsKey;
 use crate::pass_requests::PassRequests;
 use crate::profile_spec::{self, EnrollmentType, ProfileSpec};
 use crate::serial_list::{self, CsvReport};
 use crate::{Actor, ServiceError};
+
+/// Re-exported at their former path (they moved to [`crate::lookup`]) for callers not yet
+/// moved.
+pub(crate) use crate::lookup::{entry_names, profile_names};
 
 /// A profile with everything an admin needs to see.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -118,59 +121,6 @@ fn audit(actor: &Actor, action: &str, target: String, details: serde_json::Value
         target,
         details,
     }
-}
-
-pub(crate) fn not_found_profile(name: &str) -> impl FnOnce(StoreError) -> ServiceError + '_ {
-    move |e| match e {
-        StoreError::NotFound => ServiceError::NotFound(format!("no ADE profile named {name:?}")),
-        other => other.into(),
-    }
-}
-
-/// A profile by name; [`ServiceError::NotFound`] naming it.
-pub(crate) async fn load_profile(
-    store: &dyn Store,
-    name: &str,
-) -> Result<AdeProfile, ServiceError> {
-    store
-        .get_profile(name)
-        .await
-        .map_err(not_found_profile(name))
-}
-
-/// The id of an optional profile name (`None` stays `None`).
-pub(crate) async fn profile_id_of(
-    store: &dyn Store,
-    name: Option<&str>,
-) -> Result<Option<ProfileId>, ServiceError> {
-    match name {
-        Some(name) => Ok(Some(load_profile(store, name).await?.id)),
-        None => Ok(None),
-    }
-}
-
-/// Every profile's name by id.
-pub(crate) async fn profile_names(
-    store: &dyn Store,
-) -> Result<HashMap<ProfileId, String>, ServiceError> {
-    Ok(store
-        .list_profiles()
-        .await?
-        .into_iter()
-        .map(|p| (p.id, p.name))
-        .collect())
-}
-
-/// Every ABM entry's name by id.
-pub(crate) async fn entry_names(
-    store: &dyn Store,
-) -> Result<HashMap<EntryId, String>, ServiceError> {
-    Ok(store
-        .list_abm_entries()
-        .await?
-        .into_iter()
-        .map(|e| (e.id, e.name))
-        .collect())
 }
 
 impl ProfileService {
