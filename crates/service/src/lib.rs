@@ -13,6 +13,7 @@ pub mod api_keys;
 pub mod assign_rules;
 pub mod assignment;
 pub mod audit;
+pub mod command_spec;
 pub mod dep_sync;
 pub mod device_list;
 pub mod devices;

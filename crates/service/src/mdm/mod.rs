@@ -5,7 +5,6 @@
 //! Device-facing calls return [`MdmError`], whose status is never 401: a 401 makes a device
 //! unenroll (§7.1).
 
-mod command_spec;
 mod commands;
 mod device;
 mod enroll;
@@ -21,7 +20,6 @@ use guardmdm_crypto::{SecretKey, TrustAnchors};
 use guardmdm_store::Store;
 use tokio::sync::OnceCell;
 
-pub use command_spec::{COMMAND_SPEC_TYPES, CommandSpec};
 pub use commands::{CommandView, NewCommandRequest};
 pub use device::{
     DeviceIdentityProof, EnrollmentView, INITIAL_COMMANDS_SENDER, LAST_SEEN_RESOLUTION,
