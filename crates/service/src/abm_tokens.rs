@@ -12,8 +12,8 @@ use std::sync::Arc;
 use guardmdm_abm::{ClientOptions, Credentials, DepError};
 use guardmdm_crypto::{DepTokens, SecretKey, decrypt_server_token, generate_token_key_pair};
 use guardmdm_store::{
-    AbmAccount, AbmEntry, EntryId, NewAbmEntry, NewAuditEvent, ServerTokenRecord, Store,
-    StoreError, TokenProblem,
+    AbmAccount, AbmEntry, AbmEntryStore, DeviceSyncStore, EntryId, NewAbmEntry, NewAuditEvent,
+    ServerTokenRecord, Store, StoreError, TokenProblem,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -189,16 +189,25 @@ impl Default for AbmSettings {
 }
 
 /// ABM entries and server tokens.
-#[derive(Clone)]
-pub struct AbmTokenService {
-    store: Arc<dyn Store>,
+pub struct AbmTokenService<S: ?Sized = dyn Store> {
+    store: Arc<S>,
     secrets: Arc<SecretKey>,
     abm: Arc<AbmSettings>,
 }
 
-impl AbmTokenService {
+impl<S: ?Sized> Clone for AbmTokenService<S> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            secrets: self.secrets.clone(),
+            abm: self.abm.clone(),
+        }
+    }
+}
+
+impl<S: ?Sized + AbmEntryStore + DeviceSyncStore> AbmTokenService<S> {
     /// A service over `store`, sealing secrets with `secrets`, reaching Apple as `abm` says.
-    pub fn new(store: Arc<dyn Store>, secrets: Arc<SecretKey>, abm: AbmSettings) -> Self {
+    pub fn new(store: Arc<S>, secrets: Arc<SecretKey>, abm: AbmSettings) -> Self {
         Self {
             store,
             secrets,

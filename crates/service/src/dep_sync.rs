@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use guardmdm_abm::{Client, DepError};
 use guardmdm_store::{
-    AbmEntry, DeviceQuery, EntryId, PageWrite, Store, SyncClaim, SyncPhase, SyncRunId, SyncState,
+    AbmEntry, AbmEntryStore, AssignmentConfigStore, AssignmentStateStore, DeviceQuery,
+    DeviceSyncStore, EntryId, PageWrite, Store, SyncClaim, SyncPhase, SyncRunId, SyncState,
 };
 pub use guardmdm_store::{PageCounts, StoredAbmDevice, SyncRun};
 use serde::{Deserialize, Serialize};
@@ -94,29 +95,52 @@ enum Local {
 }
 
 /// ABM device sync.
-#[derive(Clone)]
-pub struct SyncService {
-    store: Arc<dyn Store>,
-    abm: AbmTokenService,
+pub struct SyncService<S: ?Sized = dyn Store> {
+    store: Arc<S>,
+    abm: AbmTokenService<S>,
     holder: Arc<String>,
     /// What this instance is doing per entry; one lock decides, so a sync and an assignment
     /// pass of one entry never overlap here (they would share this instance's lease).
     local: Arc<Mutex<LocalWork>>,
     tasks: TaskTracker,
     cancel: CancellationToken,
-    assigner: Assigner,
+    assigner: Assigner<S>,
     /// The entry lease's time to live.
     lease_ttl: Duration,
     /// The longest a full fetch keeps pages staged.
     stage_merge_every: Duration,
 }
 
-impl SyncService {
+impl<S: ?Sized> Clone for SyncService<S> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            abm: self.abm.clone(),
+            holder: self.holder.clone(),
+            local: self.local.clone(),
+            tasks: self.tasks.clone(),
+            cancel: self.cancel.clone(),
+            assigner: self.assigner.clone(),
+            lease_ttl: self.lease_ttl,
+            stage_merge_every: self.stage_merge_every,
+        }
+    }
+}
+
+impl<S> SyncService<S>
+where
+    S: ?Sized
+        + AbmEntryStore
+        + AssignmentConfigStore
+        + AssignmentStateStore
+        + DeviceSyncStore
+        + 'static,
+{
     /// A sync service for this instance; `cancel` stops its runs (graceful shutdown).
     /// `enroll_url` is the default enrollment URL of ADE profiles that give none.
     pub fn new(
-        store: Arc<dyn Store>,
-        abm: AbmTokenService,
+        store: Arc<S>,
+        abm: AbmTokenService<S>,
         enroll_url: String,
         cancel: CancellationToken,
     ) -> Self {

@@ -7,7 +7,10 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use guardmdm_store::{ProfileId, Store, StoredAbmDevice};
+use guardmdm_store::{
+    AbmEntryStore, AssignmentConfigStore, AssignmentStateStore, DeviceSyncStore, MdmStore,
+    ProfileId, Store, StoredAbmDevice,
+};
 
 use crate::ServiceError;
 use crate::group_rule::DeviceFacts;
@@ -63,15 +66,31 @@ pub struct DeviceDetail {
 }
 
 /// Device explanations.
-#[derive(Clone)]
-pub struct DeviceService {
-    store: Arc<dyn Store>,
+pub struct DeviceService<S: ?Sized = dyn Store> {
+    store: Arc<S>,
     pushes: crate::mdm::PushStates,
 }
 
-impl DeviceService {
+impl<S: ?Sized> Clone for DeviceService<S> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            pushes: self.pushes.clone(),
+        }
+    }
+}
+
+impl<S> DeviceService<S>
+where
+    S: ?Sized
+        + AbmEntryStore
+        + AssignmentConfigStore
+        + AssignmentStateStore
+        + DeviceSyncStore
+        + MdmStore,
+{
     /// A service over `store`, showing enrolled devices' push state from `pushes`.
-    pub fn new(store: Arc<dyn Store>, pushes: crate::mdm::PushStates) -> Self {
+    pub fn new(store: Arc<S>, pushes: crate::mdm::PushStates) -> Self {
         Self { store, pushes }
     }
 

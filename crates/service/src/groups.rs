@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use guardmdm_store::{
-    DeviceGroup, GroupId, GroupUpdate, NewAuditEvent, NewDeviceGroup, ProfileId, Store, StoreError,
+    AssignmentConfigStore, DeviceGroup, GroupId, GroupUpdate, NewAuditEvent, NewDeviceGroup,
+    ProfileId, Store, StoreError,
 };
 
 use crate::group_rule::GroupRule;
@@ -89,10 +90,18 @@ mod double_option {
 }
 
 /// Device groups.
-#[derive(Clone)]
-pub struct GroupService {
-    store: Arc<dyn Store>,
+pub struct GroupService<S: ?Sized = dyn Store> {
+    store: Arc<S>,
     passes: Arc<dyn PassRequests>,
+}
+
+impl<S: ?Sized> Clone for GroupService<S> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            passes: self.passes.clone(),
+        }
+    }
 }
 
 fn audit(actor: &Actor, action: &str, name: &str, details: serde_json::Value) -> NewAuditEvent {
@@ -115,9 +124,9 @@ fn check_priority(priority: i32) -> Result<i32, ServiceError> {
     }
 }
 
-impl GroupService {
+impl<S: ?Sized + AssignmentConfigStore> GroupService<S> {
     /// A service over `store`; changes ask `passes` for assignment passes.
-    pub fn new(store: Arc<dyn Store>, passes: Arc<dyn PassRequests>) -> Self {
+    pub fn new(store: Arc<S>, passes: Arc<dyn PassRequests>) -> Self {
         Self { store, passes }
     }
 

@@ -5,6 +5,10 @@
 //! which runs the passes under each entry's lease) and ask it after every change that can
 //! change a device's profile.
 
+use guardmdm_store::{AbmEntryStore, AssignmentConfigStore, AssignmentStateStore, DeviceSyncStore};
+
+use crate::SyncService;
+
 /// Where configuration changes ask for assignment passes.
 pub trait PassRequests: Send + Sync {
     /// After a change to profiles, groups, defaults or explicit assignments: an assignment
@@ -13,7 +17,15 @@ pub trait PassRequests: Send + Sync {
     fn request_pass(&self);
 }
 
-impl PassRequests for crate::SyncService {
+impl<S> PassRequests for SyncService<S>
+where
+    S: ?Sized
+        + AbmEntryStore
+        + AssignmentConfigStore
+        + AssignmentStateStore
+        + DeviceSyncStore
+        + 'static,
+{
     fn request_pass(&self) {
         self.assign_now();
     }

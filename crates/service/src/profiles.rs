@@ -11,7 +11,10 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use guardmdm_store::{AdeProfile, NewAuditEvent, ProfileId, ProfileReferences, Store, StoreError};
+use guardmdm_store::{
+    AbmEntryStore, AdeProfile, AssignmentConfigStore, NewAuditEvent, ProfileId, ProfileReferences,
+    Store, StoreError,
+};
 
 use crate::lookup::{load_profile, profile_id_of};
 use crate::os::OsKey;
@@ -105,12 +108,21 @@ pub struct ProfileWrite {
 }
 
 /// ADE profiles, OS defaults and device-level assignments.
-#[derive(Clone)]
-pub struct ProfileService {
-    store: Arc<dyn Store>,
+pub struct ProfileService<S: ?Sized = dyn Store> {
+    store: Arc<S>,
     passes: Arc<dyn PassRequests>,
     /// The default enrollment URL of profiles that give none.
     enroll_url: Arc<str>,
+}
+
+impl<S: ?Sized> Clone for ProfileService<S> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            passes: self.passes.clone(),
+            enroll_url: self.enroll_url.clone(),
+        }
+    }
 }
 
 fn audit(actor: &Actor, action: &str, target: String, details: serde_json::Value) -> NewAuditEvent {
@@ -123,10 +135,10 @@ fn audit(actor: &Actor, action: &str, target: String, details: serde_json::Value
     }
 }
 
-impl ProfileService {
+impl<S: ?Sized + AbmEntryStore + AssignmentConfigStore> ProfileService<S> {
     /// A service over `store`; changes ask `passes` for assignment passes. `enroll_url` is
     /// the default enrollment URL of profiles that give none.
-    pub fn new(store: Arc<dyn Store>, passes: Arc<dyn PassRequests>, enroll_url: &str) -> Self {
+    pub fn new(store: Arc<S>, passes: Arc<dyn PassRequests>, enroll_url: &str) -> Self {
         Self {
             store,
             passes,
