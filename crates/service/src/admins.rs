@@ -26,7 +26,7 @@ use time::{Duration, OffsetDateTime};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
-use crate::abm_tokens::audit;
+use crate::abm_entries::audit;
 use crate::names::validate_name;
 use crate::{Actor, ServiceError};
 

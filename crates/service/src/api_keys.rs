@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::abm_tokens::audit;
+use crate::abm_entries::audit;
 use crate::names::validate_name;
 use crate::{Actor, ServiceError};
 

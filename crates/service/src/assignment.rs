@@ -20,7 +20,7 @@ use guardmdm_store::{
 };
 
 use crate::ServiceError;
-use crate::abm_tokens::AbmTokenService;
+use crate::abm_entries::AbmEntryService;
 use crate::assign_rules::{self, Plan};
 use crate::group_rule::DeviceFacts;
 use crate::lease::HeldLease;
@@ -77,7 +77,7 @@ pub type Unavailable = String;
 /// Runs passes. Cheap to clone.
 pub struct Assigner<S: ?Sized = dyn Store> {
     store: Arc<S>,
-    abm: AbmTokenService<S>,
+    abm: AbmEntryService<S>,
     enroll_url: String,
     /// The entry lease's time to live; a pass renews it after a quarter of it.
     lease_ttl: std::time::Duration,
@@ -153,7 +153,7 @@ where
         + 'static,
 {
     /// An assigner; `enroll_url` is the default enrollment URL of profiles that give none.
-    pub fn new(store: Arc<S>, abm: AbmTokenService<S>, enroll_url: String) -> Self {
+    pub fn new(store: Arc<S>, abm: AbmEntryService<S>, enroll_url: String) -> Self {
         Self {
             store,
             abm,

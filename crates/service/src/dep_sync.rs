@@ -31,7 +31,7 @@ use crate::sync_rules::{
     AfterPage, INSTANCE_STOPPED_MESSAGE, Recovery, TOKEN_EXPIRED_MESSAGE, after_error, after_page,
     full_refetch, reduce_page, run_error_message,
 };
-use crate::{AbmTokenService, Actor, ServiceError};
+use crate::{AbmEntryService, Actor, ServiceError};
 
 /// The automatic sync interval: 5 minutes, fixed (README, "Syncing ABM devices").
 pub const SYNC_INTERVAL: Duration = Duration::from_secs(5 * 60);
@@ -97,7 +97,7 @@ enum Local {
 /// ABM device sync.
 pub struct SyncService<S: ?Sized = dyn Store> {
     store: Arc<S>,
-    abm: AbmTokenService<S>,
+    abm: AbmEntryService<S>,
     holder: Arc<String>,
     /// What this instance is doing per entry; one lock decides, so a sync and an assignment
     /// pass of one entry never overlap here (they would share this instance's lease).
@@ -140,7 +140,7 @@ where
     /// `enroll_url` is the default enrollment URL of ADE profiles that give none.
     pub fn new(
         store: Arc<S>,
-        abm: AbmTokenService<S>,
+        abm: AbmEntryService<S>,
         enroll_url: String,
         cancel: CancellationToken,
     ) -> Self {

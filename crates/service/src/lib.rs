@@ -5,7 +5,7 @@
 //! validation, [`profile_spec`] checking, [`serial_csv`] reading, [`resolve`]-ing a device's
 //! profile, [`assign_rules`]) are plain functions with unit tests.
 
-pub mod abm_tokens;
+pub mod abm_entries;
 pub mod acme;
 pub mod actor;
 pub mod admins;
@@ -42,8 +42,8 @@ pub mod troubleshoot;
 
 use std::sync::Arc;
 
-pub use abm_tokens::{
-    AbmEntryView, AbmSettings, AbmTokenService, AccountView, EntrySettings, NewEntry,
+pub use abm_entries::{
+    AbmEntryService, AbmEntryView, AbmSettings, AccountView, EntrySettings, NewEntry,
 };
 pub use actor::Actor;
 pub use admins::{
@@ -69,7 +69,7 @@ use secrecy::SecretString;
 #[derive(Clone)]
 pub struct Services {
     /// ABM entries and their server tokens.
-    pub abm: AbmTokenService,
+    pub abm_entries: AbmEntryService,
     /// Authentication and API keys.
     pub auth: AuthService,
     /// Dashboard admins and their sessions.
@@ -109,7 +109,7 @@ impl Services {
         // The default enrollment URL of ADE profiles: this server's enrollment endpoint.
         let enroll_url = mdm.url(mdm::ENROLL_PATH);
         let mdm = mdm::MdmService::new(store.clone(), secrets.clone(), mdm, cancel.clone());
-        let abm = AbmTokenService::new(store.clone(), secrets, abm);
+        let abm = AbmEntryService::new(store.clone(), secrets, abm);
         let sync = SyncService::new(store.clone(), abm.clone(), enroll_url, cancel);
         let passes: Arc<dyn pass_requests::PassRequests> = Arc::new(sync.clone());
         Self {
@@ -119,7 +119,7 @@ impl Services {
             device_list: DeviceListService::new(store.clone()),
             mdm,
             sync,
-            abm,
+            abm_entries: abm,
             auth: AuthService::new(store.clone(), admin_token),
             admins: AdminService::new(store.clone(), SessionPolicy::default()),
             audit: AuditService::new(store.clone()),

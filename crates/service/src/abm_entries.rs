@@ -1,10 +1,10 @@
 //! ABM entries and their server tokens: the steps of README, "Connecting GuardMDM to Apple
 //! Business Manager" (`docs/protocol.md` §1.1).
 //!
-//! 1. [`AbmTokenService::create`] makes an entry with an RSA key pair; its certificate
-//!    ([`AbmTokenService::public_key`]) is what the admin uploads to ABM.
+//! 1. [`AbmEntryService::create`] makes an entry with an RSA key pair; its certificate
+//!    ([`AbmEntryService::public_key`]) is what the admin uploads to ABM.
 //! 2. ABM returns a `*_smime.p7m` server token encrypted to that certificate;
-//!    [`AbmTokenService::upload_server_token`] decrypts, validates and stores it, and later
+//!    [`AbmEntryService::upload_server_token`] decrypts, validates and stores it, and later
 //!    replaces it on renewal while keeping everything else about the entry.
 
 use std::sync::Arc;
@@ -189,13 +189,13 @@ impl Default for AbmSettings {
 }
 
 /// ABM entries and server tokens.
-pub struct AbmTokenService<S: ?Sized = dyn Store> {
+pub struct AbmEntryService<S: ?Sized = dyn Store> {
     store: Arc<S>,
     secrets: Arc<SecretKey>,
     abm: Arc<AbmSettings>,
 }
 
-impl<S: ?Sized> Clone for AbmTokenService<S> {
+impl<S: ?Sized> Clone for AbmEntryService<S> {
     fn clone(&self) -> Self {
         Self {
             store: self.store.clone(),
@@ -205,7 +205,7 @@ impl<S: ?Sized> Clone for AbmTokenService<S> {
     }
 }
 
-impl<S: ?Sized + AbmEntryStore + DeviceSyncStore> AbmTokenService<S> {
+impl<S: ?Sized + AbmEntryStore + DeviceSyncStore> AbmEntryService<S> {
     /// A service over `store`, sealing secrets with `secrets`, reaching Apple as `abm` says.
     pub fn new(store: Arc<S>, secrets: Arc<SecretKey>, abm: AbmSettings) -> Self {
         Self {
