@@ -616,7 +616,7 @@ where
         let limit = Some(entry.batch_size);
         let mut refetched = false;
         let mut lease = HeldLease::new(self.store.as_ref(), entry.id, &self.holder, self.lease_ttl);
-        let mut ahead: Option<Result<guardmdm_abm::DevicePage, DepError>> = None;
+        let mut ahead: Prefetched = None;
         // Pages of a full fetch are staged and merged in bulk: when the fetch ends, before
         // any page of changes is stored (a staged record merged after one would undo it), and
         // at least every `stage_merge_every` so a slow fetch is listed as it goes.
@@ -657,38 +657,9 @@ where
                 run_id,
                 at: guardmdm_store::now(),
             };
-            // While this page is stored, the next one is already being fetched with the cursor
-            // Apple just gave: the store and Apple's latency overlap. The cursor saved is
-            // still only ever the stored page's.
-            let prefetch = async {
-                match &next {
-                    AfterPage::Continue(next_state) => {
-                        Some(fetch_page(client, next_state, limit).await)
-                    }
-                    _ => None,
-                }
-            };
-            let staging = saved.phase == SyncPhase::Fetch;
-            if !staging && staged_since.take().is_some() {
-                self.merge_staged(entry).await?;
-            }
-            let store = async {
-                if staging {
-                    self.store.stage_device_page(&write).await
-                } else {
-                    self.store.apply_device_page(&write).await
-                }
-            };
-            let (stored, prefetched) = tokio::join!(store, prefetch);
-            let counts = stored?;
-            if staging {
-                let since = *staged_since.get_or_insert_with(Instant::now);
-                let fetch_ended = matches!(next, AfterPage::FetchComplete(_));
-                if fetch_ended || since.elapsed() >= self.stage_merge_every {
-                    self.merge_staged(entry).await?;
-                    staged_since = None;
-                }
-            }
+            let (counts, prefetched) = self
+                .store_page(entry, &write, &next, client, limit, &mut staged_since)
+                .await?;
             ahead = prefetched;
             tracing::info!(
                 abm_entry = %entry.name, phase = saved.phase.as_str(), devices = devices.len(),
@@ -699,21 +670,7 @@ where
             match next {
                 AfterPage::Continue(next) => state = next,
                 AfterPage::FetchComplete(synced) => {
-                    if state.reconcile {
-                        let removed = self
-                            .store
-                            .reconcile_unseen(
-                                entry.id,
-                                state.generation,
-                                &synced,
-                                run_id,
-                                guardmdm_store::now(),
-                            )
-                            .await?;
-                        tracing::info!(abm_entry = %entry.name, removed, "full fetch reconciled");
-                    } else {
-                        self.save(entry.id, &synced).await?;
-                    }
+                    self.complete_fetch(entry, run_id, &state, &synced).await?;
                     state = synced;
                 }
                 AfterPage::Done => return Ok("succeeded"),
@@ -725,6 +682,83 @@ where
                 }
             }
         }
+    }
+
+    /// Stores one page (`write`): staged during a full fetch, applied to the devices
+    /// otherwise. While it is stored, the page after it (`next`) is already being fetched
+    /// with the cursor Apple just gave: the store and Apple's latency overlap; the cursor
+    /// saved is still only ever the stored page's. Staged pages are merged before a page of
+    /// changes is applied (a staged record merged after one would undo it), when the fetch
+    /// ends, and at least every `stage_merge_every` so a slow fetch is listed as it goes
+    /// (`staged_since`: when the oldest page not merged yet was staged). The page's counts,
+    /// and the next page if it was fetched.
+    async fn store_page(
+        &self,
+        entry: &AbmEntry,
+        write: &PageWrite<'_>,
+        next: &AfterPage,
+        client: &Client,
+        limit: Option<u32>,
+        staged_since: &mut Option<Instant>,
+    ) -> Result<(PageCounts, Prefetched), SyncFailure> {
+        let prefetch = async {
+            match next {
+                AfterPage::Continue(next_state) => {
+                    Some(fetch_page(client, next_state, limit).await)
+                }
+                _ => None,
+            }
+        };
+        let staging = write.state.phase == SyncPhase::Fetch;
+        if !staging && staged_since.take().is_some() {
+            self.merge_staged(entry).await?;
+        }
+        let store = async {
+            if staging {
+                self.store.stage_device_page(write).await
+            } else {
+                self.store.apply_device_page(write).await
+            }
+        };
+        let (stored, prefetched) = tokio::join!(store, prefetch);
+        let counts = stored?;
+        if staging {
+            let since = *staged_since.get_or_insert_with(Instant::now);
+            let fetch_ended = matches!(next, AfterPage::FetchComplete(_));
+            if fetch_ended || since.elapsed() >= self.stage_merge_every {
+                self.merge_staged(entry).await?;
+                *staged_since = None;
+            }
+        }
+        Ok((counts, prefetched))
+    }
+
+    /// At the end of a full fetch (`state`, its last page stored): removes the devices the
+    /// fetch did not see when it was asked to reconcile, and saves `synced`, the state to sync
+    /// from (the reconciliation saves it in its own transaction).
+    async fn complete_fetch(
+        &self,
+        entry: &AbmEntry,
+        run_id: SyncRunId,
+        state: &SyncState,
+        synced: &SyncState,
+    ) -> Result<(), SyncFailure> {
+        if state.reconcile {
+            let removed = self
+                .store
+                .reconcile_unseen(
+                    entry.id,
+                    state.generation,
+                    synced,
+                    run_id,
+                    guardmdm_store::now(),
+                )
+                .await?;
+            tracing::info!(abm_entry = %entry.name, removed, "full fetch reconciled");
+        } else {
+            self.save(entry.id, synced).await?;
+        }
+        Ok(())
     }
 
     /// Runs assignment passes over an entry while holding its lease: one, and another while
@@ -875,6 +909,9 @@ where
             .map_err(SyncFailure::from)
     }
 }
+
+/// The page after the one being stored, when it was fetched meanwhile.
+type Prefetched = Option<Result<guardmdm_abm::DevicePage, DepError>>;
 
 /// One fetch or sync request for `state`.
 async fn fetch_page(
