@@ -191,7 +191,7 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
     }
     let jobs = TaskTracker::new();
     jobs.spawn(guardmdm_service::jobs::run_token_health_monitor(
-        services.abm.clone(),
+        services.abm_entries.clone(),
         services.mdm.clone(),
         shutdown.child_token(),
         services.tls.clone(),

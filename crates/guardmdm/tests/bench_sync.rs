@@ -392,7 +392,7 @@ fn services(store: Arc<dyn Store>, sim_url: &str) -> Services {
 async fn connect(services: &Services, portal: &PortalClient) -> String {
     let actor = Actor::System;
     services
-        .abm
+        .abm_entries
         .create(
             &actor,
             NewEntry {
@@ -407,11 +407,11 @@ async fn connect(services: &Services, portal: &PortalClient) -> String {
         abm_url: None,
     };
     services
-        .abm
+        .abm_entries
         .update_settings(&actor, NAME, settings)
         .await
         .unwrap();
-    let pem = services.abm.public_key(NAME).await.unwrap();
+    let pem = services.abm_entries.public_key(NAME).await.unwrap();
     let server = portal
         .call(
             Method::POST,
@@ -424,7 +424,7 @@ async fn connect(services: &Services, portal: &PortalClient) -> String {
     let server_uuid = server["server_uuid"].as_str().unwrap().to_string();
     let token = portal.download_token(&server_uuid).await.unwrap();
     services
-        .abm
+        .abm_entries
         .upload_server_token(&actor, NAME, &token.contents, false)
         .await
         .unwrap();
@@ -432,8 +432,13 @@ async fn connect(services: &Services, portal: &PortalClient) -> String {
 }
 
 async fn dep_client(services: &Services) -> Client {
-    let tokens = services.abm.credentials(NAME).await.unwrap().unwrap();
-    services.abm.client_for(None, &tokens).unwrap()
+    let tokens = services
+        .abm_entries
+        .credentials(NAME)
+        .await
+        .unwrap()
+        .unwrap();
+    services.abm_entries.client_for(None, &tokens).unwrap()
 }
 
 /// The floor: every page of the full fetch, fetched and parsed, nothing stored.
@@ -503,7 +508,7 @@ async fn assignment_passes(
             .unwrap();
         defaults.push((os, profile.id));
     }
-    let entry = services.abm.entry(NAME).await.unwrap();
+    let entry = services.abm_entries.entry(NAME).await.unwrap();
     let timed = |label: &'static str| {
         let entry = entry.clone();
         async move {
@@ -595,7 +600,7 @@ async fn profile(
         .unwrap();
     let svc = services(store.clone(), sim_url);
     let entry = svc
-        .abm
+        .abm_entries
         .create(
             &Actor::System,
             NewEntry {
@@ -781,7 +786,7 @@ async fn bench_abm_device_sync() {
     let store = guardmdm::server::open_store(&database).await.unwrap();
     let services = services(store.clone(), &sim.url);
     connect(&services, &portal).await;
-    let entry_id = services.abm.entry(NAME).await.unwrap().id;
+    let entry_id = services.abm_entries.entry(NAME).await.unwrap().id;
     if latency_ms > 0 {
         let fault = json!({ "kind": "delay", "millis": latency_ms });
         portal_call(&portal, Method::POST, "faults", fault).await;

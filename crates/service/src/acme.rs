@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use guardmdm_crypto::SecretKey;
-use guardmdm_store::{NewAuditEvent, Store};
+use guardmdm_store::{MdmStore, MetaStore, NewAuditEvent, Store};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
@@ -206,10 +206,18 @@ impl OrderState {
 }
 
 /// The ACME state in the database, sealed with the secret key.
-#[derive(Clone)]
-pub struct AcmeService {
-    store: Arc<dyn Store>,
+pub struct AcmeService<S: ?Sized = dyn Store> {
+    store: Arc<S>,
     secrets: Arc<SecretKey>,
+}
+
+impl<S: ?Sized> Clone for AcmeService<S> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            secrets: self.secrets.clone(),
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -220,9 +228,9 @@ struct StoredAccount {
     credentials: SecretString,
 }
 
-impl AcmeService {
+impl<S: ?Sized + MdmStore + MetaStore> AcmeService<S> {
     /// Over `store`, sealing with `secrets`.
-    pub fn new(store: Arc<dyn Store>, secrets: Arc<SecretKey>) -> Self {
+    pub fn new(store: Arc<S>, secrets: Arc<SecretKey>) -> Self {
         Self { store, secrets }
     }
 

@@ -17,8 +17,8 @@ use std::sync::{Arc, OnceLock};
 
 use guardmdm_crypto::{api_token, password};
 use guardmdm_store::{
-    NewAdmin, NewSession, Session, SignInFailures, SignInLimits, SignInReservation, Store,
-    StoreError,
+    AdminStore, NewAdmin, NewSession, Session, SignInFailures, SignInLimits, SignInReservation,
+    Store, StoreError,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -26,7 +26,7 @@ use time::{Duration, OffsetDateTime};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
-use crate::abm_tokens::audit;
+use crate::abm_entries::audit;
 use crate::names::validate_name;
 use crate::{Actor, ServiceError};
 
@@ -239,13 +239,24 @@ impl From<StoreError> for SignInError {
 }
 
 /// Admins and their dashboard sessions.
-#[derive(Clone)]
-pub struct AdminService {
-    store: Arc<dyn Store>,
+pub struct AdminService<S: ?Sized = dyn Store> {
+    store: Arc<S>,
     policy: SessionPolicy,
     decoy: Arc<OnceLock<String>>,
     checks: CheckPool,
     check_wait: std::time::Duration,
+}
+
+impl<S: ?Sized> Clone for AdminService<S> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            policy: self.policy,
+            decoy: self.decoy.clone(),
+            checks: self.checks.clone(),
+            check_wait: self.check_wait,
+        }
+    }
 }
 
 type CheckJob = Box<dyn FnOnce() + Send>;
@@ -294,9 +305,9 @@ impl CheckPool {
     }
 }
 
-impl AdminService {
+impl<S: ?Sized + AdminStore + 'static> AdminService<S> {
     /// A service over `store` with session `policy` and the default [`PasswordChecks`].
-    pub fn new(store: Arc<dyn Store>, policy: SessionPolicy) -> Self {
+    pub fn new(store: Arc<S>, policy: SessionPolicy) -> Self {
         let checks = PasswordChecks::default();
         Self {
             store,

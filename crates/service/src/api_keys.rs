@@ -6,13 +6,13 @@
 use std::sync::Arc;
 
 use guardmdm_crypto::api_token;
-use guardmdm_store::{ApiKey, NewApiKey, Store, StoreError};
+use guardmdm_store::{ApiKey, ApiKeyStore, NewApiKey, Store, StoreError};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::abm_tokens::audit;
+use crate::abm_entries::audit;
 use crate::names::validate_name;
 use crate::{Actor, ServiceError};
 
@@ -62,15 +62,23 @@ pub struct CreatedApiKey {
 }
 
 /// Authentication and API keys.
-#[derive(Clone)]
-pub struct AuthService {
-    store: Arc<dyn Store>,
+pub struct AuthService<S: ?Sized = dyn Store> {
+    store: Arc<S>,
     admin_token: Option<Arc<SecretString>>,
 }
 
-impl AuthService {
+impl<S: ?Sized> Clone for AuthService<S> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            admin_token: self.admin_token.clone(),
+        }
+    }
+}
+
+impl<S: ?Sized + ApiKeyStore> AuthService<S> {
     /// A service over `store`; `admin_token` is the bootstrap token, if configured.
-    pub fn new(store: Arc<dyn Store>, admin_token: Option<SecretString>) -> Self {
+    pub fn new(store: Arc<S>, admin_token: Option<SecretString>) -> Self {
         Self {
             store,
             admin_token: admin_token.map(Arc::new),

@@ -14,12 +14,13 @@ use serde::{Deserialize, Serialize};
 
 use guardmdm_abm::{Client, DepError};
 use guardmdm_store::{
-    AbmEntry, AssignmentInput, AssignmentPass, AssignmentRecord, EntryId, ProfileDefinition,
-    ProfileId, Store,
+    AbmEntry, AbmEntryStore, AssignmentConfigStore, AssignmentInput, AssignmentPass,
+    AssignmentRecord, AssignmentStateStore, DeviceSyncStore, EntryId, ProfileDefinition, ProfileId,
+    Store,
 };
 
 use crate::ServiceError;
-use crate::abm_tokens::AbmTokenService;
+use crate::abm_entries::AbmEntryService;
 use crate::assign_rules::{self, Plan};
 use crate::group_rule::DeviceFacts;
 use crate::lease::HeldLease;
@@ -74,13 +75,23 @@ pub struct PassSummary {
 pub type Unavailable = String;
 
 /// Runs passes. Cheap to clone.
-#[derive(Clone)]
-pub struct Assigner {
-    store: Arc<dyn Store>,
-    abm: AbmTokenService,
+pub struct Assigner<S: ?Sized = dyn Store> {
+    store: Arc<S>,
+    abm: AbmEntryService<S>,
     enroll_url: String,
     /// The entry lease's time to live; a pass renews it after a quarter of it.
     lease_ttl: std::time::Duration,
+}
+
+impl<S: ?Sized> Clone for Assigner<S> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            abm: self.abm.clone(),
+            enroll_url: self.enroll_url.clone(),
+            lease_ttl: self.lease_ttl,
+        }
+    }
 }
 
 /// The Apple side of one pass: a client, or why there is none.
@@ -132,9 +143,17 @@ impl<'a> Walk<'a> {
     }
 }
 
-impl Assigner {
+impl<S> Assigner<S>
+where
+    S: ?Sized
+        + AbmEntryStore
+        + AssignmentConfigStore
+        + AssignmentStateStore
+        + DeviceSyncStore
+        + 'static,
+{
     /// An assigner; `enroll_url` is the default enrollment URL of profiles that give none.
-    pub fn new(store: Arc<dyn Store>, abm: AbmTokenService, enroll_url: String) -> Self {
+    pub fn new(store: Arc<S>, abm: AbmEntryService<S>, enroll_url: String) -> Self {
         Self {
             store,
             abm,

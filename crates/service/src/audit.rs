@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 pub use guardmdm_store::AuditEvent;
-use guardmdm_store::Store;
+use guardmdm_store::{AuditStore, Store};
 
 use crate::ServiceError;
 
@@ -11,14 +11,21 @@ use crate::ServiceError;
 pub const MAX_AUDIT_PAGE: u32 = 500;
 
 /// The audit log.
-#[derive(Clone)]
-pub struct AuditService {
-    store: Arc<dyn Store>,
+pub struct AuditService<S: ?Sized = dyn Store> {
+    store: Arc<S>,
 }
 
-impl AuditService {
+impl<S: ?Sized> Clone for AuditService<S> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+        }
+    }
+}
+
+impl<S: ?Sized + AuditStore> AuditService<S> {
     /// A service over `store`.
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    pub fn new(store: Arc<S>) -> Self {
         Self { store }
     }
 

@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use guardmdm_abm::{Client, DepError};
 use guardmdm_store::{
-    AbmEntry, EntryId, PageWrite, Store, SyncClaim, SyncPhase, SyncRunId, SyncState,
+    AbmEntry, AbmEntryStore, AssignmentConfigStore, AssignmentStateStore, DeviceSyncStore, EntryId,
+    PageWrite, Store, SyncClaim, SyncPhase, SyncRunId, SyncState,
 };
 pub use guardmdm_store::{PageCounts, StoredAbmDevice, SyncRun};
 use serde::{Deserialize, Serialize};
@@ -30,7 +31,7 @@ use crate::sync_rules::{
     AfterPage, INSTANCE_STOPPED_MESSAGE, Recovery, TOKEN_EXPIRED_MESSAGE, after_error, after_page,
     full_refetch, reduce_page, run_error_message,
 };
-use crate::{AbmTokenService, Actor, ServiceError};
+use crate::{AbmEntryService, Actor, ServiceError};
 
 /// The automatic sync interval: 5 minutes, fixed (README, "Syncing ABM devices").
 pub const SYNC_INTERVAL: Duration = Duration::from_secs(5 * 60);
@@ -94,29 +95,52 @@ enum Local {
 }
 
 /// ABM device sync.
-#[derive(Clone)]
-pub struct SyncService {
-    store: Arc<dyn Store>,
-    abm: AbmTokenService,
+pub struct SyncService<S: ?Sized = dyn Store> {
+    store: Arc<S>,
+    abm: AbmEntryService<S>,
     holder: Arc<String>,
     /// What this instance is doing per entry; one lock decides, so a sync and an assignment
     /// pass of one entry never overlap here (they would share this instance's lease).
     local: Arc<Mutex<LocalWork>>,
     tasks: TaskTracker,
     cancel: CancellationToken,
-    assigner: Assigner,
+    assigner: Assigner<S>,
     /// The entry lease's time to live.
     lease_ttl: Duration,
     /// The longest a full fetch keeps pages staged.
     stage_merge_every: Duration,
 }
 
-impl SyncService {
+impl<S: ?Sized> Clone for SyncService<S> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            abm: self.abm.clone(),
+            holder: self.holder.clone(),
+            local: self.local.clone(),
+            tasks: self.tasks.clone(),
+            cancel: self.cancel.clone(),
+            assigner: self.assigner.clone(),
+            lease_ttl: self.lease_ttl,
+            stage_merge_every: self.stage_merge_every,
+        }
+    }
+}
+
+impl<S> SyncService<S>
+where
+    S: ?Sized
+        + AbmEntryStore
+        + AssignmentConfigStore
+        + AssignmentStateStore
+        + DeviceSyncStore
+        + 'static,
+{
     /// A sync service for this instance; `cancel` stops its runs (graceful shutdown).
     /// `enroll_url` is the default enrollment URL of ADE profiles that give none.
     pub fn new(
-        store: Arc<dyn Store>,
-        abm: AbmTokenService,
+        store: Arc<S>,
+        abm: AbmEntryService<S>,
         enroll_url: String,
         cancel: CancellationToken,
     ) -> Self {
@@ -592,7 +616,7 @@ impl SyncService {
         let limit = Some(entry.batch_size);
         let mut refetched = false;
         let mut lease = HeldLease::new(self.store.as_ref(), entry.id, &self.holder, self.lease_ttl);
-        let mut ahead: Option<Result<guardmdm_abm::DevicePage, DepError>> = None;
+        let mut ahead: Prefetched = None;
         // Pages of a full fetch are staged and merged in bulk: when the fetch ends, before
         // any page of changes is stored (a staged record merged after one would undo it), and
         // at least every `stage_merge_every` so a slow fetch is listed as it goes.
@@ -633,38 +657,9 @@ impl SyncService {
                 run_id,
                 at: guardmdm_store::now(),
             };
-            // While this page is stored, the next one is already being fetched with the cursor
-            // Apple just gave: the store and Apple's latency overlap. The cursor saved is
-            // still only ever the stored page's.
-            let prefetch = async {
-                match &next {
-                    AfterPage::Continue(next_state) => {
-                        Some(fetch_page(client, next_state, limit).await)
-                    }
-                    _ => None,
-                }
-            };
-            let staging = saved.phase == SyncPhase::Fetch;
-            if !staging && staged_since.take().is_some() {
-                self.merge_staged(entry).await?;
-            }
-            let store = async {
-                if staging {
-                    self.store.stage_device_page(&write).await
-                } else {
-                    self.store.apply_device_page(&write).await
-                }
-            };
-            let (stored, prefetched) = tokio::join!(store, prefetch);
-            let counts = stored?;
-            if staging {
-                let since = *staged_since.get_or_insert_with(Instant::now);
-                let fetch_ended = matches!(next, AfterPage::FetchComplete(_));
-                if fetch_ended || since.elapsed() >= self.stage_merge_every {
-                    self.merge_staged(entry).await?;
-                    staged_since = None;
-                }
-            }
+            let (counts, prefetched) = self
+                .store_page(entry, &write, &next, client, limit, &mut staged_since)
+                .await?;
             ahead = prefetched;
             tracing::info!(
                 abm_entry = %entry.name, phase = saved.phase.as_str(), devices = devices.len(),
@@ -675,21 +670,7 @@ impl SyncService {
             match next {
                 AfterPage::Continue(next) => state = next,
                 AfterPage::FetchComplete(synced) => {
-                    if state.reconcile {
-                        let removed = self
-                            .store
-                            .reconcile_unseen(
-                                entry.id,
-                                state.generation,
-                                &synced,
-                                run_id,
-                                guardmdm_store::now(),
-                            )
-                            .await?;
-                        tracing::info!(abm_entry = %entry.name, removed, "full fetch reconciled");
-                    } else {
-                        self.save(entry.id, &synced).await?;
-                    }
+                    self.complete_fetch(entry, run_id, &state, &synced).await?;
                     state = synced;
                 }
                 AfterPage::Done => return Ok("succeeded"),
@@ -701,6 +682,83 @@ impl SyncService {
                 }
             }
         }
+    }
+
+    /// Stores one page (`write`): staged during a full fetch, applied to the devices
+    /// otherwise. While it is stored, the page after it (`next`) is already being fetched
+    /// with the cursor Apple just gave: the store and Apple's latency overlap; the cursor
+    /// saved is still only ever the stored page's. Staged pages are merged before a page of
+    /// changes is applied (a staged record merged after one would undo it), when the fetch
+    /// ends, and at least every `stage_merge_every` so a slow fetch is listed as it goes
+    /// (`staged_since`: when the oldest page not merged yet was staged). The page's counts,
+    /// and the next page if it was fetched.
+    async fn store_page(
+        &self,
+        entry: &AbmEntry,
+        write: &PageWrite<'_>,
+        next: &AfterPage,
+        client: &Client,
+        limit: Option<u32>,
+        staged_since: &mut Option<Instant>,
+    ) -> Result<(PageCounts, Prefetched), SyncFailure> {
+        let prefetch = async {
+            match next {
+                AfterPage::Continue(next_state) => {
+                    Some(fetch_page(client, next_state, limit).await)
+                }
+                _ => None,
+            }
+        };
+        let staging = write.state.phase == SyncPhase::Fetch;
+        if !staging && staged_since.take().is_some() {
+            self.merge_staged(entry).await?;
+        }
+        let store = async {
+            if staging {
+                self.store.stage_device_page(write).await
+            } else {
+                self.store.apply_device_page(write).await
+            }
+        };
+        let (stored, prefetched) = tokio::join!(store, prefetch);
+        let counts = stored?;
+        if staging {
+            let since = *staged_since.get_or_insert_with(Instant::now);
+            let fetch_ended = matches!(next, AfterPage::FetchComplete(_));
+            if fetch_ended || since.elapsed() >= self.stage_merge_every {
+                self.merge_staged(entry).await?;
+                *staged_since = None;
+            }
+        }
+        Ok((counts, prefetched))
+    }
+
+    /// At the end of a full fetch (`state`, its last page stored): removes the devices the
+    /// fetch did not see when it was asked to reconcile, and saves `synced`, the state to sync
+    /// from (the reconciliation saves it in its own transaction).
+    async fn complete_fetch(
+        &self,
+        entry: &AbmEntry,
+        run_id: SyncRunId,
+        state: &SyncState,
+        synced: &SyncState,
+    ) -> Result<(), SyncFailure> {
+        if state.reconcile {
+            let removed = self
+                .store
+                .reconcile_unseen(
+                    entry.id,
+                    state.generation,
+                    synced,
+                    run_id,
+                    guardmdm_store::now(),
+                )
+                .await?;
+            tracing::info!(abm_entry = %entry.name, removed, "full fetch reconciled");
+        } else {
+            self.save(entry.id, synced).await?;
+        }
+        Ok(())
     }
 
     /// Runs assignment passes over an entry while holding its lease: one, and another while
@@ -851,6 +909,9 @@ impl SyncService {
             .map_err(SyncFailure::from)
     }
 }
+
+/// The page after the one being stored, when it was fetched meanwhile.
+type Prefetched = Option<Result<guardmdm_abm::DevicePage, DepError>>;
 
 /// One fetch or sync request for `state`.
 async fn fetch_page(

@@ -19,8 +19,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::ServiceError;
-use crate::devices::AssignmentView;
 use crate::group_rule::{DeviceFacts, GroupRule};
+use crate::lookup::{AssignmentView, entry_names, profile_names};
 use crate::resolve::{Membership, Resolver};
 
 /// Largest page.
@@ -397,7 +397,7 @@ impl DeviceListService {
                 query.serial_prefix = Some(prefix);
             }
         }
-        let entries = crate::profiles::entry_names(self.store.as_ref()).await?;
+        let entries = entry_names(self.store.as_ref()).await?;
         if let Some(name) = &req.entry {
             let id = entries
                 .iter()
@@ -493,7 +493,7 @@ impl DeviceListService {
             .into_iter()
             .map(|e| (e.serial.clone(), e))
             .collect();
-        let profiles = crate::profiles::profile_names(self.store.as_ref()).await?;
+        let profiles = profile_names(self.store.as_ref()).await?;
         let mut by_entry: HashMap<EntryId, Vec<String>> = HashMap::new();
         for d in &devices {
             by_entry

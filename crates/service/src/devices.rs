@@ -7,58 +7,19 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use guardmdm_store::{AssignState, AssignmentRecord, ProfileId, Store, StoredAbmDevice};
+use guardmdm_store::{
+    AbmEntryStore, AssignmentConfigStore, AssignmentStateStore, DeviceSyncStore, MdmStore,
+    ProfileId, Store, StoredAbmDevice,
+};
 
 use crate::ServiceError;
 use crate::group_rule::DeviceFacts;
+use crate::lookup::entry_names;
 use crate::resolve::{Membership, Resolution, Resolver};
 use crate::serial_list::normalize;
 
-/// GuardMDM's assignment record, with names instead of ids.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AssignmentView {
-    /// Where assigning stands.
-    pub state: AssignState,
-    /// The profile the last pass resolved.
-    pub profile: Option<String>,
-    /// Its version then.
-    pub profile_version: Option<i64>,
-    /// The rule that gave it (`device`, `group:NAME`, `default:ios`, `none`).
-    pub rule: String,
-    /// The Apple `profile_uuid` last sent.
-    pub sent_profile_uuid: Option<String>,
-    /// When it was last sent.
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub attempted_at: Option<OffsetDateTime>,
-    /// Not sent again before this time (cooldown or throttle).
-    #[serde(with = "time::serde::rfc3339::option")]
-    pub retry_at: Option<OffsetDateTime>,
-    /// Sends so far.
-    pub attempts: i64,
-    /// The last problem; for an unassigned device, why no rule gave it a profile.
-    pub last_error: Option<String>,
-    /// When the record last changed.
-    #[serde(with = "time::serde::rfc3339")]
-    pub updated_at: OffsetDateTime,
-}
-
-impl AssignmentView {
-    /// A record, naming its profile from `names`.
-    pub fn new(record: AssignmentRecord, names: &HashMap<ProfileId, String>) -> Self {
-        Self {
-            profile: record.profile_id.and_then(|id| names.get(&id).cloned()),
-            state: record.state,
-            profile_version: record.profile_version,
-            rule: record.rule.as_text(),
-            sent_profile_uuid: record.apple_uuid,
-            attempted_at: record.attempted_at,
-            retry_at: record.retry_at,
-            attempts: record.attempts,
-            last_error: record.last_error,
-            updated_at: record.updated_at,
-        }
-    }
-}
+/// Re-exported at its former path (it moved to [`crate::lookup`]).
+pub use crate::lookup::AssignmentView;
 
 /// What Apple reports about the device's profile.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,15 +66,31 @@ pub struct DeviceDetail {
 }
 
 /// Device explanations.
-#[derive(Clone)]
-pub struct DeviceService {
-    store: Arc<dyn Store>,
+pub struct DeviceService<S: ?Sized = dyn Store> {
+    store: Arc<S>,
     pushes: crate::mdm::PushStates,
 }
 
-impl DeviceService {
+impl<S: ?Sized> Clone for DeviceService<S> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            pushes: self.pushes.clone(),
+        }
+    }
+}
+
+impl<S> DeviceService<S>
+where
+    S: ?Sized
+        + AbmEntryStore
+        + AssignmentConfigStore
+        + AssignmentStateStore
+        + DeviceSyncStore
+        + MdmStore,
+{
     /// A service over `store`, showing enrolled devices' push state from `pushes`.
-    pub fn new(store: Arc<dyn Store>, pushes: crate::mdm::PushStates) -> Self {
+    pub fn new(store: Arc<S>, pushes: crate::mdm::PushStates) -> Self {
         Self { store, pushes }
     }
 
@@ -144,7 +121,7 @@ impl DeviceService {
             .iter()
             .map(|p| (p.id, p.name.clone()))
             .collect();
-        let entries = crate::profiles::entry_names(self.store.as_ref()).await?;
+        let entries = entry_names(self.store.as_ref()).await?;
         let explicit = self.store.device_profile(&serial).await?;
         let enrollment = self
             .store

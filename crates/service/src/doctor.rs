@@ -158,7 +158,7 @@ pub async fn run(services: &Services) -> DoctorReport {
     // The network checks run at once: the public URL as a device reaches it, APNs with the
     // push certificate, and Apple's clock.
     let public_url = services.mdm.settings().public_url.clone();
-    let abm_url = services.abm.default_url().to_string();
+    let abm_url = services.abm_entries.default_url().to_string();
     let public = async {
         match rules::public_url(&public_url) {
             Err(finding) => vec![finding],
@@ -298,7 +298,7 @@ async fn anchor_trust(
 
 /// One finding per ABM entry (or one saying there is none).
 async fn check_abm(services: &Services, now: OffsetDateTime) -> Vec<Finding> {
-    let entries = match services.abm.list().await {
+    let entries = match services.abm_entries.list().await {
         Ok(entries) => entries,
         Err(e) => {
             return vec![Finding::blocking(

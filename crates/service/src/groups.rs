@@ -8,13 +8,14 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use guardmdm_store::{
-    DeviceGroup, GroupId, GroupUpdate, NewAuditEvent, NewDeviceGroup, ProfileId, Store, StoreError,
+    AssignmentConfigStore, DeviceGroup, GroupId, GroupUpdate, NewAuditEvent, NewDeviceGroup,
+    ProfileId, Store, StoreError,
 };
 
-use crate::dep_sync::SyncService;
 use crate::group_rule::GroupRule;
+use crate::lookup::{profile_id_of, profile_names};
 use crate::names::validate_name;
-use crate::profiles::{profile_id_of, profile_names};
+use crate::pass_requests::PassRequests;
 use crate::serial_list::{self, CsvReport, SerialInput};
 use crate::{Actor, ServiceError};
 
@@ -89,10 +90,18 @@ mod double_option {
 }
 
 /// Device groups.
-#[derive(Clone)]
-pub struct GroupService {
-    store: Arc<dyn Store>,
-    sync: SyncService,
+pub struct GroupService<S: ?Sized = dyn Store> {
+    store: Arc<S>,
+    passes: Arc<dyn PassRequests>,
+}
+
+impl<S: ?Sized> Clone for GroupService<S> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            passes: self.passes.clone(),
+        }
+    }
 }
 
 fn audit(actor: &Actor, action: &str, name: &str, details: serde_json::Value) -> NewAuditEvent {
@@ -115,10 +124,10 @@ fn check_priority(priority: i32) -> Result<i32, ServiceError> {
     }
 }
 
-impl GroupService {
-    /// A service over `store`; changes start assignment passes through `sync`.
-    pub fn new(store: Arc<dyn Store>, sync: SyncService) -> Self {
-        Self { store, sync }
+impl<S: ?Sized + AssignmentConfigStore> GroupService<S> {
+    /// A service over `store`; changes ask `passes` for assignment passes.
+    pub fn new(store: Arc<S>, passes: Arc<dyn PassRequests>) -> Self {
+        Self { store, passes }
     }
 
     async fn load(&self, name: &str) -> Result<DeviceGroup, ServiceError> {
@@ -172,7 +181,7 @@ impl GroupService {
                 other => other.into(),
             })?;
         if profile_id.is_some() {
-            self.sync.assign_now();
+            self.passes.request_pass();
         }
         self.view(&created).await
     }
@@ -224,7 +233,7 @@ impl GroupService {
                 ),
             )
             .await?;
-        self.sync.assign_now();
+        self.passes.request_pass();
         self.view(&updated).await
     }
 
@@ -271,7 +280,7 @@ impl GroupService {
                 ),
             )
             .await?;
-        self.sync.assign_now();
+        self.passes.request_pass();
         Ok(())
     }
 
@@ -323,7 +332,7 @@ impl GroupService {
                 )
                 .await?;
             if group.profile_id.is_some() {
-                self.sync.assign_now();
+                self.passes.request_pass();
             }
         }
         Ok(report)
@@ -356,7 +365,7 @@ impl GroupService {
             )
             .await?;
         if removed > 0 && group.profile_id.is_some() {
-            self.sync.assign_now();
+            self.passes.request_pass();
         }
         Ok(removed)
     }

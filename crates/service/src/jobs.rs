@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 use crate::tls_status::{TlsHealth, TlsStatus, tls_health};
 
 use crate::health::TokenState;
-use crate::{AbmEntryView, AbmTokenService};
+use crate::{AbmEntryService, AbmEntryView};
 
 /// How often token health is checked and warned about after the check at start-up.
 pub const TOKEN_CHECK_INTERVAL: Duration = Duration::from_secs(24 * 60 * 60);
@@ -26,7 +26,7 @@ pub fn entries_needing_attention(entries: &[AbmEntryView]) -> Vec<&AbmEntryView>
 /// # Errors
 /// Storage failures.
 pub async fn check_token_health(
-    abm: &AbmTokenService,
+    abm: &AbmEntryService,
 ) -> Result<Vec<AbmEntryView>, crate::ServiceError> {
     let entries = abm.list().await?;
     let flagged: Vec<AbmEntryView> = entries_needing_attention(&entries)
@@ -106,7 +106,7 @@ pub fn check_tls_health(status: &TlsStatus) -> Option<TlsHealth> {
 /// at once and then every [`TOKEN_CHECK_INTERVAL`] until `cancel`. A failed check is logged
 /// and retried at the next tick.
 pub async fn run_token_health_monitor(
-    abm: AbmTokenService,
+    abm: AbmEntryService,
     mdm: crate::mdm::MdmService,
     cancel: CancellationToken,
     tls: Arc<TlsStatus>,

@@ -23,22 +23,17 @@ pub fn ttl_secs(ttl: Duration) -> i64 {
 }
 
 /// A held lease, renewed by [`HeldLease::keep`] between steps of the work that holds it.
-pub(crate) struct HeldLease<'a> {
-    store: &'a dyn DeviceSyncStore,
+pub(crate) struct HeldLease<'a, S: ?Sized + DeviceSyncStore> {
+    store: &'a S,
     entry_id: EntryId,
     holder: &'a str,
     ttl: Duration,
     renewed: Instant,
 }
 
-impl<'a> HeldLease<'a> {
+impl<'a, S: ?Sized + DeviceSyncStore> HeldLease<'a, S> {
     /// The lease `holder` has just taken (or renewed) on the entry.
-    pub(crate) fn new(
-        store: &'a dyn DeviceSyncStore,
-        entry_id: EntryId,
-        holder: &'a str,
-        ttl: Duration,
-    ) -> Self {
+    pub(crate) fn new(store: &'a S, entry_id: EntryId, holder: &'a str, ttl: Duration) -> Self {
         Self {
             store,
             entry_id,

@@ -5,7 +5,7 @@
 //! validation, [`profile_spec`] checking, [`serial_csv`] reading, [`resolve`]-ing a device's
 //! profile, [`assign_rules`]) are plain functions with unit tests.
 
-pub mod abm_tokens;
+pub mod abm_entries;
 pub mod acme;
 pub mod actor;
 pub mod admins;
@@ -13,6 +13,7 @@ pub mod api_keys;
 pub mod assign_rules;
 pub mod assignment;
 pub mod audit;
+pub mod command_spec;
 pub mod dep_sync;
 pub mod device_list;
 pub mod devices;
@@ -23,9 +24,11 @@ pub mod groups;
 pub mod health;
 pub mod jobs;
 pub mod lease;
+pub mod lookup;
 pub mod mdm;
 pub mod names;
 pub mod os;
+pub mod pass_requests;
 pub mod profile_spec;
 pub mod profiles;
 pub mod resolve;
@@ -39,8 +42,8 @@ pub mod troubleshoot;
 
 use std::sync::Arc;
 
-pub use abm_tokens::{
-    AbmEntryView, AbmSettings, AbmTokenService, AccountView, EntrySettings, NewEntry,
+pub use abm_entries::{
+    AbmEntryService, AbmEntryView, AbmSettings, AccountView, EntrySettings, NewEntry,
 };
 pub use actor::Actor;
 pub use admins::{
@@ -66,7 +69,7 @@ use secrecy::SecretString;
 #[derive(Clone)]
 pub struct Services {
     /// ABM entries and their server tokens.
-    pub abm: AbmTokenService,
+    pub abm_entries: AbmEntryService,
     /// Authentication and API keys.
     pub auth: AuthService,
     /// Dashboard admins and their sessions.
@@ -106,16 +109,17 @@ impl Services {
         // The default enrollment URL of ADE profiles: this server's enrollment endpoint.
         let enroll_url = mdm.url(mdm::ENROLL_PATH);
         let mdm = mdm::MdmService::new(store.clone(), secrets.clone(), mdm, cancel.clone());
-        let abm = AbmTokenService::new(store.clone(), secrets, abm);
+        let abm = AbmEntryService::new(store.clone(), secrets, abm);
         let sync = SyncService::new(store.clone(), abm.clone(), enroll_url, cancel);
+        let passes: Arc<dyn pass_requests::PassRequests> = Arc::new(sync.clone());
         Self {
-            profiles: ProfileService::new(store.clone(), sync.clone()),
-            groups: GroupService::new(store.clone(), sync.clone()),
+            profiles: ProfileService::new(store.clone(), passes.clone(), sync.enroll_url()),
+            groups: GroupService::new(store.clone(), passes),
             devices: DeviceService::new(store.clone(), mdm.push_states()),
             device_list: DeviceListService::new(store.clone()),
             mdm,
             sync,
-            abm,
+            abm_entries: abm,
             auth: AuthService::new(store.clone(), admin_token),
             admins: AdminService::new(store.clone(), SessionPolicy::default()),
             audit: AuditService::new(store.clone()),
@@ -131,8 +135,10 @@ impl Services {
     #[must_use]
     pub fn with_sync_lease_ttl(mut self, ttl: std::time::Duration) -> Self {
         self.sync = self.sync.with_lease_ttl(ttl);
-        self.profiles = ProfileService::new(self.store.clone(), self.sync.clone());
-        self.groups = GroupService::new(self.store.clone(), self.sync.clone());
+        let passes: Arc<dyn pass_requests::PassRequests> = Arc::new(self.sync.clone());
+        self.profiles =
+            ProfileService::new(self.store.clone(), passes.clone(), self.sync.enroll_url());
+        self.groups = GroupService::new(self.store.clone(), passes);
         self
     }
 

@@ -49,7 +49,7 @@ mod parse;
 mod text;
 mod validate;
 
-use crate::mdm::CommandSpec;
+use crate::command_spec::CommandSpec;
 use serde::{Deserialize, Serialize};
 
 pub use bounds::{MAX_SPEC_BYTES, MAX_SPEC_DEPTH};

@@ -12,14 +12,19 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use guardmdm_store::{
-    AdeProfile, EntryId, NewAuditEvent, ProfileId, ProfileReferences, Store, StoreError,
+    AbmEntryStore, AdeProfile, AssignmentConfigStore, NewAuditEvent, ProfileId, ProfileReferences,
+    Store, StoreError,
 };
 
-use crate::dep_sync::SyncService;
+use crate::lookup::{entry_names, load_profile, profile_id_of, profile_names};
 use crate::os::OsKey;
+use crate::pass_requests::PassRequests;
 use crate::profile_spec::{self, EnrollmentType, ProfileSpec};
 use crate::serial_list::{self, CsvReport};
 use crate::{Actor, ServiceError};
+
+/// Re-exported at their former path (they moved to [`crate::lookup`]) for callers not yet
+/// moved.
 
 /// A profile with everything an admin needs to see.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -102,10 +107,21 @@ pub struct ProfileWrite {
 }
 
 /// ADE profiles, OS defaults and device-level assignments.
-#[derive(Clone)]
-pub struct ProfileService {
-    store: Arc<dyn Store>,
-    sync: SyncService,
+pub struct ProfileService<S: ?Sized = dyn Store> {
+    store: Arc<S>,
+    passes: Arc<dyn PassRequests>,
+    /// The default enrollment URL of profiles that give none.
+    enroll_url: Arc<str>,
+}
+
+impl<S: ?Sized> Clone for ProfileService<S> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            passes: self.passes.clone(),
+            enroll_url: self.enroll_url.clone(),
+        }
+    }
 }
 
 fn audit(actor: &Actor, action: &str, target: String, details: serde_json::Value) -> NewAuditEvent {
@@ -118,67 +134,19 @@ fn audit(actor: &Actor, action: &str, target: String, details: serde_json::Value
     }
 }
 
-pub(crate) fn not_found_profile(name: &str) -> impl FnOnce(StoreError) -> ServiceError + '_ {
-    move |e| match e {
-        StoreError::NotFound => ServiceError::NotFound(format!("no ADE profile named {name:?}")),
-        other => other.into(),
-    }
-}
-
-/// A profile by name; [`ServiceError::NotFound`] naming it.
-pub(crate) async fn load_profile(
-    store: &dyn Store,
-    name: &str,
-) -> Result<AdeProfile, ServiceError> {
-    store
-        .get_profile(name)
-        .await
-        .map_err(not_found_profile(name))
-}
-
-/// The id of an optional profile name (`None` stays `None`).
-pub(crate) async fn profile_id_of(
-    store: &dyn Store,
-    name: Option<&str>,
-) -> Result<Option<ProfileId>, ServiceError> {
-    match name {
-        Some(name) => Ok(Some(load_profile(store, name).await?.id)),
-        None => Ok(None),
-    }
-}
-
-/// Every profile's name by id.
-pub(crate) async fn profile_names(
-    store: &dyn Store,
-) -> Result<HashMap<ProfileId, String>, ServiceError> {
-    Ok(store
-        .list_profiles()
-        .await?
-        .into_iter()
-        .map(|p| (p.id, p.name))
-        .collect())
-}
-
-/// Every ABM entry's name by id.
-pub(crate) async fn entry_names(
-    store: &dyn Store,
-) -> Result<HashMap<EntryId, String>, ServiceError> {
-    Ok(store
-        .list_abm_entries()
-        .await?
-        .into_iter()
-        .map(|e| (e.id, e.name))
-        .collect())
-}
-
-impl ProfileService {
-    /// A service over `store`; changes start assignment passes through `sync`.
-    pub fn new(store: Arc<dyn Store>, sync: SyncService) -> Self {
-        Self { store, sync }
+impl<S: ?Sized + AbmEntryStore + AssignmentConfigStore> ProfileService<S> {
+    /// A service over `store`; changes ask `passes` for assignment passes. `enroll_url` is
+    /// the default enrollment URL of profiles that give none.
+    pub fn new(store: Arc<S>, passes: Arc<dyn PassRequests>, enroll_url: &str) -> Self {
+        Self {
+            store,
+            passes,
+            enroll_url: enroll_url.into(),
+        }
     }
 
     fn check(&self, spec: &ProfileSpec) -> Result<Vec<String>, ServiceError> {
-        profile_spec::validate(spec, self.sync.enroll_url())
+        profile_spec::validate(spec, &self.enroll_url)
             .map(|valid| valid.warnings)
             .map_err(ServiceError::validation)
     }
@@ -285,7 +253,7 @@ impl ProfileService {
                 )),
                 other => other.into(),
             })?;
-        self.sync.assign_now();
+        self.passes.request_pass();
         Ok(ProfileWrite {
             profile: self.view(&updated).await?,
             changed: true,
@@ -396,7 +364,7 @@ impl ProfileService {
                 ),
             )
             .await?;
-        self.sync.assign_now();
+        self.passes.request_pass();
         self.defaults().await
     }
 
@@ -468,7 +436,7 @@ impl ProfileService {
                     ),
                 )
                 .await?;
-            self.sync.assign_now();
+            self.passes.request_pass();
         }
         Ok(report)
     }
@@ -499,7 +467,7 @@ impl ProfileService {
                 profile.name
             ))
         })?;
-        let (apple, warnings) = match profile_spec::validate(&spec, self.sync.enroll_url()) {
+        let (apple, warnings) = match profile_spec::validate(&spec, &self.enroll_url) {
             Ok(valid) => (valid.apple, valid.warnings),
             // Stored specs were valid when written; a later rule change shows here.
             Err(errors) => (
@@ -560,7 +528,69 @@ fn spec_json(spec: &ProfileSpec) -> Result<serde_json::Value, ServiceError> {
 
 #[cfg(test)]
 mod tests {
-    use super::{OsKey, skip_items_not_for};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use guardmdm_store::Store;
+    use guardmdm_store_sqlite::SqliteStore;
+
+    use super::{OsKey, ProfileService, ProfileSpec, skip_items_not_for};
+    use crate::Actor;
+    use crate::pass_requests::PassRequests;
+
+    /// Counts the assignment passes asked for, and runs none.
+    #[derive(Default)]
+    struct CountedPasses(AtomicUsize);
+
+    impl PassRequests for CountedPasses {
+        fn request_pass(&self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_profile_change_asks_for_an_assignment_pass() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&dir.path().join("g.db")).await.unwrap());
+        let passes = Arc::new(CountedPasses::default());
+        let profiles = ProfileService::new(
+            store,
+            passes.clone(),
+            "https://mdm.example.com/mdm/ade/enroll",
+        );
+        let requested = || passes.0.load(Ordering::SeqCst);
+        let spec = ProfileSpec {
+            name: "staff".into(),
+            ..ProfileSpec::default()
+        };
+        profiles.create(&Actor::System, spec.clone()).await.unwrap();
+        assert_eq!(requested(), 0, "no device uses a new profile");
+
+        let unchanged = profiles
+            .update(&Actor::System, "staff", spec.clone(), None)
+            .await
+            .unwrap();
+        assert!(!unchanged.changed);
+        assert_eq!(requested(), 0, "an identical update changes nothing");
+
+        let edited = ProfileSpec {
+            department: Some("IT".into()),
+            ..spec
+        };
+        let write = profiles
+            .update(&Actor::System, "staff", edited, Some(1))
+            .await
+            .unwrap();
+        assert!(write.changed);
+        assert_eq!(requested(), 1, "a new version is assigned again");
+
+        profiles
+            .set_default(&Actor::System, OsKey::Ios, Some("staff"))
+            .await
+            .unwrap();
+        assert_eq!(requested(), 2, "a new default is assigned");
+    }
 
     #[test]
     fn skip_items_an_os_does_not_have_are_named_for_its_default() {

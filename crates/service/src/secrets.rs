@@ -6,7 +6,7 @@
 //! secret key under its store name (which is also the sealing context).
 
 use guardmdm_crypto::SecretKey;
-use guardmdm_store::{MetaStore, NewAuditEvent, Store};
+use guardmdm_store::{MdmStore, MetaStore, NewAuditEvent};
 use secrecy::{ExposeSecret, SecretSlice};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -39,7 +39,7 @@ pub(crate) fn open_json<T: DeserializeOwned>(
 
 /// The value stored (sealed as JSON) under `name`, if any.
 pub(crate) async fn read_json<T: DeserializeOwned>(
-    store: &dyn Store,
+    store: &(impl ?Sized + MdmStore),
     key: &SecretKey,
     name: &str,
 ) -> Result<Option<T>, ServiceError> {
@@ -52,7 +52,7 @@ pub(crate) async fn read_json<T: DeserializeOwned>(
 /// Stores `value` (sealed as JSON) under `name`, replacing what was there, with `audit` in
 /// the same transaction.
 pub(crate) async fn write_json<T: Serialize>(
-    store: &dyn Store,
+    store: &(impl ?Sized + MdmStore),
     key: &SecretKey,
     name: &str,
     value: &T,
@@ -107,7 +107,6 @@ fn hex_decode(text: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use guardmdm_store::MdmStore as _;
     use guardmdm_store_sqlite::SqliteStore;
 
     #[tokio::test]

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use guardmdm_store::{SerialPresence, Store};
+use guardmdm_store::{AssignmentConfigStore, SerialPresence};
 
 use crate::ServiceError;
 pub use crate::serial_csv::CsvReport;
@@ -53,8 +53,8 @@ pub fn normalize_all(serials: &[String]) -> Result<Vec<String>, ServiceError> {
 ///
 /// # Errors
 /// [`ServiceError::Invalid`] for an empty list or a CSV that cannot be read at all.
-pub async fn check(
-    store: &dyn Store,
+pub async fn check<S: ?Sized + AssignmentConfigStore>(
+    store: &S,
     input: SerialInput,
     dry_run: bool,
 ) -> Result<(CsvReport, Vec<String>), ServiceError> {
@@ -104,8 +104,8 @@ pub async fn check(
     Ok((CsvReport::new(reports, dry_run), apply))
 }
 
-async fn look_up(
-    store: &dyn Store,
+async fn look_up<S: ?Sized + AssignmentConfigStore>(
+    store: &S,
     rows: &[CsvRow],
     reports: &mut Vec<RowReport>,
     apply: &mut Vec<String>,

@@ -50,8 +50,8 @@ pub use stored_text::StoredText;
 
 use time::OffsetDateTime;
 
-/// Everything GuardMDM stores. Services hold an `Arc<dyn Store>`; small components take the
-/// narrowest trait they need.
+/// Everything GuardMDM stores. Services are built over an `Arc<dyn Store>` and bound their
+/// methods by the role traits they use; small components take the narrowest trait they need.
 pub trait Store:
     Backend
     + MetaStore

@@ -7,7 +7,7 @@ use askama_web::WebTemplate;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use guardmdm_service::abm_tokens::{DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, MAX_TOKEN_FILE_BYTES};
+use guardmdm_service::abm_entries::{DEFAULT_BATCH_SIZE, MAX_BATCH_SIZE, MAX_TOKEN_FILE_BYTES};
 use guardmdm_service::{AbmEntryView, EntrySettings, NewEntry, ServiceError, TokenState};
 
 use super::error_page::error_page;
@@ -178,7 +178,11 @@ pub(crate) async fn create(State(state): State<AppState>, page: Page, req: Reque
                 batch_size,
                 abm_url: form.text("abm_url").map(str::to_string),
             };
-            state.services.abm.create(&page.session.actor(), new).await
+            state
+                .services
+                .abm_entries
+                .create(&page.session.actor(), new)
+                .await
         }
         Err(e) => Err(e),
     };
@@ -225,7 +229,7 @@ async fn entry_page(
     errors: EntryErrors,
     status: StatusCode,
 ) -> Response {
-    let entry = match state.services.abm.get(name).await {
+    let entry = match state.services.abm_entries.get(name).await {
         Ok(e) => e,
         Err(e) => return error_page(page, e),
     };
@@ -250,7 +254,7 @@ pub(crate) async fn public_key(
     page: Page,
     Path(name): Path<String>,
 ) -> Response {
-    match state.services.abm.public_key(&name).await {
+    match state.services.abm_entries.public_key(&name).await {
         Ok(pem) => {
             let disposition = format!("attachment; filename=\"GuardMDM_{name}.pem\"");
             let mut r = pem.into_response();
@@ -300,7 +304,7 @@ pub(crate) async fn upload_token(
     let force = form.checked("force");
     match state
         .services
-        .abm
+        .abm_entries
         .upload_server_token(&page.session.actor(), &name, &file, force)
         .await
     {
@@ -337,7 +341,7 @@ pub(crate) async fn update_settings(
             };
             state
                 .services
-                .abm
+                .abm_entries
                 .update_settings(&page.session.actor(), &name, settings)
                 .await
                 .map(|_| ())
@@ -381,7 +385,7 @@ async fn delete_page(
     error: Option<String>,
     status: StatusCode,
 ) -> Response {
-    match state.services.abm.get(name).await {
+    match state.services.abm_entries.get(name).await {
         Ok(entry) => (
             status,
             DeletePage {
@@ -413,7 +417,7 @@ pub(crate) async fn delete(
     }
     match state
         .services
-        .abm
+        .abm_entries
         .delete(&page.session.actor(), &name)
         .await
     {

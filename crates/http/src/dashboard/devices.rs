@@ -426,7 +426,7 @@ pub(crate) async fn show(
         };
         let token = state
             .services
-            .abm
+            .abm_entries
             .get(&d.abm_entry)
             .await
             .map_or(TokenState::Active, |e| e.health.state);

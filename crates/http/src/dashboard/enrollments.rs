@@ -10,9 +10,9 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use guardmdm_mdm_protocol::MAX_COMMAND_BYTES;
 use guardmdm_service::ServiceError;
+use guardmdm_service::command_spec::CommandSpec;
 use guardmdm_service::mdm::{
-    CommandSpec, CommandStatus, CommandView, EnrollmentStatus, EnrollmentView, NewCommandRequest,
-    PushStatus,
+    CommandStatus, CommandView, EnrollmentStatus, EnrollmentView, NewCommandRequest, PushStatus,
 };
 use serde::Deserialize;
 

@@ -678,7 +678,7 @@ pub(crate) fn errors_of(err: &guardmdm_service::ServiceError) -> Option<Vec<Fiel
 #[cfg(test)]
 mod tests {
     use super::*;
-    use guardmdm_service::mdm::CommandSpec;
+    use guardmdm_service::command_spec::CommandSpec;
 
     fn full_spec() -> ProfileSpec {
         ProfileSpec {

@@ -210,7 +210,7 @@ impl FromRequestParts<AppState> for Page {
             .get::<DashboardSession>()
             .cloned()
             .ok_or_else(|| refused(StatusCode::UNAUTHORIZED, "Sign in first."))?;
-        let entries = match state.services.abm.list().await {
+        let entries = match state.services.abm_entries.list().await {
             Ok(entries) => Some(entries),
             Err(e) => {
                 tracing::error!(error = %e, "dashboard: cannot read ABM entries for the banner");

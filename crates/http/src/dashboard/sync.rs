@@ -243,7 +243,7 @@ async fn sync_page(
     status: StatusCode,
     fragment: bool,
 ) -> Response {
-    let entry = match state.services.abm.get(name).await {
+    let entry = match state.services.abm_entries.get(name).await {
         Ok(e) => e,
         Err(e) => return error_page(page, e),
     };

@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use guardmdm_service::abm_tokens::MAX_TOKEN_FILE_BYTES;
+use guardmdm_service::abm_entries::MAX_TOKEN_FILE_BYTES;
 use guardmdm_service::{AbmEntryView, EntrySettings, NewEntry};
 use serde::{Deserialize, Deserializer};
 
@@ -44,7 +44,7 @@ pub(crate) struct UploadQuery {
 pub(crate) async fn list(
     State(state): State<AppState>,
 ) -> Result<Json<Vec<AbmEntryView>>, ApiError> {
-    Ok(Json(state.services.abm.list().await?))
+    Ok(Json(state.services.abm_entries.list().await?))
 }
 
 pub(crate) async fn create(
@@ -57,7 +57,7 @@ pub(crate) async fn create(
         batch_size: body.batch_size,
         abm_url: body.abm_url,
     };
-    let view = state.services.abm.create(&actor, new).await?;
+    let view = state.services.abm_entries.create(&actor, new).await?;
     Ok((StatusCode::CREATED, Json(view)))
 }
 
@@ -65,7 +65,7 @@ pub(crate) async fn show(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<AbmEntryView>, ApiError> {
-    Ok(Json(state.services.abm.get(&name).await?))
+    Ok(Json(state.services.abm_entries.get(&name).await?))
 }
 
 pub(crate) async fn update(
@@ -81,7 +81,7 @@ pub(crate) async fn update(
     Ok(Json(
         state
             .services
-            .abm
+            .abm_entries
             .update_settings(&actor, &name, settings)
             .await?,
     ))
@@ -92,7 +92,7 @@ pub(crate) async fn delete(
     Caller(actor): Caller,
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    state.services.abm.delete(&actor, &name).await?;
+    state.services.abm_entries.delete(&actor, &name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -100,7 +100,7 @@ pub(crate) async fn public_key(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let pem = state.services.abm.public_key(&name).await?;
+    let pem = state.services.abm_entries.public_key(&name).await?;
     let disposition = format!("attachment; filename=\"GuardMDM_{name}.pem\"");
     Ok((
         [
@@ -120,7 +120,7 @@ pub(crate) async fn upload_server_token(
 ) -> Result<Json<AbmEntryView>, ApiError> {
     let view = state
         .services
-        .abm
+        .abm_entries
         .upload_server_token(&actor, &name, &file, query.force)
         .await?;
     Ok(Json(view))

@@ -32,7 +32,7 @@ pub(crate) async fn healthz(State(state): State<AppState>) -> Response {
 }
 
 pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let entries = state.services.abm.list().await?;
+    let entries = state.services.abm_entries.list().await?;
     let push = state.services.mdm.push_certificate().await?;
     let tls = state.services.tls.snapshot().certificate;
     let text = crate::metrics::render(&state.metrics, &entries, push.as_ref(), tls.as_ref())

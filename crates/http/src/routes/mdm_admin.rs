@@ -5,9 +5,10 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use base64::Engine as _;
+use guardmdm_service::command_spec::CommandSpec;
 use guardmdm_service::mdm::{
-    CommandSpec, CommandView, EnrollmentView, NewCommandRequest, PushCertificateView,
-    PushRequestView, PushUpload,
+    CommandView, EnrollmentView, NewCommandRequest, PushCertificateView, PushRequestView,
+    PushUpload,
 };
 use secrecy::SecretString;
 use serde::Deserialize;

@@ -6,7 +6,7 @@ use std::path::Path;
 use time::{Duration, OffsetDateTime};
 
 use super::Finding;
-use crate::abm_tokens::AbmEntryView;
+use crate::abm_entries::AbmEntryView;
 use crate::health::{self, Expiry, TokenState};
 use crate::mdm::{ApnsProbe, PushCertificateState, PushCertificateView};
 use crate::tls_status::{TlsHealth, TlsHealthState};

@@ -4,7 +4,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::rules::{self, AnchorTrust};
 use super::{DoctorReport, Finding, Status};
-use crate::abm_tokens::AbmEntryView;
+use crate::abm_entries::AbmEntryView;
 use crate::health::token_health;
 use crate::mdm::{ApnsProbe, PushCertificateState, PushCertificateView};
 use crate::tls_status::{TlsHealth, TlsHealthState};

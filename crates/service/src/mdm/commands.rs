@@ -4,8 +4,8 @@
 
 use guardmdm_mdm_protocol::{Command, CommandRequest, command_from_upload};
 use guardmdm_store::{
-    CommandStatus, EnrollmentQuery, EnrollmentStatus, MdmCommand, NewAuditEvent, NewCommand,
-    StoredText,
+    CommandStatus, EnrollmentQuery, EnrollmentStatus, MdmCommand, MdmStore, NewAuditEvent,
+    NewCommand, StoredText,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -76,7 +76,7 @@ impl From<MdmCommand> for CommandView {
     }
 }
 
-impl MdmService {
+impl<S: ?Sized + MdmStore + 'static> MdmService<S> {
     /// Queues a command (no push).
     pub(super) async fn queue(
         &self,

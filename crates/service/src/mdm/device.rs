@@ -12,8 +12,8 @@
 use guardmdm_crypto::{Certificate, DetachedSignature};
 use guardmdm_mdm_protocol::{CheckinMessage, CommandStatus, parse_checkin, parse_report};
 use guardmdm_store::{
-    Authenticated, CommandStatus as StoredStatus, Enrollment, EnrollmentStatus, IssuedIdentity,
-    TokenUpdated,
+    AssignmentConfigStore, AssignmentStateStore, Authenticated, CommandStatus as StoredStatus,
+    DeviceSyncStore, Enrollment, EnrollmentStatus, IssuedIdentity, MdmStore, TokenUpdated,
 };
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
@@ -179,7 +179,10 @@ fn same_serial(identity: &IssuedIdentity, claimed: Option<&str>) -> Result<(), M
     }
 }
 
-impl MdmService {
+impl<S> MdmService<S>
+where
+    S: ?Sized + MdmStore + DeviceSyncStore + AssignmentStateStore + AssignmentConfigStore + 'static,
+{
     /// The identity a request proves from its headers alone, before its body is read:
     /// issued by GuardMDM's CA, inside its validity, and recorded at issuance. With
     /// `Mdm-Signature`, the signature over the body is checked later, by
@@ -610,8 +613,8 @@ mod tests {
     #[test]
     fn a_device_speaks_only_for_its_own_udid() {
         let identity = identity();
-        assert!(MdmService::same_device(&identity, "00008140-001A2B3C4D5E801C").is_ok());
-        let err = MdmService::same_device(&identity, "00008140-FFFFFFFFFFFFFFFF").unwrap_err();
+        assert!(<MdmService>::same_device(&identity, "00008140-001A2B3C4D5E801C").is_ok());
+        let err = <MdmService>::same_device(&identity, "00008140-FFFFFFFFFFFFFFFF").unwrap_err();
         assert_eq!(err.status, 403);
     }
 }

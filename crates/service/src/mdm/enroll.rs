@@ -7,7 +7,10 @@ use guardmdm_mdm_protocol::enrollment::{
     EnrollmentProfile, MdmSettings as MdmPayload, ProfileUuids, ScepSettings, TrustAnchor,
 };
 use guardmdm_mdm_protocol::{MachineInfo, decode_device_info_header, parse_machine_info};
-use guardmdm_store::{AdeProfile, DeviceQuery, EnrollChallenge, IssuedIdentity};
+use guardmdm_store::{
+    AdeProfile, AssignmentConfigStore, AssignmentStateStore, DeviceQuery, DeviceSyncStore,
+    EnrollChallenge, IssuedIdentity, MdmStore,
+};
 use secrecy::SecretString;
 
 use super::{CHALLENGE_TTL, CHECKIN_PATH, CONNECT_PATH, MdmError, MdmService, SCEP_PATH};
@@ -18,7 +21,10 @@ fn challenge_hash(challenge: &str) -> String {
     guardmdm_crypto::digest::sha256_hex(challenge.as_bytes())
 }
 
-impl MdmService {
+impl<S> MdmService<S>
+where
+    S: ?Sized + MdmStore + DeviceSyncStore + AssignmentStateStore + AssignmentConfigStore + 'static,
+{
     /// `POST` to the profile `url`: `body` is the DER CMS SignedData around the MachineInfo
     /// plist. Answers the signed enrollment profile (`application/x-apple-aspen-config`).
     ///

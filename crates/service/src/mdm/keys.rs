@@ -3,7 +3,7 @@
 //! instance (the first writer wins).
 
 use guardmdm_crypto::{Identity, ScepCa, SecretKey};
-use guardmdm_store::Store;
+use guardmdm_store::MdmStore;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
@@ -27,8 +27,8 @@ struct StoredPair {
     key_pem: String,
 }
 
-pub(super) async fn load_or_create(
-    store: &dyn Store,
+pub(super) async fn load_or_create<S: ?Sized + MdmStore>(
+    store: &S,
     secrets: &SecretKey,
     single_des: bool,
 ) -> Result<ServerKeys, MdmError> {
@@ -65,8 +65,8 @@ pub(super) async fn load_or_create(
 
 /// The stored pair under `name`, or a new one from `make`, stored if no other instance stored
 /// one first.
-async fn pair(
-    store: &dyn Store,
+async fn pair<S: ?Sized + MdmStore>(
+    store: &S,
     secrets: &SecretKey,
     name: &str,
     make: impl FnOnce() -> Result<(String, SecretString), MdmError>,

@@ -5,7 +5,6 @@
 //! Device-facing calls return [`MdmError`], whose status is never 401: a 401 makes a device
 //! unenroll (§7.1).
 
-mod command_spec;
 mod commands;
 mod device;
 mod enroll;
@@ -18,10 +17,9 @@ mod push_request;
 use std::sync::Arc;
 
 use guardmdm_crypto::{SecretKey, TrustAnchors};
-use guardmdm_store::Store;
+use guardmdm_store::{MdmStore, Store};
 use tokio::sync::OnceCell;
 
-pub use command_spec::{COMMAND_SPEC_TYPES, CommandSpec};
 pub use commands::{CommandView, NewCommandRequest};
 pub use device::{
     DeviceIdentityProof, EnrollmentView, INITIAL_COMMANDS_SENDER, LAST_SEEN_RESOLUTION,
@@ -185,9 +183,8 @@ impl From<guardmdm_store::StoreError> for MdmError {
 }
 
 /// The MDM services. Cheap to clone.
-#[derive(Clone)]
-pub struct MdmService {
-    store: Arc<dyn Store>,
+pub struct MdmService<S: ?Sized = dyn Store> {
+    store: Arc<S>,
     secrets: Arc<SecretKey>,
     settings: Arc<MdmSettings>,
     keys: Arc<OnceCell<Arc<ServerKeys>>>,
@@ -195,11 +192,24 @@ pub struct MdmService {
     pusher: push::Pusher,
 }
 
-impl MdmService {
+impl<S: ?Sized> Clone for MdmService<S> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            secrets: self.secrets.clone(),
+            settings: self.settings.clone(),
+            keys: self.keys.clone(),
+            identities: self.identities.clone(),
+            pusher: self.pusher.clone(),
+        }
+    }
+}
+
+impl<S: ?Sized + MdmStore + 'static> MdmService<S> {
     /// The MDM services over `store`, sealing server secrets with `secrets`; `cancel` stops
     /// the background pushes (graceful shutdown).
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<S>,
         secrets: Arc<SecretKey>,
         settings: MdmSettings,
         cancel: tokio_util::sync::CancellationToken,

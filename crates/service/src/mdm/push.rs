@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use guardmdm_apns::{ApnsClient, ApnsConfig, PushOutcome, PushProvider, PushTarget};
 use guardmdm_crypto::PushCertificate;
-use guardmdm_store::NewAuditEvent;
+use guardmdm_store::{MdmStore, NewAuditEvent};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -217,7 +217,7 @@ pub enum PushUpload {
     },
 }
 
-impl MdmService {
+impl<S: ?Sized + MdmStore + 'static> MdmService<S> {
     pub(super) async fn push_certificate_sealed(
         &self,
     ) -> Result<Option<(Vec<u8>, PushCertificate)>, MdmError> {
@@ -526,7 +526,7 @@ pub enum ApnsProbe {
     Failed(String),
 }
 
-impl MdmService {
+impl<S: ?Sized + MdmStore + 'static> MdmService<S> {
     /// Connects to the APNs endpoint with the current push certificate, as a push would,
     /// without pushing anything.
     pub async fn probe_apns(&self) -> ApnsProbe {

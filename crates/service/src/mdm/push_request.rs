@@ -6,7 +6,7 @@
 //! one. The installed certificate and its key are untouched until an upload matches.
 
 use guardmdm_crypto::{PushCertificate, generate_push_request};
-use guardmdm_store::NewAuditEvent;
+use guardmdm_store::{MdmStore, NewAuditEvent};
 use secrecy::ExposeSecret;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -47,7 +47,7 @@ pub struct PushRequestView {
     pub message: String,
 }
 
-impl MdmService {
+impl<S: ?Sized + MdmStore + 'static> MdmService<S> {
     async fn stored_push_request(&self) -> Result<Option<StoredRequest>, ServiceError> {
         crate::secrets::read_json(self.store.as_ref(), &self.secrets, APNS_REQUEST_SECRET).await
     }

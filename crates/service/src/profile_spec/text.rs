@@ -5,7 +5,7 @@
 use super::bounds::{MAX_SPEC_BYTES, MAX_SPEC_DEPTH, yaml_nesting};
 use super::parse::too_deep_message;
 use super::{FieldError, ProfileSpec, codes};
-use crate::mdm::CommandSpec;
+use crate::command_spec::CommandSpec;
 
 impl ProfileSpec {
     /// The spec as YAML, keys in declaration order, keys that were not given left out:

@@ -1,10 +1,10 @@
 //! ABM entries and their server tokens: the steps of README, "Connecting GuardMDM to Apple
 //! Business Manager" (`docs/protocol.md` §1.1).
 //!
-//! 1. [`AbmTokenService::create`] makes an entry with an RSA key pair; its certificate
-//!    ([`AbmTokenService::public_key`]) is what the admin uploads to ABM.
+//! 1. [`AbmEntryService::create`] makes an entry with an RSA key pair; its certificate
+//!    ([`AbmEntryService::public_key`]) is what the admin uploads to ABM.
 //! 2. ABM returns a `*_smime.p7m` server token encrypted to that certificate;
-//!    [`AbmTokenService::upload_server_token`] decrypts, validates and stores it, and later
+//!    [`AbmEntryService::upload_server_token`] decrypts, validates and stores it, and later
 //!    replaces it on renewal while keeping everything else about the entry.
 
 use std::sync::Arc;
@@ -12,8 +12,8 @@ use std::sync::Arc;
 use guardmdm_abm::{ClientOptions, Credentials, DepError};
 use guardmdm_crypto::{DepTokens, SecretKey, decrypt_server_token, generate_token_key_pair};
 use guardmdm_store::{
-    AbmAccount, AbmEntry, EntryId, NewAbmEntry, NewAuditEvent, ServerTokenRecord, Store,
-    StoreError, TokenProblem,
+    AbmAccount, AbmEntry, AbmEntryStore, DeviceSyncStore, EntryId, NewAbmEntry, NewAuditEvent,
+    ServerTokenRecord, Store, StoreError, TokenProblem,
 };
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
@@ -189,16 +189,25 @@ impl Default for AbmSettings {
 }
 
 /// ABM entries and server tokens.
-#[derive(Clone)]
-pub struct AbmTokenService {
-    store: Arc<dyn Store>,
+pub struct AbmEntryService<S: ?Sized = dyn Store> {
+    store: Arc<S>,
     secrets: Arc<SecretKey>,
     abm: Arc<AbmSettings>,
 }
 
-impl AbmTokenService {
+impl<S: ?Sized> Clone for AbmEntryService<S> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+            secrets: self.secrets.clone(),
+            abm: self.abm.clone(),
+        }
+    }
+}
+
+impl<S: ?Sized + AbmEntryStore + DeviceSyncStore> AbmEntryService<S> {
     /// A service over `store`, sealing secrets with `secrets`, reaching Apple as `abm` says.
-    pub fn new(store: Arc<dyn Store>, secrets: Arc<SecretKey>, abm: AbmSettings) -> Self {
+    pub fn new(store: Arc<S>, secrets: Arc<SecretKey>, abm: AbmSettings) -> Self {
         Self {
             store,
             secrets,

@@ -1,5 +1,8 @@
 //! The common commands as an admin writes them in JSON or YAML (the REST API's command body,
 //! and the initial commands of an ADE profile), turned into protocol commands.
+//!
+//! A module of its own: [`crate::profile_spec`] (initial commands) and [`crate::mdm`]
+//! (sending them) both use it, and neither imports the other for it.
 
 use base64::Engine as _;
 use guardmdm_mdm_protocol::{CommandRequest, DeviceLock, EraseDevice};

@@ -3,7 +3,7 @@ use guardmdm_store_sqlite::SqliteStore;
 use time::Duration;
 
 struct Fixture {
-    service: AbmTokenService,
+    service: AbmEntryService,
     store: Arc<dyn Store>,
     dir: tempfile::TempDir,
 }
@@ -14,7 +14,7 @@ async fn fixture() -> Fixture {
         Arc::new(SqliteStore::open(&dir.path().join("g.db")).await.unwrap());
     let secrets = Arc::new(SecretKey::generate().unwrap());
     Fixture {
-        service: AbmTokenService::new(store.clone(), secrets, unreachable_abm()),
+        service: AbmEntryService::new(store.clone(), secrets, unreachable_abm()),
         store,
         dir,
     }
