@@ -12,8 +12,8 @@ use std::sync::Arc;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use guardmdm_store::{
-    AssignState, DeviceCursor, DeviceOrder, DeviceQuery, EnrollmentStatus, EntryId, Store,
-    StoredAbmDevice,
+    AbmEntryStore, AssignState, AssignmentConfigStore, AssignmentStateStore, DeviceCursor,
+    DeviceOrder, DeviceQuery, DeviceSyncStore, EnrollmentStatus, EntryId, Store, StoredAbmDevice,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -299,14 +299,24 @@ pub struct DeviceFilterChoices {
 }
 
 /// The device list.
-#[derive(Clone)]
-pub struct DeviceListService {
-    store: Arc<dyn Store>,
+pub struct DeviceListService<S: ?Sized = dyn Store> {
+    store: Arc<S>,
 }
 
-impl DeviceListService {
+impl<S: ?Sized> Clone for DeviceListService<S> {
+    fn clone(&self) -> Self {
+        Self {
+            store: self.store.clone(),
+        }
+    }
+}
+
+impl<S> DeviceListService<S>
+where
+    S: ?Sized + AbmEntryStore + AssignmentConfigStore + AssignmentStateStore + DeviceSyncStore,
+{
     /// A service over `store`.
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    pub fn new(store: Arc<S>) -> Self {
         Self { store }
     }
 
