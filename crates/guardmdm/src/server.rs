@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use guardmdm_abm::ClientOptions;
-use guardmdm_service::acme::AcmeJob;
+use guardmdm_crypto::SecretKey;
+use guardmdm_service::acme::{AcmeJob, AcmeService};
 use guardmdm_service::dep_sync::SYNC_INTERVAL;
 use guardmdm_service::tls_status::TlsStatus;
 use guardmdm_service::{AbmSettings, Services, SyncService};
@@ -111,10 +112,7 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
     let store = open_store(&settings.database).await?;
     guardmdm_service::secrets::verify_secret_key(store.as_ref(), &settings.secret_key).await?;
     let secret_key = Arc::new(settings.secret_key);
-    let acme = tls.acme.map(|(acme, certificates)| {
-        let service = guardmdm_service::acme::AcmeService::new(store.clone(), secret_key.clone());
-        (acme, service, certificates)
-    });
+    let acme_key = secret_key.clone();
     let abm = AbmSettings {
         default_url: settings.abm_url.clone(),
         client_options: ClientOptions::default(),
@@ -136,18 +134,7 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
         data_dir: Some(settings.data_dir.clone()),
         ..guardmdm_service::doctor::DoctorSettings::default()
     });
-    // One lease-holder name per instance, for the ACME lease as for the sync leases.
-    let acme = acme
-        .map(|(acme, service, certificates)| {
-            crate::acme::job(
-                acme,
-                service,
-                services.sync.holder().to_string(),
-                certificates,
-                tls_status.clone(),
-            )
-        })
-        .transpose()?;
+    let acme = acme_job(tls.acme, &services, acme_key, &tls_status)?;
     if !matches!(settings.database, Database::Postgres(_)) {
         services.sync.recover_sole_instance().await?; // SQLite: one process, so any run left is dead
     }
@@ -245,6 +232,28 @@ impl<'a> Tls<'a> {
             }
         })
     }
+}
+
+/// With ACME: the job that orders and renews the listener's certificates, over the same
+/// store and key as the services. One lease-holder name per instance, for the ACME lease as
+/// for the sync leases.
+fn acme_job(
+    acme: Option<(&AcmeSettings, Arc<crate::tls::Certificates>)>,
+    services: &Services,
+    secret_key: Arc<SecretKey>,
+    tls_status: &Arc<TlsStatus>,
+) -> anyhow::Result<Option<AcmeJob>> {
+    acme.map(|(acme, certificates)| {
+        let service = AcmeService::new(services.store.clone(), secret_key);
+        crate::acme::job(
+            acme,
+            service,
+            services.sync.holder().to_string(),
+            certificates,
+            tls_status.clone(),
+        )
+    })
+    .transpose()
 }
 
 /// Starts the background jobs: the token health monitor, the scheduled syncs, and the TLS
