@@ -198,121 +198,9 @@ impl DeviceSyncStore for DbStore {
         // row by row; keyset conditions on the same columns make any page as cheap as the
         // first.
         let mut q = QueryBuilder::<Db>::new(format!("SELECT {D_DEVICE_COLUMNS} "));
-        let by_state = query.order == DeviceOrder::Serial && query.assignment_state.is_some();
-        let key = if by_state && let Some(state) = &query.assignment_state {
-            q.push(dialect::DEVICES_OF_ASSIGNMENTS)
-                .push(" WHERE a.state = ")
-                .push_bind(state.as_str());
-            "a"
-        } else {
-            q.push("FROM abm_devices d WHERE 1 = 1");
-            if let Some(state) = &query.assignment_state {
-                q.push(
-                    " AND EXISTS (SELECT 1 FROM abm_device_assignments a \
-                     WHERE a.entry_id = d.entry_id AND a.serial_number = d.serial_number \
-                     AND a.state = ",
-                )
-                .push_bind(state.as_str())
-                .push(")");
-            }
-            "d"
-        };
-        if let Some(entry) = query.entry_id {
-            q.push(format_args!(" AND {key}.entry_id = "))
-                .push_bind(entry.get());
-        }
-        if let Some(os) = &query.os {
-            q.push(" AND lower(d.os) = lower(")
-                .push_bind(os.clone())
-                .push(")");
-        }
-        match query.removed {
-            Some(true) => {
-                q.push(" AND d.removed_at IS NOT NULL");
-            }
-            Some(false) => {
-                q.push(" AND d.removed_at IS NULL");
-            }
-            None => {}
-        }
-        if let Some(serial) = &query.serial {
-            q.push(" AND d.serial_number = ").push_bind(serial.clone());
-        }
-        if let Some(prefix) = &query.serial_prefix {
-            q.push(format_args!(" AND {key}.serial_number >= "))
-                .push_bind(prefix.clone());
-            if let Some(upper) = serial_prefix_upper_bound(prefix) {
-                q.push(format_args!(" AND {key}.serial_number < "))
-                    .push_bind(upper);
-            }
-        }
-        if let Some(enrolled) = query.enrolled {
-            q.push(if enrolled {
-                " AND EXISTS"
-            } else {
-                " AND NOT EXISTS"
-            })
-            .push(
-                " (SELECT 1 FROM mdm_enrollments e WHERE e.serial_number = d.serial_number \
-                 AND e.status = 'enrolled')",
-            );
-        }
-        if let Some(group) = query.group_id {
-            q.push(
-                " AND EXISTS (SELECT 1 FROM device_group_members m \
-                 WHERE m.serial_number = d.serial_number AND m.group_id = ",
-            )
-            .push_bind(group.get())
-            .push(")");
-        }
-        let (cmp, dir) = if query.descending {
-            ("<", "DESC")
-        } else {
-            (">", "ASC")
-        };
-        let sort = match query.order {
-            DeviceOrder::Serial => None,
-            DeviceOrder::Model => Some("d.model"),
-            DeviceOrder::Updated => Some("d.updated_at"),
-        };
-        if let Some(cursor) = &query.after {
-            match query.order {
-                DeviceOrder::Serial => {
-                    q.push(format_args!(
-                        " AND ({key}.serial_number, {key}.entry_id) {cmp} ("
-                    ));
-                }
-                DeviceOrder::Model => {
-                    q.push(format_args!(
-                        " AND (d.model, d.serial_number, d.entry_id) {cmp} ("
-                    ))
-                    .push_bind(cursor.model.clone())
-                    .push(", ");
-                }
-                DeviceOrder::Updated => {
-                    q.push(format_args!(
-                        " AND (d.updated_at, d.serial_number, d.entry_id) {cmp} ("
-                    ))
-                    .push_bind(Ts(cursor.updated_at))
-                    .push(", ");
-                }
-            }
-            q.push_bind(cursor.serial.clone())
-                .push(", ")
-                .push_bind(cursor.entry_id.get())
-                .push(")");
-        } else if let Some(after) = &query.after_serial {
-            q.push(format_args!(" AND {key}.serial_number {cmp} "))
-                .push_bind(after.clone());
-        }
-        q.push(" ORDER BY ");
-        if let Some(column) = sort {
-            q.push(format_args!("{column} {dir}, "));
-        }
-        q.push(format_args!(
-            "{key}.serial_number {dir}, {key}.entry_id {dir} LIMIT "
-        ))
-        .push_bind(i64::from(query.limit));
+        let key = push_device_source(&mut q, query);
+        push_device_filters(&mut q, query, key);
+        push_device_page(&mut q, query, key);
         let rows = q.build().fetch_all(&self.pool).await.map_err(backend)?;
         rows.iter().map(device_from_row).collect()
     }
@@ -677,6 +565,137 @@ async fn add_progress(
     .await
     .map_err(backend)?;
     Ok(())
+}
+
+/// The FROM clause of a device listing, with its assignment state filter: driven by the
+/// assignment records in serial order (`a`), else by the devices themselves (`d`). Returns
+/// that alias, whose serial and entry columns the keyset and the order use.
+fn push_device_source(q: &mut QueryBuilder<Db>, query: &DeviceQuery) -> &'static str {
+    let by_state = query.order == DeviceOrder::Serial && query.assignment_state.is_some();
+    if by_state && let Some(state) = &query.assignment_state {
+        q.push(dialect::DEVICES_OF_ASSIGNMENTS)
+            .push(" WHERE a.state = ")
+            .push_bind(state.as_str());
+        "a"
+    } else {
+        q.push("FROM abm_devices d WHERE 1 = 1");
+        if let Some(state) = &query.assignment_state {
+            q.push(
+                " AND EXISTS (SELECT 1 FROM abm_device_assignments a \
+                 WHERE a.entry_id = d.entry_id AND a.serial_number = d.serial_number \
+                 AND a.state = ",
+            )
+            .push_bind(state.as_str())
+            .push(")");
+        }
+        "d"
+    }
+}
+
+/// The listing's other filters: entry, OS, removed or not, serial or serial prefix,
+/// enrolled or not, group membership. `key` is the alias from [`push_device_source`].
+fn push_device_filters(q: &mut QueryBuilder<Db>, query: &DeviceQuery, key: &str) {
+    if let Some(entry) = query.entry_id {
+        q.push(format_args!(" AND {key}.entry_id = "))
+            .push_bind(entry.get());
+    }
+    if let Some(os) = &query.os {
+        q.push(" AND lower(d.os) = lower(")
+            .push_bind(os.clone())
+            .push(")");
+    }
+    match query.removed {
+        Some(true) => {
+            q.push(" AND d.removed_at IS NOT NULL");
+        }
+        Some(false) => {
+            q.push(" AND d.removed_at IS NULL");
+        }
+        None => {}
+    }
+    if let Some(serial) = &query.serial {
+        q.push(" AND d.serial_number = ").push_bind(serial.clone());
+    }
+    if let Some(prefix) = &query.serial_prefix {
+        q.push(format_args!(" AND {key}.serial_number >= "))
+            .push_bind(prefix.clone());
+        if let Some(upper) = serial_prefix_upper_bound(prefix) {
+            q.push(format_args!(" AND {key}.serial_number < "))
+                .push_bind(upper);
+        }
+    }
+    if let Some(enrolled) = query.enrolled {
+        q.push(if enrolled {
+            " AND EXISTS"
+        } else {
+            " AND NOT EXISTS"
+        })
+        .push(
+            " (SELECT 1 FROM mdm_enrollments e WHERE e.serial_number = d.serial_number \
+             AND e.status = 'enrolled')",
+        );
+    }
+    if let Some(group) = query.group_id {
+        q.push(
+            " AND EXISTS (SELECT 1 FROM device_group_members m \
+             WHERE m.serial_number = d.serial_number AND m.group_id = ",
+        )
+        .push_bind(group.get())
+        .push(")");
+    }
+}
+
+/// The page: the keyset condition after the cursor (on the order's column, then serial and
+/// entry), the order, and the limit. `key` is the alias from [`push_device_source`].
+fn push_device_page(q: &mut QueryBuilder<Db>, query: &DeviceQuery, key: &str) {
+    let (cmp, dir) = if query.descending {
+        ("<", "DESC")
+    } else {
+        (">", "ASC")
+    };
+    let sort = match query.order {
+        DeviceOrder::Serial => None,
+        DeviceOrder::Model => Some("d.model"),
+        DeviceOrder::Updated => Some("d.updated_at"),
+    };
+    if let Some(cursor) = &query.after {
+        match query.order {
+            DeviceOrder::Serial => {
+                q.push(format_args!(
+                    " AND ({key}.serial_number, {key}.entry_id) {cmp} ("
+                ));
+            }
+            DeviceOrder::Model => {
+                q.push(format_args!(
+                    " AND (d.model, d.serial_number, d.entry_id) {cmp} ("
+                ))
+                .push_bind(cursor.model.clone())
+                .push(", ");
+            }
+            DeviceOrder::Updated => {
+                q.push(format_args!(
+                    " AND (d.updated_at, d.serial_number, d.entry_id) {cmp} ("
+                ))
+                .push_bind(Ts(cursor.updated_at))
+                .push(", ");
+            }
+        }
+        q.push_bind(cursor.serial.clone())
+            .push(", ")
+            .push_bind(cursor.entry_id.get())
+            .push(")");
+    } else if let Some(after) = &query.after_serial {
+        q.push(format_args!(" AND {key}.serial_number {cmp} "))
+            .push_bind(after.clone());
+    }
+    q.push(" ORDER BY ");
+    if let Some(column) = sort {
+        q.push(format_args!("{column} {dir}, "));
+    }
+    q.push(format_args!(
+        "{key}.serial_number {dir}, {key}.entry_id {dir} LIMIT "
+    ))
+    .push_bind(i64::from(query.limit));
 }
 
 pub(crate) fn device_from_row(row: &DbRow) -> Result<StoredAbmDevice, StoreError> {

@@ -240,26 +240,22 @@ impl InstantAcme {
         }
         Err(format!("the CA did not validate the names: {verdict}"))
     }
-}
 
-#[async_trait]
-impl AcmeClient for InstantAcme {
-    async fn order(
+    /// Places the order with the stored account, or with a new one when the CA forgot the
+    /// stored one.
+    async fn new_order(
         &self,
-        domains: &[String],
         context: &OrderContext<'_>,
-    ) -> Result<AcmeCertificate, String> {
-        let identifiers: Vec<Identifier> =
-            domains.iter().map(|d| Identifier::Dns(d.clone())).collect();
-        let new_order = NewOrder::new(&identifiers);
+        new_order: &NewOrder<'_>,
+    ) -> Result<instant_acme::Order, String> {
         let refused = |e: instant_acme::Error| format!("the CA refused the order: {}", describe(e));
-        let mut order = match self
+        match self
             .account(context, false)
             .await?
-            .new_order(&new_order)
+            .new_order(new_order)
             .await
         {
-            Ok(order) => order,
+            Ok(order) => Ok(order),
             Err(instant_acme::Error::Api(problem)) if is_unknown_account(&problem) => {
                 // The CA forgot the account (a test CA restarted, or it was deactivated).
                 tracing::warn!(
@@ -267,14 +263,20 @@ impl AcmeClient for InstantAcme {
                 );
                 self.account(context, true)
                     .await?
-                    .new_order(&new_order)
+                    .new_order(new_order)
                     .await
-                    .map_err(refused)?
+                    .map_err(refused)
             }
-            Err(e) => return Err(refused(e)),
-        };
+            Err(e) => Err(refused(e)),
+        }
+    }
 
-        // The challenges to answer: one TLS-ALPN-01 per name not yet authorized.
+    /// The challenges to answer: one TLS-ALPN-01 per name not yet authorized. An
+    /// authorization neither pending nor valid, or one without a TLS-ALPN-01 challenge,
+    /// fails the order.
+    async fn pending_challenges(
+        order: &mut instant_acme::Order,
+    ) -> Result<Vec<PendingChallenge>, String> {
         let mut pending = Vec::new();
         let mut authorizations = order.authorizations();
         while let Some(authorization) = authorizations.next().await {
@@ -298,9 +300,15 @@ impl AcmeClient for InstantAcme {
                 digest: challenge.key_authorization().digest().as_ref().to_vec(),
             });
         }
-        context.publish(&pending).await?;
-        Self::validate(&mut order).await?;
+        Ok(pending)
+    }
 
+    /// Once the order is validated: a new key, the certificate request for `domains`, and
+    /// the certificate the CA issues for it, checked as the listener will serve it.
+    async fn issue(
+        order: &mut instant_acme::Order,
+        domains: &[String],
+    ) -> Result<AcmeCertificate, String> {
         let key = rcgen::KeyPair::generate().map_err(|e| format!("making the key: {e}"))?;
         let mut params = rcgen::CertificateParams::new(domains.to_vec())
             .map_err(|e| format!("making the certificate request: {e}"))?;
@@ -333,6 +341,25 @@ impl AcmeClient for InstantAcme {
             not_before: facts.not_before,
             not_after: facts.not_after,
         })
+    }
+}
+
+#[async_trait]
+impl AcmeClient for InstantAcme {
+    async fn order(
+        &self,
+        domains: &[String],
+        context: &OrderContext<'_>,
+    ) -> Result<AcmeCertificate, String> {
+        let identifiers: Vec<Identifier> =
+            domains.iter().map(|d| Identifier::Dns(d.clone())).collect();
+        let mut order = self
+            .new_order(context, &NewOrder::new(&identifiers))
+            .await?;
+        let pending = Self::pending_challenges(&mut order).await?;
+        context.publish(&pending).await?;
+        Self::validate(&mut order).await?;
+        Self::issue(&mut order, domains).await
     }
 }
 

@@ -382,23 +382,20 @@ impl Settings {
     ///
     /// # Errors
     /// Names the flag or file that is wrong.
-    pub fn from_args(args: ServeArgs) -> anyhow::Result<Self> {
+    pub fn from_args(mut args: ServeArgs) -> anyhow::Result<Self> {
         let acme = match args.acme.is_empty() {
             true => None,
             false => Some(AcmeSettings::from_args(&args)?),
         };
-        let data_dir = match args.data_dir {
-            Some(dir) => dir,
-            None => default_data_dir(),
-        };
+        let data_dir = args.data_dir.take().unwrap_or_else(default_data_dir);
         create_private_dir(&data_dir)?;
         let database = parse_database(args.database_url.as_deref(), &data_dir)?;
-        let tls = match (args.tls_cert, args.tls_key, acme) {
+        let tls = match (args.tls_cert.take(), args.tls_key.take(), acme) {
             (Some(cert), Some(key), _) => TlsSettings::Files { cert, key },
             (_, _, Some(acme)) => TlsSettings::Acme(acme),
             _ => TlsSettings::Off,
         };
-        let public_url = match args.public_url {
+        let public_url = match args.public_url.take() {
             Some(url) => validate_url(&url, "--public-url")?,
             None => match &tls {
                 TlsSettings::Off => format!("http://{}", args.listen),
@@ -407,53 +404,12 @@ impl Settings {
             },
         };
         let abm_url = validate_url(&args.abm_url, "--abm-url")?;
-        let secret_key = match args.secret_key {
+        let secret_key = match args.secret_key.take() {
             Some(text) => SecretKey::from_base64(&text).context("GUARDMDM_SECRET_KEY")?,
             None => load_or_create_secret_key(&data_dir.join("secret.key"))?,
         };
-        let admin_token = match args.admin_token {
-            Some(token) if token.trim().len() < MIN_ADMIN_TOKEN_LEN => bail!(
-                "--admin-token must be at least {MIN_ADMIN_TOKEN_LEN} characters (e.g. `openssl rand -hex 24`)"
-            ),
-            Some(token) => SecretString::from(token.trim().to_string()),
-            None => load_or_create_admin_token(&data_dir.join("admin-token"))?,
-        };
-        let mut mdm = guardmdm_service::mdm::MdmSettings::new(&public_url)
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        if let Some(path) = &args.device_ca_file {
-            let pem = std::fs::read(path)
-                .with_context(|| format!("--device-ca-file: reading {}", path.display()))?;
-            mdm.device_anchors = guardmdm_crypto::TrustAnchors::from_pem(&pem)
-                .with_context(|| format!("--device-ca-file {}", path.display()))?;
-        }
-        mdm.push.endpoint = validate_url(&args.apns_url, "--apns-url")?;
-        mdm.push.timeout = args
-            .apns_timeout
-            .try_into()
-            .context("--apns-timeout is out of range")?;
-        mdm.push.queue_size =
-            usize::try_from(args.push_queue_size).context("--push-queue-size is out of range")?;
-        mdm.push.concurrency =
-            usize::try_from(args.push_concurrency).context("--push-concurrency is out of range")?;
-        mdm.scep_single_des = args.scep_allow_single_des;
-        let ceiling = guardmdm_service::mdm::DeviceLimits::CEILING;
-        mdm.limits = guardmdm_service::mdm::DeviceLimits {
-            checkin_bytes: at_most(
-                "--checkin-max-bytes",
-                args.checkin_max_bytes,
-                ceiling.checkin_bytes,
-            )?,
-            report_bytes: at_most(
-                "--report-max-bytes",
-                args.report_max_bytes,
-                ceiling.report_bytes,
-            )?,
-            signature_bytes: at_most(
-                "--mdm-signature-max-bytes",
-                args.mdm_signature_max_bytes,
-                ceiling.signature_bytes,
-            )?,
-        };
+        let admin_token = admin_token(args.admin_token.take(), &data_dir)?;
+        let mdm = mdm_settings(&args, &public_url)?;
         if args.session_idle_timeout > args.session_lifetime {
             bail!("--session-idle-timeout must not be longer than --session-lifetime");
         }
@@ -469,14 +425,7 @@ impl Settings {
         }
         let sync_lease_ttl =
             std::time::Duration::try_from(args.sync_lease_ttl).context("--sync-lease-ttl")?;
-        let edge = crate::edge::EdgeLimits {
-            header_read_timeout: std_duration(args.header_read_timeout),
-            request_body_timeout: std_duration(args.request_body_timeout),
-            keep_alive_timeout: std_duration(args.keep_alive_timeout),
-            send_timeout: std_duration(args.send_timeout),
-            max_connections: usize::try_from(args.max_connections)
-                .context("--max-connections is too large")?,
-        };
+        let edge = edge_limits(&args)?;
         Ok(Self {
             tls,
             password_checks,
@@ -499,6 +448,76 @@ impl Settings {
             sync_lease_ttl,
         })
     }
+}
+
+/// The admin token from `--admin-token` (long enough to resist guessing), or the one kept
+/// in the data dir (made on first start).
+fn admin_token(flag: Option<String>, data_dir: &Path) -> anyhow::Result<SecretString> {
+    Ok(match flag {
+        Some(token) if token.trim().len() < MIN_ADMIN_TOKEN_LEN => bail!(
+            "--admin-token must be at least {MIN_ADMIN_TOKEN_LEN} characters (e.g. `openssl rand -hex 24`)"
+        ),
+        Some(token) => SecretString::from(token.trim().to_string()),
+        None => load_or_create_admin_token(&data_dir.join("admin-token"))?,
+    })
+}
+
+/// The device-facing side: the URLs devices are given (from `public_url`), the CA their
+/// identities must chain to, APNs and the push queue, and the size limits of what devices
+/// send.
+fn mdm_settings(
+    args: &ServeArgs,
+    public_url: &str,
+) -> anyhow::Result<guardmdm_service::mdm::MdmSettings> {
+    let mut mdm =
+        guardmdm_service::mdm::MdmSettings::new(public_url).map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(path) = &args.device_ca_file {
+        let pem = std::fs::read(path)
+            .with_context(|| format!("--device-ca-file: reading {}", path.display()))?;
+        mdm.device_anchors = guardmdm_crypto::TrustAnchors::from_pem(&pem)
+            .with_context(|| format!("--device-ca-file {}", path.display()))?;
+    }
+    mdm.push.endpoint = validate_url(&args.apns_url, "--apns-url")?;
+    mdm.push.timeout = args
+        .apns_timeout
+        .try_into()
+        .context("--apns-timeout is out of range")?;
+    mdm.push.queue_size =
+        usize::try_from(args.push_queue_size).context("--push-queue-size is out of range")?;
+    mdm.push.concurrency =
+        usize::try_from(args.push_concurrency).context("--push-concurrency is out of range")?;
+    mdm.scep_single_des = args.scep_allow_single_des;
+    let ceiling = guardmdm_service::mdm::DeviceLimits::CEILING;
+    mdm.limits = guardmdm_service::mdm::DeviceLimits {
+        checkin_bytes: at_most(
+            "--checkin-max-bytes",
+            args.checkin_max_bytes,
+            ceiling.checkin_bytes,
+        )?,
+        report_bytes: at_most(
+            "--report-max-bytes",
+            args.report_max_bytes,
+            ceiling.report_bytes,
+        )?,
+        signature_bytes: at_most(
+            "--mdm-signature-max-bytes",
+            args.mdm_signature_max_bytes,
+            ceiling.signature_bytes,
+        )?,
+    };
+    Ok(mdm)
+}
+
+/// The limits of every HTTP connection: its timeouts, and how many may be open at once.
+fn edge_limits(args: &ServeArgs) -> anyhow::Result<crate::edge::EdgeLimits> {
+    Ok(crate::edge::EdgeLimits {
+        header_read_timeout: std_duration(args.header_read_timeout),
+        request_body_timeout: std_duration(args.request_body_timeout),
+        keep_alive_timeout: std_duration(args.keep_alive_timeout),
+        send_timeout: std_duration(args.send_timeout),
+        max_connections: usize::try_from(args.max_connections)
+            .context("--max-connections is too large")?,
+    })
 }
 
 /// A positive duration from [`parse_duration`] as a `std` one.

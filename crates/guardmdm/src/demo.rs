@@ -14,7 +14,9 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Parser as _;
 use guardmdm_crypto::{DeviceCa, PushPortal};
-use guardmdm_sim::{ApnsSim, RunningApnsSim, RunningSimulator, SimConfig, SimDevice, Simulator};
+use guardmdm_sim::{
+    ApnsSim, DeviceInfo, RunningApnsSim, RunningSimulator, SimConfig, SimDevice, Simulator,
+};
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
@@ -90,6 +92,150 @@ struct Admin {
 }
 
 impl Admin {
+    /// A client for GuardMDM at `base` with the admin token.
+    fn new(base: String, token: String) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(120))
+            .build()
+            .context("building the HTTP client")?;
+        Ok(Self { http, base, token })
+    }
+
+    /// The first dashboard admin, as `guardmdm admins create` would make it; returns its
+    /// password (random per demo).
+    async fn create_dashboard_admin(&self) -> anyhow::Result<String> {
+        let password: String = secrecy::ExposeSecret::expose_secret(
+            &guardmdm_crypto::api_token::random_token().context("generating the admin password")?,
+        )
+        .chars()
+        .take(20)
+        .collect();
+        self.call(
+            Method::POST,
+            "/admins",
+            Some(json!({ "name": DEMO_ADMIN, "password": password })),
+        )
+        .await?;
+        Ok(password)
+    }
+
+    /// Connects the organisation: a token `demo` in GuardMDM, whose public key registers an
+    /// MDM server in ABM (the default for new devices), whose server token is uploaded back.
+    async fn connect_abm(&self, abm: &RunningSimulator) -> anyhow::Result<()> {
+        self.call(
+            Method::POST,
+            "/abm/tokens",
+            Some(json!({ "name": "demo", "batch_size": 500 })),
+        )
+        .await?;
+        let pem = self
+            .http
+            .get(format!("{}/api/v1/abm/tokens/demo/public-key", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await?
+            .text()
+            .await?;
+        let server_info = abm.sim.register_server("GuardMDM Demo", &pem)?;
+        abm.sim
+            .set_default_server(None, Some(&server_info.server_uuid))?;
+        let token = abm.sim.download_token(&server_info.server_uuid, None)?;
+        self.bytes(Method::PUT, "/abm/tokens/demo/server-token", token.contents)
+            .await?;
+        Ok(())
+    }
+
+    /// The push certificate as for real: GuardMDM makes the key and request, a stand-in for
+    /// Apple's push portal issues the certificate, which is uploaded alone.
+    async fn upload_push_certificate(&self) -> anyhow::Result<()> {
+        let topic = format!("com.apple.mgmt.External.{}", uuid_like(std::process::id()));
+        let request = self.call(Method::POST, "/apns/csr", None).await?;
+        let csr = request["csr_pem"].as_str().unwrap_or_default();
+        let certificate = PushPortal::generate()?.issue(csr.as_bytes(), &topic, 365)?;
+        self.call(
+            Method::PUT,
+            "/apns",
+            Some(json!({ "certificate_pem": certificate })),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// A default ADE profile per OS, and a group that gives MacBook Airs the staff profile.
+    async fn create_profiles_and_group(&self) -> anyhow::Result<()> {
+        for (name, os, extra) in [
+            (
+                "corporate-iphone",
+                "ios",
+                json!({ "await_device_configured": true, "skip_setup_items": ["AppleID", "Siri", "Biometric"] }),
+            ),
+            (
+                "shared-ipad",
+                "ipados",
+                json!({ "skip_setup_items": ["AppleID", "Siri"] }),
+            ),
+            (
+                "mac-staff",
+                "macos",
+                json!({ "await_device_configured": true, "skip_setup_items": ["AppleID", "Siri", "FileVault"] }),
+            ),
+            (
+                "conference-tv",
+                "tvos",
+                json!({ "auto_advance_setup": true, "language": "en", "region": "US" }),
+            ),
+            ("vision-lab", "visionos", json!({})),
+        ] {
+            let mut spec = json!({
+                "name": name, "department": "IT", "support_email_address": "it@example.com"
+            });
+            if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
+                spec.extend(extra.clone());
+            }
+            self.call(Method::POST, "/profiles", Some(spec)).await?;
+            self.call(
+                Method::PUT,
+                &format!("/os-defaults/{os}"),
+                Some(json!({ "profile": name })),
+            )
+            .await?;
+        }
+        self.call(
+            Method::POST,
+            "/groups",
+            Some(json!({
+                "name": "macbook-air-loaners",
+                "rule": { "all": [{ "field": "model", "op": "contains", "values": ["MacBook Air"] }] },
+                "profile": "mac-staff",
+                "priority": 10,
+            })),
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Starts a sync of the `demo` token and waits (up to two minutes) until it is over.
+    async fn sync_and_wait(&self) -> anyhow::Result<()> {
+        let start = self
+            .call(Method::POST, "/abm/tokens/demo/syncs", None)
+            .await?;
+        let run_id = start["run"]["id"].as_i64().unwrap_or_default();
+        for _ in 0..1200 {
+            let run = self
+                .call(
+                    Method::GET,
+                    &format!("/abm/tokens/demo/syncs/{run_id}"),
+                    None,
+                )
+                .await?;
+            if run["outcome"] != "running" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Ok(())
+    }
+
     async fn call(&self, method: Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
         let mut request = self
             .http
@@ -131,38 +277,165 @@ impl Admin {
 /// # Errors
 /// When a part cannot start (a busy port, an unwritable data dir).
 pub async fn start(args: DemoArgs) -> anyhow::Result<RunningDemo> {
-    let data_dir = match args.data_dir {
-        Some(dir) => dir,
-        None => {
-            let dir = std::env::temp_dir()
-                .join(format!("guardmdm-demo-{}", uuid_like(std::process::id())));
-            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-            dir
-        }
-    };
-    // Apple's side: the organisation in ABM, and APNs.
-    let sim = Simulator::new(SimConfig {
-        devices: 0,
-        ..SimConfig::default()
-    });
-    let abm = sim
-        .start(TcpListener::bind("127.0.0.1:0").await?)
-        .context("starting the ABM simulator")?;
-    let apns = ApnsSim::new()
-        .start(TcpListener::bind("127.0.0.1:0").await?)
-        .context("starting the APNs simulator")?;
-    let device_ca = DeviceCa::generate("GuardMDM Demo Devices")?;
-    let anchors = data_dir.join("demo-device-ca.pem");
-    std::fs::write(&anchors, device_ca.anchor_pem())
-        .with_context(|| format!("writing {}", anchors.display()))?;
+    let data_dir = data_dir_or_temporary(args.data_dir)?;
+    let apple = AppleSide::start(&data_dir).await?;
+    let (server, admin_token) = start_server(args.listen, &data_dir, &apple).await?;
+    let url = format!("http://{}", server.addr);
+    let metrics_url = server
+        .metrics_addr
+        .map_or_else(String::new, |at| format!("http://{at}/metrics"));
+    let admin = Admin::new(url.clone(), admin_token.clone())?;
 
-    // GuardMDM, as `serve` would run it.
-    let listener = TcpListener::bind(args.listen).await.with_context(|| {
-        format!(
-            "cannot listen on {} (try --listen 127.0.0.1:8081)",
-            args.listen
-        )
-    })?;
+    let admin_password = admin.create_dashboard_admin().await?;
+    admin.connect_abm(&apple.abm).await?;
+    admin.upload_push_certificate().await?;
+    admin.create_profiles_and_group().await?;
+    let devices = apple.abm.sim.add_devices(args.devices, None);
+    admin.sync_and_wait().await?;
+
+    let stop = CancellationToken::new();
+    let enrolled: Arc<Mutex<Vec<SimDevice>>> = Arc::default();
+    let every = Duration::from_secs_f64(args.enroll_every.max(0.05));
+    let switcher = Switcher {
+        sim: apple.abm.sim.clone(),
+        push: apple.apns.apns.clone(),
+        device_ca: apple.device_ca,
+        every,
+    };
+    let driver = switcher.spawn(devices, stop.clone(), enrolled.clone());
+    Ok(RunningDemo {
+        url,
+        metrics_url,
+        admin_token,
+        admin_name: DEMO_ADMIN.to_string(),
+        admin_password,
+        data_dir,
+        server,
+        abm: apple.abm,
+        apns: apple.apns,
+        stop,
+        driver,
+        enrolled,
+    })
+}
+
+/// The data dir asked for, or a new directory under the system's temporary directory.
+fn data_dir_or_temporary(asked: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(dir) = asked {
+        return Ok(dir);
+    }
+    let dir = std::env::temp_dir().join(format!("guardmdm-demo-{}", uuid_like(std::process::id())));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    Ok(dir)
+}
+
+/// Apple's side: the organisation in ABM (empty until the demo adds its devices), APNs, and
+/// the CA that signs the simulated devices' identities.
+struct AppleSide {
+    abm: RunningSimulator,
+    apns: RunningApnsSim,
+    device_ca: DeviceCa,
+    /// The device CA's certificate, written to the data dir for `--device-ca-file`.
+    anchors: PathBuf,
+}
+
+impl AppleSide {
+    /// Starts both simulators on loopback ports of their own and writes the device CA's
+    /// anchor into `data_dir`.
+    async fn start(data_dir: &std::path::Path) -> anyhow::Result<Self> {
+        let sim = Simulator::new(SimConfig {
+            devices: 0,
+            ..SimConfig::default()
+        });
+        let abm = sim
+            .start(TcpListener::bind("127.0.0.1:0").await?)
+            .context("starting the ABM simulator")?;
+        let apns = ApnsSim::new()
+            .start(TcpListener::bind("127.0.0.1:0").await?)
+            .context("starting the APNs simulator")?;
+        let device_ca = DeviceCa::generate("GuardMDM Demo Devices")?;
+        let anchors = data_dir.join("demo-device-ca.pem");
+        std::fs::write(&anchors, device_ca.anchor_pem())
+            .with_context(|| format!("writing {}", anchors.display()))?;
+        Ok(Self {
+            abm,
+            apns,
+            device_ca,
+            anchors,
+        })
+    }
+}
+
+/// Switches simulated devices on, one after another, as their users unbox them.
+struct Switcher {
+    sim: Simulator,
+    push: ApnsSim,
+    device_ca: DeviceCa,
+    /// The time between two devices.
+    every: Duration,
+}
+
+impl Switcher {
+    /// Switches `devices` on in the background, one every `every`, until `stop`; each one
+    /// is kept in `enrolled`, so that pushes keep waking it.
+    fn spawn(
+        self,
+        devices: Vec<DeviceInfo>,
+        stop: CancellationToken,
+        enrolled: Arc<Mutex<Vec<SimDevice>>>,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            for info in devices {
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(self.every) => {}
+                }
+                let Some(device) = self.switch_on(&info).await else {
+                    continue;
+                };
+                if let Ok(mut list) = enrolled.lock() {
+                    list.push(device);
+                }
+            }
+        })
+    }
+
+    /// Switches one device on: it enrolls, or is set up without management when ABM does
+    /// not assign it; either way it is logged. `None` when the device cannot be made.
+    async fn switch_on(&self, info: &DeviceInfo) -> Option<SimDevice> {
+        let device = match SimDevice::new(&self.sim, &info.serial_number, &self.device_ca) {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(serial = %info.serial_number, error = %e, "demo device not created");
+                return None;
+            }
+        };
+        device.attach_apns(&self.push);
+        match device.enroll_and_run(&self.sim).await {
+            Ok(report) if report.enrolled => {
+                tracing::info!(serial = %info.serial_number, udid = %device.udid(), "demo device enrolled");
+            }
+            Ok(report) => {
+                tracing::info!(serial = %info.serial_number, status = %report.activation.status, "demo device set up without management");
+            }
+            Err(e) => {
+                tracing::warn!(serial = %info.serial_number, error = %e, "demo device did not enroll");
+            }
+        }
+        Some(device)
+    }
+}
+
+/// GuardMDM, as `serve` would run it against the simulators; returns the server and its
+/// admin token.
+async fn start_server(
+    listen: SocketAddr,
+    data_dir: &std::path::Path,
+    apple: &AppleSide,
+) -> anyhow::Result<(RunningServer, String)> {
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen} (try --listen 127.0.0.1:8081)"))?;
     let addr = listener.local_addr()?;
     let argv = [
         "serve".to_string(),
@@ -171,11 +444,11 @@ pub async fn start(args: DemoArgs) -> anyhow::Result<RunningDemo> {
         "--data-dir".into(),
         data_dir.display().to_string(),
         "--abm-url".into(),
-        abm.base_url(),
+        apple.abm.base_url(),
         "--device-ca-file".into(),
-        anchors.display().to_string(),
+        apple.anchors.display().to_string(),
         "--apns-url".into(),
-        apns.base_url(),
+        apple.apns.base_url(),
         "--metrics-listen".into(),
         "127.0.0.1:0".into(),
     ];
@@ -187,192 +460,7 @@ pub async fn start(args: DemoArgs) -> anyhow::Result<RunningDemo> {
     let settings = Settings::from_args(Wrapper::try_parse_from(argv)?.args)?;
     let admin_token = secrecy::ExposeSecret::expose_secret(&settings.admin_token).to_string();
     let server = crate::server::start(settings, listener).await?;
-    let url = format!("http://{}", server.addr);
-    let metrics_url = server
-        .metrics_addr
-        .map_or_else(String::new, |at| format!("http://{at}/metrics"));
-    let admin = Admin {
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(120))
-            .build()
-            .context("building the HTTP client")?,
-        base: url.clone(),
-        token: admin_token.clone(),
-    };
-
-    // The first dashboard admin, as `guardmdm admins create` would make it.
-    let admin_password: String = secrecy::ExposeSecret::expose_secret(
-        &guardmdm_crypto::api_token::random_token().context("generating the admin password")?,
-    )
-    .chars()
-    .take(20)
-    .collect();
-    admin
-        .call(
-            Method::POST,
-            "/admins",
-            Some(json!({ "name": DEMO_ADMIN, "password": admin_password })),
-        )
-        .await?;
-
-    // The admin's steps.
-    admin
-        .call(
-            Method::POST,
-            "/abm/tokens",
-            Some(json!({ "name": "demo", "batch_size": 500 })),
-        )
-        .await?;
-    let pem = admin
-        .http
-        .get(format!("{url}/api/v1/abm/tokens/demo/public-key"))
-        .bearer_auth(&admin_token)
-        .send()
-        .await?
-        .text()
-        .await?;
-    let server_info = abm.sim.register_server("GuardMDM Demo", &pem)?;
-    abm.sim
-        .set_default_server(None, Some(&server_info.server_uuid))?;
-    let token = abm.sim.download_token(&server_info.server_uuid, None)?;
-    admin
-        .bytes(Method::PUT, "/abm/tokens/demo/server-token", token.contents)
-        .await?;
-    let topic = format!("com.apple.mgmt.External.{}", uuid_like(std::process::id()));
-    // The push certificate as for real: GuardMDM makes the key and request, a stand-in for
-    // Apple's push portal issues the certificate, which is uploaded alone.
-    let request = admin.call(Method::POST, "/apns/csr", None).await?;
-    let csr = request["csr_pem"].as_str().unwrap_or_default();
-    let certificate = PushPortal::generate()?.issue(csr.as_bytes(), &topic, 365)?;
-    admin
-        .call(
-            Method::PUT,
-            "/apns",
-            Some(json!({ "certificate_pem": certificate })),
-        )
-        .await?;
-    for (name, os, extra) in [
-        (
-            "corporate-iphone",
-            "ios",
-            json!({ "await_device_configured": true, "skip_setup_items": ["AppleID", "Siri", "Biometric"] }),
-        ),
-        (
-            "shared-ipad",
-            "ipados",
-            json!({ "skip_setup_items": ["AppleID", "Siri"] }),
-        ),
-        (
-            "mac-staff",
-            "macos",
-            json!({ "await_device_configured": true, "skip_setup_items": ["AppleID", "Siri", "FileVault"] }),
-        ),
-        (
-            "conference-tv",
-            "tvos",
-            json!({ "auto_advance_setup": true, "language": "en", "region": "US" }),
-        ),
-        ("vision-lab", "visionos", json!({})),
-    ] {
-        let mut spec =
-            json!({ "name": name, "department": "IT", "support_email_address": "it@example.com" });
-        if let (Some(spec), Some(extra)) = (spec.as_object_mut(), extra.as_object()) {
-            spec.extend(extra.clone());
-        }
-        admin.call(Method::POST, "/profiles", Some(spec)).await?;
-        admin
-            .call(
-                Method::PUT,
-                &format!("/os-defaults/{os}"),
-                Some(json!({ "profile": name })),
-            )
-            .await?;
-    }
-    admin
-        .call(
-            Method::POST,
-            "/groups",
-            Some(json!({
-                "name": "macbook-air-loaners",
-                "rule": { "all": [{ "field": "model", "op": "contains", "values": ["MacBook Air"] }] },
-                "profile": "mac-staff",
-                "priority": 10,
-            })),
-        )
-        .await?;
-    let devices = abm.sim.add_devices(args.devices, None);
-    let start = admin
-        .call(Method::POST, "/abm/tokens/demo/syncs", None)
-        .await?;
-    let run_id = start["run"]["id"].as_i64().unwrap_or_default();
-    for _ in 0..1200 {
-        let run = admin
-            .call(
-                Method::GET,
-                &format!("/abm/tokens/demo/syncs/{run_id}"),
-                None,
-            )
-            .await?;
-        if run["outcome"] != "running" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-
-    // Devices are switched on, one after another.
-    let stop = CancellationToken::new();
-    let enrolled: Arc<Mutex<Vec<SimDevice>>> = Arc::default();
-    let driver = {
-        let stop = stop.clone();
-        let enrolled = enrolled.clone();
-        let sim = abm.sim.clone();
-        let push = apns.apns.clone();
-        let every = Duration::from_secs_f64(args.enroll_every.max(0.05));
-        tokio::spawn(async move {
-            for info in devices {
-                tokio::select! {
-                    () = stop.cancelled() => return,
-                    () = tokio::time::sleep(every) => {}
-                }
-                let device = match SimDevice::new(&sim, &info.serial_number, &device_ca) {
-                    Ok(d) => d,
-                    Err(e) => {
-                        tracing::warn!(serial = %info.serial_number, error = %e, "demo device not created");
-                        continue;
-                    }
-                };
-                device.attach_apns(&push);
-                match device.enroll_and_run(&sim).await {
-                    Ok(report) if report.enrolled => {
-                        tracing::info!(serial = %info.serial_number, udid = %device.udid(), "demo device enrolled");
-                    }
-                    Ok(report) => {
-                        tracing::info!(serial = %info.serial_number, status = %report.activation.status, "demo device set up without management");
-                    }
-                    Err(e) => {
-                        tracing::warn!(serial = %info.serial_number, error = %e, "demo device did not enroll");
-                    }
-                }
-                if let Ok(mut list) = enrolled.lock() {
-                    list.push(device);
-                }
-            }
-        })
-    };
-    Ok(RunningDemo {
-        url,
-        metrics_url,
-        admin_token,
-        admin_name: DEMO_ADMIN.to_string(),
-        admin_password,
-        data_dir,
-        server,
-        abm,
-        apns,
-        stop,
-        driver,
-        enrolled,
-    })
+    Ok((server, admin_token))
 }
 
 /// A short unique-enough suffix for directory names and the demo topic.

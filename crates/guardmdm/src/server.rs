@@ -7,9 +7,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use guardmdm_abm::ClientOptions;
+use guardmdm_crypto::SecretKey;
+use guardmdm_service::acme::{AcmeJob, AcmeService};
 use guardmdm_service::dep_sync::SYNC_INTERVAL;
 use guardmdm_service::tls_status::TlsStatus;
-use guardmdm_service::{AbmSettings, Services};
+use guardmdm_service::{AbmSettings, Services, SyncService};
 use guardmdm_store::Store;
 use guardmdm_store_postgres::PostgresStore;
 use guardmdm_store_sqlite::SqliteStore;
@@ -17,7 +19,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::{Database, ServeArgs, Settings, TlsSettings};
+use crate::config::{AcmeSettings, Database, ServeArgs, Settings, TlsSettings};
 
 /// How long background jobs, and requests in progress, get to finish after shutdown starts.
 const JOB_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -104,55 +106,13 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
     let addr = listener
         .local_addr()
         .context("reading the listen address")?;
-    let metrics_listener = match settings.metrics_listen {
-        Some(at) => Some(
-            TcpListener::bind(at)
-                .await
-                .with_context(|| format!("cannot listen on {at} (--metrics-listen)"))?,
-        ),
-        None => None,
-    };
-    let metrics_addr = metrics_listener
-        .as_ref()
-        .map(TcpListener::local_addr)
-        .transpose()
-        .context("reading the metrics listen address")?;
+    let (metrics_listener, metrics_addr) = bind_metrics(settings.metrics_listen).await?;
     let tls_status = Arc::new(TlsStatus::new(settings.tls != TlsSettings::Off));
-    // With ACME: its settings and the listener's certificates, which it fills.
-    let (tls, tls_files, acme) = match &settings.tls {
-        TlsSettings::Off => (None, None, None),
-        TlsSettings::Acme(acme) => {
-            // No certificate until the first order (or the database) provides one: until
-            // then handshakes other than TLS-ALPN-01 validation fail, and TlsStatus says so.
-            let certificates = Arc::new(crate::tls::Certificates::default());
-            (
-                Some(crate::tls::server_config(certificates.clone())?),
-                None,
-                Some((acme, certificates)),
-            )
-        }
-        TlsSettings::Files { cert, key } => {
-            let certificates = Arc::new(crate::tls::Certificates::default());
-            let files = crate::tls_files::TlsFiles::load(
-                cert,
-                key,
-                certificates.clone(),
-                tls_status.clone(),
-            )?;
-            (
-                Some(crate::tls::server_config(certificates)?),
-                Some(Arc::new(files)),
-                None,
-            )
-        }
-    };
+    let tls = Tls::new(&settings.tls, &tls_status)?;
     let store = open_store(&settings.database).await?;
     guardmdm_service::secrets::verify_secret_key(store.as_ref(), &settings.secret_key).await?;
     let secret_key = Arc::new(settings.secret_key);
-    let acme = acme.map(|(acme, certificates)| {
-        let service = guardmdm_service::acme::AcmeService::new(store.clone(), secret_key.clone());
-        (acme, service, certificates)
-    });
+    let acme_key = secret_key.clone();
     let abm = AbmSettings {
         default_url: settings.abm_url.clone(),
         client_options: ClientOptions::default(),
@@ -174,75 +134,23 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
         data_dir: Some(settings.data_dir.clone()),
         ..guardmdm_service::doctor::DoctorSettings::default()
     });
-    // One lease-holder name per instance, for the ACME lease as for the sync leases.
-    let acme = acme
-        .map(|(acme, service, certificates)| {
-            crate::acme::job(
-                acme,
-                service,
-                services.sync.holder().to_string(),
-                certificates,
-                tls_status.clone(),
-            )
-        })
-        .transpose()?;
+    let acme = acme_job(tls.acme, &services, acme_key, &tls_status)?;
     if !matches!(settings.database, Database::Postgres(_)) {
         services.sync.recover_sole_instance().await?; // SQLite: one process, so any run left is dead
     }
-    let jobs = TaskTracker::new();
-    jobs.spawn(guardmdm_service::jobs::run_token_health_monitor(
-        services.abm_entries.clone(),
-        services.mdm.clone(),
-        shutdown.child_token(),
-        services.tls.clone(),
-    ));
-    jobs.spawn(services.sync.clone().run_schedule(SYNC_INTERVAL));
-    if let Some(files) = &tls_files {
-        jobs.spawn(files.clone().watch(shutdown.child_token()));
-    }
-    if let Some(acme) = acme {
-        jobs.spawn(acme.run(shutdown.child_token()));
-    }
-    let sync = services.sync.clone();
-    let mdm = services.mdm.clone();
+    let jobs = spawn_jobs(&services, tls.files.as_ref(), acme, &shutdown);
+    let serving = Serving {
+        sync: services.sync.clone(),
+        mdm: services.mdm.clone(),
+        jobs,
+        limits: settings.edge,
+        tls: tls.config,
+        shutdown: shutdown.clone(),
+    };
     let state = guardmdm_http::AppState::new(services)
         .with_client_cert_header(settings.client_cert_header)
         .with_public_url(&settings.public_url);
-    let app = guardmdm_http::router(state.clone());
-    let limits = settings.edge;
-    let metrics = metrics_listener.map(|listener| {
-        tokio::spawn(crate::edge::serve(
-            listener,
-            guardmdm_http::metrics_router(state),
-            limits,
-            None,
-            shutdown.clone(),
-            JOB_SHUTDOWN_GRACE,
-        ))
-    });
-    let stop = shutdown.clone();
-    let task = tokio::spawn(async move {
-        crate::edge::serve(listener, app, limits, tls, stop.clone(), JOB_SHUTDOWN_GRACE).await;
-        stop.cancel();
-        if let Some(metrics) = metrics
-            && let Err(e) = metrics.await
-        {
-            tracing::error!(error = %e, "the metrics listener's task failed");
-        }
-        jobs.close();
-        let all_stopped = async {
-            jobs.wait().await;
-            sync.wait().await;
-            mdm.wait_pushes().await;
-        };
-        if tokio::time::timeout(JOB_SHUTDOWN_GRACE, all_stopped)
-            .await
-            .is_err()
-        {
-            tracing::warn!("background jobs did not stop within {JOB_SHUTDOWN_GRACE:?}");
-        }
-        Ok(())
-    });
+    let task = serving.spawn(listener, metrics_listener, state);
     tracing::info!(
         listen = %addr,
         metrics_listen = ?metrics_addr,
@@ -257,10 +165,185 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
         addr,
         metrics_addr,
         tls_status,
-        tls_files,
+        tls_files: tls.files,
         shutdown,
         task,
     })
+}
+
+/// The listener for `--metrics-listen`, if asked for, and the address it got.
+async fn bind_metrics(
+    at: Option<SocketAddr>,
+) -> anyhow::Result<(Option<TcpListener>, Option<SocketAddr>)> {
+    let Some(at) = at else {
+        return Ok((None, None));
+    };
+    let listener = TcpListener::bind(at)
+        .await
+        .with_context(|| format!("cannot listen on {at} (--metrics-listen)"))?;
+    let addr = listener
+        .local_addr()
+        .context("reading the metrics listen address")?;
+    Ok((Some(listener), Some(addr)))
+}
+
+/// The listener's HTTPS, from the TLS settings.
+struct Tls<'a> {
+    /// The listener's TLS configuration; `None` for plain HTTP.
+    config: Option<Arc<rustls::ServerConfig>>,
+    /// With `--tls-cert`/`--tls-key`: the files, watched and re-read on SIGHUP.
+    files: Option<Arc<crate::tls_files::TlsFiles>>,
+    /// With ACME: its settings and the listener's certificates, which its orders fill.
+    acme: Option<(&'a AcmeSettings, Arc<crate::tls::Certificates>)>,
+}
+
+impl<'a> Tls<'a> {
+    /// Loads the certificate files, or readies an empty certificate store for ACME.
+    fn new(settings: &'a TlsSettings, status: &Arc<TlsStatus>) -> anyhow::Result<Self> {
+        Ok(match settings {
+            TlsSettings::Off => Self {
+                config: None,
+                files: None,
+                acme: None,
+            },
+            TlsSettings::Acme(acme) => {
+                // No certificate until the first order (or the database) provides one: until
+                // then handshakes other than TLS-ALPN-01 validation fail, and TlsStatus says so.
+                let certificates = Arc::new(crate::tls::Certificates::default());
+                Self {
+                    config: Some(crate::tls::server_config(certificates.clone())?),
+                    files: None,
+                    acme: Some((acme, certificates)),
+                }
+            }
+            TlsSettings::Files { cert, key } => {
+                let certificates = Arc::new(crate::tls::Certificates::default());
+                let files = crate::tls_files::TlsFiles::load(
+                    cert,
+                    key,
+                    certificates.clone(),
+                    status.clone(),
+                )?;
+                Self {
+                    config: Some(crate::tls::server_config(certificates)?),
+                    files: Some(Arc::new(files)),
+                    acme: None,
+                }
+            }
+        })
+    }
+}
+
+/// With ACME: the job that orders and renews the listener's certificates, over the same
+/// store and key as the services. One lease-holder name per instance, for the ACME lease as
+/// for the sync leases.
+fn acme_job(
+    acme: Option<(&AcmeSettings, Arc<crate::tls::Certificates>)>,
+    services: &Services,
+    secret_key: Arc<SecretKey>,
+    tls_status: &Arc<TlsStatus>,
+) -> anyhow::Result<Option<AcmeJob>> {
+    acme.map(|(acme, certificates)| {
+        let service = AcmeService::new(services.store.clone(), secret_key);
+        crate::acme::job(
+            acme,
+            service,
+            services.sync.holder().to_string(),
+            certificates,
+            tls_status.clone(),
+        )
+    })
+    .transpose()
+}
+
+/// Starts the background jobs: the token health monitor, the scheduled syncs, and the TLS
+/// files' watcher or the ACME job when there is one. They stop with `shutdown`.
+fn spawn_jobs(
+    services: &Services,
+    tls_files: Option<&Arc<crate::tls_files::TlsFiles>>,
+    acme: Option<AcmeJob>,
+    shutdown: &CancellationToken,
+) -> TaskTracker {
+    let jobs = TaskTracker::new();
+    jobs.spawn(guardmdm_service::jobs::run_token_health_monitor(
+        services.abm_entries.clone(),
+        services.mdm.clone(),
+        shutdown.child_token(),
+        services.tls.clone(),
+    ));
+    jobs.spawn(services.sync.clone().run_schedule(SYNC_INTERVAL));
+    if let Some(files) = tls_files {
+        jobs.spawn(files.clone().watch(shutdown.child_token()));
+    }
+    if let Some(acme) = acme {
+        jobs.spawn(acme.run(shutdown.child_token()));
+    }
+    jobs
+}
+
+/// What the serving task needs, and waits for once the listener has stopped.
+struct Serving {
+    sync: SyncService,
+    mdm: guardmdm_service::mdm::MdmService,
+    jobs: TaskTracker,
+    limits: crate::edge::EdgeLimits,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    shutdown: CancellationToken,
+}
+
+impl Serving {
+    /// Serves the API on `listener` (and `/metrics` on `metrics_listener`) until shutdown,
+    /// then gives the background jobs, syncs and pushes in progress [`JOB_SHUTDOWN_GRACE`]
+    /// to stop.
+    fn spawn(
+        self,
+        listener: TcpListener,
+        metrics_listener: Option<TcpListener>,
+        state: guardmdm_http::AppState,
+    ) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+        let app = guardmdm_http::router(state.clone());
+        let metrics = metrics_listener.map(|listener| {
+            tokio::spawn(crate::edge::serve(
+                listener,
+                guardmdm_http::metrics_router(state),
+                self.limits,
+                None,
+                self.shutdown.clone(),
+                JOB_SHUTDOWN_GRACE,
+            ))
+        });
+        let stop = self.shutdown;
+        tokio::spawn(async move {
+            crate::edge::serve(
+                listener,
+                app,
+                self.limits,
+                self.tls,
+                stop.clone(),
+                JOB_SHUTDOWN_GRACE,
+            )
+            .await;
+            stop.cancel();
+            if let Some(metrics) = metrics
+                && let Err(e) = metrics.await
+            {
+                tracing::error!(error = %e, "the metrics listener's task failed");
+            }
+            self.jobs.close();
+            let all_stopped = async {
+                self.jobs.wait().await;
+                self.sync.wait().await;
+                self.mdm.wait_pushes().await;
+            };
+            if tokio::time::timeout(JOB_SHUTDOWN_GRACE, all_stopped)
+                .await
+                .is_err()
+            {
+                tracing::warn!("background jobs did not stop within {JOB_SHUTDOWN_GRACE:?}");
+            }
+            Ok(())
+        })
+    }
 }
 
 /// `guardmdm serve`: runs until SIGTERM or SIGINT, then shuts down gracefully.

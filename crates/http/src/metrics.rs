@@ -7,6 +7,8 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
+use guardmdm_service::mdm::PushCertificateView;
+use guardmdm_service::tls_status::{CertificateSource, ServedCertificate};
 use guardmdm_service::{AbmEntryView, TokenState};
 use prometheus_client::encoding::text::{encode_eof, encode_registry};
 use prometheus_client::metrics::counter::Counter;
@@ -97,10 +99,36 @@ const ALL_STATES: [TokenState; 6] = [
 pub(crate) fn render(
     metrics: &HttpMetrics,
     entries: &[AbmEntryView],
-    push: Option<&guardmdm_service::mdm::PushCertificateView>,
-    tls: Option<&guardmdm_service::tls_status::ServedCertificate>,
+    push: Option<&PushCertificateView>,
+    tls: Option<&ServedCertificate>,
 ) -> Result<String, std::fmt::Error> {
     let mut registry = Registry::default();
+    register_build_info(&mut registry);
+    register_abm_tokens(&mut registry, entries);
+    if let Some(push) = push {
+        register_push_certificate(&mut registry, push);
+    }
+    if let Some(tls) = tls {
+        register_tls_certificate(&mut registry, tls);
+    }
+    registry.register(
+        "guardmdm_http_requests",
+        "HTTP requests by method, matched route and status",
+        metrics.requests.clone(),
+    );
+    registry.register(
+        "guardmdm_http_request_duration_seconds",
+        "HTTP request latency by method and matched route",
+        metrics.durations.clone(),
+    );
+    let mut out = String::new();
+    encode_registry(&mut out, &registry)?;
+    encode_eof(&mut out)?;
+    Ok(out)
+}
+
+/// `guardmdm_build_info`: this build's version, as a label of a gauge that is always 1.
+fn register_build_info(registry: &mut Registry) {
     let build: Family<Labels, Gauge> = Family::default();
     build
         .get_or_create(&vec![(
@@ -109,7 +137,11 @@ pub(crate) fn render(
         )])
         .set(1);
     registry.register("guardmdm_build_info", "GuardMDM version (always 1)", build);
+}
 
+/// Per ABM entry: when its server token expires, and its health as one gauge per state (1
+/// for the current one), so an alert can name the state without knowing the others.
+fn register_abm_tokens(registry: &mut Registry, entries: &[AbmEntryView]) {
     let expiry: Family<Labels, Gauge> = Family::default();
     let state: Family<Labels, Gauge> = Family::default();
     for entry in entries {
@@ -135,45 +167,35 @@ pub(crate) fn render(
         "ABM token health: 1 for the entry's current state, 0 for the others",
         state,
     );
-    if let Some(push) = push {
-        let apns: Family<Labels, Gauge> = Family::default();
-        apns.get_or_create(&vec![("topic".to_string(), push.topic.clone())])
-            .set(push.not_after.unix_timestamp());
-        registry.register(
-            "guardmdm_apns_certificate_expiry_timestamp_seconds",
-            "When the MDM push certificate expires, Unix seconds (renew it with the same Apple Account before then)",
-            apns,
-        );
-    }
-    if let Some(tls) = tls {
-        let served: Family<Labels, Gauge> = Family::default();
-        let source = match tls.source {
-            guardmdm_service::tls_status::CertificateSource::Files => "files",
-            guardmdm_service::tls_status::CertificateSource::Acme => "acme",
-        };
-        served
-            .get_or_create(&vec![("source".to_string(), source.to_string())])
-            .set(tls.not_after.unix_timestamp());
-        registry.register(
-            "guardmdm_tls_certificate_expiry_timestamp_seconds",
-            "When the HTTPS certificate served on --listen expires, Unix seconds (source: files or acme)",
-            served,
-        );
-    }
+}
+
+/// When the MDM push certificate expires, labelled with its topic.
+fn register_push_certificate(registry: &mut Registry, push: &PushCertificateView) {
+    let apns: Family<Labels, Gauge> = Family::default();
+    apns.get_or_create(&vec![("topic".to_string(), push.topic.clone())])
+        .set(push.not_after.unix_timestamp());
     registry.register(
-        "guardmdm_http_requests",
-        "HTTP requests by method, matched route and status",
-        metrics.requests.clone(),
+        "guardmdm_apns_certificate_expiry_timestamp_seconds",
+        "When the MDM push certificate expires, Unix seconds (renew it with the same Apple Account before then)",
+        apns,
     );
+}
+
+/// When the HTTPS certificate served expires, labelled with where it comes from.
+fn register_tls_certificate(registry: &mut Registry, tls: &ServedCertificate) {
+    let served: Family<Labels, Gauge> = Family::default();
+    let source = match tls.source {
+        CertificateSource::Files => "files",
+        CertificateSource::Acme => "acme",
+    };
+    served
+        .get_or_create(&vec![("source".to_string(), source.to_string())])
+        .set(tls.not_after.unix_timestamp());
     registry.register(
-        "guardmdm_http_request_duration_seconds",
-        "HTTP request latency by method and matched route",
-        metrics.durations.clone(),
+        "guardmdm_tls_certificate_expiry_timestamp_seconds",
+        "When the HTTPS certificate served on --listen expires, Unix seconds (source: files or acme)",
+        served,
     );
-    let mut out = String::new();
-    encode_registry(&mut out, &registry)?;
-    encode_eof(&mut out)?;
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! `guardmdm abm …`: ABM entries and their server tokens.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use guardmdm_service::{AbmEntryView, TokenState};
@@ -113,71 +113,32 @@ pub(crate) enum TokenCommand {
 }
 
 pub(crate) async fn run(client: &ApiClient, command: AbmCommand) -> anyhow::Result<()> {
-    let command = match command {
-        AbmCommand::Token(command) => command,
+    match command {
+        AbmCommand::Token(command) => token(client, command).await,
         AbmCommand::Sync { name, wait, full } => {
-            return super::sync::sync_now(client, &name, wait, full).await;
+            super::sync::sync_now(client, &name, wait, full).await
         }
         AbmCommand::Syncs { name, limit, json } => {
-            return super::sync::list_runs(client, &name, limit, json).await;
+            super::sync::list_runs(client, &name, limit, json).await
         }
-    };
+    }
+}
+
+/// `abm token …`.
+async fn token(client: &ApiClient, command: TokenCommand) -> anyhow::Result<()> {
     match command {
         TokenCommand::Create {
             name,
             output,
             batch_size,
             abm_url,
-        } => {
-            let body = json!({ "name": name, "batch_size": batch_size, "abm_url": abm_url });
-            let entry: AbmEntryView = client
-                .send_json(Method::POST, &["abm", "tokens"], &body)
-                .await?;
-            let pem = client
-                .get_text(&["abm", "tokens", &entry.name, "public-key"])
-                .await?;
-            let path =
-                output.unwrap_or_else(|| PathBuf::from(format!("GuardMDM_{}.pem", entry.name)));
-            write_file(&path, &pem)?;
-            eprintln!(
-                "Created ABM entry {:?}; its public key is in {}.",
-                entry.name,
-                path.display()
-            );
-            eprintln!(
-                "Next: in Apple Business Manager, Settings > MDM Server (add or edit the server), upload {},",
-                path.display()
-            );
-            eprintln!(
-                "      download the server token, then: guardmdm abm token upload {} <file>_smime.p7m",
-                entry.name
-            );
-            Ok(())
-        }
+        } => create(client, &name, output, batch_size, abm_url).await,
         TokenCommand::Set {
             name,
             batch_size,
             abm_url,
             default_abm_url,
-        } => {
-            let mut body = serde_json::Map::new();
-            if let Some(size) = batch_size {
-                body.insert("batch_size".into(), json!(size));
-            }
-            if let Some(url) = abm_url {
-                body.insert("abm_url".into(), json!(url));
-            } else if default_abm_url {
-                body.insert("abm_url".into(), serde_json::Value::Null);
-            }
-            if body.is_empty() {
-                bail!("nothing to change: give --batch-size, --abm-url or --default-abm-url");
-            }
-            let entry: AbmEntryView = client
-                .send_json(Method::PATCH, &["abm", "tokens", &name], &body)
-                .await?;
-            print!("{}", entries_table(&[entry]));
-            Ok(())
-        }
+        } => set(client, &name, batch_size, abm_url, default_abm_url).await,
         TokenCommand::PublicKey { name, output } => {
             let pem = client
                 .get_text(&["abm", "tokens", &name, "public-key"])
@@ -191,51 +152,8 @@ pub(crate) async fn run(client: &ApiClient, command: AbmCommand) -> anyhow::Resu
             }
             Ok(())
         }
-        TokenCommand::Upload { name, file, force } => {
-            let bytes = std::fs::read(&file)
-                .with_context(|| format!("cannot read the token file {}", file.display()))?;
-            let entry: AbmEntryView = client
-                .put_bytes(
-                    &["abm", "tokens", &name, "server-token"],
-                    &[("force", force)],
-                    "application/pkcs7-mime",
-                    bytes,
-                )
-                .await?;
-            println!(
-                "Server token installed for {:?}: {}",
-                entry.name, entry.health.message
-            );
-            match &entry.account {
-                Some(a) => println!(
-                    "Connected to the ABM MDM server {:?} ({}) of {}.",
-                    a.server_name,
-                    a.server_uuid,
-                    a.org_name.as_deref().unwrap_or("your organization")
-                ),
-                None => println!(
-                    "Apple could not confirm which MDM server this token belongs to yet; see the server log."
-                ),
-            }
-            Ok(())
-        }
-        TokenCommand::List { json } => {
-            let entries: Vec<AbmEntryView> = client.get(&["abm", "tokens"]).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&entries)?);
-            } else if entries.is_empty() {
-                println!("No ABM entries yet: guardmdm abm token create NAME");
-            } else {
-                print!("{}", entries_table(&entries));
-                for e in entries
-                    .iter()
-                    .filter(|e| e.health.state != TokenState::Active)
-                {
-                    println!("\n{}: {}", e.name, e.health.message);
-                }
-            }
-            Ok(())
-        }
+        TokenCommand::Upload { name, file, force } => upload(client, &name, &file, force).await,
+        TokenCommand::List { json } => list(client, json).await,
         TokenCommand::Show { name, json } => {
             let entry: AbmEntryView = client.get(&["abm", "tokens", &name]).await?;
             if json {
@@ -255,6 +173,118 @@ pub(crate) async fn run(client: &ApiClient, command: AbmCommand) -> anyhow::Resu
             Ok(())
         }
     }
+}
+
+/// `abm token create`: the entry, its public key written to `output` (default
+/// `GuardMDM_<NAME>.pem`), and what to do next in Apple Business Manager.
+async fn create(
+    client: &ApiClient,
+    name: &str,
+    output: Option<PathBuf>,
+    batch_size: Option<u32>,
+    abm_url: Option<String>,
+) -> anyhow::Result<()> {
+    let body = json!({ "name": name, "batch_size": batch_size, "abm_url": abm_url });
+    let entry: AbmEntryView = client
+        .send_json(Method::POST, &["abm", "tokens"], &body)
+        .await?;
+    let pem = client
+        .get_text(&["abm", "tokens", &entry.name, "public-key"])
+        .await?;
+    let path = output.unwrap_or_else(|| PathBuf::from(format!("GuardMDM_{}.pem", entry.name)));
+    write_file(&path, &pem)?;
+    eprintln!(
+        "Created ABM entry {:?}; its public key is in {}.",
+        entry.name,
+        path.display()
+    );
+    eprintln!(
+        "Next: in Apple Business Manager, Settings > MDM Server (add or edit the server), upload {},",
+        path.display()
+    );
+    eprintln!(
+        "      download the server token, then: guardmdm abm token upload {} <file>_smime.p7m",
+        entry.name
+    );
+    Ok(())
+}
+
+/// `abm token set`: changes only the settings given (`--default-abm-url` clears the
+/// entry's own URL); refuses when none is.
+async fn set(
+    client: &ApiClient,
+    name: &str,
+    batch_size: Option<u32>,
+    abm_url: Option<String>,
+    default_abm_url: bool,
+) -> anyhow::Result<()> {
+    let mut body = serde_json::Map::new();
+    if let Some(size) = batch_size {
+        body.insert("batch_size".into(), json!(size));
+    }
+    if let Some(url) = abm_url {
+        body.insert("abm_url".into(), json!(url));
+    } else if default_abm_url {
+        body.insert("abm_url".into(), serde_json::Value::Null);
+    }
+    if body.is_empty() {
+        bail!("nothing to change: give --batch-size, --abm-url or --default-abm-url");
+    }
+    let entry: AbmEntryView = client
+        .send_json(Method::PATCH, &["abm", "tokens", name], &body)
+        .await?;
+    print!("{}", entries_table(&[entry]));
+    Ok(())
+}
+
+/// `abm token upload`: installs the server token and says which ABM MDM server it
+/// connected to, when Apple confirmed it.
+async fn upload(client: &ApiClient, name: &str, file: &Path, force: bool) -> anyhow::Result<()> {
+    let bytes = std::fs::read(file)
+        .with_context(|| format!("cannot read the token file {}", file.display()))?;
+    let entry: AbmEntryView = client
+        .put_bytes(
+            &["abm", "tokens", name, "server-token"],
+            &[("force", force)],
+            "application/pkcs7-mime",
+            bytes,
+        )
+        .await?;
+    println!(
+        "Server token installed for {:?}: {}",
+        entry.name, entry.health.message
+    );
+    match &entry.account {
+        Some(a) => println!(
+            "Connected to the ABM MDM server {:?} ({}) of {}.",
+            a.server_name,
+            a.server_uuid,
+            a.org_name.as_deref().unwrap_or("your organization")
+        ),
+        None => println!(
+            "Apple could not confirm which MDM server this token belongs to yet; see the server log."
+        ),
+    }
+    Ok(())
+}
+
+/// `abm token list`: the entries, then the health message of each one not active.
+async fn list(client: &ApiClient, json: bool) -> anyhow::Result<()> {
+    let entries: Vec<AbmEntryView> = client.get(&["abm", "tokens"]).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&entries)?);
+    } else if entries.is_empty() {
+        println!("No ABM entries yet: guardmdm abm token create NAME");
+    } else {
+        print!("{}", entries_table(&entries));
+        for e in entries
+            .iter()
+            .filter(|e| e.health.state != TokenState::Active)
+        {
+            println!("\n{}: {}", e.name, e.health.message);
+        }
+    }
+    Ok(())
 }
 
 fn entries_table(entries: &[AbmEntryView]) -> String {
@@ -295,6 +325,6 @@ fn entries_table(entries: &[AbmEntryView]) -> String {
     )
 }
 
-fn write_file(path: &std::path::Path, contents: &str) -> anyhow::Result<()> {
+fn write_file(path: &Path, contents: &str) -> anyhow::Result<()> {
     std::fs::write(path, contents).with_context(|| format!("cannot write {}", path.display()))
 }

@@ -269,24 +269,9 @@ async fn portal_command(portal: &PortalClient, command: SimCommand) -> anyhow::R
             name,
             pem,
             allow_release,
-        } => {
-            let body = std::fs::read(&pem).with_context(|| format!("reading {}", pem.display()))?;
-            let query = [("name", name), ("allow_release", allow_release.to_string())];
-            portal
-                .call(Method::POST, "servers", &query, PortalBody::Bytes(body))
-                .await?
-        }
+        } => register(portal, name, &pem, allow_release).await?,
         SimCommand::Token { server, output } => {
-            let token = portal.download_token(&server).await?;
-            let path = match output {
-                Some(p) if p.is_dir() => p.join(&token.file_name),
-                Some(p) => p,
-                None => PathBuf::from(&token.file_name),
-            };
-            std::fs::write(&path, &token.contents)
-                .with_context(|| format!("writing {}", path.display()))?;
-            println!("{}", path.display());
-            return Ok(());
+            return download_token(portal, &server, output).await;
         }
         SimCommand::Servers => portal.get("servers").await?,
         SimCommand::Default {
@@ -334,20 +319,7 @@ async fn portal_command(portal: &PortalClient, command: SimCommand) -> anyhow::R
                 .await?
         }
         SimCommand::Activate { serial } => portal.get(&format!("activation/{serial}")).await?,
-        SimCommand::Fault { fault, clear } => match (fault, clear) {
-            (_, true) => {
-                portal
-                    .call(Method::DELETE, "faults", &[], PortalBody::Empty)
-                    .await?
-            }
-            (Some(text), false) => {
-                let fault: Value = serde_json::from_str(&text).context("the fault is not JSON")?;
-                portal
-                    .call(Method::POST, "faults", &[], PortalBody::Json(fault))
-                    .await?
-            }
-            (None, false) => portal.get("faults").await?,
-        },
+        SimCommand::Fault { fault, clear } => faults(portal, fault.as_deref(), clear).await?,
         SimCommand::Advance { seconds } => {
             let body = json!({ "seconds": seconds });
             portal
@@ -357,4 +329,56 @@ async fn portal_command(portal: &PortalClient, command: SimCommand) -> anyhow::R
     };
     println!("{}", serde_json::to_string_pretty(&reply)?);
     Ok(())
+}
+
+/// `abm-sim register`: an MDM server in the organisation, with the public key in `pem`.
+async fn register(
+    portal: &PortalClient,
+    name: String,
+    pem: &Path,
+    allow_release: bool,
+) -> anyhow::Result<Value> {
+    let body = std::fs::read(pem).with_context(|| format!("reading {}", pem.display()))?;
+    let query = [("name", name), ("allow_release", allow_release.to_string())];
+    Ok(portal
+        .call(Method::POST, "servers", &query, PortalBody::Bytes(body))
+        .await?)
+}
+
+/// `abm-sim token`: downloads an MDM server's token into `output` (a file, or a directory
+/// to put it in under Apple's file name; default: that name here) and prints where.
+async fn download_token(
+    portal: &PortalClient,
+    server: &str,
+    output: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let token = portal.download_token(server).await?;
+    let path = match output {
+        Some(p) if p.is_dir() => p.join(&token.file_name),
+        Some(p) => p,
+        None => PathBuf::from(&token.file_name),
+    };
+    std::fs::write(&path, &token.contents)
+        .with_context(|| format!("writing {}", path.display()))?;
+    println!("{}", path.display());
+    Ok(())
+}
+
+/// `abm-sim fault`: clears the injected faults, injects `fault` (JSON), or lists them.
+async fn faults(portal: &PortalClient, fault: Option<&str>, clear: bool) -> anyhow::Result<Value> {
+    let reply = match (fault, clear) {
+        (_, true) => {
+            portal
+                .call(Method::DELETE, "faults", &[], PortalBody::Empty)
+                .await?
+        }
+        (Some(text), false) => {
+            let fault: Value = serde_json::from_str(text).context("the fault is not JSON")?;
+            portal
+                .call(Method::POST, "faults", &[], PortalBody::Json(fault))
+                .await?
+        }
+        (None, false) => portal.get("faults").await?,
+    };
+    Ok(reply)
 }

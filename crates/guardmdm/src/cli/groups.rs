@@ -115,30 +115,7 @@ pub(crate) async fn run(client: &ApiClient, command: GroupsCommand) -> anyhow::R
             profile,
             priority,
             json,
-        } => {
-            let rule = if rules.is_empty() {
-                None
-            } else {
-                Some(GroupRule::parse_cli(&rules)?)
-            };
-            let view: GroupView = client
-                .send_json(
-                    Method::POST,
-                    &["groups"],
-                    &serde_json::json!({
-                        "name": name,
-                        "rule": rule,
-                        "profile": profile,
-                        "priority": priority,
-                    }),
-                )
-                .await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&view)?);
-            } else {
-                print_groups(&[view]);
-            }
-        }
+        } => create(client, &name, &rules, profile, priority, json).await?,
         GroupsCommand::List { json } => {
             let groups: Vec<GroupView> = client.get(&["groups"]).await?;
             if json {
@@ -147,58 +124,12 @@ pub(crate) async fn run(client: &ApiClient, command: GroupsCommand) -> anyhow::R
                 print_groups(&groups);
             }
         }
-        GroupsCommand::Show { name, json } => {
-            let view: GroupView = client.get(&["groups", &name]).await?;
-            let members: Vec<String> = if view.kind == "static" {
-                client
-                    .get_query(&["groups", &name, "members"], &[("limit", "100")])
-                    .await?
-            } else {
-                Vec::new()
-            };
-            if json {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(
-                        &serde_json::json!({ "group": view, "members": members })
-                    )?
-                );
-                return Ok(());
-            }
-            print_groups(std::slice::from_ref(&view));
-            if !members.is_empty() {
-                println!();
-                for m in &members {
-                    println!("{m}");
-                }
-                if view.member_count > members.len() as u64 {
-                    println!("… and {} more", view.member_count - members.len() as u64);
-                }
-            }
-        }
+        GroupsCommand::Show { name, json } => show(client, &name, json).await?,
         GroupsCommand::Set {
             name,
             rules,
             priority,
-        } => {
-            let mut change = serde_json::Map::new();
-            if !rules.is_empty() {
-                change.insert(
-                    "rule".into(),
-                    serde_json::to_value(GroupRule::parse_cli(&rules)?)?,
-                );
-            }
-            if let Some(p) = priority {
-                change.insert("priority".into(), p.into());
-            }
-            if change.is_empty() {
-                anyhow::bail!("nothing to change: give --rule or --priority");
-            }
-            let view: GroupView = client
-                .send_json(Method::PATCH, &["groups", &name], &change)
-                .await?;
-            print_groups(&[view]);
-        }
+        } => set(client, &name, &rules, priority).await?,
         GroupsCommand::AssignProfile {
             name,
             profile,
@@ -217,26 +148,123 @@ pub(crate) async fn run(client: &ApiClient, command: GroupsCommand) -> anyhow::R
         GroupsCommand::Add { name, serials } => {
             serials.send(client, &["groups", &name, "members"]).await?;
         }
-        GroupsCommand::Remove { name, serials } => {
-            let answer: serde_json::Value = client
-                .send_json(
-                    Method::POST,
-                    &["groups", &name, "members", "remove"],
-                    &serde_json::json!({ "serials": serials }),
-                )
-                .await?;
-            println!(
-                "Removed {} serials from {name:?}.",
-                answer
-                    .get("removed")
-                    .and_then(serde_json::Value::as_u64)
-                    .unwrap_or(0)
-            );
-        }
+        GroupsCommand::Remove { name, serials } => remove(client, &name, &serials).await?,
         GroupsCommand::Delete { name } => {
             client.delete(&["groups", &name]).await?;
             println!("Deleted group {name:?}.");
         }
     }
+    Ok(())
+}
+
+/// `groups create`: a smart group when `rules` are given, else a static one.
+async fn create(
+    client: &ApiClient,
+    name: &str,
+    rules: &[String],
+    profile: Option<String>,
+    priority: Option<i32>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let rule = if rules.is_empty() {
+        None
+    } else {
+        Some(GroupRule::parse_cli(rules)?)
+    };
+    let view: GroupView = client
+        .send_json(
+            Method::POST,
+            &["groups"],
+            &serde_json::json!({
+                "name": name,
+                "rule": rule,
+                "profile": profile,
+                "priority": priority,
+            }),
+        )
+        .await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&view)?);
+    } else {
+        print_groups(&[view]);
+    }
+    Ok(())
+}
+
+/// `groups show`: the group and, for a static group, its first 100 members.
+async fn show(client: &ApiClient, name: &str, json: bool) -> anyhow::Result<()> {
+    let view: GroupView = client.get(&["groups", name]).await?;
+    let members: Vec<String> = if view.kind == "static" {
+        client
+            .get_query(&["groups", name, "members"], &[("limit", "100")])
+            .await?
+    } else {
+        Vec::new()
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({ "group": view, "members": members })
+            )?
+        );
+        return Ok(());
+    }
+    print_groups(std::slice::from_ref(&view));
+    if !members.is_empty() {
+        println!();
+        for m in &members {
+            println!("{m}");
+        }
+        if view.member_count > members.len() as u64 {
+            println!("… and {} more", view.member_count - members.len() as u64);
+        }
+    }
+    Ok(())
+}
+
+/// `groups set`: changes only the rule or priority given; refuses when neither is.
+async fn set(
+    client: &ApiClient,
+    name: &str,
+    rules: &[String],
+    priority: Option<i32>,
+) -> anyhow::Result<()> {
+    let mut change = serde_json::Map::new();
+    if !rules.is_empty() {
+        change.insert(
+            "rule".into(),
+            serde_json::to_value(GroupRule::parse_cli(rules)?)?,
+        );
+    }
+    if let Some(p) = priority {
+        change.insert("priority".into(), p.into());
+    }
+    if change.is_empty() {
+        anyhow::bail!("nothing to change: give --rule or --priority");
+    }
+    let view: GroupView = client
+        .send_json(Method::PATCH, &["groups", name], &change)
+        .await?;
+    print_groups(&[view]);
+    Ok(())
+}
+
+/// `groups remove`: takes serials out of a static group and says how many were in it.
+async fn remove(client: &ApiClient, name: &str, serials: &[String]) -> anyhow::Result<()> {
+    let answer: serde_json::Value = client
+        .send_json(
+            Method::POST,
+            &["groups", name, "members", "remove"],
+            &serde_json::json!({ "serials": serials }),
+        )
+        .await?;
+    println!(
+        "Removed {} serials from {name:?}.",
+        answer
+            .get("removed")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0)
+    );
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! `guardmdm apns …` (the MDM push certificate) and `guardmdm commands …` (the command queue of
 //! an enrolled device).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use base64::Engine as _;
@@ -263,31 +263,15 @@ pub(crate) async fn run_commands(
             message,
             json,
         } => {
-            let segments = ["enrollments", udid.as_str(), "commands"];
-            let view: CommandView = if request_type.eq_ignore_ascii_case("raw") {
-                let Some(file) = file else {
-                    bail!("a raw command needs --file with the command plist");
-                };
-                let bytes =
-                    std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
-                client
-                    .send_bytes(Method::POST, &segments, &(), "application/x-plist", bytes)
-                    .await?
-            } else {
-                let payload = match &file {
-                    Some(f) => Some(base64::engine::general_purpose::STANDARD.encode(
-                        std::fs::read(f).with_context(|| format!("reading {}", f.display()))?,
-                    )),
-                    None => None,
-                };
-                let body = serde_json::json!({
-                    "request_type": request_type,
-                    "payload_base64": payload,
-                    "identifier": identifier,
-                    "message": message,
-                });
-                client.send_json(Method::POST, &segments, &body).await?
-            };
+            let view = send_command(
+                client,
+                &udid,
+                &request_type,
+                file.as_deref(),
+                identifier,
+                message,
+            )
+            .await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&view)?);
             } else {
@@ -297,32 +281,7 @@ pub(crate) async fn run_commands(
                 );
             }
         }
-        CommandsCommand::List { udid, json } => {
-            let list: Vec<CommandView> = client.get(&["enrollments", &udid, "commands"]).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&list)?);
-                return Ok(());
-            }
-            let rows: Vec<Vec<String>> = list
-                .iter()
-                .map(|c| {
-                    vec![
-                        c.uuid.clone(),
-                        c.request_type.clone(),
-                        c.status.to_string(),
-                        c.created_at.to_string(),
-                        c.completed_at.map(|t| t.to_string()).unwrap_or_default(),
-                    ]
-                })
-                .collect();
-            print!(
-                "{}",
-                table::render(
-                    &["COMMAND UUID", "TYPE", "STATUS", "QUEUED", "ANSWERED"],
-                    &rows
-                )
-            );
-        }
+        CommandsCommand::List { udid, json } => list_commands(client, &udid, json).await?,
         CommandsCommand::Show { uuid } => {
             let view: CommandView = client.get(&["commands", &uuid]).await?;
             println!("{} {} {}", view.uuid, view.request_type, view.status);
@@ -331,5 +290,70 @@ pub(crate) async fn run_commands(
             }
         }
     }
+    Ok(())
+}
+
+/// Queues a command for the device `udid`: a `raw` one is the plist in `file` as is; any
+/// other is described in JSON, with `file` as its base64 payload.
+async fn send_command(
+    client: &ApiClient,
+    udid: &str,
+    request_type: &str,
+    file: Option<&Path>,
+    identifier: Option<String>,
+    message: Option<String>,
+) -> anyhow::Result<CommandView> {
+    let segments = ["enrollments", udid, "commands"];
+    if request_type.eq_ignore_ascii_case("raw") {
+        let Some(file) = file else {
+            bail!("a raw command needs --file with the command plist");
+        };
+        let bytes = std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+        return client
+            .send_bytes(Method::POST, &segments, &(), "application/x-plist", bytes)
+            .await;
+    }
+    let payload = match file {
+        Some(f) => Some(
+            base64::engine::general_purpose::STANDARD
+                .encode(std::fs::read(f).with_context(|| format!("reading {}", f.display()))?),
+        ),
+        None => None,
+    };
+    let body = serde_json::json!({
+        "request_type": request_type,
+        "payload_base64": payload,
+        "identifier": identifier,
+        "message": message,
+    });
+    client.send_json(Method::POST, &segments, &body).await
+}
+
+/// `commands list`: a device's commands, newest first, with their status.
+async fn list_commands(client: &ApiClient, udid: &str, json: bool) -> anyhow::Result<()> {
+    let list: Vec<CommandView> = client.get(&["enrollments", udid, "commands"]).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&list)?);
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|c| {
+            vec![
+                c.uuid.clone(),
+                c.request_type.clone(),
+                c.status.to_string(),
+                c.created_at.to_string(),
+                c.completed_at.map(|t| t.to_string()).unwrap_or_default(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table::render(
+            &["COMMAND UUID", "TYPE", "STATUS", "QUEUED", "ANSWERED"],
+            &rows
+        )
+    );
     Ok(())
 }

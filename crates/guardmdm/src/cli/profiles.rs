@@ -4,8 +4,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use guardmdm_service::os::OsKey;
-use guardmdm_service::profiles::{OsDefaultView, ProfileView, ProfileWrite, VersionView};
+use guardmdm_service::profiles::{
+    DefinitionView, OsDefaultView, ProfileView, ProfileWrite, VersionView,
+};
 use guardmdm_service::serial_list::CsvReport;
+use guardmdm_store::ProfileReferences;
 use reqwest::Method;
 use time::format_description::well_known::Rfc3339;
 
@@ -218,9 +221,27 @@ fn yes_no(b: Option<bool>) -> &'static str {
     }
 }
 
+/// `profiles show`: the settings, what Apple receives, where the profile is used, and
+/// Apple's UUIDs per ABM entry.
 fn print_profile(p: &ProfileView) {
+    let mut lines = apple_settings(p);
+    lines.push(("Used by", used_by(&p.used_by)));
+    for (k, v) in lines {
+        println!("{:<24}{v}", format!("{k}:"));
+    }
+    for w in &p.warnings {
+        println!("Warning: {w}");
+    }
+    if !p.definitions.is_empty() {
+        println!();
+        print_definitions(&p.definitions);
+    }
+}
+
+/// The profile's name and version, then the settings Apple receives, as labelled lines.
+fn apple_settings(p: &ProfileView) -> Vec<(&'static str, String)> {
     let a = &p.apple;
-    let mut lines = vec![
+    vec![
         ("Name", p.name.clone()),
         ("Version", p.version.to_string()),
         ("Apple name", a.profile_name.clone()),
@@ -255,8 +276,12 @@ fn print_profile(p: &ProfileView) {
             "Skip setup items",
             a.skip_setup_items.clone().unwrap_or_default().join(", "),
         ),
-    ];
-    let used = &p.used_by;
+    ]
+}
+
+/// Where a profile is used, in one line: the OS defaults, the groups, the devices that name
+/// it explicitly; `nothing` when none does.
+fn used_by(used: &ProfileReferences) -> String {
     let mut uses = Vec::new();
     if !used.os_defaults.is_empty() {
         let keys: Vec<&str> = used.os_defaults.iter().map(|os| os.as_str()).collect();
@@ -268,46 +293,37 @@ fn print_profile(p: &ProfileView) {
     if used.devices > 0 {
         uses.push(format!("{} devices explicitly", used.devices));
     }
-    lines.push((
-        "Used by",
-        if uses.is_empty() {
-            "nothing".to_string()
-        } else {
-            uses.join("; ")
-        },
-    ));
-    for (k, v) in lines {
-        println!("{:<24}{v}", format!("{k}:"));
+    if uses.is_empty() {
+        "nothing".to_string()
+    } else {
+        uses.join("; ")
     }
-    for w in &p.warnings {
-        println!("Warning: {w}");
-    }
-    if !p.definitions.is_empty() {
-        println!();
-        let rows: Vec<Vec<String>> = p
-            .definitions
-            .iter()
-            .map(|d| {
-                vec![
-                    d.abm_entry.clone(),
-                    format!(
-                        "v{}{}",
-                        d.version,
-                        if d.current { " (current)" } else { "" }
-                    ),
-                    d.profile_uuid.clone(),
-                    d.defined_at.format(&Rfc3339).unwrap_or_default(),
-                ]
-            })
-            .collect();
-        print!(
-            "{}",
-            table::render(
-                &["ABM ENTRY", "VERSION", "APPLE PROFILE UUID", "DEFINED"],
-                &rows
-            )
-        );
-    }
+}
+
+/// The profile as defined at Apple: one row per ABM entry and version, with Apple's UUID.
+fn print_definitions(definitions: &[DefinitionView]) {
+    let rows: Vec<Vec<String>> = definitions
+        .iter()
+        .map(|d| {
+            vec![
+                d.abm_entry.clone(),
+                format!(
+                    "v{}{}",
+                    d.version,
+                    if d.current { " (current)" } else { "" }
+                ),
+                d.profile_uuid.clone(),
+                d.defined_at.format(&Rfc3339).unwrap_or_default(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table::render(
+            &["ABM ENTRY", "VERSION", "APPLE PROFILE UUID", "DEFINED"],
+            &rows
+        )
+    );
 }
 
 fn print_defaults(defaults: &[OsDefaultView]) {
@@ -329,181 +345,213 @@ fn print_defaults(defaults: &[OsDefaultView]) {
 
 pub(crate) async fn run(client: &ApiClient, command: ProfilesCommand) -> anyhow::Result<()> {
     match command {
-        ProfilesCommand::Create { file, json } => {
-            let (content_type, body) = read_spec(&file)?;
-            let view: ProfileView = client
-                .send_bytes(Method::POST, &["profiles"], &(), content_type, body)
-                .await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&view)?);
-            } else {
-                println!("Created profile {:?} (version 1).", view.name);
-                for w in &view.warnings {
-                    println!("Warning: {w}");
-                }
-            }
-        }
-        ProfilesCommand::List { json } => {
-            let views: Vec<ProfileView> = client.get(&["profiles"]).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&views)?);
-                return Ok(());
-            }
-            let rows: Vec<Vec<String>> = views
-                .iter()
-                .map(|p| {
-                    let u = &p.used_by;
-                    vec![
-                        p.name.clone(),
-                        p.version.to_string(),
-                        p.enrollment_type.as_str().to_string(),
-                        yes_no(p.apple.is_supervised).to_string(),
-                        yes_no(p.apple.is_mdm_removable).to_string(),
-                        u.os_defaults
-                            .iter()
-                            .map(|os| os.as_str())
-                            .collect::<Vec<_>>()
-                            .join(","),
-                        u.groups.join(","),
-                        u.devices.to_string(),
-                    ]
-                })
-                .collect();
-            print!(
-                "{}",
-                table::render(
-                    &[
-                        "NAME",
-                        "VERSION",
-                        "ENROLLMENT",
-                        "SUPERVISED",
-                        "REMOVABLE",
-                        "DEFAULT FOR",
-                        "GROUPS",
-                        "DEVICES"
-                    ],
-                    &rows
-                )
-            );
-        }
-        ProfilesCommand::Show { name, json } => {
-            let view: ProfileView = client.get(&["profiles", &name]).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&view)?);
-            } else {
-                print_profile(&view);
-            }
-        }
+        ProfilesCommand::Create { file, json } => create(client, &file, json).await,
+        ProfilesCommand::List { json } => list(client, json).await,
+        ProfilesCommand::Show { name, json } => show(client, &name, json).await,
         ProfilesCommand::Update {
             name,
             file,
             expected_version,
             json,
-        } => {
-            let (content_type, body) = read_spec(&file)?;
-            let query: Vec<(&str, String)> = expected_version
-                .map(|v| ("expected_version", v.to_string()))
-                .into_iter()
-                .collect();
-            let write: ProfileWrite = client
-                .send_bytes(
-                    Method::PUT,
-                    &["profiles", &name],
-                    &query,
-                    content_type,
-                    body,
-                )
-                .await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&write)?);
-            } else if write.changed {
-                println!(
-                    "Profile {name:?} is now version {}; its devices are being re-assigned at Apple.",
-                    write.profile.version
-                );
-            } else {
-                println!(
-                    "Profile {name:?} is unchanged (version {}).",
-                    write.profile.version
-                );
-            }
-        }
-        ProfilesCommand::Versions { name, json } => {
-            let versions: Vec<VersionView> = client.get(&["profiles", &name, "versions"]).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&versions)?);
-                return Ok(());
-            }
-            let rows: Vec<Vec<String>> = versions
-                .iter()
-                .map(|v| {
-                    vec![
-                        v.version.to_string(),
-                        v.created_at.format(&Rfc3339).unwrap_or_default(),
-                        v.created_by.clone(),
-                        v.definitions
-                            .iter()
-                            .map(|d| format!("{}:{}", d.abm_entry, d.profile_uuid))
-                            .collect::<Vec<_>>()
-                            .join(" "),
-                    ]
-                })
-                .collect();
-            print!(
-                "{}",
-                table::render(&["VERSION", "WRITTEN", "BY", "APPLE UUIDS"], &rows)
-            );
-        }
+        } => update(client, &name, &file, expected_version, json).await,
+        ProfilesCommand::Versions { name, json } => versions(client, &name, json).await,
         ProfilesCommand::Delete { name } => {
             client.delete(&["profiles", &name]).await?;
             println!("Deleted profile {name:?}.");
+            Ok(())
         }
         ProfilesCommand::Default {
             os,
             profile,
             clear,
             json,
-        } => {
-            let defaults: Vec<OsDefaultView> = match os {
-                None => {
-                    if profile.is_some() || clear {
-                        bail!("say which OS with --os ios|ipados|macos|tvos|visionos");
-                    }
-                    client.get(&["os-defaults"]).await?
-                }
-                Some(os) => {
-                    let os = OsKey::parse(&os)?;
-                    if profile.is_none() && !clear {
-                        bail!(
-                            "name the profile to make the {} default, or pass --clear",
-                            os.label()
-                        );
-                    }
-                    client
-                        .send_json(
-                            Method::PUT,
-                            &["os-defaults", os.as_str()],
-                            &serde_json::json!({ "profile": profile }),
-                        )
-                        .await?
-                }
-            };
-            if json {
-                println!("{}", serde_json::to_string_pretty(&defaults)?);
-            } else {
-                print_defaults(&defaults);
-            }
-        }
+        } => default(client, os.as_deref(), profile, clear, json).await,
         ProfilesCommand::Assign { profile, serials } => {
             serials
                 .send(client, &["profiles", &profile, "assign"])
-                .await?;
+                .await
         }
         ProfilesCommand::Unassign { serials } => {
             serials
                 .send(client, &["explicit-assignments", "clear"])
-                .await?;
+                .await
         }
+    }
+}
+
+/// `profiles create`: the profile from a file, and Apple's warnings about it.
+async fn create(client: &ApiClient, file: &Path, json: bool) -> anyhow::Result<()> {
+    let (content_type, body) = read_spec(file)?;
+    let view: ProfileView = client
+        .send_bytes(Method::POST, &["profiles"], &(), content_type, body)
+        .await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&view)?);
+    } else {
+        println!("Created profile {:?} (version 1).", view.name);
+        for w in &view.warnings {
+            println!("Warning: {w}");
+        }
+    }
+    Ok(())
+}
+
+/// `profiles list`: one row per profile, with its key settings and what uses it.
+async fn list(client: &ApiClient, json: bool) -> anyhow::Result<()> {
+    let views: Vec<ProfileView> = client.get(&["profiles"]).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&views)?);
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = views
+        .iter()
+        .map(|p| {
+            let u = &p.used_by;
+            vec![
+                p.name.clone(),
+                p.version.to_string(),
+                p.enrollment_type.as_str().to_string(),
+                yes_no(p.apple.is_supervised).to_string(),
+                yes_no(p.apple.is_mdm_removable).to_string(),
+                u.os_defaults
+                    .iter()
+                    .map(|os| os.as_str())
+                    .collect::<Vec<_>>()
+                    .join(","),
+                u.groups.join(","),
+                u.devices.to_string(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table::render(
+            &[
+                "NAME",
+                "VERSION",
+                "ENROLLMENT",
+                "SUPERVISED",
+                "REMOVABLE",
+                "DEFAULT FOR",
+                "GROUPS",
+                "DEVICES"
+            ],
+            &rows
+        )
+    );
+    Ok(())
+}
+
+/// `profiles show`.
+async fn show(client: &ApiClient, name: &str, json: bool) -> anyhow::Result<()> {
+    let view: ProfileView = client.get(&["profiles", name]).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&view)?);
+    } else {
+        print_profile(&view);
+    }
+    Ok(())
+}
+
+/// `profiles update`: the new settings from a file, refused unless the profile is still at
+/// `expected_version` when one is given.
+async fn update(
+    client: &ApiClient,
+    name: &str,
+    file: &Path,
+    expected_version: Option<i64>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let (content_type, body) = read_spec(file)?;
+    let query: Vec<(&str, String)> = expected_version
+        .map(|v| ("expected_version", v.to_string()))
+        .into_iter()
+        .collect();
+    let write: ProfileWrite = client
+        .send_bytes(Method::PUT, &["profiles", name], &query, content_type, body)
+        .await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&write)?);
+    } else if write.changed {
+        println!(
+            "Profile {name:?} is now version {}; its devices are being re-assigned at Apple.",
+            write.profile.version
+        );
+    } else {
+        println!(
+            "Profile {name:?} is unchanged (version {}).",
+            write.profile.version
+        );
+    }
+    Ok(())
+}
+
+/// `profiles versions`: who wrote each version when, and its UUIDs at Apple.
+async fn versions(client: &ApiClient, name: &str, json: bool) -> anyhow::Result<()> {
+    let versions: Vec<VersionView> = client.get(&["profiles", name, "versions"]).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&versions)?);
+        return Ok(());
+    }
+    let rows: Vec<Vec<String>> = versions
+        .iter()
+        .map(|v| {
+            vec![
+                v.version.to_string(),
+                v.created_at.format(&Rfc3339).unwrap_or_default(),
+                v.created_by.clone(),
+                v.definitions
+                    .iter()
+                    .map(|d| format!("{}:{}", d.abm_entry, d.profile_uuid))
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table::render(&["VERSION", "WRITTEN", "BY", "APPLE UUIDS"], &rows)
+    );
+    Ok(())
+}
+
+/// `profiles default`: without `--os`, lists every OS's default; with it, sets the OS's
+/// default to `profile` or clears it, and prints the defaults as they now are.
+async fn default(
+    client: &ApiClient,
+    os: Option<&str>,
+    profile: Option<String>,
+    clear: bool,
+    json: bool,
+) -> anyhow::Result<()> {
+    let defaults: Vec<OsDefaultView> = match os {
+        None => {
+            if profile.is_some() || clear {
+                bail!("say which OS with --os ios|ipados|macos|tvos|visionos");
+            }
+            client.get(&["os-defaults"]).await?
+        }
+        Some(os) => {
+            let os = OsKey::parse(os)?;
+            if profile.is_none() && !clear {
+                bail!(
+                    "name the profile to make the {} default, or pass --clear",
+                    os.label()
+                );
+            }
+            client
+                .send_json(
+                    Method::PUT,
+                    &["os-defaults", os.as_str()],
+                    &serde_json::json!({ "profile": profile }),
+                )
+                .await?
+        }
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&defaults)?);
+    } else {
+        print_defaults(&defaults);
     }
     Ok(())
 }

@@ -11,7 +11,7 @@ use guardmdm_service::devices::DeviceDetail;
 use guardmdm_service::os::OsKey;
 use guardmdm_service::resolve::StepOutcome;
 use guardmdm_service::troubleshoot::{self, Hint};
-use guardmdm_service::{DeviceListRequest, ServiceError, TokenState};
+use guardmdm_service::{AbmEntryView, DeviceListRequest, ServiceError, TokenState};
 use serde::Deserialize;
 
 use super::error_page::error_page;
@@ -251,18 +251,10 @@ pub(crate) async fn list(
         Err(e) => return error_page(&page, e),
     };
     let sync_entries = match page.abm_entries() {
-        Ok(entries) => entries
-            .iter()
-            .map(|e| SyncEntry {
-                sync_href: format!("/settings/abm/{}/sync", super::path_segment(&e.name)),
-                name: e.name.clone(),
-                can_sync: e.health.state != TokenState::Pending,
-                state: super::abm::state_label(e.health.state),
-                last_sync: e.last_sync_at.map_or_else(|| "never".to_string(), when),
-            })
-            .collect(),
+        Ok(entries) => entries.iter().map(SyncEntry::from).collect(),
         Err(e) => return error_page(&page, e),
     };
+    // A filter or order that cannot be read, or names nothing, is said on the page (400).
     let (rows, next, error) = match form.request() {
         Ok(req) => match state.services.device_list.page(req).await {
             Ok(p) => (p.rows, p.next, None),
@@ -273,57 +265,10 @@ pub(crate) async fn list(
         },
         Err(e) => (vec![], None, Some(e.to_string())),
     };
-    let sort = if form.sort.is_empty() {
-        "serial"
-    } else {
-        form.sort.as_str()
-    };
-    let desc = form.dir == "desc";
-    let header = |label, key: Option<&'static str>| {
-        let (href, aria_sort) = match key {
-            Some(key) => {
-                let current = key == sort;
-                let dir = if current && !desc { "desc" } else { "asc" };
-                (
-                    Some(form.href(&[("sort", key), ("dir", dir)])),
-                    Some(match (current, desc) {
-                        (false, _) => "none",
-                        (true, false) => "ascending",
-                        (true, true) => "descending",
-                    }),
-                )
-            }
-            None => (None, None),
-        };
-        Header {
-            label,
-            href,
-            aria_sort,
-        }
-    };
-    let headers = vec![
-        header("Serial", Some("serial")),
-        header("Model", Some("model")),
-        header("Family", None),
-        header("OS", None),
-        header("ABM entry", None),
-        header("Profile (rule)", None),
-        header("Apple profile", None),
-        header("Assignment", None),
-        header("Status", None),
-        header("Last seen", None),
-    ];
     let statuses: Vec<(&str, &str)> = DeviceStatus::ALL
         .iter()
         .map(|s| (s.as_str(), s.label()))
         .collect();
-    let count = rows.len();
-    let caption = match (count, form.after.is_empty(), next.is_some()) {
-        (0, _, _) => "No devices on this page.".to_string(),
-        (n, true, true) => format!("The first {n} devices; more on the next pages."),
-        (n, true, false) => format!("{n} device{}.", if n == 1 { "" } else { "s" }),
-        (n, false, _) => format!("{n} more devices."),
-    };
     let view = DevicesPage {
         chrome: page.chrome("/devices"),
         status_options: options(statuses, &form.status),
@@ -346,15 +291,15 @@ pub(crate) async fn list(
                 ("model", "Model"),
                 ("updated", "Last change"),
             ],
-            sort,
+            form.sort_key(),
         ),
         dir_options: options(
             [("asc", "Ascending"), ("desc", "Descending")],
-            if desc { "desc" } else { "asc" },
+            if form.descending() { "desc" } else { "asc" },
         ),
-        headers,
+        headers: form.headers(),
+        caption: caption(rows.len(), form.after.is_empty(), next.is_some()),
         rows: rows.into_iter().map(RowView::from).collect(),
-        caption,
         has_filters: form.has_filters(),
         next_href: next.map(|n| form.href(&[("after", n.as_str())])),
         first_href: (!form.after.is_empty()).then(|| form.href(&[])),
@@ -368,6 +313,86 @@ pub(crate) async fn list(
         StatusCode::OK
     };
     (status, view).into_response()
+}
+
+impl From<&AbmEntryView> for SyncEntry {
+    fn from(e: &AbmEntryView) -> Self {
+        Self {
+            sync_href: format!("/settings/abm/{}/sync", super::path_segment(&e.name)),
+            name: e.name.clone(),
+            can_sync: e.health.state != TokenState::Pending,
+            state: super::abm::state_label(e.health.state),
+            last_sync: e.last_sync_at.map_or_else(|| "never".to_string(), when),
+        }
+    }
+}
+
+impl ListQuery {
+    /// The column the list is ordered by (`serial` unless another is asked for).
+    fn sort_key(&self) -> &str {
+        if self.sort.is_empty() {
+            "serial"
+        } else {
+            self.sort.as_str()
+        }
+    }
+
+    fn descending(&self) -> bool {
+        self.dir == "desc"
+    }
+
+    /// The table's column headers; the sortable ones link to ordering by them (the other
+    /// way round when they already order it) and say how they order it.
+    fn headers(&self) -> Vec<Header> {
+        vec![
+            self.header("Serial", Some("serial")),
+            self.header("Model", Some("model")),
+            self.header("Family", None),
+            self.header("OS", None),
+            self.header("ABM entry", None),
+            self.header("Profile (rule)", None),
+            self.header("Apple profile", None),
+            self.header("Assignment", None),
+            self.header("Status", None),
+            self.header("Last seen", None),
+        ]
+    }
+
+    /// One column header, sortable by `key` when it has one.
+    fn header(&self, label: &'static str, key: Option<&'static str>) -> Header {
+        let (href, aria_sort) = match key {
+            Some(key) => {
+                let current = key == self.sort_key();
+                let desc = self.descending();
+                let dir = if current && !desc { "desc" } else { "asc" };
+                (
+                    Some(self.href(&[("sort", key), ("dir", dir)])),
+                    Some(match (current, desc) {
+                        (false, _) => "none",
+                        (true, false) => "ascending",
+                        (true, true) => "descending",
+                    }),
+                )
+            }
+            None => (None, None),
+        };
+        Header {
+            label,
+            href,
+            aria_sort,
+        }
+    }
+}
+
+/// What the table's caption says about this page: `count` rows, on the `first` page or a
+/// later one, with `more` pages after it or not.
+fn caption(count: usize, first: bool, more: bool) -> String {
+    match (count, first, more) {
+        (0, _, _) => "No devices on this page.".to_string(),
+        (n, true, true) => format!("The first {n} devices; more on the next pages."),
+        (n, true, false) => format!("{n} device{}.", if n == 1 { "" } else { "s" }),
+        (n, false, _) => format!("{n} more devices."),
+    }
 }
 
 pub(crate) struct StepView {
@@ -448,24 +473,55 @@ fn record(
     commands: &[guardmdm_service::mdm::CommandView],
     token: TokenState,
 ) -> RecordView {
-    let dev = &d.device.device;
-    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_string());
     let status = guardmdm_service::device_list::device_status(
         d.abm_status == "removed",
         d.enrollment.as_ref().map(|e| e.status),
         d.assignment.as_ref().map(|a| a.state),
-        dev.profile_status.as_deref(),
+        d.device.device.profile_status.as_deref(),
     );
+    RecordView {
+        enrollment_href: d
+            .enrollment
+            .as_ref()
+            .map(|e| format!("/enrollments/{}", super::path_segment(&e.udid))),
+        entry: d.abm_entry.clone(),
+        status: status.label(),
+        status_class: status.as_str(),
+        facts: facts(d),
+        profile_summary: profile_summary(d),
+        steps: steps(d),
+        apple: apple_facts(d),
+        hints: troubleshoot::hints(d, token),
+        timeline: troubleshoot::timeline(d, commands)
+            .into_iter()
+            .map(|e| EventView {
+                at: rfc3339(e.at),
+                at_text: when(e.at),
+                what: e.what,
+            })
+            .collect(),
+    }
+}
+
+/// The value, or `-` when there is none.
+fn or_dash(v: &Option<String>) -> String {
+    v.clone().unwrap_or_else(|| "-".to_string())
+}
+
+/// What ABM says about the device, then its assignment and its MDM enrollment when it has
+/// them.
+fn facts(d: &DeviceDetail) -> Vec<(&'static str, String)> {
+    let dev = &d.device.device;
     let mut facts = vec![
         ("Serial", dev.serial_number.clone()),
         ("Model", dev.model.clone()),
-        ("Family", opt(&dev.device_family)),
+        ("Family", or_dash(&dev.device_family)),
         ("OS", os_label(dev.os.as_deref())),
-        ("Description", opt(&dev.description)),
-        ("Color", opt(&dev.color)),
-        ("Asset tag", opt(&dev.asset_tag)),
+        ("Description", or_dash(&dev.description)),
+        ("Color", or_dash(&dev.color)),
+        ("Asset tag", or_dash(&dev.asset_tag)),
         ("ABM entry", d.abm_entry.clone()),
-        ("Assigned in ABM by", opt(&dev.device_assigned_by)),
+        ("Assigned in ABM by", or_dash(&dev.device_assigned_by)),
         ("First synced", when(d.device.first_seen_at)),
         ("Groups", {
             if d.groups.is_empty() {
@@ -486,7 +542,12 @@ fn record(
         facts.push(("UDID", e.udid.clone()));
         facts.push(("Last seen", when(e.last_seen_at)));
     }
-    let profile_summary = match &d.resolution.profile {
+    facts
+}
+
+/// The profile the device resolves to and the rule that gives it, or why it has none.
+fn profile_summary(d: &DeviceDetail) -> String {
+    match &d.resolution.profile {
         Some(p) => format!("Profile {p}, given by the {}.", d.resolution.rule),
         None => format!(
             "Unassigned: {}.",
@@ -495,9 +556,12 @@ fn record(
                 .as_deref()
                 .unwrap_or("no rule gives it a profile")
         ),
-    };
-    let steps = d
-        .resolution
+    }
+}
+
+/// The resolution's rules in precedence order, and what each one did for this device.
+fn steps(d: &DeviceDetail) -> Vec<StepView> {
+    d.resolution
         .steps
         .iter()
         .map(|s| StepView {
@@ -510,11 +574,16 @@ fn record(
             detail: s.detail.clone(),
             won: s.outcome == StepOutcome::Won,
         })
-        .collect();
-    let apple = vec![
-        ("Profile status", opt(&d.apple.profile_status)),
-        ("Profile UUID", opt(&d.apple.profile_uuid)),
-        ("Expected UUID", opt(&d.apple.expected_profile_uuid)),
+        .collect()
+}
+
+/// The device's profile at Apple: which one, whether it is the one expected, and when it
+/// was assigned and downloaded.
+fn apple_facts(d: &DeviceDetail) -> Vec<(&'static str, String)> {
+    vec![
+        ("Profile status", or_dash(&d.apple.profile_status)),
+        ("Profile UUID", or_dash(&d.apple.profile_uuid)),
+        ("Expected UUID", or_dash(&d.apple.expected_profile_uuid)),
         (
             "Up to date",
             if d.apple.up_to_date { "yes" } else { "no" }.to_string(),
@@ -531,29 +600,7 @@ fn record(
                 .profile_push_time
                 .map_or_else(|| "-".to_string(), when),
         ),
-    ];
-    RecordView {
-        enrollment_href: d
-            .enrollment
-            .as_ref()
-            .map(|e| format!("/enrollments/{}", super::path_segment(&e.udid))),
-        entry: d.abm_entry.clone(),
-        status: status.label(),
-        status_class: status.as_str(),
-        facts,
-        profile_summary,
-        steps,
-        apple,
-        hints: troubleshoot::hints(d, token),
-        timeline: troubleshoot::timeline(d, commands)
-            .into_iter()
-            .map(|e| EventView {
-                at: rfc3339(e.at),
-                at_text: when(e.at),
-                what: e.what,
-            })
-            .collect(),
-    }
+    ]
 }
 
 #[cfg(test)]

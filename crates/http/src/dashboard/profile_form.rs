@@ -488,121 +488,15 @@ impl ProfileFormView {
     /// The form for `values`, with `errors` next to their inputs; `editing` makes the name
     /// read-only (profiles cannot be renamed).
     pub(crate) fn new(values: &ProfileValues, errors: &[FieldError], editing: bool) -> Self {
-        let mut by_field: HashMap<&str, Vec<String>> = HashMap::new();
-        for e in errors {
-            // Skip-list errors show at the "other keys" input, the list's only text input.
-            let field = match base_field(&e.field) {
-                "skip_setup_items" => "skip_other",
-                other => other,
-            };
-            by_field.entry(field).or_default().push(e.message.clone());
-        }
-        let mut field = |name: &'static str, label, kind, help: String| Field {
-            name,
-            label,
-            kind,
-            value: values.get(name).to_string(),
-            choices: Vec::new(),
-            help,
-            errors: by_field.remove(name).unwrap_or_default(),
-            autofocus: false,
-            readonly: false,
-            mono: false,
-        };
-        let mut name = field(
-            "name",
-            "GuardMDM name",
-            "text",
-            if editing {
-                "Profiles cannot be renamed: create a new profile instead.".to_string()
-            } else {
-                "Letters, digits, '.', '_' and '-'; used in commands and URLs.".to_string()
-            },
-        );
-        name.readonly = editing;
-        let mut kind = field(
-            "enrollment_type",
-            "Enrollment type",
-            "select",
-            "Automated: the user cannot skip remote management. User-initiated: the user may skip it and enroll later (iOS and iPadOS 13+ ignore this).".to_string(),
-        );
-        kind.choices = [
-            ("", "Not set (default: automated)"),
-            ("automated", "Automated"),
-            ("user_initiated", "User-initiated"),
-        ]
-        .into_iter()
-        .map(|(value, label)| Choice {
-            value,
-            label: label.to_string(),
-            selected: values.get("enrollment_type") == value,
-        })
-        .collect();
-        let mut general = vec![name, kind];
-        let mut contacts = Vec::new();
-        for (key, label, input, help) in TEXTS {
-            let f = field(key, label, input, (*help).to_string());
-            if matches!(*key, "profile_name" | "url" | "configuration_web_url") {
-                general.push(f);
-            } else {
-                contacts.push(f);
-            }
-        }
-        let flags = FLAGS
-            .iter()
-            .map(|(key, label, default, help)| {
-                let mut f = field(key, label, "select", (*help).to_string());
-                let yes_no = |b: bool| if b { "yes" } else { "no" };
-                f.choices = [
-                    ("", format!("Not set (default: {})", yes_no(*default))),
-                    ("true", "Yes".to_string()),
-                    ("false", "No".to_string()),
-                ]
-                .into_iter()
-                .map(|(value, label)| Choice {
-                    value,
-                    label,
-                    selected: values.get(key) == value,
-                })
-                .collect();
-                f
-            })
-            .collect();
-        let certs = CERTS
-            .iter()
-            .map(|(key, label, help)| {
-                let mut f = field(key, label, "textarea", (*help).to_string());
-                f.mono = true;
-                f
-            })
-            .collect();
-        let mut skip_other = field(
-            "skip_other",
-            "Other skip keys",
-            "text",
-            "Keys not in the lists above, separated by spaces (Apple ignores keys a device does not know).".to_string(),
-        );
-        skip_other.mono = true;
-        let mut initial_commands = field(
-            "initial_commands",
-            "Initial commands (YAML or JSON list)",
-            "textarea",
-            format!(
-                "Sent right after enrollment, in order; with \"Wait for DeviceConfigured\" Setup Assistant waits for their answers. One item per command, with request_type ({}) and its options: queries (DeviceInformation), payload_base64 (InstallProfile), identifier (RemoveProfile). Example:\n- request_type: DeviceInformation\n- request_type: RemoveProfile\n  identifier: com.example.wifi",
-                [
-                    "DeviceInformation",
-                    "ProfileList",
-                    "InstallProfile",
-                    "RemoveProfile"
-                ]
-                .join(", ")
-            ),
-        );
-        initial_commands.mono = true;
-        let other_errors: Vec<String> = by_field
-            .into_iter()
-            .flat_map(|(k, msgs)| msgs.into_iter().map(move |m| format!("{k}: {m}")))
-            .collect();
+        let mut inputs = Inputs::new(values, errors);
+        let mut general = inputs.name_and_enrollment_type(editing);
+        let (apple, contacts) = inputs.texts();
+        general.extend(apple);
+        let flags = inputs.flags();
+        let certs = inputs.certs();
+        let mut skip_other = inputs.skip_other();
+        let mut initial_commands = inputs.initial_commands();
+        let other_errors = inputs.unclaimed_errors();
         let mut sections = vec![
             Section {
                 id: "general",
@@ -629,34 +523,217 @@ impl ProfileFormView {
                 fields: certs,
             },
         ];
-        // Every error in form order for the summary; the first invalid input gets the focus.
-        let mut all = Vec::new();
-        let mut focused = false;
-        for f in sections
-            .iter_mut()
-            .flat_map(|s| s.fields.iter_mut())
-            .chain([&mut skip_other, &mut initial_commands])
-        {
-            for m in &f.errors {
-                all.push(FieldMessage {
-                    field: f.name.to_string(),
-                    message: m.clone(),
-                });
-            }
-            if !focused && !f.errors.is_empty() {
-                f.autofocus = true;
-                focused = true;
-            }
-        }
+        let errors = error_summary(
+            sections
+                .iter_mut()
+                .flat_map(|s| s.fields.iter_mut())
+                .chain([&mut skip_other, &mut initial_commands]),
+        );
         Self {
             sections,
             skip_groups: skip_groups(&values.skip),
             skip_fields: vec![skip_other],
             skip_order: values.skip_order.clone(),
             command_fields: vec![initial_commands],
-            errors: all,
+            errors,
             other_errors,
         }
+    }
+}
+
+/// Every error in form order, for the summary at the top; the first invalid input gets the
+/// focus.
+fn error_summary<'f>(fields: impl Iterator<Item = &'f mut Field>) -> Vec<FieldMessage> {
+    let mut all = Vec::new();
+    let mut focused = false;
+    for f in fields {
+        for m in &f.errors {
+            all.push(FieldMessage {
+                field: f.name.to_string(),
+                message: m.clone(),
+            });
+        }
+        if !focused && !f.errors.is_empty() {
+            f.autofocus = true;
+            focused = true;
+        }
+    }
+    all
+}
+
+/// Makes the form's inputs, each with its value and the errors that belong to it; the
+/// errors no input claims are left for [`Inputs::unclaimed_errors`].
+struct Inputs<'a> {
+    values: &'a ProfileValues,
+    /// The error messages per form field, removed as their inputs are made.
+    errors: HashMap<&'a str, Vec<String>>,
+}
+
+impl<'a> Inputs<'a> {
+    fn new(values: &'a ProfileValues, errors: &'a [FieldError]) -> Self {
+        let mut by_field: HashMap<&str, Vec<String>> = HashMap::new();
+        for e in errors {
+            // Skip-list errors show at the "other keys" input, the list's only text input.
+            let field = match base_field(&e.field) {
+                "skip_setup_items" => "skip_other",
+                other => other,
+            };
+            by_field.entry(field).or_default().push(e.message.clone());
+        }
+        Self {
+            values,
+            errors: by_field,
+        }
+    }
+
+    /// The input `name`, with its value and errors.
+    fn field(
+        &mut self,
+        name: &'static str,
+        label: &'static str,
+        kind: &'static str,
+        help: String,
+    ) -> Field {
+        Field {
+            name,
+            label,
+            kind,
+            value: self.values.get(name).to_string(),
+            choices: Vec::new(),
+            help,
+            errors: self.errors.remove(name).unwrap_or_default(),
+            autofocus: false,
+            readonly: false,
+            mono: false,
+        }
+    }
+
+    /// The name (read-only when `editing`) and the enrollment type, a select whose empty
+    /// choice leaves it to GuardMDM's default.
+    fn name_and_enrollment_type(&mut self, editing: bool) -> Vec<Field> {
+        let mut name = self.field(
+            "name",
+            "GuardMDM name",
+            "text",
+            if editing {
+                "Profiles cannot be renamed: create a new profile instead.".to_string()
+            } else {
+                "Letters, digits, '.', '_' and '-'; used in commands and URLs.".to_string()
+            },
+        );
+        name.readonly = editing;
+        let mut kind = self.field(
+            "enrollment_type",
+            "Enrollment type",
+            "select",
+            "Automated: the user cannot skip remote management. User-initiated: the user may skip it and enroll later (iOS and iPadOS 13+ ignore this).".to_string(),
+        );
+        kind.choices = [
+            ("", "Not set (default: automated)"),
+            ("automated", "Automated"),
+            ("user_initiated", "User-initiated"),
+        ]
+        .into_iter()
+        .map(|(value, label)| Choice {
+            value,
+            label: label.to_string(),
+            selected: self.values.get("enrollment_type") == value,
+        })
+        .collect();
+        vec![name, kind]
+    }
+
+    /// The text inputs: those about the profile itself (Apple's name for it, the enrollment
+    /// and sign-in URLs), then those shown in Setup Assistant.
+    fn texts(&mut self) -> (Vec<Field>, Vec<Field>) {
+        let mut general = Vec::new();
+        let mut contacts = Vec::new();
+        for (key, label, input, help) in TEXTS {
+            let f = self.field(key, label, input, (*help).to_string());
+            if matches!(*key, "profile_name" | "url" | "configuration_web_url") {
+                general.push(f);
+            } else {
+                contacts.push(f);
+            }
+        }
+        (general, contacts)
+    }
+
+    /// A tri-state select per flag: not set (which names GuardMDM's default), yes, no.
+    fn flags(&mut self) -> Vec<Field> {
+        FLAGS
+            .iter()
+            .map(|(key, label, default, help)| {
+                let mut f = self.field(key, label, "select", (*help).to_string());
+                let yes_no = |b: bool| if b { "yes" } else { "no" };
+                f.choices = [
+                    ("", format!("Not set (default: {})", yes_no(*default))),
+                    ("true", "Yes".to_string()),
+                    ("false", "No".to_string()),
+                ]
+                .into_iter()
+                .map(|(value, label)| Choice {
+                    value,
+                    label,
+                    selected: self.values.get(key) == value,
+                })
+                .collect();
+                f
+            })
+            .collect()
+    }
+
+    /// The certificate textareas, in a monospace font.
+    fn certs(&mut self) -> Vec<Field> {
+        CERTS
+            .iter()
+            .map(|(key, label, help)| {
+                let mut f = self.field(key, label, "textarea", (*help).to_string());
+                f.mono = true;
+                f
+            })
+            .collect()
+    }
+
+    /// The skip keys the checkboxes do not offer, as typed.
+    fn skip_other(&mut self) -> Field {
+        let mut skip_other = self.field(
+            "skip_other",
+            "Other skip keys",
+            "text",
+            "Keys not in the lists above, separated by spaces (Apple ignores keys a device does not know).".to_string(),
+        );
+        skip_other.mono = true;
+        skip_other
+    }
+
+    /// The initial commands, as a YAML or JSON list, with an example in the help.
+    fn initial_commands(&mut self) -> Field {
+        let mut initial_commands = self.field(
+            "initial_commands",
+            "Initial commands (YAML or JSON list)",
+            "textarea",
+            format!(
+                "Sent right after enrollment, in order; with \"Wait for DeviceConfigured\" Setup Assistant waits for their answers. One item per command, with request_type ({}) and its options: queries (DeviceInformation), payload_base64 (InstallProfile), identifier (RemoveProfile). Example:\n- request_type: DeviceInformation\n- request_type: RemoveProfile\n  identifier: com.example.wifi",
+                [
+                    "DeviceInformation",
+                    "ProfileList",
+                    "InstallProfile",
+                    "RemoveProfile"
+                ]
+                .join(", ")
+            ),
+        );
+        initial_commands.mono = true;
+        initial_commands
+    }
+
+    /// The errors of keys the form has no input for, as `key: message`.
+    fn unclaimed_errors(self) -> Vec<String> {
+        self.errors
+            .into_iter()
+            .flat_map(|(k, msgs)| msgs.into_iter().map(move |m| format!("{k}: {m}")))
+            .collect()
     }
 }
 

@@ -456,19 +456,6 @@ pub(crate) async fn signin(
         );
     }
     let name = form.name.trim().to_string();
-    let page = |status: StatusCode, error: String| {
-        (
-            status,
-            SignInPage {
-                asset_version: super::assets::version(),
-                next: next.clone(),
-                name: name.clone(),
-                error: Some(error),
-                flash: None,
-            },
-        )
-            .into_response()
-    };
     let client = client_of(&extensions);
     match state
         .services
@@ -485,52 +472,87 @@ pub(crate) async fn signin(
             );
             response
         }
-        Err(SignInError::WrongCredentials) => page(
-            StatusCode::UNAUTHORIZED,
-            "Wrong name or password.".to_string(),
-        ),
-        Err(SignInError::TooManyAttempts { retry_at }) => {
-            let wait = (retry_at - OffsetDateTime::now_utc())
-                .whole_seconds()
-                .max(1);
-            let minutes = (wait + 59) / 60;
-            let when = retry_at
-                .format(time::macros::format_description!(
-                    "[hour]:[minute]:[second] UTC"
-                ))
-                .unwrap_or_default();
-            let mut response = page(
-                StatusCode::TOO_MANY_REQUESTS,
-                format!(
-                    "Too many failed sign-in attempts. Try again after {when} (in about {minutes} minute{}).",
-                    if minutes == 1 { "" } else { "s" }
-                ),
-            );
-            if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
-                response.headers_mut().insert(header::RETRY_AFTER, v);
+        Err(e) => SignInAgain { next, name }.refused(e),
+    }
+}
+
+/// The sign-in page again after a refused sign-in: the name as typed, and why it was
+/// refused.
+struct SignInAgain {
+    next: String,
+    name: String,
+}
+
+impl SignInAgain {
+    /// The answer to a refused sign-in: the status that says why, and `Retry-After` when
+    /// waiting helps.
+    fn refused(self, error: SignInError) -> Response {
+        match error {
+            SignInError::WrongCredentials => self.page(
+                StatusCode::UNAUTHORIZED,
+                "Wrong name or password.".to_string(),
+            ),
+            SignInError::TooManyAttempts { retry_at } => self.too_many_attempts(retry_at),
+            SignInError::Busy { retry_after } => {
+                let wait = retry_after.as_secs_f64().ceil().max(1.0);
+                let mut response = self.page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The server is busy checking other sign-ins, so your password was not checked \
+                     (and the attempt does not count). Try again in a few seconds."
+                        .to_string(),
+                );
+                if let Ok(v) = HeaderValue::from_str(&format!("{wait:.0}")) {
+                    response.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+                response
             }
-            response
-        }
-        Err(SignInError::Busy { retry_after }) => {
-            let wait = retry_after.as_secs_f64().ceil().max(1.0);
-            let mut response = page(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The server is busy checking other sign-ins, so your password was not checked \
-                 (and the attempt does not count). Try again in a few seconds."
-                    .to_string(),
-            );
-            if let Ok(v) = HeaderValue::from_str(&format!("{wait:.0}")) {
-                response.headers_mut().insert(header::RETRY_AFTER, v);
+            SignInError::Service(e) => {
+                tracing::error!(error = %e, "sign-in failed");
+                self.page(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Internal error: see the server log.".to_string(),
+                )
             }
-            response
         }
-        Err(SignInError::Service(e)) => {
-            tracing::error!(error = %e, "sign-in failed");
-            page(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Internal error: see the server log.".to_string(),
-            )
+    }
+
+    /// Locked out after too many failures: when the next attempt may be made, as a time
+    /// and in minutes, and in `Retry-After` (seconds, at least one).
+    fn too_many_attempts(self, retry_at: OffsetDateTime) -> Response {
+        let wait = (retry_at - OffsetDateTime::now_utc())
+            .whole_seconds()
+            .max(1);
+        let minutes = (wait + 59) / 60;
+        let when = retry_at
+            .format(time::macros::format_description!(
+                "[hour]:[minute]:[second] UTC"
+            ))
+            .unwrap_or_default();
+        let mut response = self.page(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "Too many failed sign-in attempts. Try again after {when} (in about {minutes} minute{}).",
+                if minutes == 1 { "" } else { "s" }
+            ),
+        );
+        if let Ok(v) = HeaderValue::from_str(&wait.to_string()) {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
         }
+        response
+    }
+
+    fn page(self, status: StatusCode, error: String) -> Response {
+        (
+            status,
+            SignInPage {
+                asset_version: super::assets::version(),
+                next: self.next,
+                name: self.name,
+                error: Some(error),
+                flash: None,
+            },
+        )
+            .into_response()
     }
 }
 
