@@ -124,13 +124,13 @@ impl Admin {
     async fn connect_abm(&self, abm: &RunningSimulator) -> anyhow::Result<()> {
         self.call(
             Method::POST,
-            "/abm/tokens",
+            "/abm/entries",
             Some(json!({ "name": "demo", "batch_size": 500 })),
         )
         .await?;
         let pem = self
             .http
-            .get(format!("{}/api/v1/abm/tokens/demo/public-key", self.base))
+            .get(format!("{}/api/v1/abm/entries/demo/public-key", self.base))
             .bearer_auth(&self.token)
             .send()
             .await?
@@ -140,8 +140,12 @@ impl Admin {
         abm.sim
             .set_default_server(None, Some(&server_info.server_uuid))?;
         let token = abm.sim.download_token(&server_info.server_uuid, None)?;
-        self.bytes(Method::PUT, "/abm/tokens/demo/server-token", token.contents)
-            .await?;
+        self.bytes(
+            Method::PUT,
+            "/abm/entries/demo/server-token",
+            token.contents,
+        )
+        .await?;
         Ok(())
     }
 
@@ -217,14 +221,14 @@ impl Admin {
     /// Starts a sync of the `demo` token and waits (up to two minutes) until it is over.
     async fn sync_and_wait(&self) -> anyhow::Result<()> {
         let start = self
-            .call(Method::POST, "/abm/tokens/demo/syncs", None)
+            .call(Method::POST, "/abm/entries/demo/syncs", None)
             .await?;
         let run_id = start["run"]["id"].as_i64().unwrap_or_default();
         for _ in 0..1200 {
             let run = self
                 .call(
                     Method::GET,
-                    &format!("/abm/tokens/demo/syncs/{run_id}"),
+                    &format!("/abm/entries/demo/syncs/{run_id}"),
                     None,
                 )
                 .await?;
@@ -497,7 +501,7 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
          \nits devices are synced and have ADE profiles, and one device is switched on every {every} s\
          \nand enrolls. In another terminal:\
          \n\n  export GUARDMDM_URL={url} GUARDMDM_API_TOKEN={token}\
-         \n  {bin} abm token list\
+         \n  {bin} abm entry list\
          \n  {bin} devices list --assignment assigned\
          \n  {bin} profiles default\
          \n  curl -s -H \"Authorization: Bearer $GUARDMDM_API_TOKEN\" $GUARDMDM_URL/api/v1/enrollments | head\

@@ -12,9 +12,9 @@ use super::{ApiClient, table};
 
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum AbmCommand {
-    /// ABM entries ("MDM servers") and their server tokens.
-    #[command(subcommand)]
-    Token(TokenCommand),
+    /// ABM entries ("MDM servers") and their server tokens (`abm token …`, their name in earlier releases, still works).
+    #[command(subcommand, alias = "token")]
+    Entry(EntryCommand),
     /// Sync Now: fetch device changes from ABM (returns the running sync if one is going).
     Sync {
         /// Entry name.
@@ -41,7 +41,7 @@ pub(crate) enum AbmCommand {
 }
 
 #[derive(Debug, clap::Subcommand)]
-pub(crate) enum TokenCommand {
+pub(crate) enum EntryCommand {
     /// Create an entry and write its public key (PEM) to upload to Apple Business Manager.
     Create {
         /// Entry name (letters, digits, '.', '_', '-').
@@ -114,7 +114,7 @@ pub(crate) enum TokenCommand {
 
 pub(crate) async fn run(client: &ApiClient, command: AbmCommand) -> anyhow::Result<()> {
     match command {
-        AbmCommand::Token(command) => token(client, command).await,
+        AbmCommand::Entry(command) => entry(client, command).await,
         AbmCommand::Sync { name, wait, full } => {
             super::sync::sync_now(client, &name, wait, full).await
         }
@@ -124,24 +124,24 @@ pub(crate) async fn run(client: &ApiClient, command: AbmCommand) -> anyhow::Resu
     }
 }
 
-/// `abm token …`.
-async fn token(client: &ApiClient, command: TokenCommand) -> anyhow::Result<()> {
+/// `abm entry …`.
+async fn entry(client: &ApiClient, command: EntryCommand) -> anyhow::Result<()> {
     match command {
-        TokenCommand::Create {
+        EntryCommand::Create {
             name,
             output,
             batch_size,
             abm_url,
         } => create(client, &name, output, batch_size, abm_url).await,
-        TokenCommand::Set {
+        EntryCommand::Set {
             name,
             batch_size,
             abm_url,
             default_abm_url,
         } => set(client, &name, batch_size, abm_url, default_abm_url).await,
-        TokenCommand::PublicKey { name, output } => {
+        EntryCommand::PublicKey { name, output } => {
             let pem = client
-                .get_text(&["abm", "tokens", &name, "public-key"])
+                .get_text(&["abm", "entries", &name, "public-key"])
                 .await?;
             match output {
                 Some(path) => {
@@ -152,10 +152,10 @@ async fn token(client: &ApiClient, command: TokenCommand) -> anyhow::Result<()> 
             }
             Ok(())
         }
-        TokenCommand::Upload { name, file, force } => upload(client, &name, &file, force).await,
-        TokenCommand::List { json } => list(client, json).await,
-        TokenCommand::Show { name, json } => {
-            let entry: AbmEntryView = client.get(&["abm", "tokens", &name]).await?;
+        EntryCommand::Upload { name, file, force } => upload(client, &name, &file, force).await,
+        EntryCommand::List { json } => list(client, json).await,
+        EntryCommand::Show { name, json } => {
+            let entry: AbmEntryView = client.get(&["abm", "entries", &name]).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&entry)?);
             } else {
@@ -164,18 +164,18 @@ async fn token(client: &ApiClient, command: TokenCommand) -> anyhow::Result<()> 
             }
             Ok(())
         }
-        TokenCommand::Delete { name, yes } => {
+        EntryCommand::Delete { name, yes } => {
             if !yes {
                 bail!("deleting {name:?} destroys its key pair and token; add --yes to confirm");
             }
-            client.delete(&["abm", "tokens", &name]).await?;
+            client.delete(&["abm", "entries", &name]).await?;
             eprintln!("Deleted ABM entry {name:?}.");
             Ok(())
         }
     }
 }
 
-/// `abm token create`: the entry, its public key written to `output` (default
+/// `abm entry create`: the entry, its public key written to `output` (default
 /// `GuardMDM_<NAME>.pem`), and what to do next in Apple Business Manager.
 async fn create(
     client: &ApiClient,
@@ -186,10 +186,10 @@ async fn create(
 ) -> anyhow::Result<()> {
     let body = json!({ "name": name, "batch_size": batch_size, "abm_url": abm_url });
     let entry: AbmEntryView = client
-        .send_json(Method::POST, &["abm", "tokens"], &body)
+        .send_json(Method::POST, &["abm", "entries"], &body)
         .await?;
     let pem = client
-        .get_text(&["abm", "tokens", &entry.name, "public-key"])
+        .get_text(&["abm", "entries", &entry.name, "public-key"])
         .await?;
     let path = output.unwrap_or_else(|| PathBuf::from(format!("GuardMDM_{}.pem", entry.name)));
     write_file(&path, &pem)?;
@@ -203,13 +203,13 @@ async fn create(
         path.display()
     );
     eprintln!(
-        "      download the server token, then: guardmdm abm token upload {} <file>_smime.p7m",
+        "      download the server token, then: guardmdm abm entry upload {} <file>_smime.p7m",
         entry.name
     );
     Ok(())
 }
 
-/// `abm token set`: changes only the settings given (`--default-abm-url` clears the
+/// `abm entry set`: changes only the settings given (`--default-abm-url` clears the
 /// entry's own URL); refuses when none is.
 async fn set(
     client: &ApiClient,
@@ -231,20 +231,20 @@ async fn set(
         bail!("nothing to change: give --batch-size, --abm-url or --default-abm-url");
     }
     let entry: AbmEntryView = client
-        .send_json(Method::PATCH, &["abm", "tokens", name], &body)
+        .send_json(Method::PATCH, &["abm", "entries", name], &body)
         .await?;
     print!("{}", entries_table(&[entry]));
     Ok(())
 }
 
-/// `abm token upload`: installs the server token and says which ABM MDM server it
+/// `abm entry upload`: installs the server token and says which ABM MDM server it
 /// connected to, when Apple confirmed it.
 async fn upload(client: &ApiClient, name: &str, file: &Path, force: bool) -> anyhow::Result<()> {
     let bytes = std::fs::read(file)
         .with_context(|| format!("cannot read the token file {}", file.display()))?;
     let entry: AbmEntryView = client
         .put_bytes(
-            &["abm", "tokens", name, "server-token"],
+            &["abm", "entries", name, "server-token"],
             &[("force", force)],
             "application/pkcs7-mime",
             bytes,
@@ -268,13 +268,13 @@ async fn upload(client: &ApiClient, name: &str, file: &Path, force: bool) -> any
     Ok(())
 }
 
-/// `abm token list`: the entries, then the health message of each one not active.
+/// `abm entry list`: the entries, then the health message of each one not active.
 async fn list(client: &ApiClient, json: bool) -> anyhow::Result<()> {
-    let entries: Vec<AbmEntryView> = client.get(&["abm", "tokens"]).await?;
+    let entries: Vec<AbmEntryView> = client.get(&["abm", "entries"]).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&entries)?);
     } else if entries.is_empty() {
-        println!("No ABM entries yet: guardmdm abm token create NAME");
+        println!("No ABM entries yet: guardmdm abm entry create NAME");
     } else {
         print!("{}", entries_table(&entries));
         for e in entries

@@ -58,7 +58,7 @@ struct ServeSimArgs {
     #[arg(long, requires = "server_pem")]
     server_name: Option<String>,
     /// The public-key certificate (PEM) of the --server-name server, e.g. from
-    /// `guardmdm abm token create`.
+    /// `guardmdm abm entry create`.
     #[arg(long, requires = "server_name")]
     server_pem: Option<PathBuf>,
     /// Write the --server-name server's token (`*_smime.p7m`) into this directory.
@@ -86,7 +86,7 @@ enum SimCommand {
         /// The MDM server's name (unique in the organisation).
         #[arg(long)]
         name: String,
-        /// The certificate PEM file (`guardmdm abm token create` writes one).
+        /// The certificate PEM file (`guardmdm abm entry create` writes one).
         #[arg(long)]
         pem: PathBuf,
         /// Allow this MDM server to release (disown) devices.
@@ -253,10 +253,10 @@ fn print_usage(base: &str, devices: usize) {
          Portal (JSON):           {base}/portal  (org: {base}/portal/org)\n\
          \n\
          Connect GuardMDM:\n\
-         1. guardmdm abm token create NAME --abm-url {base}     (writes GuardMDM_NAME.pem)\n\
+         1. guardmdm abm entry create NAME --abm-url {base}     (writes GuardMDM_NAME.pem)\n\
          2. guardmdm abm-sim register --url {base} --name NAME --pem GuardMDM_NAME.pem\n\
          3. guardmdm abm-sim token --url {base} --server SERVER_UUID\n\
-         4. guardmdm abm token upload NAME NAME_Token_…_smime.p7m\n\
+         4. guardmdm abm entry upload NAME NAME_Token_…_smime.p7m\n\
          (or run `guardmdm serve --abm-url {base}` so every entry uses the simulator)\n\
          \n\
          Stop with Ctrl-C."

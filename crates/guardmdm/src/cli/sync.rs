@@ -23,7 +23,7 @@ pub(crate) async fn sync_now(
     let start: SyncStart = client
         .send_json_query(
             Method::POST,
-            &["abm", "tokens", name, "syncs"],
+            &["abm", "entries", name, "syncs"],
             &[("full", full)],
         )
         .await?;
@@ -46,7 +46,7 @@ pub(crate) async fn sync_now(
         // The server ends a run whose instance stopped renewing its lease (killed, crashed):
         // following it ends with that run's `interrupted` outcome, not forever.
         let run: SyncRun = client
-            .get(&["abm", "tokens", name, "syncs", &id])
+            .get(&["abm", "entries", name, "syncs", &id])
             .await
             .with_context(|| format!("following sync #{id} of {name:?}"))?;
         let line = progress(&run);
@@ -118,7 +118,7 @@ pub(crate) async fn list_runs(
     json: bool,
 ) -> anyhow::Result<()> {
     let runs: Vec<SyncRun> = client
-        .get_query(&["abm", "tokens", name, "syncs"], &[("limit", limit)])
+        .get_query(&["abm", "entries", name, "syncs"], &[("limit", limit)])
         .await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&runs)?);

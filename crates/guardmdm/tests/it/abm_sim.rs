@@ -134,7 +134,7 @@ async fn the_simulator_process_stands_in_for_abm() {
     let (ok, out, err) = run(
         &app,
         cwd,
-        &["abm", "token", "upload", "main", file.to_str().unwrap()],
+        &["abm", "entry", "upload", "main", file.to_str().unwrap()],
     )
     .await;
     assert!(ok, "{err}");

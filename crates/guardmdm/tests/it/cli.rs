@@ -54,14 +54,14 @@ async fn abm_token_flow_through_the_cli() {
         .await;
         assert!(out.ok, "{}", out.stderr);
         assert!(
-            out.stderr.contains("guardmdm abm token upload main"),
+            out.stderr.contains("guardmdm abm entry upload main"),
             "{}",
             out.stderr
         );
         let pem = std::fs::read_to_string(cwd.join("main.pem")).unwrap();
         assert!(pem.starts_with("-----BEGIN CERTIFICATE-----"));
 
-        let out = admin(&app, cwd, &["abm", "token", "public-key", "main"]).await;
+        let out = admin(&app, cwd, &["abm", "entry", "public-key", "main"]).await;
         assert_eq!(out.stdout, pem);
 
         // The admin registers the PEM in (simulated) ABM and downloads the server token.
@@ -80,7 +80,7 @@ async fn abm_token_flow_through_the_cli() {
         let out = admin(
             &app,
             cwd,
-            &["abm", "token", "upload", "main", &token.file_name],
+            &["abm", "entry", "upload", "main", &token.file_name],
         )
         .await;
         assert!(out.ok, "{}", out.stderr);
@@ -95,7 +95,7 @@ async fn abm_token_flow_through_the_cli() {
             out.stdout
         );
 
-        let out = admin(&app, cwd, &["abm", "token", "list"]).await;
+        let out = admin(&app, cwd, &["abm", "entry", "list"]).await;
         assert!(out.ok, "{}", out.stderr);
         let row = out.stdout.lines().find(|l| l.starts_with("main ")).unwrap();
         let cells: Vec<&str> = row.split_whitespace().collect();
@@ -104,7 +104,13 @@ async fn abm_token_flow_through_the_cli() {
             ("active", "364", "200"),
             "{row}"
         );
-        let out = admin(&app, cwd, &["abm", "token", "list", "--json"]).await;
+        // `abm token`, the entry's name in earlier releases, is an alias.
+        let alias = admin(&app, cwd, &["abm", "token", "list"]).await;
+        assert_eq!(
+            alias.stdout,
+            admin(&app, cwd, &["abm", "entry", "list"]).await.stdout
+        );
+        let out = admin(&app, cwd, &["abm", "entry", "list", "--json"]).await;
         let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
         assert_eq!(json[0]["health"]["state"], "active");
 
@@ -117,13 +123,13 @@ async fn abm_token_flow_through_the_cli() {
             .unwrap();
         std::fs::write(cwd.join("other.p7m"), &other_token.contents).unwrap();
         fails_with(
-            &admin(&app, cwd, &["abm", "token", "upload", "main", "other.p7m"]).await,
+            &admin(&app, cwd, &["abm", "entry", "upload", "main", "other.p7m"]).await,
             "--force",
         );
         let out = admin(
             &app,
             cwd,
-            &["abm", "token", "upload", "main", "other.p7m", "--force"],
+            &["abm", "entry", "upload", "main", "other.p7m", "--force"],
         )
         .await;
         assert!(out.ok, "{}", out.stderr);
@@ -165,7 +171,7 @@ async fn cli_mistakes_fail_with_a_clear_message() {
     let work = tempfile::tempdir().unwrap();
     let cwd = work.path();
     assert!(
-        admin(&app, cwd, &["abm", "token", "create", "main"])
+        admin(&app, cwd, &["abm", "entry", "create", "main"])
             .await
             .ok
     );
@@ -176,62 +182,62 @@ async fn cli_mistakes_fail_with_a_clear_message() {
     std::fs::write(cwd.join("notes.txt"), "hello").unwrap();
 
     fails_with(
-        &admin(&app, cwd, &["abm", "token", "upload", "main", "notes.txt"]).await,
+        &admin(&app, cwd, &["abm", "entry", "upload", "main", "notes.txt"]).await,
         "not an ABM server token",
     );
     fails_with(
         &admin(
             &app,
             cwd,
-            &["abm", "token", "upload", "main", "missing.p7m"],
+            &["abm", "entry", "upload", "main", "missing.p7m"],
         )
         .await,
         "cannot read the token file missing.p7m",
     );
     fails_with(
-        &admin(&app, cwd, &["abm", "token", "upload", "ghost", "notes.txt"]).await,
+        &admin(&app, cwd, &["abm", "entry", "upload", "ghost", "notes.txt"]).await,
         "no ABM entry named \"ghost\"",
     );
     fails_with(
-        &admin(&app, cwd, &["abm", "token", "create", "main"]).await,
+        &admin(&app, cwd, &["abm", "entry", "create", "main"]).await,
         "already exists",
     );
     fails_with(
         &admin(
             &app,
             cwd,
-            &["abm", "token", "set", "main", "--batch-size", "5000"],
+            &["abm", "entry", "set", "main", "--batch-size", "5000"],
         )
         .await,
         "1 to 1000",
     );
     fails_with(
-        &admin(&app, cwd, &["abm", "token", "set", "main"]).await,
+        &admin(&app, cwd, &["abm", "entry", "set", "main"]).await,
         "nothing to change",
     );
     fails_with(
-        &admin(&app, cwd, &["abm", "token", "delete", "main"]).await,
+        &admin(&app, cwd, &["abm", "entry", "delete", "main"]).await,
         "--yes",
     );
     fails_with(
-        &guardmdm(&app, None, cwd, &["abm", "token", "list"]).await,
+        &guardmdm(&app, None, cwd, &["abm", "entry", "list"]).await,
         "no API token",
     );
     fails_with(
-        &guardmdm(&app, Some("wrong-token"), cwd, &["abm", "token", "list"]).await,
+        &guardmdm(&app, Some("wrong-token"), cwd, &["abm", "entry", "list"]).await,
         "HTTP 401",
     );
     let mut dead = guardmdm(
         &app,
         Some(ADMIN_TOKEN),
         cwd,
-        &["abm", "token", "list", "--url", "http://127.0.0.1:9"],
+        &["abm", "entry", "list", "--url", "http://127.0.0.1:9"],
     )
     .await;
     dead.stderr = dead.stderr.replace('\n', " ");
     fails_with(&dead, "cannot reach GuardMDM at http://127.0.0.1:9");
     assert!(
-        admin(&app, cwd, &["abm", "token", "delete", "main", "--yes"])
+        admin(&app, cwd, &["abm", "entry", "delete", "main", "--yes"])
             .await
             .ok
     );
@@ -379,7 +385,7 @@ async fn sync_now_syncs_and_devices_through_the_cli() {
     assert_eq!(removed, serde_json::json!([]));
 
     // The entry shows its last sync; mistakes are named.
-    let out = admin(&app, cwd, &["abm", "token", "list"]).await;
+    let out = admin(&app, cwd, &["abm", "entry", "list"]).await;
     assert!(
         !out.stdout.lines().nth(1).unwrap().contains(" never "),
         "{}",
@@ -390,7 +396,7 @@ async fn sync_now_syncs_and_devices_through_the_cli() {
         "no ABM entry named \"ghost\"",
     );
     assert!(
-        admin(&app, cwd, &["abm", "token", "create", "later"])
+        admin(&app, cwd, &["abm", "entry", "create", "later"])
             .await
             .ok
     );

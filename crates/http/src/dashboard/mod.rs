@@ -330,14 +330,14 @@ pub(crate) fn banner(entry: &str, state: TokenState, message: &str) -> Option<Ba
             "server token expiring",
             "Renew now: in Apple Business Manager (business.apple.com), Settings > MDM Server, \
              download a new server token for this MDM server, then upload it to GuardMDM \
-             (`guardmdm abm token upload NAME FILE.p7m`).",
+             (`guardmdm abm entry upload NAME FILE.p7m`).",
             false,
         ),
         TokenState::Expired => (
             "server token expired",
             "Sync has stopped and new devices cannot enroll (enrolled devices keep working). \
              Download a new server token in Apple Business Manager, Settings > MDM Server, and \
-             upload it to GuardMDM (`guardmdm abm token upload NAME FILE.p7m`).",
+             upload it to GuardMDM (`guardmdm abm entry upload NAME FILE.p7m`).",
             true,
         ),
         TokenState::Rejected => (
