@@ -203,82 +203,16 @@ impl VendorSigner {
         let _queue = crate::error_queue::isolate();
         let key = PKey::private_key_from_pem(key_pem)
             .map_err(|e| PushRequestError::VendorKey(describe(&e)))?;
-        let mut pool: Vec<X509> = Vec::new();
-        for pem in certificates {
-            for cert in Certificate::chain_from_pem(pem)
-                .map_err(|e| PushRequestError::VendorCertificate(e.to_string()))?
-            {
-                let x509 = cert.x509().clone();
-                if !pool.iter().any(|c| c.to_der().ok() == x509.to_der().ok()) {
-                    pool.push(x509);
-                }
-            }
-        }
+        let mut pool = certificate_pool(certificates)?;
         let vendor_at = pool
             .iter()
             .position(|c| c.public_key().is_ok_and(|p| p.public_eq(&key)))
             .ok_or(PushRequestError::VendorKeyMismatch { given: pool.len() })?;
-        let mut chain = vec![pool.remove(vendor_at)];
+        let vendor = pool.remove(vendor_at);
         let apple_root =
             X509::from_pem(crate::cms_verify::APPLE_ROOT_CA_PEM).map_err(|e| generate_error(&e))?;
-        while let Some(current) = chain.last() {
-            if current.issued(current) == X509VerifyResult::OK
-                && verdict(current.public_key().and_then(|k| current.verify(&k)))
-            {
-                break;
-            }
-            let issuer = pool
-                .iter()
-                .position(|c| c.issued(current) == X509VerifyResult::OK);
-            let next = match issuer {
-                Some(at) => pool.remove(at),
-                None if apple_root.issued(current) == X509VerifyResult::OK => apple_root.clone(),
-                None => {
-                    return Err(PushRequestError::Chain(format!(
-                        "the vendor certificate chain is incomplete: no certificate given issued \
-                         \"{}\" (its issuer is \"{}\"). Add the issuer's certificate (PEM) to the \
-                         --vendor-cert file or pass it with --vendor-chain: Apple's intermediate \
-                         (Apple Worldwide Developer Relations Certification Authority) and Apple \
-                         Root CA are published at {APPLE_CERTIFICATE_AUTHORITY_URL}",
-                        one_line(current.subject_name()),
-                        one_line(current.issuer_name()),
-                    )));
-                }
-            };
-            if !verdict(next.public_key().and_then(|k| current.verify(&k))) {
-                return Err(PushRequestError::Chain(format!(
-                    "the vendor certificate chain is broken: \"{}\" names \"{}\" as its issuer, \
-                     but that certificate's key did not sign it (a different certificate with the \
-                     same name?). Use the issuer certificates Apple publishes at \
-                     {APPLE_CERTIFICATE_AUTHORITY_URL}",
-                    one_line(current.subject_name()),
-                    one_line(next.subject_name()),
-                )));
-            }
-            chain.push(next);
-        }
-        for (at, cert) in chain.iter().enumerate() {
-            let facts = Certificate::from_x509(cert.clone())
-                .map_err(|e| PushRequestError::VendorCertificate(e.to_string()))?;
-            if !facts.is_valid_at(now) {
-                let first = at == 0;
-                let what = if first {
-                    "The MDM vendor certificate".to_string()
-                } else {
-                    format!("The chain certificate \"{}\"", facts.subject())
-                };
-                let fix = if first {
-                    "make a new MDM CSR certificate at developer.apple.com".to_string()
-                } else {
-                    format!("get the current one from {APPLE_CERTIFICATE_AUTHORITY_URL}")
-                };
-                return Err(PushRequestError::Chain(format!(
-                    "{what} is valid only from {} to {}: {fix}",
-                    facts.not_before(),
-                    facts.not_after()
-                )));
-            }
-        }
+        let chain = chain_up_to_root(vendor, pool, &apple_root)?;
+        check_valid_at(&chain, now)?;
         let mut notes = Vec::new();
         if chain.last().and_then(|c| c.to_der().ok()) != apple_root.to_der().ok() {
             notes.push(format!(
@@ -344,6 +278,98 @@ impl VendorSigner {
             .map_err(|e| PushRequestError::Generate(e.to_string()))?;
         Ok(b64.encode(&xml))
     }
+}
+
+/// Every certificate of the PEM texts, each once.
+fn certificate_pool(certificates: &[&[u8]]) -> Result<Vec<X509>, PushRequestError> {
+    let mut pool: Vec<X509> = Vec::new();
+    for pem in certificates {
+        for cert in Certificate::chain_from_pem(pem)
+            .map_err(|e| PushRequestError::VendorCertificate(e.to_string()))?
+        {
+            let x509 = cert.x509().clone();
+            if !pool.iter().any(|c| c.to_der().ok() == x509.to_der().ok()) {
+                pool.push(x509);
+            }
+        }
+    }
+    Ok(pool)
+}
+
+/// The chain from `vendor` up to a self-signed root: each certificate's issuer taken from
+/// `pool`, or Apple Root CA when it issued the last one. An issuer that is missing, or whose
+/// key did not sign the certificate, is an error saying where to get the right one.
+fn chain_up_to_root(
+    vendor: X509,
+    mut pool: Vec<X509>,
+    apple_root: &X509,
+) -> Result<Vec<X509>, PushRequestError> {
+    let mut chain = vec![vendor];
+    while let Some(current) = chain.last() {
+        if current.issued(current) == X509VerifyResult::OK
+            && verdict(current.public_key().and_then(|k| current.verify(&k)))
+        {
+            break;
+        }
+        let issuer = pool
+            .iter()
+            .position(|c| c.issued(current) == X509VerifyResult::OK);
+        let next = match issuer {
+            Some(at) => pool.remove(at),
+            None if apple_root.issued(current) == X509VerifyResult::OK => apple_root.clone(),
+            None => {
+                return Err(PushRequestError::Chain(format!(
+                    "the vendor certificate chain is incomplete: no certificate given issued \
+                     \"{}\" (its issuer is \"{}\"). Add the issuer's certificate (PEM) to the \
+                     --vendor-cert file or pass it with --vendor-chain: Apple's intermediate \
+                     (Apple Worldwide Developer Relations Certification Authority) and Apple \
+                     Root CA are published at {APPLE_CERTIFICATE_AUTHORITY_URL}",
+                    one_line(current.subject_name()),
+                    one_line(current.issuer_name()),
+                )));
+            }
+        };
+        if !verdict(next.public_key().and_then(|k| current.verify(&k))) {
+            return Err(PushRequestError::Chain(format!(
+                "the vendor certificate chain is broken: \"{}\" names \"{}\" as its issuer, \
+                 but that certificate's key did not sign it (a different certificate with the \
+                 same name?). Use the issuer certificates Apple publishes at \
+                 {APPLE_CERTIFICATE_AUTHORITY_URL}",
+                one_line(current.subject_name()),
+                one_line(next.subject_name()),
+            )));
+        }
+        chain.push(next);
+    }
+    Ok(chain)
+}
+
+/// Every certificate of the chain must be valid `now`; the error names the first one that is
+/// not, and how to replace it.
+fn check_valid_at(chain: &[X509], now: OffsetDateTime) -> Result<(), PushRequestError> {
+    for (at, cert) in chain.iter().enumerate() {
+        let facts = Certificate::from_x509(cert.clone())
+            .map_err(|e| PushRequestError::VendorCertificate(e.to_string()))?;
+        if !facts.is_valid_at(now) {
+            let first = at == 0;
+            let what = if first {
+                "The MDM vendor certificate".to_string()
+            } else {
+                format!("The chain certificate \"{}\"", facts.subject())
+            };
+            let fix = if first {
+                "make a new MDM CSR certificate at developer.apple.com".to_string()
+            } else {
+                format!("get the current one from {APPLE_CERTIFICATE_AUTHORITY_URL}")
+            };
+            return Err(PushRequestError::Chain(format!(
+                "{what} is valid only from {} to {}: {fix}",
+                facts.not_before(),
+                facts.not_after()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// `UID=<topic>, CN=APSP:<uuid>`: the subject Apple gives MDM push certificates.

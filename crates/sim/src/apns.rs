@@ -464,73 +464,128 @@ fn check(
     body: &[u8],
     record: &mut PushRecord,
 ) -> Result<Option<SimDevice>, Refusal> {
-    let bad = |reason: &str| (400, reason.to_string(), None);
     if let Some((status, reason)) = apns.state().faults.pop_front() {
         return Err((status, reason, None));
     }
-    let header = |name: &str| single(headers, name).map_err(|()| bad("DuplicateHeaders"));
-    let push_type = header("apns-push-type")?;
-    let topic = header("apns-topic")?;
-    let priority = header("apns-priority")?;
-    let expiration = header("apns-expiration")?;
-    let apns_id = header("apns-id")?;
-    let collapse_id = header("apns-collapse-id")?;
-    record.push_type = push_type.map(str::to_string);
-    record.topic = topic.map(str::to_string);
-    if let Some(id) = apns_id {
-        if uuid::Uuid::try_parse(id).is_err() {
-            return Err(bad("BadMessageId"));
+    let headers = PushHeaders::read(headers)?;
+    record.push_type = headers.push_type.map(str::to_string);
+    record.topic = headers.topic.map(str::to_string);
+    let topic = headers.check(apns, token, record)?;
+    let magic = push_magic(body)?;
+    record.push_magic = Some(magic.clone());
+    registered_device(apns, token, topic, &magic)
+}
+
+/// A 400 refusal with Apple's `reason`.
+fn bad(reason: &str) -> Refusal {
+    (400, reason.to_string(), None)
+}
+
+/// The `apns-*` request headers APNs reads.
+struct PushHeaders<'a> {
+    push_type: Option<&'a str>,
+    topic: Option<&'a str>,
+    priority: Option<&'a str>,
+    expiration: Option<&'a str>,
+    apns_id: Option<&'a str>,
+    collapse_id: Option<&'a str>,
+}
+
+impl<'a> PushHeaders<'a> {
+    /// The headers, each at most once (`DuplicateHeaders` otherwise).
+    fn read(headers: &'a HeaderMap) -> Result<Self, Refusal> {
+        let header = |name: &str| single(headers, name).map_err(|()| bad("DuplicateHeaders"));
+        Ok(Self {
+            push_type: header("apns-push-type")?,
+            topic: header("apns-topic")?,
+            priority: header("apns-priority")?,
+            expiration: header("apns-expiration")?,
+            apns_id: header("apns-id")?,
+            collapse_id: header("apns-collapse-id")?,
+        })
+    }
+
+    /// Apple's checks of the headers and the device token, in order; the topic when they
+    /// pass. A valid `apns-id` becomes the record's.
+    fn check(
+        &self,
+        apns: &ApnsSim,
+        token: &str,
+        record: &mut PushRecord,
+    ) -> Result<&'a str, Refusal> {
+        if let Some(id) = self.apns_id {
+            if uuid::Uuid::try_parse(id).is_err() {
+                return Err(bad("BadMessageId"));
+            }
+            record.apns_id = id.to_ascii_lowercase();
         }
-        record.apns_id = id.to_ascii_lowercase();
+        if token.is_empty() {
+            return Err(bad("MissingDeviceToken"));
+        }
+        if !token.len().is_multiple_of(2) || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad("BadDeviceToken"));
+        }
+        if self.push_type != Some("mdm") {
+            return Err(bad("InvalidPushType"));
+        }
+        let topic = self.topic.ok_or_else(|| bad("MissingTopic"))?;
+        if topic
+            .strip_prefix("com.apple.mgmt.")
+            .is_none_or(str::is_empty)
+        {
+            return Err(bad("BadTopic"));
+        }
+        if apns
+            .state()
+            .topic
+            .as_ref()
+            .is_some_and(|allowed| allowed != topic)
+        {
+            return Err(bad("TopicDisallowed"));
+        }
+        if self
+            .priority
+            .is_some_and(|p| !matches!(p, "1" | "5" | "10"))
+        {
+            return Err(bad("BadPriority"));
+        }
+        if self.expiration.is_some_and(|e| e.parse::<u64>().is_err()) {
+            return Err(bad("BadExpirationDate"));
+        }
+        if self.collapse_id.is_some_and(|c| c.len() > 64) {
+            return Err(bad("BadCollapseId"));
+        }
+        Ok(topic)
     }
-    if token.is_empty() {
-        return Err(bad("MissingDeviceToken"));
-    }
-    if !token.len().is_multiple_of(2) || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(bad("BadDeviceToken"));
-    }
-    if push_type != Some("mdm") {
-        return Err(bad("InvalidPushType"));
-    }
-    let topic = topic.ok_or_else(|| bad("MissingTopic"))?;
-    if topic
-        .strip_prefix("com.apple.mgmt.")
-        .is_none_or(str::is_empty)
-    {
-        return Err(bad("BadTopic"));
-    }
-    if apns
-        .state()
-        .topic
-        .as_ref()
-        .is_some_and(|allowed| allowed != topic)
-    {
-        return Err(bad("TopicDisallowed"));
-    }
-    if priority.is_some_and(|p| !matches!(p, "1" | "5" | "10")) {
-        return Err(bad("BadPriority"));
-    }
-    if expiration.is_some_and(|e| e.parse::<u64>().is_err()) {
-        return Err(bad("BadExpirationDate"));
-    }
-    if collapse_id.is_some_and(|c| c.len() > 64) {
-        return Err(bad("BadCollapseId"));
-    }
+}
+
+/// The payload's `PushMagic`: the body must be `{"mdm": "<PushMagic>"}`, and at most
+/// [`MAX_PAYLOAD_BYTES`].
+fn push_magic(body: &[u8]) -> Result<String, Refusal> {
     if body.is_empty() {
         return Err(bad("PayloadEmpty"));
     }
     if body.len() > MAX_PAYLOAD_BYTES {
         return Err((413, "PayloadTooLarge".to_string(), None));
     }
-    let magic = match serde_json::from_slice::<serde_json::Value>(body) {
+    match serde_json::from_slice::<serde_json::Value>(body) {
         Ok(serde_json::Value::Object(map)) if map.len() == 1 => map
             .get("mdm")
             .and_then(|v| v.as_str())
             .map(str::to_string)
-            .ok_or_else(|| bad("BadPayload"))?,
-        _ => return Err(bad("BadPayload")),
-    };
-    record.push_magic = Some(magic.clone());
+            .ok_or_else(|| bad("BadPayload")),
+        _ => Err(bad("BadPayload")),
+    }
+}
+
+/// The device registered with `token` for `topic` (410 once it unregistered), to be woken
+/// only if `magic` is its own `PushMagic`; the push is delivered either way.
+fn registered_device(
+    apns: &ApnsSim,
+    token: &str,
+    topic: &str,
+    magic: &str,
+) -> Result<Option<SimDevice>, Refusal> {
     let state = apns.state();
     let registration = state
         .tokens

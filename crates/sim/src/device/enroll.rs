@@ -14,7 +14,9 @@ use guardmdm_mdm_protocol::{
 use plist::{Dictionary, Value};
 use secrecy::ExposeSecret;
 
-use super::{AdeProfile, DeviceError, EnrollmentInfo, Reply, SimDevice, plist_xml, profile};
+use super::{
+    AdeProfile, DeviceError, EnrollmentInfo, Reply, ScepPayload, SimDevice, plist_xml, profile,
+};
 
 impl SimDevice {
     /// The MachineInfo property list (`docs/protocol.md` §6.1).
@@ -147,42 +149,69 @@ impl SimDevice {
     /// [`DeviceError::Scep`] (unusable capabilities or CA certificate, a FAILURE with its
     /// `failInfo`, a reply that does not answer the request).
     pub async fn scep(&self) -> Result<Certificate, DeviceError> {
-        const STEP: &str = "scep";
         let scep = self
             .state()
             .enrollment
             .as_ref()
             .map(|e| e.scep.clone())
             .ok_or(DeviceError::OutOfOrder {
-                step: STEP,
+                step: SCEP_STEP,
                 missing: "post_machine_info",
             })?;
-        let operation_url = |operation: &str| -> Result<url::Url, DeviceError> {
-            let mut url = url::Url::parse(&scep.url)
-                .map_err(|e| DeviceError::Scep(format!("the SCEP URL: {e}")))?;
-            url.query_pairs_mut().append_pair("operation", operation);
-            if let Some(name) = &scep.name
-                && operation != "PKIOperation"
-            {
-                url.query_pairs_mut().append_pair("message", name);
-            }
-            Ok(url)
-        };
-        let url = operation_url("GetCACaps")?;
-        let reply = self
-            .send(STEP, "GET", url.as_str(), self.inner.http.get(url.as_str()))
-            .await?;
-        if reply.status != 200 {
-            return Err(reply.status_error(STEP));
-        }
+        let reply = self.scep_get(&scep, "GetCACaps").await?;
         let caps = ScepCapabilities::parse(&String::from_utf8_lossy(&reply.body));
-        let url = operation_url("GetCACert")?;
+        let ca = self.scep_ca_certificate(&scep).await?;
+        let client =
+            ScepClient::for_capabilities(&caps).map_err(|e| DeviceError::Scep(e.to_string()))?;
+        let key = generate_rsa_key(scep.key_size).await?;
+        let subject: Vec<(&str, &str)> = scep
+            .subject
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let challenge = scep.challenge.as_ref().map(|c| c.expose_secret());
+        let (message, pending) = client
+            .pkcs_req_with_subject(&ca, &key, &subject, challenge)
+            .map_err(|e| DeviceError::Scep(e.to_string()))?;
         let reply = self
-            .send(STEP, "GET", url.as_str(), self.inner.http.get(url.as_str()))
+            .pki_operation(&scep, caps.post_pki_operation(), message)
+            .await?;
+        let cert = pending
+            .read_cert_rep(&reply.body)
+            .map_err(|e| DeviceError::Scep(e.to_string()))?;
+        let identity = Identity::from_device_key(cert.clone(), &key, Vec::new()).map_err(|e| {
+            DeviceError::Crypto {
+                step: SCEP_STEP,
+                reason: e.to_string(),
+            }
+        })?;
+        let mut state = self.state();
+        state.mdm_identity = Some(identity);
+        state.authenticated = false;
+        Ok(cert)
+    }
+
+    /// A GET of one SCEP `operation`, which must answer 200.
+    async fn scep_get(&self, scep: &ScepPayload, operation: &str) -> Result<Reply, DeviceError> {
+        let url = scep_operation_url(scep, operation)?;
+        let reply = self
+            .send(
+                SCEP_STEP,
+                "GET",
+                url.as_str(),
+                self.inner.http.get(url.as_str()),
+            )
             .await?;
         if reply.status != 200 {
-            return Err(reply.status_error(STEP));
+            return Err(reply.status_error(SCEP_STEP));
         }
+        Ok(reply)
+    }
+
+    /// `GetCACert`: a single CA certificate (not an RA chain), which must match the
+    /// payload's `CAFingerprint` when it has one (MD5, SHA-1 or SHA-256, by its length).
+    async fn scep_ca_certificate(&self, scep: &ScepPayload) -> Result<Certificate, DeviceError> {
+        let reply = self.scep_get(scep, "GetCACert").await?;
         if !reply.content_type.starts_with(CA_CERT_CONTENT_TYPE) {
             return Err(DeviceError::Scep(format!(
                 "GetCACert answered {:?}; the simulator takes a single CA certificate \
@@ -205,69 +234,83 @@ impl SimDevice {
                 ));
             }
         }
-        let client =
-            ScepClient::for_capabilities(&caps).map_err(|e| DeviceError::Scep(e.to_string()))?;
-        let key_size = scep.key_size;
-        let key = tokio::task::spawn_blocking(move || DeviceKey::generate_rsa(key_size))
-            .await
-            .map_err(|e| DeviceError::Crypto {
-                step: STEP,
-                reason: e.to_string(),
-            })?
-            .map_err(|e| DeviceError::Crypto {
-                step: STEP,
-                reason: e.to_string(),
-            })?;
-        let subject: Vec<(&str, &str)> = scep
-            .subject
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let challenge = scep.challenge.as_ref().map(|c| c.expose_secret());
-        let (message, pending) = client
-            .pkcs_req_with_subject(&ca, &key, &subject, challenge)
-            .map_err(|e| DeviceError::Scep(e.to_string()))?;
-        let url = operation_url("PKIOperation")?;
-        let reply = if caps.post_pki_operation() {
+        Ok(ca)
+    }
+
+    /// `PKIOperation` with the request `message`: POSTed when the CA advertises
+    /// `POSTPKIOperation` (`post`), else sent base64 in a GET; the reply must be a 200 PKI
+    /// message.
+    async fn pki_operation(
+        &self,
+        scep: &ScepPayload,
+        post: bool,
+        message: Vec<u8>,
+    ) -> Result<Reply, DeviceError> {
+        let url = scep_operation_url(scep, "PKIOperation")?;
+        let reply = if post {
             let request = self
                 .inner
                 .http
                 .post(url.as_str())
                 .header(reqwest::header::CONTENT_TYPE, PKI_MESSAGE_CONTENT_TYPE)
                 .body(message);
-            self.send(STEP, "POST", url.as_str(), request).await?
+            self.send(SCEP_STEP, "POST", url.as_str(), request).await?
         } else {
             let mut get = url.clone();
             get.query_pairs_mut()
                 .append_pair("message", &STANDARD.encode(&message));
-            self.send(STEP, "GET", get.as_str(), self.inner.http.get(get.as_str()))
-                .await?
+            self.send(
+                SCEP_STEP,
+                "GET",
+                get.as_str(),
+                self.inner.http.get(get.as_str()),
+            )
+            .await?
         };
         if reply.status != 200 {
-            return Err(reply.status_error(STEP));
+            return Err(reply.status_error(SCEP_STEP));
         }
         if !reply.content_type.starts_with(PKI_MESSAGE_CONTENT_TYPE) {
             return Err(DeviceError::ContentType {
-                step: STEP,
+                step: SCEP_STEP,
                 url: reply.url,
                 expected: PKI_MESSAGE_CONTENT_TYPE,
                 found: reply.content_type,
             });
         }
-        let cert = pending
-            .read_cert_rep(&reply.body)
-            .map_err(|e| DeviceError::Scep(e.to_string()))?;
-        let identity = Identity::from_device_key(cert.clone(), &key, Vec::new()).map_err(|e| {
-            DeviceError::Crypto {
-                step: STEP,
-                reason: e.to_string(),
-            }
-        })?;
-        let mut state = self.state();
-        state.mdm_identity = Some(identity);
-        state.authenticated = false;
-        Ok(cert)
+        Ok(reply)
     }
+}
+
+/// The step SCEP errors name.
+const SCEP_STEP: &str = "scep";
+
+/// The URL of a SCEP `operation`: the payload's URL with `operation`, and its `Name` as
+/// `message` for every operation but `PKIOperation` (whose `message` is the request).
+fn scep_operation_url(scep: &ScepPayload, operation: &str) -> Result<url::Url, DeviceError> {
+    let mut url =
+        url::Url::parse(&scep.url).map_err(|e| DeviceError::Scep(format!("the SCEP URL: {e}")))?;
+    url.query_pairs_mut().append_pair("operation", operation);
+    if let Some(name) = &scep.name
+        && operation != "PKIOperation"
+    {
+        url.query_pairs_mut().append_pair("message", name);
+    }
+    Ok(url)
+}
+
+/// A new RSA key of `key_size` bits, made off the async threads (it takes a while).
+async fn generate_rsa_key(key_size: u32) -> Result<DeviceKey, DeviceError> {
+    tokio::task::spawn_blocking(move || DeviceKey::generate_rsa(key_size))
+        .await
+        .map_err(|e| DeviceError::Crypto {
+            step: SCEP_STEP,
+            reason: e.to_string(),
+        })?
+        .map_err(|e| DeviceError::Crypto {
+            step: SCEP_STEP,
+            reason: e.to_string(),
+        })
 }
 
 /// Unwraps the enrollment profile: verifies a CMS signature, and judges its signer with the

@@ -140,18 +140,7 @@ pub(crate) fn parse(
     bytes: &[u8],
     signer_certificates: Vec<Certificate>,
 ) -> Result<ParsedProfile, ProfileProblem> {
-    let value = Value::from_reader(std::io::Cursor::new(bytes)).map_err(|e| {
-        problem(
-            MALFORMED_PROFILE,
-            format!("the profile is not a property list: {e}"),
-        )
-    })?;
-    let Value::Dictionary(top) = value else {
-        return Err(problem(
-            MALFORMED_PROFILE,
-            "the profile is not a dictionary",
-        ));
-    };
+    let top = top_dictionary(bytes)?;
     let f = Fields::new(&top, "the profile");
     let payload_type = f.required_string("PayloadType")?;
     if payload_type != "Configuration" {
@@ -173,8 +162,50 @@ pub(crate) fn parse(
             ));
         }
     };
+    let (payloads, summaries) = read_payloads(content, &uuid, &identifier)?;
+    Ok(ParsedProfile {
+        profile: InstalledProfile {
+            identifier,
+            uuid,
+            display_name: f.string("PayloadDisplayName")?,
+            organization: f.string("PayloadOrganization")?,
+            removal_disallowed: f.boolean("PayloadRemovalDisallowed")?.unwrap_or(false),
+            is_managed: true,
+            is_mdm_enrollment: false,
+            payloads: summaries,
+            signer_certificates,
+        },
+        payloads,
+    })
+}
+
+/// The profile's top-level dictionary.
+fn top_dictionary(bytes: &[u8]) -> Result<Dictionary, ProfileProblem> {
+    let value = Value::from_reader(std::io::Cursor::new(bytes)).map_err(|e| {
+        problem(
+            MALFORMED_PROFILE,
+            format!("the profile is not a property list: {e}"),
+        )
+    })?;
+    let Value::Dictionary(top) = value else {
+        return Err(problem(
+            MALFORMED_PROFILE,
+            "the profile is not a dictionary",
+        ));
+    };
+    Ok(top)
+}
+
+/// The payloads of `PayloadContent` and their summaries, in order. Each must be a
+/// dictionary with its type, identifier and UUID; UUIDs (case-insensitively) and
+/// identifiers must be unique, the profile's own (`uuid`, `identifier`) included.
+fn read_payloads(
+    content: &[Value],
+    uuid: &str,
+    identifier: &str,
+) -> Result<(Vec<Dictionary>, Vec<PayloadSummary>), ProfileProblem> {
     let mut uuids = HashSet::from([uuid.to_ascii_uppercase()]);
-    let mut identifiers = HashSet::from([identifier.clone()]);
+    let mut identifiers = HashSet::from([identifier.to_string()]);
     let mut payloads = Vec::new();
     let mut summaries = Vec::new();
     for (i, item) in content.iter().enumerate() {
@@ -208,20 +239,7 @@ pub(crate) fn parse(
         summaries.push(summary);
         payloads.push(payload.clone());
     }
-    Ok(ParsedProfile {
-        profile: InstalledProfile {
-            identifier,
-            uuid,
-            display_name: f.string("PayloadDisplayName")?,
-            organization: f.string("PayloadOrganization")?,
-            removal_disallowed: f.boolean("PayloadRemovalDisallowed")?.unwrap_or(false),
-            is_managed: true,
-            is_mdm_enrollment: false,
-            payloads: summaries,
-            signer_certificates,
-        },
-        payloads,
-    })
+    Ok((payloads, summaries))
 }
 
 /// The `com.apple.security.scep` payload, as the device understood it.

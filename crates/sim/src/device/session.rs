@@ -251,43 +251,15 @@ impl SimDevice {
     /// [`DeviceError::Unenrolled`] (also when the server answers 401), HTTP errors, or
     /// [`DeviceError::BadCommand`] for an answer that is not a command plist at all.
     pub async fn poll(&self) -> Result<PollSummary, DeviceError> {
-        const STEP: &str = "poll";
         let _session = self.inner.session.lock().await;
-        let (url, cached) = {
-            let mut state = self.state();
-            if state.erased {
-                return Err(DeviceError::Erased);
-            }
-            if let Some(reason) = &state.unenrolled {
-                return Err(DeviceError::Unenrolled(reason.clone()));
-            }
-            if !state.enrolled {
-                return Err(DeviceError::OutOfOrder {
-                    step: STEP,
-                    missing: "check_in_token_update",
-                });
-            }
-            let url = state
-                .enrollment
-                .as_ref()
-                .map(|e| e.mdm.server_url.clone())
-                .unwrap_or_default();
-            (url, state.cached_result.take())
-        };
+        let (url, cached) = self.session_start()?;
         let mut summary = PollSummary::default();
-        let mut pending_run = None;
-        let mut body = match cached {
+        let (mut body, mut pending_run) = match cached {
             Some((bytes, run)) => {
                 summary.resent_result = true;
-                pending_run = Some(run);
-                bytes
+                (bytes, Some(run))
             }
-            None => {
-                let mut idle = Dictionary::new();
-                idle.insert("Status".into(), Value::String("Idle".into()));
-                idle.insert("UDID".into(), Value::String(self.udid().to_string()));
-                plist_xml(idle, STEP)?
-            }
+            None => (self.idle_report()?, None),
         };
         let mut effect = commands::Effect::None;
         loop {
@@ -319,20 +291,9 @@ impl SimDevice {
             };
             let outcome = outcome.map_err(DeviceError::BadCommand)?;
             summary.commands.push(outcome.run.clone());
-            body = plist_xml(outcome.report, STEP)?;
+            body = plist_xml(outcome.report, POLL_STEP)?;
             effect = outcome.effect;
-            let dropped = {
-                let mut state = self.state();
-                state.history.push(outcome.run.clone());
-                if state.drop_connection > 0 {
-                    state.drop_connection -= 1;
-                    state.cached_result = Some((body.clone(), outcome.run.clone()));
-                    true
-                } else {
-                    false
-                }
-            };
-            if dropped {
+            if self.record_run(&body, &outcome.run) {
                 summary.dropped = true;
                 if effect == commands::Effect::Erase {
                     self.erase();
@@ -341,6 +302,54 @@ impl SimDevice {
                 return Ok(summary);
             }
             pending_run = Some(outcome.run);
+        }
+    }
+
+    /// Where the session goes (the enrollment's `ServerURL`), and the result a dropped
+    /// connection kept, to send first. Refuses when the device is erased, unenrolled, or not
+    /// enrolled yet.
+    fn session_start(&self) -> Result<(String, Option<KeptResult>), DeviceError> {
+        let mut state = self.state();
+        if state.erased {
+            return Err(DeviceError::Erased);
+        }
+        if let Some(reason) = &state.unenrolled {
+            return Err(DeviceError::Unenrolled(reason.clone()));
+        }
+        if !state.enrolled {
+            return Err(DeviceError::OutOfOrder {
+                step: POLL_STEP,
+                missing: "check_in_token_update",
+            });
+        }
+        let url = state
+            .enrollment
+            .as_ref()
+            .map(|e| e.mdm.server_url.clone())
+            .unwrap_or_default();
+        Ok((url, state.cached_result.take()))
+    }
+
+    /// The report that opens a session: `{Status: Idle, UDID}`.
+    fn idle_report(&self) -> Result<Vec<u8>, DeviceError> {
+        let mut idle = Dictionary::new();
+        idle.insert("Status".into(), Value::String("Idle".into()));
+        idle.insert("UDID".into(), Value::String(self.udid().to_string()));
+        plist_xml(idle, POLL_STEP)
+    }
+
+    /// Adds a command's `run` to the history. When a dropped connection is due (see
+    /// [`SimDevice::drop_connection`]), keeps its result (`report`) for the next session and says `true`:
+    /// the session ends without sending it.
+    fn record_run(&self, report: &[u8], run: &CommandRun) -> bool {
+        let mut state = self.state();
+        state.history.push(run.clone());
+        if state.drop_connection > 0 {
+            state.drop_connection -= 1;
+            state.cached_result = Some((report.to_vec(), run.clone()));
+            true
+        } else {
+            false
         }
     }
 
@@ -402,3 +411,9 @@ impl SimDevice {
         let _ = self.unenroll("the MDM profile was removed by RemoveProfile".to_string());
     }
 }
+
+/// The step `poll` errors name.
+const POLL_STEP: &str = "poll";
+
+/// A result a dropped connection kept (the report, and the command run it answers).
+type KeptResult = (Vec<u8>, CommandRun);
