@@ -94,6 +94,41 @@ impl<S: ?Sized> Clone for Assigner<S> {
     }
 }
 
+/// Whether a pass starting at `started` over configuration `generation` can be incremental,
+/// given the entry's `last` pass: the filter that finds the devices it looks at (those changed
+/// since the last pass, and those due again), or `None` for a full pass (the configuration
+/// changed since, or the last full pass is [`FULL_PASS_EVERY`] old); and when the last full
+/// pass started.
+fn incremental_filter(
+    last: Option<&AssignmentPass>,
+    generation: i64,
+    started: time::OffsetDateTime,
+) -> (
+    Option<guardmdm_store::InputFilter>,
+    Option<time::OffsetDateTime>,
+) {
+    let last_summary: Option<PassSummary> =
+        last.and_then(|p| serde_json::from_value(p.summary.clone()).ok());
+    let last_full_at = last_summary.as_ref().and_then(|s| s.last_full_at);
+    let only = match (last, last_full_at) {
+        (Some(last), Some(full_at))
+            if last.generation == generation && started - full_at < FULL_PASS_EVERY =>
+        {
+            Some(guardmdm_store::InputFilter {
+                changed_after: assign_rules::incremental_since(
+                    last_summary.as_ref().and_then(|s| s.started_at),
+                    last.finished_at,
+                    last.error.is_some(),
+                    CLOCK_MARGIN,
+                ),
+                due_by: started,
+            })
+        }
+        _ => None,
+    };
+    (only, last_full_at)
+}
+
 /// The Apple side of one pass: a client, or why there is none.
 pub(crate) enum AppleSide<'a> {
     /// Send with this client.
@@ -198,26 +233,7 @@ where
             .collect();
         let started = guardmdm_store::now();
         let last = self.store.last_assignment_pass(entry.id).await?;
-        let last_summary: Option<PassSummary> = last
-            .as_ref()
-            .and_then(|p| serde_json::from_value(p.summary.clone()).ok());
-        let last_full_at = last_summary.as_ref().and_then(|s| s.last_full_at);
-        let only = match (&last, last_full_at) {
-            (Some(last), Some(full_at))
-                if last.generation == config.generation && started - full_at < FULL_PASS_EVERY =>
-            {
-                Some(guardmdm_store::InputFilter {
-                    changed_after: assign_rules::incremental_since(
-                        last_summary.as_ref().and_then(|s| s.started_at),
-                        last.finished_at,
-                        last.error.is_some(),
-                        CLOCK_MARGIN,
-                    ),
-                    due_by: started,
-                })
-            }
-            _ => None,
-        };
+        let (only, last_full_at) = incremental_filter(last.as_ref(), config.generation, started);
         let mut state = PassState {
             entry,
             apple,
@@ -237,9 +253,22 @@ where
             },
             stop: None,
         };
-        // An incremental pass looks only at the devices its filter finds (through indexes);
-        // a full one walks every present device.
-        let candidates = match &only {
+        self.walk(&mut state, only.as_ref(), holder).await?;
+        self.finish(&state, config.generation).await
+    }
+
+    /// Works through the pass's devices chunk by chunk, renewing the lease between chunks
+    /// (a lost lease stops the pass, recorded in `state.stop`). An incremental pass (`only`)
+    /// looks only at the devices its filter finds (through indexes); a full one walks every
+    /// present device.
+    async fn walk(
+        &self,
+        state: &mut PassState<'_>,
+        only: Option<&guardmdm_store::InputFilter>,
+        holder: &str,
+    ) -> Result<(), ServiceError> {
+        let entry = state.entry;
+        let candidates = match only {
             Some(filter) => Some(self.store.assignment_candidates(entry.id, filter).await?),
             None => None,
         };
@@ -269,15 +298,26 @@ where
                     None => Ok(Vec::new()),
                 }
             };
-            let (done, read) = tokio::join!(self.chunk(&mut state, inputs), read);
+            let (done, read) = tokio::join!(self.chunk(state, inputs), read);
             done?;
             inputs = read?;
         }
+        Ok(())
+    }
+
+    /// Ends a pass that applied `generation`: marks the records of devices that left ABM
+    /// removed and records the pass with its summary.
+    async fn finish(
+        &self,
+        state: &PassState<'_>,
+        generation: i64,
+    ) -> Result<AssignmentPass, ServiceError> {
+        let entry = state.entry;
         let now = guardmdm_store::now();
         self.store.mark_removed_assignments(entry.id, now).await?;
         let pass = AssignmentPass {
             entry_id: entry.id,
-            generation: config.generation,
+            generation,
             finished_at: now,
             summary: serde_json::to_value(&state.summary).unwrap_or_default(),
             error: state.stop.clone(),
