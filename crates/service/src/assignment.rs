@@ -494,26 +494,13 @@ where
         plans: &mut [(Plan, Option<AssignmentRecord>)],
         now: time::OffsetDateTime,
     ) -> Result<(), ServiceError> {
-        let mut by_uuid: HashMap<String, Vec<usize>> = HashMap::new();
-        for (i, (plan, _)) in plans.iter().enumerate() {
-            if plan.send
-                && let Some(uuid) = &plan.record.apple_uuid
-            {
-                by_uuid.entry(uuid.clone()).or_default().push(i);
-            }
-        }
-        let mut uuids: Vec<_> = by_uuid.into_iter().collect();
-        uuids.sort();
-        for (uuid, indexes) in uuids {
+        for (uuid, indexes) in to_send(plans) {
             for batch in indexes.chunks(guardmdm_abm::MAX_SERIALS_PER_CALL) {
                 let client = match (&state.apple, &state.stop) {
                     (AppleSide::Client(c), None) => *c,
                     (AppleSide::Unavailable(why), _) | (_, Some(why)) => {
                         let why = why.clone();
-                        for &i in batch {
-                            assign_rules::apply_call_failure(&mut plans[i].0.record, &why, now);
-                        }
-                        state.summary.call_failures += batch.len() as u64;
+                        call_failed(&mut state.summary, plans, batch, &why, now);
                         continue;
                     }
                 };
@@ -532,39 +519,9 @@ where
                     answer = client.assign_profile(&new_uuid, &serials).await;
                 }
                 match answer {
-                    Ok(answer) => {
-                        for &i in batch {
-                            let record = &mut plans[i].0.record;
-                            let status = answer.devices.get(&record.serial_number);
-                            assign_rules::apply_answer(
-                                record,
-                                status,
-                                answer.retry_after_seconds,
-                                now,
-                            );
-                            match status {
-                                Some(guardmdm_abm::DeviceStatus::Success) => {
-                                    state.summary.succeeded += 1;
-                                }
-                                Some(guardmdm_abm::DeviceStatus::NotAccessible) => {
-                                    state.summary.not_accessible += 1;
-                                }
-                                Some(guardmdm_abm::DeviceStatus::Failed) => {
-                                    state.summary.failed += 1;
-                                }
-                                Some(guardmdm_abm::DeviceStatus::Throttled) => {
-                                    state.summary.throttled += 1;
-                                }
-                                _ => state.summary.call_failures += 1,
-                            }
-                        }
-                    }
+                    Ok(answer) => apply_answers(&mut state.summary, plans, batch, &answer, now),
                     Err(e) => {
-                        let text = e.to_string();
-                        for &i in batch {
-                            assign_rules::apply_call_failure(&mut plans[i].0.record, &text, now);
-                        }
-                        state.summary.call_failures += batch.len() as u64;
+                        call_failed(&mut state.summary, plans, batch, &e.to_string(), now);
                         self.stop_on(state, &e).await;
                         tracing::warn!(abm_entry = %state.entry.name, error = %e, "profile assignment call failed");
                     }
@@ -609,6 +566,59 @@ where
             state.stop = Some(format!("Apple is not answering: {error}"));
         }
     }
+}
+
+/// The planned devices to send, as indexes into `plans` grouped by the `profile_uuid` they
+/// get, in the order of the UUIDs.
+fn to_send(plans: &[(Plan, Option<AssignmentRecord>)]) -> Vec<(String, Vec<usize>)> {
+    let mut by_uuid: HashMap<String, Vec<usize>> = HashMap::new();
+    for (i, (plan, _)) in plans.iter().enumerate() {
+        if plan.send
+            && let Some(uuid) = &plan.record.apple_uuid
+        {
+            by_uuid.entry(uuid.clone()).or_default().push(i);
+        }
+    }
+    let mut uuids: Vec<_> = by_uuid.into_iter().collect();
+    uuids.sort();
+    uuids
+}
+
+/// Records Apple's answer for each device of `batch` (indexes into `plans`), and counts it.
+fn apply_answers(
+    summary: &mut PassSummary,
+    plans: &mut [(Plan, Option<AssignmentRecord>)],
+    batch: &[usize],
+    answer: &guardmdm_abm::AssignProfileResponse,
+    now: time::OffsetDateTime,
+) {
+    for &i in batch {
+        let record = &mut plans[i].0.record;
+        let status = answer.devices.get(&record.serial_number);
+        assign_rules::apply_answer(record, status, answer.retry_after_seconds, now);
+        match status {
+            Some(guardmdm_abm::DeviceStatus::Success) => summary.succeeded += 1,
+            Some(guardmdm_abm::DeviceStatus::NotAccessible) => summary.not_accessible += 1,
+            Some(guardmdm_abm::DeviceStatus::Failed) => summary.failed += 1,
+            Some(guardmdm_abm::DeviceStatus::Throttled) => summary.throttled += 1,
+            _ => summary.call_failures += 1,
+        }
+    }
+}
+
+/// Records on each device of `batch` (indexes into `plans`) that its call was not made or
+/// failed, and `why`.
+fn call_failed(
+    summary: &mut PassSummary,
+    plans: &mut [(Plan, Option<AssignmentRecord>)],
+    batch: &[usize],
+    why: &str,
+    now: time::OffsetDateTime,
+) {
+    for &i in batch {
+        assign_rules::apply_call_failure(&mut plans[i].0.record, why, now);
+    }
+    summary.call_failures += batch.len() as u64;
 }
 
 #[cfg(test)]
