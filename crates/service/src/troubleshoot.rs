@@ -26,102 +26,131 @@ pub struct TimelineEvent {
 
 /// Everything recorded about a device, newest first.
 pub fn timeline(detail: &DeviceDetail, commands: &[CommandView]) -> Vec<TimelineEvent> {
-    let mut out = Vec::new();
-    let mut push = |at: Option<OffsetDateTime>, kind: &'static str, what: String| {
-        if let Some(at) = at {
-            out.push(TimelineEvent { at, kind, what });
-        }
-    };
-    let d = &detail.device;
-    let entry = &detail.abm_entry;
-    push(
-        d.device.device_assigned_date,
-        "abm",
-        format!(
-            "Assigned to this MDM server in Apple Business Manager{}",
-            d.device
-                .device_assigned_by
-                .as_deref()
-                .map(|by| format!(" by {by}"))
-                .unwrap_or_default()
-        ),
-    );
-    push(
-        Some(d.first_seen_at),
-        "sync",
-        format!("First synced from ABM entry {entry}"),
-    );
-    if d.updated_at != d.first_seen_at {
-        push(
-            Some(d.updated_at),
-            "sync",
-            format!(
-                "Record last changed by a sync{}",
-                d.device
-                    .op_type
-                    .as_deref()
-                    .map(|op| format!(" (Apple: {op})"))
-                    .unwrap_or_default()
-            ),
-        );
-    }
-    push(
-        d.removed_at,
-        "sync",
-        "Removed from ABM (no longer assigned to this MDM server)".to_string(),
-    );
-    if let Some(a) = &detail.assignment {
-        push(
-            a.attempted_at,
-            "assignment",
-            format!(
-                "GuardMDM sent profile {} to Apple (attempt {}): now {}{}",
-                a.profile.as_deref().unwrap_or("-"),
-                a.attempts,
-                a.state,
-                a.last_error
-                    .as_deref()
-                    .map(|e| format!(": {e}"))
-                    .unwrap_or_default()
-            ),
-        );
-    }
-    push(
-        detail.apple.profile_assign_time,
-        "apple",
-        "Apple recorded the ADE profile for the device".to_string(),
-    );
-    push(
-        detail.apple.profile_push_time,
-        "apple",
-        "The device downloaded its ADE profile".to_string(),
-    );
-    if let Some(e) = &detail.enrollment {
-        push(
-            e.enrolled_at,
-            "enrollment",
-            "Enrolled in GuardMDM (first TokenUpdate)".to_string(),
-        );
-        push(
-            Some(e.last_seen_at),
-            "enrollment",
-            format!("Last MDM request (status {})", e.status),
-        );
-    }
-    for c in commands {
-        push(
-            Some(c.created_at),
-            "command",
-            format!("Command {} queued by {}", c.request_type, c.created_by),
-        );
-        push(
-            c.completed_at,
-            "command",
-            format!("Command {} answered: {}", c.request_type, c.status),
-        );
-    }
+    let mut events = Events::default();
+    events.abm_record(detail);
+    events.assignment(detail);
+    events.enrollment(detail);
+    events.commands(commands);
+    let mut out = events.0;
     out.sort_by_key(|e| std::cmp::Reverse(e.at));
     out
+}
+
+/// A timeline being gathered, in the order events are found (sorted at the end).
+#[derive(Default)]
+struct Events(Vec<TimelineEvent>);
+
+impl Events {
+    /// Adds an event that happened (`at` is known).
+    fn push(&mut self, at: Option<OffsetDateTime>, kind: &'static str, what: String) {
+        if let Some(at) = at {
+            self.0.push(TimelineEvent { at, kind, what });
+        }
+    }
+
+    /// The ABM record: assigned in ABM, first synced, last changed, removed.
+    fn abm_record(&mut self, detail: &DeviceDetail) {
+        let d = &detail.device;
+        let entry = &detail.abm_entry;
+        self.push(
+            d.device.device_assigned_date,
+            "abm",
+            format!(
+                "Assigned to this MDM server in Apple Business Manager{}",
+                d.device
+                    .device_assigned_by
+                    .as_deref()
+                    .map(|by| format!(" by {by}"))
+                    .unwrap_or_default()
+            ),
+        );
+        self.push(
+            Some(d.first_seen_at),
+            "sync",
+            format!("First synced from ABM entry {entry}"),
+        );
+        if d.updated_at != d.first_seen_at {
+            self.push(
+                Some(d.updated_at),
+                "sync",
+                format!(
+                    "Record last changed by a sync{}",
+                    d.device
+                        .op_type
+                        .as_deref()
+                        .map(|op| format!(" (Apple: {op})"))
+                        .unwrap_or_default()
+                ),
+            );
+        }
+        self.push(
+            d.removed_at,
+            "sync",
+            "Removed from ABM (no longer assigned to this MDM server)".to_string(),
+        );
+    }
+
+    /// The profile: GuardMDM's last send, and what Apple recorded.
+    fn assignment(&mut self, detail: &DeviceDetail) {
+        if let Some(a) = &detail.assignment {
+            self.push(
+                a.attempted_at,
+                "assignment",
+                format!(
+                    "GuardMDM sent profile {} to Apple (attempt {}): now {}{}",
+                    a.profile.as_deref().unwrap_or("-"),
+                    a.attempts,
+                    a.state,
+                    a.last_error
+                        .as_deref()
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default()
+                ),
+            );
+        }
+        self.push(
+            detail.apple.profile_assign_time,
+            "apple",
+            "Apple recorded the ADE profile for the device".to_string(),
+        );
+        self.push(
+            detail.apple.profile_push_time,
+            "apple",
+            "The device downloaded its ADE profile".to_string(),
+        );
+    }
+
+    /// The MDM enrollment: when it enrolled, when it was last heard from.
+    fn enrollment(&mut self, detail: &DeviceDetail) {
+        if let Some(e) = &detail.enrollment {
+            self.push(
+                e.enrolled_at,
+                "enrollment",
+                "Enrolled in GuardMDM (first TokenUpdate)".to_string(),
+            );
+            self.push(
+                Some(e.last_seen_at),
+                "enrollment",
+                format!("Last MDM request (status {})", e.status),
+            );
+        }
+    }
+
+    /// Each command: queued, answered.
+    fn commands(&mut self, commands: &[CommandView]) {
+        for c in commands {
+            self.push(
+                Some(c.created_at),
+                "command",
+                format!("Command {} queued by {}", c.request_type, c.created_by),
+            );
+            self.push(
+                c.completed_at,
+                "command",
+                format!("Command {} answered: {}", c.request_type, c.status),
+            );
+        }
+    }
 }
 
 /// A row of the troubleshooting table (`docs/architecture.md` §10), applied to one device.
