@@ -398,10 +398,7 @@ impl<S: ?Sized + AbmEntryStore + DeviceSyncStore> AbmEntryService<S> {
             )));
         }
         let entry = self.load(name).await?;
-        let private_key = self
-            .secrets
-            .open_str(&entry.sealed_private_key, &private_key_context(entry.id))?;
-        let tokens = decrypt_server_token(file, &entry.certificate_pem, &private_key)?;
+        let tokens = self.open_upload(&entry, file)?;
         let now = guardmdm_store::now();
         if tokens.access_token_expiry <= now {
             return Err(ServiceError::TokenExpired {
@@ -410,15 +407,8 @@ impl<S: ?Sized + AbmEntryStore + DeviceSyncStore> AbmEntryService<S> {
         }
         let renewal = entry.server_token.is_some();
         let (account, problem) = self.check_account(&entry, &tokens, force, now).await?;
-        if let (Some(existing), false) = (&entry.server_token, force) {
-            let installed = self.open_tokens(entry.id, &existing.sealed_token)?;
-            if installed.consumer_key.expose_secret() != tokens.consumer_key.expose_secret() {
-                return Err(ServiceError::Conflict(format!(
-                    "this server token belongs to a different MDM server in Apple Business Manager \
-                     (its consumer_key differs from the token installed in {name:?}); upload it \
-                     to the entry of that server, or pass --force to replace the token anyway"
-                )));
-            }
+        if !force {
+            self.check_same_server(name, &entry, &tokens)?;
         }
         let sealed_token = self
             .secrets
@@ -428,23 +418,7 @@ impl<S: ?Sized + AbmEntryStore + DeviceSyncStore> AbmEntryService<S> {
             expires_at: tokens.access_token_expiry,
             uploaded_at: now,
         };
-        let action = if renewal {
-            "abm_token.renew"
-        } else {
-            "abm_token.upload"
-        };
-        let audit = audit(
-            actor,
-            action,
-            name,
-            now,
-            serde_json::json!({
-                "expires_at": rfc3339(tokens.access_token_expiry),
-                "forced": force,
-                "server_uuid": account.as_ref().map(|a| a.server_uuid.clone()),
-                "server_name": account.as_ref().map(|a| a.server_name.clone()),
-            }),
-        );
+        let audit = upload_audit(actor, name, renewal, force, &tokens, account.as_ref(), now);
         let stored = self
             .store
             .store_server_token(name, &record, account.as_ref(), &audit)
@@ -470,6 +444,40 @@ impl<S: ?Sized + AbmEntryStore + DeviceSyncStore> AbmEntryService<S> {
             "ABM server token installed"
         );
         Ok(AbmEntryView::from_entry(&stored, now))
+    }
+
+    /// The tokens in an uploaded `*_smime.p7m` file, decrypted with the entry's key.
+    fn open_upload(&self, entry: &AbmEntry, file: &[u8]) -> Result<DepTokens, ServiceError> {
+        let private_key = self
+            .secrets
+            .open_str(&entry.sealed_private_key, &private_key_context(entry.id))?;
+        Ok(decrypt_server_token(
+            file,
+            &entry.certificate_pem,
+            &private_key,
+        )?)
+    }
+
+    /// Refuses a token of another ABM MDM server than the one installed (their
+    /// `consumer_key`s differ); any token is accepted while none is installed.
+    fn check_same_server(
+        &self,
+        name: &str,
+        entry: &AbmEntry,
+        tokens: &DepTokens,
+    ) -> Result<(), ServiceError> {
+        let Some(existing) = &entry.server_token else {
+            return Ok(());
+        };
+        let installed = self.open_tokens(entry.id, &existing.sealed_token)?;
+        if installed.consumer_key.expose_secret() != tokens.consumer_key.expose_secret() {
+            return Err(ServiceError::Conflict(format!(
+                "this server token belongs to a different MDM server in Apple Business Manager \
+                 (its consumer_key differs from the token installed in {name:?}); upload it \
+                 to the entry of that server, or pass --force to replace the token anyway"
+            )));
+        }
+        Ok(())
     }
 
     /// Asks Apple's `/account` which MDM server a freshly decrypted token belongs to.
@@ -607,6 +615,35 @@ impl<S: ?Sized + AbmEntryStore + DeviceSyncStore> AbmEntryService<S> {
             .await
             .map_err(|e| not_found(e, name))
     }
+}
+
+/// The audit event of a server token upload (a renewal when one was installed).
+fn upload_audit(
+    actor: &Actor,
+    name: &str,
+    renewal: bool,
+    force: bool,
+    tokens: &DepTokens,
+    account: Option<&AbmAccount>,
+    now: OffsetDateTime,
+) -> NewAuditEvent {
+    let action = if renewal {
+        "abm_token.renew"
+    } else {
+        "abm_token.upload"
+    };
+    audit(
+        actor,
+        action,
+        name,
+        now,
+        serde_json::json!({
+            "expires_at": rfc3339(tokens.access_token_expiry),
+            "forced": force,
+            "server_uuid": account.map(|a| a.server_uuid.clone()),
+            "server_name": account.map(|a| a.server_name.clone()),
+        }),
+    )
 }
 
 fn not_found(err: StoreError, name: &str) -> ServiceError {

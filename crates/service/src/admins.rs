@@ -453,6 +453,29 @@ impl<S: ?Sized + AdminStore + 'static> AdminService<S> {
             }
         };
         let admin = self.store.find_admin(name).await?;
+        let matches = self
+            .check_password(name, client, attempt, admin.as_ref(), password)
+            .await?;
+        let Some(admin) = admin.filter(|_| matches) else {
+            // The reservation stays: it is this failure.
+            tracing::info!(admin = %name, client, "sign-in failed");
+            return Err(SignInError::WrongCredentials);
+        };
+        self.open_session(&admin, attempt, client, window_start)
+            .await
+    }
+
+    /// Checks `password` against `admin`'s (against a decoy for an unknown name, so both take
+    /// as long) once a password check is free. When none frees up in time, the reserved
+    /// `attempt` is withdrawn and counts for nobody.
+    async fn check_password(
+        &self,
+        name: &str,
+        client: &str,
+        attempt: i64,
+        admin: Option<&guardmdm_store::Admin>,
+        password: SecretString,
+    ) -> Result<bool, SignInError> {
         let Ok(Ok(permit)) =
             tokio::time::timeout(self.check_wait, self.checks.permits.clone().acquire_owned())
                 .await
@@ -464,7 +487,7 @@ impl<S: ?Sized + AdminStore + 'static> AdminService<S> {
                 retry_after: self.check_wait,
             });
         };
-        let stored = admin.as_ref().map(|a| a.password_hash.clone());
+        let stored = admin.map(|a| a.password_hash.clone());
         let decoy = self.decoy.clone();
         let matches = blocking(&self.checks, permit, move || {
             let stored = match stored {
@@ -475,11 +498,19 @@ impl<S: ?Sized + AdminStore + 'static> AdminService<S> {
         })
         .await?
         .map_err(internal)?;
-        let Some(admin) = admin.filter(|_| matches) else {
-            // The reservation stays: it is this failure.
-            tracing::info!(admin = %name, client, "sign-in failed");
-            return Err(SignInError::WrongCredentials);
-        };
+        Ok(matches)
+    }
+
+    /// Opens the session of `admin`, signed in with `attempt` from `client` (the attempt's
+    /// reservation goes with it), and purges what expired: sessions, and failures older than
+    /// `window_start`.
+    async fn open_session(
+        &self,
+        admin: &guardmdm_store::Admin,
+        attempt: i64,
+        client: &str,
+        window_start: OffsetDateTime,
+    ) -> Result<SignedIn, SignInError> {
         // The session starts now, after the check (which may have waited for its turn).
         let now = guardmdm_store::now();
         let token = api_token::random_token().map_err(|e| internal(e.into()))?;
@@ -512,7 +543,7 @@ impl<S: ?Sized + AdminStore + 'static> AdminService<S> {
         tracing::info!(admin = %admin.name, client, "signed in");
         Ok(SignedIn {
             token,
-            admin: admin.name,
+            admin: admin.name.clone(),
             expires_at: session.expires_at,
         })
     }

@@ -54,24 +54,7 @@ pub fn plan(
     prior: Option<&AssignmentRecord>,
     now: OffsetDateTime,
 ) -> Plan {
-    let serial = &device.device.serial_number;
-    let mut record = prior.cloned().unwrap_or_else(|| AssignmentRecord {
-        serial_number: serial.clone(),
-        profile_id: None,
-        profile_version: None,
-        rule: RuleRef::None,
-        state: AssignState::Pending,
-        apple_uuid: None,
-        attempted_at: None,
-        retry_at: None,
-        attempts: 0,
-        last_error: None,
-        updated_at: now,
-    });
-    record.profile_id = resolution.profile_id;
-    record.profile_version = resolution.profile_version;
-    record.rule = resolution.rule.clone();
-
+    let mut record = resolved_record(device, resolution, prior, now);
     let Some(_) = resolution.profile_id else {
         record.state = AssignState::Unassigned;
         record.retry_at = None;
@@ -90,7 +73,47 @@ pub fn plan(
             send: false,
         };
     };
+    plan_send(device, record, prior, target, now)
+}
 
+/// The device's record (its prior one, or a new pending one) with the profile, version and
+/// rule of `resolution`.
+fn resolved_record(
+    device: &StoredAbmDevice,
+    resolution: &Resolution,
+    prior: Option<&AssignmentRecord>,
+    now: OffsetDateTime,
+) -> AssignmentRecord {
+    let serial = &device.device.serial_number;
+    let mut record = prior.cloned().unwrap_or_else(|| AssignmentRecord {
+        serial_number: serial.clone(),
+        profile_id: None,
+        profile_version: None,
+        rule: RuleRef::None,
+        state: AssignState::Pending,
+        apple_uuid: None,
+        attempted_at: None,
+        retry_at: None,
+        attempts: 0,
+        last_error: None,
+        updated_at: now,
+    });
+    record.profile_id = resolution.profile_id;
+    record.profile_version = resolution.profile_version;
+    record.rule = resolution.rule.clone();
+    record
+}
+
+/// [`plan`] for a device whose profile Apple knows as `target`: rest while a cooldown or
+/// throttle runs, adopt what Apple reports when it has the target, leave a settled device
+/// alone, and otherwise send.
+fn plan_send(
+    device: &StoredAbmDevice,
+    mut record: AssignmentRecord,
+    prior: Option<&AssignmentRecord>,
+    target: &str,
+    now: OffsetDateTime,
+) -> Plan {
     let prior_state = prior.map(|p| p.state);
     let same_target = prior
         .and_then(|p| p.apple_uuid.as_deref())

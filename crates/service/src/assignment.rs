@@ -94,6 +94,41 @@ impl<S: ?Sized> Clone for Assigner<S> {
     }
 }
 
+/// Whether a pass starting at `started` over configuration `generation` can be incremental,
+/// given the entry's `last` pass: the filter that finds the devices it looks at (those changed
+/// since the last pass, and those due again), or `None` for a full pass (the configuration
+/// changed since, or the last full pass is [`FULL_PASS_EVERY`] old); and when the last full
+/// pass started.
+fn incremental_filter(
+    last: Option<&AssignmentPass>,
+    generation: i64,
+    started: time::OffsetDateTime,
+) -> (
+    Option<guardmdm_store::InputFilter>,
+    Option<time::OffsetDateTime>,
+) {
+    let last_summary: Option<PassSummary> =
+        last.and_then(|p| serde_json::from_value(p.summary.clone()).ok());
+    let last_full_at = last_summary.as_ref().and_then(|s| s.last_full_at);
+    let only = match (last, last_full_at) {
+        (Some(last), Some(full_at))
+            if last.generation == generation && started - full_at < FULL_PASS_EVERY =>
+        {
+            Some(guardmdm_store::InputFilter {
+                changed_after: assign_rules::incremental_since(
+                    last_summary.as_ref().and_then(|s| s.started_at),
+                    last.finished_at,
+                    last.error.is_some(),
+                    CLOCK_MARGIN,
+                ),
+                due_by: started,
+            })
+        }
+        _ => None,
+    };
+    (only, last_full_at)
+}
+
 /// The Apple side of one pass: a client, or why there is none.
 pub(crate) enum AppleSide<'a> {
     /// Send with this client.
@@ -198,26 +233,7 @@ where
             .collect();
         let started = guardmdm_store::now();
         let last = self.store.last_assignment_pass(entry.id).await?;
-        let last_summary: Option<PassSummary> = last
-            .as_ref()
-            .and_then(|p| serde_json::from_value(p.summary.clone()).ok());
-        let last_full_at = last_summary.as_ref().and_then(|s| s.last_full_at);
-        let only = match (&last, last_full_at) {
-            (Some(last), Some(full_at))
-                if last.generation == config.generation && started - full_at < FULL_PASS_EVERY =>
-            {
-                Some(guardmdm_store::InputFilter {
-                    changed_after: assign_rules::incremental_since(
-                        last_summary.as_ref().and_then(|s| s.started_at),
-                        last.finished_at,
-                        last.error.is_some(),
-                        CLOCK_MARGIN,
-                    ),
-                    due_by: started,
-                })
-            }
-            _ => None,
-        };
+        let (only, last_full_at) = incremental_filter(last.as_ref(), config.generation, started);
         let mut state = PassState {
             entry,
             apple,
@@ -237,9 +253,22 @@ where
             },
             stop: None,
         };
-        // An incremental pass looks only at the devices its filter finds (through indexes);
-        // a full one walks every present device.
-        let candidates = match &only {
+        self.walk(&mut state, only.as_ref(), holder).await?;
+        self.finish(&state, config.generation).await
+    }
+
+    /// Works through the pass's devices chunk by chunk, renewing the lease between chunks
+    /// (a lost lease stops the pass, recorded in `state.stop`). An incremental pass (`only`)
+    /// looks only at the devices its filter finds (through indexes); a full one walks every
+    /// present device.
+    async fn walk(
+        &self,
+        state: &mut PassState<'_>,
+        only: Option<&guardmdm_store::InputFilter>,
+        holder: &str,
+    ) -> Result<(), ServiceError> {
+        let entry = state.entry;
+        let candidates = match only {
             Some(filter) => Some(self.store.assignment_candidates(entry.id, filter).await?),
             None => None,
         };
@@ -269,15 +298,26 @@ where
                     None => Ok(Vec::new()),
                 }
             };
-            let (done, read) = tokio::join!(self.chunk(&mut state, inputs), read);
+            let (done, read) = tokio::join!(self.chunk(state, inputs), read);
             done?;
             inputs = read?;
         }
+        Ok(())
+    }
+
+    /// Ends a pass that applied `generation`: marks the records of devices that left ABM
+    /// removed and records the pass with its summary.
+    async fn finish(
+        &self,
+        state: &PassState<'_>,
+        generation: i64,
+    ) -> Result<AssignmentPass, ServiceError> {
+        let entry = state.entry;
         let now = guardmdm_store::now();
         self.store.mark_removed_assignments(entry.id, now).await?;
         let pass = AssignmentPass {
             entry_id: entry.id,
-            generation: config.generation,
+            generation,
             finished_at: now,
             summary: serde_json::to_value(&state.summary).unwrap_or_default(),
             error: state.stop.clone(),
@@ -454,26 +494,13 @@ where
         plans: &mut [(Plan, Option<AssignmentRecord>)],
         now: time::OffsetDateTime,
     ) -> Result<(), ServiceError> {
-        let mut by_uuid: HashMap<String, Vec<usize>> = HashMap::new();
-        for (i, (plan, _)) in plans.iter().enumerate() {
-            if plan.send
-                && let Some(uuid) = &plan.record.apple_uuid
-            {
-                by_uuid.entry(uuid.clone()).or_default().push(i);
-            }
-        }
-        let mut uuids: Vec<_> = by_uuid.into_iter().collect();
-        uuids.sort();
-        for (uuid, indexes) in uuids {
+        for (uuid, indexes) in to_send(plans) {
             for batch in indexes.chunks(guardmdm_abm::MAX_SERIALS_PER_CALL) {
                 let client = match (&state.apple, &state.stop) {
                     (AppleSide::Client(c), None) => *c,
                     (AppleSide::Unavailable(why), _) | (_, Some(why)) => {
                         let why = why.clone();
-                        for &i in batch {
-                            assign_rules::apply_call_failure(&mut plans[i].0.record, &why, now);
-                        }
-                        state.summary.call_failures += batch.len() as u64;
+                        call_failed(&mut state.summary, plans, batch, &why, now);
                         continue;
                     }
                 };
@@ -492,39 +519,9 @@ where
                     answer = client.assign_profile(&new_uuid, &serials).await;
                 }
                 match answer {
-                    Ok(answer) => {
-                        for &i in batch {
-                            let record = &mut plans[i].0.record;
-                            let status = answer.devices.get(&record.serial_number);
-                            assign_rules::apply_answer(
-                                record,
-                                status,
-                                answer.retry_after_seconds,
-                                now,
-                            );
-                            match status {
-                                Some(guardmdm_abm::DeviceStatus::Success) => {
-                                    state.summary.succeeded += 1;
-                                }
-                                Some(guardmdm_abm::DeviceStatus::NotAccessible) => {
-                                    state.summary.not_accessible += 1;
-                                }
-                                Some(guardmdm_abm::DeviceStatus::Failed) => {
-                                    state.summary.failed += 1;
-                                }
-                                Some(guardmdm_abm::DeviceStatus::Throttled) => {
-                                    state.summary.throttled += 1;
-                                }
-                                _ => state.summary.call_failures += 1,
-                            }
-                        }
-                    }
+                    Ok(answer) => apply_answers(&mut state.summary, plans, batch, &answer, now),
                     Err(e) => {
-                        let text = e.to_string();
-                        for &i in batch {
-                            assign_rules::apply_call_failure(&mut plans[i].0.record, &text, now);
-                        }
-                        state.summary.call_failures += batch.len() as u64;
+                        call_failed(&mut state.summary, plans, batch, &e.to_string(), now);
                         self.stop_on(state, &e).await;
                         tracing::warn!(abm_entry = %state.entry.name, error = %e, "profile assignment call failed");
                     }
@@ -569,6 +566,59 @@ where
             state.stop = Some(format!("Apple is not answering: {error}"));
         }
     }
+}
+
+/// The planned devices to send, as indexes into `plans` grouped by the `profile_uuid` they
+/// get, in the order of the UUIDs.
+fn to_send(plans: &[(Plan, Option<AssignmentRecord>)]) -> Vec<(String, Vec<usize>)> {
+    let mut by_uuid: HashMap<String, Vec<usize>> = HashMap::new();
+    for (i, (plan, _)) in plans.iter().enumerate() {
+        if plan.send
+            && let Some(uuid) = &plan.record.apple_uuid
+        {
+            by_uuid.entry(uuid.clone()).or_default().push(i);
+        }
+    }
+    let mut uuids: Vec<_> = by_uuid.into_iter().collect();
+    uuids.sort();
+    uuids
+}
+
+/// Records Apple's answer for each device of `batch` (indexes into `plans`), and counts it.
+fn apply_answers(
+    summary: &mut PassSummary,
+    plans: &mut [(Plan, Option<AssignmentRecord>)],
+    batch: &[usize],
+    answer: &guardmdm_abm::AssignProfileResponse,
+    now: time::OffsetDateTime,
+) {
+    for &i in batch {
+        let record = &mut plans[i].0.record;
+        let status = answer.devices.get(&record.serial_number);
+        assign_rules::apply_answer(record, status, answer.retry_after_seconds, now);
+        match status {
+            Some(guardmdm_abm::DeviceStatus::Success) => summary.succeeded += 1,
+            Some(guardmdm_abm::DeviceStatus::NotAccessible) => summary.not_accessible += 1,
+            Some(guardmdm_abm::DeviceStatus::Failed) => summary.failed += 1,
+            Some(guardmdm_abm::DeviceStatus::Throttled) => summary.throttled += 1,
+            _ => summary.call_failures += 1,
+        }
+    }
+}
+
+/// Records on each device of `batch` (indexes into `plans`) that its call was not made or
+/// failed, and `why`.
+fn call_failed(
+    summary: &mut PassSummary,
+    plans: &mut [(Plan, Option<AssignmentRecord>)],
+    batch: &[usize],
+    why: &str,
+    now: time::OffsetDateTime,
+) {
+    for &i in batch {
+        assign_rules::apply_call_failure(&mut plans[i].0.record, why, now);
+    }
+    summary.call_failures += batch.len() as u64;
 }
 
 #[cfg(test)]

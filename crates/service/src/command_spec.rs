@@ -49,67 +49,25 @@ impl CommandSpec {
     /// An unknown `request_type`, a missing option the type needs, an option it does not
     /// take, or a payload that is not base64.
     pub fn to_request(&self) -> Result<CommandRequest, String> {
-        let unused = |allowed: &[&str]| -> Result<(), String> {
-            let given = [
-                ("queries", self.queries.is_some()),
-                ("payload_base64", self.payload_base64.is_some()),
-                ("identifier", self.identifier.is_some()),
-                ("pin", self.pin.is_some()),
-                ("message", self.message.is_some()),
-            ];
-            match given
-                .iter()
-                .find(|(key, set)| *set && !allowed.contains(key))
-            {
-                Some((key, _)) => Err(format!("{} does not take {key}", self.request_type)),
-                None => Ok(()),
-            }
-        };
         Ok(match self.request_type.as_str() {
             "DeviceInformation" => {
-                unused(&["queries"])?;
-                match &self.queries {
-                    Some(q) if q.is_empty() || q.iter().any(|k| k.trim().is_empty()) => {
-                        return Err(
-                            "DeviceInformation queries must be non-empty query names".to_string()
-                        );
-                    }
-                    Some(q) => CommandRequest::device_information_with(q.clone()),
-                    None => CommandRequest::device_information(),
-                }
+                self.only_takes(&["queries"])?;
+                self.device_information()?
             }
             "ProfileList" => {
-                unused(&[])?;
+                self.only_takes(&[])?;
                 CommandRequest::ProfileList
             }
             "InstallProfile" => {
-                unused(&["payload_base64"])?;
-                let payload = self
-                    .payload_base64
-                    .as_deref()
-                    .ok_or("InstallProfile needs payload_base64 (the .mobileconfig, base64)")?;
-                let bytes = base64::engine::general_purpose::STANDARD
-                    .decode(payload.trim())
-                    .map_err(|e| format!("payload_base64 is not base64: {e}"))?;
-                if bytes.is_empty() {
-                    return Err("payload_base64 is empty".to_string());
-                }
-                CommandRequest::install_profile(bytes)
+                self.only_takes(&["payload_base64"])?;
+                self.install_profile()?
             }
             "RemoveProfile" => {
-                unused(&["identifier"])?;
-                match self.identifier.as_deref().map(str::trim) {
-                    Some(id) if !id.is_empty() => CommandRequest::remove_profile(id.to_string()),
-                    _ => {
-                        return Err(
-                            "RemoveProfile needs identifier (the profile's PayloadIdentifier)"
-                                .to_string(),
-                        );
-                    }
-                }
+                self.only_takes(&["identifier"])?;
+                self.remove_profile()?
             }
             "DeviceLock" => {
-                unused(&["pin", "message"])?;
+                self.only_takes(&["pin", "message"])?;
                 CommandRequest::DeviceLock(DeviceLock {
                     pin: self.pin.clone(),
                     message: self.message.clone(),
@@ -117,14 +75,14 @@ impl CommandSpec {
                 })
             }
             "EraseDevice" => {
-                unused(&["pin"])?;
+                self.only_takes(&["pin"])?;
                 CommandRequest::EraseDevice(EraseDevice {
                     pin: self.pin.clone(),
                     ..Default::default()
                 })
             }
             "DeviceConfigured" => {
-                unused(&[])?;
+                self.only_takes(&[])?;
                 CommandRequest::DeviceConfigured
             }
             other => {
@@ -134,6 +92,60 @@ impl CommandSpec {
                 ));
             }
         })
+    }
+
+    /// Refuses an option the request type does not take (the first given outside `allowed`).
+    fn only_takes(&self, allowed: &[&str]) -> Result<(), String> {
+        let given = [
+            ("queries", self.queries.is_some()),
+            ("payload_base64", self.payload_base64.is_some()),
+            ("identifier", self.identifier.is_some()),
+            ("pin", self.pin.is_some()),
+            ("message", self.message.is_some()),
+        ];
+        match given
+            .iter()
+            .find(|(key, set)| *set && !allowed.contains(key))
+        {
+            Some((key, _)) => Err(format!("{} does not take {key}", self.request_type)),
+            None => Ok(()),
+        }
+    }
+
+    /// DeviceInformation with the queries given (non-empty names), or the standard set.
+    fn device_information(&self) -> Result<CommandRequest, String> {
+        match &self.queries {
+            Some(q) if q.is_empty() || q.iter().any(|k| k.trim().is_empty()) => {
+                Err("DeviceInformation queries must be non-empty query names".to_string())
+            }
+            Some(q) => Ok(CommandRequest::device_information_with(q.clone())),
+            None => Ok(CommandRequest::device_information()),
+        }
+    }
+
+    /// InstallProfile with the decoded, non-empty `payload_base64`.
+    fn install_profile(&self) -> Result<CommandRequest, String> {
+        let payload = self
+            .payload_base64
+            .as_deref()
+            .ok_or("InstallProfile needs payload_base64 (the .mobileconfig, base64)")?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(payload.trim())
+            .map_err(|e| format!("payload_base64 is not base64: {e}"))?;
+        if bytes.is_empty() {
+            return Err("payload_base64 is empty".to_string());
+        }
+        Ok(CommandRequest::install_profile(bytes))
+    }
+
+    /// RemoveProfile of the non-blank `identifier`.
+    fn remove_profile(&self) -> Result<CommandRequest, String> {
+        match self.identifier.as_deref().map(str::trim) {
+            Some(id) if !id.is_empty() => Ok(CommandRequest::remove_profile(id.to_string())),
+            _ => {
+                Err("RemoveProfile needs identifier (the profile's PayloadIdentifier)".to_string())
+            }
+        }
     }
 }
 

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use guardmdm_store::{
-    AbmEntryStore, AssignmentConfigStore, AssignmentStateStore, DeviceSyncStore, MdmStore,
-    ProfileId, Store, StoredAbmDevice,
+    AbmDevice, AbmEntryStore, AssignmentConfigStore, AssignmentStateStore, DeviceSyncStore,
+    EntryId, GroupId, MdmStore, ProfileId, Store, StoredAbmDevice,
 };
 
 use crate::ServiceError;
@@ -123,20 +123,7 @@ where
             .collect();
         let entries = entry_names(self.store.as_ref()).await?;
         let explicit = self.store.device_profile(&serial).await?;
-        let enrollment = self
-            .store
-            .list_enrollments(&guardmdm_store::EnrollmentQuery {
-                serial_number: Some(serial.clone()),
-                limit: 1,
-                ..guardmdm_store::EnrollmentQuery::default()
-            })
-            .await?
-            .into_iter()
-            .next()
-            .map(|e| {
-                let push = self.pushes.status(&e.udid);
-                crate::mdm::EnrollmentView::from(e).with_push(push)
-            });
+        let enrollment = self.enrollment(&serial).await?;
         let statics = self.store.groups_of_serial(&serial).await?;
         let mut details = Vec::with_capacity(devices.len());
         for stored in devices {
@@ -144,33 +131,8 @@ where
             let d = &stored.device;
             let facts = DeviceFacts::new(d, &entry);
             let resolution = resolver.resolve(&facts, explicit, &statics);
-            let groups = resolver
-                .groups()
-                .iter()
-                .filter(|g| match &g.membership {
-                    Membership::Static => statics.contains(&g.id),
-                    Membership::Smart(rule) => rule.matches(&facts),
-                    Membership::Broken(_) => false,
-                })
-                .map(|g| g.name.clone())
-                .collect();
-            let expected = match resolution.profile_id.zip(resolution.profile_version) {
-                Some((pid, version)) => self
-                    .store
-                    .entry_profile_definitions(stored.entry_id)
-                    .await?
-                    .into_iter()
-                    .find(|def| def.profile_id == pid && def.version == version)
-                    .map(|def| def.apple_uuid),
-                None => None,
-            };
-            let up_to_date = match (&expected, &d.profile_uuid) {
-                (Some(e), Some(a)) => {
-                    e.eq_ignore_ascii_case(a)
-                        && matches!(d.profile_status.as_deref(), Some("assigned" | "pushed"))
-                }
-                _ => false,
-            };
+            let groups = groups_of(&resolver, &facts, &statics);
+            let expected = self.expected_uuid(stored.entry_id, &resolution).await?;
             let record = self
                 .store
                 .assignments(stored.entry_id, std::slice::from_ref(&serial))
@@ -185,14 +147,7 @@ where
                     "assigned"
                 }
                 .to_string(),
-                apple: AppleView {
-                    profile_status: d.profile_status.clone(),
-                    profile_uuid: d.profile_uuid.clone(),
-                    profile_assign_time: d.profile_assign_time,
-                    profile_push_time: d.profile_push_time,
-                    expected_profile_uuid: expected,
-                    up_to_date,
-                },
+                apple: AppleView::new(d, expected),
                 explicit_profile: explicit.and_then(|id| names.get(&id).cloned()),
                 groups,
                 resolution,
@@ -203,4 +158,81 @@ where
         }
         Ok(details)
     }
+
+    /// The serial's MDM enrollment, with its push state, once it enrolled.
+    async fn enrollment(
+        &self,
+        serial: &str,
+    ) -> Result<Option<crate::mdm::EnrollmentView>, ServiceError> {
+        Ok(self
+            .store
+            .list_enrollments(&guardmdm_store::EnrollmentQuery {
+                serial_number: Some(serial.to_string()),
+                limit: 1,
+                ..guardmdm_store::EnrollmentQuery::default()
+            })
+            .await?
+            .into_iter()
+            .next()
+            .map(|e| {
+                let push = self.pushes.status(&e.udid);
+                crate::mdm::EnrollmentView::from(e).with_push(push)
+            }))
+    }
+
+    /// Apple's UUID for the resolved profile's version in the entry, once defined there.
+    async fn expected_uuid(
+        &self,
+        entry_id: EntryId,
+        resolution: &Resolution,
+    ) -> Result<Option<String>, ServiceError> {
+        Ok(
+            match resolution.profile_id.zip(resolution.profile_version) {
+                Some((pid, version)) => self
+                    .store
+                    .entry_profile_definitions(entry_id)
+                    .await?
+                    .into_iter()
+                    .find(|def| def.profile_id == pid && def.version == version)
+                    .map(|def| def.apple_uuid),
+                None => None,
+            },
+        )
+    }
+}
+
+impl AppleView {
+    /// What Apple reports about `d`, compared with the profile it should have (`expected`,
+    /// Apple's UUID for it).
+    fn new(d: &AbmDevice, expected: Option<String>) -> Self {
+        let up_to_date = match (&expected, &d.profile_uuid) {
+            (Some(e), Some(a)) => {
+                e.eq_ignore_ascii_case(a)
+                    && matches!(d.profile_status.as_deref(), Some("assigned" | "pushed"))
+            }
+            _ => false,
+        };
+        Self {
+            profile_status: d.profile_status.clone(),
+            profile_uuid: d.profile_uuid.clone(),
+            profile_assign_time: d.profile_assign_time,
+            profile_push_time: d.profile_push_time,
+            expected_profile_uuid: expected,
+            up_to_date,
+        }
+    }
+}
+
+/// The groups a device belongs to: static membership, or a smart group's rule it matches.
+fn groups_of(resolver: &Resolver, facts: &DeviceFacts<'_>, statics: &[GroupId]) -> Vec<String> {
+    resolver
+        .groups()
+        .iter()
+        .filter(|g| match &g.membership {
+            Membership::Static => statics.contains(&g.id),
+            Membership::Smart(rule) => rule.matches(facts),
+            Membership::Broken(_) => false,
+        })
+        .map(|g| g.name.clone())
+        .collect()
 }

@@ -180,7 +180,33 @@ impl Resolver {
         let mut steps = Vec::new();
         let mut winner: Option<(ProfileId, RuleRef)> = None;
         let mut reasons = Vec::new();
+        self.explicit_step(explicit, &mut steps, &mut winner, &mut reasons);
+        self.group_steps(device, static_groups, &mut steps, &mut winner, &mut reasons);
+        self.default_step(device, &mut steps, &mut winner, &mut reasons);
 
+        let (profile_id, rule) = match winner {
+            Some((id, rule)) => (Some(id), rule),
+            None => (None, RuleRef::None),
+        };
+        let profile = profile_id.and_then(|id| self.profiles.get(&id));
+        Resolution {
+            profile_id,
+            profile: profile.map(|p| p.name.clone()),
+            profile_version: profile.map(|p| p.version),
+            unassigned_reason: (rule == RuleRef::None).then(|| reasons.join(", ")),
+            rule,
+            steps,
+        }
+    }
+
+    /// The device-level rule: the serial's explicit profile wins over everything.
+    fn explicit_step(
+        &self,
+        explicit: Option<ProfileId>,
+        steps: &mut Vec<Step>,
+        winner: &mut Option<(ProfileId, RuleRef)>,
+        reasons: &mut Vec<String>,
+    ) {
         match explicit.and_then(|id| self.profiles.get(&id).map(|p| (id, p))) {
             Some((id, p)) => {
                 steps.push(Step {
@@ -189,7 +215,7 @@ impl Resolver {
                     detail: format!("the serial is assigned profile {:?} explicitly", p.name),
                     profile: Some(p.name.clone()),
                 });
-                winner = Some((id, RuleRef::Device));
+                *winner = Some((id, RuleRef::Device));
             }
             None => {
                 steps.push(Step {
@@ -201,7 +227,18 @@ impl Resolver {
                 reasons.push("no explicit profile".to_string());
             }
         }
+    }
 
+    /// The groups in precedence order: the first the device is a member of (statically, or
+    /// by matching its rule) that assigns a profile wins, unless a rule before them did.
+    fn group_steps(
+        &self,
+        device: &DeviceFacts<'_>,
+        static_groups: &[GroupId],
+        steps: &mut Vec<Step>,
+        winner: &mut Option<(ProfileId, RuleRef)>,
+        reasons: &mut Vec<String>,
+    ) {
         let statics: HashSet<&GroupId> = static_groups.iter().collect();
         let mut member_without_profile = false;
         let mut group_won = false;
@@ -230,7 +267,7 @@ impl Resolver {
             let profile = g
                 .profile_id
                 .and_then(|id| self.profiles.get(&id).map(|p| (id, p)));
-            match (profile, &winner) {
+            match (profile, &*winner) {
                 (None, _) => {
                     member_without_profile = true;
                     steps.push(Step {
@@ -254,7 +291,7 @@ impl Resolver {
                         profile: Some(p.name.clone()),
                     });
                     group_won = true;
-                    winner = Some((
+                    *winner = Some((
                         id,
                         RuleRef::Group {
                             name: g.name.clone(),
@@ -269,22 +306,6 @@ impl Resolver {
             } else {
                 "not in a group with a profile".to_string()
             });
-        }
-
-        self.default_step(device, &mut steps, &mut winner, &mut reasons);
-
-        let (profile_id, rule) = match winner {
-            Some((id, rule)) => (Some(id), rule),
-            None => (None, RuleRef::None),
-        };
-        let profile = profile_id.and_then(|id| self.profiles.get(&id));
-        Resolution {
-            profile_id,
-            profile: profile.map(|p| p.name.clone()),
-            profile_version: profile.map(|p| p.version),
-            unassigned_reason: (rule == RuleRef::None).then(|| reasons.join(", ")),
-            rule,
-            steps,
         }
     }
 

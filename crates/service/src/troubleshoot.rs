@@ -26,102 +26,131 @@ pub struct TimelineEvent {
 
 /// Everything recorded about a device, newest first.
 pub fn timeline(detail: &DeviceDetail, commands: &[CommandView]) -> Vec<TimelineEvent> {
-    let mut out = Vec::new();
-    let mut push = |at: Option<OffsetDateTime>, kind: &'static str, what: String| {
-        if let Some(at) = at {
-            out.push(TimelineEvent { at, kind, what });
-        }
-    };
-    let d = &detail.device;
-    let entry = &detail.abm_entry;
-    push(
-        d.device.device_assigned_date,
-        "abm",
-        format!(
-            "Assigned to this MDM server in Apple Business Manager{}",
-            d.device
-                .device_assigned_by
-                .as_deref()
-                .map(|by| format!(" by {by}"))
-                .unwrap_or_default()
-        ),
-    );
-    push(
-        Some(d.first_seen_at),
-        "sync",
-        format!("First synced from ABM entry {entry}"),
-    );
-    if d.updated_at != d.first_seen_at {
-        push(
-            Some(d.updated_at),
-            "sync",
-            format!(
-                "Record last changed by a sync{}",
-                d.device
-                    .op_type
-                    .as_deref()
-                    .map(|op| format!(" (Apple: {op})"))
-                    .unwrap_or_default()
-            ),
-        );
-    }
-    push(
-        d.removed_at,
-        "sync",
-        "Removed from ABM (no longer assigned to this MDM server)".to_string(),
-    );
-    if let Some(a) = &detail.assignment {
-        push(
-            a.attempted_at,
-            "assignment",
-            format!(
-                "GuardMDM sent profile {} to Apple (attempt {}): now {}{}",
-                a.profile.as_deref().unwrap_or("-"),
-                a.attempts,
-                a.state,
-                a.last_error
-                    .as_deref()
-                    .map(|e| format!(": {e}"))
-                    .unwrap_or_default()
-            ),
-        );
-    }
-    push(
-        detail.apple.profile_assign_time,
-        "apple",
-        "Apple recorded the ADE profile for the device".to_string(),
-    );
-    push(
-        detail.apple.profile_push_time,
-        "apple",
-        "The device downloaded its ADE profile".to_string(),
-    );
-    if let Some(e) = &detail.enrollment {
-        push(
-            e.enrolled_at,
-            "enrollment",
-            "Enrolled in GuardMDM (first TokenUpdate)".to_string(),
-        );
-        push(
-            Some(e.last_seen_at),
-            "enrollment",
-            format!("Last MDM request (status {})", e.status),
-        );
-    }
-    for c in commands {
-        push(
-            Some(c.created_at),
-            "command",
-            format!("Command {} queued by {}", c.request_type, c.created_by),
-        );
-        push(
-            c.completed_at,
-            "command",
-            format!("Command {} answered: {}", c.request_type, c.status),
-        );
-    }
+    let mut events = Events::default();
+    events.abm_record(detail);
+    events.assignment(detail);
+    events.enrollment(detail);
+    events.commands(commands);
+    let mut out = events.0;
     out.sort_by_key(|e| std::cmp::Reverse(e.at));
     out
+}
+
+/// A timeline being gathered, in the order events are found (sorted at the end).
+#[derive(Default)]
+struct Events(Vec<TimelineEvent>);
+
+impl Events {
+    /// Adds an event that happened (`at` is known).
+    fn push(&mut self, at: Option<OffsetDateTime>, kind: &'static str, what: String) {
+        if let Some(at) = at {
+            self.0.push(TimelineEvent { at, kind, what });
+        }
+    }
+
+    /// The ABM record: assigned in ABM, first synced, last changed, removed.
+    fn abm_record(&mut self, detail: &DeviceDetail) {
+        let d = &detail.device;
+        let entry = &detail.abm_entry;
+        self.push(
+            d.device.device_assigned_date,
+            "abm",
+            format!(
+                "Assigned to this MDM server in Apple Business Manager{}",
+                d.device
+                    .device_assigned_by
+                    .as_deref()
+                    .map(|by| format!(" by {by}"))
+                    .unwrap_or_default()
+            ),
+        );
+        self.push(
+            Some(d.first_seen_at),
+            "sync",
+            format!("First synced from ABM entry {entry}"),
+        );
+        if d.updated_at != d.first_seen_at {
+            self.push(
+                Some(d.updated_at),
+                "sync",
+                format!(
+                    "Record last changed by a sync{}",
+                    d.device
+                        .op_type
+                        .as_deref()
+                        .map(|op| format!(" (Apple: {op})"))
+                        .unwrap_or_default()
+                ),
+            );
+        }
+        self.push(
+            d.removed_at,
+            "sync",
+            "Removed from ABM (no longer assigned to this MDM server)".to_string(),
+        );
+    }
+
+    /// The profile: GuardMDM's last send, and what Apple recorded.
+    fn assignment(&mut self, detail: &DeviceDetail) {
+        if let Some(a) = &detail.assignment {
+            self.push(
+                a.attempted_at,
+                "assignment",
+                format!(
+                    "GuardMDM sent profile {} to Apple (attempt {}): now {}{}",
+                    a.profile.as_deref().unwrap_or("-"),
+                    a.attempts,
+                    a.state,
+                    a.last_error
+                        .as_deref()
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default()
+                ),
+            );
+        }
+        self.push(
+            detail.apple.profile_assign_time,
+            "apple",
+            "Apple recorded the ADE profile for the device".to_string(),
+        );
+        self.push(
+            detail.apple.profile_push_time,
+            "apple",
+            "The device downloaded its ADE profile".to_string(),
+        );
+    }
+
+    /// The MDM enrollment: when it enrolled, when it was last heard from.
+    fn enrollment(&mut self, detail: &DeviceDetail) {
+        if let Some(e) = &detail.enrollment {
+            self.push(
+                e.enrolled_at,
+                "enrollment",
+                "Enrolled in GuardMDM (first TokenUpdate)".to_string(),
+            );
+            self.push(
+                Some(e.last_seen_at),
+                "enrollment",
+                format!("Last MDM request (status {})", e.status),
+            );
+        }
+    }
+
+    /// Each command: queued, answered.
+    fn commands(&mut self, commands: &[CommandView]) {
+        for c in commands {
+            self.push(
+                Some(c.created_at),
+                "command",
+                format!("Command {} queued by {}", c.request_type, c.created_by),
+            );
+            self.push(
+                c.completed_at,
+                "command",
+                format!("Command {} answered: {}", c.request_type, c.status),
+            );
+        }
+    }
 }
 
 /// A row of the troubleshooting table (`docs/architecture.md` §10), applied to one device.
@@ -137,32 +166,7 @@ pub struct Hint {
 
 /// The hints that apply to a device, given its ABM entry's token state.
 pub fn hints(detail: &DeviceDetail, token: TokenState) -> Vec<Hint> {
-    let mut out = Vec::new();
-    match token {
-        TokenState::Expired => out.push(Hint {
-            issue: "Devices not appearing in GuardMDM",
-            cause: format!("The server token of ABM entry {} expired", detail.abm_entry),
-            solution: "Regenerate the server token in Apple Business Manager and re-upload it \
-                       under Settings > ABM Integration (or `guardmdm abm token upload`)."
-                .to_string(),
-        }),
-        TokenState::Rejected | TokenState::TermsNotSigned => out.push(Hint {
-            issue: "Sync fails",
-            cause: format!(
-                "Apple refuses the token of ABM entry {} ({})",
-                detail.abm_entry,
-                token.as_str()
-            ),
-            solution: if token == TokenState::TermsNotSigned {
-                "An ABM administrator must accept Apple's new terms at business.apple.com, then \
-                 sync again."
-                    .to_string()
-            } else {
-                "Download a new server token from Apple Business Manager and upload it.".to_string()
-            },
-        }),
-        _ => {}
-    }
+    let mut out: Vec<Hint> = token_hint(detail, token).into_iter().collect();
     if detail.abm_status == "removed" {
         out.push(Hint {
             issue: "Device not enrolling",
@@ -179,31 +183,73 @@ pub fn hints(detail: &DeviceDetail, token: TokenState) -> Vec<Hint> {
         .as_ref()
         .is_some_and(|e| e.status == guardmdm_store::EnrollmentStatus::Enrolled);
     if detail.resolution.profile.is_none() {
-        let os = detail.device.device.os.as_deref().unwrap_or("its OS");
-        out.push(Hint {
-            issue: "Devices stuck in \"Unassigned\"",
-            cause: detail
-                .resolution
-                .unassigned_reason
-                .clone()
-                .unwrap_or_else(|| "No matching default profile".to_string()),
-            solution: format!(
-                "Create an ADE profile and set it as the default for {os} \
-                 (`guardmdm profiles default --os …`), or assign one to the device or a group."
-            ),
-        });
-        if !enrolled {
-            out.push(Hint {
-                issue: "Device not enrolling",
-                cause: "No ADE profile assigned".to_string(),
-                solution: format!("Assign a default profile for {os}."),
-            });
-        }
+        out.extend(unassigned_hints(detail, enrolled));
         return out;
     }
     let state = detail.assignment.as_ref().map(|a| a.state);
+    out.extend(assignment_hint(detail, state));
+    out.extend(delivery_hints(detail, state, enrolled));
+    out
+}
+
+/// The hint for an ABM entry whose token Apple no longer accepts, if it is one.
+fn token_hint(detail: &DeviceDetail, token: TokenState) -> Option<Hint> {
+    match token {
+        TokenState::Expired => Some(Hint {
+            issue: "Devices not appearing in GuardMDM",
+            cause: format!("The server token of ABM entry {} expired", detail.abm_entry),
+            solution: "Regenerate the server token in Apple Business Manager and re-upload it \
+                       under Settings > ABM Integration (or `guardmdm abm token upload`)."
+                .to_string(),
+        }),
+        TokenState::Rejected | TokenState::TermsNotSigned => Some(Hint {
+            issue: "Sync fails",
+            cause: format!(
+                "Apple refuses the token of ABM entry {} ({})",
+                detail.abm_entry,
+                token.as_str()
+            ),
+            solution: if token == TokenState::TermsNotSigned {
+                "An ABM administrator must accept Apple's new terms at business.apple.com, then \
+                 sync again."
+                    .to_string()
+            } else {
+                "Download a new server token from Apple Business Manager and upload it.".to_string()
+            },
+        }),
+        _ => None,
+    }
+}
+
+/// The hints for a device no rule gives a profile.
+fn unassigned_hints(detail: &DeviceDetail, enrolled: bool) -> Vec<Hint> {
+    let os = detail.device.device.os.as_deref().unwrap_or("its OS");
+    let mut out = vec![Hint {
+        issue: "Devices stuck in \"Unassigned\"",
+        cause: detail
+            .resolution
+            .unassigned_reason
+            .clone()
+            .unwrap_or_else(|| "No matching default profile".to_string()),
+        solution: format!(
+            "Create an ADE profile and set it as the default for {os} \
+             (`guardmdm profiles default --os …`), or assign one to the device or a group."
+        ),
+    }];
+    if !enrolled {
+        out.push(Hint {
+            issue: "Device not enrolling",
+            cause: "No ADE profile assigned".to_string(),
+            solution: format!("Assign a default profile for {os}."),
+        });
+    }
+    out
+}
+
+/// The hint for an assignment Apple refused or put off, if it is one.
+fn assignment_hint(detail: &DeviceDetail, state: Option<AssignState>) -> Option<Hint> {
     match state {
-        Some(AssignState::Failed) => out.push(Hint {
+        Some(AssignState::Failed) => Some(Hint {
             issue: "Device not enrolling",
             cause: format!(
                 "Apple refused the profile assignment{}",
@@ -218,19 +264,25 @@ pub fn hints(detail: &DeviceDetail, token: TokenState) -> Vec<Hint> {
                        the device is still assigned to this MDM server in ABM."
                 .to_string(),
         }),
-        Some(AssignState::NotAccessible) => out.push(Hint {
+        Some(AssignState::NotAccessible) => Some(Hint {
             issue: "Device not enrolling",
             cause: "Apple says the device is not on this MDM server".to_string(),
             solution: "Assign the device to GuardMDM's MDM server in Apple Business Manager."
                 .to_string(),
         }),
-        Some(AssignState::Throttled) => out.push(Hint {
+        Some(AssignState::Throttled) => Some(Hint {
             issue: "Device not enrolling",
             cause: "Apple asked GuardMDM to slow down".to_string(),
             solution: "Nothing to do: GuardMDM retries when Apple allows.".to_string(),
         }),
-        _ => {}
+        _ => None,
     }
+}
+
+/// The hints for a profile that did not reach the device: Apple has another one, or the
+/// device has it but never checked in.
+fn delivery_hints(detail: &DeviceDetail, state: Option<AssignState>, enrolled: bool) -> Vec<Hint> {
+    let mut out = Vec::new();
     if matches!(detail.resolution.rule, RuleRef::Default { .. })
         && !detail.apple.up_to_date
         && state.is_some_and(|s| s != AssignState::Pending)

@@ -10,7 +10,9 @@
 //! [`MdmService::connect`] verify the signature over the raw bytes before parsing them.
 
 use guardmdm_crypto::{Certificate, DetachedSignature};
-use guardmdm_mdm_protocol::{CheckinMessage, CommandStatus, parse_checkin, parse_report};
+use guardmdm_mdm_protocol::{
+    Authenticate, CheckinMessage, CommandStatus, TokenUpdate, parse_checkin, parse_report,
+};
 use guardmdm_store::{
     AssignmentConfigStore, AssignmentStateStore, Authenticated, CommandStatus as StoredStatus,
     DeviceSyncStore, Enrollment, EnrollmentStatus, IssuedIdentity, MdmStore, TokenUpdated,
@@ -287,72 +289,8 @@ where
         Self::same_device(identity, message.identity().as_str())?;
         let now = guardmdm_store::now();
         match message {
-            CheckinMessage::Authenticate(auth) => {
-                same_serial(identity, auth.serial_number.as_deref())?;
-                self.check_topic(&auth.topic).await?;
-                let info = serde_json::json!({
-                    "OSVersion": auth.os_version,
-                    "BuildVersion": auth.build_version,
-                    "ProductName": auth.product_name,
-                    "DeviceName": auth.device_name,
-                    "Model": auth.model,
-                    "ModelName": auth.model_name,
-                    "IMEI": auth.imei,
-                    "MEID": auth.meid,
-                });
-                self.store
-                    .record_authenticate(&Authenticated {
-                        udid: identity.udid.clone(),
-                        serial_number: Some(identity.serial_number.clone()),
-                        topic: auth.topic,
-                        identity_fingerprint: Some(identity.fingerprint.clone()),
-                        device_info: info,
-                        at: now,
-                    })
-                    .await?;
-                tracing::info!(udid = %identity.udid, serial = %identity.serial_number, "Authenticate");
-            }
-            CheckinMessage::TokenUpdate(update) => {
-                if update.is_user_channel() {
-                    // GuardMDM manages the device channel only; the user channel's token is
-                    // acknowledged and not used.
-                    return Ok(Vec::new());
-                }
-                self.check_topic(&update.topic).await?;
-                let unlock = match &update.unlock_token {
-                    Some(t) => Some(
-                        self.secrets
-                            .seal(t.expose_secret(), &format!("unlock:{}", identity.udid))
-                            .map_err(MdmError::internal)?,
-                    ),
-                    None => None,
-                };
-                let result = self
-                    .store
-                    .record_token_update(&TokenUpdated {
-                        udid: identity.udid.clone(),
-                        topic: update.topic.clone(),
-                        push_token: update.token.expose_secret().to_vec(),
-                        push_magic: update.push_magic.expose_secret().to_string(),
-                        unlock_token: unlock,
-                        awaiting_configuration: update.awaiting_configuration,
-                        at: now,
-                    })
-                    .await;
-                let (enrollment, first) = match result {
-                    Ok(r) => r,
-                    Err(guardmdm_store::StoreError::NotFound) => {
-                        return Err(MdmError::forbidden(
-                            "TokenUpdate before Authenticate: the device must authenticate first",
-                        ));
-                    }
-                    Err(e) => return Err(e.into()),
-                };
-                if first {
-                    tracing::info!(udid = %identity.udid, serial = %identity.serial_number, awaiting = enrollment.awaiting_configuration, "device enrolled");
-                    self.on_enrolled(&enrollment).await?;
-                }
-            }
+            CheckinMessage::Authenticate(auth) => self.authenticate(identity, auth, now).await?,
+            CheckinMessage::TokenUpdate(update) => self.token_update(identity, update, now).await?,
             CheckinMessage::CheckOut(_) => {
                 self.store
                     .set_enrollment_status(&identity.udid, EnrollmentStatus::CheckedOut, now)
@@ -372,6 +310,90 @@ where
             }
         }
         Ok(Vec::new())
+    }
+
+    /// `Authenticate`: records the device (its serial number must be the identity's) and
+    /// what it says about itself.
+    async fn authenticate(
+        &self,
+        identity: &IssuedIdentity,
+        auth: Authenticate,
+        now: OffsetDateTime,
+    ) -> Result<(), MdmError> {
+        same_serial(identity, auth.serial_number.as_deref())?;
+        self.check_topic(&auth.topic).await?;
+        let info = serde_json::json!({
+            "OSVersion": auth.os_version,
+            "BuildVersion": auth.build_version,
+            "ProductName": auth.product_name,
+            "DeviceName": auth.device_name,
+            "Model": auth.model,
+            "ModelName": auth.model_name,
+            "IMEI": auth.imei,
+            "MEID": auth.meid,
+        });
+        self.store
+            .record_authenticate(&Authenticated {
+                udid: identity.udid.clone(),
+                serial_number: Some(identity.serial_number.clone()),
+                topic: auth.topic,
+                identity_fingerprint: Some(identity.fingerprint.clone()),
+                device_info: info,
+                at: now,
+            })
+            .await?;
+        tracing::info!(udid = %identity.udid, serial = %identity.serial_number, "Authenticate");
+        Ok(())
+    }
+
+    /// `TokenUpdate`: records the push token (and the sealed unlock token); the first one
+    /// enrolls the device ([`Self::on_enrolled`]).
+    async fn token_update(
+        &self,
+        identity: &IssuedIdentity,
+        update: TokenUpdate,
+        now: OffsetDateTime,
+    ) -> Result<(), MdmError> {
+        if update.is_user_channel() {
+            // GuardMDM manages the device channel only; the user channel's token is
+            // acknowledged and not used.
+            return Ok(());
+        }
+        self.check_topic(&update.topic).await?;
+        let unlock = match &update.unlock_token {
+            Some(t) => Some(
+                self.secrets
+                    .seal(t.expose_secret(), &format!("unlock:{}", identity.udid))
+                    .map_err(MdmError::internal)?,
+            ),
+            None => None,
+        };
+        let result = self
+            .store
+            .record_token_update(&TokenUpdated {
+                udid: identity.udid.clone(),
+                topic: update.topic.clone(),
+                push_token: update.token.expose_secret().to_vec(),
+                push_magic: update.push_magic.expose_secret().to_string(),
+                unlock_token: unlock,
+                awaiting_configuration: update.awaiting_configuration,
+                at: now,
+            })
+            .await;
+        let (enrollment, first) = match result {
+            Ok(r) => r,
+            Err(guardmdm_store::StoreError::NotFound) => {
+                return Err(MdmError::forbidden(
+                    "TokenUpdate before Authenticate: the device must authenticate first",
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        if first {
+            tracing::info!(udid = %identity.udid, serial = %identity.serial_number, awaiting = enrollment.awaiting_configuration, "device enrolled");
+            self.on_enrolled(&enrollment).await?;
+        }
+        Ok(())
     }
 
     async fn check_topic(&self, topic: &str) -> Result<(), MdmError> {

@@ -108,6 +108,16 @@ pub(crate) fn yaml_nesting(text: &str, limit: usize) -> Nesting {
     YamlScan::new(text.as_bytes(), limit).run()
 }
 
+/// What the first byte of a token did (see [`YamlScan::token_opening`]).
+enum AtStart {
+    /// Nothing special: it is scanned as any byte.
+    Plain,
+    /// It and what it starts were skipped; whether the next byte starts a token.
+    Consumed { token_start: bool },
+    /// A block scalar indicator: the rest of the line was skipped.
+    BlockScalar,
+}
+
 struct YamlScan<'a> {
     b: &'a [u8],
     i: usize,
@@ -254,70 +264,96 @@ impl<'a> YamlScan<'a> {
                 continue;
             }
             if token_start {
-                match c {
-                    b'#' => {
-                        self.skip_to_eol();
+                match self.token_opening(c, flow) {
+                    AtStart::Plain => {}
+                    AtStart::Consumed { token_start: next } => {
+                        token_start = next;
                         continue;
                     }
-                    b'"' => {
-                        self.skip_double_quoted();
-                        token_start = false;
-                        continue;
-                    }
-                    b'\'' => {
-                        self.skip_single_quoted();
-                        token_start = false;
-                        continue;
-                    }
-                    b'&' | b'!' => {
-                        // An anchor or a tag before a node.
-                        while !self.blank_at(self.i) {
-                            self.i += 1;
-                        }
-                        continue;
-                    }
-                    b'|' | b'>' if !flow => {
-                        self.skip_to_eol();
-                        return true;
-                    }
-                    _ => {}
+                    AtStart::BlockScalar => return true,
                 }
             }
-            match c {
-                b'[' | b'{' if flow || token_start => {
-                    self.flow += 1;
-                    self.deepest.saw(self.block.len() + self.flow, self.line);
-                    self.i += 1;
-                    token_start = true;
-                }
-                b']' | b'}' if flow => {
-                    self.flow -= 1;
-                    self.i += 1;
-                    token_start = false;
-                }
-                b',' if flow => {
-                    self.i += 1;
-                    token_start = true;
-                }
-                b':' if self.blank_at(self.i + 1)
-                    || (flow && matches!(self.peek(self.i + 1), Some(b',' | b']' | b'}'))) =>
-                {
-                    if !flow && let Some(col) = key_col.take() {
-                        self.open_block(col, Opener::Key);
-                    }
-                    self.i += 1;
-                    token_start = true;
-                }
-                b'-' | b'?' if token_start && self.blank_at(self.i + 1) => {
-                    self.i += 1;
-                }
-                _ => {
-                    self.i += 1;
-                    token_start = false;
-                }
-            }
+            token_start = self.scan_byte(c, flow, token_start, &mut key_col);
         }
         false
+    }
+
+    /// `c`, the first byte of a token at `self.i`: skips a comment, a quoted scalar, an
+    /// anchor or a tag, or the rest of a line that starts a block scalar (outside a flow
+    /// collection).
+    fn token_opening(&mut self, c: u8, flow: bool) -> AtStart {
+        match c {
+            b'#' => {
+                self.skip_to_eol();
+                AtStart::Consumed { token_start: true }
+            }
+            b'"' => {
+                self.skip_double_quoted();
+                AtStart::Consumed { token_start: false }
+            }
+            b'\'' => {
+                self.skip_single_quoted();
+                AtStart::Consumed { token_start: false }
+            }
+            b'&' | b'!' => {
+                // An anchor or a tag before a node.
+                while !self.blank_at(self.i) {
+                    self.i += 1;
+                }
+                AtStart::Consumed { token_start: true }
+            }
+            b'|' | b'>' if !flow => {
+                self.skip_to_eol();
+                AtStart::BlockScalar
+            }
+            _ => AtStart::Plain,
+        }
+    }
+
+    /// Scans the byte `c` at `self.i`: flow collections open and close, and a `: ` after the
+    /// line's first token (`key_col`, taken once) opens a mapping level. Returns whether the
+    /// next byte starts a token.
+    fn scan_byte(
+        &mut self,
+        c: u8,
+        flow: bool,
+        token_start: bool,
+        key_col: &mut Option<usize>,
+    ) -> bool {
+        match c {
+            b'[' | b'{' if flow || token_start => {
+                self.flow += 1;
+                self.deepest.saw(self.block.len() + self.flow, self.line);
+                self.i += 1;
+                true
+            }
+            b']' | b'}' if flow => {
+                self.flow -= 1;
+                self.i += 1;
+                false
+            }
+            b',' if flow => {
+                self.i += 1;
+                true
+            }
+            b':' if self.blank_at(self.i + 1)
+                || (flow && matches!(self.peek(self.i + 1), Some(b',' | b']' | b'}'))) =>
+            {
+                if !flow && let Some(col) = key_col.take() {
+                    self.open_block(col, Opener::Key);
+                }
+                self.i += 1;
+                true
+            }
+            b'-' | b'?' if token_start && self.blank_at(self.i + 1) => {
+                self.i += 1;
+                token_start
+            }
+            _ => {
+                self.i += 1;
+                false
+            }
+        }
     }
 
     fn skip_to_eol(&mut self) {
