@@ -298,6 +298,69 @@ pub struct DeviceFilterChoices {
     pub groups: Vec<String>,
 }
 
+/// The store query for a request's page size, order, cursor and the filters the store
+/// evaluates (status, ABM status, assignment state, OS, serial prefix); `None` when two
+/// filters contradict each other, so nothing can match. The entry and group filters need
+/// the store and are added by [`DeviceListService::page`].
+///
+/// # Errors
+/// [`ServiceError::Invalid`] for a bad page size, order, cursor or filter value.
+pub fn store_query(req: &DeviceListRequest) -> Result<Option<DeviceQuery>, ServiceError> {
+    let limit = req.limit.unwrap_or(DEFAULT_PAGE);
+    if !(1..=MAX_PAGE).contains(&limit) {
+        return Err(ServiceError::Invalid(format!(
+            "page size must be between 1 and {MAX_PAGE}"
+        )));
+    }
+    let mut query = DeviceQuery {
+        limit,
+        descending: req.descending,
+        order: parse_order(req.sort.as_deref().unwrap_or("serial"))?,
+        ..DeviceQuery::default()
+    };
+    if let Some(after) = &req.after {
+        parse_after(after, &mut query)?;
+    }
+    if let Some(status) = &req.status {
+        parse_status_filter(status, &mut query)?;
+    }
+    if let Some(abm_status) = &req.abm_status {
+        let removed = parse_abm_status(abm_status)?;
+        if query.removed.is_some_and(|r| r != removed) {
+            // Removed from ABM and still in it.
+            return Ok(None);
+        }
+        query.removed = Some(removed);
+    }
+    if let Some(state) = &req.assignment {
+        let state = crate::assign_rules::parse_state(state)?;
+        if query.assignment_state.is_some_and(|s| s != state) {
+            // Two different states.
+            return Ok(None);
+        }
+        query.assignment_state = Some(state);
+    }
+    if let Some(os) = &req.os {
+        query.os = Some(if os.eq_ignore_ascii_case("macos") {
+            "OSX".to_string()
+        } else {
+            os.clone()
+        });
+    }
+    if let Some(serial) = &req.serial {
+        let prefix = serial.trim().to_ascii_uppercase();
+        if let Some(c) = prefix.chars().find(|c| !c.is_ascii_alphanumeric()) {
+            return Err(ServiceError::Invalid(format!(
+                "serial numbers have only letters and digits, not {c:?}"
+            )));
+        }
+        if !prefix.is_empty() {
+            query.serial_prefix = Some(prefix);
+        }
+    }
+    Ok(Some(query))
+}
+
 /// The device list.
 pub struct DeviceListService<S: ?Sized = dyn Store> {
     store: Arc<S>,
@@ -349,64 +412,12 @@ where
     /// [`ServiceError::Invalid`] for a bad filter or cursor, [`ServiceError::NotFound`] for
     /// an unknown entry or group.
     pub async fn page(&self, req: DeviceListRequest) -> Result<DevicePage, ServiceError> {
-        let limit = req.limit.unwrap_or(DEFAULT_PAGE);
-        if !(1..=MAX_PAGE).contains(&limit) {
-            return Err(ServiceError::Invalid(format!(
-                "page size must be between 1 and {MAX_PAGE}"
-            )));
-        }
-        let mut query = DeviceQuery {
-            limit,
-            descending: req.descending,
-            order: parse_order(req.sort.as_deref().unwrap_or("serial"))?,
-            ..DeviceQuery::default()
-        };
-        if let Some(after) = &req.after {
-            parse_after(after, &mut query)?;
-        }
-        if let Some(status) = &req.status {
-            parse_status_filter(status, &mut query)?;
-        }
-        if let Some(abm_status) = &req.abm_status {
-            let removed = parse_abm_status(abm_status)?;
-            if query.removed.is_some_and(|r| r != removed) {
-                // Removed from ABM and still in it: nothing can match.
-                return Ok(DevicePage {
-                    rows: vec![],
-                    next: None,
-                });
-            }
-            query.removed = Some(removed);
-        }
-        if let Some(state) = &req.assignment {
-            let state = crate::assign_rules::parse_state(state)?;
-            if query.assignment_state.is_some_and(|s| s != state) {
-                // Two different states: nothing can match.
-                return Ok(DevicePage {
-                    rows: vec![],
-                    next: None,
-                });
-            }
-            query.assignment_state = Some(state);
-        }
-        if let Some(os) = &req.os {
-            query.os = Some(if os.eq_ignore_ascii_case("macos") {
-                "OSX".to_string()
-            } else {
-                os.clone()
+        let Some(mut query) = store_query(&req)? else {
+            return Ok(DevicePage {
+                rows: vec![],
+                next: None,
             });
-        }
-        if let Some(serial) = &req.serial {
-            let prefix = serial.trim().to_ascii_uppercase();
-            if let Some(c) = prefix.chars().find(|c| !c.is_ascii_alphanumeric()) {
-                return Err(ServiceError::Invalid(format!(
-                    "serial numbers have only letters and digits, not {c:?}"
-                )));
-            }
-            if !prefix.is_empty() {
-                query.serial_prefix = Some(prefix);
-            }
-        }
+        };
         let entries = entry_names(self.store.as_ref()).await?;
         if let Some(name) = &req.entry {
             let id = entries
@@ -416,29 +427,14 @@ where
                 .ok_or_else(|| ServiceError::NotFound(format!("no ABM entry named {name:?}")))?;
             query.entry_id = Some(id);
         }
-        let mut smart: Option<GroupRule> = None;
-        if let Some(name) = &req.group {
-            let config = self.store.assignment_config().await?;
-            let resolver = Resolver::new(&config);
-            let group = resolver
-                .groups()
-                .iter()
-                .find(|g| &g.name == name)
-                .ok_or_else(|| ServiceError::NotFound(format!("no group named {name:?}")))?;
-            match &group.membership {
-                Membership::Static => query.group_id = Some(group.id),
-                Membership::Smart(rule) => smart = Some(rule.clone()),
-                Membership::Broken(why) => {
-                    return Err(ServiceError::Invalid(format!(
-                        "group {name:?} has a rule that no longer reads ({why}): fix the group first"
-                    )));
-                }
-            }
-        }
+        let smart = match &req.group {
+            Some(name) => self.group_filter(name, &mut query).await?,
+            None => None,
+        };
         let (devices, next) = match smart {
             None => {
                 let devices = self.store.list_abm_devices(&query).await?;
-                let next = (devices.len() == limit as usize)
+                let next = (devices.len() == query.limit as usize)
                     .then(|| devices.last().map(DeviceCursor::after))
                     .flatten();
                 (devices, next)
@@ -450,6 +446,32 @@ where
             rows,
             next: next.as_ref().map(encode_cursor),
         })
+    }
+
+    /// Narrows `query` to a static group's members; a smart group's rule is returned instead,
+    /// to be evaluated on each device ([`Self::scan_smart`]).
+    async fn group_filter(
+        &self,
+        name: &str,
+        query: &mut DeviceQuery,
+    ) -> Result<Option<GroupRule>, ServiceError> {
+        let config = self.store.assignment_config().await?;
+        let resolver = Resolver::new(&config);
+        let group = resolver
+            .groups()
+            .iter()
+            .find(|g| g.name == name)
+            .ok_or_else(|| ServiceError::NotFound(format!("no group named {name:?}")))?;
+        match &group.membership {
+            Membership::Static => {
+                query.group_id = Some(group.id);
+                Ok(None)
+            }
+            Membership::Smart(rule) => Ok(Some(rule.clone())),
+            Membership::Broken(why) => Err(ServiceError::Invalid(format!(
+                "group {name:?} has a rule that no longer reads ({why}): fix the group first"
+            ))),
+        }
     }
 
     /// Walks the listing in batches, keeping the devices the rule matches, until the page is
@@ -671,6 +693,39 @@ mod tests {
         assert!(err.to_string().contains("ascending serial order"), "{err}");
         let err = parse_after("not/a cursor", &mut DeviceQuery::default()).unwrap_err();
         assert!(err.to_string().contains("cursor is not valid"), "{err}");
+    }
+
+    #[test]
+    fn contradicting_filters_match_nothing_and_bad_ones_are_named() {
+        let req = |f: fn(&mut DeviceListRequest)| {
+            let mut r = DeviceListRequest::default();
+            f(&mut r);
+            r
+        };
+        let q = store_query(&req(|r| {
+            r.status = Some("pushed".into());
+            r.os = Some("macOS".into());
+            r.serial = Some(" c02 ".into());
+        }))
+        .unwrap()
+        .unwrap();
+        assert_eq!(q.assignment_state, Some(AssignState::Pushed));
+        assert_eq!(q.os.as_deref(), Some("OSX"));
+        assert_eq!(q.serial_prefix.as_deref(), Some("C02"));
+        assert_eq!(q.limit, DEFAULT_PAGE);
+        let none = |f| store_query(&req(f)).unwrap().is_none();
+        assert!(none(|r| {
+            r.status = Some("removed".into());
+            r.abm_status = Some("assigned".into());
+        }));
+        assert!(none(|r| {
+            r.status = Some("pushed".into());
+            r.assignment = Some("failed".into());
+        }));
+        let err = |f| store_query(&req(f)).unwrap_err().to_string();
+        assert!(err(|r| r.limit = Some(0)).contains("page size"));
+        assert!(err(|r| r.serial = Some("C02-".into())).contains("letters and digits"));
+        assert!(err(|r| r.sort = Some("color".into())).contains("serial, model or updated"));
     }
 
     #[test]

@@ -200,10 +200,34 @@ fn print_list(devices: &[DeviceView]) {
     );
 }
 
+/// One device explained: its facts, where assigning stands, the enrollment, Apple's view,
+/// then why it has its profile.
 fn print_detail(d: &DeviceDetail) {
+    let mut lines = facts(d);
+    lines.extend(assignment_lines(d));
+    lines.extend(enrollment_lines(d));
+    lines.extend(apple_lines(d));
+    for (k, v) in lines {
+        println!("{:<20}{v}", format!("{k}:"));
+    }
+    println!("Why:");
+    for step in &d.resolution.steps {
+        let mark = match step.outcome {
+            StepOutcome::Won => "✔",
+            StepOutcome::Shadowed => "↷",
+            StepOutcome::Skipped => "·",
+        };
+        println!("  {mark} {}: {}", step.rule, step.detail);
+    }
+}
+
+type Lines = Vec<(&'static str, String)>;
+
+/// Apple's record, the entry, the resolved profile and the groups.
+fn facts(d: &DeviceDetail) -> Lines {
     let r = &d.device.device;
     let res = &d.resolution;
-    let mut lines = vec![
+    vec![
         ("Serial", r.serial_number.clone()),
         ("Model", r.model.clone()),
         (
@@ -234,70 +258,72 @@ fn print_detail(d: &DeviceDetail) {
             },
         ),
         ("Groups", d.groups.join(", ")),
-    ];
-    if let Some(a) = &d.assignment {
-        lines.push(("Assignment", a.state.as_str().to_string()));
-        if let Some(e) = &a.last_error {
-            lines.push(("Last problem", e.clone()));
-        }
-        if a.retry_at.is_some() {
-            lines.push(("Retry after", time(a.retry_at)));
-        }
-        lines.push((
-            "Sent to Apple",
-            format!("{} time(s), last {}", a.attempts, time(a.attempted_at)),
-        ));
-    } else {
-        lines.push(("Assignment", "not evaluated yet".to_string()));
+    ]
+}
+
+/// Where sending its profile to Apple stands.
+fn assignment_lines(d: &DeviceDetail) -> Lines {
+    let Some(a) = &d.assignment else {
+        return vec![("Assignment", "not evaluated yet".to_string())];
+    };
+    let mut lines = vec![("Assignment", a.state.as_str().to_string())];
+    if let Some(e) = &a.last_error {
+        lines.push(("Last problem", e.clone()));
+    }
+    if a.retry_at.is_some() {
+        lines.push(("Retry after", time(a.retry_at)));
     }
     lines.push((
-        "Enrollment",
-        match &d.enrollment {
-            Some(e) => format!(
-                "{} (UDID {}, last seen {})",
-                e.status,
-                e.udid,
-                e.last_seen_at.format(&Rfc3339).unwrap_or_default()
+        "Sent to Apple",
+        format!("{} time(s), last {}", a.attempts, time(a.attempted_at)),
+    ));
+    lines
+}
+
+/// The MDM enrollment and, once enrolled, its push state.
+fn enrollment_lines(d: &DeviceDetail) -> Lines {
+    match &d.enrollment {
+        Some(e) => vec![
+            (
+                "Enrollment",
+                format!(
+                    "{} (UDID {}, last seen {})",
+                    e.status,
+                    e.udid,
+                    e.last_seen_at.format(&Rfc3339).unwrap_or_default()
+                ),
             ),
-            None => "not enrolled yet".to_string(),
-        },
-    ));
-    if let Some(e) = &d.enrollment {
-        lines.push(("Push", push_line(&e.push)));
+            ("Push", push_line(&e.push)),
+        ],
+        None => vec![("Enrollment", "not enrolled yet".to_string())],
     }
+}
+
+/// What Apple reports of the profile, and the UUID GuardMDM expects there.
+fn apple_lines(d: &DeviceDetail) -> Lines {
     let apple = &d.apple;
-    lines.push((
-        "Apple reports",
-        format!(
-            "{} {}",
-            apple.profile_status.clone().unwrap_or_else(|| "-".into()),
-            apple.profile_uuid.clone().unwrap_or_default()
+    vec![
+        (
+            "Apple reports",
+            format!(
+                "{} {}",
+                apple.profile_status.clone().unwrap_or_else(|| "-".into()),
+                apple.profile_uuid.clone().unwrap_or_default()
+            ),
         ),
-    ));
-    lines.push(("Apple assign time", time(apple.profile_assign_time)));
-    lines.push(("Apple push time", time(apple.profile_push_time)));
-    lines.push((
-        "Expected UUID",
-        format!(
-            "{}{}",
-            apple.expected_profile_uuid.clone().unwrap_or_default(),
-            if apple.up_to_date {
-                " (Apple is up to date)"
-            } else {
-                ""
-            }
+        ("Apple assign time", time(apple.profile_assign_time)),
+        ("Apple push time", time(apple.profile_push_time)),
+        (
+            "Expected UUID",
+            format!(
+                "{}{}",
+                apple.expected_profile_uuid.clone().unwrap_or_default(),
+                if apple.up_to_date {
+                    " (Apple is up to date)"
+                } else {
+                    ""
+                }
+            ),
         ),
-    ));
-    for (k, v) in lines {
-        println!("{:<20}{v}", format!("{k}:"));
-    }
-    println!("Why:");
-    for step in &res.steps {
-        let mark = match step.outcome {
-            StepOutcome::Won => "✔",
-            StepOutcome::Shadowed => "↷",
-            StepOutcome::Skipped => "·",
-        };
-        println!("  {mark} {}: {}", step.rule, step.detail);
-    }
+    ]
 }
