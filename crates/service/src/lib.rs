@@ -28,6 +28,7 @@ pub mod lookup;
 pub mod mdm;
 pub mod names;
 pub mod os;
+pub mod os_minimum;
 pub mod pass_requests;
 pub mod profile_spec;
 pub mod profiles;
