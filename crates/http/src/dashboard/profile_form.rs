@@ -14,6 +14,14 @@ use guardmdm_service::skip_keys::{Platform, SKIP_KEYS, SkipKey};
 use super::forms::{FieldMessage, FormData};
 
 /// The text keys of a spec: (key, label, input type, help).
+/// The form's minimum OS inputs (the profile's `minimum_os`).
+const MINIMUM_OS_KEYS: &[(&str, &str)] = &[
+    ("minimum_os_ios", "iOS"),
+    ("minimum_os_ipados", "iPadOS"),
+    ("minimum_os_macos", "macOS"),
+    ("minimum_os_visionos", "visionOS"),
+];
+
 const TEXTS: &[(&str, &str, &str, &str)] = &[
     (
         "profile_name",
@@ -262,6 +270,15 @@ impl ProfileValues {
             "initial_commands",
             initial_commands_to_text(spec.initial_commands.as_deref()),
         );
+        let minimums = spec.minimum_os.clone().unwrap_or_default();
+        for (key, value) in [
+            ("minimum_os_ios", &minimums.ios),
+            ("minimum_os_ipados", &minimums.ipados),
+            ("minimum_os_macos", &minimums.macos),
+            ("minimum_os_visionos", &minimums.visionos),
+        ] {
+            values.insert(key, value.clone().unwrap_or_default());
+        }
         let skip = spec.skip_setup_items.clone().unwrap_or_default();
         values.insert(
             "skip_other",
@@ -286,7 +303,8 @@ impl ProfileValues {
             .map(|t| t.0)
             .chain(FLAGS.iter().map(|f| f.0))
             .chain(CERTS.iter().map(|c| c.0))
-            .chain(["name", "enrollment_type", "initial_commands", "skip_other"]);
+            .chain(["name", "enrollment_type", "initial_commands", "skip_other"])
+            .chain(MINIMUM_OS_KEYS.iter().map(|m| m.0));
         for key in keys {
             values.insert(key, form.get(key).to_string());
         }
@@ -331,6 +349,12 @@ impl ProfileValues {
                 None
             }
         };
+        let minimum_os = guardmdm_service::os_minimum::ProfileMinimums {
+            ios: text("minimum_os_ios"),
+            ipados: text("minimum_os_ipados"),
+            macos: text("minimum_os_macos"),
+            visionos: text("minimum_os_visionos"),
+        };
         let skip = self.skip.clone();
         let spec = ProfileSpec {
             name: self.get("name").trim().to_string(),
@@ -355,6 +379,7 @@ impl ProfileValues {
             supervising_host_certs: certs_from_text(self.get("supervising_host_certs")),
             skip_setup_items: (!skip.is_empty()).then_some(skip),
             initial_commands,
+            minimum_os: (!minimum_os.is_empty()).then_some(minimum_os),
         };
         (spec, errors)
     }
@@ -599,6 +624,18 @@ impl ProfileFormView {
             ),
         );
         initial_commands.mono = true;
+        let minimum_os_fields = MINIMUM_OS_KEYS
+            .iter()
+            .map(|(key, label)| {
+                field(
+                    key,
+                    label,
+                    "text",
+                    "A version such as 17.5, or latest; empty: the global minimum (Settings)."
+                        .to_string(),
+                )
+            })
+            .collect();
         let other_errors: Vec<String> = by_field
             .into_iter()
             .flat_map(|(k, msgs)| msgs.into_iter().map(move |m| format!("{k}: {m}")))
@@ -627,6 +664,12 @@ impl ProfileFormView {
                 legend: "Certificates",
                 help: "",
                 fields: certs,
+            },
+            Section {
+                id: "minimum_os",
+                legend: "Minimum OS at enrollment",
+                help: "GuardMDM's own, not sent to Apple: a device of this profile below its OS's minimum is asked to update before it enrolls.",
+                fields: minimum_os_fields,
             },
         ];
         // Every error in form order for the summary; the first invalid input gets the focus.
@@ -707,6 +750,11 @@ mod tests {
                 request_type: "DeviceInformation".into(),
                 ..CommandSpec::default()
             }]),
+            minimum_os: Some(guardmdm_service::os_minimum::ProfileMinimums {
+                ios: Some("17.5".into()),
+                macos: Some("latest".into()),
+                ..Default::default()
+            }),
         }
     }
 
@@ -735,7 +783,7 @@ mod tests {
     fn every_key_round_trips_through_the_form() {
         assert_eq!(
             guardmdm_service::profile_spec::SPEC_FIELDS.len(),
-            22,
+            23,
             "a new spec key needs an input here"
         );
         for spec in [
