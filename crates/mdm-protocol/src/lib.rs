@@ -10,6 +10,8 @@
 //!   commands GuardMDM sends itself and raw for an admin's ([`command_from_upload`]).
 //! - [`machine_info`]: the MachineInfo plist a device sends during Automated Device
 //!   Enrollment ([`parse_machine_info`]), and the `x-apple-aspen-deviceinfo` header's base64.
+//! - [`software_update`]: the 403 "software update required" answer to an enrollment
+//!   request, and [`OsVersion`] to compare versions.
 //! - [`enrollment`]: the enrollment profile (trust anchors, SCEP, MDM payloads) as unsigned XML.
 //! - [`ProtocolError`]: what was wrong, in words an admin understands, with Apple's key names.
 //!
@@ -48,6 +50,7 @@ pub mod error;
 mod identity;
 pub mod machine_info;
 mod plist_read;
+pub mod software_update;
 #[cfg(test)]
 mod test_support;
 
@@ -72,6 +75,9 @@ pub use machine_info::{
     decode_device_info_header, parse_machine_info,
 };
 pub use plist_read::MAX_NESTING_DEPTH;
+pub use software_update::{
+    InvalidOsVersion, OsVersion, SOFTWARE_UPDATE_REQUIRED_CODE, SoftwareUpdateRequired,
+};
 
 /// The header a device signs its check-ins and command reports in: base64 of a detached CMS
 /// signature over the exact body, made with its SCEP identity (when the MDM payload's

@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 
 use guardmdm_store::{
     AbmDevice, AbmEntryStore, AssignmentConfigStore, AssignmentStateStore, DeviceSyncStore,
-    EntryId, GroupId, MdmStore, ProfileId, Store, StoredAbmDevice,
+    EntryId, GroupId, MdmStore, OsUpdateStore, ProfileId, Store, StoredAbmDevice,
 };
 
 use crate::ServiceError;
@@ -63,6 +63,10 @@ pub struct DeviceDetail {
     /// The device's MDM enrollment, once it enrolled (`enrolled` is the device status
     /// Enrolled, `docs/architecture.md` §9).
     pub enrollment: Option<crate::mdm::EnrollmentView>,
+    /// What enrollment did with the device below its minimum OS (`docs/protocol.md` §6.5):
+    /// held for an update, or let through because it cannot be asked; newest first.
+    #[serde(default)]
+    pub os_updates: Vec<guardmdm_store::OsUpdateEvent>,
 }
 
 /// Device explanations.
@@ -87,7 +91,8 @@ where
         + AssignmentConfigStore
         + AssignmentStateStore
         + DeviceSyncStore
-        + MdmStore,
+        + MdmStore
+        + OsUpdateStore,
 {
     /// A service over `store`, showing enrolled devices' push state from `pushes`.
     pub fn new(store: Arc<S>, pushes: crate::mdm::PushStates) -> Self {
@@ -125,6 +130,7 @@ where
         let explicit = self.store.device_profile(&serial).await?;
         let enrollment = self.enrollment(&serial).await?;
         let statics = self.store.groups_of_serial(&serial).await?;
+        let os_updates = self.store.os_update_events(&serial).await?;
         let mut details = Vec::with_capacity(devices.len());
         for stored in devices {
             let entry = entries.get(&stored.entry_id).cloned().unwrap_or_default();
@@ -153,6 +159,7 @@ where
                 resolution,
                 assignment: record.map(|r| AssignmentView::new(r, &names)),
                 enrollment: enrollment.clone(),
+                os_updates: os_updates.clone(),
                 device: stored,
             });
         }

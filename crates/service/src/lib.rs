@@ -26,8 +26,10 @@ pub mod jobs;
 pub mod lease;
 pub mod lookup;
 pub mod mdm;
+pub mod minimum_os;
 pub mod names;
 pub mod os;
+pub mod os_minimum;
 pub mod pass_requests;
 pub mod profile_spec;
 pub mod profiles;
@@ -88,6 +90,8 @@ pub struct Services {
     pub device_list: DeviceListService,
     /// Enrollment, SCEP, check-in, commands, pushes.
     pub mdm: mdm::MdmService,
+    /// The global minimum OS at enrollment.
+    pub minimum_os: minimum_os::MinimumOsService,
     /// The store itself, for liveness checks.
     pub store: Arc<dyn Store>,
     /// The HTTPS certificate this instance serves.
@@ -117,6 +121,7 @@ impl Services {
             groups: GroupService::new(store.clone(), passes),
             devices: DeviceService::new(store.clone(), mdm.push_states()),
             device_list: DeviceListService::new(store.clone()),
+            minimum_os: minimum_os::MinimumOsService::new(store.clone()),
             mdm,
             sync,
             abm_entries: abm,

@@ -186,6 +186,11 @@ pub struct ProfileSpec {
     /// answered, then GuardMDM sends `DeviceConfigured`. Not sent to Apple.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initial_commands: Option<Vec<CommandSpec>>,
+    /// GuardMDM's own: the minimum OS per OS (`{"ios": "17.5", "macos": "latest"}`) a device
+    /// given this profile must run to enroll, instead of the global one (`docs/protocol.md`
+    /// §6.5). Not sent to Apple.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimum_os: Option<crate::os_minimum::ProfileMinimums>,
 }
 
 /// Every key a spec may have, in declaration order (used to suggest a fix for a typo).
@@ -212,6 +217,7 @@ pub const SPEC_FIELDS: &[&str] = &[
     "supervising_host_certs",
     "skip_setup_items",
     "initial_commands",
+    "minimum_os",
 ];
 
 impl ProfileSpec {

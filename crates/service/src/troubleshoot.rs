@@ -11,6 +11,7 @@ use crate::assign_rules::AssignState;
 use crate::devices::DeviceDetail;
 use crate::mdm::CommandView;
 use crate::resolve::RuleRef;
+use guardmdm_store::OsUpdateOutcome;
 
 /// One thing that happened to a device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -30,6 +31,7 @@ pub fn timeline(detail: &DeviceDetail, commands: &[CommandView]) -> Vec<Timeline
     events.abm_record(detail);
     events.assignment(detail);
     events.enrollment(detail);
+    events.os_updates(detail);
     events.commands(commands);
     let mut out = events.0;
     out.sort_by_key(|e| std::cmp::Reverse(e.at));
@@ -45,6 +47,39 @@ impl Events {
     fn push(&mut self, at: Option<OffsetDateTime>, kind: &'static str, what: String) {
         if let Some(at) = at {
             self.0.push(TimelineEvent { at, kind, what });
+        }
+    }
+
+    /// Enrollments held for an OS update, or let through below the minimum.
+    fn os_updates(&mut self, detail: &DeviceDetail) {
+        for u in &detail.os_updates {
+            let required = match &u.required_build {
+                Some(build) => format!("{} ({build})", u.required_version),
+                None => u.required_version.clone(),
+            };
+            let running = if u.device_version.is_empty() {
+                "an OS version it does not report".to_string()
+            } else {
+                u.device_version.clone()
+            };
+            let times = if u.count > 1 {
+                format!(", {} times", u.count)
+            } else {
+                String::new()
+            };
+            let what = match u.outcome {
+                OsUpdateOutcome::Held => {
+                    format!("Held for update to {required}: the device ran {running}{times}")
+                }
+                OsUpdateOutcome::NotAsked => format!(
+                    "Below minimum {required}, cannot be asked to update: enrolled on {running}{}{times}",
+                    u.reason
+                        .as_deref()
+                        .map(|r| format!(" ({r})"))
+                        .unwrap_or_default()
+                ),
+            };
+            self.push(Some(u.last_at), "enrollment", what);
         }
     }
 
@@ -360,6 +395,7 @@ mod tests {
             },
             assignment: None,
             enrollment: None,
+            os_updates: vec![],
         }
     }
 
@@ -397,5 +433,41 @@ mod tests {
         let kinds: Vec<&str> = t.iter().map(|e| e.kind).collect();
         assert_eq!(kinds, ["sync", "sync", "abm"]);
         assert!(t.windows(2).all(|w| w[0].at >= w[1].at));
+    }
+
+    #[test]
+    fn the_timeline_says_held_for_update_and_below_minimum() {
+        let at = time::macros::datetime!(2026-05-01 10:00 UTC);
+        let event = |outcome, count| guardmdm_store::OsUpdateEvent {
+            serial_number: "S".into(),
+            udid: "U".into(),
+            device_version: "17.2".into(),
+            device_build: Some("21C62".into()),
+            required_version: "17.5".into(),
+            required_build: None,
+            outcome,
+            reason: (outcome == OsUpdateOutcome::NotAsked)
+                .then(|| "no MDM_CAN_REQUEST_SOFTWARE_UPDATE".to_string()),
+            first_at: at,
+            last_at: at,
+            count,
+        };
+        let mut d = detail();
+        d.os_updates = vec![
+            event(OsUpdateOutcome::Held, 2),
+            event(OsUpdateOutcome::NotAsked, 1),
+        ];
+        let what: Vec<String> = timeline(&d, &[])
+            .into_iter()
+            .filter(|e| e.kind == "enrollment")
+            .map(|e| e.what)
+            .collect();
+        assert_eq!(
+            what,
+            [
+                "Held for update to 17.5: the device ran 17.2, 2 times",
+                "Below minimum 17.5, cannot be asked to update: enrolled on 17.2 (no MDM_CAN_REQUEST_SOFTWARE_UPDATE)",
+            ]
+        );
     }
 }

@@ -18,6 +18,8 @@ mod devices;
 mod dialect;
 #[path = "../../store-sql/mdm.rs"]
 mod mdm;
+#[path = "../../store-sql/os_updates.rs"]
+mod os_updates;
 pub mod testing;
 
 use std::str::FromStr;

@@ -21,6 +21,8 @@ mod devices;
 mod dialect;
 #[path = "../../store-sql/mdm.rs"]
 mod mdm;
+#[path = "../../store-sql/os_updates.rs"]
+mod os_updates;
 
 use std::path::Path;
 use std::str::FromStr;

@@ -18,6 +18,7 @@ pub mod error;
 pub mod ids;
 pub mod mdm;
 pub mod meta;
+pub mod os_updates;
 mod stored_text;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
@@ -46,6 +47,7 @@ pub use mdm::{
     IssuedIdentity, MdmCommand, MdmStore, NewCommand, TokenUpdated,
 };
 pub use meta::{Backend, MetaStore, MigrationStatus};
+pub use os_updates::{MinimumOs, OsMinimum, OsUpdateEvent, OsUpdateOutcome, OsUpdateStore};
 pub use stored_text::StoredText;
 
 use time::OffsetDateTime;
@@ -63,6 +65,7 @@ pub trait Store:
     + AssignmentConfigStore
     + AssignmentStateStore
     + MdmStore
+    + OsUpdateStore
 {
 }
 
@@ -77,6 +80,7 @@ impl<T> Store for T where
         + AssignmentConfigStore
         + AssignmentStateStore
         + MdmStore
+        + OsUpdateStore
 {
 }
 

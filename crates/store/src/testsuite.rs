@@ -89,6 +89,8 @@ macro_rules! conformance_tests {
             mdm::open_commands_are_counted_per_device_and_sender,
             mdm::concurrent_next_commands_never_share_one,
             mdm::secrets_init_first_writer_wins_and_put_replaces,
+            os_updates::minimum_os_set_replace_and_clear,
+            os_updates::os_update_events_count_per_kind_and_list_newest_first,
         );
     };
     (@cases $make:path; $($module:ident :: $case:ident),* $(,)?) => {
@@ -120,6 +122,7 @@ pub mod admins;
 pub mod assignment;
 pub mod devices;
 pub mod mdm;
+pub mod os_updates;
 
 /// An audit event of the test actor: `action` on `target`.
 pub fn audit(action: &str, target: &str) -> NewAuditEvent {
@@ -171,7 +174,7 @@ fn token(expires_in_days: i64) -> ServerTokenRecord {
     }
 }
 
-async fn actions(store: &Arc<dyn Store>) -> Vec<String> {
+pub(crate) async fn actions(store: &Arc<dyn Store>) -> Vec<String> {
     let mut events = store.list_audit(1000, None).await.expect("list_audit");
     events.reverse();
     events.into_iter().map(|e| e.action).collect()

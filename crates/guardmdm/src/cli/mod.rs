@@ -16,6 +16,7 @@ mod devices;
 mod doctor;
 mod groups;
 mod mdm;
+mod minimum_os;
 mod profiles;
 mod sync;
 mod table;
@@ -76,6 +77,13 @@ enum Command {
         client: ClientArgs,
         #[command(subcommand)]
         command: profiles::ProfilesCommand,
+    },
+    /// The minimum OS a device must run to enroll (it is asked to update first).
+    MinimumOs {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        command: minimum_os::MinimumOsCommand,
     },
     /// Device groups (static and smart) and the profiles they assign.
     Groups {
@@ -145,6 +153,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Profiles { client, command } => {
             profiles::run(&ApiClient::new(&client)?, command).await
+        }
+        Command::MinimumOs { client, command } => {
+            minimum_os::run(&ApiClient::new(&client)?, command).await
         }
         Command::Groups { client, command } => {
             groups::run(&ApiClient::new(&client)?, command).await

@@ -32,6 +32,7 @@ mod enrollment;
 mod foreign_clients;
 mod fuzz_http;
 mod inputs;
+mod minimum_os;
 mod push;
 mod serve;
 mod signin_limits;

@@ -13,6 +13,14 @@ use guardmdm_service::skip_keys::{Platform, SKIP_KEYS, SkipKey};
 
 use super::forms::{FieldMessage, FormData};
 
+/// The form's minimum OS inputs (the profile's `minimum_os`).
+const MINIMUM_OS_KEYS: &[(&str, &str)] = &[
+    ("minimum_os_ios", "iOS"),
+    ("minimum_os_ipados", "iPadOS"),
+    ("minimum_os_macos", "macOS"),
+    ("minimum_os_visionos", "visionOS"),
+];
+
 /// The text keys of a spec: (key, label, input type, help).
 const TEXTS: &[(&str, &str, &str, &str)] = &[
     (
@@ -262,6 +270,15 @@ impl ProfileValues {
             "initial_commands",
             initial_commands_to_text(spec.initial_commands.as_deref()),
         );
+        let minimums = spec.minimum_os.clone().unwrap_or_default();
+        for (key, value) in [
+            ("minimum_os_ios", &minimums.ios),
+            ("minimum_os_ipados", &minimums.ipados),
+            ("minimum_os_macos", &minimums.macos),
+            ("minimum_os_visionos", &minimums.visionos),
+        ] {
+            values.insert(key, value.clone().unwrap_or_default());
+        }
         let skip = spec.skip_setup_items.clone().unwrap_or_default();
         values.insert(
             "skip_other",
@@ -286,7 +303,8 @@ impl ProfileValues {
             .map(|t| t.0)
             .chain(FLAGS.iter().map(|f| f.0))
             .chain(CERTS.iter().map(|c| c.0))
-            .chain(["name", "enrollment_type", "initial_commands", "skip_other"]);
+            .chain(["name", "enrollment_type", "initial_commands", "skip_other"])
+            .chain(MINIMUM_OS_KEYS.iter().map(|m| m.0));
         for key in keys {
             values.insert(key, form.get(key).to_string());
         }
@@ -331,6 +349,12 @@ impl ProfileValues {
                 None
             }
         };
+        let minimum_os = guardmdm_service::os_minimum::ProfileMinimums {
+            ios: text("minimum_os_ios"),
+            ipados: text("minimum_os_ipados"),
+            macos: text("minimum_os_macos"),
+            visionos: text("minimum_os_visionos"),
+        };
         let skip = self.skip.clone();
         let spec = ProfileSpec {
             name: self.get("name").trim().to_string(),
@@ -355,6 +379,7 @@ impl ProfileValues {
             supervising_host_certs: certs_from_text(self.get("supervising_host_certs")),
             skip_setup_items: (!skip.is_empty()).then_some(skip),
             initial_commands,
+            minimum_os: (!minimum_os.is_empty()).then_some(minimum_os),
         };
         (spec, errors)
     }
@@ -496,6 +521,7 @@ impl ProfileFormView {
         let certs = inputs.certs();
         let mut skip_other = inputs.skip_other();
         let mut initial_commands = inputs.initial_commands();
+        let minimum_os_fields = inputs.minimum_os();
         let other_errors = inputs.unclaimed_errors();
         let mut sections = vec![
             Section {
@@ -521,6 +547,12 @@ impl ProfileFormView {
                 legend: "Certificates",
                 help: "",
                 fields: certs,
+            },
+            Section {
+                id: "minimum_os",
+                legend: "Minimum OS at enrollment",
+                help: "GuardMDM's own, not sent to Apple: a device of this profile below its OS's minimum is asked to update before it enrolls.",
+                fields: minimum_os_fields,
             },
         ];
         let errors = error_summary(
@@ -728,6 +760,21 @@ impl<'a> Inputs<'a> {
         initial_commands
     }
 
+    /// The profile's minimum OS per OS (`minimum_os`).
+    fn minimum_os(&mut self) -> Vec<Field> {
+        MINIMUM_OS_KEYS
+            .iter()
+            .map(|(key, label)| {
+                self.field(
+                    key,
+                    label,
+                    "text",
+                    "A version such as 17.5, or latest; empty: the global minimum.".to_string(),
+                )
+            })
+            .collect()
+    }
+
     /// The errors of keys the form has no input for, as `key: message`.
     fn unclaimed_errors(self) -> Vec<String> {
         self.errors
@@ -784,6 +831,11 @@ mod tests {
                 request_type: "DeviceInformation".into(),
                 ..CommandSpec::default()
             }]),
+            minimum_os: Some(guardmdm_service::os_minimum::ProfileMinimums {
+                ios: Some("17.5".into()),
+                macos: Some("latest".into()),
+                ..Default::default()
+            }),
         }
     }
 
@@ -812,7 +864,7 @@ mod tests {
     fn every_key_round_trips_through_the_form() {
         assert_eq!(
             guardmdm_service::profile_spec::SPEC_FIELDS.len(),
-            22,
+            23,
             "a new spec key needs an input here"
         );
         for spec in [

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use guardmdm_mdm_protocol::{
     CHECKIN_CONTENT_TYPE, DEVICE_INFO_HEADER, MAX_MACHINE_INFO_BYTES, MDM_SIGNATURE_HEADER,
 };
-use guardmdm_service::mdm::{DeviceIdentityProof, MdmError, ProvenDevice};
+use guardmdm_service::mdm::{DeviceIdentityProof, EnrollAnswer, MdmError, ProvenDevice};
 use http_body_util::BodyExt as _;
 use serde::Deserialize;
 
@@ -101,13 +101,14 @@ fn forwarded_certificate(value: &str) -> Vec<u8> {
 
 /// `POST /mdm/enroll`: the signed MachineInfo in, the signed enrollment profile out.
 pub(crate) async fn enroll(State(state): State<AppState>, request: Request) -> Response {
+    let xml = wants_xml(request.headers());
     // The MachineInfo's signature is verified before its plist is read (`enroll`).
     let bytes = match body(request, "MachineInfo", MAX_MACHINE_INFO_BYTES).await {
         Ok(b) => b,
         Err(r) => return r,
     };
     match state.services.mdm.enroll(&bytes).await {
-        Ok(profile) => ([(header::CONTENT_TYPE, ASPEN_CONFIG)], profile).into_response(),
+        Ok(answer) => enroll_answer(answer, xml),
         Err(e) => failure(&e),
     }
 }
@@ -124,8 +125,47 @@ pub(crate) async fn enroll_web(State(state): State<AppState>, headers: HeaderMap
         });
     };
     match state.services.mdm.enroll_with_header(info).await {
-        Ok(profile) => ([(header::CONTENT_TYPE, ASPEN_CONFIG)], profile).into_response(),
+        Ok(answer) => enroll_answer(answer, wants_xml(&headers)),
         Err(e) => failure(&e),
+    }
+}
+
+/// Whether the device prefers the property list form of an error document: its `Accept`
+/// names XML and not JSON. JSON otherwise (`docs/protocol.md` §6.5).
+fn wants_xml(headers: &HeaderMap) -> bool {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    accept.contains("xml") && !accept.contains("json")
+}
+
+/// The enrollment profile, or 403 "software update required" as JSON or a plist.
+fn enroll_answer(answer: EnrollAnswer, xml: bool) -> Response {
+    match answer {
+        EnrollAnswer::Profile(profile) => {
+            ([(header::CONTENT_TYPE, ASPEN_CONFIG)], profile).into_response()
+        }
+        EnrollAnswer::SoftwareUpdateRequired(doc) => {
+            let (content_type, body) = if xml {
+                ("application/xml", doc.to_plist_xml())
+            } else {
+                ("application/json", doc.to_json())
+            };
+            match body {
+                Ok(body) => (
+                    StatusCode::FORBIDDEN,
+                    [(header::CONTENT_TYPE, content_type)],
+                    body,
+                )
+                    .into_response(),
+                Err(e) => failure(&MdmError {
+                    status: 500,
+                    message: format!("the software update document could not be written: {e}"),
+                }),
+            }
+        }
     }
 }
 

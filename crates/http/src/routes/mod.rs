@@ -10,6 +10,7 @@ pub(crate) mod groups;
 pub(crate) mod health;
 pub(crate) mod mdm;
 pub(crate) mod mdm_admin;
+pub(crate) mod minimum_os;
 pub(crate) mod openapi;
 pub(crate) mod profiles;
 pub(crate) mod sync;
@@ -55,6 +56,8 @@ pub(crate) fn api_router() -> Router<AppState> {
         )
         .route("/os-defaults", get(profiles::defaults))
         .route("/os-defaults/{os}", put(profiles::set_default))
+        .route("/minimum-os", get(minimum_os::list))
+        .route("/minimum-os/{os}", put(minimum_os::set))
         .route("/groups", get(groups::list).post(groups::create))
         .route(
             "/groups/{name}",

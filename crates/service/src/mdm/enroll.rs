@@ -9,10 +9,11 @@ use guardmdm_mdm_protocol::enrollment::{
 use guardmdm_mdm_protocol::{MachineInfo, decode_device_info_header, parse_machine_info};
 use guardmdm_store::{
     AdeProfile, AssignmentConfigStore, AssignmentStateStore, DeviceQuery, DeviceSyncStore,
-    EnrollChallenge, IssuedIdentity, MdmStore,
+    EnrollChallenge, IssuedIdentity, MdmStore, OsUpdateStore,
 };
 use secrecy::SecretString;
 
+use super::os_check::EnrollAnswer;
 use super::{CHALLENGE_TTL, CHECKIN_PATH, CONNECT_PATH, MdmError, MdmService, SCEP_PATH};
 use crate::profile_spec::ProfileSpec;
 
@@ -23,7 +24,13 @@ fn challenge_hash(challenge: &str) -> String {
 
 impl<S> MdmService<S>
 where
-    S: ?Sized + MdmStore + DeviceSyncStore + AssignmentStateStore + AssignmentConfigStore + 'static,
+    S: ?Sized
+        + MdmStore
+        + DeviceSyncStore
+        + AssignmentStateStore
+        + AssignmentConfigStore
+        + OsUpdateStore
+        + 'static,
 {
     /// `POST` to the profile `url`: `body` is the DER CMS SignedData around the MachineInfo
     /// plist. Answers the signed enrollment profile (`application/x-apple-aspen-config`).
@@ -32,7 +39,7 @@ where
     /// 400 for a body that is not a signed MachineInfo; 403 for a signature that does not
     /// verify or chain to `--device-ca-file`, or a serial this server does not have in ABM;
     /// 503 without a push certificate.
-    pub async fn enroll(&self, body: &[u8]) -> Result<Vec<u8>, MdmError> {
+    pub async fn enroll(&self, body: &[u8]) -> Result<EnrollAnswer, MdmError> {
         let verified = verify_attached(body, &self.settings.device_anchors).map_err(|e| {
             if e.is_trust_failure() {
                 MdmError::forbidden(format!("the MachineInfo signature is not trusted: {e}"))
@@ -50,7 +57,7 @@ where
     ///
     /// # Errors
     /// As [`Self::enroll`].
-    pub async fn enroll_with_header(&self, header: &str) -> Result<Vec<u8>, MdmError> {
+    pub async fn enroll_with_header(&self, header: &str) -> Result<EnrollAnswer, MdmError> {
         let der = decode_device_info_header(header).map_err(|e| {
             MdmError::bad_request(format!(
                 "the x-apple-aspen-deviceinfo header is malformed: {e}"
@@ -59,7 +66,7 @@ where
         self.enroll(&der).await
     }
 
-    async fn enrollment_profile(&self, info: &MachineInfo) -> Result<Vec<u8>, MdmError> {
+    async fn enrollment_profile(&self, info: &MachineInfo) -> Result<EnrollAnswer, MdmError> {
         let serial = info.serial.trim().to_ascii_uppercase();
         let Some(profile) = self.given_profile(&serial).await? else {
             tracing::warn!(serial = %serial, udid = %info.udid, "enrollment refused: not an ABM device of this server");
@@ -67,6 +74,12 @@ where
                 "serial {serial} is not assigned to this MDM server in Apple Business Manager"
             )));
         };
+        if let Some(update) = self
+            .check_minimum_os(&serial, info, profile.as_ref())
+            .await?
+        {
+            return Ok(EnrollAnswer::SoftwareUpdateRequired(update));
+        }
         let spec: Option<ProfileSpec> = profile
             .as_ref()
             .and_then(|p| serde_json::from_value(p.spec.clone()).ok());
@@ -120,9 +133,14 @@ where
         .map_err(MdmError::internal)?;
         let signed = sign_profile(&xml, &keys.signer).map_err(MdmError::internal)?;
         tracing::info!(serial = %serial, udid = %info.udid, profile = profile.as_ref().map_or("", |p| p.name.as_str()), "enrollment profile issued");
-        Ok(signed)
+        Ok(EnrollAnswer::Profile(signed))
     }
+}
 
+impl<S> MdmService<S>
+where
+    S: ?Sized + MdmStore + DeviceSyncStore + AssignmentStateStore + AssignmentConfigStore + 'static,
+{
     /// The ADE profile (current version) an ABM device of this server was given: `None` when
     /// the serial is not one of this server's ABM devices, `Some(None)` when it has no
     /// profile.

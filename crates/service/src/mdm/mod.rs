@@ -9,6 +9,7 @@ mod commands;
 mod device;
 mod enroll;
 mod keys;
+mod os_check;
 mod push;
 mod push_health;
 mod push_queue;
@@ -27,6 +28,7 @@ pub use device::{
 };
 pub use guardmdm_store::{CommandStatus, EnrollmentStatus};
 pub use keys::ServerKeys;
+pub use os_check::EnrollAnswer;
 pub use push::{
     ApnsProbe, DEFAULT_APNS_TIMEOUT, DEFAULT_PUSH_CONCURRENCY, DEFAULT_PUSH_QUEUE_SIZE,
     PushCertificateView, PushSettings, PushStates, PushUpload,

@@ -76,7 +76,8 @@ const FULL_JSON: &str = r#"{
   "initial_commands": [
     { "request_type": "InstallProfile", "payload_base64": "PHBsaXN0Lz4=" },
     { "request_type": "DeviceInformation", "queries": ["SerialNumber", "OSVersion"] }
-  ]
+  ],
+  "minimum_os": { "ios": "17.5", "macos": "latest" }
 }"#;
 
 // ---- parsing ----
@@ -956,4 +957,18 @@ fn initial_commands_without_awaiting_configuration_warn() {
     );
     s.await_device_configured = Some(true);
     assert!(valid(&s).warnings.is_empty());
+}
+
+#[test]
+fn minimum_os_is_checked_and_never_sent_to_apple() {
+    let full = ProfileSpec::from_json(FULL_JSON).unwrap();
+    let apple = serde_json::to_value(valid(&full).apple).unwrap();
+    assert!(apple.get("minimum_os").is_none(), "{apple}");
+    let mut s = spec("p");
+    s.minimum_os = Some(crate::os_minimum::ProfileMinimums {
+        ipados: Some("seventeen".into()),
+        ..Default::default()
+    });
+    let e = one_error(&s, "minimum_os", codes::MINIMUM_OS_INVALID);
+    assert!(e.message.contains("minimum_os.ipados"), "{e:?}");
 }

@@ -39,6 +39,8 @@ pub mod codes {
     /// An `initial_commands` entry is malformed, not allowed during setup, or there are
     /// too many (GuardMDM).
     pub const INITIAL_COMMAND_INVALID: &str = "INITIAL_COMMAND_INVALID";
+    /// A `minimum_os` value is not a version or `latest` (GuardMDM).
+    pub const MINIMUM_OS_INVALID: &str = "MINIMUM_OS_INVALID";
 }
 
 /// Longest `profile_name` and `department`, in characters.
@@ -224,6 +226,9 @@ impl Checker {
         self.flags(spec);
         self.locale(spec.language.as_deref(), spec.region.as_deref());
         self.initial_commands(spec);
+        if let Some(Err(e)) = spec.minimum_os.as_ref().map(|m| m.validate()) {
+            self.error("minimum_os", codes::MINIMUM_OS_INVALID, e.to_string());
+        }
         Checked {
             url,
             configuration_web_url,

@@ -225,6 +225,7 @@ fn device_information(facts: &Facts, state: &State, command: &Dictionary, rights
     let supervised = state.ade.as_ref().is_none_or(|a| a.is_supervised);
     let mobile = matches!(facts.family, DeviceFamily::IPhone | DeviceFamily::IPad);
     let mut responses = Dictionary::new();
+    let os = facts.os();
     for query in queries {
         let Some(key) = query.as_string() else {
             return Answer::FormatError;
@@ -245,8 +246,8 @@ fn device_information(facts: &Facts, state: &State, command: &Dictionary, rights
             "Model" => string(&facts.hw.model_number),
             "ModelName" => string(facts.hw.model_name),
             "ProductName" => string(facts.hw.product),
-            "OSVersion" => string(&facts.os_version),
-            "BuildVersion" => string(&facts.build_version),
+            "OSVersion" => string(&os.version),
+            "BuildVersion" => string(&os.build),
             "DeviceCapacity" => Some(Value::Real(facts.capacity_gb)),
             "AvailableDeviceCapacity" => Some(Value::Real(
                 (facts.capacity_gb * 0.8 * 100.0).round() / 100.0,

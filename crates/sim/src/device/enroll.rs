@@ -10,6 +10,7 @@ use guardmdm_crypto::{
 };
 use guardmdm_mdm_protocol::{
     DEVICE_INFO_HEADER, ENROLLMENT_PROFILE_CONTENT_TYPE, MACHINE_INFO_CONTENT_TYPE,
+    SoftwareUpdateRequired,
 };
 use plist::{Dictionary, Value};
 use secrecy::ExposeSecret;
@@ -29,13 +30,17 @@ impl SimDevice {
         put("UDID", Value::String(f.hw.udid.clone()));
         put("SERIAL", Value::String(f.serial.clone()));
         put("PRODUCT", Value::String(f.hw.product.to_string()));
-        put("VERSION", Value::String(f.build_version.clone()));
-        put("OS_VERSION", Value::String(f.os_version.clone()));
+        let os = f.os();
+        put("VERSION", Value::String(os.build));
+        put("OS_VERSION", Value::String(os.version));
         put("LANGUAGE", Value::String(f.language.clone()));
         if let Some(imei) = &f.imei {
             put("IMEI", Value::String(imei.clone()));
         }
-        put("MDM_CAN_REQUEST_SOFTWARE_UPDATE", Value::Boolean(true));
+        put(
+            "MDM_CAN_REQUEST_SOFTWARE_UPDATE",
+            Value::Boolean(f.can_request_software_update),
+        );
         put(
             "SOFTWARE_UPDATE_DEVICE_ID",
             Value::String(f.hw.product.to_string()),
@@ -357,32 +362,9 @@ fn open_profile(
 
 /// A 403 `com.apple.softwareupdate.required` answer (JSON or plist), if this is one.
 fn software_update_required(reply: &Reply) -> Option<DeviceError> {
-    let (code, os_version, build_version) = if reply.content_type.contains("json") {
-        let json: serde_json::Value = serde_json::from_slice(&reply.body).ok()?;
-        let details = json.get("details")?;
-        (
-            json.get("code")?.as_str()?.to_string(),
-            details.get("OSVersion")?.as_str()?.to_string(),
-            details
-                .get("BuildVersion")
-                .and_then(|v| v.as_str())
-                .map(str::to_string),
-        )
-    } else {
-        let value = Value::from_reader(std::io::Cursor::new(&reply.body)).ok()?;
-        let dict = value.as_dictionary()?;
-        let details = dict.get("details")?.as_dictionary()?;
-        (
-            dict.get("code")?.as_string()?.to_string(),
-            details.get("OSVersion")?.as_string()?.to_string(),
-            details
-                .get("BuildVersion")
-                .and_then(Value::as_string)
-                .map(str::to_string),
-        )
-    };
-    (code == "com.apple.softwareupdate.required").then_some(DeviceError::SoftwareUpdateRequired {
-        os_version,
-        build_version,
+    let doc = SoftwareUpdateRequired::parse(&reply.content_type, &reply.body).ok()??;
+    Some(DeviceError::SoftwareUpdateRequired {
+        os_version: doc.os_version,
+        build_version: doc.build_version,
     })
 }

@@ -51,6 +51,10 @@ pub use profile::{EnrollmentInfo, InstalledProfile, MdmPayload, PayloadSummary, 
 /// How long a device waits for an HTTP answer.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How many OS updates [`SimDevice::enroll_and_run`] installs for one enrollment before it
+/// gives up on a server that keeps asking.
+pub const MAX_OS_UPDATES: usize = 3;
+
 /// The ADE profile a device received at activation (`docs/protocol.md` §5.1), as it reads it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdeProfile {
@@ -119,6 +123,9 @@ pub struct SimDeviceOptions {
     pub os: Option<(String, String)>,
     /// The HTTP client to use (default: one per device with [`DEFAULT_TIMEOUT`]).
     pub http: Option<reqwest::Client>,
+    /// `MDM_CAN_REQUEST_SOFTWARE_UPDATE` in MachineInfo (default `true`): whether the
+    /// enrollment server may ask the device to update its OS first (`docs/protocol.md` §6.5).
+    pub can_request_software_update: bool,
 }
 
 impl Default for SimDeviceOptions {
@@ -127,6 +134,7 @@ impl Default for SimDeviceOptions {
             language: "en-US".to_string(),
             os: None,
             http: None,
+            can_request_software_update: true,
         }
     }
 }
@@ -168,6 +176,8 @@ pub struct EnrollmentReport {
     pub enrolled: bool,
     /// The session run after enrollment when no [`ApnsSim`] is attached.
     pub first_poll: Option<PollSummary>,
+    /// The OS versions the enrollment server made the device install first, in order.
+    pub os_updates: Vec<String>,
 }
 
 /// A snapshot of a device's state.
@@ -195,14 +205,33 @@ pub(crate) struct Facts {
     family: DeviceFamily,
     marketing_model: &'static str,
     hw: hardware::Hardware,
-    os_version: String,
-    build_version: String,
+    /// The OS it runs: it changes when the device installs an update the enrollment server
+    /// asked for.
+    os: Mutex<OsRelease>,
+    can_request_software_update: bool,
     capacity_gb: f64,
     imei: Option<String>,
     wifi_mac: String,
     bluetooth_mac: String,
     ethernet_mac: Option<String>,
     language: String,
+}
+
+/// An OS version and its build.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct OsRelease {
+    pub(crate) version: String,
+    pub(crate) build: String,
+}
+
+impl Facts {
+    /// The OS the device runs now.
+    pub(crate) fn os(&self) -> OsRelease {
+        self.os
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
 }
 
 /// The push credentials the device sends in `TokenUpdate`.
@@ -354,8 +383,11 @@ impl SimDevice {
             bluetooth_mac: catalogued.radio.bluetooth_mac,
             ethernet_mac: catalogued.radio.ethernet_mac,
             language: options.language,
-            os_version,
-            build_version,
+            os: Mutex::new(OsRelease {
+                version: os_version,
+                build: build_version,
+            }),
+            can_request_software_update: options.can_request_software_update,
             hw,
         };
         Ok(Self {
@@ -417,14 +449,14 @@ impl SimDevice {
 
     /// `OSVersion`, e.g. `18.5`.
     #[must_use]
-    pub fn os_version(&self) -> &str {
-        &self.inner.facts.os_version
+    pub fn os_version(&self) -> String {
+        self.inner.facts.os().version
     }
 
     /// `BuildVersion`, e.g. `22F76`.
     #[must_use]
-    pub fn build_version(&self) -> &str {
-        &self.inner.facts.build_version
+    pub fn build_version(&self) -> String {
+        self.inner.facts.os().build
     }
 
     /// The IMEI of a cellular model (the same as its DEP record).
@@ -577,9 +609,25 @@ impl SimDevice {
                 activation,
                 enrolled: false,
                 first_poll: None,
+                os_updates: Vec::new(),
             });
         }
-        self.post_machine_info().await?;
+        let mut os_updates = Vec::new();
+        loop {
+            match self.post_machine_info().await {
+                Ok(_) => break,
+                // Setup Assistant installs the update the server asks for and asks again; a
+                // server that keeps asking after a few updates is refused.
+                Err(DeviceError::SoftwareUpdateRequired {
+                    os_version,
+                    build_version,
+                }) if os_updates.len() < MAX_OS_UPDATES => {
+                    self.install_os_update(&os_version, build_version.as_deref());
+                    os_updates.push(os_version);
+                }
+                Err(e) => return Err(e),
+            }
+        }
         self.scep().await?;
         self.check_in_authenticate().await?;
         self.check_in_token_update().await?;
@@ -592,7 +640,27 @@ impl SimDevice {
             activation,
             enrolled: true,
             first_poll,
+            os_updates,
         })
+    }
+
+    /// Installs OS `version` (build `build`, or one made up from the version when the server
+    /// named none), as Setup Assistant does when enrollment answers "software update
+    /// required".
+    pub fn install_os_update(&self, version: &str, build: Option<&str>) {
+        let build = build.map_or_else(
+            || format!("SIM{}", version.replace('.', "")),
+            str::to_string,
+        );
+        *self
+            .inner
+            .facts
+            .os
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = OsRelease {
+            version: version.to_string(),
+            build,
+        };
     }
 
     /// Sends a request and reads the whole answer.

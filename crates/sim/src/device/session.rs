@@ -30,11 +30,9 @@ impl SimDevice {
         d.insert("UDID".into(), Value::String(f.hw.udid.clone()));
         d.insert("Topic".into(), Value::String(topic));
         d.insert("SerialNumber".into(), Value::String(f.serial.clone()));
-        d.insert("OSVersion".into(), Value::String(f.os_version.clone()));
-        d.insert(
-            "BuildVersion".into(),
-            Value::String(f.build_version.clone()),
-        );
+        let os = f.os();
+        d.insert("OSVersion".into(), Value::String(os.version));
+        d.insert("BuildVersion".into(), Value::String(os.build));
         d.insert("ProductName".into(), Value::String(f.hw.product.into()));
         if let Some(imei) = &f.imei {
             d.insert("IMEI".into(), Value::String(imei.clone()));

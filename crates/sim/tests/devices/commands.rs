@@ -106,10 +106,13 @@ async fn the_device_answers_like_apples() {
     assert_eq!(text("UDID").as_deref(), Some(udid.as_str()));
     assert_eq!(text("SerialNumber").as_deref(), Some(device.serial()));
     assert_eq!(text("ProductName").as_deref(), Some(device.product()));
-    assert_eq!(text("OSVersion").as_deref(), Some(device.os_version()));
+    assert_eq!(
+        text("OSVersion").as_deref(),
+        Some(device.os_version().as_str())
+    );
     assert_eq!(
         text("BuildVersion").as_deref(),
-        Some(device.build_version())
+        Some(device.build_version().as_str())
     );
     assert_eq!(text("IMEI").as_deref(), device.imei());
     assert!(

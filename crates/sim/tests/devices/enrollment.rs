@@ -60,7 +60,7 @@ async fn an_iphone_enrolls_step_by_step() {
         assert_eq!(machine_info.version, device.build_version());
         assert_eq!(
             machine_info.os_version.as_deref(),
-            Some(device.os_version())
+            Some(device.os_version().as_str())
         );
         assert_eq!(machine_info.language.as_deref(), Some("en-US"));
         assert_eq!(machine_info.imei.as_deref(), device.imei());
