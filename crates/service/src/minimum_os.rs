@@ -20,7 +20,7 @@ pub struct MinimumOsView {
     pub os: OsKey,
     /// `iOS`, `iPadOS`, `macOS`, `visionOS`.
     pub label: String,
-    /// A version (`17.5`), `latest`, or `null` for none.
+    /// A version (`17.5`), or `null` for none.
     pub minimum: Option<String>,
     /// When it was set.
     #[serde(with = "time::serde::rfc3339::option", default)]
@@ -66,7 +66,7 @@ impl<S: ?Sized + OsUpdateStore> MinimumOsService<S> {
             .collect())
     }
 
-    /// Sets the minimum of `os` to `minimum` (a version or `latest`), or clears it (`None`
+    /// Sets the minimum of `os` to `minimum` (a version), or clears it (`None`
     /// or empty). Audited as `minimum_os.set` / `minimum_os.clear`.
     ///
     /// # Errors

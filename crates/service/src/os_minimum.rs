@@ -51,14 +51,20 @@ pub enum OsDecision {
     },
 }
 
-/// Checks a minimum as an admin types it: `latest`, or a dotted version (`17.5`).
+/// Checks a minimum as an admin types it: a dotted version (`17.5`). `latest` is refused
+/// with the reason: resolving it needs Apple's software catalogue, which GuardMDM does not
+/// read yet, and a minimum that is stored but not enforced would mislead.
 ///
 /// # Errors
 /// [`ServiceError::Invalid`] naming the text.
 pub fn parse_minimum(text: &str) -> Result<OsMinimum, ServiceError> {
     let text = text.trim();
     if text.eq_ignore_ascii_case("latest") {
-        return Ok(OsMinimum::Latest);
+        return Err(ServiceError::Invalid(
+            "\"latest\" is not available yet (it needs Apple's software catalogue, which \
+             GuardMDM does not read yet): set a version such as 17.5"
+                .to_string(),
+        ));
     }
     let version = OsVersion::parse(text).map_err(|e| ServiceError::Invalid(e.to_string()))?;
     Ok(OsMinimum::Version(version.as_str().to_string()))

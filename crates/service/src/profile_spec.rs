@@ -186,7 +186,7 @@ pub struct ProfileSpec {
     /// answered, then GuardMDM sends `DeviceConfigured`. Not sent to Apple.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initial_commands: Option<Vec<CommandSpec>>,
-    /// GuardMDM's own: the minimum OS per OS (`{"ios": "17.5", "macos": "latest"}`) a device
+    /// GuardMDM's own: the minimum OS per OS (`{"ios": "17.5", "macos": "14.4"}`) a device
     /// given this profile must run to enroll, instead of the global one (`docs/protocol.md`
     /// §6.5). Not sent to Apple.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,6 +1,5 @@
 //! `guardmdm minimum-os …`: the global minimum OS at enrollment (`docs/protocol.md` §6.5).
 
-use anyhow::bail;
 use guardmdm_service::minimum_os::MinimumOsView;
 use guardmdm_service::os::OsKey;
 use reqwest::Method;
@@ -15,18 +14,13 @@ pub(crate) enum MinimumOsCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Require at least VERSION (e.g. 17.5), or with --latest the newest Apple offers, before
-    /// a device of the OS may enroll.
+    /// Require at least VERSION (e.g. 17.5) before a device of the OS may enroll.
     Set {
         /// The OS: ios, ipados, macos or visionos.
         #[arg(long)]
         os: String,
         /// The minimum version.
-        #[arg(required_unless_present = "latest")]
-        version: Option<String>,
-        /// The newest version Apple's software catalogue offers the device.
-        #[arg(long, conflicts_with = "version")]
-        latest: bool,
+        version: String,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -66,19 +60,7 @@ pub(crate) async fn run(client: &ApiClient, command: MinimumOsCommand) -> anyhow
             let list: Vec<MinimumOsView> = client.get(&["minimum-os"]).await?;
             return print(&list, json);
         }
-        MinimumOsCommand::Set {
-            os,
-            version,
-            latest,
-            json,
-        } => {
-            let minimum = match (version, latest) {
-                (_, true) => "latest".to_string(),
-                (Some(v), false) => v,
-                (None, false) => bail!("give the minimum version, or --latest"),
-            };
-            (os, Some(minimum), json)
-        }
+        MinimumOsCommand::Set { os, version, json } => (os, Some(version), json),
         MinimumOsCommand::Clear { os, json } => (os, None, json),
     };
     let os = OsKey::parse(&os)?;

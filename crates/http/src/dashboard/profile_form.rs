@@ -769,7 +769,7 @@ impl<'a> Inputs<'a> {
                     key,
                     label,
                     "text",
-                    "A version such as 17.5, or latest; empty: the global minimum.".to_string(),
+                    "A version such as 17.5; empty: the global minimum.".to_string(),
                 )
             })
             .collect()
@@ -833,7 +833,7 @@ mod tests {
             }]),
             minimum_os: Some(guardmdm_service::os_minimum::ProfileMinimums {
                 ios: Some("17.5".into()),
-                macos: Some("latest".into()),
+                macos: Some("14.4".into()),
                 ..Default::default()
             }),
         }

@@ -116,8 +116,8 @@ where
         }
     }
 
-    /// A minimum as a version to require of this device: a version as it is; `latest` from
-    /// Apple's software catalogue, when one is known.
+    /// A minimum as a version to require of this device: a version as it is. `latest` is
+    /// refused when set (it would need Apple's software catalogue), so none is stored.
     fn resolve_minimum(&self, minimum: &OsMinimum, _info: &MachineInfo) -> Option<RequiredOs> {
         match minimum {
             OsMinimum::Version(v) => OsVersion::parse(v).ok().map(RequiredOs::version),

@@ -108,8 +108,9 @@ fn products_name_their_os() {
 }
 
 #[test]
-fn minimums_parse_as_versions_or_latest() {
-    assert_eq!(parse_minimum(" Latest ").unwrap(), OsMinimum::Latest);
+fn minimums_parse_as_versions_and_latest_is_refused_with_the_reason() {
+    let err = parse_minimum(" Latest ").unwrap_err().to_string();
+    assert!(err.contains("not available yet"), "{err}");
     assert_eq!(
         parse_minimum("17.5").unwrap(),
         OsMinimum::Version("17.5".to_string())

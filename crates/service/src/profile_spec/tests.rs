@@ -77,7 +77,7 @@ const FULL_JSON: &str = r#"{
     { "request_type": "InstallProfile", "payload_base64": "PHBsaXN0Lz4=" },
     { "request_type": "DeviceInformation", "queries": ["SerialNumber", "OSVersion"] }
   ],
-  "minimum_os": { "ios": "17.5", "macos": "latest" }
+  "minimum_os": { "ios": "17.5", "macos": "14.4" }
 }"#;
 
 // ---- parsing ----

@@ -39,7 +39,7 @@ pub mod codes {
     /// An `initial_commands` entry is malformed, not allowed during setup, or there are
     /// too many (GuardMDM).
     pub const INITIAL_COMMAND_INVALID: &str = "INITIAL_COMMAND_INVALID";
-    /// A `minimum_os` value is not a version or `latest` (GuardMDM).
+    /// A `minimum_os` value is not a version (GuardMDM).
     pub const MINIMUM_OS_INVALID: &str = "MINIMUM_OS_INVALID";
 }
 
