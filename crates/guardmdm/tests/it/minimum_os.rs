@@ -182,3 +182,42 @@ async fn the_refusal_is_apples_software_update_document() {
     let shown = detail(app, &serials[0]).await;
     assert_eq!(shown["os_updates"][0]["outcome"], "held", "{shown}");
 }
+
+#[tokio::test]
+async fn minimums_are_set_listed_and_cleared_from_the_cli() {
+    let app = common::TestApp::spawn(common::Backend::Sqlite).await;
+    let cwd = tempfile::tempdir().unwrap();
+    let cli = |args: &'static [&'static str]| {
+        common::run_cli(&app, Some(common::ADMIN_TOKEN), cwd.path(), args)
+    };
+    let out = cli(&["minimum-os", "set", "--os", "ios", "17.5"]).await;
+    assert!(out.ok, "{}", out.stderr);
+    let row = |stdout: &str, os: &str| {
+        stdout
+            .lines()
+            .find(|l| l.starts_with(os))
+            .unwrap_or_else(|| panic!("{stdout}"))
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(row(&out.stdout, "iOS "), "17.5");
+    let out = cli(&["minimum-os", "list"]).await;
+    assert_eq!(
+        (row(&out.stdout, "iOS "), row(&out.stdout, "macOS")),
+        ("17.5".to_string(), "(none)".to_string())
+    );
+    let out = cli(&["minimum-os", "set", "--os", "tvos", "17.5"]).await;
+    assert!(!out.ok && out.stderr.contains("tvOS"), "{}", out.stderr);
+    let out = cli(&["minimum-os", "set", "--os", "ios", "latest"]).await;
+    assert!(
+        !out.ok && out.stderr.contains("not available yet"),
+        "{}",
+        out.stderr
+    );
+    let out = cli(&["minimum-os", "clear", "--os", "ios"]).await;
+    assert!(out.ok, "{}", out.stderr);
+    assert_eq!(row(&out.stdout, "iOS "), "(none)");
+    app.stop().await;
+}
