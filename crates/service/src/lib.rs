@@ -35,6 +35,7 @@ pub mod resolve;
 pub mod secrets;
 pub mod serial_csv;
 pub mod serial_list;
+pub mod setup_assistant;
 pub mod skip_keys;
 pub mod sync_rules;
 pub mod tls_status;
