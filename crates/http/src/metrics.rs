@@ -93,12 +93,14 @@ const ALL_STATES: [TokenState; 6] = [
     TokenState::Rejected,
 ];
 
-/// The exposition text: ABM token gauges for `entries`, then the HTTP metrics.
+/// The exposition text: ABM token gauges for `entries`, the certificates, the devices stuck
+/// in Setup Assistant, then the HTTP metrics.
 pub(crate) fn render(
     metrics: &HttpMetrics,
     entries: &[AbmEntryView],
     push: Option<&guardmdm_service::mdm::PushCertificateView>,
     tls: Option<&guardmdm_service::tls_status::ServedCertificate>,
+    stuck: u64,
 ) -> Result<String, std::fmt::Error> {
     let mut registry = Registry::default();
     let build: Family<Labels, Gauge> = Family::default();
@@ -160,6 +162,13 @@ pub(crate) fn render(
             served,
         );
     }
+    let stuck_gauge: Gauge = Gauge::default();
+    stuck_gauge.set(i64::try_from(stuck).unwrap_or(i64::MAX));
+    registry.register(
+        "guardmdm_setup_assistant_stuck_devices",
+        "Devices waiting in Setup Assistant for DeviceConfigured longer than --stuck-after",
+        stuck_gauge,
+    );
     registry.register(
         "guardmdm_http_requests",
         "HTTP requests by method, matched route and status",
