@@ -205,11 +205,21 @@ mod tests {
     #[test]
     fn a_pending_initial_command_is_named_with_its_not_now_answers() {
         let now = t0() + Duration::hours(1);
-        let mut pending = cmd("c1", "InstallProfile", INITIAL_COMMANDS_SENDER, CommandStatus::NotNow);
+        let mut pending = cmd(
+            "c1",
+            "InstallProfile",
+            INITIAL_COMMANDS_SENDER,
+            CommandStatus::NotNow,
+        );
         pending.not_now_count = 7;
         pending.updated_at = now - Duration::minutes(1);
         let open = [
-            cmd("a1", "DeviceInformation", "admin:ann", CommandStatus::Queued),
+            cmd(
+                "a1",
+                "DeviceInformation",
+                "admin:ann",
+                CommandStatus::Queued,
+            ),
             pending,
         ];
         let reason = stuck_reason(t0(), &open, now, T);
@@ -234,7 +244,12 @@ mod tests {
         let now = t0() + Duration::hours(2);
         let last = t0() + Duration::minutes(5);
         // Queued, never asked for: updated_at == created_at says nothing of the device.
-        let open = [cmd("c1", "InstallProfile", INITIAL_COMMANDS_SENDER, CommandStatus::Queued)];
+        let open = [cmd(
+            "c1",
+            "InstallProfile",
+            INITIAL_COMMANDS_SENDER,
+            CommandStatus::Queued,
+        )];
         assert_eq!(
             stuck_reason(last, &open, now, T),
             StuckReason::NoCheckIn { since: last }
@@ -252,7 +267,12 @@ mod tests {
         let mut dc = cmd("dc", DEVICE_CONFIGURED, "system", CommandStatus::Sent);
         dc.updated_at = now;
         let open = [
-            cmd("a1", "DeviceInformation", "admin:ann", CommandStatus::Queued),
+            cmd(
+                "a1",
+                "DeviceInformation",
+                "admin:ann",
+                CommandStatus::Queued,
+            ),
             dc,
         ];
         let reason = stuck_reason(now, &open, now, T);
@@ -270,12 +290,30 @@ mod tests {
     #[test]
     fn release_cancels_initial_commands_and_old_device_configured_only() {
         let open = [
-            cmd("i1", "InstallProfile", INITIAL_COMMANDS_SENDER, CommandStatus::NotNow),
-            cmd("a1", "DeviceInformation", "admin:ann", CommandStatus::Queued),
+            cmd(
+                "i1",
+                "InstallProfile",
+                INITIAL_COMMANDS_SENDER,
+                CommandStatus::NotNow,
+            ),
+            cmd(
+                "a1",
+                "DeviceInformation",
+                "admin:ann",
+                CommandStatus::Queued,
+            ),
             cmd("dc", DEVICE_CONFIGURED, "system", CommandStatus::Sent),
-            cmd("i2", "InstallApplication", INITIAL_COMMANDS_SENDER, CommandStatus::Acknowledged),
+            cmd(
+                "i2",
+                "InstallApplication",
+                INITIAL_COMMANDS_SENDER,
+                CommandStatus::Acknowledged,
+            ),
         ];
-        let plan: Vec<_> = release_plan(&open).iter().map(|c| c.uuid.as_str()).collect();
+        let plan: Vec<_> = release_plan(&open)
+            .iter()
+            .map(|c| c.uuid.as_str())
+            .collect();
         assert_eq!(plan, ["i1", "dc"]);
     }
 

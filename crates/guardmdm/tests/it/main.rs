@@ -34,6 +34,7 @@ mod fuzz_http;
 mod inputs;
 mod push;
 mod serve;
+mod setup_assistant;
 mod signin_limits;
 mod sync;
 mod sync_crash;

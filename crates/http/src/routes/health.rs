@@ -36,13 +36,7 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response, A
     let push = state.services.mdm.push_certificate().await?;
     let tls = state.services.tls.snapshot().certificate;
     let stuck = state.services.mdm.count_stuck().await?;
-    let text = crate::metrics::render(
-        &state.metrics,
-        &entries,
-        push.as_ref(),
-        tls.as_ref(),
-        stuck,
-    )
+    let text = crate::metrics::render(&state.metrics, &entries, push.as_ref(), tls.as_ref(), stuck)
         .map_err(|e| ApiError::Service(guardmdm_service::ServiceError::Internal(e.to_string())))?;
     Ok((
         [(

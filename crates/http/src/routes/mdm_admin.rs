@@ -156,11 +156,7 @@ pub(crate) async fn release_enrollments(
     ApiJson(body): ApiJson<ReleaseBody>,
 ) -> Result<Json<Vec<ReleaseOutcome>>, ApiError> {
     Ok(Json(
-        state
-            .services
-            .mdm
-            .release_many(&actor, &body.udids)
-            .await?,
+        state.services.mdm.release_many(&actor, &body.udids).await?,
     ))
 }
 

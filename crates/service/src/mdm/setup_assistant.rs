@@ -200,7 +200,9 @@ impl<S: ?Sized + MdmStore + 'static> MdmService<S> {
                 uuid: command.command_uuid.clone(),
                 udid: udid.to_string(),
                 request_type: command.request_type().to_string(),
-                payload: command.to_xml().map_err(|e| ServiceError::Internal(e.to_string()))?,
+                payload: command
+                    .to_xml()
+                    .map_err(|e| ServiceError::Internal(e.to_string()))?,
                 created_by: actor.audit_name(),
                 at,
             },
@@ -250,7 +252,11 @@ fn not_waiting(e: &Enrollment) -> Result<(), ServiceError> {
              there is nothing to release",
             e.udid,
             e.status,
-            if e.awaiting_configuration { "yes" } else { "no" }
+            if e.awaiting_configuration {
+                "yes"
+            } else {
+                "no"
+            }
         )))
     }
 }

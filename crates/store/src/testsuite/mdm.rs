@@ -1183,7 +1183,12 @@ pub async fn release_cancels_open_commands_and_queues_first(store: Arc<dyn Store
             .unwrap();
     }
     assert_eq!(
-        store.command("init-1").await.unwrap().unwrap().not_now_count,
+        store
+            .command("init-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .not_now_count,
         2,
         "NotNow answers are counted"
     );
@@ -1205,7 +1210,11 @@ pub async fn release_cancels_open_commands_and_queues_first(store: Arc<dyn Store
 
     let release = |udid: &str, uuid: &str| crate::Release {
         udid: udid.to_string(),
-        cancel: vec!["init-1".to_string(), "init-2".to_string(), "done".to_string()],
+        cancel: vec![
+            "init-1".to_string(),
+            "init-2".to_string(),
+            "done".to_string(),
+        ],
         command: NewCommand {
             request_type: "DeviceConfigured".to_string(),
             created_by: "admin".to_string(),
@@ -1213,13 +1222,27 @@ pub async fn release_cancels_open_commands_and_queues_first(store: Arc<dyn Store
         },
         audit: audit("enrollment.release", udid),
     };
-    let queued = store.release_enrollment(&release("U1", "dc")).await.unwrap();
+    let queued = store
+        .release_enrollment(&release("U1", "dc"))
+        .await
+        .unwrap();
     assert_eq!(queued.status, CommandStatus::Queued);
-    assert_eq!(queued.created_at, t + Duration::seconds(1) - Duration::microseconds(1));
+    assert_eq!(
+        queued.created_at,
+        t + Duration::seconds(1) - Duration::microseconds(1)
+    );
     assert_eq!(status_of(&store, "init-1").await, "cancelled");
     assert_eq!(status_of(&store, "init-2").await, "cancelled");
-    assert_eq!(status_of(&store, "done").await, "acknowledged", "answered: kept");
-    assert_eq!(status_of(&store, "admin-1").await, "queued", "not listed: kept");
+    assert_eq!(
+        status_of(&store, "done").await,
+        "acknowledged",
+        "answered: kept"
+    );
+    assert_eq!(
+        status_of(&store, "admin-1").await,
+        "queued",
+        "not listed: kept"
+    );
     assert_eq!(status_of(&store, "other").await, "queued");
     assert_eq!(actions(&store).await, ["enrollment.release"]);
     next_is(&store, "U1", true, at, Some("dc"), "DeviceConfigured first").await;
