@@ -197,6 +197,10 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
         services.tls.clone(),
     ));
     jobs.spawn(services.sync.clone().run_schedule(SYNC_INTERVAL));
+    jobs.spawn(guardmdm_service::jobs::run_auto_release(
+        services.mdm.clone(),
+        shutdown.child_token(),
+    ));
     if let Some(files) = &tls_files {
         jobs.spawn(files.clone().watch(shutdown.child_token()));
     }

@@ -186,6 +186,12 @@ pub struct ProfileSpec {
     /// answered, then GuardMDM sends `DeviceConfigured`. Not sent to Apple.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initial_commands: Option<Vec<CommandSpec>>,
+    /// GuardMDM's own: with `await_device_configured`, GuardMDM releases a device still in
+    /// Setup Assistant after it has waited this long (`45m`, `2h`, `1h 30m`; 5 minutes to 7
+    /// days): `DeviceConfigured` first, its unanswered initial commands cancelled, audited as
+    /// automatic. Not sent to Apple.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_after: Option<String>,
 }
 
 /// Every key a spec may have, in declaration order (used to suggest a fix for a typo).
@@ -212,6 +218,7 @@ pub const SPEC_FIELDS: &[&str] = &[
     "supervising_host_certs",
     "skip_setup_items",
     "initial_commands",
+    "release_after",
 ];
 
 impl ProfileSpec {

@@ -158,15 +158,69 @@ pub fn release_plan(open: &[MdmCommand]) -> Vec<&MdmCommand> {
         .collect()
 }
 
-/// Whether a device waiting since `awaiting_since`, with a profile that says `release_after`,
-/// is due for an automatic release at `now`.
+/// The shortest and longest `release_after` a profile may give.
+pub const RELEASE_AFTER_RANGE: (Duration, Duration) = (Duration::minutes(5), Duration::days(7));
+
+/// A profile's `release_after`: numbers with a unit, `s`, `m`, `h` or `d`, summed (`45m`,
+/// `2h`, `1h 30m`, `1d`), from 5 minutes to 7 days.
+///
+/// # Errors
+/// What is wrong, worded for the profile's author.
+pub fn parse_release_after(text: &str) -> Result<Duration, String> {
+    let bad = || {
+        format!(
+            "`release_after` {text:?} is not a duration: write a number and s, m, h or d (45m, 2h, 1h 30m)"
+        )
+    };
+    let mut total = Duration::ZERO;
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        if digits == 0 || digits > 6 {
+            return Err(bad());
+        }
+        let n: i64 = rest[..digits].parse().map_err(|_| bad())?;
+        let unit = match rest[digits..].chars().next() {
+            Some('s') => Duration::seconds(1),
+            Some('m') => Duration::minutes(1),
+            Some('h') => Duration::hours(1),
+            Some('d') => Duration::days(1),
+            _ => return Err(bad()),
+        };
+        total += unit * i32::try_from(n).map_err(|_| bad())?;
+        rest = rest[digits + 1..].trim_start();
+    }
+    let (min, max) = RELEASE_AFTER_RANGE;
+    if total < min || total > max {
+        return Err(format!(
+            "`release_after` {text:?}: give from 5 minutes (5m) to 7 days (7d)"
+        ));
+    }
+    Ok(total)
+}
+
+/// Whether a device waiting since `awaiting_since`, with a profile that says `release_after`
+/// and these open commands, is due for an automatic release at `now`: it has waited that
+/// long, and a release would change something (an initial command is still open, or no
+/// `DeviceConfigured` is; one released already only waits for the device to ask).
 #[must_use]
 pub fn auto_release_due(
     awaiting_since: OffsetDateTime,
     release_after: Option<Duration>,
+    open: &[MdmCommand],
     now: OffsetDateTime,
 ) -> bool {
-    release_after.is_some_and(|after| now - awaiting_since >= after)
+    let waited = release_after.is_some_and(|after| now - awaiting_since >= after);
+    let initial_open = open
+        .iter()
+        .any(|c| c.created_by == INITIAL_COMMANDS_SENDER && c.status.is_open());
+    let configured_open = open
+        .iter()
+        .any(|c| c.request_type == DEVICE_CONFIGURED && c.status.is_open());
+    waited && (initial_open || !configured_open)
 }
 
 #[cfg(test)]
@@ -318,10 +372,55 @@ mod tests {
     }
 
     #[test]
+    fn release_after_reads_units_and_keeps_to_its_range() {
+        assert_eq!(parse_release_after("45m"), Ok(Duration::minutes(45)));
+        assert_eq!(parse_release_after(" 1h 30m "), Ok(Duration::minutes(90)));
+        assert_eq!(parse_release_after("2h"), Ok(Duration::hours(2)));
+        assert_eq!(parse_release_after("7d"), Ok(Duration::days(7)));
+        assert_eq!(parse_release_after("600s"), Ok(Duration::minutes(10)));
+        for bad in ["", "45", "m", "45 minutes", "-5m", "1.5h", "99999999m"] {
+            let e = parse_release_after(bad).unwrap_err();
+            assert!(e.contains("is not a duration"), "{bad}: {e}");
+        }
+        for out in ["4m", "8d"] {
+            let e = parse_release_after(out).unwrap_err();
+            assert!(e.contains("from 5 minutes"), "{out}: {e}");
+        }
+    }
+
+    #[test]
     fn automatic_release_only_with_release_after_once_due() {
         let after = Some(Duration::minutes(45));
-        assert!(!auto_release_due(t0(), None, t0() + Duration::days(9)));
-        assert!(!auto_release_due(t0(), after, t0() + Duration::minutes(44)));
-        assert!(auto_release_due(t0(), after, t0() + Duration::minutes(45)));
+        let pending = [cmd(
+            "i1",
+            "InstallProfile",
+            INITIAL_COMMANDS_SENDER,
+            CommandStatus::NotNow,
+        )];
+        let due = t0() + Duration::minutes(45);
+        assert!(!auto_release_due(
+            t0(),
+            None,
+            &pending,
+            t0() + Duration::days(9)
+        ));
+        assert!(!auto_release_due(
+            t0(),
+            after,
+            &pending,
+            due - Duration::seconds(1)
+        ));
+        assert!(auto_release_due(t0(), after, &pending, due));
+        assert!(auto_release_due(t0(), after, &[], due), "nothing queued");
+        let released = [cmd(
+            "dc",
+            DEVICE_CONFIGURED,
+            "system",
+            CommandStatus::Queued,
+        )];
+        assert!(
+            !auto_release_due(t0(), after, &released, due),
+            "released already: DeviceConfigured waits for the device"
+        );
     }
 }

@@ -21,21 +21,30 @@ use serde_json::{Value, json};
 /// A server that calls a device stuck after 2 s, whose iOS default profile has two initial
 /// commands, with `n` devices bought.
 pub(crate) async fn stuck_setup(backend: common::Backend, n: usize) -> (Mdm, Vec<String>) {
+    stuck_setup_releasing(backend, n, None).await
+}
+
+/// [`stuck_setup`], the profile with `release_after` when given.
+async fn stuck_setup_releasing(
+    backend: common::Backend,
+    n: usize,
+    release_after: Option<&str>,
+) -> (Mdm, Vec<String>) {
     let mdm = setup_with(backend, &["--stuck-after", "2s"]).await;
     let payload =
         base64::engine::general_purpose::STANDARD.encode(mobileconfig("com.example.wifi"));
-    ios_default(
-        &mdm.app,
-        json!({
-            "name": "setup-phones",
-            "await_device_configured": true,
-            "initial_commands": [
-                { "request_type": "InstallProfile", "payload_base64": payload },
-                { "request_type": "DeviceInformation", "queries": ["SerialNumber"] }
-            ]
-        }),
-    )
-    .await;
+    let mut spec = json!({
+        "name": "setup-phones",
+        "await_device_configured": true,
+        "initial_commands": [
+            { "request_type": "InstallProfile", "payload_base64": payload },
+            { "request_type": "DeviceInformation", "queries": ["SerialNumber"] }
+        ]
+    });
+    if let Some(after) = release_after {
+        spec["release_after"] = json!(after);
+    }
+    ios_default(&mdm.app, spec).await;
     let serials = buy(&mdm, n).await;
     (mdm, serials)
 }
@@ -275,6 +284,89 @@ async fn stuck_devices_are_listed_with_why_counted_and_released() {
                 && queued.contains(&("DeviceInformation", "cancelled")),
             "{queued:?}"
         );
+        mdm.app.stop().await;
+    }
+}
+
+/// Moves the start of `udid`'s wait in Setup Assistant `ago` into the past, as a TokenUpdate
+/// replayed then would have left it.
+async fn waiting_since(app: &TestApp, udid: &str, ago: time::Duration) {
+    let store = app.store().await;
+    let e = store.enrollment(udid).await.unwrap().unwrap();
+    let update = |awaiting: bool, at: time::OffsetDateTime| guardmdm_store::TokenUpdated {
+        udid: udid.to_string(),
+        topic: e.topic.clone().unwrap(),
+        push_token: e.push_token.clone().unwrap(),
+        push_magic: e.push_magic.clone().unwrap(),
+        unlock_token: None,
+        awaiting_configuration: awaiting,
+        at,
+    };
+    let now = guardmdm_store::now();
+    store
+        .record_token_update(&update(false, now))
+        .await
+        .unwrap();
+    store
+        .record_token_update(&update(true, now - ago))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_profiles_release_after_releases_devices_by_itself() {
+    for backend in common::backends() {
+        let (mdm, serials) = stuck_setup_releasing(backend, 2, Some("5m")).await;
+        let app = &mdm.app;
+        let busy = not_now_device(&mdm, &serials[0]).await;
+        let fresh = not_now_device(&mdm, &serials[1]).await;
+        waiting_since(app, busy.udid(), time::Duration::minutes(6)).await;
+
+        // Within a few checks (every --stuck-after here), DeviceConfigured goes out and the
+        // device leaves Setup Assistant; the one waiting less than 5 minutes stays.
+        for _ in 0..100 {
+            if !busy.status().awaiting_configuration {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(!busy.status().awaiting_configuration, "released by itself");
+        let (_, audit) = app.json(Method::GET, "/api/v1/audit", None).await;
+        let events: Vec<&Value> = audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == "enrollment.release")
+            .collect();
+        assert_eq!(events.len(), 1, "{audit}");
+        assert_eq!(events[0]["actor"], "system");
+        assert_eq!(events[0]["target"], format!("device:{}", busy.udid()));
+        assert_eq!(events[0]["details"]["automatic"], true);
+        assert_eq!(
+            events[0]["details"]["skipped"][0]["request_type"],
+            "InstallProfile"
+        );
+        assert!(fresh.status().awaiting_configuration);
+
+        // A release_after out of range, or without awaiting configuration, is refused.
+        for (spec, needle) in [
+            (
+                json!({ "name": "quick", "await_device_configured": true, "release_after": "1m" }),
+                "from 5 minutes",
+            ),
+            (
+                json!({ "name": "free", "release_after": "45m" }),
+                "await_device_configured: true",
+            ),
+        ] {
+            let (status, body) = app.json(Method::POST, "/api/v1/profiles", Some(spec)).await;
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+            let text = body.to_string();
+            assert!(
+                text.contains("RELEASE_AFTER_INVALID") && text.contains(needle),
+                "{text}"
+            );
+        }
         mdm.app.stop().await;
     }
 }

@@ -457,8 +457,8 @@ pub(crate) fn duration_words(d: time::Duration) -> String {
     let plural = |n: i64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
     match secs {
         s if s % 3600 == 0 && s > 0 => plural(s / 3600, "hour"),
-        s if s % 60 == 0 && s > 0 => plural(s / 60, "minute"),
         s if s >= 3600 => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+        s if s % 60 == 0 && s > 0 => plural(s / 60, "minute"),
         s => plural(s, "second"),
     }
 }

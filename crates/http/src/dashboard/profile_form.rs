@@ -69,6 +69,12 @@ const TEXTS: &[(&str, &str, &str, &str)] = &[
         "text",
         "An ISO 3166-1 code in upper case, such as US; needs a language.",
     ),
+    (
+        "release_after",
+        "Release from Setup Assistant after",
+        "text",
+        "GuardMDM's own, not sent to Apple: with \"Wait for DeviceConfigured\", GuardMDM releases a device still waiting after this long (45m, 2h, 1h 30m; 5 minutes to 7 days), cancelling the initial commands it has not answered. Empty: only by hand.",
+    ),
 ];
 
 /// The flags: (key, label, GuardMDM's default, help).
@@ -175,6 +181,7 @@ fn text_of<'a>(spec: &'a ProfileSpec, key: &str) -> Option<&'a String> {
         "org_magic" => spec.org_magic.as_ref(),
         "language" => spec.language.as_ref(),
         "region" => spec.region.as_ref(),
+        "release_after" => spec.release_after.as_ref(),
         _ => None,
     }
 }
@@ -355,6 +362,7 @@ impl ProfileValues {
             supervising_host_certs: certs_from_text(self.get("supervising_host_certs")),
             skip_setup_items: (!skip.is_empty()).then_some(skip),
             initial_commands,
+            release_after: text("release_after"),
         };
         (spec, errors)
     }
@@ -540,10 +548,14 @@ impl ProfileFormView {
         .collect();
         let mut general = vec![name, kind];
         let mut contacts = Vec::new();
+        let mut release_after = None;
         for (key, label, input, help) in TEXTS {
             let f = field(key, label, input, (*help).to_string());
             if matches!(*key, "profile_name" | "url" | "configuration_web_url") {
                 general.push(f);
+            } else if *key == "release_after" {
+                // GuardMDM's own, with the initial commands it concerns.
+                release_after = Some(f);
             } else {
                 contacts.push(f);
             }
@@ -636,6 +648,7 @@ impl ProfileFormView {
             .iter_mut()
             .flat_map(|s| s.fields.iter_mut())
             .chain([&mut skip_other, &mut initial_commands])
+            .chain(release_after.as_mut())
         {
             for m in &f.errors {
                 all.push(FieldMessage {
@@ -653,7 +666,10 @@ impl ProfileFormView {
             skip_groups: skip_groups(&values.skip),
             skip_fields: vec![skip_other],
             skip_order: values.skip_order.clone(),
-            command_fields: vec![initial_commands],
+            command_fields: [initial_commands]
+                .into_iter()
+                .chain(release_after)
+                .collect(),
             errors: all,
             other_errors,
         }
@@ -707,6 +723,7 @@ mod tests {
                 request_type: "DeviceInformation".into(),
                 ..CommandSpec::default()
             }]),
+            release_after: Some("45m".into()),
         }
     }
 
@@ -735,7 +752,7 @@ mod tests {
     fn every_key_round_trips_through_the_form() {
         assert_eq!(
             guardmdm_service::profile_spec::SPEC_FIELDS.len(),
-            22,
+            23,
             "a new spec key needs an input here"
         );
         for spec in [

@@ -4,12 +4,14 @@
 
 use guardmdm_mdm_protocol::{Command, CommandRequest};
 use guardmdm_store::{
-    CommandStatus, Enrollment, MdmStore, NewAuditEvent, NewCommand, Release, StoreError,
+    AssignmentConfigStore, AssignmentStateStore, CommandStatus, DeviceSyncStore, Enrollment,
+    MdmStore, NewAuditEvent, NewCommand, Release, StoreError,
 };
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::MdmService;
+use crate::profile_spec::ProfileSpec;
 use crate::setup_assistant::{self as rules, StuckReason};
 use crate::{Actor, ServiceError};
 
@@ -239,6 +241,62 @@ impl<S: ?Sized + MdmStore + 'static> MdmService<S> {
             skipped,
             automatic,
         })
+    }
+}
+
+/// A profile's `release_after`, when it has a valid one.
+fn release_after_of(spec: serde_json::Value) -> Option<time::Duration> {
+    let spec: ProfileSpec = serde_json::from_value(spec).ok()?;
+    rules::parse_release_after(spec.release_after.as_deref()?).ok()
+}
+
+impl<S> MdmService<S>
+where
+    S: ?Sized + MdmStore + DeviceSyncStore + AssignmentStateStore + AssignmentConfigStore + 'static,
+{
+    /// Releases, as `system` and audited as automatic, every device waiting in Setup
+    /// Assistant whose ADE profile's `release_after` has passed at `now`
+    /// ([`rules::auto_release_due`]); answers how many. A device another release or its own
+    /// `DeviceConfigured` took out meanwhile is passed over.
+    ///
+    /// # Errors
+    /// Storage failures.
+    pub async fn auto_release(&self, now: OffsetDateTime) -> Result<usize, ServiceError> {
+        let shortest = self
+            .store
+            .list_profiles()
+            .await?
+            .into_iter()
+            .filter_map(|p| release_after_of(p.spec))
+            .min();
+        let Some(shortest) = shortest else {
+            return Ok(0);
+        };
+        let waiting = self
+            .store
+            .list_awaiting(now - shortest, MAX_STUCK_LIST)
+            .await?;
+        let mut released = 0;
+        for e in waiting {
+            let (Some(serial), Some(since)) = (&e.serial_number, e.awaiting_since) else {
+                continue;
+            };
+            let after = match self.given_profile(serial).await {
+                Ok(Some(Some(profile))) => release_after_of(profile.spec),
+                Ok(_) => None,
+                Err(err) => return Err(ServiceError::Internal(err.message)),
+            };
+            let open = self.store.open_commands(&e.udid).await?;
+            if !rules::auto_release_due(since, after, &open, now) {
+                continue;
+            }
+            match self.release_device(&Actor::System, &e.udid, true).await {
+                Ok(_) => released += 1,
+                Err(ServiceError::NotFound(_) | ServiceError::Conflict(_)) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        Ok(released)
     }
 }
 

@@ -76,7 +76,8 @@ const FULL_JSON: &str = r#"{
   "initial_commands": [
     { "request_type": "InstallProfile", "payload_base64": "PHBsaXN0Lz4=" },
     { "request_type": "DeviceInformation", "queries": ["SerialNumber", "OSVersion"] }
-  ]
+  ],
+  "release_after": "45m"
 }"#;
 
 // ---- parsing ----
@@ -956,4 +957,26 @@ fn initial_commands_without_awaiting_configuration_warn() {
     );
     s.await_device_configured = Some(true);
     assert!(valid(&s).warnings.is_empty());
+}
+
+#[test]
+fn release_after_is_a_duration_that_needs_awaiting_configuration() {
+    let mut s = spec("lab");
+    s.release_after = Some("45m".into());
+    let e = one_error(&s, "release_after", codes::RELEASE_AFTER_INVALID);
+    assert!(e.message.contains("await_device_configured: true"), "{e:?}");
+    s.await_device_configured = Some(true);
+    let v = valid(&s);
+    assert_eq!(
+        serde_json::to_value(&v.apple).unwrap().get("release_after"),
+        None,
+        "not sent to Apple"
+    );
+    s.release_after = Some("soon".into());
+    let e = one_error(&s, "release_after", codes::RELEASE_AFTER_INVALID);
+    assert!(e.message.contains("is not a duration"), "{e:?}");
+    let parsed: ProfileSpec =
+        serde_json::from_value(serde_json::json!({ "name": "lab", "release_after": "2h" }))
+            .unwrap();
+    assert_eq!(parsed.release_after.as_deref(), Some("2h"));
 }

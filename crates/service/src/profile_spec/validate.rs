@@ -39,6 +39,9 @@ pub mod codes {
     /// An `initial_commands` entry is malformed, not allowed during setup, or there are
     /// too many (GuardMDM).
     pub const INITIAL_COMMAND_INVALID: &str = "INITIAL_COMMAND_INVALID";
+    /// `release_after` is not a duration from 5 minutes to 7 days, or is given without
+    /// `await_device_configured: true` (GuardMDM).
+    pub const RELEASE_AFTER_INVALID: &str = "RELEASE_AFTER_INVALID";
 }
 
 /// Longest `profile_name` and `department`, in characters.
@@ -224,6 +227,7 @@ impl Checker {
         self.flags(spec);
         self.locale(spec.language.as_deref(), spec.region.as_deref());
         self.initial_commands(spec);
+        self.release_after(spec);
         Checked {
             url,
             configuration_web_url,
@@ -269,6 +273,21 @@ impl Checker {
         if !commands.is_empty() && spec.await_device_configured != Some(true) {
             self.warnings.push(
                 "`initial_commands` are sent right after enrollment, but Setup Assistant does not wait for them: set `await_device_configured: true` to hold the device until they are answered".into(),
+            );
+        }
+    }
+
+    fn release_after(&mut self, spec: &ProfileSpec) {
+        let Some(text) = &spec.release_after else {
+            return;
+        };
+        if let Err(message) = crate::setup_assistant::parse_release_after(text) {
+            self.error("release_after", codes::RELEASE_AFTER_INVALID, message);
+        } else if spec.await_device_configured != Some(true) {
+            self.error(
+                "release_after",
+                codes::RELEASE_AFTER_INVALID,
+                "`release_after` releases devices waiting in Setup Assistant, but they only wait with `await_device_configured: true`: set it, or remove `release_after`".into(),
             );
         }
     }
