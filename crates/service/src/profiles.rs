@@ -23,9 +23,6 @@ use crate::profile_spec::{self, EnrollmentType, ProfileSpec};
 use crate::serial_list::{self, CsvReport};
 use crate::{Actor, ServiceError};
 
-/// Re-exported at their former path (they moved to [`crate::lookup`]) for callers not yet
-/// moved.
-
 /// A profile with everything an admin needs to see.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ProfileView {
