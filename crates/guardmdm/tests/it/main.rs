@@ -19,6 +19,7 @@ mod browser_abm;
 mod browser_apns;
 mod browser_health;
 mod browser_profiles;
+mod browser_setup_assistant;
 mod browser_tls;
 mod cli;
 mod dashboard;
