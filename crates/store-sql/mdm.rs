@@ -1,7 +1,8 @@
 use async_trait::async_trait;
 use guardmdm_store::{
     Authenticated, CommandStatus, EnrollChallenge, Enrollment, EnrollmentQuery, EnrollmentStatus,
-    IssuedIdentity, MdmCommand, MdmStore, NewAuditEvent, NewCommand, StoreError, TokenUpdated,
+    IssuedIdentity, MdmCommand, MdmStore, NewAuditEvent, NewCommand, Release, StoreError,
+    TokenUpdated,
 };
 use sqlx::QueryBuilder;
 use sqlx::types::Json;
@@ -18,12 +19,12 @@ const IDENTITY_COLUMNS: &str =
     "fingerprint, cert_serial, udid, serial_number, issued_at, not_after";
 
 const ENROLLMENT_COLUMNS: &str = "udid, serial_number, status, topic, identity_fingerprint, \
-     push_token, push_magic, unlock_token, awaiting_configuration, device_info, enrolled_at, \
-     last_seen_at, created_at, updated_at";
+     push_token, push_magic, unlock_token, awaiting_configuration, awaiting_since, device_info, \
+     enrolled_at, last_seen_at, created_at, updated_at";
 
 /// The columns `command_from_row` reads (the dialects' `mdm_take_next_command` returns them).
 pub(crate) const COMMAND_COLUMNS: &str = "uuid, udid, request_type, payload, status, result, \
-     created_by, created_at, updated_at, completed_at";
+     created_by, not_now_count, created_at, updated_at, completed_at";
 
 #[async_trait]
 impl MdmStore for DbStore {
@@ -111,7 +112,7 @@ impl MdmStore for DbStore {
              status = 'authenticated', topic = excluded.topic, \
              identity_fingerprint = excluded.identity_fingerprint, push_token = NULL, \
              push_magic = NULL, unlock_token = NULL, awaiting_configuration = false, \
-             device_info = excluded.device_info, enrolled_at = NULL, \
+             awaiting_since = NULL, device_info = excluded.device_info, enrolled_at = NULL, \
              last_seen_at = excluded.last_seen_at, updated_at = excluded.updated_at \
              RETURNING {ENROLLMENT_COLUMNS}"
         )))
@@ -149,6 +150,7 @@ impl MdmStore for DbStore {
         let row = sqlx::query(sqlx::AssertSqlSafe(format!(
             "UPDATE mdm_enrollments SET topic = $1, push_token = $2, push_magic = $3, \
              unlock_token = COALESCE($4, unlock_token), awaiting_configuration = $5, \
+             awaiting_since = CASE WHEN $5 THEN COALESCE(awaiting_since, $6) ELSE NULL END, \
              status = 'enrolled', enrolled_at = COALESCE(enrolled_at, $6), last_seen_at = $6, \
              updated_at = $6 WHERE udid = $7 RETURNING {ENROLLMENT_COLUMNS}"
         )))
@@ -191,8 +193,9 @@ impl MdmStore for DbStore {
         at: OffsetDateTime,
     ) -> Result<(), StoreError> {
         let done = sqlx::query(
-            "UPDATE mdm_enrollments SET awaiting_configuration = $1, updated_at = $2 \
-             WHERE udid = $3",
+            "UPDATE mdm_enrollments SET awaiting_configuration = $1, \
+             awaiting_since = CASE WHEN $1 THEN COALESCE(awaiting_since, $2) ELSE NULL END, \
+             updated_at = $2 WHERE udid = $3",
         )
         .bind(awaiting)
         .bind(Ts(at))
@@ -246,6 +249,117 @@ impl MdmStore for DbStore {
             .push_bind(i64::from(query.limit));
         let rows = q.build().fetch_all(&self.pool).await.map_err(backend)?;
         rows.iter().map(enrollment_from_row).collect()
+    }
+
+    async fn list_awaiting(
+        &self,
+        waiting_since: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Enrollment>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ENROLLMENT_COLUMNS} FROM mdm_enrollments \
+             WHERE awaiting_since IS NOT NULL AND awaiting_since <= $1 \
+             AND status = 'enrolled' ORDER BY awaiting_since, udid LIMIT $2"
+        )))
+        .bind(Ts(waiting_since))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter().map(enrollment_from_row).collect()
+    }
+
+    async fn count_awaiting(&self, waiting_since: OffsetDateTime) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM mdm_enrollments WHERE awaiting_since IS NOT NULL \
+             AND awaiting_since <= $1 AND status = 'enrolled'",
+        )
+        .bind(Ts(waiting_since))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(backend)?;
+        Ok(u64::try_from(n).unwrap_or_default())
+    }
+
+    async fn open_commands(&self, udid: &str) -> Result<Vec<MdmCommand>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COMMAND_COLUMNS} FROM mdm_commands WHERE udid = $1 \
+             AND status IN ('queued', 'sent', 'not_now') ORDER BY created_at, seq"
+        )))
+        .bind(udid)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(backend)?;
+        rows.iter().map(command_from_row).collect()
+    }
+
+    async fn release_enrollment(&self, release: &Release) -> Result<MdmCommand, StoreError> {
+        let mut tx = self.write_tx().await?;
+        // The enrollment row locked (PostgreSQL; SQLite's write transaction excludes other
+        // writers): of two releases, the second sees the first's DeviceConfigured.
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT status, awaiting_configuration FROM mdm_enrollments WHERE udid = $1{}",
+            dialect::FOR_UPDATE
+        )))
+        .bind(&release.udid)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let Some(row) = row else {
+            return Err(StoreError::NotFound);
+        };
+        let status: EnrollmentStatus = stored(&row, "status")?;
+        let awaiting: bool = get(&row, "awaiting_configuration")?;
+        if status != EnrollmentStatus::Enrolled || !awaiting {
+            return Err(StoreError::Conflict(format!(
+                "device {} is not waiting in Setup Assistant",
+                release.udid
+            )));
+        }
+        let at = release.command.at;
+        for uuid in &release.cancel {
+            sqlx::query(
+                "UPDATE mdm_commands SET status = 'cancelled', updated_at = $1, \
+                 completed_at = $1 WHERE udid = $2 AND uuid = $3 \
+                 AND status IN ('queued', 'sent', 'not_now')",
+            )
+            .bind(Ts(at))
+            .bind(&release.udid)
+            .bind(uuid)
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        }
+        let oldest: Option<Ts> = sqlx::query_scalar(
+            "SELECT MIN(created_at) FROM mdm_commands WHERE udid = $1 \
+             AND status IN ('queued', 'sent', 'not_now')",
+        )
+        .bind(&release.udid)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
+        // Ahead of every open command: the queue is taken in created_at order.
+        let created_at = oldest.map_or(at, |t| t.0.min(at) - time::Duration::microseconds(1));
+        let command = &release.command;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO mdm_commands (uuid, udid, request_type, payload, status, created_by, \
+             created_at, updated_at) VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7) \
+             RETURNING {COMMAND_COLUMNS}"
+        )))
+        .bind(&command.uuid)
+        .bind(&release.udid)
+        .bind(&command.request_type)
+        .bind(&command.payload)
+        .bind(&command.created_by)
+        .bind(Ts(created_at))
+        .bind(Ts(at))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let queued = command_from_row(&row)?;
+        insert_audit(&mut tx, &release.audit).await?;
+        tx.commit().await.map_err(backend)?;
+        Ok(queued)
     }
 
     async fn enqueue_command(
@@ -337,8 +451,8 @@ impl MdmStore for DbStore {
         // Keyed by device and UUID: another device's command is not found.
         let query = if status == CommandStatus::NotNow {
             sqlx::query(sqlx::AssertSqlSafe(format!(
-                "UPDATE mdm_commands SET status = 'not_now', updated_at = $1 \
-                 WHERE udid = $2 AND uuid = $3 RETURNING {COMMAND_COLUMNS}"
+                "UPDATE mdm_commands SET status = 'not_now', \
+                 not_now_count = not_now_count + 1, updated_at = $1 WHERE udid = $2 AND uuid = $3 RETURNING {COMMAND_COLUMNS}"
             )))
             .bind(Ts(at))
             .bind(udid)
@@ -488,6 +602,7 @@ fn enrollment_from_row(row: &DbRow) -> Result<Enrollment, StoreError> {
         push_magic: get(row, "push_magic")?,
         unlock_token: get(row, "unlock_token")?,
         awaiting_configuration: get(row, "awaiting_configuration")?,
+        awaiting_since: opt_ts(row, "awaiting_since")?,
         device_info: get::<Json<serde_json::Value>>(row, "device_info")?.0,
         enrolled_at: opt_ts(row, "enrolled_at")?,
         last_seen_at: ts(row, "last_seen_at")?,
@@ -505,6 +620,7 @@ fn command_from_row(row: &DbRow) -> Result<MdmCommand, StoreError> {
         status: stored(row, "status")?,
         result: get(row, "result")?,
         created_by: get(row, "created_by")?,
+        not_now_count: u32::try_from(get::<i64>(row, "not_now_count")?).unwrap_or_default(),
         created_at: ts(row, "created_at")?,
         updated_at: ts(row, "updated_at")?,
         completed_at: opt_ts(row, "completed_at")?,

@@ -105,6 +105,11 @@ pub struct ServeArgs {
     /// Pushes in flight at once (HTTP/2 streams to APNs).
     #[arg(long, env = "GUARDMDM_PUSH_CONCURRENCY", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub push_concurrency: u32,
+    /// A device waiting in Setup Assistant for `DeviceConfigured` longer than this is
+    /// "stuck in Setup Assistant" (`30m`, `2h`): listed with why, counted on `/metrics`, shown
+    /// on the dashboard (README, "Devices stuck in Setup Assistant").
+    #[arg(long, env = "GUARDMDM_STUCK_AFTER", default_value = "30m", value_parser = parse_duration)]
+    pub stuck_after: time::Duration,
     /// How long an ABM sync lease lasts without renewal (`2m`, `45s`; 2 s to 1 h): a sync
     /// whose instance stopped is shown as ended, and Sync Now starts a new one, this long
     /// after its last renewal. Renewed every quarter of it.
@@ -487,6 +492,7 @@ fn mdm_settings(
     mdm.push.concurrency =
         usize::try_from(args.push_concurrency).context("--push-concurrency is out of range")?;
     mdm.scep_single_des = args.scep_allow_single_des;
+    mdm.stuck_after = args.stuck_after;
     let ceiling = guardmdm_service::mdm::DeviceLimits::CEILING;
     mdm.limits = guardmdm_service::mdm::DeviceLimits {
         checkin_bytes: at_most(

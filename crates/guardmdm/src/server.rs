@@ -272,6 +272,10 @@ fn spawn_jobs(
         services.tls.clone(),
     ));
     jobs.spawn(services.sync.clone().run_schedule(SYNC_INTERVAL));
+    jobs.spawn(guardmdm_service::jobs::run_auto_release(
+        services.mdm.clone(),
+        shutdown.child_token(),
+    ));
     if let Some(files) = tls_files {
         jobs.spawn(files.clone().watch(shutdown.child_token()));
     }

@@ -95,12 +95,14 @@ const ALL_STATES: [TokenState; 6] = [
     TokenState::Rejected,
 ];
 
-/// The exposition text: ABM token gauges for `entries`, then the HTTP metrics.
+/// The exposition text: ABM token gauges for `entries`, the certificates, the devices stuck
+/// in Setup Assistant, then the HTTP metrics.
 pub(crate) fn render(
     metrics: &HttpMetrics,
     entries: &[AbmEntryView],
     push: Option<&PushCertificateView>,
     tls: Option<&ServedCertificate>,
+    stuck: u64,
 ) -> Result<String, std::fmt::Error> {
     let mut registry = Registry::default();
     register_build_info(&mut registry);
@@ -111,6 +113,7 @@ pub(crate) fn render(
     if let Some(tls) = tls {
         register_tls_certificate(&mut registry, tls);
     }
+    register_stuck_devices(&mut registry, stuck);
     registry.register(
         "guardmdm_http_requests",
         "HTTP requests by method, matched route and status",
@@ -195,6 +198,17 @@ fn register_tls_certificate(registry: &mut Registry, tls: &ServedCertificate) {
         "guardmdm_tls_certificate_expiry_timestamp_seconds",
         "When the HTTPS certificate served on --listen expires, Unix seconds (source: files or acme)",
         served,
+    );
+}
+
+/// How many devices wait in Setup Assistant longer than `--stuck-after`.
+fn register_stuck_devices(registry: &mut Registry, stuck: u64) {
+    let gauge: Gauge = Gauge::default();
+    gauge.set(i64::try_from(stuck).unwrap_or(i64::MAX));
+    registry.register(
+        "guardmdm_setup_assistant_stuck_devices",
+        "Devices waiting in Setup Assistant for DeviceConfigured longer than --stuck-after",
+        gauge,
     );
 }
 

@@ -133,6 +133,32 @@ pub async fn run_token_health_monitor(
     .await;
 }
 
+/// How often devices waiting in Setup Assistant are checked for an automatic release (the
+/// ADE profile's `release_after`), at most: a shorter `--stuck-after` checks that often.
+pub const AUTO_RELEASE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Releases the devices whose ADE profile's `release_after` has passed
+/// ([`crate::mdm::MdmService::auto_release`]) every [`AUTO_RELEASE_INTERVAL`] (or every
+/// `--stuck-after`, when shorter), until `cancel`.
+pub async fn run_auto_release(mdm: crate::mdm::MdmService, cancel: CancellationToken) {
+    let period = Duration::try_from(mdm.stuck_after())
+        .map_or(AUTO_RELEASE_INTERVAL, |d| d.min(AUTO_RELEASE_INTERVAL))
+        .max(Duration::from_secs(1));
+    run_every(period, cancel, || async {
+        match mdm.auto_release(guardmdm_store::now()).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(
+                    devices = n,
+                    "released from Setup Assistant automatically (release_after)"
+                );
+            }
+            Err(e) => tracing::error!(error = %e, "automatic release from Setup Assistant failed"),
+        }
+    })
+    .await;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -37,6 +37,7 @@ pub mod resolve;
 pub mod secrets;
 pub mod serial_csv;
 pub mod serial_list;
+pub mod setup_assistant;
 pub mod skip_keys;
 pub mod sync_rules;
 pub mod tls_status;

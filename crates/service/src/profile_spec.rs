@@ -191,6 +191,12 @@ pub struct ProfileSpec {
     /// §6.5). Not sent to Apple.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub minimum_os: Option<crate::os_minimum::ProfileMinimums>,
+    /// GuardMDM's own: with `await_device_configured`, GuardMDM releases a device still in
+    /// Setup Assistant after it has waited this long (`45m`, `2h`, `1h 30m`; 5 minutes to 7
+    /// days): `DeviceConfigured` first, its unanswered initial commands cancelled, audited as
+    /// automatic. Not sent to Apple.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub release_after: Option<String>,
 }
 
 /// Every key a spec may have, in declaration order (used to suggest a fix for a typo).
@@ -218,6 +224,7 @@ pub const SPEC_FIELDS: &[&str] = &[
     "skip_setup_items",
     "initial_commands",
     "minimum_os",
+    "release_after",
 ];
 
 impl ProfileSpec {

@@ -280,6 +280,14 @@ impl ApnsSim {
 
     /// Wakes `device` in a spawned task.
     fn wake(&self, device: SimDevice) {
+        if device.is_silent() {
+            // The push was accepted; the device stopped checking in and does not answer it.
+            self.state().wakes.push(Wake {
+                udid: device.udid().to_string(),
+                result: Err("the device stopped checking in".to_string()),
+            });
+            return;
+        }
         self.shared.in_flight.send_modify(|n| *n += 1);
         let apns = self.clone();
         tokio::spawn(async move {

@@ -44,7 +44,7 @@ pub use error::StoreError;
 pub use ids::{EntryId, GroupId, Id, ProfileId, SyncRunId};
 pub use mdm::{
     Authenticated, CommandStatus, EnrollChallenge, Enrollment, EnrollmentQuery, EnrollmentStatus,
-    IssuedIdentity, MdmCommand, MdmStore, NewCommand, TokenUpdated,
+    IssuedIdentity, MdmCommand, MdmStore, NewCommand, Release, TokenUpdated,
 };
 pub use meta::{Backend, MetaStore, MigrationStatus};
 pub use os_updates::{MinimumOs, OsMinimum, OsUpdateEvent, OsUpdateOutcome, OsUpdateStore};

@@ -66,20 +66,25 @@ pub enum CommandStatus {
     Error,
     /// `command_format_error`: the device could not understand it.
     CommandFormatError,
+    /// `cancelled`: never to be sent (an admin released the device from Setup Assistant
+    /// before the device answered it).
+    Cancelled,
 }
 
 impl CommandStatus {
     /// Every status.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 7] = [
         Self::Queued,
         Self::Sent,
         Self::NotNow,
         Self::Acknowledged,
         Self::Error,
         Self::CommandFormatError,
+        Self::Cancelled,
     ];
 
-    /// `queued`, `sent`, `not_now`, `acknowledged`, `error` or `command_format_error`.
+    /// `queued`, `sent`, `not_now`, `acknowledged`, `error`, `command_format_error` or
+    /// `cancelled`.
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
@@ -89,6 +94,7 @@ impl CommandStatus {
             Self::Acknowledged => "acknowledged",
             Self::Error => "error",
             Self::CommandFormatError => "command_format_error",
+            Self::Cancelled => "cancelled",
         }
     }
 
@@ -96,7 +102,16 @@ impl CommandStatus {
     /// `command_format_error` (what [`MdmStore::record_command_result`] records).
     #[must_use]
     pub fn is_answer(self) -> bool {
-        !matches!(self, Self::Queued | Self::Sent)
+        matches!(
+            self,
+            Self::NotNow | Self::Acknowledged | Self::Error | Self::CommandFormatError
+        )
+    }
+
+    /// Whether it still waits for the device: `queued`, `sent` or `not_now`.
+    #[must_use]
+    pub fn is_open(self) -> bool {
+        matches!(self, Self::Queued | Self::Sent | Self::NotNow)
     }
 
     /// Whether the device gave its final answer (any answer but `not_now`).
@@ -170,6 +185,10 @@ pub struct Enrollment {
     pub unlock_token: Option<Vec<u8>>,
     /// Whether it waits in Setup Assistant for `DeviceConfigured`.
     pub awaiting_configuration: bool,
+    /// Since when it waits (the TokenUpdate that first said `AwaitingConfiguration`);
+    /// `None` while it does not wait.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub awaiting_since: Option<OffsetDateTime>,
     /// What `Authenticate` said (OSVersion, ProductName, Model, DeviceName, BuildVersion, …).
     pub device_info: serde_json::Value,
     /// The first TokenUpdate: when it became Enrolled.
@@ -252,6 +271,9 @@ pub struct MdmCommand {
     pub result: Option<Vec<u8>>,
     /// Who queued it (audit actor, or `system`).
     pub created_by: String,
+    /// How many times the device answered `NotNow` to it.
+    #[serde(default)]
+    pub not_now_count: u32,
     /// Queued at.
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
@@ -278,6 +300,19 @@ pub struct NewCommand {
     pub created_by: String,
     /// Now.
     pub at: OffsetDateTime,
+}
+
+/// A release from Setup Assistant ([`MdmStore::release_enrollment`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Release {
+    /// The device.
+    pub udid: String,
+    /// Its open commands to mark `cancelled` (those already answered are left alone).
+    pub cancel: Vec<String>,
+    /// `DeviceConfigured`, queued ahead of every open command of the device.
+    pub command: NewCommand,
+    /// Who released it, and what was skipped.
+    pub audit: NewAuditEvent,
 }
 
 /// Storage of the MDM side.
@@ -351,6 +386,29 @@ pub trait MdmStore: Send + Sync {
         &self,
         query: &EnrollmentQuery,
     ) -> Result<Vec<Enrollment>, StoreError>;
+
+    /// Enrolled devices waiting in Setup Assistant since `waiting_since` or earlier (status
+    /// `enrolled`, `awaiting_since <= waiting_since`), the longest waiting first, at most
+    /// `limit`. Reads only waiting devices (an index on `awaiting_since`).
+    async fn list_awaiting(
+        &self,
+        waiting_since: OffsetDateTime,
+        limit: u32,
+    ) -> Result<Vec<Enrollment>, StoreError>;
+
+    /// How many devices [`Self::list_awaiting`] would list without a limit.
+    async fn count_awaiting(&self, waiting_since: OffsetDateTime) -> Result<u64, StoreError>;
+
+    /// A device's open commands (`queued`, `sent`, `not_now`), in the order it gets them.
+    async fn open_commands(&self, udid: &str) -> Result<Vec<MdmCommand>, StoreError>;
+
+    /// Releases a device from Setup Assistant, in one transaction: marks the open commands
+    /// among `release.cancel` `cancelled`, queues `release.command` ahead of the device's
+    /// other open commands (its `created_at` just before the oldest of theirs), writes the
+    /// audit event, and returns the queued command. [`StoreError::NotFound`] for an unknown
+    /// device; [`StoreError::Conflict`] (nothing written) when it is not enrolled and
+    /// awaiting configuration.
+    async fn release_enrollment(&self, release: &Release) -> Result<MdmCommand, StoreError>;
 
     /// Queues a command (status `queued`), with its audit event in the same transaction.
     /// [`StoreError::Conflict`] for a duplicate UUID. The store does not check that the

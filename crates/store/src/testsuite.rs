@@ -88,6 +88,8 @@ macro_rules! conformance_tests {
             mdm::commands_enqueue_audit_conflict_and_list,
             mdm::open_commands_are_counted_per_device_and_sender,
             mdm::concurrent_next_commands_never_share_one,
+            mdm::awaiting_devices_are_listed_counted_and_keep_their_start,
+            mdm::release_cancels_open_commands_and_queues_first,
             mdm::secrets_init_first_writer_wins_and_put_replaces,
             os_updates::minimum_os_set_replace_and_clear,
             os_updates::os_update_events_count_per_kind_and_list_newest_first,

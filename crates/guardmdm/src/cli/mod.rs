@@ -1,5 +1,5 @@
 //! The command line. `serve` runs the server; the admin commands (`abm`, `profiles`,
-//! `groups`, `devices`, `admins`, `api-tokens`, `audit`, `doctor`) call a running server's REST API at
+//! `groups`, `devices`, `enrollments`, `admins`, `api-tokens`, `audit`, `doctor`) call a running server's REST API at
 //! `GUARDMDM_URL` with `GUARDMDM_API_TOKEN`, like `fleetctl`. Every list takes `--json`; errors go to stderr with a non-zero exit.
 
 // The CLI's job is printing to stdout.
@@ -14,6 +14,7 @@ mod backup;
 mod client;
 mod devices;
 mod doctor;
+mod enrollments;
 mod groups;
 mod mdm;
 mod minimum_os;
@@ -106,6 +107,13 @@ enum Command {
         #[command(subcommand)]
         command: mdm::CommandsCommand,
     },
+    /// Enrolled devices: those stuck in Setup Assistant, and releasing them.
+    Enrollments {
+        #[command(flatten)]
+        client: ClientArgs,
+        #[command(subcommand)]
+        command: enrollments::EnrollmentsCommand,
+    },
     /// An online copy of the SQLite database, while the server runs.
     Backup(backup::BackupArgs),
     /// Write the manual pages (guardmdm.1, guardmdm-serve.1, …) into a directory.
@@ -165,6 +173,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Commands { client, command } => {
             mdm::run_commands(&ApiClient::new(&client)?, command).await
+        }
+        Command::Enrollments { client, command } => {
+            enrollments::run(&ApiClient::new(&client)?, command).await
         }
         Command::Backup(args) => backup::run(args).await,
         Command::Man { dir } => write_manual(&dir),

@@ -12,6 +12,7 @@ use std::time::Duration;
 use common::web::{PASSWORD, WebClient, create_admin};
 use common::{Backend, TestApp};
 use reqwest::{Method, StatusCode};
+use serde_json::Value;
 
 #[tokio::test]
 async fn sign_in_pages_csrf_and_sign_out() {
@@ -501,5 +502,113 @@ async fn the_devices_list_filters_sorts_and_pages() {
                 .contains("no ABM device with serial NOSUCHSERIAL1")
         );
         app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn stuck_devices_have_a_banner_a_filter_and_release_buttons() {
+    use crate::setup_assistant::{not_now_device, silent_device, stuck, stuck_setup, wait_stuck};
+    for backend in common::backends() {
+        let (mdm, serials) = stuck_setup(backend, 2).await;
+        let app = &mdm.app;
+        create_admin(app, "alice", PASSWORD).await;
+        let web = WebClient::signed_in(app, "alice").await;
+        assert!(!web.get("/devices").await.body.contains("stuck-banner"));
+        let busy = not_now_device(&mdm, &serials[0]).await;
+        let silent = silent_device(&mdm, &serials[1]).await;
+        wait_stuck(app, &busy, 2).await;
+
+        // A banner with the count on every page, linking to the filter.
+        for path in ["/devices", "/profiles", "/enrollments"] {
+            let page = web.get(path).await;
+            assert!(page.body.contains("id=\"stuck-banner\""), "{path}");
+            assert!(
+                page.body
+                    .contains("<strong>2 devices: stuck in Setup Assistant.</strong>"),
+                "{path}: {}",
+                page.body
+            );
+            assert!(
+                page.body.contains("href=\"/enrollments?stuck=1\""),
+                "{path}"
+            );
+        }
+
+        // The filter lists both with why, with a release button each and for the selection.
+        let page = web.get("/enrollments?stuck=1").await;
+        assert_eq!(page.status, StatusCode::OK);
+        for needle in [
+            busy.udid(),
+            silent.udid(),
+            "initial command InstallProfile pending",
+            "no check-in since",
+            "Release selected",
+            "waiting in Setup Assistant longer than 2 seconds",
+        ] {
+            assert!(page.body.contains(needle), "{needle}: {}", page.body);
+        }
+        let csrf = page.csrf();
+        let forged = web
+            .post(
+                "/enrollments/release",
+                &[("csrf_token", "forged"), ("only", busy.udid())],
+                None,
+            )
+            .await;
+        assert_eq!(forged.status, StatusCode::FORBIDDEN, "{}", forged.body);
+        assert_eq!(stuck(app).await.len(), 2, "a forged form releases nothing");
+
+        // One device's button.
+        let done = web
+            .post(
+                "/enrollments/release",
+                &[
+                    ("csrf_token", csrf.as_str()),
+                    ("udid", silent.udid()),
+                    ("only", busy.udid()),
+                ],
+                None,
+            )
+            .await;
+        assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+        assert_eq!(done.location(), "/enrollments?stuck=1");
+        common::mdm::pushed(&mdm, busy.udid()).await;
+        assert!(!busy.status().awaiting_configuration);
+        let left: Vec<Value> = stuck(app).await;
+        assert_eq!(left.len(), 1, "{left:?}");
+        assert_eq!(left[0]["udid"], silent.udid(), "only the button's device");
+
+        // The selection; the silent device stays stuck (it does not ask for DeviceConfigured)
+        // but its initial commands are cancelled.
+        let done = web
+            .post(
+                "/enrollments/release",
+                &[("csrf_token", csrf.as_str()), ("udid", silent.udid())],
+                None,
+            )
+            .await;
+        assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+        let left = stuck(app).await;
+        assert_eq!(left[0]["reason"]["kind"], "no_check_in", "{left:?}");
+        let (_, audit) = app.json(Method::GET, "/api/v1/audit", None).await;
+        let releases: Vec<&Value> = audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == "enrollment.release")
+            .collect();
+        assert_eq!(releases.len(), 2, "{audit}");
+        assert!(
+            releases.iter().all(|e| e["actor"] == "admin:alice"),
+            "{audit}"
+        );
+        let page = web.get("/enrollments?stuck=1").await;
+        assert!(
+            page.body
+                .contains("<strong>1 device: stuck in Setup Assistant.</strong>"),
+            "{}",
+            page.body
+        );
+        mdm.app.stop().await;
     }
 }

@@ -12,7 +12,8 @@ use guardmdm_mdm_protocol::MAX_COMMAND_BYTES;
 use guardmdm_service::ServiceError;
 use guardmdm_service::command_spec::CommandSpec;
 use guardmdm_service::mdm::{
-    CommandStatus, CommandView, EnrollmentStatus, EnrollmentView, NewCommandRequest, PushStatus,
+    CommandStatus, CommandView, EnrollmentStatus, EnrollmentView, MAX_STUCK_LIST,
+    NewCommandRequest, PushStatus, StuckDevice,
 };
 use serde::Deserialize;
 
@@ -53,12 +54,20 @@ pub(crate) struct ListQuery {
     serial: String,
     #[serde(default)]
     after: String,
+    /// `1`: only the devices stuck in Setup Assistant.
+    #[serde(default)]
+    stuck: String,
 }
 
 impl ListQuery {
+    fn stuck(&self) -> bool {
+        !self.stuck.trim().is_empty() && self.stuck.trim() != "0"
+    }
+
     fn href(&self, after: Option<&str>) -> String {
         let mut s = form_urlencoded::Serializer::new(String::new());
         for (k, v) in [
+            ("stuck", if self.stuck() { "1" } else { "" }),
             ("status", self.status.trim()),
             ("serial", self.serial.trim()),
             ("after", after.unwrap_or_default()),
@@ -130,12 +139,39 @@ pub(crate) struct StatusOption {
     selected: bool,
 }
 
+/// A device stuck in Setup Assistant, as the list shows it.
+pub(crate) struct StuckRow {
+    udid: String,
+    href: String,
+    serial: String,
+    since: String,
+    since_at: String,
+    reason: String,
+}
+
+impl From<StuckDevice> for StuckRow {
+    fn from(d: StuckDevice) -> Self {
+        Self {
+            href: enrollment_href(&d.udid),
+            serial: d.serial_number.unwrap_or_else(|| "-".to_string()),
+            since: when(d.waiting_since),
+            since_at: rfc3339(d.waiting_since),
+            reason: d.reason_text,
+            udid: d.udid,
+        }
+    }
+}
+
 #[derive(Template, WebTemplate)]
 #[template(path = "enrollments.html")]
 struct ListPage {
     chrome: Chrome,
     form: ListQuery,
     statuses: Vec<StatusOption>,
+    /// Showing only the stuck devices (`?stuck=1`).
+    stuck_only: bool,
+    stuck: Vec<StuckRow>,
+    stuck_after: String,
     rows: Vec<Row>,
     caption: String,
     error: Option<String>,
@@ -149,6 +185,9 @@ pub(crate) async fn list(
     page: Page,
     Query(form): Query<ListQuery>,
 ) -> Response {
+    if form.stuck() {
+        return stuck_list(&state, &page, form).await;
+    }
     let opt = |s: &str| (!s.trim().is_empty()).then(|| s.trim().to_string());
     let (mut found, error) = match state
         .services
@@ -198,6 +237,9 @@ pub(crate) async fn list(
     let view = ListPage {
         chrome: page.chrome(NAV),
         statuses,
+        stuck_only: false,
+        stuck: Vec::new(),
+        stuck_after: String::new(),
         rows: found.iter().map(Row::from).collect(),
         caption,
         error,
@@ -206,6 +248,84 @@ pub(crate) async fn list(
         form,
     };
     (status, view).into_response()
+}
+
+fn statuses(selected: &str) -> Vec<StatusOption> {
+    EnrollmentStatus::ALL
+        .into_iter()
+        .map(|s| StatusOption {
+            value: s.as_str(),
+            label: status_label(s),
+            selected: s.as_str() == selected,
+        })
+        .collect()
+}
+
+/// `GET /enrollments?stuck=1`: the devices stuck in Setup Assistant, with why, and release
+/// buttons.
+async fn stuck_list(state: &AppState, page: &Page, form: ListQuery) -> Response {
+    let found = match state.services.mdm.stuck_devices(MAX_STUCK_LIST).await {
+        Ok(list) => list,
+        Err(e) => return error_page(page, e),
+    };
+    let n = found.len();
+    let stuck_after = super::duration_words(state.services.mdm.stuck_after());
+    let caption = match n {
+        0 => format!("No device has waited in Setup Assistant longer than {stuck_after}."),
+        1 => format!("1 device waiting in Setup Assistant longer than {stuck_after}."),
+        n => format!(
+            "{n} devices waiting in Setup Assistant longer than {stuck_after}, the longest first."
+        ),
+    };
+    let view = ListPage {
+        chrome: page.chrome(NAV),
+        statuses: statuses(&form.status),
+        stuck_only: true,
+        stuck: found.into_iter().map(StuckRow::from).collect(),
+        stuck_after,
+        rows: Vec::new(),
+        caption,
+        error: None,
+        next_href: None,
+        first_href: None,
+        form,
+    };
+    view.into_response()
+}
+
+/// `POST /enrollments/release`: releases the device of the button pressed (`only`), or
+/// every ticked one (`udid`), from Setup Assistant.
+pub(crate) async fn release(State(state): State<AppState>, page: Page, req: Request) -> Response {
+    let form = match FormData::read(req, 256 * 1024).await {
+        Ok(f) => f,
+        Err(e) => return error_page(&page, ServiceError::Invalid(e.message)),
+    };
+    let udids: Vec<String> = match form.text("only") {
+        Some(one) => vec![one.to_string()],
+        None => form
+            .all("udid")
+            .into_iter()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .map(str::to_string)
+            .collect(),
+    };
+    const BACK: &str = "/enrollments?stuck=1";
+    if udids.is_empty() {
+        return see_other(BACK, "release_none");
+    }
+    match state
+        .services
+        .mdm
+        .release_many(&page.session.actor(), &udids)
+        .await
+    {
+        Ok(outcomes) if outcomes.iter().all(|o| o.released.is_some()) => {
+            see_other(BACK, "released")
+        }
+        Ok(_) => see_other(BACK, "released_some"),
+        Err(e) => error_page(&page, e),
+    }
 }
 
 pub(crate) struct CommandRow {
@@ -518,6 +638,7 @@ mod tests {
             status: "enrolled".into(),
             serial: " C02X ".into(),
             after: "abc".into(),
+            stuck: String::new(),
         };
         assert_eq!(
             q.href(Some("U1")),
@@ -525,5 +646,10 @@ mod tests {
         );
         assert_eq!(q.href(None), "/enrollments?status=enrolled&serial=C02X");
         assert_eq!(ListQuery::default().href(None), "/enrollments");
+        let stuck = ListQuery {
+            stuck: "1".into(),
+            ..ListQuery::default()
+        };
+        assert_eq!(stuck.href(None), "/enrollments?stuck=1");
     }
 }

@@ -10,6 +10,9 @@
 //! - `GET /enrollments`: Devices > Enrolled devices. `GET /enrollments/{udid}`: one enrolled
 //!   device with its commands; `POST /enrollments/{udid}/commands` sends one
 //!   (`GET …/commands` is the command table htmx polls while one awaits its answer).
+//!   `GET /enrollments?stuck=1`: the devices stuck in Setup Assistant, with why;
+//!   `POST /enrollments/release` releases the one whose button was pressed (`only`) or the
+//!   ticked ones (`udid`).
 //! - `GET /settings/abm`: Settings > ABM Integration; `POST` there is "Generate Token" (a new
 //!   entry). Per entry, under `/settings/abm/{name}`: the page, `public-key` (the PEM),
 //!   `POST token` (the server token), `POST settings`, `GET`/`POST delete` (confirm, delete),
@@ -183,6 +186,7 @@ fn protected_pages() -> Router<AppState> {
         .route("/groups/{name}/members", post(groups::add))
         .route("/groups/{name}/members/remove", post(groups::remove))
         .route("/enrollments", get(enrollments::list))
+        .route("/enrollments/release", post(enrollments::release))
         .route("/enrollments/{udid}", get(enrollments::show))
         .route(
             "/enrollments/{udid}/commands",
@@ -423,6 +427,42 @@ pub(crate) fn push_banner(health: &PushHealth, abm_entries: usize) -> Option<Ban
     })
 }
 
+/// The banner on every page while devices are stuck in Setup Assistant (waiting longer than
+/// `stuck_after`), with the count.
+pub(crate) fn stuck_banner(count: u64, stuck_after: time::Duration) -> Option<Banner> {
+    if count == 0 {
+        return None;
+    }
+    Some(Banner {
+        subject: if count == 1 {
+            "1 device".to_string()
+        } else {
+            format!("{count} devices")
+        },
+        link: Some(("/enrollments?stuck=1", "See why, and release them")),
+        title: "stuck in Setup Assistant",
+        message: format!(
+            "Waiting for DeviceConfigured longer than {}.",
+            duration_words(stuck_after)
+        ),
+        action: "",
+        severe: false,
+        id: Some("stuck-banner"),
+    })
+}
+
+/// A duration in words: `30 minutes`, `2 hours`, `45 seconds`, `1h 30m`.
+pub(crate) fn duration_words(d: time::Duration) -> String {
+    let secs = d.whole_seconds();
+    let plural = |n: i64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
+    match secs {
+        s if s % 3600 == 0 && s > 0 => plural(s / 3600, "hour"),
+        s if s >= 3600 => format!("{}h {}m", s / 3600, (s % 3600) / 60),
+        s if s % 60 == 0 && s > 0 => plural(s / 60, "minute"),
+        s => plural(s, "second"),
+    }
+}
+
 /// What every signed-in page shows around its content.
 #[derive(Debug, Clone)]
 pub(crate) struct Chrome {
@@ -487,6 +527,27 @@ mod tests {
         assert!(!tls_banner(health(TlsHealthState::Expiring)).unwrap().severe);
         assert!(tls_banner(health(TlsHealthState::Expired)).unwrap().severe);
         assert!(tls_banner(health(TlsHealthState::Missing)).unwrap().severe);
+    }
+
+    #[test]
+    fn a_stuck_banner_with_the_count_only_when_devices_are_stuck() {
+        assert!(stuck_banner(0, time::Duration::minutes(30)).is_none());
+        let b = stuck_banner(3, time::Duration::minutes(30)).unwrap();
+        assert_eq!(
+            (b.subject.as_str(), b.title, b.message.as_str()),
+            (
+                "3 devices",
+                "stuck in Setup Assistant",
+                "Waiting for DeviceConfigured longer than 30 minutes."
+            )
+        );
+        assert_eq!(
+            stuck_banner(1, time::Duration::hours(2)).unwrap().subject,
+            "1 device"
+        );
+        assert_eq!(duration_words(time::Duration::seconds(2)), "2 seconds");
+        assert_eq!(duration_words(time::Duration::minutes(90)), "1h 30m");
+        assert_eq!(duration_words(time::Duration::hours(1)), "1 hour");
     }
 
     #[test]

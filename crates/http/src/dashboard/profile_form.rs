@@ -77,7 +77,16 @@ const TEXTS: &[(&str, &str, &str, &str)] = &[
         "text",
         "An ISO 3166-1 code in upper case, such as US; needs a language.",
     ),
+    (
+        "release_after",
+        "Release from Setup Assistant after",
+        "text",
+        "GuardMDM's own, not sent to Apple: with \"Wait for DeviceConfigured\", GuardMDM releases a device still waiting after this long (45m, 2h, 1h 30m; 5 minutes to 7 days), cancelling the initial commands it has not answered. Empty: only by hand.",
+    ),
 ];
+
+/// The text key shown with the initial commands rather than with the other texts.
+const RELEASE_AFTER: &str = "release_after";
 
 /// The flags: (key, label, GuardMDM's default, help).
 const FLAGS: &[(&str, &str, bool, &str)] = &[
@@ -183,6 +192,7 @@ fn text_of<'a>(spec: &'a ProfileSpec, key: &str) -> Option<&'a String> {
         "org_magic" => spec.org_magic.as_ref(),
         "language" => spec.language.as_ref(),
         "region" => spec.region.as_ref(),
+        "release_after" => spec.release_after.as_ref(),
         _ => None,
     }
 }
@@ -380,6 +390,7 @@ impl ProfileValues {
             skip_setup_items: (!skip.is_empty()).then_some(skip),
             initial_commands,
             minimum_os: (!minimum_os.is_empty()).then_some(minimum_os),
+            release_after: text("release_after"),
         };
         (spec, errors)
     }
@@ -521,6 +532,7 @@ impl ProfileFormView {
         let certs = inputs.certs();
         let mut skip_other = inputs.skip_other();
         let mut initial_commands = inputs.initial_commands();
+        let mut release_after = inputs.release_after();
         let minimum_os_fields = inputs.minimum_os();
         let other_errors = inputs.unclaimed_errors();
         let mut sections = vec![
@@ -559,14 +571,14 @@ impl ProfileFormView {
             sections
                 .iter_mut()
                 .flat_map(|s| s.fields.iter_mut())
-                .chain([&mut skip_other, &mut initial_commands]),
+                .chain([&mut skip_other, &mut initial_commands, &mut release_after]),
         );
         Self {
             sections,
             skip_groups: skip_groups(&values.skip),
             skip_fields: vec![skip_other],
             skip_order: values.skip_order.clone(),
-            command_fields: vec![initial_commands],
+            command_fields: vec![initial_commands, release_after],
             errors,
             other_errors,
         }
@@ -681,6 +693,9 @@ impl<'a> Inputs<'a> {
         let mut general = Vec::new();
         let mut contacts = Vec::new();
         for (key, label, input, help) in TEXTS {
+            if *key == RELEASE_AFTER {
+                continue; // with the initial commands it concerns: `release_after`
+            }
             let f = self.field(key, label, input, (*help).to_string());
             if matches!(*key, "profile_name" | "url" | "configuration_web_url") {
                 general.push(f);
@@ -689,6 +704,17 @@ impl<'a> Inputs<'a> {
             }
         }
         (general, contacts)
+    }
+
+    /// When GuardMDM releases a device still in Setup Assistant: GuardMDM's own, shown with
+    /// the initial commands it concerns.
+    fn release_after(&mut self) -> Field {
+        let (key, label, input, help) = TEXTS
+            .iter()
+            .find(|t| t.0 == RELEASE_AFTER)
+            .copied()
+            .unwrap_or((RELEASE_AFTER, "Release after", "text", ""));
+        self.field(key, label, input, help.to_string())
     }
 
     /// A tri-state select per flag: not set (which names GuardMDM's default), yes, no.
@@ -836,6 +862,7 @@ mod tests {
                 macos: Some("14.4".into()),
                 ..Default::default()
             }),
+            release_after: Some("45m".into()),
         }
     }
 
@@ -864,7 +891,7 @@ mod tests {
     fn every_key_round_trips_through_the_form() {
         assert_eq!(
             guardmdm_service::profile_spec::SPEC_FIELDS.len(),
-            23,
+            24,
             "a new spec key needs an input here"
         );
         for spec in [

@@ -87,6 +87,18 @@ const FLASHES: &[(&str, &str)] = &[
         "A sync of this entry is already running: its progress is below.",
     ),
     (
+        "released",
+        "Released: DeviceConfigured was queued first and the devices were pushed; their unanswered initial commands were cancelled.",
+    ),
+    (
+        "released_some",
+        "Some devices were released; the others no longer wait in Setup Assistant (or are unknown).",
+    ),
+    (
+        "release_none",
+        "Nothing released: tick the devices to release first.",
+    ),
+    (
         "command_sent",
         "Command queued and the device was pushed: its result appears below when it answers.",
     ),
@@ -233,6 +245,12 @@ impl FromRequestParts<AppState> for Page {
             )),
             Err(e) => {
                 tracing::error!(error = %e, "dashboard: cannot read the push certificate for the banner")
+            }
+        }
+        match state.services.mdm.count_stuck().await {
+            Ok(n) => banners.extend(super::stuck_banner(n, state.services.mdm.stuck_after())),
+            Err(e) => {
+                tracing::error!(error = %e, "dashboard: cannot count the devices stuck in Setup Assistant for the banner")
             }
         }
         Ok(Self {

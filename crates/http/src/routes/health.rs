@@ -35,7 +35,8 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Result<Response, A
     let entries = state.services.abm_entries.list().await?;
     let push = state.services.mdm.push_certificate().await?;
     let tls = state.services.tls.snapshot().certificate;
-    let text = crate::metrics::render(&state.metrics, &entries, push.as_ref(), tls.as_ref())
+    let stuck = state.services.mdm.count_stuck().await?;
+    let text = crate::metrics::render(&state.metrics, &entries, push.as_ref(), tls.as_ref(), stuck)
         .map_err(|e| ApiError::Service(guardmdm_service::ServiceError::Internal(e.to_string())))?;
     Ok((
         [(

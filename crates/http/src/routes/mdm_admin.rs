@@ -8,7 +8,7 @@ use base64::Engine as _;
 use guardmdm_service::command_spec::CommandSpec;
 use guardmdm_service::mdm::{
     CommandView, EnrollmentView, NewCommandRequest, PushCertificateView, PushRequestView,
-    PushUpload,
+    PushUpload, ReleaseOutcome, Released, StuckDevice,
 };
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -117,6 +117,46 @@ pub(crate) async fn enrollments(
             .mdm
             .enrollments(q.status, q.serial, q.after, q.limit.unwrap_or(100))
             .await?,
+    ))
+}
+
+/// `GET /enrollments/stuck`: devices stuck in Setup Assistant, the longest waiting first.
+pub(crate) async fn stuck_enrollments(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<LimitQuery>,
+) -> Result<Json<Vec<StuckDevice>>, ApiError> {
+    Ok(Json(
+        state
+            .services
+            .mdm
+            .stuck_devices(q.limit.unwrap_or(100))
+            .await?,
+    ))
+}
+
+/// `POST /enrollments/{udid}/release`: `DeviceConfigured` now.
+pub(crate) async fn release_enrollment(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    Path(udid): Path<String>,
+) -> Result<Json<Released>, ApiError> {
+    Ok(Json(state.services.mdm.release(&actor, &udid).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReleaseBody {
+    udids: Vec<String>,
+}
+
+/// `POST /enrollments/release`: [`release_enrollment`] for each of `udids`.
+pub(crate) async fn release_enrollments(
+    State(state): State<AppState>,
+    Caller(actor): Caller,
+    ApiJson(body): ApiJson<ReleaseBody>,
+) -> Result<Json<Vec<ReleaseOutcome>>, ApiError> {
+    Ok(Json(
+        state.services.mdm.release_many(&actor, &body.udids).await?,
     ))
 }
 

@@ -79,7 +79,13 @@ pub(crate) fn api_router() -> Router<AppState> {
             get(mdm_admin::push_request).post(mdm_admin::create_push_request),
         )
         .route("/enrollments", get(mdm_admin::enrollments))
+        .route("/enrollments/stuck", get(mdm_admin::stuck_enrollments))
+        .route("/enrollments/release", post(mdm_admin::release_enrollments))
         .route("/enrollments/{udid}", get(mdm_admin::enrollment))
+        .route(
+            "/enrollments/{udid}/release",
+            post(mdm_admin::release_enrollment),
+        )
         .route(
             "/enrollments/{udid}/commands",
             get(mdm_admin::commands).post(mdm_admin::send_command),

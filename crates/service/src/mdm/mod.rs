@@ -14,6 +14,7 @@ mod push;
 mod push_health;
 mod push_queue;
 mod push_request;
+mod setup_assistant;
 
 use std::sync::Arc;
 
@@ -36,6 +37,7 @@ pub use push::{
 pub use push_health::{PushCertificateState, PushHealth, push_certificate_health};
 pub use push_queue::PushStatus;
 pub use push_request::PushRequestView;
+pub use setup_assistant::{MAX_STUCK_LIST, ReleaseOutcome, Released, SkippedCommand, StuckDevice};
 
 /// How long a SCEP challenge handed out in an enrollment profile stays valid.
 pub const CHALLENGE_TTL: time::Duration = time::Duration::hours(1);
@@ -64,6 +66,8 @@ pub struct MdmSettings {
     pub scep_single_des: bool,
     /// How much a device may send.
     pub limits: DeviceLimits,
+    /// A device waiting in Setup Assistant longer than this is stuck (`--stuck-after`).
+    pub stuck_after: time::Duration,
 }
 
 /// How much a device may send on the check-in and command URLs. The HTTP layer refuses a
@@ -115,6 +119,7 @@ impl MdmSettings {
             push: PushSettings::default(),
             scep_single_des: false,
             limits: DeviceLimits::default(),
+            stuck_after: crate::setup_assistant::DEFAULT_STUCK_AFTER,
         })
     }
 

@@ -77,7 +77,8 @@ const FULL_JSON: &str = r#"{
     { "request_type": "InstallProfile", "payload_base64": "PHBsaXN0Lz4=" },
     { "request_type": "DeviceInformation", "queries": ["SerialNumber", "OSVersion"] }
   ],
-  "minimum_os": { "ios": "17.5", "macos": "14.4" }
+  "minimum_os": { "ios": "17.5", "macos": "14.4" },
+  "release_after": "45m"
 }"#;
 
 // ---- parsing ----
@@ -971,4 +972,26 @@ fn minimum_os_is_checked_and_never_sent_to_apple() {
     });
     let e = one_error(&s, "minimum_os", codes::MINIMUM_OS_INVALID);
     assert!(e.message.contains("minimum_os.ipados"), "{e:?}");
+}
+
+#[test]
+fn release_after_is_a_duration_that_needs_awaiting_configuration() {
+    let mut s = spec("lab");
+    s.release_after = Some("45m".into());
+    let e = one_error(&s, "release_after", codes::RELEASE_AFTER_INVALID);
+    assert!(e.message.contains("await_device_configured: true"), "{e:?}");
+    s.await_device_configured = Some(true);
+    let v = valid(&s);
+    assert_eq!(
+        serde_json::to_value(&v.apple).unwrap().get("release_after"),
+        None,
+        "not sent to Apple"
+    );
+    s.release_after = Some("soon".into());
+    let e = one_error(&s, "release_after", codes::RELEASE_AFTER_INVALID);
+    assert!(e.message.contains("is not a duration"), "{e:?}");
+    let parsed: ProfileSpec =
+        serde_json::from_value(serde_json::json!({ "name": "lab", "release_after": "2h" }))
+            .unwrap();
+    assert_eq!(parsed.release_after.as_deref(), Some("2h"));
 }

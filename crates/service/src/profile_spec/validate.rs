@@ -41,6 +41,9 @@ pub mod codes {
     pub const INITIAL_COMMAND_INVALID: &str = "INITIAL_COMMAND_INVALID";
     /// A `minimum_os` value is not a version (GuardMDM).
     pub const MINIMUM_OS_INVALID: &str = "MINIMUM_OS_INVALID";
+    /// `release_after` is not a duration from 5 minutes to 7 days, or is given without
+    /// `await_device_configured: true` (GuardMDM).
+    pub const RELEASE_AFTER_INVALID: &str = "RELEASE_AFTER_INVALID";
 }
 
 /// Longest `profile_name` and `department`, in characters.
@@ -229,6 +232,7 @@ impl Checker {
         if let Some(Err(e)) = spec.minimum_os.as_ref().map(|m| m.validate()) {
             self.error("minimum_os", codes::MINIMUM_OS_INVALID, e.to_string());
         }
+        self.release_after(spec);
         Checked {
             url,
             configuration_web_url,
@@ -274,6 +278,21 @@ impl Checker {
         if !commands.is_empty() && spec.await_device_configured != Some(true) {
             self.warnings.push(
                 "`initial_commands` are sent right after enrollment, but Setup Assistant does not wait for them: set `await_device_configured: true` to hold the device until they are answered".into(),
+            );
+        }
+    }
+
+    fn release_after(&mut self, spec: &ProfileSpec) {
+        let Some(text) = &spec.release_after else {
+            return;
+        };
+        if let Err(message) = crate::setup_assistant::parse_release_after(text) {
+            self.error("release_after", codes::RELEASE_AFTER_INVALID, message);
+        } else if spec.await_device_configured != Some(true) {
+            self.error(
+                "release_after",
+                codes::RELEASE_AFTER_INVALID,
+                "`release_after` releases devices waiting in Setup Assistant, but they only wait with `await_device_configured: true`: set it, or remove `release_after`".into(),
             );
         }
     }

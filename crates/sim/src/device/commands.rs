@@ -90,6 +90,16 @@ pub(super) fn execute(facts: &Facts, state: &mut State, body: &[u8]) -> Result<O
     let mut effect = Effect::None;
     let answer = match dict {
         None => Answer::FormatError,
+        Some(_) if state.not_now_forever.as_deref() == Some(request_type.as_str()) => {
+            return Ok(outcome(
+                facts,
+                command_uuid,
+                request_type,
+                "NotNow",
+                Dictionary::new(),
+                Effect::None,
+            ));
+        }
         Some(_) if state.not_now > 0 => {
             state.not_now -= 1;
             return Ok(outcome(

@@ -268,6 +268,10 @@ pub(crate) struct State {
     /// A command result the server never received (dropped connection).
     cached_result: Option<(Vec<u8>, CommandRun)>,
     not_now: u32,
+    /// Answer `NotNow` to every command of this `RequestType`, forever.
+    not_now_forever: Option<String>,
+    /// Pushes no longer wake the device: it stopped checking in.
+    silent: bool,
     drop_connection: u32,
     apns: Option<ApnsSim>,
     history: Vec<CommandRun>,
@@ -557,6 +561,26 @@ impl SimDevice {
         self.state().not_now = count;
     }
 
+    /// Fault: answer `NotNow` to every command of `request_type` (e.g. an `InstallProfile` a
+    /// device cannot run in Setup Assistant), forever; other commands run. Kept across
+    /// activations. A real device asks again on its own after a `NotNow`: call
+    /// [`Self::poll`] to make it ask.
+    pub fn answer_not_now_forever(&self, request_type: &str) {
+        self.state().not_now_forever = Some(request_type.to_string());
+    }
+
+    /// Fault: the device stops checking in: pushes from an attached [`ApnsSim`] no longer
+    /// wake it (its enrollment check-ins still run when asked for). Kept across activations.
+    pub fn stop_checking_in(&self) {
+        self.state().silent = true;
+    }
+
+    /// Whether [`Self::stop_checking_in`] was called.
+    #[must_use]
+    pub fn is_silent(&self) -> bool {
+        self.state().silent
+    }
+
     /// Fault: drop the connection after running each of the next `count` commands, before
     /// its result reaches the server. The device keeps the result and delivers it at the
     /// start of its next session, as Apple's devices do.
@@ -583,6 +607,8 @@ impl SimDevice {
         let apns = state.apns.take();
         let history = std::mem::take(&mut state.history);
         let faults = (state.not_now, state.drop_connection);
+        let not_now_forever = state.not_now_forever.take();
+        let silent = state.silent;
         *state = State {
             awaiting_configuration: ade.as_ref().is_some_and(|a| a.await_device_configured),
             ade,
@@ -591,6 +617,8 @@ impl SimDevice {
             history,
             not_now: faults.0,
             drop_connection: faults.1,
+            not_now_forever,
+            silent,
             ..State::default()
         };
         Ok(activation)

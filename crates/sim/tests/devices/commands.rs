@@ -302,3 +302,28 @@ async fn removing_a_removable_mdm_profile_unenrolls_the_device() {
     assert!(status.profiles.is_empty());
     assert!(device.poll().await.is_err());
 }
+
+#[tokio::test]
+async fn not_now_forever_puts_off_one_request_type_in_every_session() {
+    let setup = Setup::new(Mode::default()).await;
+    let device = enrolled(&setup, DeviceFamily::AppleTv, json!({})).await;
+    let list = Command::new(CommandRequest::ProfileList);
+    let info = Command::new(CommandRequest::device_information_with(["UDID"]));
+    setup.mdm.enqueue(device.udid(), list.clone());
+    setup.mdm.enqueue(device.udid(), info.clone());
+    device.answer_not_now_forever("ProfileList");
+
+    for session in 0..3 {
+        let summary = device.poll().await.unwrap();
+        let statuses: Vec<&str> = summary.commands.iter().map(|c| c.status.as_str()).collect();
+        let expected: &[&str] = if session == 0 {
+            &["NotNow", "Acknowledged"]
+        } else {
+            &["NotNow"]
+        };
+        assert_eq!(statuses, expected, "session {session}");
+    }
+    let reports = setup.mdm.report(&list.command_uuid);
+    assert_eq!(reports.len(), 3);
+    assert!(reports.iter().all(|r| r.status == CommandStatus::NotNow));
+}

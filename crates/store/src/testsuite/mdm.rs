@@ -317,6 +317,7 @@ pub async fn authenticate_then_token_updates(store: Arc<dyn Store>) {
         push_magic: None,
         unlock_token: None,
         awaiting_configuration: false,
+        awaiting_since: None,
         device_info: auth.device_info.clone(),
         enrolled_at: None,
         last_seen_at: t1,
@@ -341,6 +342,7 @@ pub async fn authenticate_then_token_updates(store: Arc<dyn Store>) {
         push_magic: Some("magic-1".to_string()),
         unlock_token: Some(vec![7; 300]),
         awaiting_configuration: true,
+        awaiting_since: Some(t2),
         enrolled_at: Some(t2),
         last_seen_at: t2,
         updated_at: t2,
@@ -362,6 +364,7 @@ pub async fn authenticate_then_token_updates(store: Arc<dyn Store>) {
         push_token: Some(vec![2; 32]),
         push_magic: Some("magic-2".to_string()),
         awaiting_configuration: false,
+        awaiting_since: None,
         last_seen_at: t3,
         updated_at: t3,
         ..expected
@@ -428,6 +431,7 @@ pub async fn re_enrollment_resets_the_enrollment(store: Arc<dyn Store>) {
         push_magic: None,
         unlock_token: None,
         awaiting_configuration: false,
+        awaiting_since: None,
         device_info: json!({ "OSVersion": "18.1" }),
         enrolled_at: None,
         last_seen_at: t3,
@@ -495,14 +499,20 @@ pub async fn enrollment_status_awaiting_and_touch(store: Arc<dyn Store>) {
         .await
         .unwrap();
     let e = get(store.clone()).await;
-    assert_eq!((e.awaiting_configuration, e.updated_at), (true, t3));
+    assert_eq!(
+        (e.awaiting_configuration, e.awaiting_since, e.updated_at),
+        (true, Some(t3), t3)
+    );
     let t4 = t3 + Duration::seconds(1);
     store
         .set_awaiting_configuration("U1", false, t4)
         .await
         .unwrap();
     let e = get(store.clone()).await;
-    assert_eq!((e.awaiting_configuration, e.updated_at), (false, t4));
+    assert_eq!(
+        (e.awaiting_configuration, e.awaiting_since, e.updated_at),
+        (false, None, t4)
+    );
     let nf = store
         .set_awaiting_configuration("U-unknown", false, t4)
         .await;
@@ -636,6 +646,7 @@ pub async fn commands_are_first_in_first_out(store: Arc<dyn Store>) {
             status: CommandStatus::Queued,
             result: None,
             created_by: "admin".to_string(),
+            not_now_count: 0,
             created_at: t,
             updated_at: t,
             completed_at: None,
@@ -1090,4 +1101,170 @@ pub async fn open_commands_are_counted_per_device_and_sender(store: Arc<dyn Stor
         .unwrap();
     assert_eq!(open("U1", "setup").await, 0);
     assert_eq!(open("U2", "setup").await, 1, "U2's untouched");
+}
+
+/// An enrolled device `udid`, awaiting configuration since `at` (or not).
+async fn enrolled(store: &Arc<dyn Store>, udid: &str, awaiting: bool, at: OffsetDateTime) {
+    store
+        .record_authenticate(&authenticate(udid, Some(&format!("S-{udid}")), at))
+        .await
+        .unwrap();
+    store
+        .record_token_update(&token_update(udid, if awaiting { 1 } else { 2 }, None, at))
+        .await
+        .unwrap();
+}
+
+async fn awaiting(store: &Arc<dyn Store>, since: OffsetDateTime, limit: u32) -> Vec<String> {
+    store
+        .list_awaiting(since, limit)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.udid)
+        .collect()
+}
+
+pub async fn awaiting_devices_are_listed_counted_and_keep_their_start(store: Arc<dyn Store>) {
+    let t = now();
+    enrolled(&store, "U-late", true, t).await;
+    enrolled(&store, "U-early", true, t - Duration::minutes(40)).await;
+    enrolled(&store, "U-mid", true, t - Duration::minutes(35)).await;
+    enrolled(&store, "U-done", false, t - Duration::hours(2)).await;
+    enrolled(&store, "U-out", true, t - Duration::hours(3)).await;
+    store
+        .set_enrollment_status("U-out", EnrollmentStatus::CheckedOut, t)
+        .await
+        .unwrap();
+    store
+        .record_authenticate(&authenticate("U-auth", None, t - Duration::hours(1)))
+        .await
+        .unwrap();
+
+    let cutoff = t - Duration::minutes(30);
+    assert_eq!(
+        awaiting(&store, cutoff, 10).await,
+        ["U-early", "U-mid"],
+        "enrolled, waiting since the cutoff or before, the longest first"
+    );
+    assert_eq!(awaiting(&store, cutoff, 1).await, ["U-early"], "limit");
+    assert_eq!(store.count_awaiting(cutoff).await.unwrap(), 2);
+    assert_eq!(store.count_awaiting(t).await.unwrap(), 3);
+
+    // A later TokenUpdate still awaiting keeps when the wait began.
+    let (e, _) = store
+        .record_token_update(&token_update("U-early", 3, None, t))
+        .await
+        .unwrap();
+    assert_eq!(e.awaiting_since, Some(t - Duration::minutes(40)));
+    // DeviceConfigured acknowledged: no longer waiting.
+    store
+        .set_awaiting_configuration("U-early", false, t)
+        .await
+        .unwrap();
+    assert_eq!(awaiting(&store, cutoff, 10).await, ["U-mid"]);
+    assert_eq!(store.count_awaiting(cutoff).await.unwrap(), 1);
+}
+
+pub async fn release_cancels_open_commands_and_queues_first(store: Arc<dyn Store>) {
+    let t = now() - Duration::hours(1);
+    enrolled(&store, "U1", true, t).await;
+    enqueue(&store, "init-1", "U1", t).await;
+    enqueue(&store, "init-2", "U1", t).await;
+    enqueue(&store, "admin-1", "U1", t + Duration::seconds(1)).await;
+    enqueue(&store, "done", "U1", t).await;
+    enqueue(&store, "other", "U2", t).await;
+    let at = t + Duration::seconds(2);
+    next_is(&store, "U1", true, at, Some("init-1"), "first").await;
+    for _ in 0..2 {
+        store
+            .record_command_result("U1", "init-1", CommandStatus::NotNow, None, at)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        store
+            .command("init-1")
+            .await
+            .unwrap()
+            .unwrap()
+            .not_now_count,
+        2,
+        "NotNow answers are counted"
+    );
+    store
+        .record_command_result("U1", "done", CommandStatus::Acknowledged, None, at)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .open_commands("U1")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| c.uuid)
+            .collect::<Vec<_>>(),
+        ["init-1", "init-2", "admin-1"],
+        "open commands in queue order"
+    );
+
+    let release = |udid: &str, uuid: &str| crate::Release {
+        udid: udid.to_string(),
+        cancel: vec![
+            "init-1".to_string(),
+            "init-2".to_string(),
+            "done".to_string(),
+        ],
+        command: NewCommand {
+            request_type: "DeviceConfigured".to_string(),
+            created_by: "admin".to_string(),
+            ..command(uuid, udid, at)
+        },
+        audit: audit("enrollment.release", udid),
+    };
+    let queued = store
+        .release_enrollment(&release("U1", "dc"))
+        .await
+        .unwrap();
+    assert_eq!(queued.status, CommandStatus::Queued);
+    assert_eq!(
+        queued.created_at,
+        t + Duration::seconds(1) - Duration::microseconds(1)
+    );
+    assert_eq!(status_of(&store, "init-1").await, "cancelled");
+    assert_eq!(status_of(&store, "init-2").await, "cancelled");
+    assert_eq!(
+        status_of(&store, "done").await,
+        "acknowledged",
+        "answered: kept"
+    );
+    assert_eq!(
+        status_of(&store, "admin-1").await,
+        "queued",
+        "not listed: kept"
+    );
+    assert_eq!(status_of(&store, "other").await, "queued");
+    assert_eq!(actions(&store).await, ["enrollment.release"]);
+    next_is(&store, "U1", true, at, Some("dc"), "DeviceConfigured first").await;
+    next_is(&store, "U1", false, at, Some("admin-1"), "then the rest").await;
+    next_is(&store, "U1", false, at, None, "cancelled are never sent").await;
+    assert_eq!(
+        store.count_open_commands("U1", "admin").await.unwrap(),
+        2,
+        "cancelled commands are not open"
+    );
+
+    enrolled(&store, "U3", false, t).await;
+    let err = store
+        .release_enrollment(&release("U3", "dc3"))
+        .await
+        .expect_err("not waiting");
+    assert!(err.is_conflict(), "{err:?}");
+    let err = store
+        .release_enrollment(&release("U-unknown", "dc4"))
+        .await
+        .expect_err("unknown");
+    assert!(matches!(err, StoreError::NotFound), "{err:?}");
+    assert_eq!(store.command("dc3").await.unwrap(), None, "nothing written");
+    assert_eq!(actions(&store).await, ["enrollment.release"]);
 }
