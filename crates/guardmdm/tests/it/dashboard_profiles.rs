@@ -566,6 +566,55 @@ async fn os_defaults_groups_and_csv_uploads() {
             )
             .await;
         assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+
+        // The minimum OS at enrollment, per OS, on the same page: saved, refused with the
+        // reason next to what was typed, cleared.
+        assert!(
+            defaults
+                .body
+                .contains("action=\"/os-defaults/macos/minimum\""),
+            "{}",
+            defaults.body
+        );
+        let saved = web
+            .post(
+                "/os-defaults/ios/minimum",
+                &[("csrf_token", &csrf), ("minimum", "17.5")],
+                None,
+            )
+            .await;
+        assert_eq!(saved.status, StatusCode::SEE_OTHER);
+        assert!(saved.set_cookies()[0].starts_with("guardmdm_flash=minimum_saved;"));
+        let (_, minimums) = app.json(Method::GET, "/api/v1/minimum-os", None).await;
+        assert_eq!(minimums[0]["os"], "ios", "{minimums}");
+        assert_eq!(minimums[0]["minimum"], "17.5", "{minimums}");
+        let refused = web
+            .post(
+                "/os-defaults/macos/minimum",
+                &[("csrf_token", &csrf), ("minimum", "fourteen")],
+                None,
+            )
+            .await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+        assert_contains(
+            &refused,
+            &[
+                "value=\"fourteen\"",
+                "aria-invalid=\"true\"",
+                "value=\"17.5\"",
+            ],
+        );
+        let cleared = web
+            .post(
+                "/os-defaults/ios/minimum",
+                &[("csrf_token", &csrf), ("minimum", "")],
+                None,
+            )
+            .await;
+        assert_eq!(cleared.status, StatusCode::SEE_OTHER);
+        let (_, minimums) = app.json(Method::GET, "/api/v1/minimum-os", None).await;
+        assert!(minimums[0]["minimum"].is_null(), "{minimums}");
+
         let iphones = devices.iter().filter(|d| d.os == "iOS").count();
         assert!(iphones > 0);
         let mut resolved = Vec::new();

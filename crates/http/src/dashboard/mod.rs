@@ -172,6 +172,7 @@ fn protected_pages() -> Router<AppState> {
         .route("/profiles/{name}/assign", post(profiles::assign))
         .route("/os-defaults", get(os_defaults::show))
         .route("/os-defaults/{os}", post(os_defaults::save))
+        .route("/os-defaults/{os}/minimum", post(os_defaults::save_minimum))
         .route("/groups", get(groups::list))
         .route("/groups/new", get(groups::new_form).post(groups::create))
         .route("/groups/{name}", get(groups::show))

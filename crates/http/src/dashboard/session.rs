@@ -52,6 +52,10 @@ const FLASHES: &[(&str, &str)] = &[
         "default_saved",
         "OS default saved: devices are resolved again and assigned at Apple.",
     ),
+    (
+        "minimum_saved",
+        "Minimum OS saved: it applies to the next enrollments.",
+    ),
     ("group_created", "Group created."),
     (
         "group_saved",
