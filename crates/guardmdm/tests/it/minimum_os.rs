@@ -221,3 +221,50 @@ async fn minimums_are_set_listed_and_cleared_from_the_cli() {
     assert_eq!(row(&out.stdout, "iOS "), "(none)");
     app.stop().await;
 }
+
+/// A profile's own minimum wins over the global one for the devices given that profile.
+#[tokio::test]
+async fn a_profiles_minimum_wins_over_the_global_one() {
+    let backend = common::backends().into_iter().next().unwrap();
+    let mdm = setup(backend).await;
+    let app = &mdm.app;
+    let serials = buy(&mdm, 1).await;
+    let (status, _) = app
+        .json(
+            Method::PUT,
+            "/api/v1/minimum-os/ios",
+            Some(json!({ "minimum": "17.5" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // The iOS default profile of the setup, now asking for 18.2.
+    let (status, updated) = app
+        .json(
+            Method::PUT,
+            "/api/v1/profiles/phones",
+            Some(json!({
+                "name": "phones",
+                "await_device_configured": true,
+                "minimum_os": { "ios": "18.2" }
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{updated}");
+    // On 17.5 it meets the global minimum, not its profile's.
+    let device = SimDevice::with_options(
+        &app.abm.sim,
+        &serials[0],
+        &mdm.ca,
+        on_ios("17.5", "21F79", true),
+    )
+    .unwrap();
+    let report = device.enroll_and_run(&app.abm.sim).await.unwrap();
+    assert!(report.enrolled, "{report:?}");
+    assert_eq!(report.os_updates, ["18.2"]);
+    let shown = detail(app, &serials[0]).await;
+    assert_eq!(
+        shown["os_updates"][0]["required_version"], "18.2",
+        "{shown}"
+    );
+    mdm.app.stop().await;
+}
