@@ -169,6 +169,14 @@ async fn stuck_devices_are_listed_with_why_counted_and_released() {
         // Released by the API: DeviceConfigured goes first, InstallProfile is cancelled, and
         // the device leaves Setup Assistant.
         assert!(busy.status().awaiting_configuration);
+        let (_, waiting) = app
+            .json(
+                Method::GET,
+                &format!("/api/v1/enrollments/{}", busy.udid()),
+                None,
+            )
+            .await;
+        assert!(waiting["awaiting_since"].is_string(), "{waiting}");
         let (status, released) = app
             .json(
                 Method::POST,
@@ -209,6 +217,7 @@ async fn stuck_devices_are_listed_with_why_counted_and_released() {
             )
             .await;
         assert_eq!(e["awaiting_configuration"], false, "{e}");
+        assert!(e["awaiting_since"].is_null(), "{e}");
         let (_, audit) = app.json(Method::GET, "/api/v1/audit", None).await;
         let event = audit
             .as_array()

@@ -95,7 +95,7 @@ pub(crate) struct Row {
     last_seen: String,
     last_seen_at: String,
     pushable: &'static str,
-    awaiting: &'static str,
+    awaiting: String,
     push: String,
     push_class: String,
 }
@@ -115,7 +115,10 @@ impl From<&EnrollmentView> for Row {
             last_seen: when(e.last_seen_at),
             last_seen_at: rfc3339(e.last_seen_at),
             pushable: yes_no(e.pushable),
-            awaiting: yes_no(e.awaiting_configuration),
+            awaiting: match (e.awaiting_configuration, e.awaiting_since) {
+                (true, Some(since)) => format!("yes, since {}", when(since)),
+                (waiting, _) => yes_no(waiting).to_string(),
+            },
             push: push_label(&e.push),
             push_class: e.push.state.clone(),
         }
@@ -458,7 +461,7 @@ async fn device_page(
         ),
         ("Last seen", row.last_seen.clone()),
         ("Pushable", row.pushable.to_string()),
-        ("Awaiting configuration", row.awaiting.to_string()),
+        ("Awaiting configuration", row.awaiting.clone()),
         ("Push", row.push.clone()),
         (
             "Last push attempt",

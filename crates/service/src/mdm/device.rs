@@ -94,6 +94,9 @@ pub struct EnrollmentView {
     pub status: EnrollmentStatus,
     /// Waiting in Setup Assistant for `DeviceConfigured`.
     pub awaiting_configuration: bool,
+    /// Since when it waits there; `None` while it does not.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub awaiting_since: Option<OffsetDateTime>,
     /// Whether APNs can reach it (it sent a push token).
     pub pushable: bool,
     /// What it said about itself at `Authenticate`.
@@ -126,6 +129,7 @@ impl From<Enrollment> for EnrollmentView {
             serial_number: e.serial_number,
             status: e.status,
             awaiting_configuration: e.awaiting_configuration,
+            awaiting_since: e.awaiting_since,
             device_info: e.device_info,
             enrolled_at: e.enrolled_at,
             last_seen_at: e.last_seen_at,
